@@ -1,0 +1,7 @@
+"""pymon: a network and process monitoring daemon."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

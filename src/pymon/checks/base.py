@@ -1,0 +1,55 @@
+"""What every check receives: a CheckContext with its seams (clock, resolver, HTTP session)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from pymon.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["CheckContext", "Resolver", "SessionFactory", "SystemResolver"]
+
+
+class Resolver(Protocol):
+    """Turns a host name into addresses; a fake one makes DNS failures testable."""
+
+    async def resolve(self, host: str) -> list[str]:
+        """The IP addresses of ``host``; raises OSError when it does not resolve."""
+        ...
+
+
+class SystemResolver:
+    """The operating system's resolver, run off the event loop by asyncio."""
+
+    async def resolve(self, host: str) -> list[str]:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, None, type=socket.SOCK_STREAM
+        )
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+SessionFactory = Callable[[], Awaitable["aiohttp.ClientSession"]]
+"""Returns the shared aiohttp session (one per daemon, so checks share a connector)."""
+
+
+@dataclass
+class CheckContext:
+    """Per-run context handed to a check function.
+
+    ``stage`` is set by the check as it goes ("connecting", "reading body"...), so a
+    timeout can say where the target stopped answering.
+    """
+
+    timeout: float
+    http_session: SessionFactory
+    clock: Clock = field(default_factory=SystemClock)
+    resolver: Resolver = field(default_factory=SystemResolver)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("pymon.checks"))
+    stage: str = "starting"

@@ -1,0 +1,38 @@
+"""The clock seam: real time in production, a fake one in tests so they never sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+__all__ = ["Clock", "SystemClock"]
+
+
+class Clock(Protocol):
+    """Where pymon reads the time and waits."""
+
+    def time(self) -> float:
+        """Wall-clock seconds since the epoch (for timestamps people read)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for scheduling and durations)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` on this clock."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

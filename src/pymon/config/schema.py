@@ -1,0 +1,235 @@
+"""Pydantic models of the config file.
+
+Services are validated in two parts (see ``load.py``): the keys every service has
+(``ServiceCommon``) and the keys of its check type, validated by the spec model the
+check registry names for that ``type``. So a new check type needs no change here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from pymon.config.ranges import RangeSet, parse_ranges
+from pymon.model import Status
+
+__all__ = [
+    "DEFAULT_FLAP_GUARD",
+    "CheckSpec",
+    "Config",
+    "Defaults",
+    "Duration",
+    "FlapGuard",
+    "InstanceConfig",
+    "LogConfig",
+    "MetricThresholds",
+    "Ranged",
+    "SchedulerConfig",
+    "ServiceCommon",
+    "ServiceConfig",
+    "StorageConfig",
+    "WebConfig",
+    "parse_duration",
+]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``500ms``, ``30s``, ``5m``, ``1h``, ``1h30m``, or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m or 1h, not a boolean")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        pos, seconds = 0, 0.0
+        for m in _DURATION_PART.finditer(text):
+            if m.start() != pos:
+                break
+            seconds += float(m[1]) * _UNITS[m[2]]
+            pos = m.end()
+        if pos != len(text) or not text:
+            try:
+                seconds = float(text)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a duration (use e.g. 500ms, 30s, 5m, 1h, 1h30m)"
+                ) from None
+    else:
+        raise ValueError(f"expected a duration such as 30s, got {value!r}")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds, written in config as ``500ms``, ``30s``, ``5m``, ``1h``."""
+
+Ranged = Annotated[
+    RangeSet,
+    BeforeValidator(lambda v: v if isinstance(v, RangeSet) else parse_ranges(v)),
+    PlainSerializer(str, return_type=str),
+]
+"""A ranged value such as ``"200-299, 304"`` (see ``ranges.py``)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class CheckSpec(_Strict):
+    """Base of every check type's own keys (``host``, ``port``, ``url``...)."""
+
+
+class MetricThresholds(_Strict):
+    """Ranges that map one metric's value to a status; checked ok, warn, error, failed.
+
+    A value in no range is ``unknown`` when ``ok`` is given, else ``ok`` (so
+    ``{warn: "500-1999", error: "2000+"}`` needs no ``ok``).
+    """
+
+    ok: Ranged | None = None
+    warn: Ranged | None = None
+    error: Ranged | None = None
+    failed: Ranged | None = None
+
+    def classify(self, value: float) -> Status:
+        """The status ``value`` falls into."""
+        for status, ranges in (
+            (Status.OK, self.ok),
+            (Status.WARN, self.warn),
+            (Status.ERROR, self.error),
+            (Status.FAILED, self.failed),
+        ):
+            if ranges is not None and value in ranges:
+                return status
+        return Status.UNKNOWN if self.ok is not None else Status.OK
+
+
+DEFAULT_FLAP_GUARD: Mapping[Status, int] = {
+    Status.OK: 2,
+    Status.WARN: 3,
+    Status.ERROR: 3,
+    Status.FAILED: 3,
+    Status.UNKNOWN: 3,
+}
+
+
+class FlapGuard(_Strict):
+    """Results in a row before a status is confirmed (Nagios's max check attempts)."""
+
+    ok: int = Field(default=DEFAULT_FLAP_GUARD[Status.OK], ge=1)
+    warn: int = Field(default=DEFAULT_FLAP_GUARD[Status.WARN], ge=1)
+    error: int = Field(default=DEFAULT_FLAP_GUARD[Status.ERROR], ge=1)
+    failed: int = Field(default=DEFAULT_FLAP_GUARD[Status.FAILED], ge=1)
+    unknown: int = Field(default=DEFAULT_FLAP_GUARD[Status.UNKNOWN], ge=1)
+
+    def count_for(self, status: Status) -> int:
+        """How many results in a row confirm ``status`` (1 for disabled)."""
+        return int(getattr(self, status.value, 1))
+
+
+class ServiceCommon(_Strict):
+    """The keys every service has, whatever its check type."""
+
+    name: str = Field(min_length=1, max_length=200)
+    type: str
+    description: str = ""
+    interval: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+    enabled: bool = True
+    notify: list[str] | Literal[False] | None = None
+    thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)
+    flap_guard: FlapGuard = Field(default_factory=FlapGuard)
+    depends_on: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+
+class ServiceConfig(ServiceCommon):
+    """A fully validated service: common keys plus ``check``, its type's spec.
+
+    ``thresholds`` here are effective: the check type's defaults, then ``defaults``,
+    then the service's own, merged per metric.
+    """
+
+    check: CheckSpec
+
+
+class Defaults(_Strict):
+    """Values every service inherits unless it sets its own.
+
+    Besides the keys below, a section named after a check type (``http:``,
+    ``tcp:``...) holds defaults for that type's own keys; ``load.py`` applies them.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    interval: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+    notify: list[str] | Literal[False] | None = None
+    thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)
+    flap_guard: FlapGuard = Field(default_factory=FlapGuard)
+    tags: list[str] = Field(default_factory=list)
+
+
+class InstanceConfig(_Strict):
+    """Who this pymon is: shown in pages, subjects and service URIs."""
+
+    name: str = "pymon"
+    organization: str = ""
+
+
+class LogConfig(_Strict):
+    """Logging: Python's levels, to standard error."""
+
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+
+class StorageConfig(_Strict):
+    """Where state, history and events persist (SQLite file or PostgreSQL URL)."""
+
+    url: str = "sqlite:///pymon-data/pymon.db"
+    history: int = Field(default=1000, ge=1, le=1_000_000)
+    flush_interval: Duration = Field(default=0.5, gt=0)
+
+
+class WebConfig(_Strict):
+    """The HTTP server for the API and (later) the dashboard."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+    base_path: str = ""
+
+    def host_port(self) -> tuple[str, int]:
+        """``listen`` split into host and port."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class SchedulerConfig(_Strict):
+    """How many checks may run at once, over all services."""
+
+    concurrency: int = Field(default=1000, ge=1, le=100_000)
+
+
+class Config(_Strict):
+    """A whole, validated config. Built only by ``load.py``; never mutated."""
+
+    instance: InstanceConfig = Field(default_factory=InstanceConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    defaults: Defaults = Field(default_factory=Defaults)
+    services: tuple[ServiceConfig, ...] = ()
+    source: str = ""
+    checksum: str = ""
+
+    def service(self, name: str) -> ServiceConfig | None:
+        """The service called ``name``, if any."""
+        return next((s for s in self.services if s.name == name), None)

@@ -1,0 +1,52 @@
+"""The exception tree of pymon.
+
+::
+
+    PymonError                  anything pymon raises on purpose
+    ├── ConfigError             a config file that cannot be used; carries every ConfigIssue
+    ├── CheckSetupError         a check that cannot run at all here (e.g. no ICMP permission)
+    └── StoreError              the store cannot be opened or written
+
+A check never raises for a bad *target*: a refused connection, a timeout or a
+garbage answer is a CheckResult with status ``failed`` or ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CheckSetupError", "ConfigError", "ConfigIssue", "PymonError", "StoreError"]
+
+
+class PymonError(Exception):
+    """Base of every error pymon raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One thing wrong in a config file, located by file, line and key path."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(PymonError):
+    """A config that failed to load; ``issues`` lists every problem found, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+class CheckSetupError(PymonError):
+    """A check that cannot run on this machine at all, whatever the target does."""
+
+
+class StoreError(PymonError):
+    """The store could not be opened, read or written."""

@@ -1,0 +1,129 @@
+"""Frozen value types that flow through pymon: Status, CheckResult, ServiceState, Event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["CheckResult", "Event", "EventKind", "ServiceState", "Status"]
+
+class Status(StrEnum):
+    """What a service is, as the operator reads it.
+
+    ``failed`` means the check got no answer at all (refused, timeout, no route);
+    ``error`` means it got an answer and the answer was bad.
+    """
+
+    OK = "ok"
+    WARN = "warn"
+    ERROR = "error"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    DISABLED = "disabled"
+
+    @property
+    def severity(self) -> int:
+        """Rank for "the worst status wins": disabled < ok < unknown < warn < error < failed."""
+        return _SEVERITY[self]
+
+    @property
+    def is_problem(self) -> bool:
+        """True for the statuses that mean something is wrong."""
+        return self in (Status.WARN, Status.ERROR, Status.FAILED, Status.UNKNOWN)
+
+    @staticmethod
+    def worst(*statuses: Status) -> Status:
+        """The most severe of ``statuses`` (ok when given none)."""
+        return max(statuses, key=_SEVERITY.__getitem__, default=Status.OK)
+
+
+_SEVERITY = {
+    Status.DISABLED: 0,
+    Status.OK: 1,
+    Status.UNKNOWN: 2,
+    Status.WARN: 3,
+    Status.ERROR: 4,
+    Status.FAILED: 5,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one run of a check found.
+
+    ``status`` is the check's own verdict (``failed`` for no answer, ``error`` for a
+    bad answer it can judge itself, else ``ok``); thresholds are applied later by
+    the rules. ``started_at`` is wall-clock epoch seconds; ``duration`` is seconds.
+    """
+
+    status: Status
+    message: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    started_at: float = 0.0
+    duration: float = 0.0
+
+
+class EventKind(StrEnum):
+    """Kinds of events the rules emit; events happen only on transitions."""
+
+    CHANGED = "changed"  # the status differs from the previous result's
+    CONFIRMED = "confirmed"  # the flap guard count was reached: a new confirmed status
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A transition of one service, as stored, logged and shown."""
+
+    service: str
+    kind: EventKind
+    at: float
+    status: Status
+    previous: Status
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """Everything pymon knows about one service right now.
+
+    ``count`` is the number of results in a row with ``status``. ``confirmed_status``
+    is the last status that reached its flap guard count (the "hard" state);
+    ``confirmed`` says whether ``status`` is that status. ``last_by_status`` maps a
+    status name to the time of the last result with it. ``seq`` numbers the results.
+    """
+
+    name: str
+    status: Status = Status.UNKNOWN
+    previous_status: Status = Status.UNKNOWN
+    confirmed_status: Status = Status.UNKNOWN
+    confirmed: bool = False
+    recovering: bool = False
+    count: int = 0
+    message: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    last_check: float | None = None
+    last_change: float | None = None
+    last_duration: float = 0.0
+    last_by_status: Mapping[str, float] = field(default_factory=dict)
+    seq: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, as the API and the store show it."""
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "previous_status": self.previous_status.value,
+            "confirmed_status": self.confirmed_status.value,
+            "confirmed": self.confirmed,
+            "recovering": self.recovering,
+            "count": self.count,
+            "message": self.message,
+            "metrics": dict(self.metrics),
+            "last_check": self.last_check,
+            "last_change": self.last_change,
+            "last_duration": self.last_duration,
+            "last_by_status": dict(self.last_by_status),
+            "seq": self.seq,
+        }

@@ -1,0 +1,66 @@
+"""The Store protocol: what the engine needs from persistence, whatever the backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pymon.model import Event, ServiceState, Status
+
+__all__ = ["ResultRecord", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """One check run as kept in a service's bounded history.
+
+    ``status`` is the final status (after thresholds); ``lateness`` is how long after
+    its due time the run started, in seconds.
+    """
+
+    service: str
+    seq: int
+    status: Status
+    message: str
+    metrics: Mapping[str, float]
+    started_at: float
+    duration: float
+    lateness: float
+
+
+class Store(Protocol):
+    """Durable state, bounded result history and events.
+
+    ``write`` is called with batches (the engine batches; a store never sees one
+    call per check). Within one ``write`` everything lands in one transaction.
+    """
+
+    async def open(self) -> None:
+        """Connect and create the schema if it is missing."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; pending writes were already awaited by the caller."""
+        ...
+
+    async def load_states(self) -> dict[str, ServiceState]:
+        """The last persisted state of every service, keyed by name."""
+        ...
+
+    async def write(
+        self,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+    ) -> None:
+        """Persist a batch atomically: upsert states, add results and events."""
+        ...
+
+    async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
+        """The newest ``limit`` results of ``service``, newest first."""
+        ...
+
+    async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
+        """The newest ``limit`` events (of one service if given), newest first."""
+        ...
