@@ -89,7 +89,8 @@ class ServiceState:
     """Everything pymon knows about one service right now.
 
     ``count`` is the number of results in a row with ``status``. ``confirmed_status``
-    is the last status that reached its flap guard count (the "hard" state);
+    is the last status that reached its flap guard count (the "hard" state; None
+    until one has);
     ``confirmed`` says whether ``status`` is that status. ``last_by_status`` maps a
     status name to the time of the last result with it. ``seq`` numbers the results.
     """
@@ -97,7 +98,7 @@ class ServiceState:
     name: str
     status: Status = Status.UNKNOWN
     previous_status: Status = Status.UNKNOWN
-    confirmed_status: Status = Status.UNKNOWN
+    confirmed_status: Status | None = None
     confirmed: bool = False
     recovering: bool = False
     count: int = 0
@@ -115,7 +116,7 @@ class ServiceState:
             "name": self.name,
             "status": self.status.value,
             "previous_status": self.previous_status.value,
-            "confirmed_status": self.confirmed_status.value,
+            "confirmed_status": None if self.confirmed_status is None else self.confirmed_status.value,
             "confirmed": self.confirmed,
             "recovering": self.recovering,
             "count": self.count,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from typing import Protocol
+
+import icmplib
 from pydantic import Field
 
 from pymon.checks import register
 from pymon.checks.base import CheckContext
+from pymon.checks.tcp import resolve_host
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, Duration, MetricThresholds
-from pymon.model import CheckResult
+from pymon.errors import CheckSetupError
+from pymon.model import CheckResult, Status
+
+__all__ = ["PING_LOSS", "PingSpec", "check_ping"]
 
 # The original pymon's table, as loss instead of replies: ok 96-100 % replies...
 PING_LOSS = MetricThresholds(
@@ -17,6 +25,22 @@ PING_LOSS = MetricThresholds(
     error=parse_ranges("75-99.99"),
     failed=parse_ranges("100"),
 )
+
+# icmplib waits for each reply in turn, so the whole run takes up to
+# count * reply timeout + (count - 1) * interval; this share of what is left of the
+# check's timeout goes to that, the rest is margin for building the result.
+_BUDGET_SHARE = 0.8
+# Below this a reply from a healthy host on a busy network would count as lost.
+_MIN_REPLY_TIMEOUT = 0.05
+
+
+class _Host(Protocol):
+    """The part of icmplib's (untyped) Host result this check reads."""
+
+    packets_sent: int
+    packets_received: int
+    avg_rtt: float
+    max_rtt: float
 
 
 class PingSpec(CheckSpec):
@@ -27,7 +51,62 @@ class PingSpec(CheckSpec):
     packet_interval: Duration = Field(default=0.2, gt=0)
 
 
+async def _ping(address: str, spec: PingSpec, reply_timeout: float) -> _Host:
+    """icmplib's Host for ``address``, over a raw socket when root, else a datagram one."""
+    attempts = [True, False] if os.geteuid() == 0 else [False]
+    for privileged in attempts:
+        try:
+            host: _Host = await icmplib.async_ping(
+                address,
+                count=spec.count,
+                interval=spec.packet_interval,
+                timeout=reply_timeout,
+                privileged=privileged,
+            )
+        except icmplib.SocketPermissionError:
+            # Root without CAP_NET_RAW (a container) may still have ICMP datagram sockets.
+            continue
+        return host
+    raise CheckSetupError(
+        "ICMP needs root (or CAP_NET_RAW), or net.ipv4.ping_group_range to include "
+        f"group {os.getegid()}"
+    )
+
+
 @register("ping", PingSpec, {"loss_pct": PING_LOSS})
 async def check_ping(spec: PingSpec, ctx: CheckContext) -> CheckResult:
     """Send ``count`` ICMP echo requests to ``host``."""
-    raise NotImplementedError
+    t0 = ctx.clock.monotonic()
+    try:
+        address = (await resolve_host(spec.host, ctx))[0]
+    except OSError as exc:
+        return CheckResult(Status.FAILED, f"cannot resolve {spec.host}: {exc.strerror or exc}")
+    left = ctx.timeout - (ctx.clock.monotonic() - t0)
+    budget = left * _BUDGET_SHARE - (spec.count - 1) * spec.packet_interval
+    reply_timeout = max(budget / spec.count, _MIN_REPLY_TIMEOUT)
+    ctx.stage = f"sending {spec.count} echo requests to {address}"
+    if budget < spec.count * _MIN_REPLY_TIMEOUT:
+        ctx.stage += (
+            f" (count {spec.count} at packet_interval {spec.packet_interval:g}s"
+            f" cannot finish within the {ctx.timeout:g}s timeout)"
+        )
+    try:
+        host = await _ping(address, spec, reply_timeout)
+    except icmplib.ICMPLibError as exc:
+        return CheckResult(Status.FAILED, f"cannot ping {address}: {exc}")
+    sent, received = host.packets_sent, host.packets_received
+    where = spec.host if address == spec.host else f"{spec.host} ({address})"
+    if sent == 0:
+        return CheckResult(Status.FAILED, f"could not send any echo request to {where}")
+    loss = round(100.0 * (sent - received) / sent, 2)
+    if received == 0:
+        return CheckResult(
+            Status.FAILED, f"no reply from {where} ({sent} sent)", {"loss_pct": loss}
+        )
+    avg, peak = host.avg_rtt, host.max_rtt
+    return CheckResult(
+        Status.OK,
+        f"{received}/{sent} replies from {where}, {loss:g}% loss, "
+        f"rtt avg {avg:.3g} ms, max {peak:.3g} ms",
+        {"loss_pct": loss, "rtt_avg_ms": round(avg, 3), "rtt_max_ms": round(peak, 3)},
+    )

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
+import re
+
 from pydantic import Field
 
 from pymon.checks import register
 from pymon.checks.base import CheckContext
 from pymon.config.schema import CheckSpec
-from pymon.model import CheckResult
+from pymon.model import CheckResult, Status
+
+__all__ = ["TcpSpec", "check_tcp", "resolve_host", "unescape"]
+
+# A banner or reply is short; a peer streaming more than this without the expected
+# text is judged on what it sent so far instead of filling memory.
+MAX_REPLY = 64 * 1024
+
+# Once a reply without the expected text has arrived, wait this long (at most a
+# quarter of the timeout, so the verdict comes before it) for the rest of it, which
+# may come in several segments; the expected text showing up ends the wait at once.
+REPLY_SETTLE = 0.5
+
+_CLOSE_GRACE = 1.0
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 class TcpSpec(CheckSpec):
@@ -19,7 +39,128 @@ class TcpSpec(CheckSpec):
     expect: str | None = None
 
 
+def unescape(text: str) -> str:
+    r"""``\n``, ``\r``, ``\t`` and ``\\`` turned into the characters; other backslashes kept.
+
+    So ``send: 'QUIT\r\n'`` works in any YAML quoting and on the command line, where
+    the shell leaves the backslashes alone.
+    """
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m[1], m[0]), text)
+
+
+async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
+    """The addresses to try for ``host``: itself when it is an IP literal, else ``ctx.resolver``'s.
+
+    Raises OSError when the name does not resolve (or resolves to nothing).
+    """
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    ctx.stage = f"resolving {host}"
+    addresses = await ctx.resolver.resolve(host)
+    if not addresses:
+        raise OSError("no addresses")
+    return addresses
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _preview(data: bytes, limit: int = 80) -> str:
+    shown = repr(data[:limit])
+    return shown + (f" ({len(data)} bytes)" if len(data) > limit else "")
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    if writer.transport.get_write_buffer_size():
+        # The peer is not reading: a graceful close would wait for it forever.
+        writer.transport.abort()
+        return
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(_CLOSE_GRACE):
+            await writer.wait_closed()
+
+
+async def _connect(
+    addresses: list[str], port: int, ctx: CheckContext
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str] | list[str]:
+    """The streams and the address that answered, or one failure reason per address."""
+    reasons: list[str] = []
+    for address in addresses:
+        ctx.stage = f"connecting to {address} port {port}"
+        try:
+            reader, writer = await asyncio.open_connection(address, port)
+        except OSError as exc:
+            reasons.append(_reason(exc))
+        else:
+            return reader, writer, address
+    return reasons
+
+
+async def _await_reply(reader: asyncio.StreamReader, expect: str, ctx: CheckContext) -> str | None:
+    """Read until ``expect`` arrives; None when it did, else what went wrong."""
+    wanted = expect.encode()
+    settle = min(REPLY_SETTLE, ctx.timeout / 4)
+    ctx.stage = f"waiting for reply containing {expect!r}"
+    data = b""
+    while True:
+        try:
+            if data:
+                async with asyncio.timeout(settle):
+                    chunk = await reader.read(MAX_REPLY - len(data))
+            else:
+                chunk = await reader.read(MAX_REPLY)
+        except TimeoutError:
+            return f"expected {expect!r}, got {_preview(data)}"
+        if not chunk:
+            got = _preview(data) if data else "nothing"
+            return f"connection closed before {expect!r} came, got {got}"
+        data += chunk
+        if wanted in data:
+            return None
+        if len(data) >= MAX_REPLY:
+            return f"{expect!r} not in the first {MAX_REPLY} bytes of the reply: {_preview(data)}"
+        ctx.stage = f"waiting for reply containing {expect!r} (got {_preview(data, 40)} so far)"
+
+
 @register("tcp", TcpSpec)
 async def check_tcp(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     """Connect over TCP; optionally send ``send`` and require ``expect`` in the reply."""
-    raise NotImplementedError
+    try:
+        addresses = await resolve_host(spec.host, ctx)
+    except OSError as exc:
+        return CheckResult(Status.FAILED, f"cannot resolve {spec.host}: {_reason(exc)}")
+    t0 = ctx.clock.monotonic()
+    connected = await _connect(addresses, spec.port, ctx)
+    if isinstance(connected, list):
+        if len(connected) == 1:
+            why = connected[0]
+        else:
+            why = "; ".join(f"{a}: {r}" for a, r in zip(addresses, connected, strict=True))
+        return CheckResult(Status.FAILED, f"{why} ({spec.host} port {spec.port})")
+    reader, writer, address = connected
+    connect_ms = (ctx.clock.monotonic() - t0) * 1000
+    metrics = {"connect_ms": round(connect_ms, 3)}
+    where = spec.host if address == spec.host else f"{spec.host} ({address})"
+    message = f"connected to {where} port {spec.port} in {connect_ms:.0f} ms"
+    try:
+        if spec.send is not None:
+            ctx.stage = "sending"
+            writer.write(unescape(spec.send).encode())
+            await writer.drain()
+        if spec.expect is not None:
+            expect = unescape(spec.expect)
+            problem = await _await_reply(reader, expect, ctx)
+            if problem is not None:
+                return CheckResult(Status.ERROR, problem, metrics)
+            message += f", reply contains {expect!r}"
+    except OSError as exc:
+        return CheckResult(Status.FAILED, f"{message}, then {_reason(exc)}", metrics)
+    finally:
+        await _close(writer)
+    return CheckResult(Status.OK, message, metrics)

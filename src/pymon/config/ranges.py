@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["RangeSet", "parse_ranges"]
@@ -32,7 +33,31 @@ class RangeSet:
 
 
 def _fmt(x: float) -> str:
-    return str(int(x)) if x == int(x) else repr(x)
+    # Positional notation, never ``1e-05``: the canonical text must parse back.
+    return str(int(x)) if x.is_integer() else f"{Decimal(repr(x)):f}"
+
+
+def _number(value: int | float | str, item: object) -> float:
+    try:
+        x = float(value)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise ValueError(f"range item {item!r} is not a finite number")
+    return x
+
+
+def _interval(item: str) -> tuple[float, float]:
+    m = _ITEM.match(item)
+    if m is None:
+        raise ValueError(f"range item {item!r} is not N, A-B or A+ (e.g. '200-299, 304')")
+    lo = _number(m["lo"], item)
+    if m["plus"]:
+        return lo, math.inf
+    hi = _number(m["hi"], item) if m["hi"] is not None else lo
+    if hi < lo:
+        raise ValueError(f"range item {item!r} runs backwards ({_fmt(lo)} > {_fmt(hi)})")
+    return lo, hi
 
 
 def parse_ranges(value: Any) -> RangeSet:
@@ -40,37 +65,22 @@ def parse_ranges(value: Any) -> RangeSet:
 
     Raises ValueError naming the item that is not a number, ``A-B`` or ``A+``.
     """
-    if isinstance(value, bool):
-        raise ValueError("expected a ranged value such as '200-299, 304', not a boolean")
-    if isinstance(value, int | float):
-        items = [str(value)]
-    elif isinstance(value, str):
-        items = value.split(",")
-    elif isinstance(value, list):
-        items = []
-        for part in value:
-            if isinstance(part, bool) or not isinstance(part, int | float | str):
-                raise ValueError(f"range item {part!r} is not a number or a string")
-            items.extend(str(part).split(","))
-    else:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | list):
         raise ValueError(f"expected a ranged value such as '200-299, 304', got {value!r}")
     intervals: list[tuple[float, float]] = []
-    texts: list[str] = []
-    for raw in items:
-        item = raw.strip()
-        m = _ITEM.match(item)
-        if m is None:
-            raise ValueError(f"range item {item!r} is not N, A-B or A+ (e.g. '200-299, 304')")
-        lo = float(m["lo"])
-        if m["plus"]:
-            intervals.append((lo, math.inf))
-            texts.append(f"{_fmt(lo)}+")
-            continue
-        hi = float(m["hi"]) if m["hi"] is not None else lo
-        if hi < lo:
-            raise ValueError(f"range item {item!r} runs backwards ({_fmt(lo)} > {_fmt(hi)})")
-        intervals.append((lo, hi))
-        texts.append(_fmt(lo) if hi == lo else f"{_fmt(lo)}-{_fmt(hi)}")
+    for part in value if isinstance(value, list) else [value]:
+        if isinstance(part, bool) or not isinstance(part, int | float | str):
+            raise ValueError(f"range item {part!r} is not a number or a string")
+        if isinstance(part, str):
+            intervals.extend(_interval(item.strip()) for item in part.split(","))
+        else:
+            # A YAML number is taken as it is: str(1e-05) would not parse as an item.
+            x = _number(part, part)
+            intervals.append((x, x))
     if not intervals:
         raise ValueError("empty range")
+    texts = [
+        f"{_fmt(lo)}+" if hi == math.inf else _fmt(lo) if lo == hi else f"{_fmt(lo)}-{_fmt(hi)}"
+        for lo, hi in intervals
+    ]
     return RangeSet(tuple(intervals), ", ".join(texts))

@@ -7,11 +7,19 @@ check registry names for that ``type``. So a new check type needs no change here
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
 
 from pymon.config.ranges import RangeSet, parse_ranges
 from pymon.model import Status
@@ -44,7 +52,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 5m or 1h, not a boolean")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer beyond the range of a float
+            seconds = math.inf
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         pos, seconds = 0, 0.0
@@ -64,6 +75,9 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"expected a duration such as 30s, got {value!r}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
+    if not math.isfinite(seconds):
+        # float() reads "inf" and "nan"; neither is a time anything can wait for.
+        raise ValueError(f"{value!r} is not a finite duration")
     return seconds
 
 
@@ -204,6 +218,17 @@ class WebConfig(_Strict):
     enabled: bool = True
     listen: str = "127.0.0.1:8080"
     base_path: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        # Checked here so that a typo is a config error, not a crash when the server starts.
+        _, sep, port = value.rpartition(":")
+        if not sep or re.fullmatch(r"\d{1,5}", port, re.ASCII) is None or int(port) > 65535:
+            raise ValueError(
+                f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080)"
+            )
+        return value
 
     def host_port(self) -> tuple[str, int]:
         """``listen`` split into host and port."""

@@ -1,0 +1,200 @@
+"""The ``pymon`` command line: run, check, config validate, bench."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from pymon import __version__
+from pymon.checks import REGISTRY
+from pymon.config.load import load_config, load_config_text, load_demo_config
+from pymon.config.schema import Config
+from pymon.errors import ConfigError, PymonError
+from pymon.model import Status
+
+__all__ = ["main"]
+
+log = logging.getLogger("pymon")
+
+# Nagios plugin exit codes: 0 ok, 1 warning, 2 critical, 3 unknown.
+EXIT_CODES = {
+    Status.OK: 0,
+    Status.DISABLED: 0,
+    Status.WARN: 1,
+    Status.ERROR: 2,
+    Status.FAILED: 2,
+    Status.UNKNOWN: 3,
+}
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _fail_config(err: ConfigError) -> NoReturn:
+    for issue in err.issues:
+        click.echo(str(issue), err=True)
+    n = len(err.issues)
+    click.echo(f"{n} error{'s' if n != 1 else ''} in config", err=True)
+    sys.exit(1)
+
+
+def _load(path: str | None) -> Config:
+    try:
+        if path is not None:
+            return load_config(path)
+        if Path("pymon.yaml").exists():
+            return load_config("pymon.yaml")
+        return load_demo_config()
+    except ConfigError as err:
+        _fail_config(err)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pymon")
+def cli() -> None:
+    """pymon: watch hosts, services and processes; tell the right people once."""
+
+
+@cli.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default ./pymon.yaml, else the built-in demo).")
+def run(config_path: str | None) -> None:
+    """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
+    config = _load(config_path)
+    _setup_logging(config.log.level)
+    try:
+        asyncio.run(_serve(config))
+    except PymonError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+async def _serve(config: Config) -> None:
+    from pymon.engine.daemon import Daemon
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP,
+        lambda: log.warning("SIGHUP: live reload is not available yet; restart pymon to apply"),
+    )
+    daemon = Daemon(config)
+    await daemon.start()
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        # SIGTERM must end the process within seconds even if a target hangs.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(daemon.stop(), timeout=4.5)
+
+
+def _parse_adhoc(args: list[str]) -> dict[str, Any]:
+    """``--key value`` / ``--key=value`` pairs; values read as YAML; a repeated key makes a list."""
+    yaml = YAML(typ="safe")
+    keys: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise click.UsageError(f"expected --key value, got {arg!r}")
+        key, eq, raw = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise click.UsageError(f"--{key} needs a value")
+            i += 1
+            raw = args[i]
+        try:
+            value = yaml.load(raw) if raw else raw
+        except YAMLError:
+            value = raw
+        key = key.replace("-", "_")
+        if key in keys:
+            prior = keys[key]
+            keys[key] = [*prior, value] if isinstance(prior, list) else [prior, value]
+        else:
+            keys[key] = value
+        i += 1
+    return keys
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file holding the service NAME.")
+@click.argument("target")
+@click.pass_context
+def check(ctx: click.Context, config_path: str | None, target: str) -> None:
+    """Run one check once and print a Nagios-style line; exit 0 ok, 1 warn, 2 error/failed, 3 unknown.
+
+    \b
+    pymon check -c pymon.yaml NAME          a configured service
+    pymon check TYPE --key value ...        an ad-hoc target, e.g.
+    pymon check tcp --host 127.0.0.1 --port 22
+    """
+    from pymon.engine.daemon import check_once
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if config_path is not None:
+        if ctx.args:
+            raise click.UsageError("with -c, give only the service NAME")
+        config = _load(config_path)
+        service = config.service(target)
+        if service is None:
+            known = ", ".join(s.name for s in config.services) or "none"
+            raise click.UsageError(f"no service {target!r} in {config_path} (services: {known})")
+    else:
+        if target not in REGISTRY:
+            known = ", ".join(sorted(REGISTRY))
+            raise click.UsageError(f"unknown check type {target!r} (known: {known}); "
+                                   "to run a configured service give -c FILE")
+        keys = {"name": target, "type": target, **_parse_adhoc(ctx.args)}
+        try:
+            config = load_config_text(json.dumps({"services": [keys]}), "<command line>")
+        except ConfigError as err:
+            for issue in err.issues:
+                click.echo(f"pymon check: {issue.path}: {issue.message}", err=True)
+            sys.exit(3)
+        service = config.services[0]
+    result, status, message = asyncio.run(check_once(service))
+    perf = " ".join(f"{k}={v:g}" for k, v in result.metrics.items())
+    click.echo(f"{status.value.upper()} - {message}" + (f"|{perf}" if perf else ""))
+    sys.exit(EXIT_CODES[status])
+
+
+@cli.group()
+def config() -> None:
+    """Work with config files."""
+
+
+@config.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False))
+def validate(file: str) -> None:
+    """Check FILE; print every error as FILE:LINE: key.path: what is wrong."""
+    try:
+        cfg = load_config(file)
+    except ConfigError as err:
+        _fail_config(err)
+    click.echo(f"{file}: ok ({len(cfg.services)} services)")
+
+
+def main() -> None:
+    """Entry point of the ``pymon`` script."""
+    cli(prog_name="pymon")

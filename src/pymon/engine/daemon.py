@@ -1,0 +1,266 @@
+"""The composition root: wires config, store, scheduler, checks, rules and web. No globals.
+
+Data flows one way: scheduler -> check -> CheckResult -> rules -> (state, events)
+-> in-memory state + batch writer (store) + log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+
+import aiohttp
+import uvicorn
+
+from pymon import __version__
+from pymon.checks import CheckContext, check_type, run_check
+from pymon.checks.base import Resolver, SystemResolver
+from pymon.clock import Clock, SystemClock
+from pymon.config.schema import Config, ServiceConfig
+from pymon.engine import rules
+from pymon.engine.scheduler import Scheduler
+from pymon.errors import PymonError
+from pymon.model import CheckResult, Event, EventKind, ServiceState, Status
+from pymon.store.base import ResultRecord, Store
+from pymon.store.sql import SqlStore
+from pymon.store.writer import BatchWriter
+from pymon.web.app import create_app
+
+__all__ = ["Daemon", "HttpSessions", "check_once"]
+
+log = logging.getLogger("pymon")
+
+
+class HttpSessions:
+    """One lazily created aiohttp session shared by every http check.
+
+    ``force_close`` because a monitor must open a fresh connection each run: a
+    kept-alive socket would hide a server that no longer accepts new ones.
+    """
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def get(self) -> aiohttp.ClientSession:
+        """The shared session, created on first use inside the running loop."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(force_close=True, limit=0, ttl_dns_cache=60)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": f"pymon/{__version__}"},
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session if one was made."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def check_once(
+    service: ServiceConfig, *, resolver: Resolver | None = None
+) -> tuple[CheckResult, Status, str]:
+    """Run ``service``'s check once: the raw result, and status and message after thresholds."""
+    sessions = HttpSessions()
+    try:
+        ctx = CheckContext(
+            timeout=service.timeout,
+            http_session=sessions.get,
+            resolver=resolver or SystemResolver(),
+        )
+        result = await run_check(check_type(service.type), service.check, ctx)
+    finally:
+        await sessions.close()
+    status, message = rules.evaluate(result, service.thresholds)
+    return result, status, message
+
+
+class Daemon:
+    """A running pymon: call :meth:`start`, then :meth:`stop` (or use :meth:`serve`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.resolver = resolver or SystemResolver()
+        self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
+        self.writer = BatchWriter(
+            self.store, flush_interval=config.storage.flush_interval, clock=self.clock
+        )
+        self.scheduler = Scheduler(
+            self._run_service, concurrency=config.scheduler.concurrency, clock=self.clock
+        )
+        self.sessions = HttpSessions()
+        self.states: dict[str, ServiceState] = {}
+        self.services: dict[str, ServiceConfig] = {s.name: s for s in config.services}
+        self.started_at = time.time()
+        self.web_port: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._web: _WebServer | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        """Open the store, restore every service's last state, start checks and the web server."""
+        await self.store.open()
+        restored = await self.store.load_states()
+        now = self.clock.time()
+        for service in self.config.services:
+            state = restored.get(service.name) or ServiceState(service.name)
+            if not service.enabled:
+                state, events = rules.disable(state, now)
+                if events:
+                    self._record(state, None, events)
+            self.states[service.name] = state
+        log.info(
+            "pymon %s starting: %d services (%d restored from %s)",
+            __version__,
+            len(self.states),
+            sum(1 for n in self.states if n in restored),
+            _redact(self.config.storage.url),
+        )
+        if self.config.web.enabled:
+            self._web = _WebServer(self)
+            self.web_port = await self._web.start()
+        for service in self.config.services:
+            if service.enabled:
+                self.scheduler.add(service.name, service.interval)
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self.writer.run(), name="store-writer"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop checks, flush every pending write, close the web server and the store."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._web is not None:
+            await self._web.stop()
+        try:
+            await self.writer.flush()
+        except Exception as exc:
+            log.error("final store write failed: %s", exc)
+        await self.sessions.close()
+        await self.store.close()
+        self._stopped.set()
+        log.info("pymon stopped")
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Start, run until ``stop`` is set, then stop cleanly."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def run_now(self, name: str) -> None:
+        """Run the named service's check at once (outside its rhythm)."""
+        self.scheduler.run_now(name)
+
+    async def _run_service(self, name: str, lateness: float) -> None:
+        service = self.services[name]
+        ctx = CheckContext(
+            timeout=service.timeout,
+            http_session=self.sessions.get,
+            clock=self.clock,
+            resolver=self.resolver,
+        )
+        result = await run_check(check_type(service.type), service.check, ctx)
+        prev = self.states.get(name) or ServiceState(name)
+        state, events = rules.apply(prev, result, service, self.clock.time())
+        self.states[name] = state
+        record = ResultRecord(
+            name,
+            state.seq,
+            state.status,
+            state.message,
+            result.metrics,
+            result.started_at,
+            result.duration,
+            lateness,
+        )
+        self._record(state, record, events)
+
+    def _record(self, state: ServiceState, record: ResultRecord | None, events: list[Event]) -> None:
+        self.writer.add(state, record, events)
+        for event in events:
+            _log_event(event)
+
+
+def _log_event(event: Event) -> None:
+    # One log line per transition, never per run: a failing check is logged once.
+    level = logging.WARNING if event.status.is_problem else logging.INFO
+    if event.kind is EventKind.CHANGED:
+        log.log(level, "%s: %s -> %s: %s", event.service, event.previous, event.status, event.message)
+    else:
+        log.log(level, "%s: %s confirmed (was %s)", event.service, event.status, event.previous)
+
+
+def _redact(url: str) -> str:
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"
+
+
+class _WebServer:
+    """uvicorn serving the web app inside the daemon's event loop, on a socket we bind."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> int:
+        host, port = self._daemon.config.web.host_port()
+        sock = _bind(host, port)
+        app = create_app(self._daemon)
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+        self._server = _QuietServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="web")
+        bound: int = sock.getsockname()[1]
+        log.info("web: listening on http://%s:%d%s", host, bound, self._daemon.config.web.base_path)
+        return bound
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._task, timeout=3)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PymonError(f"web: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the daemon owns SIGTERM and SIGHUP."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

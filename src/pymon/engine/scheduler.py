@@ -1,0 +1,174 @@
+"""One timer heap for every service; spread start, a global concurrency bound.
+
+* Each service's first run is at a stable phase within its interval, derived from
+  its name, so 1,000 services at 60 s do not fire together and a restart keeps the
+  same rhythm.
+* Runs are due at fixed-rate times (phase + k * interval). A service never overlaps
+  itself: its next run is armed when the current one ends; runs whose due time has
+  already passed by then are skipped (counted), not queued up.
+* At most ``concurrency`` checks run at once; a due check waiting for a slot starts
+  late, and every run's lateness (start minus due time) is recorded.
+* A hanging check holds only its own slot until its timeout (enforced by the job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import math
+import zlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pymon.clock import Clock, SystemClock
+
+__all__ = ["Job", "LatenessStats", "Scheduler", "phase"]
+
+log = logging.getLogger("pymon.scheduler")
+
+Job = Callable[[str, float], Awaitable[None]]
+"""Runs one check of the named service; gets the run's lateness in seconds."""
+
+
+def phase(name: str) -> float:
+    """A stable fraction in [0, 1) from a service name (same on every run and host)."""
+    return zlib.crc32(name.encode()) / 2**32
+
+
+@dataclass
+class LatenessStats:
+    """Lateness of recent runs (a window of the last ``size``), for p50/p99 and metrics."""
+
+    size: int = 10_000
+    samples: deque[float] = field(default_factory=deque)
+    runs: int = 0
+    skipped: int = 0
+
+    def add(self, lateness: float) -> None:
+        """Record one run's lateness."""
+        self.runs += 1
+        self.samples.append(lateness)
+        if len(self.samples) > self.size:
+            self.samples.popleft()
+
+    def percentile(self, p: float) -> float:
+        """The ``p``-th percentile (0-100) of the window, 0 when empty."""
+        if not self.samples:
+            return 0.0
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class _Entry:
+    name: str
+    interval: float
+    generation: int
+
+
+class Scheduler:
+    """Runs ``job(name, lateness)`` for each added service, every ``interval`` seconds."""
+
+    def __init__(self, job: Job, *, concurrency: int = 1000, clock: Clock | None = None) -> None:
+        self._job = job
+        self._clock = clock or SystemClock()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._heap: list[tuple[float, int, str, int]] = []
+        self._entries: dict[str, _Entry] = {}
+        self._counter = 0
+        self._wake = asyncio.Event()
+        self._target = math.inf
+        self._running: set[asyncio.Task[None]] = set()
+        self.stats = LatenessStats()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    @property
+    def in_flight(self) -> int:
+        """Checks running or waiting for a slot right now."""
+        return len(self._running)
+
+    def add(self, name: str, interval: float, *, first_due: float | None = None) -> None:
+        """Schedule ``name``; its first run is spread over one interval unless given."""
+        self._counter += 1
+        self._entries[name] = _Entry(name, interval, self._counter)
+        if first_due is None:
+            first_due = self._clock.monotonic() + phase(name) * interval
+        self._push(first_due, name)
+
+    def remove(self, name: str) -> None:
+        """Stop scheduling ``name``; a run in progress finishes but is not re-armed."""
+        self._entries.pop(name, None)
+
+    def run_now(self, name: str) -> None:
+        """Run ``name`` at once (its regular rhythm goes on afterwards)."""
+        entry = self._entries[name]
+        self._spawn(entry, self._clock.monotonic(), rearm=False)
+
+    async def run(self) -> None:
+        """Dispatch due runs until cancelled; cancelling also cancels runs in flight."""
+        try:
+            while True:
+                now = self._clock.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    due, _, name, gen = heapq.heappop(self._heap)
+                    entry = self._entries.get(name)
+                    if entry is not None and entry.generation == gen:
+                        self._spawn(entry, due)
+                await self._sleep_until(self._heap[0][0] if self._heap else math.inf)
+        finally:
+            for task in list(self._running):
+                task.cancel()
+            if self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _push(self, due: float, name: str) -> None:
+        entry = self._entries[name]
+        self._counter += 1
+        heapq.heappush(self._heap, (due, self._counter, name, entry.generation))
+        if due < self._target:
+            self._wake.set()
+
+    async def _sleep_until(self, due: float) -> None:
+        self._target = due
+        self._wake.clear()
+        delay = due - self._clock.monotonic()
+        if delay <= 0:
+            return
+        waiter = asyncio.ensure_future(self._wake.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(delay if delay != math.inf else 3600))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+            self._target = math.inf
+
+    def _spawn(self, entry: _Entry, due: float, *, rearm: bool = True) -> None:
+        task = asyncio.create_task(self._run_one(entry, due, rearm), name=f"check:{entry.name}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run_one(self, entry: _Entry, due: float, rearm: bool) -> None:
+        try:
+            async with self._slots:
+                lateness = max(0.0, self._clock.monotonic() - due)
+                self.stats.add(lateness)
+                await self._job(entry.name, lateness)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("run of %s failed", entry.name)
+        current = self._entries.get(entry.name)
+        if not rearm or current is None or current.generation != entry.generation:
+            return
+        now = self._clock.monotonic()
+        next_due = due + entry.interval
+        if next_due <= now:
+            missed = math.floor((now - next_due) / entry.interval) + 1
+            self.stats.skipped += missed
+            next_due += missed * entry.interval
+        self._push(next_due, entry.name)

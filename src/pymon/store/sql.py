@@ -1,0 +1,564 @@
+"""The SQL store: SQLAlchemy 2 Core on an async engine, for SQLite and PostgreSQL.
+
+One schema, written with portable column types, serves both backends:
+
+``service_state``
+    one row per service, upserted by name on every batch.
+``results``
+    the bounded history, a ring: the primary key is ``(service, slot)`` with
+    ``slot = seq % history``, and a result is upserted into its slot. A service can
+    never hold more than ``history`` rows, by construction, so no prune job exists
+    and a write costs the same on day one and on day one thousand.
+``events``
+    transitions, append-only, numbered by an autoincrement id.
+
+Users write plain URLs (``sqlite:///pymon-data/pymon.db``, ``sqlite:////abs.db``,
+``sqlite://`` for memory, ``postgresql://user:pw@host:5432/db``); the store picks
+the async driver (aiosqlite, asyncpg) itself. Every statement is batched: a
+``write`` issues at most one executemany per table, inside one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, RowMapping, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.dml import Insert
+
+from pymon.errors import StoreError
+from pymon.model import Event, EventKind, ServiceState, Status
+from pymon.store.base import ResultRecord
+
+__all__ = ["SqlStore", "event_table", "metadata", "result_table", "state_table"]
+
+#: SQLite waits this long for another connection's write lock before failing.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long opening a PostgreSQL connection may take before it counts as unreachable.
+POSTGRES_CONNECT_TIMEOUT_S = 10.0
+
+#: Arbitrary key of the PostgreSQL advisory lock held while creating the schema.
+_SCHEMA_LOCK_KEY = 0x70796D6F6E  # "pymon"
+
+metadata = MetaData()
+
+# seq and ids are 64-bit: a service checked every second passes 2**31 in 68 years,
+# but a cluster's event id sequence is shared by every service. On SQLite the events
+# id must be declared INTEGER (not BIGINT) to become the rowid alias that
+# autoincrements, hence the variant.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+state_table = Table(
+    "service_state",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("previous_status", String(16), nullable=False),
+    Column("confirmed_status", String(16), nullable=True),
+    Column("confirmed", Boolean, nullable=False),
+    Column("recovering", Boolean, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("last_check", Double, nullable=True),
+    Column("last_change", Double, nullable=True),
+    Column("last_duration", Double, nullable=False),
+    Column("last_by_status", JSON, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+)
+
+# No extra index on (service, seq): a service owns at most ``history`` rows, which
+# the primary key prefix finds; sorting those few is cheaper than maintaining a
+# second index on every write.
+result_table = Table(
+    "results",
+    metadata,
+    Column("service", String, primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("duration", Double, nullable=False),
+    Column("lateness", Double, nullable=False),
+)
+
+event_table = Table(
+    "events",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("service", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("previous", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_events_service_id", "service", "id"),
+    Index("ix_events_at", "at"),
+)
+
+# Errors that mean "the database did not take this", as opposed to a bug in pymon:
+# SQLAlchemy wraps driver errors; the drivers raise OSError for network trouble,
+# OverflowError/ValueError for a value that cannot be bound (an int beyond 64 bits,
+# a string that is not valid Unicode), TimeoutError when connecting takes too long.
+_DB_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError,
+    OSError,
+    OverflowError,
+    ValueError,
+    TimeoutError,
+)
+
+# JSON has no NaN or infinities, and PostgreSQL's json type rejects the bare tokens
+# Python's json module would write; a metric can honestly be either (a ratio over
+# zero samples), so they are stored as these strings and turned back on load.
+_NONFINITE_OUT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+_NONFINITE_IN = {v: float(k) for k, v in _NONFINITE_OUT.items()}
+
+
+def _encode_floats(values: Mapping[str, float]) -> dict[str, float | str]:
+    return {
+        key: (value if math.isfinite(value) else _NONFINITE_OUT[repr(float(value))])
+        for key, value in values.items()
+    }
+
+
+def _decode_floats(values: Mapping[str, Any] | None) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        key: (_NONFINITE_IN[value] if isinstance(value, str) else float(value))
+        for key, value in values.items()
+    }
+
+
+def _async_url(url: str) -> URL:
+    """Parse a user-facing URL and point it at pymon's async driver for its backend."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"invalid storage URL {url!r}: {exc}") from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        if driver not in ("", "asyncpg"):
+            raise StoreError(
+                f"storage URL driver {parsed.drivername!r} is not supported; "
+                "write postgresql://user:password@host:port/database"
+            )
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        if driver not in ("", "aiosqlite"):
+            raise StoreError(
+                f"storage URL driver {parsed.drivername!r} is not supported; "
+                "write sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise StoreError(
+        f"storage URL {parsed.render_as_string(hide_password=True)!r} names an "
+        "unsupported database; use sqlite:///path.db or postgresql://host/db"
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Per-connection SQLite settings (they are not stored in the file, except WAL).
+
+    WAL lets readers (the web UI) run while the engine writes; ``synchronous=NORMAL``
+    in WAL mode still survives a process crash (only an OS crash can lose the last
+    commits) at a fraction of the fsyncs; the busy timeout makes a second writer
+    wait instead of failing at once.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        # The timeout first: switching a new file to WAL needs a moment's exclusive lock.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words for a failure, without SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class SqlStore:
+    """A :class:`~pymon.store.base.Store` on SQLite or PostgreSQL via SQLAlchemy Core.
+
+    ``url`` is the user-facing storage URL; ``history`` is how many results each
+    service keeps (the ring size). Call :meth:`open` before anything else and
+    :meth:`close` at the end. Every failure to reach or write the database raises
+    :class:`~pymon.errors.StoreError` with the driver's reason, chained to the cause.
+    ``url`` (the async-driver URL), ``backend`` (``"sqlite"`` or ``"postgresql"``),
+    ``history_size`` and ``where`` (for messages) are readable attributes.
+
+    Result history is keyed by ``seq``: an upsert only replaces a slot that holds an
+    older ``seq``, so re-sending a batch is harmless and results persisted under a
+    service's state are never overwritten by stale ones. ``seq`` therefore has to
+    keep rising per service, which it does when the engine resumes from
+    :meth:`load_states` (and :meth:`forget` clears a retired service's ring).
+    """
+
+    def __init__(self, url: str, history: int = 1000) -> None:
+        if history < 1:
+            raise ValueError(f"history must be at least 1, got {history}")
+        self.history_size = history
+        self.url = _async_url(url)
+        self.backend = self.url.get_backend_name()
+        self._memory = self.backend == "sqlite" and self.url.database in (None, "", ":memory:")
+        # SQLite only: a memory database lives in one shared connection, which cannot
+        # hold two transactions at once, so everything queues; a file has one writer
+        # at a time anyway, so writers queue here rather than in the busy handler.
+        self._lock: asyncio.Lock | None = None
+        self._engine: AsyncEngine | None = None
+        # Built once: the statements only differ by dialect, never by batch.
+        self._state_upsert = self._upsert(state_table, ["name"])
+        # Only ever move a ring slot forward: a replayed or stale result must not
+        # overwrite a newer one.
+        self._result_upsert = self._upsert(result_table, ["service", "slot"], newer_only=True)
+
+    def __repr__(self) -> str:
+        shown = self.url.render_as_string(hide_password=True)
+        return f"SqlStore({shown!r}, history={self.history_size})"
+
+    @property
+    def where(self) -> str:
+        """Where the data lives, for messages: a file path or ``host:port/db``."""
+        if self.backend == "sqlite":
+            return ":memory:" if self._memory else str(Path(self.url.database or "").absolute())
+        host = self.url.host or "localhost"
+        port = self.url.port or 5432
+        return f"{host}:{port}/{self.url.database or ''}"
+
+    async def open(self) -> None:
+        """Connect, create the tables that are missing and fit the ring to ``history``.
+
+        Raises :class:`StoreError` naming the database and the reason when the
+        server cannot be reached, the file cannot be created, or the schema fails.
+        """
+        if self._engine is not None:
+            return
+        what = "PostgreSQL" if self.backend == "postgresql" else "SQLite database"
+        engine = await self._create_engine()
+        try:
+            async with engine.begin() as conn:
+                # Two processes may open one database together (cluster members,
+                # a restart overlapping the old process, `pymon check`); checking
+                # for a table and creating it must not interleave, so schema setup
+                # takes turns: an advisory lock on PostgreSQL, the write lock taken
+                # up front on SQLite (whose driver would otherwise run the DDL
+                # outside any transaction).
+                if self.backend == "postgresql":
+                    await conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+                else:
+                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
+                await conn.run_sync(metadata.create_all)
+                await self._fit_ring(conn)
+        except BaseException as exc:
+            await engine.dispose()
+            if isinstance(exc, _DB_ERRORS):
+                verb = "connect to" if self.backend == "postgresql" else "open"
+                raise StoreError(f"cannot {verb} {what} at {self.where}: {_reason(exc)}") from exc
+            raise
+        self._engine = engine
+        self._lock = asyncio.Lock() if self.backend == "sqlite" else None
+
+    async def _fit_ring(self, conn: AsyncConnection) -> None:
+        """Re-slot the kept results when ``history`` differs from the last run's.
+
+        Rows written under another ring size sit in ``seq % old`` slots; left alone,
+        new results would overwrite the wrong ones (or, when shrinking, slots beyond
+        the ring would stay forever). So: keep the newest row per new slot, then move
+        each to ``seq % history``, in two passes through negative slots because the
+        primary key is checked row by row. Costs one scan when nothing changed.
+        """
+        t, n = result_table, self.history_size
+        misplaced = select(t.c.service).where(t.c.slot != t.c.seq % n).limit(1)
+        if (await conn.execute(misplaced)).first() is None:
+            return
+        rank = (
+            func.row_number()
+            .over(partition_by=(t.c.service, t.c.seq % n), order_by=t.c.seq.desc())
+            .label("newest_first")
+        )
+        ranked = select(t.c.service, t.c.slot, rank).subquery()
+        losers = select(ranked.c.service, ranked.c.slot).where(ranked.c.newest_first > 1)
+        await conn.execute(delete(t).where(tuple_(t.c.service, t.c.slot).in_(losers)))
+        await conn.execute(update(t).values(slot=-1 - t.c.seq % n))
+        await conn.execute(update(t).values(slot=-1 - t.c.slot))
+
+    async def _create_engine(self) -> AsyncEngine:
+        if self.backend == "postgresql":
+            return create_async_engine(
+                self.url,
+                # Survive a PostgreSQL restart: a dead pooled connection is
+                # replaced instead of failing the next write.
+                pool_pre_ping=True,
+                connect_args={"timeout": POSTGRES_CONNECT_TIMEOUT_S},
+            )
+        if self._memory:
+            engine = create_async_engine(self.url, poolclass=StaticPool)
+        else:
+            path = Path(self.url.database or "")
+            try:
+                await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the directory for SQLite database {self.where}: {exc}"
+                ) from exc
+            engine = create_async_engine(self.url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+
+    async def close(self) -> None:
+        """Close every pooled connection. Safe to call twice or without :meth:`open`."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, doing: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """A connection (a transaction when ``write``), with failures as StoreError."""
+        engine = self._engine
+        if engine is None:
+            raise StoreError(f"cannot {doing}: the store at {self.where} is not open")
+        lock = self._lock if (write or self._memory) else None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if lock is not None:
+                    await stack.enter_async_context(lock)
+                conn = await stack.enter_async_context(
+                    engine.begin() if write else engine.connect()
+                )
+                yield conn
+        except _DB_ERRORS as exc:
+            raise StoreError(f"cannot {doing} at {self.where}: {_reason(exc)}") from exc
+
+    def _insert(self, table: Table) -> Insert:
+        # ON CONFLICT is dialect syntax; both dialects spell it the same way in Python.
+        if self.backend == "postgresql":
+            return pg_dialect.insert(table)
+        return sqlite_dialect.insert(table)
+
+    def _upsert(self, table: Table, keys: Sequence[str], *, newer_only: bool = False) -> Insert:
+        """INSERT ... ON CONFLICT (keys) DO UPDATE every other column.
+
+        With ``newer_only`` a conflicting row is replaced only by a higher ``seq``.
+        """
+        stmt: Any = self._insert(table)
+        excluded = stmt.excluded
+        updates = {c.name: excluded[c.name] for c in table.columns if c.name not in keys}
+        where = table.c.seq < excluded.seq if newer_only else None
+        upsert: Insert = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_=updates, where=where
+        )
+        return upsert
+
+    async def write(
+        self,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+    ) -> None:
+        """Persist one batch in one transaction: all of it, or (on error) none of it.
+
+        States are upserted by name (the last one in the batch wins); results go to
+        their ring slots (when two land in the same slot, the higher ``seq`` wins);
+        events are appended in order. One statement per table, whatever the size.
+        """
+        state_rows = list({s.name: _state_row(s) for s in states}.values())
+        result_rows = _ring_rows(results, self.history_size)
+        event_rows = [_event_row(e) for e in events]
+        if not (state_rows or result_rows or event_rows):
+            return
+        async with self._connect("write a batch", write=True) as conn:
+            if state_rows:
+                await conn.execute(self._state_upsert, state_rows)
+            if result_rows:
+                await conn.execute(self._result_upsert, result_rows)
+            if event_rows:
+                # Plain INSERT, no RETURNING: the ids are the database's business,
+                # and without RETURNING both drivers send the rows as one executemany.
+                await conn.execute(event_table.insert(), event_rows)
+
+    async def load_states(self) -> dict[str, ServiceState]:
+        """Every persisted service state, keyed by service name."""
+        async with self._connect("load service states", write=False) as conn:
+            rows = (await conn.execute(select(state_table))).mappings().all()
+        return {row["name"]: _state_from_row(row) for row in rows}
+
+    async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
+        """The newest ``limit`` results of ``service`` (at most ``history_size``), newest first."""
+        if limit <= 0:
+            return []
+        stmt = (
+            select(result_table)
+            .where(result_table.c.service == service)
+            .order_by(result_table.c.seq.desc())
+            .limit(limit)
+        )
+        async with self._connect(f"read the history of {service!r}", write=False) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_result_from_row(row) for row in rows]
+
+    async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
+        """The newest ``limit`` events, of one ``service`` if given, newest first."""
+        if limit <= 0:
+            return []
+        stmt = select(event_table).order_by(event_table.c.id.desc()).limit(limit)
+        if service is not None:
+            stmt = stmt.where(event_table.c.service == service)
+        async with self._connect("read events", write=False) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_event_from_row(row) for row in rows]
+
+    async def forget(self, names: Sequence[str]) -> None:
+        """Delete the state and result history of services that left the config.
+
+        Their events stay: they are the record of what happened. Unknown names are
+        ignored. Called on
+        reload for removed services, so a later service of the same name starts
+        from nothing (and its ``seq`` from zero) instead of inheriting a stale ring.
+        """
+        if not names:
+            return
+        unique = sorted(set(names))
+        async with self._connect("forget services", write=True) as conn:
+            await conn.execute(delete(state_table).where(state_table.c.name.in_(unique)))
+            await conn.execute(delete(result_table).where(result_table.c.service.in_(unique)))
+
+
+def _state_row(state: ServiceState) -> dict[str, Any]:
+    return {
+        "name": state.name,
+        "status": state.status.value,
+        "previous_status": state.previous_status.value,
+        "confirmed_status": (
+            None if state.confirmed_status is None else state.confirmed_status.value
+        ),
+        "confirmed": state.confirmed,
+        "recovering": state.recovering,
+        "count": state.count,
+        "message": state.message,
+        "metrics": _encode_floats(state.metrics),
+        "last_check": state.last_check,
+        "last_change": state.last_change,
+        "last_duration": state.last_duration,
+        "last_by_status": _encode_floats(state.last_by_status),
+        "seq": state.seq,
+    }
+
+
+def _ring_rows(records: Iterable[ResultRecord], history: int) -> list[dict[str, Any]]:
+    """One row per (service, slot), the highest seq winning.
+
+    PostgreSQL refuses an INSERT ... ON CONFLICT that touches one row twice, so a
+    batch longer than the ring (or with a duplicate) is settled here first.
+    """
+    newest: dict[tuple[str, int], ResultRecord] = {}
+    for record in records:
+        key = (record.service, record.seq % history)
+        kept = newest.get(key)
+        if kept is None or record.seq > kept.seq:
+            newest[key] = record
+    return [
+        {
+            "service": r.service,
+            "slot": slot,
+            "seq": r.seq,
+            "status": r.status.value,
+            "message": r.message,
+            "metrics": _encode_floats(r.metrics),
+            "started_at": r.started_at,
+            "duration": r.duration,
+            "lateness": r.lateness,
+        }
+        for (_, slot), r in newest.items()
+    ]
+
+
+def _event_row(ev: Event) -> dict[str, Any]:
+    return {
+        "service": ev.service,
+        "kind": ev.kind.value,
+        "at": ev.at,
+        "status": ev.status.value,
+        "previous": ev.previous.value,
+        "message": ev.message,
+    }
+
+
+def _state_from_row(row: RowMapping) -> ServiceState:
+    return ServiceState(
+        name=row["name"],
+        status=Status(row["status"]),
+        previous_status=Status(row["previous_status"]),
+        confirmed_status=None
+        if row["confirmed_status"] is None
+        else Status(row["confirmed_status"]),
+        confirmed=bool(row["confirmed"]),
+        recovering=bool(row["recovering"]),
+        count=int(row["count"]),
+        message=row["message"],
+        metrics=_decode_floats(row["metrics"]),
+        last_check=row["last_check"],
+        last_change=row["last_change"],
+        last_duration=float(row["last_duration"]),
+        last_by_status=_decode_floats(row["last_by_status"]),
+        seq=int(row["seq"]),
+    )
+
+
+def _result_from_row(row: RowMapping) -> ResultRecord:
+    return ResultRecord(
+        service=row["service"],
+        seq=int(row["seq"]),
+        status=Status(row["status"]),
+        message=row["message"],
+        metrics=_decode_floats(row["metrics"]),
+        started_at=float(row["started_at"]),
+        duration=float(row["duration"]),
+        lateness=float(row["lateness"]),
+    )
+
+
+def _event_from_row(row: RowMapping) -> Event:
+    return Event(
+        service=row["service"],
+        kind=EventKind(row["kind"]),
+        at=float(row["at"]),
+        status=Status(row["status"]),
+        previous=Status(row["previous"]),
+        message=row["message"],
+    )

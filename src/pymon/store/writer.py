@@ -1,0 +1,98 @@
+"""Batches the engine's writes so the store sees one transaction per flush, not per check.
+
+States are coalesced per service (only the newest is written); results and events
+are kept in order. A batch with events (a transition) is flushed at once rather
+than after ``flush_interval``, so a transition is on disk within one round trip.
+A failed flush keeps its data and retries with backoff: nothing is dropped while
+the process lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pymon.clock import Clock, SystemClock
+from pymon.model import Event, ServiceState
+from pymon.store.base import ResultRecord, Store
+
+__all__ = ["BatchWriter"]
+
+log = logging.getLogger("pymon.store")
+
+
+class BatchWriter:
+    """Collects writes and flushes them to ``store`` in the background."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        flush_interval: float = 0.5,
+        max_batch: int = 5000,
+        clock: Clock | None = None,
+    ) -> None:
+        self._store = store
+        self._interval = flush_interval
+        self._max_batch = max_batch
+        self._clock = clock or SystemClock()
+        self._states: dict[str, ServiceState] = {}
+        self._results: list[ResultRecord] = []
+        self._events: list[Event] = []
+        self._urgent = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.flushes = 0
+        self.failures = 0
+
+    @property
+    def pending(self) -> int:
+        """Results and events waiting to be written."""
+        return len(self._results) + len(self._events)
+
+    def add(self, state: ServiceState, result: ResultRecord | None, events: list[Event]) -> None:
+        """Queue one service's new state, its result and the events it caused."""
+        self._states[state.name] = state
+        if result is not None:
+            self._results.append(result)
+        if events:
+            self._events.extend(events)
+            self._urgent.set()
+        elif len(self._results) >= self._max_batch:
+            self._urgent.set()
+
+    async def flush(self) -> None:
+        """Write everything queued so far; on failure the data stays queued and this raises."""
+        async with self._lock:
+            if not (self._states or self._results or self._events):
+                return
+            states, results, events = list(self._states.values()), self._results, self._events
+            self._states, self._results, self._events = {}, [], []
+            try:
+                await self._store.write(states, results, events)
+            except BaseException:
+                # Put the batch back in front of anything queued meanwhile; a newer
+                # state of the same service wins over the one that failed to land.
+                self._states = {**{s.name: s for s in states}, **self._states}
+                self._results = results + self._results
+                self._events = events + self._events
+                raise
+            self.flushes += 1
+
+    async def run(self) -> None:
+        """Flush every ``flush_interval`` (or at once on a transition) until cancelled."""
+        backoff = self._interval
+        while True:
+            try:
+                async with asyncio.timeout(self._interval):
+                    await self._urgent.wait()
+            except TimeoutError:
+                pass
+            self._urgent.clear()
+            try:
+                await self.flush()
+                backoff = self._interval
+            except Exception as exc:
+                self.failures += 1
+                log.error("store write failed, will retry in %.1fs: %s", backoff, exc)
+                await self._clock.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)

@@ -1,0 +1,45 @@
+"""Builds the FastAPI application served by the daemon under ``web.base_path``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from pymon import __version__
+from pymon.web import api
+
+if TYPE_CHECKING:
+    from pymon.engine.daemon import Daemon
+
+__all__ = ["create_app"]
+
+
+def create_app(daemon: Daemon) -> FastAPI:
+    """The web app for ``daemon``: API routes under ``web.base_path`` and an OpenAPI document."""
+    base = daemon.config.web.base_path.rstrip("/")
+    app = FastAPI(
+        title="pymon",
+        version=__version__,
+        openapi_url=f"{base}/api/v1/openapi.json",
+        docs_url=f"{base}/api/v1/docs",
+        redoc_url=None,
+    )
+    app.state.daemon = daemon
+    app.include_router(api.router, prefix=base)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [
+            {"field": ".".join(str(p) for p in err["loc"][1:]), "error": err["msg"]}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid request", "fields": fields}, status_code=422)
+
+    return app

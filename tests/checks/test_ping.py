@@ -1,0 +1,96 @@
+"""The ping check: real ICMP to 127.0.0.1, with and without the privilege it needs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+from pymon.model import Status
+from tests.checks.targets import FakeResolver, RunCheck
+from tests.conftest import need
+
+_NOBODY = 65534
+
+
+def _icmp_datagram_allowed(groups: set[int]) -> bool:
+    """Whether net.ipv4.ping_group_range lets one of ``groups`` open ICMP datagram sockets."""
+    low, high = map(int, Path("/proc/sys/net/ipv4/ping_group_range").read_text().split())
+    return any(low <= group <= high for group in groups)
+
+
+@contextlib.contextmanager
+def _unprivileged() -> Iterator[set[int]]:
+    """Run the body without root (as nobody, if we are root); yields the groups in effect.
+
+    Only the effective ids change, so root comes back afterwards; as root the kernel
+    drops the effective capabilities (CAP_NET_RAW with them) while euid is not 0.
+    """
+    if os.geteuid() != 0:
+        yield {os.getegid(), *os.getgroups()}
+        return
+    groups = os.getgroups()
+    os.setgroups([])
+    os.setegid(_NOBODY)
+    os.seteuid(_NOBODY)
+    try:
+        yield {_NOBODY}
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(groups)
+
+
+def _can_ping() -> bool:
+    kind = socket.SOCK_RAW if os.geteuid() == 0 else socket.SOCK_DGRAM
+    try:
+        socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP).close()
+    except PermissionError:
+        return False
+    return True
+
+
+async def test_loopback_answers(check: RunCheck) -> None:
+    need(_can_ping(), "ICMP sockets are not permitted here (not root, ping_group_range)")
+    result = await check("ping", {"host": "127.0.0.1", "count": 3, "packet_interval": "50ms"})
+    assert result.status is Status.OK, result.message
+    assert result.message.startswith("3/3 replies from 127.0.0.1, 0% loss, rtt avg ")
+    assert result.metrics["loss_pct"] == 0
+    assert 0 <= result.metrics["rtt_avg_ms"] <= result.metrics["rtt_max_ms"]
+
+
+async def test_name_is_resolved_through_the_resolver(check: RunCheck) -> None:
+    need(_can_ping(), "ICMP sockets are not permitted here (not root, ping_group_range)")
+    resolver = FakeResolver({"gateway.test": ["127.0.0.1"]})
+    spec = {"host": "gateway.test", "count": 1}
+    result = await check("ping", spec, resolver=resolver)
+    assert result.status is Status.OK, result.message
+    assert result.message.startswith("1/1 replies from gateway.test (127.0.0.1)")
+
+
+async def test_without_privilege_is_unknown_or_uses_datagram_sockets(check: RunCheck) -> None:
+    with _unprivileged() as groups:
+        result = await check("ping", {"host": "127.0.0.1", "count": 1})
+    if _icmp_datagram_allowed(groups):
+        assert result.status is Status.OK, result.message
+    else:
+        assert result.status is Status.UNKNOWN
+        assert result.message.startswith(
+            "cannot run ping check: ICMP needs root (or CAP_NET_RAW), "
+            "or net.ipv4.ping_group_range to include group"
+        )
+        assert not result.metrics
+
+
+async def test_name_that_fake_resolver_does_not_know_fails(check: RunCheck) -> None:
+    result = await check("ping", {"host": "gateway.test"}, resolver=FakeResolver())
+    assert result.status is Status.FAILED
+    assert result.message == "cannot resolve gateway.test: fake resolver: gateway.test is not known"
+
+
+async def test_invalid_name_fails_with_system_resolver(check: RunCheck) -> None:
+    result = await check("ping", {"host": "nowhere.invalid"}, within=2.0)
+    assert result.status is Status.FAILED
+    assert result.message.startswith("cannot resolve nowhere.invalid: ")

@@ -1,0 +1,136 @@
+"""The tcp check against real listeners on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pymon.checks.tcp import unescape
+from pymon.model import Status
+from tests.checks.targets import FakeResolver, RawServer, RunCheck, until_eof
+from tests.support.servers import free_port
+
+
+async def _greeter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer ``HELLO`` with a banner, anything else with ``BYE``; then wait for the client."""
+    line = await reader.readline()
+    writer.write(b"200 welcome to pymon\r\n" if line == b"HELLO\r\n" else b"BYE\r\n")
+    await writer.drain()
+    await reader.read()
+
+
+async def test_open_port_is_ok_with_connect_time(check: RunCheck, raw_server: RawServer) -> None:
+    async with raw_server(until_eof) as port:
+        result = await check("tcp", {"host": "127.0.0.1", "port": port})
+    assert result.status is Status.OK, result.message
+    assert f"connected to 127.0.0.1 port {port}" in result.message
+    assert result.metrics["connect_ms"] >= 0
+
+
+async def test_closed_port_is_refused(check: RunCheck) -> None:
+    result = await check("tcp", {"host": "127.0.0.1", "port": free_port()})
+    assert result.status is Status.FAILED
+    assert "connection refused" in result.message
+    assert not result.metrics
+
+
+async def test_send_and_expected_reply(check: RunCheck, raw_server: RawServer) -> None:
+    async with raw_server(_greeter) as port:
+        spec = {"host": "127.0.0.1", "port": port, "send": r"HELLO\r\n", "expect": "welcome"}
+        result = await check("tcp", spec)
+    assert result.status is Status.OK, result.message
+    assert "reply contains 'welcome'" in result.message
+
+
+async def test_reply_without_expected_text_is_error(check: RunCheck, raw_server: RawServer) -> None:
+    async with raw_server(_greeter) as port:
+        spec = {"host": "127.0.0.1", "port": port, "send": r"HI\r\n", "expect": "welcome"}
+        result = await check("tcp", spec, within=2.0)
+    assert result.status is Status.ERROR
+    assert result.message == "expected 'welcome', got b'BYE\\r\\n'"
+    assert "connect_ms" in result.metrics
+
+
+async def test_close_before_expected_text_is_error(check: RunCheck, raw_server: RawServer) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 partial")
+        await writer.drain()
+
+    async with raw_server(hang_up) as port:
+        result = await check("tcp", {"host": "127.0.0.1", "port": port, "expect": "ready"})
+    assert result.status is Status.ERROR
+    assert result.message == "connection closed before 'ready' came, got b'220 partial'"
+
+
+async def test_silent_listener_times_out_naming_the_stage(
+    check: RunCheck, raw_server: RawServer
+) -> None:
+    async with raw_server(until_eof) as port:
+        result = await check(
+            "tcp", {"host": "127.0.0.1", "port": port, "expect": "220"}, within=0.5
+        )
+    assert result.status is Status.FAILED
+    assert result.message == "timed out after 0.5s while waiting for reply containing '220'"
+    assert result.duration < 1.5
+
+
+async def test_endless_reply_without_expected_text_is_capped(
+    check: RunCheck, raw_server: RawServer
+) -> None:
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            writer.write(b"z" * 8192)
+            await writer.drain()
+
+    async with raw_server(flood) as port:
+        result = await check("tcp", {"host": "127.0.0.1", "port": port, "expect": "ready"})
+    assert result.status is Status.ERROR
+    assert "'ready' not in the first 65536 bytes of the reply" in result.message
+
+
+async def test_name_is_resolved_through_the_resolver(
+    check: RunCheck, raw_server: RawServer
+) -> None:
+    resolver = FakeResolver({"db.test": ["127.0.0.1"]})
+    async with raw_server(until_eof) as port:
+        result = await check("tcp", {"host": "db.test", "port": port}, resolver=resolver)
+    assert result.status is Status.OK, result.message
+    assert f"connected to db.test (127.0.0.1) port {port}" in result.message
+    assert resolver.asked == ["db.test"]
+
+
+async def test_next_address_is_tried_when_one_refuses(
+    check: RunCheck, raw_server: RawServer
+) -> None:
+    # The whole of 127/8 is loopback, but the server listens on 127.0.0.1 only.
+    resolver = FakeResolver({"db.test": ["127.0.0.2", "127.0.0.1"]})
+    async with raw_server(until_eof) as port:
+        result = await check("tcp", {"host": "db.test", "port": port}, resolver=resolver)
+    assert result.status is Status.OK, result.message
+    assert "(127.0.0.1)" in result.message
+
+
+async def test_every_address_refusing_names_each(check: RunCheck) -> None:
+    resolver = FakeResolver({"db.test": ["127.0.0.2", "127.0.0.3"]})
+    result = await check("tcp", {"host": "db.test", "port": free_port()}, resolver=resolver)
+    assert result.status is Status.FAILED
+    assert "127.0.0.2: connection refused; 127.0.0.3: connection refused" in result.message
+
+
+async def test_name_that_fake_resolver_does_not_know_fails(check: RunCheck) -> None:
+    result = await check("tcp", {"host": "db.test", "port": 5432}, resolver=FakeResolver())
+    assert result.status is Status.FAILED
+    assert result.message == "cannot resolve db.test: fake resolver: db.test is not known"
+
+
+async def test_invalid_name_fails_with_system_resolver(check: RunCheck) -> None:
+    # RFC 6761: .invalid never resolves, and resolvers answer that locally.
+    result = await check("tcp", {"host": "nowhere.invalid", "port": 80}, within=2.0)
+    assert result.status is Status.FAILED
+    assert result.message.startswith("cannot resolve nowhere.invalid: ")
+
+
+def test_escapes_in_send_and_expect() -> None:
+    assert unescape(r"QUIT\r\n") == "QUIT\r\n"
+    assert unescape(r"a\tb\\n") == "a\tb\\n"
+    assert unescape(r"keep \d as is") == r"keep \d as is"
+    assert unescape("already\r\n") == "already\r\n"

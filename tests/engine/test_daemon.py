@@ -1,0 +1,127 @@
+"""The daemon in-process: real checks against real listeners, real SQLite, real HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pymon.config.load import load_config_text
+from pymon.engine.daemon import Daemon
+from pymon.model import ServiceState, Status
+from pymon.store.sql import SqlStore
+from tests.support.servers import TcpListener, free_port
+
+
+def config_text(db: Path, up: int, down: int, interval: str = "100ms") -> str:
+    return f"""
+storage: {{url: "sqlite:///{db}", flush_interval: 50ms}}
+web: {{listen: "127.0.0.1:0"}}
+defaults: {{interval: {interval}, timeout: 1s, flap_guard: {{failed: 2, ok: 1}}}}
+services:
+  - {{name: up, type: tcp, host: 127.0.0.1, port: {up}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {down}}}
+  - {{name: off, type: tcp, host: 127.0.0.1, port: {up}, enabled: false}}
+"""
+
+
+async def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``pred`` until true (the daemon runs on real time here)."""
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[TcpListener]:
+    srv = TcpListener()
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, listener: TcpListener) -> AsyncIterator[Daemon]:
+    d = Daemon(load_config_text(config_text(tmp_path / "p.db", listener.port, free_port())))
+    await d.start()
+    yield d
+    await d.stop()
+
+
+def state(d: Daemon, name: str) -> ServiceState:
+    return d.states[name]
+
+
+async def test_services_reach_confirmed_states(daemon: Daemon) -> None:
+    await wait_for(lambda: state(daemon, "up").confirmed and state(daemon, "down").confirmed)
+    assert state(daemon, "up").status is Status.OK
+    assert state(daemon, "down").status is Status.FAILED
+    assert "refused" in state(daemon, "down").message
+
+
+async def test_disabled_service_is_disabled_and_never_checked(daemon: Daemon) -> None:
+    await wait_for(lambda: state(daemon, "up").seq >= 3)
+    off = state(daemon, "off")
+    assert (off.status, off.confirmed, off.last_check is not None) == (Status.DISABLED, True, True)
+    assert off.seq == 1
+
+
+async def test_target_going_down_turns_failed(daemon: Daemon, listener: TcpListener) -> None:
+    await wait_for(lambda: state(daemon, "up").status is Status.OK)
+    await listener.stop()
+    await wait_for(lambda: state(daemon, "up").status is Status.FAILED)
+    await wait_for(lambda: state(daemon, "up").confirmed)
+
+
+async def test_api_lists_and_details_services(daemon: Daemon) -> None:
+    await wait_for(lambda: state(daemon, "up").confirmed)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as client:
+        listing = (await client.get("/api/v1/services")).json()
+        assert [s["name"] for s in listing["services"]] == ["up", "down", "off"]
+        detail = (await client.get("/api/v1/services/up")).json()
+        for key in ("name", "type", "status", "confirmed", "recovering", "message", "metrics",
+                    "last_check", "last_change", "count"):
+            assert key in detail
+        assert detail["status"] == "ok" and "connect_ms" in detail["metrics"]
+        missing = await client.get("/api/v1/services/nope")
+        assert missing.status_code == 404 and "nope" in missing.json()["error"]
+        health = (await client.get("/healthz")).json()
+        assert health["status"] == "ok" and health["scheduler"]["runs"] > 0
+
+
+async def test_api_history_and_events(daemon: Daemon) -> None:
+    await wait_for(lambda: state(daemon, "down").confirmed)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as client:
+        history = (await client.get("/api/v1/services/down/history?limit=2")).json()
+        assert len(history["results"]) == 2
+        assert history["results"][0]["seq"] > history["results"][1]["seq"]
+        events = (await client.get("/api/v1/events?service=down")).json()["events"]
+        assert {e["kind"] for e in events} == {"changed", "confirmed"}
+        bad = await client.get("/api/v1/events?limit=0")
+        assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "limit"
+
+
+async def test_state_is_restored_before_the_first_check(tmp_path: Path, listener: TcpListener) -> None:
+    db = tmp_path / "p.db"
+    text = config_text(db, listener.port, free_port())
+    first = Daemon(load_config_text(text))
+    await first.start()
+    await wait_for(lambda: first.states["down"].confirmed)
+    await first.stop()
+    before = first.states["down"]
+
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    persisted = (await store.load_states())["down"]
+    await store.close()
+    assert persisted == before
+
+    second = Daemon(load_config_text(config_text(db, listener.port, free_port(), interval="1h")))
+    await second.start()
+    try:
+        assert second.states["down"] == before
+    finally:
+        await second.stop()

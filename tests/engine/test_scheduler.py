@@ -1,0 +1,172 @@
+"""The scheduler on a fake clock: spreading, rhythm, concurrency bound, lateness."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pymon.engine.scheduler import Scheduler, phase
+from tests.support.clock import FakeClock, settle
+
+
+class Recorder:
+    """A job that records (name, start time, lateness); optionally blocks until released."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.runs: list[tuple[str, float, float]] = []
+        self.gate: asyncio.Event | None = None
+        self.running: Counter[str] = Counter()
+        self.max_overlap = 0
+        self.hang: set[str] = set()
+
+    async def __call__(self, name: str, lateness: float) -> None:
+        self.runs.append((name, self.clock.monotonic(), lateness))
+        self.running[name] += 1
+        self.max_overlap = max(self.max_overlap, self.running[name])
+        try:
+            if name in self.hang:
+                await asyncio.Event().wait()
+            if self.gate is not None:
+                await self.gate.wait()
+        finally:
+            self.running[name] -= 1
+
+    def times(self, name: str) -> list[float]:
+        return [t for n, t, _ in self.runs if n == name]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def job(clock: FakeClock) -> Recorder:
+    return Recorder(clock)
+
+
+@pytest.fixture
+async def sched(clock: FakeClock, job: Recorder) -> AsyncIterator[Scheduler]:
+    s = Scheduler(job, concurrency=100, clock=clock)
+    task = asyncio.create_task(s.run())
+    yield s
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def test_phase_is_stable_and_in_unit_interval() -> None:
+    assert phase("web") == phase("web")
+    assert 0 <= phase("web") < 1
+    assert phase("web") != phase("db")
+
+
+def test_phases_spread_a_thousand_services() -> None:
+    buckets = Counter(int(phase(f"svc-{i}") * 60) for i in range(1000))
+    # 1,000 services over 60 one-second buckets: ~17 each, none near all of them.
+    assert len(buckets) == 60
+    assert max(buckets.values()) < 50
+
+
+async def test_first_run_at_phase_then_fixed_rate(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    sched.add("web", 10.0)
+    await clock.advance(45)
+    first = phase("web") * 10
+    assert job.times("web") == pytest.approx([first + 10 * k for k in range(5) if first + 10 * k <= 45])
+    assert all(late == 0 for _, _, late in job.runs)
+
+
+async def test_many_services_do_not_fire_together(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    for i in range(1000):
+        sched.add(f"svc-{i}", 60.0)
+    await clock.advance(60)
+    assert len(job.runs) == 1000
+    per_second = Counter(int(t) for _, t, _ in job.runs)
+    assert max(per_second.values()) < 50
+
+
+async def test_concurrency_bound_delays_and_records_lateness(clock: FakeClock, job: Recorder) -> None:
+    job.gate = asyncio.Event()
+    s = Scheduler(job, concurrency=2, clock=clock)
+    task = asyncio.create_task(s.run())
+    for i in range(5):
+        s.add(f"s{i}", 100.0, first_due=1.0)
+    await clock.advance(2)
+    assert len(job.runs) == 2
+    assert s.in_flight == 5
+    await clock.advance(3)
+    job.gate.set()
+    await settle()
+    assert len(job.runs) == 5
+    assert sorted(late for _, _, late in job.runs)[-1] == pytest.approx(4.0)
+    assert s.stats.runs == 5
+    assert s.stats.percentile(99) == pytest.approx(4.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_hanging_check_does_not_delay_others(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    job.hang.add("stuck")
+    sched.add("stuck", 5.0, first_due=0.0)
+    sched.add("fine", 5.0, first_due=0.0)
+    await clock.advance(20)
+    assert job.times("fine") == [0.0, 5.0, 10.0, 15.0, 20.0]
+    assert job.times("stuck") == [0.0]
+
+
+async def test_no_overlap_and_skips_counted(clock: FakeClock, job: Recorder, sched: Scheduler) -> None:
+    job.gate = asyncio.Event()
+    sched.add("slow", 1.0, first_due=0.0)
+    await clock.advance(3.5)
+    job.gate.set()
+    await settle()
+    assert job.max_overlap == 1
+    assert sched.stats.skipped == 3
+    job.gate = None
+    await clock.advance(1)
+    assert job.times("slow") == [0.0, 4.0]
+
+
+async def test_remove_stops_future_runs(clock: FakeClock, job: Recorder, sched: Scheduler) -> None:
+    sched.add("gone", 1.0, first_due=0.0)
+    await clock.advance(2)
+    sched.remove("gone")
+    await clock.advance(5)
+    assert job.times("gone") == [0.0, 1.0, 2.0]
+    assert "gone" not in sched
+
+
+async def test_run_now_runs_at_once_and_keeps_rhythm(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    sched.add("web", 10.0, first_due=0.0)
+    await clock.advance(3)
+    sched.run_now("web")
+    await settle()
+    await clock.advance(17)
+    assert job.times("web") == [0.0, 3.0, 10.0, 20.0]
+
+
+async def test_job_exception_does_not_stop_the_rhythm(clock: FakeClock) -> None:
+    calls: defaultdict[str, int] = defaultdict(int)
+
+    async def boom(name: str, lateness: float) -> None:
+        calls[name] += 1
+        raise RuntimeError("bug")
+
+    s = Scheduler(boom, clock=clock)
+    task = asyncio.create_task(s.run())
+    s.add("x", 1.0, first_due=0.0)
+    await clock.advance(3)
+    assert calls["x"] == 4
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,419 @@
+"""SqlStore on real SQLite files and a real PostgreSQL server: same tests, both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pymon.errors import StoreError
+from pymon.model import Event, EventKind, ServiceState, Status
+from pymon.store.base import ResultRecord, Store
+from pymon.store.sql import SqlStore
+from tests.support.postgres import PostgresServer
+
+T0 = 1_700_000_000.0
+
+
+def result(service: str, seq: int, status: Status = Status.OK) -> ResultRecord:
+    """A result whose fields all derive from ``seq``, so a mix-up shows."""
+    return ResultRecord(
+        service=service,
+        seq=seq,
+        status=status,
+        message=f"{service} run {seq}",
+        metrics={"time": seq / 1000, "size": float(seq)},
+        started_at=T0 + seq,
+        duration=0.001 * seq,
+        lateness=0.0001 * seq,
+    )
+
+
+def ev(service: str, at: float, status: Status, previous: Status) -> Event:
+    return Event(
+        service=service,
+        kind=EventKind.CHANGED,
+        at=at,
+        status=status,
+        previous=previous,
+        message=f"{service} {previous} -> {status}",
+    )
+
+
+def full_state(name: str = "web") -> ServiceState:
+    """A state with every field away from its default."""
+    return ServiceState(
+        name=name,
+        status=Status.ERROR,
+        previous_status=Status.WARN,
+        confirmed_status=Status.ERROR,
+        confirmed=True,
+        recovering=True,
+        count=3_000_000_000,  # beyond 32 bits
+        message="HTTP 503 — Service Unavailable ✓",
+        metrics={"time": 0.25, "status_code": 503.0, "ratio": math.inf, "neg": -math.inf},
+        last_check=T0 + 0.123456,
+        last_change=T0 - 3600.5,
+        last_duration=0.25,
+        last_by_status={"ok": T0 - 7200.0, "error": T0 + 0.123456},
+        seq=2**40,
+    )
+
+
+def test_store_satisfies_protocol() -> None:
+    store: Store = SqlStore("sqlite://")  # mypy checks the structural match
+    assert isinstance(store, SqlStore)
+
+
+async def test_state_round_trip(store: SqlStore) -> None:
+    bare = ServiceState(name="bare")  # defaults: None times, no confirmed status, empty maps
+    nan = ServiceState(name="nan", metrics={"loss": math.nan})
+    await store.write([full_state(), bare, nan], [], [])
+
+    loaded = await store.load_states()
+
+    assert set(loaded) == {"web", "bare", "nan"}
+    assert loaded["web"] == full_state()
+    assert loaded["bare"] == bare
+    assert loaded["bare"].confirmed_status is None
+    assert loaded["bare"].last_check is None
+    assert math.isnan(loaded["nan"].metrics["loss"])
+
+
+async def test_empty_store_and_empty_write(store: SqlStore) -> None:
+    await store.write([], [], [])
+    assert await store.load_states() == {}
+    assert await store.history("nothing") == []
+    assert await store.events() == []
+
+
+async def test_upsert_overwrites_state(store: SqlStore) -> None:
+    await store.write([full_state()], [], [])
+    newer = ServiceState(name="web", status=Status.OK, count=1, message="back", seq=2**40 + 1)
+    await store.write([newer], [], [])
+    assert await store.load_states() == {"web": newer}
+
+    # Within one batch the last state of a service wins.
+    first = ServiceState(name="web", status=Status.WARN, seq=10)
+    last = ServiceState(name="web", status=Status.FAILED, seq=11)
+    await store.write([first, last], [], [])
+    assert await store.load_states() == {"web": last}
+
+
+async def test_results_are_a_bounded_ring(store_url: str) -> None:
+    store = SqlStore(store_url, history=100)
+    await store.open()
+    try:
+        # history + 50 results: a first batch larger than the ring, then smaller ones.
+        await store.write([], [result("web", seq) for seq in range(120)], [])
+        for start in range(120, 150, 10):
+            await store.write([], [result("web", seq) for seq in range(start, start + 10)], [])
+        await store.write([], [result("other", 0)], [])
+
+        kept = await store.history("web", limit=10_000)
+
+        assert len(kept) == 100
+        assert [r.seq for r in kept] == list(range(149, 49, -1))  # newest kept, newest first
+        assert kept[0] == result("web", 149)
+        assert [r.seq for r in await store.history("web", limit=3)] == [149, 148, 147]
+        assert await store.history("other") == [result("other", 0)]
+        assert await store.history("web", limit=0) == []
+    finally:
+        await store.close()
+
+
+async def test_same_slot_in_one_batch_newest_wins(store_url: str) -> None:
+    store = SqlStore(store_url, history=10)
+    await store.open()
+    try:
+        # 3, 13 and 23 share slot 3; the batch lists the newest in the middle.
+        await store.write([], [result("web", 3), result("web", 23), result("web", 13)], [])
+        assert await store.history("web") == [result("web", 23)]
+
+        # A replayed, older result must not move the slot backwards.
+        await store.write([], [result("web", 13, Status.ERROR)], [])
+        assert await store.history("web") == [result("web", 23)]
+    finally:
+        await store.close()
+
+
+async def test_events_newest_first_and_by_service(store: SqlStore) -> None:
+    batch1 = [ev("a", T0, Status.ERROR, Status.OK), ev("b", T0 + 1, Status.WARN, Status.OK)]
+    batch2 = [ev("a", T0 + 2, Status.OK, Status.ERROR), ev("c", T0 + 2, Status.FAILED, Status.OK)]
+    await store.write([], [], batch1)
+    await store.write([], [], batch2)
+
+    everything = batch1 + batch2
+    assert await store.events() == everything[::-1]
+    assert await store.events(limit=2) == everything[:1:-1]
+    assert await store.events(service="a") == [batch2[0], batch1[0]]
+    assert await store.events(limit=1, service="a") == [batch2[0]]
+    assert await store.events(service="nobody") == []
+
+
+async def test_forget_removes_state_and_history_only(store: SqlStore) -> None:
+    events = [ev("gone", T0, Status.ERROR, Status.OK)]
+    await store.write(
+        [ServiceState(name="gone", seq=2), ServiceState(name="kept", seq=1)],
+        [result("gone", 1), result("gone", 2), result("kept", 1)],
+        events,
+    )
+
+    await store.forget(["gone", "never-existed", "gone"])
+
+    assert set(await store.load_states()) == {"kept"}
+    assert await store.history("gone") == []
+    assert await store.history("kept") == [result("kept", 1)]
+    assert await store.events() == events  # the record of what happened stays
+
+    # A new service of the same name starts its ring from seq 0 again.
+    await store.write([ServiceState(name="gone", seq=0)], [result("gone", 0)], [])
+    assert await store.history("gone") == [result("gone", 0)]
+    await store.forget([])
+
+
+async def test_a_failing_batch_leaves_nothing(store: SqlStore) -> None:
+    before = ServiceState(name="web", status=Status.OK, seq=1)
+    await store.write([before], [result("web", 1)], [])
+
+    # The states statement runs, then the results statement meets a seq that does
+    # not fit the 64-bit column: the whole transaction has to roll back.
+    with pytest.raises(StoreError, match="cannot write a batch"):
+        await store.write(
+            [ServiceState(name="web", status=Status.ERROR, seq=2), ServiceState(name="new")],
+            [result("web", 2), result("web", 2**63)],
+            [ev("web", T0, Status.ERROR, Status.OK)],
+        )
+
+    assert await store.load_states() == {"web": before}
+    assert await store.history("web") == [result("web", 1)]
+    assert await store.events() == []
+
+    # The store is still usable afterwards.
+    await store.write([], [result("web", 2)], [])
+    assert [r.seq for r in await store.history("web")] == [2, 1]
+
+
+async def test_concurrent_opens_and_writes(store_url: str) -> None:
+    # Two instances starting together on one database (a cluster, or a restart
+    # overlapping the old process), then many writers at once on both.
+    one, two = SqlStore(store_url), SqlStore(store_url)
+    await asyncio.gather(one.open(), two.open())
+    try:
+        await asyncio.gather(
+            *(
+                (one if n % 2 else two).write(
+                    [ServiceState(name=f"s{n}", seq=1)],
+                    [result(f"s{n}", 1)],
+                    [ev(f"s{n}", T0 + n, Status.OK, Status.UNKNOWN)],
+                )
+                for n in range(20)
+            )
+        )
+        assert set(await one.load_states()) == {f"s{n}" for n in range(20)}
+        assert len(await two.events(limit=100)) == 20
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_history_size_change_keeps_newest(store_url: str) -> None:
+    url = store_url
+    store = SqlStore(url, history=10)
+    await store.open()
+    await store.write([], [result("web", seq) for seq in range(25)], [])
+    await store.close()
+
+    smaller = SqlStore(url, history=4)
+    await smaller.open()
+    assert [r.seq for r in await smaller.history("web")] == [24, 23, 22, 21]
+    await smaller.write([], [result("web", 25)], [])
+    assert [r.seq for r in await smaller.history("web")] == [25, 24, 23, 22]
+    await smaller.close()
+
+    larger = SqlStore(url, history=8)
+    await larger.open()
+    await larger.write([], [result("web", seq) for seq in range(26, 30)], [])
+    assert [r.seq for r in await larger.history("web")] == list(range(29, 21, -1))
+    await larger.close()
+
+
+async def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dirs" / "pymon.db"
+    url = f"sqlite:///{path}"
+    store = SqlStore(url)
+    await store.open()
+    await store.write([full_state()], [result("web", 7)], [ev("web", T0, Status.OK, Status.ERROR)])
+    await store.close()
+    await store.close()  # closing twice is harmless
+
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+    again = SqlStore(url)
+    await again.open()
+    try:
+        assert await again.load_states() == {"web": full_state()}
+        assert await again.history("web") == [result("web", 7)]
+        assert len(await again.events()) == 1
+    finally:
+        await again.close()
+
+
+async def test_sqlite_relative_path_and_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = SqlStore("sqlite:///pymon-data/pymon.db")
+    assert relative.where == str(tmp_path / "pymon-data" / "pymon.db")
+    await relative.open()
+    await relative.close()
+    assert (tmp_path / "pymon-data" / "pymon.db").is_file()
+
+    memory = SqlStore("sqlite://")
+    await memory.open()
+    try:
+        await memory.write([full_state()], [result("web", 1)], [])
+        assert await memory.load_states() == {"web": full_state()}
+        assert await memory.history("web") == [result("web", 1)]
+    finally:
+        await memory.close()
+
+
+def test_urls_are_translated_to_async_drivers() -> None:
+    assert SqlStore("sqlite:///a/b.db").url.drivername == "sqlite+aiosqlite"
+    assert SqlStore("sqlite:////abs/b.db").url.database == "/abs/b.db"
+    assert SqlStore("sqlite:///rel/b.db").url.database == "rel/b.db"
+    pg = SqlStore("postgresql://pymon:s3cret@db.example:5433/mon")
+    assert pg.url.drivername == "postgresql+asyncpg"
+    assert (pg.url.host, pg.url.port, pg.url.database) == ("db.example", 5433, "mon")
+    assert "s3cret" not in repr(pg)
+    assert SqlStore("postgres://h/db").url.drivername == "postgresql+asyncpg"
+    for bad in ("mysql://h/db", "postgresql+psycopg2://h/db", "not a url"):
+        with pytest.raises(StoreError, match="URL"):
+            SqlStore(bad)
+    with pytest.raises(ValueError, match="history"):
+        SqlStore("sqlite://", history=0)
+
+
+async def test_using_a_closed_store_is_a_store_error() -> None:
+    store = SqlStore("sqlite://")
+    with pytest.raises(StoreError, match="not open"):
+        await store.load_states()
+
+
+async def test_unreachable_postgresql_is_a_clear_store_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        store = SqlStore(f"postgresql://pymon:s3cret@127.0.0.1:{port}/pymon")
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to PostgreSQL at 127.0.0.1:{port}/pymon: ")
+    assert "refused" in message.lower() or "connect call failed" in message.lower()
+    assert "s3cret" not in message
+    await store.close()
+
+
+async def test_missing_postgresql_database_is_a_clear_store_error(
+    postgres_server: PostgresServer,
+) -> None:
+    store = SqlStore(postgres_server.url("no_such_db"))
+    with pytest.raises(StoreError, match=r'cannot connect to PostgreSQL.*"no_such_db" does not'):
+        await store.open()
+
+
+async def test_unusable_sqlite_path_is_a_clear_store_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    store = SqlStore(f"sqlite:///{tmp_path}/a-file/pymon.db")
+    with pytest.raises(StoreError, match="cannot create the directory"):
+        await store.open()
+    (tmp_path / "garbage.db").write_bytes(b"this is not a database" * 100)
+    store = SqlStore(f"sqlite:///{tmp_path}/garbage.db")
+    with pytest.raises(StoreError, match=r"cannot open SQLite database at .*garbage\.db: "):
+        await store.open()
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pymon.model import Event, EventKind, ServiceState, Status
+    from pymon.store.base import ResultRecord
+    from pymon.store.sql import SqlStore
+
+    async def main() -> None:
+        store = SqlStore(sys.argv[1], history=50)
+        await store.open()
+        seq = 0
+        while True:
+            seq += 1
+            status = Status.OK if seq % 2 else Status.ERROR
+            names = [f"svc{i}" for i in range(40)]
+            states = [ServiceState(name=n, status=status, seq=seq, message="x" * 200)
+                      for n in names]
+            results = [ResultRecord(n, seq, status, "y" * 200, {"t": 0.1}, 1.0, 0.1, 0.0)
+                       for n in names]
+            events = [Event(n, EventKind.CHANGED, float(seq), status, Status.OK, "z")
+                      for n in names]
+            await store.write(states, results, events)
+            print(seq, flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_sqlite_survives_kill_9_mid_write(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    child = subprocess.Popen(
+        [sys.executable, str(script), f"sqlite:///{path}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert child.stdout is not None
+        committed = 0
+        for line in child.stdout:  # each line: a batch that has committed
+            committed = int(line)
+            if committed >= 30:
+                break
+        # Killed while it is writing the following batches.
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert committed >= 30
+
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+    async def reload() -> tuple[dict[str, ServiceState], list[ResultRecord]]:
+        store = SqlStore(f"sqlite:///{path}", history=50)
+        await store.open()
+        try:
+            return await store.load_states(), await store.history("svc0", limit=1000)
+        finally:
+            await store.close()
+
+    states, history = asyncio.run(reload())
+    assert len(states) == 40
+    seqs = {s.seq for s in states.values()}
+    assert len(seqs) == 1  # every service from the same (last committed) batch
+    (last,) = seqs
+    assert last >= committed  # nothing that was reported committed is lost
+    assert history[0].seq == last
+    assert len(history) == min(last, 50)

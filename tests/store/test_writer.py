@@ -1,0 +1,98 @@
+"""BatchWriter: coalescing, urgency on transitions, and no loss when the store fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from pymon.model import Event, EventKind, ServiceState, Status
+from pymon.store.base import ResultRecord
+from pymon.store.writer import BatchWriter
+
+
+class ListStore:
+    """A Store seam that keeps batches in lists and can be told to fail."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.batches: list[tuple[list[ServiceState], list[ResultRecord], list[Event]]] = []
+        self.failures = failures
+
+    async def write(
+        self,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+    ) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("disk on fire")
+        self.batches.append((list(states), list(results), list(events)))
+
+
+def record(name: str, seq: int) -> ResultRecord:
+    return ResultRecord(name, seq, Status.OK, "", {}, 0.0, 0.0, 0.0)
+
+
+def event(name: str) -> Event:
+    return Event(name, EventKind.CHANGED, 0.0, Status.ERROR, Status.OK, "bad")
+
+
+def writer(store: ListStore, interval: float = 60.0) -> BatchWriter:
+    return BatchWriter(store, flush_interval=interval)  # type: ignore[arg-type]
+
+
+async def test_flush_coalesces_states_and_keeps_every_result() -> None:
+    store = ListStore()
+    w = writer(store)
+    for seq in (1, 2, 3):
+        w.add(ServiceState("a", seq=seq), record("a", seq), [])
+    await w.flush()
+    ((states, results, _),) = store.batches
+    assert [s.seq for s in states] == [3]
+    assert [r.seq for r in results] == [1, 2, 3]
+    assert w.pending == 0
+
+
+async def test_failed_flush_keeps_the_batch_for_the_next_one() -> None:
+    store = ListStore(failures=1)
+    w = writer(store)
+    w.add(ServiceState("a", seq=1), record("a", 1), [event("a")])
+    with pytest.raises(OSError, match="disk on fire"):
+        await w.flush()
+    w.add(ServiceState("a", seq=2), record("a", 2), [])
+    await w.flush()
+    ((states, results, events),) = store.batches
+    assert [s.seq for s in states] == [2]
+    assert [r.seq for r in results] == [1, 2]
+    assert len(events) == 1
+
+
+async def test_transition_is_flushed_without_waiting_for_the_interval() -> None:
+    store = ListStore()
+    w = writer(store, interval=3600)
+    task = asyncio.create_task(w.run())
+    w.add(ServiceState("a"), None, [event("a")])
+    for _ in range(100):
+        if store.batches:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(store.batches) == 1
+
+
+async def test_run_retries_after_a_store_failure() -> None:
+    store = ListStore(failures=2)
+    w = writer(store, interval=0.01)
+    task = asyncio.create_task(w.run())
+    w.add(ServiceState("a"), record("a", 1), [event("a")])
+    for _ in range(300):
+        if store.batches:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert w.failures == 2
+    assert [r.seq for r in store.batches[0][1]] == [1]
