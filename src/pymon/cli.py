@@ -72,8 +72,14 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Config file (default ./pymon.yaml, else the built-in demo).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default ./pymon.yaml, else the built-in demo).",
+)
 def run(config_path: str | None) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     config = _load(config_path)
@@ -137,12 +143,18 @@ def _parse_adhoc(args: list[str]) -> dict[str, Any]:
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Config file holding the service NAME.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file holding the service NAME.",
+)
 @click.argument("target")
 @click.pass_context
 def check(ctx: click.Context, config_path: str | None, target: str) -> None:
-    """Run one check once and print a Nagios-style line; exit 0 ok, 1 warn, 2 error/failed, 3 unknown.
+    """Run one check once, print a Nagios-style line; exit 0 ok, 1 warn, 2 error/failed, 3 unknown.
 
     \b
     pymon check -c pymon.yaml NAME          a configured service
@@ -163,8 +175,10 @@ def check(ctx: click.Context, config_path: str | None, target: str) -> None:
     else:
         if target not in REGISTRY:
             known = ", ".join(sorted(REGISTRY))
-            raise click.UsageError(f"unknown check type {target!r} (known: {known}); "
-                                   "to run a configured service give -c FILE")
+            raise click.UsageError(
+                f"unknown check type {target!r} (known: {known}); "
+                "to run a configured service give -c FILE"
+            )
         keys = {"name": target, "type": target, **_parse_adhoc(ctx.args)}
         try:
             config = load_config_text(json.dumps({"services": [keys]}), "<command line>")

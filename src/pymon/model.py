@@ -9,6 +9,7 @@ from typing import Any
 
 __all__ = ["CheckResult", "Event", "EventKind", "ServiceState", "Status"]
 
+
 class Status(StrEnum):
     """What a service is, as the operator reads it.
 
@@ -116,7 +117,9 @@ class ServiceState:
             "name": self.name,
             "status": self.status.value,
             "previous_status": self.previous_status.value,
-            "confirmed_status": None if self.confirmed_status is None else self.confirmed_status.value,
+            "confirmed_status": None
+            if self.confirmed_status is None
+            else self.confirmed_status.value,
             "confirmed": self.confirmed,
             "recovering": self.recovering,
             "count": self.count,

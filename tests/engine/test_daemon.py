@@ -28,10 +28,10 @@ services:
 """
 
 
-async def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``pred`` until true (the daemon runs on real time here)."""
-    async with asyncio.timeout(timeout):
-        while not pred():
+async def wait_for(pred: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll ``pred`` until true: the daemon runs on real time here, with no hook to wait on."""
+    async with asyncio.timeout(within):
+        while not pred():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
 
@@ -82,8 +82,18 @@ async def test_api_lists_and_details_services(daemon: Daemon) -> None:
         listing = (await client.get("/api/v1/services")).json()
         assert [s["name"] for s in listing["services"]] == ["up", "down", "off"]
         detail = (await client.get("/api/v1/services/up")).json()
-        for key in ("name", "type", "status", "confirmed", "recovering", "message", "metrics",
-                    "last_check", "last_change", "count"):
+        for key in (
+            "name",
+            "type",
+            "status",
+            "confirmed",
+            "recovering",
+            "message",
+            "metrics",
+            "last_check",
+            "last_change",
+            "count",
+        ):
             assert key in detail
         assert detail["status"] == "ok" and "connect_ms" in detail["metrics"]
         missing = await client.get("/api/v1/services/nope")
@@ -104,7 +114,9 @@ async def test_api_history_and_events(daemon: Daemon) -> None:
         assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "limit"
 
 
-async def test_state_is_restored_before_the_first_check(tmp_path: Path, listener: TcpListener) -> None:
+async def test_state_is_restored_before_the_first_check(
+    tmp_path: Path, listener: TcpListener
+) -> None:
     db = tmp_path / "p.db"
     text = config_text(db, listener.port, free_port())
     first = Daemon(load_config_text(text))
@@ -125,3 +137,46 @@ async def test_state_is_restored_before_the_first_check(tmp_path: Path, listener
         assert second.states["down"] == before
     finally:
         await second.stop()
+
+
+async def test_a_hanging_target_does_not_hold_up_other_services(
+    tmp_path: Path, listener: TcpListener
+) -> None:
+    import socket
+
+    with socket.socket() as silent:
+        # Accepts connections (the kernel does) but never answers.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        hang = silent.getsockname()[1]
+        text = f"""
+storage: {{url: "sqlite:///{tmp_path}/p.db"}}
+web: {{enabled: false}}
+scheduler: {{concurrency: 4}}
+services:
+  - {{name: up, type: tcp, host: 127.0.0.1, port: {listener.port}, interval: 100ms}}
+""" + "".join(
+            f"  - {{name: hang{i}, type: tcp, host: 127.0.0.1, port: {hang}, send: x,"
+            f" expect: never, interval: 100ms, timeout: 1s}}\n"
+            for i in range(3)
+        )
+        d = Daemon(load_config_text(text))
+        await d.start()
+        try:
+            await wait_for(lambda: d.states["hang0"].seq >= 1, within=5)
+            assert d.states["hang0"].status is Status.FAILED
+            assert "timed out after 1s while" in d.states["hang0"].message
+            # While three checks hang for a second each, "up" kept its 100 ms rhythm.
+            assert d.states["up"].seq >= 5
+            assert d.states["up"].status is Status.OK
+        finally:
+            await d.stop()
+
+
+async def test_api_filters_and_paginates(daemon: Daemon) -> None:
+    await wait_for(lambda: state(daemon, "down").seq >= 1 and state(daemon, "up").seq >= 1)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as client:
+        failed = (await client.get("/api/v1/services?status=failed")).json()
+        assert [s["name"] for s in failed["services"]] == ["down"]
+        page = (await client.get("/api/v1/services?limit=1&offset=1")).json()
+        assert page["total"] == 3 and [s["name"] for s in page["services"]] == ["down"]

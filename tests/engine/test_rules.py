@@ -26,7 +26,10 @@ OK, WARN, ERROR, FAILED, UNKNOWN = (
 
 def service(**kw: object) -> ServiceConfig:
     return ServiceConfig(
-        name="svc", type="tcp", check=TcpSpec(host="127.0.0.1", port=1), **kw  # type: ignore[arg-type]
+        name="svc",
+        type="tcp",
+        check=TcpSpec(host="127.0.0.1", port=1),
+        **kw,
     )
 
 
@@ -145,7 +148,9 @@ def test_threshold_never_improves_check_status() -> None:
 
 
 def test_value_in_no_range_is_unknown_when_ok_is_given() -> None:
-    status, message = rules.evaluate(CheckResult(OK, "", {"status_code": 418}), {"status_code": HTTP_STATUS})
+    status, message = rules.evaluate(
+        CheckResult(OK, "", {"status_code": 418}), {"status_code": HTTP_STATUS}
+    )
     assert status is UNKNOWN and "in no range" in message
 
 

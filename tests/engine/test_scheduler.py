@@ -77,7 +77,9 @@ async def test_first_run_at_phase_then_fixed_rate(
     sched.add("web", 10.0)
     await clock.advance(45)
     first = phase("web") * 10
-    assert job.times("web") == pytest.approx([first + 10 * k for k in range(5) if first + 10 * k <= 45])
+    assert job.times("web") == pytest.approx(
+        [first + 10 * k for k in range(5) if first + 10 * k <= 45]
+    )
     assert all(late == 0 for _, _, late in job.runs)
 
 
@@ -92,7 +94,9 @@ async def test_many_services_do_not_fire_together(
     assert max(per_second.values()) < 50
 
 
-async def test_concurrency_bound_delays_and_records_lateness(clock: FakeClock, job: Recorder) -> None:
+async def test_concurrency_bound_delays_and_records_lateness(
+    clock: FakeClock, job: Recorder
+) -> None:
     job.gate = asyncio.Event()
     s = Scheduler(job, concurrency=2, clock=clock)
     task = asyncio.create_task(s.run())
@@ -123,7 +127,9 @@ async def test_a_hanging_check_does_not_delay_others(
     assert job.times("stuck") == [0.0]
 
 
-async def test_no_overlap_and_skips_counted(clock: FakeClock, job: Recorder, sched: Scheduler) -> None:
+async def test_no_overlap_and_skips_counted(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
     job.gate = asyncio.Event()
     sched.add("slow", 1.0, first_due=0.0)
     await clock.advance(3.5)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -14,11 +16,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Table
 
 from pymon.errors import StoreError
 from pymon.model import Event, EventKind, ServiceState, Status
 from pymon.store.base import ResultRecord, Store
-from pymon.store.sql import SqlStore
+from pymon.store.sql import SqlStore, event_table, result_table, state_table
 from tests.support.postgres import PostgresServer
 
 T0 = 1_700_000_000.0
@@ -39,6 +42,7 @@ def result(service: str, seq: int, status: Status = Status.OK) -> ResultRecord:
 
 
 def ev(service: str, at: float, status: Status, previous: Status) -> Event:
+    """A status-change event."""
     return Event(
         service=service,
         kind=EventKind.CHANGED,
@@ -72,6 +76,19 @@ def full_state(name: str = "web") -> ServiceState:
 def test_store_satisfies_protocol() -> None:
     store: Store = SqlStore("sqlite://")  # mypy checks the structural match
     assert isinstance(store, SqlStore)
+
+
+@pytest.mark.parametrize(
+    ("model", "table", "store_only"),
+    [
+        (ServiceState, state_table, set()),
+        (ResultRecord, result_table, {"slot"}),
+        (Event, event_table, {"id"}),
+    ],
+)
+def test_every_model_field_has_a_column(model: type, table: Table, store_only: set[str]) -> None:
+    # A field added to the model without a column would silently not survive a restart.
+    assert {f.name for f in dataclasses.fields(model)} == set(table.columns.keys()) - store_only
 
 
 async def test_state_round_trip(store: SqlStore) -> None:
@@ -227,6 +244,7 @@ async def test_concurrent_opens_and_writes(store_url: str) -> None:
 
 
 async def test_history_size_change_keeps_newest(store_url: str) -> None:
+    # The operator changes storage.history between runs; the ring is re-fitted.
     url = store_url
     store = SqlStore(url, history=10)
     await store.open()
@@ -256,7 +274,7 @@ async def test_sqlite_file_survives_reopen(tmp_path: Path) -> None:
     await store.close()
     await store.close()  # closing twice is harmless
 
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     again = SqlStore(url)
@@ -390,26 +408,28 @@ def test_sqlite_survives_kill_9_mid_write(tmp_path: Path) -> None:
             committed = int(line)
             if committed >= 30:
                 break
+        assert committed >= 30, "the writer died on its own (its stderr is above)"
         # Killed while it is writing the following batches.
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()
         child.wait(timeout=10)
     assert child.returncode == -signal.SIGKILL
-    assert committed >= 30
 
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
-    async def reload() -> tuple[dict[str, ServiceState], list[ResultRecord]]:
+    async def reload() -> tuple[dict[str, ServiceState], list[ResultRecord], int]:
         store = SqlStore(f"sqlite:///{path}", history=50)
         await store.open()
         try:
-            return await store.load_states(), await store.history("svc0", limit=1000)
+            states = await store.load_states()
+            history = await store.history("svc0", limit=1000)
+            return states, history, len(await store.events(limit=1_000_000))
         finally:
             await store.close()
 
-    states, history = asyncio.run(reload())
+    states, history, n_events = asyncio.run(reload())
     assert len(states) == 40
     seqs = {s.seq for s in states.values()}
     assert len(seqs) == 1  # every service from the same (last committed) batch
@@ -417,3 +437,4 @@ def test_sqlite_survives_kill_9_mid_write(tmp_path: Path) -> None:
     assert last >= committed  # nothing that was reported committed is lost
     assert history[0].seq == last
     assert len(history) == min(last, 50)
+    assert n_events == 40 * last  # no batch landed in part

@@ -87,9 +87,7 @@ async def run_check(kind: CheckType, spec: CheckSpec, ctx: CheckContext) -> Chec
         async with asyncio.timeout(ctx.timeout):
             result = await kind.run(spec, ctx)
     except TimeoutError:
-        result = CheckResult(
-            Status.FAILED, f"timed out after {ctx.timeout:g}s while {ctx.stage}"
-        )
+        result = CheckResult(Status.FAILED, f"timed out after {ctx.timeout:g}s while {ctx.stage}")
     except CheckSetupError as exc:
         result = CheckResult(Status.UNKNOWN, f"cannot run {kind.name} check: {exc}")
     except Exception as exc:

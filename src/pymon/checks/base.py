@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,7 @@ from pymon.clock import Clock, SystemClock
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["CheckContext", "Resolver", "SessionFactory", "SystemResolver"]
+__all__ = ["CheckContext", "Resolver", "SessionFactory", "SystemResolver", "resolve_host"]
 
 
 class Resolver(Protocol):
@@ -29,9 +30,7 @@ class SystemResolver:
     """The operating system's resolver, run off the event loop by asyncio."""
 
     async def resolve(self, host: str) -> list[str]:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, None, type=socket.SOCK_STREAM
-        )
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -53,3 +52,19 @@ class CheckContext:
     resolver: Resolver = field(default_factory=SystemResolver)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("pymon.checks"))
     stage: str = "starting"
+
+
+async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
+    """The addresses to try for ``host``: itself when it is an IP literal, else ``ctx.resolver``'s.
+
+    Raises OSError when the name does not resolve (or resolves to nothing).
+    """
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    ctx.stage = f"resolving {host}"
+    addresses = await ctx.resolver.resolve(host)
+    if not addresses:
+        raise OSError("no addresses")
+    return addresses

@@ -27,7 +27,6 @@ HTTP_STATUS = MetricThresholds(
     ok=parse_ranges("100-101, 200-203, 300, 302-305"),
     warn=parse_ranges("204-206, 301, 401-403, 405-407, 411-416"),
     error=parse_ranges("400, 404, 408-410, 417, 500-505"),
-    failed=parse_ranges("0"),
 )
 
 

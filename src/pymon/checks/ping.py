@@ -9,8 +9,7 @@ import icmplib
 from pydantic import Field
 
 from pymon.checks import register
-from pymon.checks.base import CheckContext
-from pymon.checks.tcp import resolve_host
+from pymon.checks.base import CheckContext, resolve_host
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, Duration, MetricThresholds
 from pymon.errors import CheckSetupError

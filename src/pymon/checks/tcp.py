@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import re
 
 from pydantic import Field
 
 from pymon.checks import register
-from pymon.checks.base import CheckContext
+from pymon.checks.base import CheckContext, resolve_host
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult, Status
 
@@ -46,22 +45,6 @@ def unescape(text: str) -> str:
     the shell leaves the backslashes alone.
     """
     return _ESCAPE.sub(lambda m: _ESCAPES.get(m[1], m[0]), text)
-
-
-async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
-    """The addresses to try for ``host``: itself when it is an IP literal, else ``ctx.resolver``'s.
-
-    Raises OSError when the name does not resolve (or resolves to nothing).
-    """
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
-    ctx.stage = f"resolving {host}"
-    addresses = await ctx.resolver.resolve(host)
-    if not addresses:
-        raise OSError("no addresses")
-    return addresses
 
 
 def _reason(exc: OSError) -> str:

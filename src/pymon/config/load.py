@@ -99,13 +99,6 @@ class _TooLarge(Exception):
     """The plain data would exceed ``_MAX_NODES``."""
 
 
-class _Missing:
-    """Marks a key path that is not in the file."""
-
-
-_MISSING: Final = _Missing()
-
-
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Load and validate the config file at ``path``.
 
@@ -181,6 +174,9 @@ class _Loader:
         self.source = source
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.lines: dict[KeyPath, int] = {}
+        # Strings that held a ${VAR}, as written: messages show these, not the value,
+        # which may be a secret.
+        self.written: dict[KeyPath, str] = {}
         self.data: Any = None
         self.issues: list[ConfigIssue] = []
         self._nodes = 0
@@ -311,6 +307,7 @@ class _Loader:
                     "or $${ for a literal ${",
                 )
                 return m[0]
+            self.written[path] = text
             value = self.env.get(ref["name"])
             if ref["default"] is not None and not value:
                 return ref["default"]
@@ -324,10 +321,11 @@ class _Loader:
     # -- defaults -------------------------------------------------------------------
 
     def _defaults(self, raw: Any) -> tuple[Defaults, dict[str, _Section]]:
-        """``defaults`` validated, and its per-type sections that validated cleanly.
+        """``defaults`` validated, and its per-type sections.
 
-        A part with errors is reported here, once, and left out of what services
-        inherit, so that the same mistake is not reported again for every service.
+        A key with an error is reported here, once, and left out of what services
+        inherit, so that the same mistake is not reported again for every service;
+        the keys without errors are still inherited, so that they cause no more.
         """
         path: KeyPath = ("defaults",)
         if not isinstance(raw, dict):
@@ -338,7 +336,7 @@ class _Loader:
             if key not in fields and key not in REGISTRY:
                 self._issue((*path, key), _unknown_key(key, fields, _types_note()))
         own = {k: v for k, v in raw.items() if k in fields}
-        defaults = self._validate(Defaults, own, path) or Defaults()
+        defaults = self._validate(Defaults, own, path) or _accepted(Defaults, own)
         sections: dict[str, _Section] = {}
         for name, section_raw in raw.items():
             if name in REGISTRY:
@@ -359,14 +357,11 @@ class _Loader:
         inheritable = list(Defaults.model_fields)
         common = {k: v for k, v in raw.items() if k in inheritable}
         own = {k: v for k, v in raw.items() if k not in inheritable}
-        before = len(self.issues)
-        section_defaults = self._validate(Defaults, common, path)
+        section_defaults = self._validate(Defaults, common, path) or _accepted(Defaults, common)
         # Required keys (an http url) belong to each service, not to a defaults section.
-        self._validate(
-            kind.spec, own, path, allowed=[*kind.spec.model_fields, *inheritable], partial=True
-        )
-        if section_defaults is None or len(self.issues) > before:
-            return None
+        allowed = [*kind.spec.model_fields, *inheritable]
+        if self._validate(kind.spec, own, path, allowed=allowed, partial=True) is None:
+            own = _accepted_keys(kind.spec, own)
         return _Section(_inherit(defaults, section_defaults), own, raw)
 
     # -- services -------------------------------------------------------------------
@@ -488,7 +483,7 @@ class _Loader:
                 self._issue((*path, *real), self._message(model, err, (*path, *real), tp, allowed))
             if not deep:
                 expected = " or ".join(dict.fromkeys(_expect(m) for m in _members(union_tp)))
-                got = _show(self._value(where, errs[0][1]["input"]))
+                got = self._got(where, errs[0][1]["input"])
                 self._issue(where, f"expected {expected}, got {got}")
         return None
 
@@ -503,7 +498,7 @@ class _Loader:
         """A human message for one error of ``model`` at ``path`` (``tp``: the type there)."""
         kind = err["type"]
         ctx = err.get("ctx") or {}
-        got = _show(self._value(path, err["input"]))
+        got = self._got(path, err["input"])
         if kind == "missing":
             return "field required"
         if kind == "extra_forbidden":
@@ -529,8 +524,19 @@ class _Loader:
         msg = err["msg"]
         return f"{msg[:1].lower()}{msg[1:]}, got {got}"
 
+    def _got(self, path: KeyPath, fallback: Any) -> str:
+        """The value at ``path`` for a message: as written in the file, else ``fallback``.
+
+        Showing what the operator wrote (``'0s'``, ``'${PORT}'``) rather than what the
+        model saw (``0.0``, the port's value) points at the text to fix and keeps
+        secrets from the environment out of messages and logs.
+        """
+        if path in self.written:
+            return f"{_show(self.written[path])} (from the environment)"
+        return _show(self._value(path, fallback))
+
     def _value(self, path: KeyPath, fallback: Any) -> Any:
-        """The value at ``path`` as written in the file (else ``fallback``, e.g. inherited)."""
+        """The value at ``path`` in the file's data (else ``fallback``, e.g. inherited)."""
         node = self.data
         for part in path:
             if isinstance(part, str):
@@ -556,6 +562,27 @@ class _Loader:
 
 
 # -- inheritance ------------------------------------------------------------------
+
+
+def _accepted_keys(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """The keys of ``data`` that ``model`` accepts: those with errors dropped, missing keys aside."""
+    while True:
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            errors = [e for e in exc.errors() if e["type"] != "missing"]
+            bad = {e["loc"][0] for e in errors if e["loc"]}
+            if bad:
+                data = {k: v for k, v in data.items() if k not in bad}
+                continue
+            if errors:
+                return {}  # an error of the whole mapping: trust none of it
+        return data
+
+
+def _accepted(model: type[M], data: dict[str, Any]) -> M:
+    """``model`` from the keys of ``data`` it accepts (``model`` has no required keys)."""
+    return model.model_validate(_accepted_keys(model, data))
 
 
 def _inherit(base: Defaults, over: Defaults) -> Defaults:

@@ -19,6 +19,7 @@ import uvicorn
 from pymon import __version__
 from pymon.checks import CheckContext, check_type, run_check
 from pymon.checks.base import Resolver, SystemResolver
+from pymon.checks.http import new_session
 from pymon.clock import Clock, SystemClock
 from pymon.config.schema import Config, ServiceConfig
 from pymon.engine import rules
@@ -36,11 +37,7 @@ log = logging.getLogger("pymon")
 
 
 class HttpSessions:
-    """One lazily created aiohttp session shared by every http check.
-
-    ``force_close`` because a monitor must open a fresh connection each run: a
-    kept-alive socket would hide a server that no longer accepts new ones.
-    """
+    """One lazily created aiohttp session (see ``checks.http.new_session``) for all http checks."""
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
@@ -48,12 +45,7 @@ class HttpSessions:
     async def get(self) -> aiohttp.ClientSession:
         """The shared session, created on first use inside the running loop."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(force_close=True, limit=0, ttl_dns_cache=60)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                headers={"User-Agent": f"pymon/{__version__}"},
-                auto_decompress=True,
-            )
+            self._session = new_session()
         return self._session
 
     async def close(self) -> None:
@@ -193,7 +185,9 @@ class Daemon:
         )
         self._record(state, record, events)
 
-    def _record(self, state: ServiceState, record: ResultRecord | None, events: list[Event]) -> None:
+    def _record(
+        self, state: ServiceState, record: ResultRecord | None, events: list[Event]
+    ) -> None:
         self.writer.add(state, record, events)
         for event in events:
             _log_event(event)
@@ -203,7 +197,9 @@ def _log_event(event: Event) -> None:
     # One log line per transition, never per run: a failing check is logged once.
     level = logging.WARNING if event.status.is_problem else logging.INFO
     if event.kind is EventKind.CHANGED:
-        log.log(level, "%s: %s -> %s: %s", event.service, event.previous, event.status, event.message)
+        log.log(
+            level, "%s: %s -> %s: %s", event.service, event.previous, event.status, event.message
+        )
     else:
         log.log(level, "%s: %s confirmed (was %s)", event.service, event.status, event.previous)
 

@@ -23,9 +23,7 @@ from pymon.model import CheckResult, Event, EventKind, ServiceState, Status
 __all__ = ["apply", "disable", "evaluate"]
 
 
-def evaluate(
-    result: CheckResult, thresholds: Mapping[str, MetricThresholds]
-) -> tuple[Status, str]:
+def evaluate(result: CheckResult, thresholds: Mapping[str, MetricThresholds]) -> tuple[Status, str]:
     """The status and message of ``result`` once its metrics went through ``thresholds``.
 
     A metric the result does not carry is not judged. When a threshold makes the

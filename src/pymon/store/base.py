@@ -64,3 +64,7 @@ class Store(Protocol):
     async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
         """The newest ``limit`` events (of one service if given), newest first."""
         ...
+
+    async def forget(self, names: Sequence[str]) -> None:
+        """Drop the state and history of services that left the config (events stay)."""
+        ...
