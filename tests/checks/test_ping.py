@@ -94,3 +94,45 @@ async def test_invalid_name_fails_with_system_resolver(check: RunCheck) -> None:
     result = await check("ping", {"host": "nowhere.invalid"}, within=2.0)
     assert result.status is Status.FAILED
     assert result.message.startswith("cannot resolve nowhere.invalid: ")
+
+
+def test_no_reply_is_failed_with_full_loss(tmp_path: Path) -> None:
+    """In a network namespace of the test's own, loopback ignores echo requests."""
+    import shutil
+    import subprocess
+    import sys
+
+    need(os.geteuid() == 0 and shutil.which("ip") is not None, "needs root and iproute2 (ip netns)")
+    ns = f"pymon-ping-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        inside = ["ip", "netns", "exec", ns]
+        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run([*inside, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"], check=True)
+        out = subprocess.run(
+            [
+                *inside,
+                sys.executable,
+                "-m",
+                "pymon",
+                "check",
+                "ping",
+                "--host",
+                "127.0.0.1",
+                "--count",
+                "3",
+                "--packet-interval",
+                "50ms",
+                "--timeout",
+                "2s",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert out.returncode == 2, out.stderr
+    assert out.stdout.startswith("FAILED - no reply from 127.0.0.1 (3 sent)"), out.stdout
+    assert "loss_pct=100" in out.stdout

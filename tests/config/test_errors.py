@@ -391,3 +391,24 @@ def test_issues_name_the_file_as_given(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(path))
     assert str(info.value).startswith(f"{path}:1: bogus: unknown key")
+
+
+def test_keys_beside_a_bad_one_in_defaults_are_still_inherited(tmp_path: Path) -> None:
+    # Only the bad key is left out; services get the good ones and no new errors.
+    found = issues(
+        tmp_path,
+        """
+        defaults:
+          timeout: soon
+          tcp:
+            host: db.example.com
+            sned: x
+        services:
+          - {name: a, type: tcp, port: 1}
+        """,
+    )
+    assert found == [
+        "FILE:2: defaults.timeout: 'soon' is not a duration (use e.g. 500ms, 30s, 5m, 1h, 1h30m)",
+        "FILE:5: defaults.tcp.sned: unknown key (did you mean 'send'? allowed: host, port, send, "
+        "expect, interval, timeout, notify, thresholds, flap_guard, tags)",
+    ]

@@ -232,34 +232,23 @@ class _Loader:
 
     def _read(self, text: str) -> bool:
         """Parse ``text`` into ``self.data``; False (with an issue) if it is not usable YAML."""
+        line: int | None = None
         try:
-            tree = YAML(typ="rt").load(text)
-            self.data = self._plain(tree, (), 1)
+            self.data = self._plain(YAML(typ="rt").load(text), (), 1)
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
-            what = ", ".join(str(p) for p in (exc.context, exc.problem) if p)
-            self.issues.append(ConfigIssue(self.source, line, "", f"invalid YAML: {what}"))
-            return False
+            message = "invalid YAML: " + ", ".join(str(p) for p in (exc.context, exc.problem) if p)
         except YAMLError as exc:
-            self.issues.append(ConfigIssue(self.source, None, "", f"invalid YAML: {exc}"))
-            return False
+            message = f"invalid YAML: {exc}"
         except RecursionError:
-            self.issues.append(
-                ConfigIssue(self.source, None, "", "invalid YAML: nested too deeply")
-            )
-            return False
+            message = "invalid YAML: nested too deeply"
         except _TooLarge:
-            self.issues.append(
-                ConfigIssue(
-                    self.source,
-                    None,
-                    "",
-                    f"the config expands to more than {_MAX_NODES:,} values (aliases?)",
-                )
-            )
-            return False
-        return True
+            message = f"the config expands to more than {_MAX_NODES:,} values (aliases?)"
+        else:
+            return True
+        self.issues.append(ConfigIssue(self.source, line, "", message))
+        return False
 
     def _plain(self, node: Any, path: KeyPath, line: int) -> Any:
         """``node`` as plain Python; records the line of each key and item beneath it."""
@@ -565,7 +554,7 @@ class _Loader:
 
 
 def _accepted_keys(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
-    """The keys of ``data`` that ``model`` accepts: those with errors dropped, missing keys aside."""
+    """The keys of ``data`` that ``model`` accepts: those with errors dropped (missing aside)."""
     while True:
         try:
             model.model_validate(data)
