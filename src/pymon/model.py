@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["CheckResult", "Event", "EventKind", "ServiceState", "Status"]
+__all__ = ["CheckResult", "Event", "EventKind", "Heartbeat", "ServiceState", "Status"]
 
 
 class Status(StrEnum):
@@ -131,3 +131,13 @@ class ServiceState:
             "last_by_status": dict(self.last_by_status),
             "seq": self.seq,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The last push a job made to its ``heartbeat`` service (never holds the token)."""
+
+    service: str
+    at: float
+    ok: bool = True
+    message: str = ""

@@ -19,9 +19,15 @@ import pytest
 from sqlalchemy import Table
 
 from pymon.errors import StoreError
-from pymon.model import Event, EventKind, ServiceState, Status
+from pymon.model import Event, EventKind, Heartbeat, ServiceState, Status
 from pymon.store.base import ResultRecord, Store
-from pymon.store.sql import SqlStore, event_table, result_table, state_table
+from pymon.store.sql import (
+    SqlStore,
+    event_table,
+    heartbeat_table,
+    result_table,
+    state_table,
+)
 from tests.support.postgres import PostgresServer
 
 T0 = 1_700_000_000.0
@@ -84,6 +90,7 @@ def test_store_satisfies_protocol() -> None:
         (ServiceState, state_table, set()),
         (ResultRecord, result_table, {"slot"}),
         (Event, event_table, {"id"}),
+        (Heartbeat, heartbeat_table, set()),
     ],
 )
 def test_every_model_field_has_a_column(model: type, table: Table, store_only: set[str]) -> None:
@@ -196,6 +203,18 @@ async def test_forget_removes_state_and_history_only(store: SqlStore) -> None:
     await store.write([ServiceState(name="gone", seq=0)], [result("gone", 0)], [])
     assert await store.history("gone") == [result("gone", 0)]
     await store.forget([])
+
+
+async def test_heartbeats_round_trip_upsert_and_forget(store: SqlStore) -> None:
+    await store.save_heartbeat(Heartbeat("job", 10.0, True, "fine"))
+    await store.save_heartbeat(Heartbeat("job", 20.0, False, "disk full"))
+    await store.save_heartbeat(Heartbeat("other", 5.0))
+    assert await store.load_heartbeats() == {
+        "job": Heartbeat("job", 20.0, False, "disk full"),
+        "other": Heartbeat("other", 5.0, True, ""),
+    }
+    await store.forget(["job"])
+    assert set(await store.load_heartbeats()) == {"other"}
 
 
 async def test_a_failing_batch_leaves_nothing(store: SqlStore) -> None:
@@ -365,7 +384,7 @@ async def test_unusable_sqlite_path_is_a_clear_store_error(tmp_path: Path) -> No
 WRITER = textwrap.dedent(
     """
     import asyncio, sys
-    from pymon.model import Event, EventKind, ServiceState, Status
+    from pymon.model import Event, EventKind, Heartbeat, ServiceState, Status
     from pymon.store.base import ResultRecord
     from pymon.store.sql import SqlStore
 

@@ -15,6 +15,8 @@ from pymon.clock import Clock, SystemClock
 if TYPE_CHECKING:
     import aiohttp
 
+    from pymon.checks.heartbeat import HeartbeatBoard
+
 __all__ = ["CheckContext", "Resolver", "SessionFactory", "SystemResolver", "resolve_host"]
 
 
@@ -43,11 +45,16 @@ class CheckContext:
     """Per-run context handed to a check function.
 
     ``stage`` is set by the check as it goes ("connecting", "reading body"...), so a
-    timeout can say where the target stopped answering.
+    timeout can say where the target stopped answering. ``service`` and ``interval``
+    name the run's service and its interval; ``heartbeats`` holds the pushes jobs
+    made to the daemon (None outside a running daemon).
     """
 
     timeout: float
     http_session: SessionFactory
+    service: str = ""
+    interval: float = 0.0
+    heartbeats: HeartbeatBoard | None = None
     clock: Clock = field(default_factory=SystemClock)
     resolver: Resolver = field(default_factory=SystemResolver)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("pymon.checks"))

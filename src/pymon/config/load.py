@@ -400,7 +400,7 @@ class _Loader:
         return _effective(common, spec, kind, section.defaults if section else defaults)
 
     def _cross_check(self, raw: list[Any]) -> None:
-        """Unique names, known ``depends_on`` and no dependency cycle.
+        """Unique names and heartbeat tokens, known ``depends_on``, no dependency cycle.
 
         Reads the raw services, so that a service with some other error still counts:
         its dependants are not told it is unknown.
@@ -418,6 +418,7 @@ class _Loader:
                 )
             else:
                 first[name] = i
+        self._unique_tokens(raw)
         graph: dict[str, list[tuple[str, KeyPath]]] = {name: [] for name in first}
         for name, i in first.items():
             deps = raw[i].get("depends_on")
@@ -432,6 +433,25 @@ class _Loader:
         for cycle in _cycles({n: [d for d, _ in edges] for n, edges in graph.items()}, first):
             path = next(p for d, p in graph[cycle[0]] if d == cycle[1])
             self._issue(path, "dependency cycle: " + " -> ".join(cycle))
+
+    def _unique_tokens(self, raw: list[Any]) -> None:
+        # A push must reach exactly one service. The token is a secret: never echo it.
+        owner: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or item.get("type") != "heartbeat":
+                continue
+            token = item.get("token")
+            if not isinstance(token, str):
+                continue
+            if token in owner:
+                where = self.lines.get(("services", owner[token], "token"))
+                self._issue(
+                    ("services", i, "token"),
+                    f"token already used by service {raw[owner[token]].get('name')!r}"
+                    f" (line {where}); each heartbeat needs its own",
+                )
+            else:
+                owner[token] = i
 
     # -- validation and issues ------------------------------------------------------
 

@@ -19,13 +19,14 @@ import uvicorn
 from pymon import __version__
 from pymon.checks import CheckContext, check_type, run_check
 from pymon.checks.base import Resolver, SystemResolver
+from pymon.checks.heartbeat import HeartbeatBoard, HeartbeatSpec
 from pymon.checks.http import new_session
 from pymon.clock import Clock, SystemClock
 from pymon.config.schema import Config, ServiceConfig
 from pymon.engine import rules
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import PymonError
-from pymon.model import CheckResult, Event, EventKind, ServiceState, Status
+from pymon.model import CheckResult, Event, EventKind, Heartbeat, ServiceState, Status
 from pymon.store.base import ResultRecord, Store
 from pymon.store.sql import SqlStore
 from pymon.store.writer import BatchWriter
@@ -98,6 +99,7 @@ class Daemon:
         self.states: dict[str, ServiceState] = {}
         self.services: dict[str, ServiceConfig] = {s.name: s for s in config.services}
         self.started_at = time.time()
+        self.heartbeats = HeartbeatBoard(self.clock.time(), _tokens(config))
         self.web_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._web: _WebServer | None = None
@@ -107,6 +109,7 @@ class Daemon:
         """Open the store, restore every service's last state, start checks and the web server."""
         await self.store.open()
         restored = await self.store.load_states()
+        self.heartbeats.restore((await self.store.load_heartbeats()).values())
         now = self.clock.time()
         for service in self.config.services:
             state = restored.get(service.name) or ServiceState(service.name)
@@ -161,6 +164,22 @@ class Daemon:
         """Run the named service's check at once (outside its rhythm)."""
         self.scheduler.run_now(name)
 
+    async def push_heartbeat(self, token: str, *, ok: bool, message: str) -> str | None:
+        """Record a job's push; returns the service it belongs to, None for an unknown token.
+
+        The push is persisted before it is acknowledged, and the service is checked
+        at once so its state reflects the push without waiting for its next run.
+        """
+        name = self.heartbeats.owner(token)
+        if name is None:
+            return None
+        beat = Heartbeat(name, self.clock.time(), ok, message)
+        await self.store.save_heartbeat(beat)
+        self.heartbeats.record(beat)
+        if name in self.scheduler:
+            self.run_now(name)
+        return name
+
     async def _run_service(self, name: str, lateness: float) -> None:
         service = self.services[name]
         ctx = CheckContext(
@@ -168,6 +187,9 @@ class Daemon:
             http_session=self.sessions.get,
             clock=self.clock,
             resolver=self.resolver,
+            service=name,
+            interval=service.interval,
+            heartbeats=self.heartbeats,
         )
         result = await run_check(check_type(service.type), service.check, ctx)
         prev = self.states.get(name) or ServiceState(name)
@@ -191,6 +213,10 @@ class Daemon:
         self.writer.add(state, record, events)
         for event in events:
             _log_event(event)
+
+
+def _tokens(config: Config) -> dict[str, str]:
+    return {s.name: s.check.token for s in config.services if isinstance(s.check, HeartbeatSpec)}
 
 
 def _log_event(event: Event) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pymon.model import Event, ServiceState, Status
+from pymon.model import Event, Heartbeat, ServiceState, Status
 
 __all__ = ["ResultRecord", "Store"]
 
@@ -66,5 +66,16 @@ class Store(Protocol):
         ...
 
     async def forget(self, names: Sequence[str]) -> None:
-        """Drop the state and history of services that left the config (events stay)."""
+        """Drop the state, history and last heartbeat of services that left the config.
+
+        Events stay: they are the record of what happened.
+        """
+        ...
+
+    async def save_heartbeat(self, beat: Heartbeat) -> None:
+        """Persist a job's push at once (a push is rare and must survive a crash)."""
+        ...
+
+    async def load_heartbeats(self) -> dict[str, Heartbeat]:
+        """The last push of every heartbeat service, keyed by service name."""
         ...

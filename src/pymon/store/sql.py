@@ -11,6 +11,8 @@ One schema, written with portable column types, serves both backends:
     and a write costs the same on day one and on day one thousand.
 ``events``
     transitions, append-only, numbered by an autoincrement id.
+``heartbeats``
+    the last push of each ``heartbeat`` service (never its token), upserted.
 
 Users write plain URLs (``sqlite:///pymon-data/pymon.db``, ``sqlite:////abs.db``,
 ``sqlite://`` for memory, ``postgresql://user:pw@host:5432/db``); the store picks
@@ -55,10 +57,17 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
-from pymon.model import Event, EventKind, ServiceState, Status
+from pymon.model import Event, EventKind, Heartbeat, ServiceState, Status
 from pymon.store.base import ResultRecord
 
-__all__ = ["SqlStore", "event_table", "metadata", "result_table", "state_table"]
+__all__ = [
+    "SqlStore",
+    "event_table",
+    "heartbeat_table",
+    "metadata",
+    "result_table",
+    "state_table",
+]
 
 #: SQLite waits this long for another connection's write lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -124,6 +133,15 @@ event_table = Table(
     Column("message", Text, nullable=False),
     Index("ix_events_service_id", "service", "id"),
     Index("ix_events_at", "at"),
+)
+
+heartbeat_table = Table(
+    "heartbeats",
+    metadata,
+    Column("service", String, primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("message", Text, nullable=False),
 )
 
 # Errors that mean "the database did not take this", as opposed to a bug in pymon:
@@ -247,6 +265,7 @@ class SqlStore:
         # Only ever move a ring slot forward: a replayed or stale result must not
         # overwrite a newer one.
         self._result_upsert = self._upsert(result_table, ["service", "slot"], newer_only=True)
+        self._heartbeat_upsert = self._upsert(heartbeat_table, ["service"])
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -443,8 +462,20 @@ class SqlStore:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_event_from_row(row) for row in rows]
 
+    async def save_heartbeat(self, beat: Heartbeat) -> None:
+        """Upsert the last push of ``beat.service``, in its own transaction."""
+        row = {"service": beat.service, "at": beat.at, "ok": beat.ok, "message": beat.message}
+        async with self._connect("save a heartbeat", write=True) as conn:
+            await conn.execute(self._heartbeat_upsert, [row])
+
+    async def load_heartbeats(self) -> dict[str, Heartbeat]:
+        """The last push of every heartbeat service, keyed by service name."""
+        async with self._connect("load heartbeats", write=False) as conn:
+            rows = (await conn.execute(select(heartbeat_table))).mappings().all()
+        return {r["service"]: Heartbeat(r["service"], r["at"], r["ok"], r["message"]) for r in rows}
+
     async def forget(self, names: Sequence[str]) -> None:
-        """Delete the state and result history of services that left the config.
+        """Delete the state, result history and last heartbeat of services that left the config.
 
         Their events stay: they are the record of what happened. Unknown names are
         ignored. Called on
@@ -457,6 +488,7 @@ class SqlStore:
         async with self._connect("forget services", write=True) as conn:
             await conn.execute(delete(state_table).where(state_table.c.name.in_(unique)))
             await conn.execute(delete(result_table).where(result_table.c.service.in_(unique)))
+            await conn.execute(delete(heartbeat_table).where(heartbeat_table.c.service.in_(unique)))
 
 
 def _state_row(state: ServiceState) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
@@ -116,6 +116,20 @@ async def list_events(
             for e in events
         ]
     }
+
+
+@router.api_route("/api/v1/heartbeat/{token}", methods=["GET", "POST"])
+async def heartbeat(
+    request: Request,
+    token: str,
+    status: Literal["ok", "fail"] = Query("ok", description="fail: the job reports a failure"),
+    msg: str = Query("", max_length=1000, description="a short note shown with the state"),
+) -> dict[str, Any]:
+    """A job's push to its ``heartbeat`` service (GET works too, for the simplest cron line)."""
+    name = await _daemon(request).push_heartbeat(token, ok=status == "ok", message=msg)
+    if name is None:
+        raise HTTPException(404, "unknown heartbeat token")
+    return {"service": name, "status": status}
 
 
 @router.get("/healthz")
