@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -16,15 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import PYMON, pymon
 from tests.support.servers import free_port
-
-PYMON = [sys.executable, "-m", "pymon"]
-
-
-def pymon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*PYMON, *args], capture_output=True, text=True, timeout=60, cwd=cwd, check=False
-    )
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pymon import __version__
 from pymon.config.schema import (
@@ -209,11 +209,15 @@ class CpuFigures:
     """CPU seconds over the window (user + system, all threads) of each process."""
 
     pymon_s: float
+    pymon_user_s: float
+    pymon_system_s: float
     pymon_per_1000_checks_s: float
     pymon_utilization: float
     target_s: float
     target_per_1000_checks_s: float
     target_utilization: float
+    machine_busy_cores: float
+    others_cores: float
 
 
 @dataclass(slots=True)
@@ -307,6 +311,12 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _cpu_split() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process, every thread included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime, usage.ru_stime
+
+
 async def _serve_targets(ports: int) -> None:
     loop = asyncio.get_running_loop()
     servers = []
@@ -398,10 +408,11 @@ class _TargetProcess:
 
 
 class MeteredStore:
-    """A Store wrapper that times each batch and keeps the window's results.
+    """A Store proxy that times each batch and keeps the window's results.
 
     Results are attributed to the window by their ``started_at`` (wall clock), so
     a check that started inside the window counts even if its batch lands after.
+    Everything but ``write`` is passed through to the wrapped store unchanged.
     """
 
     def __init__(self, inner: Store) -> None:
@@ -410,17 +421,9 @@ class MeteredStore:
         self.results: list[tuple[Status, float, str]] = []
         self.batches: list[tuple[float, int, float]] = []  # (start, results, seconds)
 
-    async def open(self) -> None:
-        """Open the wrapped store."""
-        await self.inner.open()
-
-    async def close(self) -> None:
-        """Close the wrapped store."""
-        await self.inner.close()
-
-    async def load_states(self) -> dict[str, ServiceState]:
-        """The wrapped store's states."""
-        return await self.inner.load_states()
+    def __getattr__(self, name: str) -> Any:
+        # Only called for attributes not found here: the rest of the Store protocol.
+        return getattr(self.inner, name)
 
     async def write(
         self,
@@ -438,14 +441,6 @@ class MeteredStore:
         for r in results:
             if lo <= r.started_at < hi:
                 keep((r.status, r.lateness, r.message))
-
-    async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
-        """The wrapped store's history."""
-        return await self.inner.history(service, limit)
-
-    async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
-        """The wrapped store's events."""
-        return await self.inner.events(limit, service)
 
 
 async def _probe_loop_lag(samples: list[float], period: float = LAG_PROBE_PERIOD) -> None:
@@ -474,6 +469,29 @@ def _failure_kind(message: str) -> str:
     # Ports, times and addresses differ per service; without them the same failure
     # reads the same, so they can be counted.
     return _NUMBERS.sub("#", message)[:160]
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent not idle since boot, from /proc/stat (0 without it).
+
+    The difference over the window, minus pymon's and the target's own CPU, is what
+    other processes took: a benchmark on a busy machine says so in its report.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _loadavg() -> float:
+    # Another busy process on the machine skews every figure; the report says so.
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return -1.0
 
 
 def machine_info() -> dict[str, Any]:
@@ -582,7 +600,7 @@ async def _measure(
     rss_before = _rss_bytes()
     config = _build_config(options, target, workdir / "bench.db")
     store = MeteredStore(SqlStore(config.storage.url, history=config.storage.history))
-    daemon = Daemon(config, store=store)
+    daemon = Daemon(config, store=cast(Store, store))
     lag: list[float] = []
     lag_task: asyncio.Task[None] | None = None
     say(
@@ -601,7 +619,9 @@ async def _measure(
         batches_before = len(store.batches)
         failures_before = daemon.writer.failures
         skipped_before = daemon.scheduler.stats.skipped
-        cpu_before = _cpu_seconds()
+        cpu_before = _cpu_split()
+        load_before = _loadavg()
+        busy_before = _machine_busy()
         target_before = await target.stats()
         lag_task = asyncio.create_task(_probe_loop_lag(lag))
         say("measuring...")
@@ -609,7 +629,8 @@ async def _measure(
         await asyncio.sleep(options.duration)
 
         t_end = time.time()
-        cpu_after = _cpu_seconds()
+        cpu_after = _cpu_split()
+        busy = _machine_busy() - busy_before
         target_after = await target.stats()
         skipped = daemon.scheduler.stats.skipped - skipped_before
         store.window = (t_start, t_end)
@@ -630,7 +651,9 @@ async def _measure(
         window=window,
         skipped=skipped,
         writer_failures=daemon.writer.failures - failures_before,
-        cpu=cpu_after - cpu_before,
+        cpu=(cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]),
+        load=(load_before, _loadavg()),
+        busy=busy,
         target_cpu=target_after.cpu - target_before.cpu,
         target=TargetFigures(
             target_after.http - target_before.http, target_after.tcp - target_before.tcp
@@ -649,7 +672,9 @@ def _report(
     window: float,
     skipped: int,
     writer_failures: int,
-    cpu: float,
+    cpu: tuple[float, float],
+    load: tuple[float, float],
+    busy: float,
     target_cpu: float,
     target: TargetFigures,
     rss: tuple[int, int],
@@ -688,12 +713,16 @@ def _report(
         lateness=Percentiles.of([lateness for _, lateness, _ in results]),
         loop_lag=Percentiles.of(lag),
         cpu=CpuFigures(
-            pymon_s=round(cpu, 3),
-            pymon_per_1000_checks_s=round(cpu * per_1000, 4),
-            pymon_utilization=round(cpu / window, 3),
+            pymon_s=round(sum(cpu), 3),
+            pymon_user_s=round(cpu[0], 3),
+            pymon_system_s=round(cpu[1], 3),
+            pymon_per_1000_checks_s=round(sum(cpu) * per_1000, 4),
+            pymon_utilization=round(sum(cpu) / window, 3),
             target_s=round(target_cpu, 3),
             target_per_1000_checks_s=round(target_cpu * per_1000, 4),
             target_utilization=round(target_cpu / window, 3),
+            machine_busy_cores=round(busy / window, 3),
+            others_cores=round(max(0.0, busy - sum(cpu) - target_cpu) / window, 3),
         ),
         memory=MemoryFigures(
             rss_before_mb=round(rss[0] / 2**20, 1),
@@ -709,7 +738,7 @@ def _report(
             writer_failures=writer_failures,
         ),
         target=target,
-        machine=machine_info() | {"loop": options.loop},
+        machine=machine_info() | {"loadavg_1m_before": load[0], "loadavg_1m_after": load[1]},
     )
 
 
@@ -765,6 +794,11 @@ def render_report(report: BenchReport) -> Any:
             "target CPU / 1,000 checks",
             f"{report.cpu.target_per_1000_checks_s:.3f} s",
             f"{report.cpu.target_utilization:.0%} of one core",
+        ),
+        (
+            "machine busy",
+            f"{report.cpu.machine_busy_cores:.2f} cores",
+            f"of which other processes {report.cpu.others_cores:.2f}",
         ),
         (
             "memory / service",

@@ -188,9 +188,16 @@ def check(ctx: click.Context, config_path: str | None, target: str) -> None:
             sys.exit(3)
         service = config.services[0]
     result, status, message = asyncio.run(check_once(service))
-    perf = " ".join(f"{k}={v:g}" for k, v in result.metrics.items())
+    perf = " ".join(f"{_perf_label(k)}={v:g}" for k, v in result.metrics.items())
     click.echo(f"{status.value.upper()} - {message}" + (f"|{perf}" if perf else ""))
     sys.exit(EXIT_CODES[status])
+
+
+def _perf_label(label: str) -> str:
+    # Nagios performance data quotes labels with spaces or quotes, doubling quotes.
+    if any(c in label for c in " '=;"):
+        return "'" + label.replace("'", "''") + "'"
+    return label
 
 
 @cli.group()
@@ -207,6 +214,110 @@ def validate(file: str) -> None:
     except ConfigError as err:
         _fail_config(err)
     click.echo(f"{file}: ok ({len(cfg.services)} services)")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A click callback reading ``500ms``, ``5s``, ``2m`` or plain seconds."""
+    from pymon.config.schema import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+@cli.command()
+@click.option(
+    "--services",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Services to run, half tcp and half http.",
+)
+@click.option(
+    "--interval",
+    callback=_duration,
+    default="5s",
+    show_default=True,
+    help="Check interval of every service.",
+)
+@click.option(
+    "--duration",
+    callback=_duration,
+    default="60s",
+    show_default=True,
+    help="Length of the measuring window.",
+)
+@click.option(
+    "--warmup",
+    callback=_duration,
+    default=None,
+    help="Wait before measuring (default two intervals; at least one).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="scheduler.concurrency (default: the config default).",
+)
+@click.option(
+    "--loop",
+    "loop_name",
+    type=click.Choice(["asyncio", "uvloop"]),
+    default="asyncio",
+    show_default=True,
+    help="Event loop for pymon (uvloop must be installed).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Also write the full report as JSON to this file.",
+)
+def bench(
+    services: int,
+    interval: float,
+    duration: float,
+    warmup: float | None,
+    concurrency: int | None,
+    loop_name: str,
+    json_path: str | None,
+) -> None:
+    """Run N services against local targets; report checks/s, lateness, CPU and memory.
+
+    The targets (an HTTP server and a TCP listener on 127.0.0.1) run in a separate
+    process; storage is a real SQLite file in a temporary directory; web is off.
+    """
+    from rich.console import Console
+
+    from pymon.bench import BenchOptions, render_report
+    from pymon.bench import run as run_bench
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+    options = BenchOptions(
+        services=services,
+        interval=interval,
+        duration=duration,
+        warmup=warmup,
+        concurrency=concurrency,
+        loop="uvloop" if loop_name == "uvloop" else "asyncio",
+    )
+    try:
+        options.validate()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    console = Console(stderr=True)
+    try:
+        report = run_bench(options, progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    Console().print(render_report(report))
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"[dim]report written to {json_path}[/dim]")
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """The check registry: check type name -> spec model, check function, default thresholds.
 
-Every module in this package (except ``base``) is a check type and registers itself
-with :func:`register`; config validation and ``pymon check TYPE`` read the registry,
-so adding a check type is adding one module.
+Every module in this package (except ``base`` and ``_private`` helpers) is a check
+type and registers itself with :func:`register`; config validation and ``pymon check
+TYPE`` read the registry, so adding a check type is adding one module.
 
 A check function has one signature::
 
@@ -100,7 +100,8 @@ async def run_check(kind: CheckType, spec: CheckSpec, ctx: CheckContext) -> Chec
 
 def _load_all() -> None:
     for mod in pkgutil.iter_modules(__path__):
-        if mod.name != "base":
+        # base and _private modules are shared helpers, not check types.
+        if mod.name != "base" and not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
 
 

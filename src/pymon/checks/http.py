@@ -1,26 +1,54 @@
-"""``http``: request a URL, judge the status code and the body."""
+"""``http``: request a URL; judge the status code, headers and body; report certificate expiry."""
 
 from __future__ import annotations
 
+import base64
 import codecs
+import contextlib
+import json
 import re
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import Field, ValidationInfo, field_validator
+from aiohttp.connector import Connection
+from multidict import CIMultiDictProxy
+from pydantic import (
+    Field,
+    JsonValue,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pymon import __version__
 from pymon.checks import register
 from pymon.checks.base import CheckContext
+from pymon.checks.tls import (
+    CERT_DAYS_LEFT,
+    TrustSpec,
+    read_certificate,
+    ssl_reason,
+    verifying_context,
+)
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, MetricThresholds
 from pymon.model import CheckResult, Status
 
-__all__ = ["HTTP_STATUS", "HttpSpec", "check_http", "new_session"]
+__all__ = [
+    "HTTP_STATUS",
+    "BasicAuth",
+    "HeaderRegex",
+    "HttpSpec",
+    "JsonExpectation",
+    "check_http",
+    "new_session",
+]
 
 # The original pymon's status table; a code in no range is unknown.
 HTTP_STATUS = MetricThresholds(
@@ -32,20 +60,103 @@ HTTP_STATUS = MetricThresholds(
 
 # RFC 9110 token characters.
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
+_INDEX = re.compile(r"-?\d+")
 
 
-class HttpSpec(CheckSpec):
+def _header_name(name: str) -> str:
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid header name")
+    return name
+
+
+def _compiles(pattern: str, what: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{what} ({pattern!r}) is not a valid regular expression: {exc}") from None
+    return pattern
+
+
+class BasicAuth(CheckSpec):
+    """``basic_auth``: credentials sent as HTTP Basic authentication."""
+
+    username: str
+    # SecretStr: shown as ********** wherever the spec is printed or logged.
+    password: SecretStr
+
+    @field_validator("username")
+    @classmethod
+    def _username_fits(cls, username: str) -> str:
+        # RFC 7617: the user-id cannot contain a colon.
+        if ":" in username or any(c in username for c in "\r\n\0"):
+            raise ValueError("a Basic auth username cannot contain ':', a line break or NUL")
+        return username
+
+    def header(self) -> str:
+        """The ``Authorization`` header value, credentials in UTF-8 (RFC 7617)."""
+        pair = f"{self.username}:{self.password.get_secret_value()}".encode()
+        return f"Basic {base64.b64encode(pair).decode('ascii')}"
+
+
+class HeaderRegex(CheckSpec):
+    """An ``expect_header`` value given as ``{regex: PATTERN}``, searched in the header."""
+
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, regex: str) -> str:
+        return _compiles(regex, "regex")
+
+
+class JsonExpectation(CheckSpec):
+    """One ``expect_json`` item: a path into the JSON body and one condition on it.
+
+    ``path`` is dot-separated: object keys, and list indexes (``-1`` is the last item).
+    """
+
+    path: str = Field(min_length=1)
+    equals: JsonValue = None
+    contains: JsonValue = None
+    exists: bool | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _no_empty_part(cls, path: str) -> str:
+        if "" in path.split("."):
+            raise ValueError(f"path {path!r} has an empty part (write e.g. items.0.name)")
+        return path
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Self:
+        given = {"equals", "contains", "exists"} & self.model_fields_set
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of equals, contains or exists for path {self.path!r}"
+                + (f" (got {', '.join(sorted(given))})" if given else "")
+            )
+        if "contains" in given and self.contains is None:
+            raise ValueError("contains: null is no value to look for")
+        if "exists" in given and self.exists is None:
+            raise ValueError("exists must be true or false")
+        return self
+
+
+class HttpSpec(TrustSpec):
     """Keys of an ``http`` service."""
 
     url: str = Field(pattern=r"^https?://")
     method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)
+    basic_auth: BasicAuth | None = None
+    body: str | None = None
+    json_body: JsonValue = None
     # Before contains/not_contains: their validator reads it.
     regex: bool = False
     contains: list[str] = Field(default_factory=list)
     not_contains: list[str] = Field(default_factory=list)
-    verify_tls: bool = True
+    expect_header: dict[str, str | HeaderRegex] = Field(default_factory=dict)
+    expect_json: list[JsonExpectation] = Field(default_factory=list)
     follow_redirects: bool = False
     max_body: int = Field(default=1_048_576, ge=0)
 
@@ -68,24 +179,48 @@ class HttpSpec(CheckSpec):
     @classmethod
     def _headers_are_single_lines(cls, headers: dict[str, str]) -> dict[str, str]:
         for name, value in headers.items():
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a valid header name")
+            _header_name(name)
             if any(c in value for c in "\r\n\0"):
                 raise ValueError(f"header {name} has a line break or NUL in its value")
         return headers
+
+    @field_validator("expect_header")
+    @classmethod
+    def _expected_header_names(
+        cls, expected: dict[str, str | HeaderRegex]
+    ) -> dict[str, str | HeaderRegex]:
+        for name in expected:
+            _header_name(name)
+        return expected
+
+    @field_validator("contains", "not_contains", "expect_json", mode="before")
+    @classmethod
+    def _one_item_is_a_list(cls, value: object) -> object:
+        # ``pymon check http --contains ok`` gives one string, not a list of one.
+        return [value] if isinstance(value, str | dict) else value
 
     @field_validator("contains", "not_contains")
     @classmethod
     def _patterns_compile(cls, items: list[str], info: ValidationInfo) -> list[str]:
         if info.data.get("regex"):
             for i, item in enumerate(items):
-                try:
-                    re.compile(item)
-                except re.error as exc:
-                    raise ValueError(
-                        f"item {i} ({item!r}) is not a valid regular expression: {exc}"
-                    ) from None
+                _compiles(item, f"item {i}")
         return items
+
+    @model_validator(mode="after")
+    def _request_fits_together(self) -> Self:
+        if self.body is not None and self.json_body is not None:
+            raise ValueError("give body or json_body, not both")
+        if (self.body is not None or self.json_body is not None) and self.method in ("GET", "HEAD"):
+            raise ValueError(
+                f"a {self.method} request sends no body; set method (POST, PUT, PATCH...)"
+            )
+        if self.basic_auth is not None:
+            if any(name.lower() == "authorization" for name in self.headers):
+                raise ValueError("give basic_auth or an Authorization header, not both")
+            if urlsplit(self.url).username is not None:
+                raise ValueError("give basic_auth or credentials in the URL, not both")
+        return self
 
 
 _StageCallback = Callable[[aiohttp.ClientSession, SimpleNamespace, object], Awaitable[None]]
@@ -99,6 +234,23 @@ def _stage(stage: str) -> _StageCallback:
             trace.trace_request_ctx.stage = stage
 
     return set_stage
+
+
+class _Response(aiohttp.ClientResponse):
+    """A response that keeps the peer certificate of the connection it came on.
+
+    aiohttp hands the connection back as soon as the body is in (for a small body,
+    before the caller sees the response), so the certificate is taken as it starts.
+    """
+
+    peer_cert: bytes | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if isinstance(ssl_object, ssl.SSLObject):
+            self.peer_cert = ssl_object.getpeercert(binary_form=True)
+        return await super().start(connection)
 
 
 def new_session(ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
@@ -127,6 +279,7 @@ def new_session(ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSess
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None),
         trace_configs=[trace],
+        response_class=_Response,
     )
 
 
@@ -141,8 +294,7 @@ def _failure(exc: aiohttp.ClientError) -> str:
         )
         return f"TLS certificate verify failed: {reason} ({exc.host} port {exc.port})"
     if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        reason = _SSL_SOURCE.sub("", str(exc.os_error))
-        return f"TLS handshake failed: {reason} ({exc.host} port {exc.port})"
+        return f"TLS handshake failed: {ssl_reason(exc.os_error)} ({exc.host} port {exc.port})"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"cannot resolve {exc.host}: {exc.os_error.strerror or exc.os_error}"
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -204,10 +356,143 @@ def _text_problems(spec: HttpSpec, text: str) -> list[str]:
     return problems
 
 
-@register("http", HttpSpec, {"status_code": HTTP_STATUS})
+def _show(value: object, limit: int = 80) -> str:
+    """A JSON value as JSON text, cut to ``limit`` characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _header_problems(
+    expected: dict[str, str | HeaderRegex], headers: CIMultiDictProxy[str]
+) -> list[str]:
+    """Expected headers that are missing or have another value (any of a repeated one may match)."""
+    problems: list[str] = []
+    for name, want in expected.items():
+        values = headers.getall(name, [])
+        if not values:
+            problems.append(f"header {name} missing")
+            continue
+        got = " / ".join(repr(v[:80]) for v in values)
+        if isinstance(want, HeaderRegex):
+            if not any(re.search(want.regex, v) for v in values):
+                problems.append(f"header {name} is {got}, expected to match regex {want.regex!r}")
+        elif want not in values:
+            problems.append(f"header {name} is {got}, expected {want!r}")
+    return problems
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool) or value is None:
+        return _show(value)
+    return "a number"
+
+
+@dataclass(frozen=True, slots=True)
+class _Absent:
+    """No value at a JSON path, and where the walk stopped."""
+
+    why: str
+
+
+def _lookup(document: object, path: str) -> object:
+    """The value at ``path`` (keys and list indexes, dot-separated), or an _Absent."""
+    node = document
+    parts = path.split(".")
+    for n, part in enumerate(parts):
+        walked = ".".join(parts[:n]) or "the document"
+        if isinstance(node, dict):
+            if part not in node:
+                return _Absent(f"{walked} has no key {part!r}")
+            node = node[part]
+        elif (
+            isinstance(node, list)
+            and _INDEX.fullmatch(part)
+            and -len(node) <= int(part) < len(node)
+        ):
+            node = node[int(part)]
+        else:
+            return _Absent(f"{walked} is {_kind(node)}")
+    return node
+
+
+def _same(a: object, b: object) -> bool:
+    """JSON equality: ``1 == 1.0``, but ``true`` is not ``1`` and ``"1"`` is not ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _json_problem(item: JsonExpectation, document: object) -> str | None:
+    """What is wrong at ``item.path``, or None."""
+    path = item.path
+    value = _lookup(document, path)
+    if isinstance(value, _Absent):
+        return None if item.exists is False else f"JSON {path} missing ({value.why})"
+    if item.exists is not None:
+        return None if item.exists else f"JSON {path} present ({_show(value)}), expected absent"
+    if "equals" in item.model_fields_set:
+        if _same(value, item.equals):
+            return None
+        return f"JSON {path} is {_show(value)}, expected {_show(item.equals)}"
+    wanted = item.contains
+    if isinstance(value, list):
+        found = any(_same(element, wanted) for element in value)
+    elif isinstance(value, str) and isinstance(wanted, str):
+        found = wanted in value
+    else:
+        return f"JSON {path} is {_kind(value)}, which cannot contain {_show(wanted)}"
+    if found:
+        return None
+    return f"JSON {path} is {_show(value)}, expected it to contain {_show(wanted)}"
+
+
+def _json_problems(expectations: list[JsonExpectation], text: str) -> list[str]:
+    """Each ``expect_json`` item the body fails; one problem if the body is not JSON at all."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        return [f"body is not JSON: {exc}"]
+    except RecursionError:
+        return ["body is not JSON pymon can read: nested too deeply"]
+    return [p for item in expectations if (p := _json_problem(item, document)) is not None]
+
+
+def _problems(
+    spec: HttpSpec, headers: CIMultiDictProxy[str], body: bytes, charset: str | None
+) -> list[str]:
+    """What the response fails of ``expect_header``, ``(not_)contains`` and ``expect_json``."""
+    problems = _header_problems(spec.expect_header, headers)
+    if spec.contains or spec.not_contains or spec.expect_json:
+        text = _decode(body, charset)
+        problems += _text_problems(spec, text)
+        if spec.expect_json:
+            problems += _json_problems(spec.expect_json, text)
+    return problems
+
+
+@register("http", HttpSpec, {"status_code": HTTP_STATUS, "cert_days_left": CERT_DAYS_LEFT})
 async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
-    """Request ``url``; judge the status code and required/forbidden text in the body."""
+    """Request ``url``; judge the status code, headers, texts and JSON values in the body."""
     session = await ctx.http_session()
+    # A bool keeps the session's verifying context (True) or skips verification (False).
+    tls: ssl.SSLContext | bool = (
+        await verifying_context(spec.ca_file) if spec.ca_file is not None else spec.verify_tls
+    )
+    headers = spec.headers
+    if spec.basic_auth is not None:
+        headers = {**headers, "Authorization": spec.basic_auth.header()}
     ctx.stage = "connecting"
     t0 = ctx.clock.monotonic()
     metrics: dict[str, float] = {}
@@ -215,15 +500,21 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
         async with session.request(
             spec.method,
             spec.url,
-            headers=spec.headers,
+            headers=headers,
+            data=spec.body,
+            json=spec.json_body,
             allow_redirects=spec.follow_redirects,
-            # True keeps the session's verifying context; False skips verification.
-            ssl=spec.verify_tls,
+            ssl=tls,
             trace_request_ctx=ctx,
         ) as resp:
             response_ms = (ctx.clock.monotonic() - t0) * 1000
             metrics["status_code"] = resp.status
             metrics["response_time_ms"] = round(response_ms, 3)
+            if isinstance(resp, _Response) and resp.peer_cert is not None:
+                # A certificate OpenSSL took but cryptography cannot read has no metric.
+                with contextlib.suppress(ValueError):
+                    cert = read_certificate(resp.peer_cert)
+                    metrics["cert_days_left"] = cert.days_left(ctx.clock.time())
             ctx.stage = "reading body"
             body, truncated = await _read_body(resp.content, spec.max_body)
             if truncated:
@@ -239,9 +530,8 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
         hops = len(resp.history)
         summary += f" from {resp.url} after {hops} redirect{'s' if hops > 1 else ''}"
     summary += f", {size} in {response_ms:.0f} ms"
-    if spec.contains or spec.not_contains:
-        problems = _text_problems(spec, _decode(body, charset))
-        if problems:
-            only = f"; only the first {len(body)} bytes were read" if truncated else ""
-            return CheckResult(Status.ERROR, f"{'; '.join(problems)} ({summary}{only})", metrics)
+    problems = _problems(spec, resp.headers, body, charset)
+    if problems:
+        only = f"; only the first {len(body)} bytes were read" if truncated else ""
+        return CheckResult(Status.ERROR, f"{'; '.join(problems)} ({summary}{only})", metrics)
     return CheckResult(Status.OK, summary, metrics)

@@ -1,0 +1,148 @@
+"""Run a matrix of ``pymon bench`` points and variants; print a Markdown table.
+
+From the repository root::
+
+    .venv/bin/python -m benchmarks.run --services 1000,5000,10000 --variants baseline,uvloop \\
+        --duration 60 --out benchmarks/results/run.jsonl
+
+Every point runs in a fresh process, so a variant's patches, its event loop and
+its memory never leak into the next one. Each result is appended to ``--out`` as
+one JSON line (the bench report plus ``variant`` and ``commit``); ``--table FILE``
+prints the table of a results file again without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pymon.bench import BenchOptions, LoopName
+from pymon.bench import run as run_bench
+
+COLUMNS = (
+    ("services", lambda r: f"{r['run']['services']:,}"),
+    ("variant", lambda r: r.get("variant", "")),
+    (
+        "checks/s",
+        lambda r: f"{r['checks']['per_second']:,.0f} / {r['checks']['expected_per_second']:,.0f}",
+    ),
+    ("p50 ms", lambda r: f"{r['lateness']['p50_ms']:,.1f}"),
+    ("p99 ms", lambda r: f"{r['lateness']['p99_ms']:,.1f}"),
+    ("skipped", lambda r: f"{r['checks']['skipped_runs']:,}"),
+    ("not ok", lambda r: f"{r['checks']['failed']:,}"),
+    ("CPU s/1k", lambda r: f"{r['cpu']['pymon_per_1000_checks_s']:.3f}"),
+    ("CPU %", lambda r: f"{r['cpu']['pymon_utilization']:.0%}"),
+    ("target CPU %", lambda r: f"{r['cpu']['target_utilization']:.0%}"),
+    ("others", lambda r: f"{r['cpu'].get('others_cores', -1):.2f}"),
+    ("KiB/svc", lambda r: f"{r['memory']['per_service_kb']:.1f}"),
+    ("write p99 ms", lambda r: f"{r['store']['write_ms']['p99_ms']:,.0f}"),
+)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The headline figures of ``rows`` as a Markdown table."""
+    lines = [
+        "| " + " | ".join(name for name, _ in COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    lines += ["| " + " | ".join(fmt(r) for _, fmt in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def _one(args: argparse.Namespace) -> None:
+    """Run one point in this process (the child side) and write its JSON."""
+    from benchmarks.variants import apply_variants
+
+    loop: LoopName = "asyncio"
+    options = BenchOptions(
+        services=args.services_one,
+        interval=args.interval,
+        duration=args.duration,
+        warmup=args.warmup,
+        loop=loop,
+    )
+    options = apply_variants(args.variant, options)
+    report = run_bench(options).to_dict()
+    report["variant"] = args.variant
+    report["commit"] = _commit()
+    Path(args.json).write_text(json.dumps(report))
+
+
+def main() -> None:
+    """Parse the command line; run the matrix (or one point, or reprint a table)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", default="1000,5000,10000", help="comma-separated points")
+    parser.add_argument("--variants", default="baseline", help="comma-separated, + composes")
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=None)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per point")
+    parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
+    parser.add_argument("--table", type=Path, default=None, help="print the table of a file")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--services-one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.one:
+        _one(args)
+        return
+    if args.table is not None:
+        rows = [json.loads(line) for line in args.table.read_text().splitlines() if line]
+        print(table(rows))
+        return
+
+    rows = []
+    for services in (int(s) for s in args.services.split(",")):
+        for variant in args.variants.split(","):
+            for _ in range(args.repeat):
+                with tempfile.TemporaryDirectory() as tmp:
+                    out = Path(tmp) / "report.json"
+                    cmd = [
+                        sys.executable, "-m", "benchmarks.run", "--one",
+                        "--services-one", str(services), "--variant", variant,
+                        "--interval", str(args.interval), "--duration", str(args.duration),
+                        "--json", str(out),
+                    ]  # fmt: skip
+                    if args.warmup is not None:
+                        cmd += ["--warmup", str(args.warmup)]
+                    print(f"# {services} services, {variant}", file=sys.stderr, flush=True)
+                    proc = subprocess.run(cmd, env=os.environ | {"PYTHONHASHSEED": "0"})
+                    if proc.returncode != 0:
+                        print(f"#   failed with exit code {proc.returncode}", file=sys.stderr)
+                        continue
+                    row = json.loads(out.read_text())
+                rows.append(row)
+                if args.out is not None:
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    with args.out.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                print(table([row]).splitlines()[-1], flush=True)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Named benchmark variants: option changes and *prototypes* of engine changes.
+
+A prototype is applied by patching pymon in the benchmark process only, so that
+a proposed engine change can be measured before anyone edits the engine. None of
+this is production code; the figures it made are in ``docs/performance.md``, and
+each prototype names the file and function it stands in for.
+
+Variants compose: ``uvloop+tcp-raw+http-lean`` applies all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pymon.bench import BenchOptions
+
+__all__ = ["VARIANTS", "apply_variants"]
+
+Patch = Callable[[], None]
+
+
+def _tcp_raw() -> None:
+    """checks/tcp.py check_tcp: a plain connect check on a bare socket, no streams.
+
+    ``asyncio.open_connection`` builds a transport, a protocol, a StreamReader and
+    a StreamWriter and then closes them gracefully (with a timeout) just to learn
+    that the port accepts; ``loop.sock_connect`` on a non-blocking socket learns
+    the same. Services with ``send`` or ``expect`` keep the streams path.
+    """
+    from pymon.checks import REGISTRY
+    from pymon.checks.base import CheckContext, resolve_host
+    from pymon.checks.tcp import TcpSpec
+    from pymon.model import CheckResult, Status
+
+    kind = REGISTRY["tcp"]
+    streams = kind.run
+
+    async def check_tcp_raw(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
+        if spec.send is not None or spec.expect is not None:
+            return await streams(spec, ctx)
+        try:
+            addresses = await resolve_host(spec.host, ctx)
+        except OSError as exc:
+            return CheckResult(Status.FAILED, f"cannot resolve {spec.host}: {exc}")
+        loop = asyncio.get_running_loop()
+        reasons: list[str] = []
+        t0 = ctx.clock.monotonic()
+        for address in addresses:
+            ctx.stage = f"connecting to {address} port {spec.port}"
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await loop.sock_connect(sock, (address, spec.port))
+            except OSError as exc:
+                reasons.append(exc.strerror or str(exc))
+                continue
+            finally:
+                sock.close()
+            connect_ms = (ctx.clock.monotonic() - t0) * 1000
+            where = spec.host if address == spec.host else f"{spec.host} ({address})"
+            return CheckResult(
+                Status.OK,
+                f"connected to {where} port {spec.port} in {connect_ms:.0f} ms",
+                {"connect_ms": round(connect_ms, 3)},
+            )
+        return CheckResult(Status.FAILED, f"{'; '.join(reasons)} ({spec.host} port {spec.port})")
+
+    REGISTRY["tcp"] = dataclasses.replace(kind, run=check_tcp_raw)
+
+
+def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
+    """checks/http.py new_session: the shared session without trace hooks and/or happy eyeballs.
+
+    aiohttp runs its whole tracing machinery for every request of a session that
+    has any TraceConfig; the hooks only move ``ctx.stage``. With one address per
+    target (an IP literal or a resolved name tried in turn) happy eyeballs races
+    nothing, yet ``aiohappyeyeballs`` still stages every connect.
+    """
+
+    def patch() -> None:
+        import aiohttp
+
+        import pymon.engine.daemon as daemon
+
+        made = daemon.new_session  # type: ignore[attr-defined]
+
+        def lean_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+            session = made(*args, **kwargs)
+            if not traces:
+                session._trace_configs = []
+            if not happy_eyeballs:
+                connector = session.connector
+                assert isinstance(connector, aiohttp.TCPConnector)
+                connector._happy_eyeballs_delay = None
+            return session
+
+        daemon.new_session = lean_session  # type: ignore[attr-defined]
+
+    return patch
+
+
+def _sched_lean(tick: float) -> Patch:
+    """engine/scheduler.py Scheduler._sleep_until: one timer per wake, wakes at most every tick.
+
+    Today each wake-up makes two tasks (the wake event's waiter and the sleep) and
+    an ``asyncio.wait``; at 2,000 due times a second that is 2,000 wakes. Here a
+    wake is one ``asyncio.timeout`` around the event, and the next wake is never
+    sooner than ``tick`` after this one, so due runs are taken in small batches
+    (lateness grows by at most ``tick``).
+    """
+
+    def patch() -> None:
+        from pymon.engine.scheduler import Scheduler
+
+        async def _sleep_until(self: Scheduler, due: float) -> None:
+            now = self._clock.monotonic()
+            due = max(due, now + tick)
+            self._target = due
+            self._wake.clear()
+            delay = due - now
+            try:
+                async with asyncio.timeout(delay if delay != math.inf else 3600):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            finally:
+                self._target = math.inf
+
+        Scheduler._sleep_until = _sleep_until  # type: ignore[method-assign]
+
+    return patch
+
+
+def _store_raw() -> None:
+    """store/sql.py SqlStore.write on SQLite: the two hot upserts as driver SQL with tuples.
+
+    SQLAlchemy Core's executemany compiles nothing (the statement is cached) but
+    still runs per-row bind processing (JSON encoding through its type system,
+    parameter dicts) in the event loop's thread. Here the rows are built as tuples
+    with ``json.dumps`` and handed to the driver as they are; events keep the
+    Core path (they are rare).
+    """
+    from pymon.model import Event, ServiceState
+    from pymon.store import sql
+    from pymon.store.base import ResultRecord
+
+    original = sql.SqlStore.write
+
+    def upsert(table: Any, keys: Sequence[str], where: str = "") -> tuple[str, list[str]]:
+        cols = [c.name for c in table.columns]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+        text = (
+            f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} {where}"
+        )
+        return text, cols
+
+    state_sql, state_cols = upsert(sql.state_table, ["name"])
+    result_sql, result_cols = upsert(
+        sql.result_table, ["service", "slot"], "WHERE results.seq < excluded.seq"
+    )
+    json_cols = {"metrics", "last_by_status"}
+
+    def tuples(rows: list[dict[str, Any]], cols: list[str]) -> list[tuple[Any, ...]]:
+        return [
+            tuple(json.dumps(row[c]) if c in json_cols else row[c] for c in cols) for row in rows
+        ]
+
+    async def write(
+        self: sql.SqlStore,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+    ) -> None:
+        if self.backend != "sqlite":
+            await original(self, states, results, events)
+            return
+        state_rows = tuples(list({s.name: sql._state_row(s) for s in states}.values()), state_cols)
+        result_rows = tuples(sql._ring_rows(results, self.history_size), result_cols)
+        async with self._connect("write a batch", write=True) as conn:
+            if state_rows:
+                await conn.exec_driver_sql(state_sql, state_rows)
+            if result_rows:
+                await conn.exec_driver_sql(result_sql, result_rows)
+            if events:
+                await conn.execute(sql.event_table.insert(), [sql._event_row(e) for e in events])
+
+    sql.SqlStore.write = write  # type: ignore[method-assign]
+
+
+def _switch_interval(seconds: float) -> Patch:
+    """sys.setswitchinterval: how soon a thread waiting for the GIL gets it.
+
+    aiosqlite runs SQLite in a thread; ``executemany`` takes the GIL back for every
+    row, and with the event loop busy each hand-over waits up to the switch
+    interval (5 ms by default), so a 1,000-row batch can take seconds of wall time.
+    """
+
+    def patch() -> None:
+        sys.setswitchinterval(seconds)
+
+    return patch
+
+
+VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
+    "baseline": ({}, []),
+    "uvloop": ({"loop": "uvloop"}, []),
+    "conc-100": ({"concurrency": 100}, []),
+    "conc-250": ({"concurrency": 250}, []),
+    "conc-5000": ({"concurrency": 5000}, []),
+    "flush-0.25": ({"flush_interval": 0.25}, []),
+    "flush-2": ({"flush_interval": 2.0}, []),
+    "ports-1": ({"ports_per_kind": 1}, []),
+    "tcp-raw": ({}, [_tcp_raw]),
+    "http-notrace": ({}, [_http_session(traces=False, happy_eyeballs=True)]),
+    "http-nohe": ({}, [_http_session(traces=True, happy_eyeballs=False)]),
+    "http-lean": ({}, [_http_session(traces=False, happy_eyeballs=False)]),
+    "sched-lean": ({}, [_sched_lean(0.01)]),
+    "store-raw": ({}, [_store_raw]),
+    "switch-1ms": ({}, [_switch_interval(0.001)]),
+}
+
+
+def apply_variants(spec: str, options: BenchOptions) -> BenchOptions:
+    """Apply the ``+``-joined variants in ``spec``; returns the options to run with."""
+    changes: dict[str, Any] = {}
+    for name in spec.split("+"):
+        if name not in VARIANTS:
+            known = ", ".join(VARIANTS)
+            raise SystemExit(f"unknown variant {name!r} (known: {known})")
+        opts, patches = VARIANTS[name]
+        changes.update(opts)
+        for patch in patches:
+            patch()
+    return dataclasses.replace(options, **changes)

@@ -1,0 +1,130 @@
+"""What the checks that hold a command/reply dialogue with a server share: smtp and ftp.
+
+Not a check type (the registry skips ``_`` modules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pymon.checks.base import CheckContext, resolve_host
+from pymon.checks.tcp import _reason
+from pymon.model import CheckResult, Status
+
+__all__ = ["Dialogue", "Unreachable", "connect_first", "one_line"]
+
+T = TypeVar("T")
+
+# A goodbye (QUIT) may take this long, and at most half of what is left of the
+# timeout: a server slow to say goodbye must not turn a verdict into a timeout.
+GOODBYE_GRACE = 1.0
+
+# A reply text is shown in a message up to this many characters.
+SHOWN_REPLY = 160
+
+
+class Unreachable(Exception):
+    """No connection to the server at all; the text says why, naming host and port."""
+
+
+async def connect_first(
+    host: str, port: int, ctx: CheckContext, connect: Callable[[str], Awaitable[T]]
+) -> tuple[T, float]:
+    """Resolve ``host`` and ``connect`` to its addresses in turn until one answers.
+
+    Returns what ``connect`` returned and the ``ctx.clock`` time connecting began
+    (after name resolution). ``connect`` raises OSError for an address that does
+    not answer; when none does, raises Unreachable naming each reason.
+    """
+    try:
+        addresses = await resolve_host(host, ctx)
+    except OSError as exc:
+        raise Unreachable(f"cannot resolve {host}: {_reason(exc)}") from None
+    started = ctx.clock.monotonic()
+    reasons: list[str] = []
+    for address in addresses:
+        ctx.stage = f"connecting to {address} port {port}"
+        try:
+            return await connect(address), started
+        except OSError as exc:
+            reasons.append(_reason(exc))
+    if len(reasons) == 1:
+        why = reasons[0]
+    else:
+        why = "; ".join(f"{a}: {r}" for a, r in zip(addresses, reasons, strict=True))
+    raise Unreachable(f"{why} ({host} port {port})")
+
+
+def one_line(text: str) -> str:
+    """A server's reply text (maybe several lines, maybe hostile) as one short printable line."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return flat if len(flat) <= SHOWN_REPLY else flat[: SHOWN_REPLY - 3] + "..."
+
+
+class Dialogue:
+    """How far a dialogue got: the command awaiting its reply, the last reply code, metrics.
+
+    ``connecting_at`` is the ``ctx.clock`` time connecting began; the time from it
+    to the greeting is the ``response_time_ms`` metric.
+    """
+
+    def __init__(self, ctx: CheckContext, connecting_at: float) -> None:
+        self.ctx = ctx
+        self.command = "greeting"
+        self.code: int | None = None
+        self.connecting_at = connecting_at
+        self.metrics: dict[str, float] = {}
+
+    def at(self, command: str, stage: str | None = None) -> None:
+        """Note that ``command`` is under way: a problem now is about it."""
+        self.command = command
+        self.ctx.stage = stage or f"waiting for the reply to {command}"
+
+    def greeted(self) -> float:
+        """Record ``response_time_ms`` as of now, a greeting having come; returns it."""
+        ms = round((self.ctx.clock.monotonic() - self.connecting_at) * 1000, 3)
+        self.metrics["response_time_ms"] = ms
+        return ms
+
+    def refused(self, code: int, text: str) -> tuple[Status, str, bool]:
+        """The verdict on a reply that was not the one expected to the current command.
+
+        A 4xx or 5xx code is the server refusing: ``error``, and a goodbye is in
+        order. Any other code there is not the protocol spoken right: ``failed``,
+        and the connection is dropped. Returns status, message and whether to QUIT.
+        """
+        if self.command == "greeting":
+            self.greeted()
+        self.code = code
+        reply = f"{code} {one_line(text)}".rstrip()
+        if 400 <= code <= 599:
+            return Status.ERROR, f"{self.command} refused: {reply}", True
+        return Status.FAILED, f"unexpected reply to {self.command}: {reply}", False
+
+    async def goodbye(
+        self,
+        started: float,
+        quit: Callable[[], Awaitable[object]],
+        errors: tuple[type[Exception], ...],
+    ) -> None:
+        """Await ``quit`` (sending QUIT) within the grace left to a check begun at ``started``.
+
+        Whatever happens (``errors``, a closed connection, no answer in time), the
+        dialogue is over and the verdict stands.
+        """
+        grace = min(GOODBYE_GRACE, (self.ctx.timeout - (self.ctx.clock.monotonic() - started)) / 2)
+        if grace <= 0:
+            return
+        self.ctx.stage = "waiting for the reply to QUIT"
+        with contextlib.suppress(OSError, TimeoutError, *errors):
+            async with asyncio.timeout(grace):
+                await quit()
+
+    def result(self, status: Status, message: str) -> CheckResult:
+        """The check's result, with ``reply_code`` when a reply came."""
+        if self.code is not None:
+            self.metrics["reply_code"] = self.code
+        return CheckResult(status, message, self.metrics)

@@ -1,0 +1,62 @@
+"""Smoke test of ``pymon bench``: a few seconds, 20 services, real targets and SQLite.
+
+Only the report's shape and the absence of failures are asserted: a timing
+belongs in the benchmark, never in a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pymon.bench import BenchOptions, run_bench
+from pymon.cli import cli
+
+SECTIONS = {
+    "run": {"services", "tcp", "http", "interval_s", "warmup_s", "window_s", "concurrency"},
+    "checks": {"total", "per_second", "expected_per_second", "ok", "failed", "skipped_runs"},
+    "lateness": {"p50_ms", "p90_ms", "p99_ms", "max_ms", "samples"},
+    "loop_lag": {"p50_ms", "p99_ms", "samples"},
+    "cpu": {"pymon_s", "pymon_per_1000_checks_s", "target_s", "target_per_1000_checks_s"},
+    "memory": {"rss_before_mb", "rss_running_mb", "per_service_kb"},
+    "store": {"batches", "results_written", "mean_batch", "write_ms", "writer_failures"},
+    "target": {"http_requests", "tcp_accepts"},
+    "machine": {"cpu_model", "nproc", "python"},
+}
+
+
+async def test_bench_runs_checks_without_failures(tmp_path: Path) -> None:
+    options = BenchOptions(services=20, interval=1.0, warmup=1.0, duration=2.0, workdir=tmp_path)
+    report = (await run_bench(options)).to_dict()
+
+    for section, keys in SECTIONS.items():
+        assert keys <= set(report[section]), section
+    checks = report["checks"]
+    assert checks["total"] > 0
+    assert checks["failed"] == 0, checks["failure_samples"]
+    assert checks["ok"] == checks["total"]
+    assert report["lateness"]["samples"] == checks["total"]
+    assert report["run"]["tcp"] == report["run"]["http"] == 10
+    # Both kinds of target were reached, and the results went through the store.
+    assert report["target"]["http_requests"] > 0
+    assert report["target"]["tcp_accepts"] > 0
+    assert report["store"]["writer_failures"] == 0
+    assert (tmp_path / "bench.db").exists()
+
+
+def test_bench_command_refuses_a_warmup_shorter_than_an_interval() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--interval", "5s", "--warmup", "1s"])
+    assert result.exit_code == 2
+    assert "at least one interval" in result.output
+
+
+def test_bench_command_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    args = ["bench", "--services", "4", "--interval", "500ms", "--warmup", "500ms"]
+    result = CliRunner().invoke(cli, [*args, "--duration", "1s", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(SECTIONS) <= set(report)
+    assert report["checks"]["failed"] == 0, report["checks"]["failure_samples"]
