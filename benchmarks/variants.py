@@ -16,17 +16,31 @@ import json
 import math
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from pymon.bench import BenchOptions
+import aiohttp
 
-__all__ = ["VARIANTS", "apply_variants"]
+from pymon.bench import BenchOptions
+from pymon.checks import CheckFn
+from pymon.engine.scheduler import Scheduler
+from pymon.model import Event, ServiceState
+from pymon.store.base import ResultRecord
+from pymon.store.sql import SqlStore
+
+__all__ = [
+    "VARIANTS",
+    "apply_variants",
+    "lean_session",
+    "lean_sleep_until",
+    "raw_store_write",
+    "tcp_raw_check",
+]
 
 Patch = Callable[[], None]
 
 
-def _tcp_raw() -> None:
+def tcp_raw_check(streams: CheckFn) -> CheckFn:
     """checks/tcp.py check_tcp: a plain connect check on a bare socket, no streams.
 
     ``asyncio.open_connection`` builds a transport, a protocol, a StreamReader and
@@ -34,13 +48,9 @@ def _tcp_raw() -> None:
     that the port accepts; ``loop.sock_connect`` on a non-blocking socket learns
     the same. Services with ``send`` or ``expect`` keep the streams path.
     """
-    from pymon.checks import REGISTRY
     from pymon.checks.base import CheckContext, resolve_host
     from pymon.checks.tcp import TcpSpec
     from pymon.model import CheckResult, Status
-
-    kind = REGISTRY["tcp"]
-    streams = kind.run
 
     async def check_tcp_raw(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
         if spec.send is not None or spec.expect is not None:
@@ -73,10 +83,19 @@ def _tcp_raw() -> None:
             )
         return CheckResult(Status.FAILED, f"{'; '.join(reasons)} ({spec.host} port {spec.port})")
 
-    REGISTRY["tcp"] = dataclasses.replace(kind, run=check_tcp_raw)
+    return check_tcp_raw
 
 
-def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
+def _tcp_raw() -> None:
+    from pymon.checks import REGISTRY
+
+    kind = REGISTRY["tcp"]
+    REGISTRY["tcp"] = dataclasses.replace(kind, run=tcp_raw_check(kind.run))
+
+
+def lean_session(
+    session: aiohttp.ClientSession, *, traces: bool, happy_eyeballs: bool
+) -> aiohttp.ClientSession:
     """checks/http.py new_session: the shared session without trace hooks and/or happy eyeballs.
 
     aiohttp runs its whole tracing machinery for every request of a session that
@@ -84,30 +103,30 @@ def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
     target (an IP literal or a resolved name tried in turn) happy eyeballs races
     nothing, yet ``aiohappyeyeballs`` still stages every connect.
     """
+    if not traces:
+        session._trace_configs = []
+    if not happy_eyeballs:
+        connector = session.connector
+        assert isinstance(connector, aiohttp.TCPConnector)
+        connector._happy_eyeballs_delay = None
+    return session
 
+
+def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
     def patch() -> None:
-        import aiohttp
-
         import pymon.engine.daemon as daemon
 
         made = daemon.new_session  # type: ignore[attr-defined]
 
-        def lean_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
-            session = made(*args, **kwargs)
-            if not traces:
-                session._trace_configs = []
-            if not happy_eyeballs:
-                connector = session.connector
-                assert isinstance(connector, aiohttp.TCPConnector)
-                connector._happy_eyeballs_delay = None
-            return session
+        def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+            return lean_session(made(*args, **kwargs), traces=traces, happy_eyeballs=happy_eyeballs)
 
-        daemon.new_session = lean_session  # type: ignore[attr-defined]
+        daemon.new_session = session  # type: ignore[attr-defined]
 
     return patch
 
 
-def _sched_lean(tick: float) -> Patch:
+def lean_sleep_until(tick: float) -> Callable[[Scheduler, float], Awaitable[None]]:
     """engine/scheduler.py Scheduler._sleep_until: one timer per wake, wakes at most every tick.
 
     Today each wake-up makes two tasks (the wake event's waiter and the sleep) and
@@ -117,42 +136,45 @@ def _sched_lean(tick: float) -> Patch:
     (lateness grows by at most ``tick``).
     """
 
+    async def _sleep_until(self: Scheduler, due: float) -> None:
+        now = self._clock.monotonic()
+        due = max(due, now + tick)
+        self._target = due
+        self._wake.clear()
+        delay = due - now
+        try:
+            async with asyncio.timeout(delay if delay != math.inf else 3600):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._target = math.inf
+
+    return _sleep_until
+
+
+def _sched_lean(tick: float) -> Patch:
     def patch() -> None:
-        from pymon.engine.scheduler import Scheduler
-
-        async def _sleep_until(self: Scheduler, due: float) -> None:
-            now = self._clock.monotonic()
-            due = max(due, now + tick)
-            self._target = due
-            self._wake.clear()
-            delay = due - now
-            try:
-                async with asyncio.timeout(delay if delay != math.inf else 3600):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            finally:
-                self._target = math.inf
-
-        Scheduler._sleep_until = _sleep_until  # type: ignore[method-assign]
+        Scheduler._sleep_until = lean_sleep_until(tick)  # type: ignore[method-assign, assignment]
 
     return patch
 
 
-def _store_raw() -> None:
+StoreWrite = Callable[
+    [SqlStore, Sequence[ServiceState], Sequence[ResultRecord], Sequence[Event]], Awaitable[None]
+]
+
+
+def raw_store_write(original: StoreWrite) -> StoreWrite:
     """store/sql.py SqlStore.write on SQLite: the two hot upserts as driver SQL with tuples.
 
     SQLAlchemy Core's executemany compiles nothing (the statement is cached) but
     still runs per-row bind processing (JSON encoding through its type system,
     parameter dicts) in the event loop's thread. Here the rows are built as tuples
     with ``json.dumps`` and handed to the driver as they are; events keep the
-    Core path (they are rare).
+    Core path (they are rare). Other backends keep ``original``.
     """
-    from pymon.model import Event, ServiceState
     from pymon.store import sql
-    from pymon.store.base import ResultRecord
-
-    original = sql.SqlStore.write
 
     def upsert(table: Any, keys: Sequence[str], where: str = "") -> tuple[str, list[str]]:
         cols = [c.name for c in table.columns]
@@ -175,7 +197,7 @@ def _store_raw() -> None:
         ]
 
     async def write(
-        self: sql.SqlStore,
+        self: SqlStore,
         states: Sequence[ServiceState],
         results: Sequence[ResultRecord],
         events: Sequence[Event],
@@ -193,7 +215,11 @@ def _store_raw() -> None:
             if events:
                 await conn.execute(sql.event_table.insert(), [sql._event_row(e) for e in events])
 
-    sql.SqlStore.write = write  # type: ignore[method-assign]
+    return write
+
+
+def _store_raw() -> None:
+    SqlStore.write = raw_store_write(SqlStore.write)  # type: ignore[method-assign, assignment]
 
 
 def _switch_interval(seconds: float) -> Patch:

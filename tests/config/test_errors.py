@@ -412,3 +412,13 @@ def test_keys_beside_a_bad_one_in_defaults_are_still_inherited(tmp_path: Path) -
         "FILE:5: defaults.tcp.sned: unknown key (did you mean 'send'? allowed: host, port, send, "
         "expect, interval, timeout, notify, thresholds, flap_guard, tags)",
     ]
+
+
+def test_a_bad_secret_is_reported_without_its_value(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        "services:\n  - {name: j, type: heartbeat, token: [123456789012345678]}\n",
+    )
+    assert len(found) == 1
+    assert found[0].startswith("FILE:2: services[0].token:")
+    assert "123456789012345678" not in found[0]

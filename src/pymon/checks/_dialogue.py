@@ -8,15 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-from pymon.checks.base import CheckContext, resolve_host
-from pymon.checks.tcp import _reason
+from pymon.checks.base import CheckContext
 from pymon.model import CheckResult, Status
 
-__all__ = ["Dialogue", "Unreachable", "connect_first", "one_line"]
-
-T = TypeVar("T")
+__all__ = ["Dialogue", "one_line"]
 
 # A goodbye (QUIT) may take this long, and at most half of what is left of the
 # timeout: a server slow to say goodbye must not turn a verdict into a timeout.
@@ -24,38 +20,6 @@ GOODBYE_GRACE = 1.0
 
 # A reply text is shown in a message up to this many characters.
 SHOWN_REPLY = 160
-
-
-class Unreachable(Exception):
-    """No connection to the server at all; the text says why, naming host and port."""
-
-
-async def connect_first(
-    host: str, port: int, ctx: CheckContext, connect: Callable[[str], Awaitable[T]]
-) -> tuple[T, float]:
-    """Resolve ``host`` and ``connect`` to its addresses in turn until one answers.
-
-    Returns what ``connect`` returned and the ``ctx.clock`` time connecting began
-    (after name resolution). ``connect`` raises OSError for an address that does
-    not answer; when none does, raises Unreachable naming each reason.
-    """
-    try:
-        addresses = await resolve_host(host, ctx)
-    except OSError as exc:
-        raise Unreachable(f"cannot resolve {host}: {_reason(exc)}") from None
-    started = ctx.clock.monotonic()
-    reasons: list[str] = []
-    for address in addresses:
-        ctx.stage = f"connecting to {address} port {port}"
-        try:
-            return await connect(address), started
-        except OSError as exc:
-            reasons.append(_reason(exc))
-    if len(reasons) == 1:
-        why = reasons[0]
-    else:
-        why = "; ".join(f"{a}: {r}" for a, r in zip(addresses, reasons, strict=True))
-    raise Unreachable(f"{why} ({host} port {port})")
 
 
 def one_line(text: str) -> str:

@@ -8,7 +8,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pymon.clock import Clock, SystemClock
 
@@ -17,7 +17,18 @@ if TYPE_CHECKING:
 
     from pymon.checks.heartbeat import HeartbeatBoard
 
-__all__ = ["CheckContext", "Resolver", "SessionFactory", "SystemResolver", "resolve_host"]
+__all__ = [
+    "CheckContext",
+    "Resolver",
+    "SessionFactory",
+    "SystemResolver",
+    "Unreachable",
+    "connect_first",
+    "os_reason",
+    "resolve_host",
+]
+
+T = TypeVar("T")
 
 
 class Resolver(Protocol):
@@ -75,3 +86,42 @@ async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
     if not addresses:
         raise OSError("no addresses")
     return addresses
+
+
+def os_reason(exc: OSError) -> str:
+    """A short reason for a socket error, as messages show it ("connection refused")."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+class Unreachable(Exception):
+    """No connection to the server at all; the text says why, naming host and port."""
+
+
+async def connect_first(
+    host: str, port: int, ctx: CheckContext, connect: Callable[[str], Awaitable[T]]
+) -> tuple[T, float]:
+    """Resolve ``host`` and ``connect`` to its addresses in turn until one answers.
+
+    Returns what ``connect`` returned and the ``ctx.clock`` time connecting began
+    (after name resolution). ``connect`` raises OSError for an address that does
+    not answer; when none does, raises Unreachable naming each reason.
+    """
+    try:
+        addresses = await resolve_host(host, ctx)
+    except OSError as exc:
+        raise Unreachable(f"cannot resolve {host}: {os_reason(exc)}") from None
+    started = ctx.clock.monotonic()
+    reasons: list[str] = []
+    for address in addresses:
+        ctx.stage = f"connecting to {address} port {port}"
+        try:
+            return await connect(address), started
+        except OSError as exc:
+            reasons.append(os_reason(exc))
+    if len(reasons) == 1:
+        why = reasons[0]
+    else:
+        why = "; ".join(f"{a}: {r}" for a, r in zip(addresses, reasons, strict=True))
+    raise Unreachable(f"{why} ({host} port {port})")

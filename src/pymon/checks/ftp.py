@@ -10,9 +10,8 @@ import aioftp
 from pydantic import Field, SecretStr, field_validator
 
 from pymon.checks import register
-from pymon.checks._dialogue import Dialogue, Unreachable, connect_first, one_line
-from pymon.checks.base import CheckContext
-from pymon.checks.tcp import _reason
+from pymon.checks._dialogue import Dialogue, one_line
+from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult, Status
 
@@ -242,7 +241,7 @@ async def _talk(spec: FtpSpec, session: _Session) -> tuple[Status, str, bool]:
     except _Garbled as exc:
         return Status.FAILED, f"{exc} while {session.ctx.stage}", False
     except OSError as exc:
-        why = "connection closed" if isinstance(exc, ConnectionResetError) else _reason(exc)
+        why = "connection closed" if isinstance(exc, ConnectionResetError) else os_reason(exc)
         return Status.FAILED, f"{why} while {session.ctx.stage}", False
     return Status.OK, f"{summary}; greeting in {greeted_ms:.0f} ms", True
 

@@ -19,10 +19,9 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from pymon import __version__
 from pymon.checks import register
-from pymon.checks._dialogue import Dialogue, Unreachable, connect_first, one_line
-from pymon.checks.base import CheckContext
-from pymon.checks.tcp import _reason
-from pymon.checks.tls import _UNVERIFIED, TrustSpec, ssl_reason, verifying_context
+from pymon.checks._dialogue import Dialogue, one_line
+from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
+from pymon.checks.tls import UNVERIFIED, TrustSpec, ssl_reason, verifying_context
 from pymon.model import CheckResult, Status
 
 __all__ = ["SMTPS_PORT", "SMTP_PORT", "SmtpSpec", "check_smtp"]
@@ -239,7 +238,7 @@ def _lost(exc: BaseException, stage: str) -> str:
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected | ConnectionResetError):
         return f"connection closed while {stage}"
     if isinstance(exc, OSError):
-        return f"{_reason(exc)} while {stage}"
+        return f"{os_reason(exc)} while {stage}"
     return f"{exc} while {stage}"
 
 
@@ -280,7 +279,7 @@ async def check_smtp(spec: SmtpSpec, ctx: CheckContext) -> CheckResult:
     started = ctx.clock.monotonic()
     tls_context: ssl.SSLContext | None = None
     if spec.tls != "none":
-        tls_context = await verifying_context(spec.ca_file) if spec.verify_tls else _UNVERIFIED
+        tls_context = await verifying_context(spec.ca_file) if spec.verify_tls else UNVERIFIED
     client = aiosmtplib.SMTP(
         hostname=spec.host,
         use_tls=spec.tls == "implicit",

@@ -9,11 +9,11 @@ import re
 from pydantic import Field
 
 from pymon.checks import register
-from pymon.checks.base import CheckContext, resolve_host
+from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult, Status
 
-__all__ = ["TcpSpec", "check_tcp", "resolve_host", "unescape"]
+__all__ = ["TcpSpec", "check_tcp", "unescape"]
 
 # A banner or reply is short; a peer streaming more than this without the expected
 # text is judged on what it sent so far instead of filling memory.
@@ -47,12 +47,6 @@ def unescape(text: str) -> str:
     return _ESCAPE.sub(lambda m: _ESCAPES.get(m[1], m[0]), text)
 
 
-def _reason(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
 def _preview(data: bytes, limit: int = 80) -> str:
     shown = repr(data[:limit])
     return shown + (f" ({len(data)} bytes)" if len(data) > limit else "")
@@ -67,22 +61,6 @@ async def _close(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError, TimeoutError):
         async with asyncio.timeout(_CLOSE_GRACE):
             await writer.wait_closed()
-
-
-async def _connect(
-    addresses: list[str], port: int, ctx: CheckContext
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str] | list[str]:
-    """The streams and the address that answered, or one failure reason per address."""
-    reasons: list[str] = []
-    for address in addresses:
-        ctx.stage = f"connecting to {address} port {port}"
-        try:
-            reader, writer = await asyncio.open_connection(address, port)
-        except OSError as exc:
-            reasons.append(_reason(exc))
-        else:
-            return reader, writer, address
-    return reasons
 
 
 async def _await_reply(reader: asyncio.StreamReader, expect: str, ctx: CheckContext) -> str | None:
@@ -114,19 +92,15 @@ async def _await_reply(reader: asyncio.StreamReader, expect: str, ctx: CheckCont
 @register("tcp", TcpSpec)
 async def check_tcp(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     """Connect over TCP; optionally send ``send`` and require ``expect`` in the reply."""
+
+    async def connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+        reader, writer = await asyncio.open_connection(address, spec.port)
+        return reader, writer, address
+
     try:
-        addresses = await resolve_host(spec.host, ctx)
-    except OSError as exc:
-        return CheckResult(Status.FAILED, f"cannot resolve {spec.host}: {_reason(exc)}")
-    t0 = ctx.clock.monotonic()
-    connected = await _connect(addresses, spec.port, ctx)
-    if isinstance(connected, list):
-        if len(connected) == 1:
-            why = connected[0]
-        else:
-            why = "; ".join(f"{a}: {r}" for a, r in zip(addresses, connected, strict=True))
-        return CheckResult(Status.FAILED, f"{why} ({spec.host} port {spec.port})")
-    reader, writer, address = connected
+        (reader, writer, address), t0 = await connect_first(spec.host, spec.port, ctx, connect)
+    except Unreachable as exc:
+        return CheckResult(Status.FAILED, str(exc))
     connect_ms = (ctx.clock.monotonic() - t0) * 1000
     metrics = {"connect_ms": round(connect_ms, 3)}
     where = spec.host if address == spec.host else f"{spec.host} ({address})"
@@ -143,7 +117,7 @@ async def check_tcp(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
                 return CheckResult(Status.ERROR, problem, metrics)
             message += f", reply contains {expect!r}"
     except OSError as exc:
-        return CheckResult(Status.FAILED, f"{message}, then {_reason(exc)}", metrics)
+        return CheckResult(Status.FAILED, f"{message}, then {os_reason(exc)}", metrics)
     finally:
         await _close(writer)
     return CheckResult(Status.OK, message, metrics)

@@ -20,9 +20,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import Field, model_validator
 
 from pymon.checks import register
-from pymon.checks._dialogue import Unreachable, connect_first, one_line
-from pymon.checks.base import CheckContext
-from pymon.checks.tcp import _reason
+from pymon.checks._dialogue import one_line
+from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
@@ -30,6 +29,7 @@ from pymon.model import CheckResult, Status
 
 __all__ = [
     "CERT_DAYS_LEFT",
+    "UNVERIFIED",
     "Certificate",
     "TlsSpec",
     "TrustSpec",
@@ -139,7 +139,7 @@ def _file_context(ca_file: str) -> ssl.SSLContext:
     except ssl.SSLError as exc:
         raise CheckSetupError(f"ca_file {ca_file} holds no usable CA: {ssl_reason(exc)}") from None
     except OSError as exc:
-        raise CheckSetupError(f"cannot read ca_file {ca_file}: {_reason(exc)}") from None
+        raise CheckSetupError(f"cannot read ca_file {ca_file}: {os_reason(exc)}") from None
 
 
 async def verifying_context(ca_file: str | None) -> ssl.SSLContext:
@@ -161,8 +161,8 @@ def _unverified_context() -> ssl.SSLContext:
     return context
 
 
-# Used to read a certificate whatever its flaws; never to trust anything.
-_UNVERIFIED = _unverified_context()
+# For reading a certificate whatever its flaws, and for verify_tls: false; never to trust.
+UNVERIFIED = _unverified_context()
 
 
 class _NoTls(Exception):
@@ -328,7 +328,7 @@ async def _certificate_anyway(
         async with asyncio.timeout(budget):
             ctx.stage = f"connecting to {address} port {spec.port} again"
             streams = await _open(address, spec.port)
-            peer = await _probe(spec, streams, _UNVERIFIED, ctx)
+            peer = await _probe(spec, streams, UNVERIFIED, ctx)
         return read_certificate(peer.cert)
     except (OSError, _NoTls, ValueError, TimeoutError):
         return None
@@ -338,7 +338,7 @@ async def _certificate_anyway(
 async def check_tls(spec: TlsSpec, ctx: CheckContext) -> CheckResult:
     """TLS handshake (optionally after SMTP STARTTLS); verify the certificate, report its expiry."""
     deadline = ctx.clock.monotonic() + ctx.timeout
-    context = await verifying_context(spec.ca_file) if spec.verify_tls else _UNVERIFIED
+    context = await verifying_context(spec.ca_file) if spec.verify_tls else UNVERIFIED
     try:
         streams, _ = await connect_first(
             spec.host, spec.port, ctx, lambda address: _open(address, spec.port)

@@ -99,6 +99,10 @@ class _TooLarge(Exception):
     """The plain data would exceed ``_MAX_NODES``."""
 
 
+#: Keys whose values never appear in an error message, whatever went wrong with them.
+SECRET_KEYS = frozenset({"password", "token", "secret"})
+
+
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Load and validate the config file at ``path``.
 
@@ -540,6 +544,8 @@ class _Loader:
         model saw (``0.0``, the port's value) points at the text to fix and keeps
         secrets from the environment out of messages and logs.
         """
+        if path and path[-1] in SECRET_KEYS:
+            return "a value that is not shown (a secret)"
         if path in self.written:
             return f"{_show(self.written[path])} (from the environment)"
         return _show(self._value(path, fallback))
