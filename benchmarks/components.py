@@ -1,19 +1,32 @@
-"""CPU per operation of each part of a check's path, measured one part at a time.
+"""CPU per operation of each part of a check's path, with A/B prototypes interleaved.
 
 From the repository root::
 
-    .venv/bin/python -m benchmarks.components [--loop uvloop] [--repeat 5] [PART ...]
+    .venv/bin/python -m benchmarks.components [--loop uvloop] [--rounds 7] [PART ...]
 
-Parts: ``tcp`` (one tcp check), ``http`` (one http check through the daemon's
-shared session), ``engine`` (the daemon with a check that does no I/O: scheduler,
-run_check, rules, writer, with and without the SQL store), ``rules``
-(``rules.apply``), ``store`` (``SqlStore.write`` per result at several batch sizes).
-Variants from ``benchmarks/variants.py`` may be applied first with ``--variants``.
+Parts:
 
-Each figure is the best of ``--repeat`` rounds of process CPU time (user + system,
-all threads) divided by the operations done: the best round is the one least
-disturbed by other processes on the machine. The network parts talk to the same
-separate target process as ``pymon bench``.
+``tcp``
+    one tcp check: ``check_tcp`` (streams) against the bare-socket prototype;
+``http``
+    one http check through ``new_session()``'s session, against the same session
+    without trace hooks, without happy eyeballs, and without both;
+``engine``
+    the daemon running a check that does no I/O at 2,000 runs/s (scheduler,
+    run_check, rules, writer; no store), today's scheduler against the lean-wake
+    prototype; then with the SQL store, to show the store's share;
+``rules``
+    ``rules.apply``;
+``store``
+    ``SqlStore.write`` per result (state + result row) at batch sizes 100, 1,000
+    and 5,000: SQLAlchemy Core against the driver-SQL prototype.
+
+The machine this runs on is often shared, so the alternatives of one part are
+measured in **interleaved rounds** (A, B, A, B...) in one process, and each is
+reported as the median and the best round of process CPU time (user + system, all
+threads) per operation, with the median of the per-round ratios to the first.
+Drift in the machine's load then hits both sides alike. The network parts talk to
+the same separate target process as ``pymon bench``.
 """
 
 from __future__ import annotations
@@ -21,25 +34,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import math
 import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.variants import lean_session, lean_sleep_until, raw_store_write, tcp_raw_check
+
 from pymon.bench import _TargetProcess
-from pymon.checks import REGISTRY, CheckContext, check_type, register, run_check
-from pymon.checks.http import HttpSpec
+from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, register, run_check
+from pymon.checks.http import HttpSpec, new_session
 from pymon.checks.tcp import TcpSpec
 from pymon.config.schema import CheckSpec, Config, ServiceConfig, StorageConfig, WebConfig
 from pymon.engine import rules
+from pymon.engine.scheduler import Scheduler
 from pymon.model import CheckResult, Event, ServiceState, Status
 from pymon.store.base import ResultRecord
 from pymon.store.sql import SqlStore
 
 PARTS = ("tcp", "http", "engine", "rules", "store")
+
+Round = Callable[[], Awaitable[tuple[float, int]]]
+"""One measuring round: returns (CPU seconds, operations done)."""
 
 
 def _cpu() -> float:
@@ -47,45 +66,66 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _line(label: str, micros: float, note: str = "") -> None:
-    print(f"{label:44s} {micros:8.1f} µs{('   ' + note) if note else ''}", flush=True)
+async def compare(title: str, alternatives: dict[str, Round], rounds: int) -> None:
+    """Run the alternatives' rounds interleaved; print µs per operation of each."""
+    per: dict[str, list[float]] = {name: [] for name in alternatives}
+    for _ in range(rounds):
+        for name, one_round in alternatives.items():
+            cpu, ops = await one_round()
+            per[name].append(cpu / max(1, ops) * 1e6)
+    print(f"\n{title}")
+    first = next(iter(per.values()))
+    for name, values in per.items():
+        ratio = statistics.median(v / f for v, f in zip(values, first, strict=True))
+        print(
+            f"  {name:42s} median {statistics.median(values):7.1f} µs"
+            f"  best {min(values):7.1f} µs  x{ratio:.2f}",
+            flush=True,
+        )
 
 
-async def _per_op(
-    n: int, repeat: int, op: Callable[[int], Awaitable[Any]], concurrency: int = 50
-) -> tuple[float, int]:
-    """Best CPU µs per call of ``op`` over ``repeat`` rounds of ``n`` calls; and failures."""
-    slots = asyncio.Semaphore(concurrency)
-    failures = 0
+def _check_round(n: int, kind: CheckType, specs: list[Any], session: Any = None) -> Round:
+    """A round of ``n`` checks, 50 at a time, through ``run_check``; a failure aborts."""
 
-    async def one(i: int) -> None:
-        nonlocal failures
-        async with slots:
-            result = await op(i)
-        if isinstance(result, CheckResult) and result.status is not Status.OK:
-            failures += 1
+    async def get_session() -> Any:
+        return session
 
-    await asyncio.gather(*(one(i) for i in range(min(n, 500))))  # warm-up
-    best = math.inf
-    for _ in range(repeat):
+    async def one_round() -> tuple[float, int]:
+        slots = asyncio.Semaphore(50)
+
+        async def one(i: int) -> None:
+            async with slots:
+                ctx = CheckContext(timeout=5.0, http_session=get_session)
+                result = await run_check(kind, specs[i % len(specs)], ctx)
+            if result.status is not Status.OK:
+                raise RuntimeError(f"{kind.name} check failed: {result.message}")
+
         c0 = _cpu()
         await asyncio.gather(*(one(i) for i in range(n)))
-        best = min(best, (_cpu() - c0) / n * 1e6)
-    return best, failures
+        return _cpu() - c0, n
+
+    return one_round
 
 
 class _NoStore:
     """A Store that keeps nothing: the engine's own cost, without the database."""
 
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
     async def load_states(self) -> dict[str, ServiceState]:
+        """No states."""
         return {}
 
     async def load_heartbeats(self) -> dict[str, Any]:
+        """No heartbeats."""
         return {}
 
-    async def write(self, states: Any, results: Any, events: Any) -> None: ...
+    async def write(self, states: Any, results: Any, events: Any) -> None:
+        """Drop the batch."""
 
 
 class _NullSpec(CheckSpec):
@@ -93,41 +133,56 @@ class _NullSpec(CheckSpec):
 
 
 async def _check_null(spec: _NullSpec, ctx: CheckContext) -> CheckResult:
-    """Returns ok after one trip through the loop, like a check with instant I/O."""
+    """Ok after one trip through the loop, like a check whose I/O is instant."""
     await asyncio.sleep(0)
     return CheckResult(Status.OK, "fine", {"value": 1.0})
 
 
-async def _engine(rate: float, with_store: bool, repeat: int) -> float:
+async def _engine(rate: float, rounds: int, with_store: bool) -> None:
     from pymon.engine.daemon import Daemon
 
     if "bench-null" not in REGISTRY:
         register("bench-null", _NullSpec)(_check_null)
     interval = 5.0
-    services = int(rate * interval)
     with tempfile.TemporaryDirectory() as tmp:
         config = Config(
             services=tuple(
                 ServiceConfig(name=f"n{i}", type="bench-null", check=_NullSpec(), interval=interval)
-                for i in range(services)
+                for i in range(int(rate * interval))
             ),
             storage=StorageConfig(url=f"sqlite:///{Path(tmp) / 'engine.db'}"),
             web=WebConfig(enabled=False),
         )
         store: Any = SqlStore(config.storage.url) if with_store else _NoStore()
         daemon = Daemon(config, store=store)
+        original = Scheduler._sleep_until
+        lean = lean_sleep_until(0.01)
+
+        def engine_round(sleep_until: Any) -> Round:
+            async def one_round() -> tuple[float, int]:
+                Scheduler._sleep_until = sleep_until  # type: ignore[method-assign]
+                await asyncio.sleep(0.5)  # let the scheduler pick the new method up
+                runs0, c0 = daemon.scheduler.stats.runs, _cpu()
+                await asyncio.sleep(3.0)
+                return _cpu() - c0, daemon.scheduler.stats.runs - runs0
+
+            return one_round
+
         await daemon.start()
         try:
             await asyncio.sleep(2 * interval)
-            best = math.inf
-            for _ in range(repeat):
-                runs0, c0 = daemon.scheduler.stats.runs, _cpu()
-                await asyncio.sleep(5.0)
-                runs = daemon.scheduler.stats.runs - runs0
-                best = min(best, (_cpu() - c0) / max(1, runs) * 1e6)
+            what = "SqlStore" if with_store else "no store"
+            await compare(
+                f"engine per run at {rate:g} runs/s, check without I/O, {what}",
+                {
+                    "scheduler as is": engine_round(original),
+                    "lean wake, 10 ms tick (prototype)": engine_round(lean),
+                },
+                rounds,
+            )
         finally:
+            Scheduler._sleep_until = original  # type: ignore[method-assign]
             await daemon.stop()
-    return best
 
 
 def _store_rows(batch: int, seq: int) -> tuple[list[ServiceState], list[ResultRecord]]:
@@ -135,20 +190,19 @@ def _store_rows(batch: int, seq: int) -> tuple[list[ServiceState], list[ResultRe
     metrics = {"status_code": 200.0, "response_time_ms": 1.5, "body_bytes": 3.0}
     states = [
         ServiceState(
-            f"s{i}",
-            Status.OK,
-            Status.OK,
-            Status.OK,
-            True,
-            False,
-            seq,
-            "HTTP 200 OK, 3 bytes in 2 ms",
-            metrics,
-            now,
-            now - 60,
-            0.002,
-            {"ok": now},
-            seq,
+            name=f"s{i}",
+            status=Status.OK,
+            previous_status=Status.OK,
+            confirmed_status=Status.OK,
+            confirmed=True,
+            count=seq,
+            message="HTTP 200 OK, 3 bytes in 2 ms",
+            metrics=metrics,
+            last_check=now,
+            last_change=now - 60,
+            last_duration=0.002,
+            last_by_status={"ok": now},
+            seq=seq,
         )
         for i in range(batch)
     ]
@@ -159,43 +213,89 @@ def _store_rows(batch: int, seq: int) -> tuple[list[ServiceState], list[ResultRe
     return states, results
 
 
+async def _store(rounds: int) -> None:
+    core = SqlStore.write
+    raw = raw_store_write(core)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqlStore(f"sqlite:///{Path(tmp) / 'store.db'}")
+        await store.open()
+        seq = 0
+        try:
+            for batch in (100, 1000, 5000):
+
+                def store_round(write: Any, batch: int = batch) -> Round:
+                    async def one_round() -> tuple[float, int]:
+                        nonlocal seq
+                        batches = max(2, 10_000 // batch)
+                        c0 = _cpu()
+                        for _ in range(batches):
+                            seq += 1
+                            states, results = _store_rows(batch, seq)
+                            no_events: list[Event] = []
+                            await write(store, states, results, no_events)
+                        return _cpu() - c0, batches * batch
+
+                    return one_round
+
+                await compare(
+                    f"SqlStore.write per result (state + result row), batch {batch}",
+                    {
+                        "SQLAlchemy Core executemany": store_round(core),
+                        "driver SQL with tuples (prototype)": store_round(raw),
+                    },
+                    rounds,
+                )
+        finally:
+            await store.close()
+
+
 async def main(args: argparse.Namespace) -> None:
     """Measure the parts named on the command line."""
     parts = args.parts or list(PARTS)
-    repeat = args.repeat
+    rounds = args.rounds
     target = await _TargetProcess.start(2) if {"tcp", "http"} & set(parts) else None
     try:
         if target is not None and "tcp" in parts:
-            tcp = check_type("tcp")
+            kind = check_type("tcp")
+            raw = CheckType(kind.name, kind.spec, tcp_raw_check(kind.run), {}, kind.summary)
             specs = [TcpSpec(host="127.0.0.1", port=p) for p in target.tcp_ports]
-
-            async def tcp_op(i: int) -> CheckResult:
-                ctx = CheckContext(timeout=5.0, http_session=_no_session)
-                return await run_check(tcp, specs[i % len(specs)], ctx)
-
-            micros, bad = await _per_op(args.n, repeat, tcp_op)
-            _line("tcp check (run_check)", micros, f"failures {bad}")
+            await _check_round(300, kind, specs)()  # warm-up
+            await compare(
+                "tcp check (run_check)",
+                {
+                    "check_tcp (streams)": _check_round(args.n, kind, specs),
+                    "bare socket (prototype)": _check_round(args.n, raw, specs),
+                },
+                rounds,
+            )
         if target is not None and "http" in parts:
-            from pymon.engine.daemon import HttpSessions
-
-            http = check_type("http")
+            kind = check_type("http")
             hspecs = [HttpSpec(url=f"http://127.0.0.1:{p}/x") for p in target.http_ports]
-            sessions = HttpSessions()
-
-            async def http_op(i: int) -> CheckResult:
-                ctx = CheckContext(timeout=5.0, http_session=sessions.get)
-                return await run_check(http, hspecs[i % len(hspecs)], ctx)
-
+            sessions = {
+                "new_session() as is": new_session(),
+                "no trace hooks": lean_session(new_session(), traces=False, happy_eyeballs=True),
+                "no happy eyeballs": lean_session(new_session(), traces=True, happy_eyeballs=False),
+                "neither (prototype http-lean)": lean_session(
+                    new_session(), traces=False, happy_eyeballs=False
+                ),
+            }
             try:
-                micros, bad = await _per_op(args.n, repeat, http_op)
+                for session in sessions.values():
+                    await _check_round(300, kind, hspecs, session)()  # warm-up
+                await compare(
+                    "http check (run_check)",
+                    {
+                        name: _check_round(args.n, kind, hspecs, session)
+                        for name, session in sessions.items()
+                    },
+                    rounds,
+                )
             finally:
-                await sessions.close()
-            _line("http check (run_check, daemon session)", micros, f"failures {bad}")
+                for session in sessions.values():
+                    await session.close()
         if "engine" in parts:
-            for with_store in (False, True):
-                micros = await _engine(args.rate, with_store, repeat)
-                what = "SqlStore" if with_store else "no store"
-                _line(f"engine per run at {args.rate:g}/s, {what}", micros)
+            await _engine(args.rate, rounds, with_store=False)
+            await _engine(args.rate, rounds, with_store=True)
         if "rules" in parts:
             service = ServiceConfig(
                 name="x",
@@ -205,61 +305,34 @@ async def main(args: argparse.Namespace) -> None:
             )
             result = CheckResult(Status.OK, "HTTP 200 OK", {"status_code": 200.0}, time.time())
             state = ServiceState("x")
-            best = math.inf
-            for _ in range(repeat):
+
+            async def rules_round() -> tuple[float, int]:
                 c0 = _cpu()
                 for _ in range(20_000):
                     rules.apply(state, result, service, 1.0)
-                best = min(best, (_cpu() - c0) / 20_000 * 1e6)
-            _line("rules.apply", best)
+                return _cpu() - c0, 20_000
+
+            await compare("rules.apply", {"rules.apply": rules_round}, rounds)
         if "store" in parts:
-            with tempfile.TemporaryDirectory() as tmp:
-                store = SqlStore(f"sqlite:///{Path(tmp) / 'store.db'}")
-                await store.open()
-                try:
-                    seq = 0
-                    for batch in (100, 1000, 5000):
-                        best = math.inf
-                        for _ in range(repeat):
-                            rounds = max(2, 10_000 // batch)
-                            c0 = _cpu()
-                            for _ in range(rounds):
-                                seq += 1
-                                states, results = _store_rows(batch, seq)
-                                events: list[Event] = []
-                                await store.write(states, results, events)
-                            best = min(best, (_cpu() - c0) / (rounds * batch) * 1e6)
-                        _line(f"SqlStore.write per result, batch {batch}", best, "state + result")
-                finally:
-                    await store.close()
+            await _store(rounds)
     finally:
         if target is not None:
             await target.stop()
 
 
-async def _no_session() -> Any:
-    raise AssertionError("a tcp check has no use for an HTTP session")
-
-
 def cli() -> None:
-    """Parse arguments, apply variants, run in the chosen loop."""
+    """Parse arguments and run in the chosen loop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="*", metavar="PART", help=", ".join(PARTS))
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("-n", type=int, default=4000, help="checks per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("-n", type=int, default=2000, help="checks per round")
     parser.add_argument("--rate", type=float, default=2000.0, help="engine runs per second")
-    parser.add_argument("--variants", default="baseline")
     args = parser.parse_args()
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(PARTS)}")
-    from benchmarks.variants import apply_variants
-
-    from pymon.bench import BenchOptions
-
-    apply_variants(args.variants, BenchOptions())
-    print(f"# loop={args.loop} variants={args.variants} best of {args.repeat}", flush=True)
+    print(f"# loop={args.loop}, {args.rounds} interleaved rounds", flush=True)
     factory = None
     if args.loop == "uvloop":
         factory = importlib.import_module("uvloop").new_event_loop

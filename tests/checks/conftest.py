@@ -23,6 +23,7 @@ from pymon.checks.http import new_session
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult
 from tests.checks.targets import Handler, MakeCtx, RawServer, RunCheck
+from tests.checks.tls_targets import serve_app
 
 
 @pytest.fixture
@@ -115,22 +116,10 @@ def _app() -> web.Application:
     return app
 
 
-@contextlib.asynccontextmanager
-async def _serve(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    runner = web.AppRunner(_app(), shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-    await site.start()
-    try:
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
-
-
 @pytest.fixture
 async def web_url() -> AsyncIterator[str]:
     """Base URL of the plain HTTP test app."""
-    async with _serve() as port:
+    async with serve_app(_app()) as port:
         yield f"http://127.0.0.1:{port}"
 
 
@@ -172,7 +161,7 @@ async def https_urls(ca: trustme.CA) -> AsyncIterator[dict[str, str]]:
     async with contextlib.AsyncExitStack() as stack:
         urls = {}
         for name, context in _certs(ca):
-            port = await stack.enter_async_context(_serve(context))
+            port = await stack.enter_async_context(serve_app(_app(), context))
             urls[name] = f"https://127.0.0.1:{port}"
         yield urls
 
