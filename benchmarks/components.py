@@ -10,7 +10,8 @@ Parts:
     one tcp check: ``check_tcp`` (streams) against the bare-socket prototype;
 ``http``
     one http check through ``new_session()``'s session, against the same session
-    without trace hooks, without happy eyeballs, and without both;
+    without trace hooks, without happy eyeballs, and without both; and a GET on a
+    bare asyncio Protocol (how much of the cost is the HTTP client itself);
 ``engine``
     the daemon running a check that does no I/O at 2,000 runs/s (scheduler,
     run_check, rules, writer; no store), today's scheduler against the lean-wake
@@ -42,7 +43,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.variants import lean_session, lean_sleep_until, raw_store_write, tcp_raw_check
+from benchmarks.variants import (
+    http_raw_check,
+    lean_session,
+    lean_sleep_until,
+    raw_store_write,
+    tcp_raw_check,
+)
 
 from pymon.bench import _TargetProcess
 from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, register, run_check
@@ -279,17 +286,18 @@ async def main(args: argparse.Namespace) -> None:
                     new_session(), traces=False, happy_eyeballs=False
                 ),
             }
+            raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run), {}, kind.summary)
             try:
                 for session in sessions.values():
                     await _check_round(300, kind, hspecs, session)()  # warm-up
-                await compare(
-                    "http check (run_check)",
-                    {
-                        name: _check_round(args.n, kind, hspecs, session)
-                        for name, session in sessions.items()
-                    },
-                    rounds,
+                alternatives = {
+                    name: _check_round(args.n, kind, hspecs, session)
+                    for name, session in sessions.items()
+                }
+                alternatives["bare asyncio Protocol (headroom probe)"] = _check_round(
+                    args.n, raw, hspecs
                 )
+                await compare("http check (run_check)", alternatives, rounds)
             finally:
                 for session in sessions.values():
                     await session.close()

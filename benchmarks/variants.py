@@ -31,6 +31,7 @@ from pymon.store.sql import SqlStore
 __all__ = [
     "VARIANTS",
     "apply_variants",
+    "http_raw_check",
     "lean_session",
     "lean_sleep_until",
     "raw_store_write",
@@ -124,6 +125,135 @@ def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
         daemon.new_session = session  # type: ignore[attr-defined]
 
     return patch
+
+
+class _OneResponse(asyncio.Protocol):
+    """Sends one request; resolves ``done`` with the raw response when it is complete."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[bytes]) -> None:
+        self._request = request
+        self._done = done
+        self._buf = bytearray()
+        self._need: int | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        if self._need is None:
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self._buf[:end]).lower()
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
+                value = head[at + 17 :].split(b"\r\n", 1)[0]
+                self._need = end + 4 + int(value.strip())
+            else:
+                self._need = -1  # delimited by the close
+        if 0 <= self._need <= len(self._buf):
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self._done.done():
+            self._done.set_result(bytes(self._buf))
+        if self._transport is not None:
+            self._transport.close()
+
+    def eof_received(self) -> bool | None:
+        self._finish()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done.done():
+            if exc is not None:
+                self._done.set_exception(exc)
+            else:
+                self._done.set_result(bytes(self._buf))
+
+
+def http_raw_check(full: CheckFn) -> CheckFn:
+    """Headroom probe, not a proposal as it stands: a plain-HTTP GET on a bare asyncio Protocol.
+
+    Answers how much of an http check's cost is aiohttp's client machinery. It
+    handles only what the benchmark target speaks (``http://``, a method without
+    a body, no redirects, a ``Content-Length`` or close-delimited body) and hands
+    anything else to ``full``; it reports the same metrics and message shape.
+    """
+    from urllib.parse import urlsplit
+
+    from pymon.checks.base import CheckContext
+    from pymon.checks.http import HttpSpec
+    from pymon.model import CheckResult, Status
+
+    requests: dict[str, tuple[str, int, bytes]] = {}
+
+    async def check_http_raw(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
+        plain = (
+            spec.url.startswith("http://")
+            and not spec.follow_redirects
+            and spec.body is None
+            and spec.json_body is None
+            and spec.basic_auth is None
+            and not spec.headers
+            and not spec.contains
+            and not spec.not_contains
+        )
+        if not plain:
+            return await full(spec, ctx)
+        target = requests.get(spec.url)
+        if target is None:
+            url = urlsplit(spec.url)
+            host = url.hostname or ""
+            path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+            request = (
+                f"{spec.method} {path} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                "User-Agent: pymon\r\nConnection: close\r\n\r\n"
+            ).encode()
+            target = requests[spec.url] = (host, url.port or 80, request)
+        host, port, request = target
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bytes] = loop.create_future()
+        ctx.stage = "connecting"
+        t0 = ctx.clock.monotonic()
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: _OneResponse(request, done), host, port
+            )
+            ctx.stage = "waiting for the response"
+            try:
+                raw = await done
+            finally:
+                transport.close()
+        except OSError as exc:
+            return CheckResult(Status.FAILED, f"{exc.strerror or exc} ({host} port {port})")
+        response_ms = (ctx.clock.monotonic() - t0) * 1000
+        head, _, body = raw.partition(b"\r\n\r\n")
+        parts = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            return CheckResult(Status.FAILED, f"invalid HTTP response: {head[:60]!r}")
+        code = int(parts[1])
+        reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+        metrics = {
+            "status_code": float(code),
+            "response_time_ms": round(response_ms, 3),
+            "body_bytes": float(len(body)),
+        }
+        message = f"HTTP {code} {reason}".rstrip() + f", {len(body)} bytes in {response_ms:.0f} ms"
+        return CheckResult(Status.OK, message, metrics)
+
+    return check_http_raw
+
+
+def _http_raw() -> None:
+    from pymon.checks import REGISTRY
+
+    kind = REGISTRY["http"]
+    REGISTRY["http"] = dataclasses.replace(kind, run=http_raw_check(kind.run))
 
 
 def lean_sleep_until(tick: float) -> Callable[[Scheduler, float], Awaitable[None]]:
@@ -249,6 +379,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "http-notrace": ({}, [_http_session(traces=False, happy_eyeballs=True)]),
     "http-nohe": ({}, [_http_session(traces=True, happy_eyeballs=False)]),
     "http-lean": ({}, [_http_session(traces=False, happy_eyeballs=False)]),
+    "http-raw": ({}, [_http_raw]),
     "sched-lean": ({}, [_sched_lean(0.01)]),
     "store-raw": ({}, [_store_raw]),
     "switch-1ms": ({}, [_switch_interval(0.001)]),
