@@ -38,6 +38,7 @@ COLUMNS = (
     ("not ok", lambda r: f"{r['checks']['failed']:,}"),
     ("CPU s/1k", lambda r: f"{r['cpu']['pymon_per_1000_checks_s']:.3f}"),
     ("CPU %", lambda r: f"{r['cpu']['pymon_utilization']:.0%}"),
+    ("loop thread %", lambda r: f"{r['cpu'].get('loop_thread_utilization', -1):.0%}"),
     ("target CPU %", lambda r: f"{r['cpu']['target_utilization']:.0%}"),
     ("others", lambda r: f"{r['cpu'].get('others_cores', -1):.2f}"),
     ("KiB/svc", lambda r: f"{r['memory']['per_service_kb']:.1f}"),

@@ -318,6 +318,9 @@ def bench(
     if json_path is not None:
         Path(json_path).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"[dim]report written to {json_path}[/dim]")
+    if report.checks.total == 0:
+        # Nothing ran: the figures above describe an engine that is not working.
+        raise click.ClickException("no check completed in the window; see the log above")
 
 
 def main() -> None:

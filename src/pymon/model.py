@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["CheckResult", "Event", "EventKind", "Heartbeat", "ServiceState", "Status"]
+__all__ = [
+    "Ack",
+    "CheckResult",
+    "Event",
+    "EventKind",
+    "Heartbeat",
+    "Incident",
+    "Notice",
+    "NoticeKind",
+    "ServiceState",
+    "Status",
+]
 
 
 class Status(StrEnum):
@@ -71,6 +82,18 @@ class EventKind(StrEnum):
 
     CHANGED = "changed"  # the status differs from the previous result's
     CONFIRMED = "confirmed"  # the flap guard count was reached: a new confirmed status
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_WORSE = "incident_worse"  # the incident's confirmed status got worse
+    INCIDENT_CLOSED = "incident_closed"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    UNACKNOWLEDGED = "unacknowledged"  # taken back, expired, or cleared by a worse status
+    FLAPPING_STARTED = "flapping_started"
+    FLAPPING_STOPPED = "flapping_stopped"
+    MAINTENANCE_STARTED = "maintenance_started"
+    MAINTENANCE_ENDED = "maintenance_ended"
+    UNREACHABLE = "unreachable"  # a service it depends on is down
+    REACHABLE = "reachable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,9 @@ class ServiceState:
     until one has);
     ``confirmed`` says whether ``status`` is that status. ``last_by_status`` maps a
     status name to the time of the last result with it. ``seq`` numbers the results.
+    ``flap_history`` holds the statuses of the last results (one letter each, oldest
+    first) that flap detection weighs; ``incident`` is the id of the open incident.
+    Whether it is acknowledged or escalated lives on the Incident.
     """
 
     name: str
@@ -110,6 +136,12 @@ class ServiceState:
     last_duration: float = 0.0
     last_by_status: Mapping[str, float] = field(default_factory=dict)
     seq: int = 0
+    flap_history: str = ""
+    flap_pct: float = 0.0
+    flapping: bool = False
+    maintenance: bool = False
+    unreachable: bool = False
+    incident: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as the API and the store show it."""
@@ -130,6 +162,11 @@ class ServiceState:
             "last_duration": self.last_duration,
             "last_by_status": dict(self.last_by_status),
             "seq": self.seq,
+            "flapping": self.flapping,
+            "flap_pct": self.flap_pct,
+            "maintenance": self.maintenance,
+            "unreachable": self.unreachable,
+            "incident": self.incident,
         }
 
 
@@ -141,3 +178,69 @@ class Heartbeat:
     at: float
     ok: bool = True
     message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An acknowledgement: who, why, when, and until when (None: until the incident ends)."""
+
+    author: str
+    comment: str
+    at: float
+    expires: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One stretch of confirmed trouble of one service, from open to close.
+
+    ``status`` is the current confirmed problem status, ``worst`` the worst one seen.
+    ``notices`` counts problem notices sent (the cut-off applies to it); ``pending``
+    says a problem notice is owed but was held (maintenance, flapping, a parent
+    down...) or not yet due.
+    """
+
+    id: str
+    service: str
+    opened_at: float
+    status: Status
+    worst: Status
+    closed_at: float | None = None
+    notices: int = 0
+    last_notice_at: float | None = None
+    pending: bool = True
+    escalated: bool = False
+    ack: Ack | None = None
+
+    @property
+    def open(self) -> bool:
+        """True until the incident closes."""
+        return self.closed_at is None
+
+
+class NoticeKind(StrEnum):
+    """What a notice tells the people on its channels."""
+
+    PROBLEM = "problem"
+    RECOVERY = "recovery"
+    ESCALATION = "escalation"
+    FLAPPING_STARTED = "flapping_started"
+    FLAPPING_STOPPED = "flapping_stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message the rules decided to send; delivered later, exactly once, by the outbox.
+
+    ``key`` is unique and stable (incident, kind and number), so a notice written
+    twice after a crash is still one notice.
+    """
+
+    key: str
+    service: str
+    kind: NoticeKind
+    at: float
+    status: Status
+    message: str
+    channels: tuple[str, ...]
+    incident: str | None = None

@@ -13,10 +13,10 @@ from pymon.errors import ConfigError
 from tests.config.helpers import issues, write
 
 KNOWN_TYPES = ", ".join(sorted(REGISTRY))
-TOP_KEYS = "instance, log, storage, web, scheduler, defaults, services"
+TOP_KEYS = "instance, log, storage, web, scheduler, defaults, notifications, services"
 TCP_KEYS = (
     "host, port, send, expect, name, type, description, interval, timeout, enabled, "
-    "notify, thresholds, flap_guard, depends_on, tags"
+    "notify, thresholds, flap_guard, flap_detection, depends_on, tags"
 )
 
 
@@ -252,7 +252,7 @@ def test_union_value_says_what_either_form_looks_like(tmp_path: Path) -> None:
 
 
 def test_union_value_with_a_bad_item_points_at_the_item(tmp_path: Path) -> None:
-    found = issues(tmp_path, "defaults:\n  notify:\n    - ops\n    - 42\n")
+    found = issues(tmp_path, "defaults:\n  notify:\n    - log\n    - 42\n")
     assert found == ["FILE:4: defaults.notify[1]: expected a string, got 42"]
 
 
@@ -282,7 +282,7 @@ def test_unknown_defaults_section(tmp_path: Path) -> None:
     found = issues(tmp_path, "defaults:\n  htp:\n    verify_tls: false\n")
     assert found == [
         "FILE:2: defaults.htp: unknown key (allowed: interval, timeout, notify, thresholds, "
-        f"flap_guard, tags, or a check type: {KNOWN_TYPES})"
+        f"flap_guard, flap_detection, tags, or a check type: {KNOWN_TYPES})"
     ]
 
 
@@ -302,7 +302,7 @@ def test_bad_key_in_a_type_section_is_reported_once(tmp_path: Path) -> None:
     assert found == [
         "FILE:3: defaults.tcp.port: expected an integer, got 'none'",
         "FILE:4: defaults.tcp.sned: unknown key (did you mean 'send'? allowed: host, port, send, "
-        "expect, interval, timeout, notify, thresholds, flap_guard, tags)",
+        "expect, interval, timeout, notify, thresholds, flap_guard, flap_detection, tags)",
     ]
 
 
@@ -410,7 +410,7 @@ def test_keys_beside_a_bad_one_in_defaults_are_still_inherited(tmp_path: Path) -
     assert found == [
         "FILE:2: defaults.timeout: 'soon' is not a duration (use e.g. 500ms, 30s, 5m, 1h, 1h30m)",
         "FILE:5: defaults.tcp.sned: unknown key (did you mean 'send'? allowed: host, port, send, "
-        "expect, interval, timeout, notify, thresholds, flap_guard, tags)",
+        "expect, interval, timeout, notify, thresholds, flap_guard, flap_detection, tags)",
     ]
 
 
@@ -422,3 +422,24 @@ def test_a_bad_secret_is_reported_without_its_value(tmp_path: Path) -> None:
     assert len(found) == 1
     assert found[0].startswith("FILE:2: services[0].token:")
     assert "123456789012345678" not in found[0]
+
+
+def test_unknown_channels_are_named_where_they_are_used(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        "notifications:\n"
+        "  channels: {ops: {type: log}}\n"
+        "  escalation: [boss]\n"
+        "  routes:\n"
+        "    - {channels: [ops, pagr]}\n"
+        "services:\n"
+        "  - {name: a, type: tcp, host: h, port: 1, notify: [nobody]}\n",
+    )
+    assert found == [
+        "FILE:3: notifications.escalation[0]: unknown channel 'boss' "
+        "(channels under notifications.channels: ops)",
+        "FILE:5: notifications.routes[0].channels[1]: unknown channel 'pagr' "
+        "(channels under notifications.channels: ops)",
+        "FILE:7: services[0].notify[0]: unknown channel 'nobody' "
+        "(channels under notifications.channels: ops)",
+    ]

@@ -162,6 +162,7 @@ def test_tags_are_the_union_service_tags_first() -> None:
 def test_notify_is_inherited_unless_the_service_sets_it() -> None:
     config = load_config_text(
         """
+        notifications: {channels: {ops: {type: log}, dev: {type: log}}}
         defaults: {notify: [ops]}
         services:
           - {name: a, type: tcp, host: h, port: 1}

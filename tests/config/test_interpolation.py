@@ -99,7 +99,7 @@ def test_process_environment_is_the_default(
 
 
 def test_missing_variable_in_a_list_item(tmp_path: Path) -> None:
-    found = issues(tmp_path, "defaults:\n  notify:\n    - ops\n    - ${ONCALL}\n")
+    found = issues(tmp_path, "defaults:\n  notify:\n    - log\n    - ${ONCALL}\n")
     assert found == ["FILE:4: defaults.notify[1]: environment variable 'ONCALL' is not set"]
 
 

@@ -109,7 +109,7 @@ async def test_api_history_and_events(daemon: Daemon) -> None:
         assert len(history["results"]) == 2
         assert history["results"][0]["seq"] > history["results"][1]["seq"]
         events = (await client.get("/api/v1/events?service=down")).json()["events"]
-        assert {e["kind"] for e in events} == {"changed", "confirmed"}
+        assert {e["kind"] for e in events} == {"changed", "confirmed", "incident_opened"}
         bad = await client.get("/api/v1/events?limit=0")
         assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "limit"
 

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from pymon.checks.http import HTTP_STATUS
 from pymon.checks.tcp import TcpSpec
 from pymon.config.ranges import parse_ranges
-from pymon.config.schema import FlapGuard, MetricThresholds, ServiceConfig
+from pymon.config.schema import FlapGuard, MetricThresholds, NotificationsConfig, ServiceConfig
 from pymon.engine import rules
-from pymon.model import CheckResult, EventKind, ServiceState, Status
+from pymon.model import CheckResult, Event, EventKind, ServiceState, Status
 
 OK, WARN, ERROR, FAILED, UNKNOWN = (
     Status.OK,
@@ -33,13 +33,24 @@ def service(**kw: object) -> ServiceConfig:
     )
 
 
+def step(
+    state: ServiceState, result: CheckResult, svc: ServiceConfig, now: float
+) -> tuple[ServiceState, list[Event]]:
+    """One result through the rules; only the flap guard's own events (changed, confirmed)."""
+    out = rules.apply(state, None, result, svc, NotificationsConfig(), rules.Situation(now))
+    return out.state, [e for e in out.events if e.kind in GUARD_EVENTS]
+
+
+GUARD_EVENTS = (EventKind.CHANGED, EventKind.CONFIRMED)
+
+
 def run(statuses: Sequence[Status], svc: ServiceConfig | None = None) -> list[ServiceState]:
     """Feed results with these statuses; return the state after each."""
     svc = svc or service()
     state = ServiceState("svc")
     out = []
     for i, s in enumerate(statuses):
-        state, _ = rules.apply(state, CheckResult(s, f"r{i}"), svc, 1000.0 + i)
+        state, _ = step(state, CheckResult(s, f"r{i}"), svc, 1000.0 + i)
         out.append(state)
     return out
 
@@ -93,7 +104,7 @@ def test_events_only_on_transitions() -> None:
     state = ServiceState("svc")
     kinds = []
     for i, s in enumerate([OK, OK, OK, OK, ERROR, ERROR, ERROR, ERROR]):
-        state, events = rules.apply(state, CheckResult(s, "m"), svc, float(i))
+        state, events = step(state, CheckResult(s, "m"), svc, float(i))
         kinds.append([e.kind for e in events])
     assert kinds == [
         [EventKind.CHANGED],
@@ -109,8 +120,8 @@ def test_events_only_on_transitions() -> None:
 
 def test_confirmed_event_names_previous_confirmed_status() -> None:
     svc = service(flap_guard=FlapGuard(ok=1, error=1))
-    state, _ = rules.apply(ServiceState("svc"), CheckResult(OK, ""), svc, 0.0)
-    _, events = rules.apply(state, CheckResult(ERROR, "bad"), svc, 1.0)
+    state, _ = step(ServiceState("svc"), CheckResult(OK, ""), svc, 0.0)
+    _, events = step(state, CheckResult(ERROR, "bad"), svc, 1.0)
     confirmed = [e for e in events if e.kind is EventKind.CONFIRMED]
     assert (confirmed[0].status, confirmed[0].previous) == (ERROR, OK)
 
@@ -159,11 +170,11 @@ def test_missing_metric_is_not_judged() -> None:
 
 
 def test_disable_gives_confirmed_disabled_with_one_event() -> None:
-    state, events = rules.disable(ServiceState("svc"), 5.0)
-    assert (state.status, state.confirmed) == (Status.DISABLED, True)
-    assert {e.kind for e in events} == {EventKind.CHANGED, EventKind.CONFIRMED}
-    again, more = rules.disable(state, 6.0)
-    assert again is state and more == []
+    out = rules.disable(ServiceState("svc"), None, 5.0)
+    assert (out.state.status, out.state.confirmed) == (Status.DISABLED, True)
+    assert {e.kind for e in out.events} == {EventKind.CHANGED, EventKind.CONFIRMED}
+    again = rules.disable(out.state, None, 6.0)
+    assert again.state == out.state and again.events == []
 
 
 @pytest.mark.parametrize("guard", [1, 2, 3, 5])
@@ -182,7 +193,7 @@ def test_properties_over_random_sequences(seq: list[Status]) -> None:
     state = ServiceState("svc")
     for i, s in enumerate(seq):
         prev = state
-        state, events = rules.apply(prev, CheckResult(s, ""), svc, float(i))
+        state, events = step(prev, CheckResult(s, ""), svc, float(i))
         assert state.status is s
         assert state.count == (prev.count + 1 if prev.status is s and prev.count else 1)
         changed = [e for e in events if e.kind is EventKind.CHANGED]

@@ -43,7 +43,6 @@ from pymon.config.schema import (
     CheckSpec,
     Config,
     Defaults,
-    FlapGuard,
     ServiceCommon,
     ServiceConfig,
 )
@@ -56,6 +55,7 @@ DEMO_CONFIG: Final = Path(__file__).resolve().parent.parent / "demo.yaml"
 
 KeyPath = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+P = TypeVar("P", bound=BaseModel)
 
 # Top-level keys the loader fills in itself; a config file may not set them.
 _COMPUTED: Final = frozenset({"source", "checksum"})
@@ -217,6 +217,8 @@ class _Loader:
         base = self._validate(Config, settings, ())
         defaults, sections = self._defaults(top.get("defaults", {}))
         services = self._services(top.get("services", []), defaults, sections)
+        if base is not None:
+            self._known_channels(top, set(base.notifications.channels))
         if base is None or self.issues:
             return None
         # Config.defaults keeps each type section as written, for display; services
@@ -438,6 +440,37 @@ class _Loader:
             path = next(p for d, p in graph[cycle[0]] if d == cycle[1])
             self._issue(path, "dependency cycle: " + " -> ".join(cycle))
 
+    def _known_channels(self, top: dict[str, Any], known: set[str]) -> None:
+        """Every channel a route, the escalation, ``defaults`` or a service names exists."""
+        places: list[tuple[KeyPath, Any]] = []
+        notifications = top.get("notifications")
+        if isinstance(notifications, dict):
+            places.append((("notifications", "escalation"), notifications.get("escalation")))
+            routes = notifications.get("routes")
+            for i, route in enumerate(routes if isinstance(routes, list) else []):
+                if isinstance(route, dict):
+                    places.append(
+                        (("notifications", "routes", i, "channels"), route.get("channels"))
+                    )
+        defaults = top.get("defaults")
+        if isinstance(defaults, dict):
+            places.append((("defaults", "notify"), defaults.get("notify")))
+        services = top.get("services")
+        for i, item in enumerate(services if isinstance(services, list) else []):
+            if isinstance(item, dict):
+                places.append((("services", i, "notify"), item.get("notify")))
+        reported = {issue.path for issue in self.issues}
+        for path, names in places:
+            for k, name in enumerate(names if isinstance(names, list) else []):
+                where = (*path, k)
+                # A name already reported (e.g. an unset ${VAR}) is not unknown on top.
+                if (
+                    isinstance(name, str)
+                    and name not in known
+                    and format_path(where) not in reported
+                ):
+                    self._issue(where, _unknown_channel(name, known))
+
     def _unique_tokens(self, raw: list[Any]) -> None:
         # A push must reach exactly one service. The token is a secret: never echo it.
         owner: dict[str, int] = {}
@@ -604,7 +637,7 @@ def _inherit(base: Defaults, over: Defaults) -> Defaults:
     """The keys ``over`` sets, on top of ``base``.
 
     Scalars replace; ``thresholds`` merge per metric (each entry whole);
-    ``flap_guard`` per status; ``tags`` are the union.
+    ``flap_guard`` and ``flap_detection`` per key; ``tags`` are the union.
     """
     given = over.model_fields_set
     return Defaults(
@@ -612,7 +645,8 @@ def _inherit(base: Defaults, over: Defaults) -> Defaults:
         timeout=over.timeout if "timeout" in given else base.timeout,
         notify=over.notify if over.notify is not None else base.notify,
         thresholds={**base.thresholds, **over.thresholds},
-        flap_guard=_flap_guard(base.flap_guard, over.flap_guard),
+        flap_guard=_per_key(base.flap_guard, over.flap_guard),
+        flap_detection=_per_key(base.flap_detection, over.flap_detection),
         tags=_union(over.tags, base.tags),
     )
 
@@ -630,15 +664,17 @@ def _effective(
             # notify: null means "not set" (inherit); notify: false means "nobody".
             "notify": common.notify if common.notify is not None else defaults.notify,
             "thresholds": {**kind.thresholds, **defaults.thresholds, **common.thresholds},
-            "flap_guard": _flap_guard(defaults.flap_guard, common.flap_guard),
+            "flap_guard": _per_key(defaults.flap_guard, common.flap_guard),
+            "flap_detection": _per_key(defaults.flap_detection, common.flap_detection),
             "tags": _union(common.tags, defaults.tags),
             "check": spec,
         }
     )
 
 
-def _flap_guard(base: FlapGuard, over: FlapGuard) -> FlapGuard:
-    return FlapGuard.model_validate(
+def _per_key(base: P, over: P) -> P:
+    """``base`` with the keys ``over`` sets (flap_guard, flap_detection merge per key)."""
+    return type(base).model_validate(
         {**dict(base), **{k: getattr(over, k) for k in over.model_fields_set}}
     )
 
@@ -812,6 +848,11 @@ def _unknown_key(key: str, allowed: list[str], note: str = "") -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"unknown key ({hint}allowed: {', '.join(allowed)}{note})"
+
+
+def _unknown_channel(name: str, known: Iterable[str]) -> str:
+    names = ", ".join(sorted(known)) or "none"
+    return f"unknown channel {name!r} (channels under notifications.channels: {names})"
 
 
 def _unknown_name(name: str, known: Iterable[str]) -> str:

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     field_validator,
+    model_validator,
 )
 
 from pymon.config.ranges import RangeSet, parse_ranges
@@ -26,15 +27,19 @@ from pymon.model import Status
 
 __all__ = [
     "DEFAULT_FLAP_GUARD",
+    "ChannelConfig",
     "CheckSpec",
     "Config",
     "Defaults",
     "Duration",
+    "FlapDetection",
     "FlapGuard",
     "InstanceConfig",
     "LogConfig",
     "MetricThresholds",
+    "NotificationsConfig",
     "Ranged",
+    "Route",
     "SchedulerConfig",
     "ServiceCommon",
     "ServiceConfig",
@@ -148,6 +153,25 @@ class FlapGuard(_Strict):
         return int(getattr(self, status.value, 1))
 
 
+class FlapDetection(_Strict):
+    """Flap detection: weighted percent of state changes over the last ``window`` results.
+
+    A service starts flapping when the percent rises to ``high`` or above and stops
+    when it falls below ``low`` (hysteresis, as Nagios does); see docs/states.md.
+    """
+
+    enabled: bool = True
+    window: int = Field(default=21, ge=3, le=100)
+    low: float = Field(default=20.0, ge=0, le=100)
+    high: float = Field(default=30.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> FlapDetection:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must not be above high ({self.high:g})")
+        return self
+
+
 class ServiceCommon(_Strict):
     """The keys every service has, whatever its check type."""
 
@@ -160,6 +184,7 @@ class ServiceCommon(_Strict):
     notify: list[str] | Literal[False] | None = None
     thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)
     flap_guard: FlapGuard = Field(default_factory=FlapGuard)
+    flap_detection: FlapDetection = Field(default_factory=FlapDetection)
     depends_on: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
 
@@ -188,6 +213,7 @@ class Defaults(_Strict):
     notify: list[str] | Literal[False] | None = None
     thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)
     flap_guard: FlapGuard = Field(default_factory=FlapGuard)
+    flap_detection: FlapDetection = Field(default_factory=FlapDetection)
     tags: list[str] = Field(default_factory=list)
 
 
@@ -242,6 +268,40 @@ class SchedulerConfig(_Strict):
     concurrency: int = Field(default=1000, ge=1, le=100_000)
 
 
+class ChannelConfig(_Strict):
+    """A way to reach people. ``log`` writes notices to pymon's log (delivery channels
+    such as e-mail and webhooks build on the same notices)."""
+
+    type: Literal["log"] = "log"
+
+
+class Route(_Strict):
+    """Sends notices of services with any of ``tags`` (any service if empty) and one of
+    ``statuses`` (any if empty) to ``channels``."""
+
+    channels: list[str] = Field(min_length=1)
+    statuses: list[Literal["ok", "warn", "error", "failed", "unknown"]] = Field(
+        default_factory=list
+    )
+    tags: list[str] = Field(default_factory=list)
+
+
+class NotificationsConfig(_Strict):
+    """When to bother people, and whom: the policy the rules apply to every incident."""
+
+    enabled: bool = True
+    cutoff: int = Field(default=3, ge=1, le=1000)
+    renotify: Duration = Field(default=0.0, ge=0)
+    recovery: bool = True
+    escalate_after: Duration | None = Field(default=None, gt=0)
+    escalate_after_notices: int | None = Field(default=None, ge=1)
+    escalation: list[str] = Field(default_factory=list)
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=lambda: {"log": ChannelConfig()}
+    )
+    routes: list[Route] = Field(default_factory=list)
+
+
 class Config(_Strict):
     """A whole, validated config. Built only by ``load.py``; never mutated."""
 
@@ -251,6 +311,7 @@ class Config(_Strict):
     web: WebConfig = Field(default_factory=WebConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     defaults: Defaults = Field(default_factory=Defaults)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     services: tuple[ServiceConfig, ...] = ()
     source: str = ""
     checksum: str = ""

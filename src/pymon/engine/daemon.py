@@ -26,7 +26,16 @@ from pymon.config.schema import Config, ServiceConfig
 from pymon.engine import rules
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import PymonError
-from pymon.model import CheckResult, Event, EventKind, Heartbeat, ServiceState, Status
+from pymon.model import (
+    Ack,
+    CheckResult,
+    Event,
+    EventKind,
+    Heartbeat,
+    Incident,
+    ServiceState,
+    Status,
+)
 from pymon.store.base import ResultRecord, Store
 from pymon.store.sql import SqlStore
 from pymon.store.writer import BatchWriter
@@ -97,6 +106,7 @@ class Daemon:
         )
         self.sessions = HttpSessions()
         self.states: dict[str, ServiceState] = {}
+        self.incidents: dict[str, Incident] = {}
         self.services: dict[str, ServiceConfig] = {s.name: s for s in config.services}
         self.started_at = time.time()
         self.heartbeats = HeartbeatBoard(self.clock.time(), _tokens(config))
@@ -109,15 +119,14 @@ class Daemon:
         """Open the store, restore every service's last state, start checks and the web server."""
         await self.store.open()
         restored = await self.store.load_states()
+        self.incidents = await self.store.open_incidents()
         self.heartbeats.restore((await self.store.load_heartbeats()).values())
         now = self.clock.time()
         for service in self.config.services:
             state = restored.get(service.name) or ServiceState(service.name)
-            if not service.enabled:
-                state, events = rules.disable(state, now)
-                if events:
-                    self._record(state, None, events)
             self.states[service.name] = state
+            if not service.enabled:
+                self._apply(rules.disable(state, self.incidents.get(service.name), now))
         log.info(
             "pymon %s starting: %d services (%d restored from %s)",
             __version__,
@@ -193,8 +202,15 @@ class Daemon:
         )
         result = await run_check(check_type(service.type), service.check, ctx)
         prev = self.states.get(name) or ServiceState(name)
-        state, events = rules.apply(prev, result, service, self.clock.time())
-        self.states[name] = state
+        outcome = rules.apply(
+            prev,
+            self.incidents.get(name),
+            result,
+            service,
+            self.config.notifications,
+            self._situation(service),
+        )
+        state = outcome.state
         record = ResultRecord(
             name,
             state.seq,
@@ -205,14 +221,84 @@ class Daemon:
             result.duration,
             lateness,
         )
-        self._record(state, record, events)
+        self._apply(outcome, record)
 
-    def _record(
-        self, state: ServiceState, record: ResultRecord | None, events: list[Event]
-    ) -> None:
-        self.writer.add(state, record, events)
-        for event in events:
+    def _situation(self, service: ServiceConfig) -> rules.Situation:
+        """The world around ``service`` now: its maintenance windows and its parents."""
+        parent_down = any(
+            (parent := self.states.get(dep)) is not None
+            and parent.confirmed_status in (Status.ERROR, Status.FAILED)
+            for dep in service.depends_on
+        )
+        return rules.Situation(self.clock.time(), maintenance=False, parent_down=parent_down)
+
+    async def acknowledge(
+        self, name: str, author: str, comment: str = "", expires: float | None = None
+    ) -> Incident:
+        """Acknowledge the open incident of ``name``; its notices stop until it closes or
+        gets worse. Raises PymonError when there is nothing to acknowledge."""
+        service, incident = self._open_incident(name)
+        incident, events = rules.acknowledge(
+            incident, Ack(author, comment, self.clock.time(), expires)
+        )
+        return await self._review(service, incident, events)
+
+    async def unacknowledge(self, name: str, author: str) -> Incident:
+        """Take the acknowledgement of ``name``'s open incident back."""
+        service, incident = self._open_incident(name)
+        incident, events = rules.unacknowledge(
+            incident, self.clock.time(), f"acknowledgement taken back by {author}"
+        )
+        return await self._review(service, incident, events)
+
+    def _open_incident(self, name: str) -> tuple[ServiceConfig, Incident]:
+        service = self.services.get(name)
+        if service is None:
+            raise PymonError(f"no service named {name!r}")
+        incident = self.incidents.get(name)
+        if incident is None or not incident.open:
+            raise PymonError(f"{name} has no open incident to acknowledge")
+        return service, incident
+
+    async def _review(
+        self, service: ServiceConfig, incident: Incident, events: list[Event]
+    ) -> Incident:
+        outcome = rules.review(
+            self.states[service.name],
+            incident,
+            service,
+            self.config.notifications,
+            self._situation(service),
+        )
+        outcome.events[:0] = events
+        self._apply(outcome)
+        # An acknowledgement is an operator's word: make it durable before answering.
+        await self.writer.flush()
+        assert outcome.incident is not None
+        return outcome.incident
+
+    def _apply(self, outcome: rules.Outcome, record: ResultRecord | None = None) -> None:
+        state = outcome.state
+        self.states[state.name] = state
+        if outcome.incident is not None:
+            if outcome.incident.open:
+                self.incidents[state.name] = outcome.incident
+            else:
+                self.incidents.pop(state.name, None)
+        self.writer.add(state, record, outcome.events, outcome.incident, outcome.notices)
+        for event in outcome.events:
             _log_event(event)
+        for notice in outcome.notices:
+            # Delivery (e-mail, webhooks, retries) reads the outbox; the log is the
+            # channel that needs none.
+            log.warning(
+                "notice %s to %s: %s %s: %s",
+                notice.kind.value,
+                ", ".join(notice.channels),
+                notice.service,
+                notice.status.value.upper(),
+                notice.message,
+            )
 
 
 def _tokens(config: Config) -> dict[str, str]:
@@ -226,8 +312,12 @@ def _log_event(event: Event) -> None:
         log.log(
             level, "%s: %s -> %s: %s", event.service, event.previous, event.status, event.message
         )
-    else:
+    elif event.kind is EventKind.CONFIRMED:
         log.log(level, "%s: %s confirmed (was %s)", event.service, event.status, event.previous)
+    else:
+        log.log(
+            level, "%s: %s: %s", event.service, event.kind.value.replace("_", " "), event.message
+        )
 
 
 def _redact(url: str) -> str:

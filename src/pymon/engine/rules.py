@@ -1,6 +1,7 @@
-"""The rules: a pure function from (previous state, result, service, now) to (state, events).
+"""The rules: pure functions from (state, incident, result, policy, situation) to what follows.
 
-Nothing here does I/O or reads a clock, so every transition is a table test.
+Nothing here does I/O or reads a clock, so every transition is a table test, and
+``docs/states.md`` draws the machine these functions implement.
 
 * **Thresholds**: each metric with thresholds is classified (``MetricThresholds``);
   the worst of those and the check's own status wins, and the message names the
@@ -8,19 +9,93 @@ Nothing here does I/O or reads a clock, so every transition is a table test.
 * **Flap guard**: a new status shows at once but is *unconfirmed* until it has been
   seen ``flap_guard[status]`` times in a row. Going back to the confirmed status is
   confirmed at once (a blip does not un-confirm the hard state).
-* **Recovering**: an ok that is not yet confirmed after a confirmed problem.
-* **Events** only on transitions: ``changed`` when the status differs from the
-  previous result's, ``confirmed`` when a new status becomes the confirmed one.
+* **Flap detection**: a weighted percent of state changes over the last results,
+  with hysteresis between ``low`` and ``high``.
+* **Incidents**: a confirmed problem opens one; a worse confirmed status makes it
+  worse (and clears an acknowledgement); a confirmed ok (or disabling) closes it.
+* **Notices**: a problem notice is owed when an incident opens or gets worse, and
+  again every ``renotify`` while unacknowledged, up to ``cutoff`` per incident. It
+  is held while the service is flapping, in maintenance, unreachable (a service it
+  depends on is down) or acknowledged, and goes out when the hold ends if the
+  incident is still open. Recovery, escalation and flapping notices are documented
+  in ``docs/states.md``.
+* **Events** only on transitions.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
-from pymon.config.schema import FlapGuard, MetricThresholds, ServiceConfig
-from pymon.model import CheckResult, Event, EventKind, ServiceState, Status
+from pymon.config.schema import (
+    FlapDetection,
+    FlapGuard,
+    MetricThresholds,
+    NotificationsConfig,
+    ServiceConfig,
+)
+from pymon.model import (
+    Ack,
+    CheckResult,
+    Event,
+    EventKind,
+    Incident,
+    Notice,
+    NoticeKind,
+    ServiceState,
+    Status,
+)
 
-__all__ = ["apply", "disable", "evaluate"]
+__all__ = [
+    "Outcome",
+    "Situation",
+    "acknowledge",
+    "apply",
+    "channels_for",
+    "disable",
+    "evaluate",
+    "flap_percent",
+    "review",
+    "unacknowledge",
+]
+
+# One letter per status in ``ServiceState.flap_history``.
+_LETTER = {
+    Status.OK: "o",
+    Status.WARN: "w",
+    Status.ERROR: "e",
+    Status.FAILED: "f",
+    Status.UNKNOWN: "u",
+    Status.DISABLED: "d",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Situation:
+    """What the rules need to know besides the result: the time and the world around.
+
+    ``maintenance``: a maintenance window covers the service now. ``parent_down``: a
+    service it depends on is confirmed error or failed.
+    """
+
+    now: float
+    maintenance: bool = False
+    parent_down: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one step of the rules decided.
+
+    ``incident`` is the service's current incident after the step: open, or closed
+    in this very step (so it can be persisted), or None when there is none.
+    """
+
+    state: ServiceState
+    incident: Incident | None
+    events: list[Event] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
 
 def evaluate(result: CheckResult, thresholds: Mapping[str, MetricThresholds]) -> tuple[Status, str]:
@@ -48,20 +123,131 @@ def evaluate(result: CheckResult, thresholds: Mapping[str, MetricThresholds]) ->
     return status, "; ".join(reasons) + (f" - {result.message}" if result.message else "")
 
 
+def flap_percent(history: str) -> float:
+    """Weighted percent of state changes in ``history`` (one letter per result, oldest first).
+
+    As Nagios does: the ``n - 1`` transitions between consecutive results weigh
+    from 0.8 (oldest) to 1.2 (newest), so recent changes count more; the percent
+    is the weight of the transitions that changed state over the total weight.
+    """
+    n = len(history)
+    if n < 2:
+        return 0.0
+    changed = total = 0.0
+    for i in range(1, n):
+        weight = 0.8 + 0.4 * (i - 1) / max(1, n - 2)
+        total += weight
+        if history[i] != history[i - 1]:
+            changed += weight
+    return round(min(100.0, 100.0 * changed / total), 2)
+
+
+def channels_for(
+    service: ServiceConfig, policy: NotificationsConfig, status: Status
+) -> tuple[str, ...]:
+    """The channels a notice about ``service`` in ``status`` goes to (empty: nobody).
+
+    ``notify: false`` means nobody; a list of channel names means exactly those;
+    otherwise the routes decide (a route matches when the service has one of its
+    tags, or it names none, and the status is one of its statuses, or it names
+    none), and with no routes every channel gets every notice.
+    """
+    if not policy.enabled or service.notify is False:
+        return ()
+    if service.notify is not None:
+        return tuple(service.notify)
+    if not policy.routes:
+        return tuple(policy.channels)
+    chosen: dict[str, None] = {}
+    for route in policy.routes:
+        if route.statuses and status.value not in route.statuses:
+            continue
+        if route.tags and not set(route.tags) & set(service.tags):
+            continue
+        chosen.update(dict.fromkeys(route.channels))
+    return tuple(chosen)
+
+
 def apply(
-    prev: ServiceState, result: CheckResult, service: ServiceConfig, now: float
-) -> tuple[ServiceState, list[Event]]:
-    """Fold one check result into a service's state; events only for transitions."""
+    prev: ServiceState,
+    incident: Incident | None,
+    result: CheckResult,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    situation: Situation,
+) -> Outcome:
+    """Fold one check result into a service's state, incident, events and notices."""
     status, message = evaluate(result, service.thresholds)
-    return _transition(prev, status, message, result, service.flap_guard, now)
+    state, events = _transition(prev, status, message, result, service.flap_guard, situation.now)
+    state, flap_events, flap_notices = _flap(prev, state, service, policy, situation)
+    return _workflow(
+        prev, state, incident, [*events, *flap_events], flap_notices, service, policy, situation
+    )
 
 
-def disable(prev: ServiceState, now: float) -> tuple[ServiceState, list[Event]]:
-    """The state of a service with ``enabled: false``: ``disabled``, confirmed, no checks."""
-    if prev.status is Status.DISABLED:
-        return prev, []
-    result = CheckResult(Status.DISABLED, "disabled in config", prev.metrics)
-    return _transition(prev, Status.DISABLED, result.message, result, FlapGuard(), now)
+def review(
+    state: ServiceState,
+    incident: Incident | None,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    situation: Situation,
+) -> Outcome:
+    """Re-decide without a new result: a window opened or closed, a parent changed,
+    an acknowledgement came or expired, a renotify came due."""
+    return _workflow(state, state, incident, [], [], service, policy, situation)
+
+
+def disable(prev: ServiceState, incident: Incident | None, now: float) -> Outcome:
+    """A service with ``enabled: false``: ``disabled``, confirmed, no checks, no incident.
+
+    An incident still open is closed without a recovery notice (nothing recovered).
+    """
+    events: list[Event] = []
+    state = prev
+    if prev.status is not Status.DISABLED:
+        result = CheckResult(Status.DISABLED, "disabled in config", prev.metrics)
+        state, events = _transition(prev, Status.DISABLED, result.message, result, FlapGuard(), now)
+    state = replace(
+        state,
+        flapping=False,
+        flap_history="",
+        flap_pct=0.0,
+        maintenance=False,
+        unreachable=False,
+        incident=None,
+    )
+    if incident is not None and incident.open:
+        incident = replace(incident, closed_at=now, pending=False)
+        events.append(
+            Event(
+                state.name,
+                EventKind.INCIDENT_CLOSED,
+                now,
+                Status.DISABLED,
+                incident.status,
+                state.message,
+            )
+        )
+    return Outcome(state, incident, events)
+
+
+def acknowledge(incident: Incident, ack: Ack) -> tuple[Incident, list[Event]]:
+    """Acknowledge an open incident: its notices stop until it closes or gets worse."""
+    text = f"acknowledged by {ack.author}" + (f": {ack.comment}" if ack.comment else "")
+    event = Event(
+        incident.service, EventKind.ACKNOWLEDGED, ack.at, incident.status, incident.status, text
+    )
+    return replace(incident, ack=ack), [event]
+
+
+def unacknowledge(incident: Incident, now: float, why: str) -> tuple[Incident, list[Event]]:
+    """Take an acknowledgement back (by hand, on expiry, or because it got worse)."""
+    if incident.ack is None:
+        return incident, []
+    event = Event(
+        incident.service, EventKind.UNACKNOWLEDGED, now, incident.status, incident.status, why
+    )
+    return replace(incident, ack=None), [event]
 
 
 def _transition(
@@ -96,8 +282,8 @@ def _transition(
         and prev.confirmed_status is not None
         and prev.confirmed_status.is_problem
     )
-    state = ServiceState(
-        name=prev.name,
+    state = replace(
+        prev,
         status=status,
         previous_status=previous,
         confirmed_status=confirmed_status,
@@ -113,3 +299,229 @@ def _transition(
         seq=prev.seq + 1,
     )
     return state, events
+
+
+def _flap(
+    prev: ServiceState,
+    state: ServiceState,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    situation: Situation,
+) -> tuple[ServiceState, list[Event], list[Notice]]:
+    detection: FlapDetection = service.flap_detection
+    if not detection.enabled:
+        if not prev.flapping and not prev.flap_history:
+            return state, [], []
+        return replace(state, flap_history="", flap_pct=0.0, flapping=False), [], []
+    history = (prev.flap_history + _LETTER[state.status])[-detection.window :]
+    pct = flap_percent(history)
+    if prev.flapping:
+        flapping = pct >= detection.low
+    else:
+        flapping = len(history) >= detection.window and pct >= detection.high
+    state = replace(state, flap_history=history, flap_pct=pct, flapping=flapping)
+    if flapping == prev.flapping:
+        return state, [], []
+    now = situation.now
+    if flapping:
+        kind, notice_kind = EventKind.FLAPPING_STARTED, NoticeKind.FLAPPING_STARTED
+        text = f"flapping: {pct:g}% state change over the last {len(history)} results"
+    else:
+        kind, notice_kind = EventKind.FLAPPING_STOPPED, NoticeKind.FLAPPING_STOPPED
+        text = f"stopped flapping: {pct:g}% state change; now {state.status.value}"
+    events = [Event(state.name, kind, now, state.status, state.status, text)]
+    channels = channels_for(service, policy, state.status)
+    if situation.maintenance or not channels:
+        return state, events, []
+    notice = Notice(
+        f"{state.name}:{notice_kind.value}:{state.seq}",
+        state.name,
+        notice_kind,
+        now,
+        state.status,
+        text,
+        channels,
+        prev.incident,
+    )
+    return state, events, [notice]
+
+
+def _incident_id(service: str, seq: int, now: float) -> str:
+    # Deterministic from its inputs (the rules stay pure), unique in practice.
+    return hashlib.sha256(f"{service}\0{seq}\0{now!r}".encode()).hexdigest()[:16]
+
+
+def _workflow(
+    prev: ServiceState,
+    state: ServiceState,
+    incident: Incident | None,
+    events: list[Event],
+    notices: list[Notice],
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    situation: Situation,
+) -> Outcome:
+    now = situation.now
+    events = list(events)
+    notices = list(notices)
+    name = state.name
+
+    # Flags that ride on the status.
+    unreachable = situation.parent_down and state.status.is_problem
+    for flag, on, off in (
+        ("maintenance", EventKind.MAINTENANCE_STARTED, EventKind.MAINTENANCE_ENDED),
+        ("unreachable", EventKind.UNREACHABLE, EventKind.REACHABLE),
+    ):
+        value = situation.maintenance if flag == "maintenance" else unreachable
+        if value != getattr(prev, flag):
+            events.append(
+                Event(name, on if value else off, now, state.status, state.status, state.message)
+            )
+    state = replace(state, maintenance=situation.maintenance, unreachable=unreachable)
+
+    if incident is not None and not incident.open:
+        incident = None
+    confirmed_now = next((e.status for e in events if e.kind is EventKind.CONFIRMED), None)
+    if confirmed_now is not None:
+        incident, more_events, more_notices = _on_confirmed(
+            state, incident, confirmed_now, service, policy, now
+        )
+        events += more_events
+        notices += more_notices
+
+    if incident is not None and incident.open:
+        incident, more_events, more_notices = _notify(state, incident, service, policy, situation)
+        events += more_events
+        notices += more_notices
+
+    open_id = incident.id if incident is not None and incident.open else None
+    state = replace(state, incident=open_id)
+    return Outcome(state, incident, events, notices)
+
+
+def _on_confirmed(
+    state: ServiceState,
+    incident: Incident | None,
+    status: Status,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    now: float,
+) -> tuple[Incident | None, list[Event], list[Notice]]:
+    name = state.name
+    if status.is_problem:
+        if incident is None:
+            incident = Incident(_incident_id(name, state.seq, now), name, now, status, status)
+            event = Event(name, EventKind.INCIDENT_OPENED, now, status, Status.OK, state.message)
+            return incident, [event], []
+        if status.severity > incident.status.severity:
+            events = [
+                Event(name, EventKind.INCIDENT_WORSE, now, status, incident.status, state.message)
+            ]
+            incident = replace(
+                incident, status=status, worst=Status.worst(incident.worst, status), pending=True
+            )
+            incident, cleared = unacknowledge(
+                incident, now, f"acknowledgement cleared: {status.value} is worse"
+            )
+            return incident, events + cleared, []
+        return replace(incident, status=status), [], []
+    if incident is None:
+        return None, [], []
+    closed = replace(incident, closed_at=now, pending=False)
+    events = [Event(name, EventKind.INCIDENT_CLOSED, now, status, incident.status, state.message)]
+    notices: list[Notice] = []
+    channels = channels_for(service, policy, status)
+    recovered = status is Status.OK and incident.notices > 0 and not state.flapping
+    if policy.recovery and recovered and channels:
+        text = f"recovered from {incident.worst.value}: {state.message}"
+        notices.append(
+            Notice(
+                f"{incident.id}:recovery",
+                name,
+                NoticeKind.RECOVERY,
+                now,
+                status,
+                text,
+                channels,
+                incident.id,
+            )
+        )
+    return closed, events, notices
+
+
+def _notify(
+    state: ServiceState,
+    incident: Incident,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    situation: Situation,
+) -> tuple[Incident, list[Event], list[Notice]]:
+    now = situation.now
+    events: list[Event] = []
+    notices: list[Notice] = []
+    if (
+        incident.ack is not None
+        and incident.ack.expires is not None
+        and incident.ack.expires <= now
+    ):
+        incident, events = unacknowledge(incident, now, "acknowledgement expired")
+    held = state.flapping or state.maintenance or state.unreachable or incident.ack is not None
+    channels = channels_for(service, policy, incident.status)
+    if held or not channels:
+        return incident, events, notices
+    renotify_due = (
+        policy.renotify > 0
+        and incident.last_notice_at is not None
+        and now - incident.last_notice_at >= policy.renotify
+    )
+    if incident.pending or renotify_due:
+        if incident.notices < policy.cutoff:
+            number = incident.notices + 1
+            notices.append(
+                Notice(
+                    f"{incident.id}:problem:{number}",
+                    state.name,
+                    NoticeKind.PROBLEM,
+                    now,
+                    incident.status,
+                    state.message,
+                    channels,
+                    incident.id,
+                )
+            )
+            incident = replace(incident, notices=number, last_notice_at=now, pending=False)
+        else:
+            incident = replace(incident, pending=False)
+    if not incident.escalated and policy.escalation and _escalation_due(incident, policy, now):
+        incident = replace(incident, escalated=True)
+        text = (
+            f"escalated: {incident.status.value} since {incident.opened_at:.0f}, "
+            f"{incident.notices} notices unacknowledged - {state.message}"
+        )
+        events.append(
+            Event(state.name, EventKind.ESCALATED, now, incident.status, incident.status, text)
+        )
+        notices.append(
+            Notice(
+                f"{incident.id}:escalation",
+                state.name,
+                NoticeKind.ESCALATION,
+                now,
+                incident.status,
+                text,
+                tuple(policy.escalation),
+                incident.id,
+            )
+        )
+    return incident, events, notices
+
+
+def _escalation_due(incident: Incident, policy: NotificationsConfig, now: float) -> bool:
+    by_count = (
+        policy.escalate_after_notices is not None
+        and incident.notices >= policy.escalate_after_notices
+    )
+    by_time = (
+        policy.escalate_after is not None and now - incident.opened_at >= policy.escalate_after
+    )
+    return by_count or by_time

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from pymon.model import Event, Heartbeat, ServiceState, Status
+from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
 
 __all__ = ["ResultRecord", "Store"]
 
@@ -53,8 +53,27 @@ class Store(Protocol):
         states: Sequence[ServiceState],
         results: Sequence[ResultRecord],
         events: Sequence[Event],
+        incidents: Sequence[Incident] = (),
+        notices: Sequence[Notice] = (),
     ) -> None:
-        """Persist a batch atomically: upsert states, add results and events."""
+        """Persist a batch atomically: upsert states and incidents, add results, events
+        and notices (a notice whose key is already stored is left alone)."""
+        ...
+
+    async def open_incidents(self) -> dict[str, Incident]:
+        """The open incident of every service that has one, keyed by service name."""
+        ...
+
+    async def incidents(self, service: str | None = None, limit: int = 100) -> list[Incident]:
+        """The newest ``limit`` incidents (of one service if given), newest first."""
+        ...
+
+    async def notices(self, *, pending: bool = False, limit: int = 100) -> list[Notice]:
+        """The newest ``limit`` notices (only undelivered ones with ``pending``), newest first."""
+        ...
+
+    async def mark_delivered(self, keys: Sequence[str], at: float) -> None:
+        """Mark notices delivered."""
         ...
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:

@@ -57,14 +57,26 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
-from pymon.model import Event, EventKind, Heartbeat, ServiceState, Status
+from pymon.model import (
+    Ack,
+    Event,
+    EventKind,
+    Heartbeat,
+    Incident,
+    Notice,
+    NoticeKind,
+    ServiceState,
+    Status,
+)
 from pymon.store.base import ResultRecord
 
 __all__ = [
     "SqlStore",
     "event_table",
     "heartbeat_table",
+    "incident_table",
     "metadata",
+    "notice_table",
     "result_table",
     "state_table",
 ]
@@ -102,6 +114,12 @@ state_table = Table(
     Column("last_duration", Double, nullable=False),
     Column("last_by_status", JSON, nullable=False),
     Column("seq", BigInteger, nullable=False),
+    Column("flap_history", String(100), nullable=False),
+    Column("flap_pct", Double, nullable=False),
+    Column("flapping", Boolean, nullable=False),
+    Column("maintenance", Boolean, nullable=False),
+    Column("unreachable", Boolean, nullable=False),
+    Column("incident", String(32), nullable=True),
 )
 
 # No extra index on (service, seq): a service owns at most ``history`` rows, which
@@ -133,6 +151,44 @@ event_table = Table(
     Column("message", Text, nullable=False),
     Index("ix_events_service_id", "service", "id"),
     Index("ix_events_at", "at"),
+)
+
+incident_table = Table(
+    "incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("opened_at", Double, nullable=False),
+    Column("closed_at", Double, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("worst", String(16), nullable=False),
+    Column("notices", Integer, nullable=False),
+    Column("last_notice_at", Double, nullable=True),
+    Column("pending", Boolean, nullable=False),
+    Column("escalated", Boolean, nullable=False),
+    Column("ack_author", Text, nullable=True),
+    Column("ack_comment", Text, nullable=True),
+    Column("ack_at", Double, nullable=True),
+    Column("ack_expires", Double, nullable=True),
+    Index("ix_incidents_service_opened", "service", "opened_at"),
+    Index("ix_incidents_open", "closed_at"),
+)
+
+# The outbox: every notice the rules decided, written in the same transaction as
+# the state that caused it; ``key`` makes a notice written twice still one notice.
+notice_table = Table(
+    "notices",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("incident", String(32), nullable=True),
+    Column("delivered_at", Double, nullable=True),
+    Index("ix_notices_pending", "delivered_at", "at"),
 )
 
 heartbeat_table = Table(
@@ -266,6 +322,10 @@ class SqlStore:
         # overwrite a newer one.
         self._result_upsert = self._upsert(result_table, ["service", "slot"], newer_only=True)
         self._heartbeat_upsert = self._upsert(heartbeat_table, ["service"])
+        self._incident_upsert = self._upsert(incident_table, ["id"])
+        # A notice already in the outbox stays as it is (it may be delivered already).
+        notice_insert: Any = self._insert(notice_table)
+        self._notice_insert: Insert = notice_insert.on_conflict_do_nothing(index_elements=["key"])
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -409,19 +469,29 @@ class SqlStore:
         states: Sequence[ServiceState],
         results: Sequence[ResultRecord],
         events: Sequence[Event],
+        incidents: Sequence[Incident] = (),
+        notices: Sequence[Notice] = (),
     ) -> None:
         """Persist one batch in one transaction: all of it, or (on error) none of it.
 
         States are upserted by name (the last one in the batch wins); results go to
         their ring slots (when two land in the same slot, the higher ``seq`` wins);
-        events are appended in order. One statement per table, whatever the size.
+        events are appended in order; incidents are upserted by id; notices enter
+        the outbox once (a key already there is left alone). One statement per
+        table, whatever the size.
         """
         state_rows = list({s.name: _state_row(s) for s in states}.values())
         result_rows = _ring_rows(results, self.history_size)
         event_rows = [_event_row(e) for e in events]
-        if not (state_rows or result_rows or event_rows):
+        incident_rows = list({i.id: _incident_row(i) for i in incidents}.values())
+        notice_rows = list({n.key: _notice_row(n) for n in notices}.values())
+        if not (state_rows or result_rows or event_rows or incident_rows or notice_rows):
             return
         async with self._connect("write a batch", write=True) as conn:
+            if incident_rows:
+                await conn.execute(self._incident_upsert, incident_rows)
+            if notice_rows:
+                await conn.execute(self._notice_insert, notice_rows)
             if state_rows:
                 await conn.execute(self._state_upsert, state_rows)
             if result_rows:
@@ -461,6 +531,43 @@ class SqlStore:
         async with self._connect("read events", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_event_from_row(row) for row in rows]
+
+    async def open_incidents(self) -> dict[str, Incident]:
+        """The open incident of every service that has one, keyed by service name."""
+        stmt = select(incident_table).where(incident_table.c.closed_at.is_(None))
+        async with self._connect("load open incidents", write=False) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return {row["service"]: _incident_from_row(row) for row in rows}
+
+    async def incidents(self, service: str | None = None, limit: int = 100) -> list[Incident]:
+        """The newest ``limit`` incidents (of one service if given), newest first."""
+        stmt = select(incident_table).order_by(incident_table.c.opened_at.desc()).limit(limit)
+        if service is not None:
+            stmt = stmt.where(incident_table.c.service == service)
+        async with self._connect("read incidents", write=False) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_incident_from_row(row) for row in rows]
+
+    async def notices(self, *, pending: bool = False, limit: int = 100) -> list[Notice]:
+        """The newest ``limit`` notices (only undelivered ones with ``pending``), newest first."""
+        stmt = select(notice_table).order_by(notice_table.c.at.desc()).limit(limit)
+        if pending:
+            stmt = stmt.where(notice_table.c.delivered_at.is_(None))
+        async with self._connect("read notices", write=False) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_notice_from_row(row) for row in rows]
+
+    async def mark_delivered(self, keys: Sequence[str], at: float) -> None:
+        """Mark notices delivered (the outbox's sender calls this once per delivery)."""
+        if not keys:
+            return
+        stmt = (
+            update(notice_table)
+            .where(notice_table.c.key.in_(list(keys)), notice_table.c.delivered_at.is_(None))
+            .values(delivered_at=at)
+        )
+        async with self._connect("mark notices delivered", write=True) as conn:
+            await conn.execute(stmt)
 
     async def save_heartbeat(self, beat: Heartbeat) -> None:
         """Upsert the last push of ``beat.service``, in its own transaction."""
@@ -509,7 +616,81 @@ def _state_row(state: ServiceState) -> dict[str, Any]:
         "last_duration": state.last_duration,
         "last_by_status": _encode_floats(state.last_by_status),
         "seq": state.seq,
+        "flap_history": state.flap_history,
+        "flap_pct": state.flap_pct,
+        "flapping": state.flapping,
+        "maintenance": state.maintenance,
+        "unreachable": state.unreachable,
+        "incident": state.incident,
     }
+
+
+def _incident_row(incident: Incident) -> dict[str, Any]:
+    ack = incident.ack
+    return {
+        "id": incident.id,
+        "service": incident.service,
+        "opened_at": incident.opened_at,
+        "closed_at": incident.closed_at,
+        "status": incident.status.value,
+        "worst": incident.worst.value,
+        "notices": incident.notices,
+        "last_notice_at": incident.last_notice_at,
+        "pending": incident.pending,
+        "escalated": incident.escalated,
+        "ack_author": ack.author if ack else None,
+        "ack_comment": ack.comment if ack else None,
+        "ack_at": ack.at if ack else None,
+        "ack_expires": ack.expires if ack else None,
+    }
+
+
+def _incident_from_row(row: RowMapping) -> Incident:
+    ack = None
+    if row["ack_at"] is not None:
+        ack = Ack(
+            row["ack_author"] or "", row["ack_comment"] or "", row["ack_at"], row["ack_expires"]
+        )
+    return Incident(
+        id=row["id"],
+        service=row["service"],
+        opened_at=row["opened_at"],
+        status=Status(row["status"]),
+        worst=Status(row["worst"]),
+        closed_at=row["closed_at"],
+        notices=int(row["notices"]),
+        last_notice_at=row["last_notice_at"],
+        pending=bool(row["pending"]),
+        escalated=bool(row["escalated"]),
+        ack=ack,
+    )
+
+
+def _notice_row(notice: Notice) -> dict[str, Any]:
+    return {
+        "key": notice.key,
+        "service": notice.service,
+        "kind": notice.kind.value,
+        "at": notice.at,
+        "status": notice.status.value,
+        "message": notice.message,
+        "channels": list(notice.channels),
+        "incident": notice.incident,
+        "delivered_at": None,
+    }
+
+
+def _notice_from_row(row: RowMapping) -> Notice:
+    return Notice(
+        key=row["key"],
+        service=row["service"],
+        kind=NoticeKind(row["kind"]),
+        at=row["at"],
+        status=Status(row["status"]),
+        message=row["message"],
+        channels=tuple(row["channels"]),
+        incident=row["incident"],
+    )
 
 
 def _ring_rows(records: Iterable[ResultRecord], history: int) -> list[dict[str, Any]]:
@@ -569,6 +750,12 @@ def _state_from_row(row: RowMapping) -> ServiceState:
         last_duration=float(row["last_duration"]),
         last_by_status=_decode_floats(row["last_by_status"]),
         seq=int(row["seq"]),
+        flap_history=row["flap_history"],
+        flap_pct=float(row["flap_pct"]),
+        flapping=bool(row["flapping"]),
+        maintenance=bool(row["maintenance"]),
+        unreachable=bool(row["unreachable"]),
+        incident=row["incident"],
     )
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 
 from pymon.clock import Clock, SystemClock
-from pymon.model import Event, ServiceState
+from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import ResultRecord, Store
 
 __all__ = ["BatchWriter"]
@@ -39,6 +39,8 @@ class BatchWriter:
         self._states: dict[str, ServiceState] = {}
         self._results: list[ResultRecord] = []
         self._events: list[Event] = []
+        self._incidents: dict[str, Incident] = {}
+        self._notices: list[Notice] = []
         self._urgent = asyncio.Event()
         self._lock = asyncio.Lock()
         self.flushes = 0
@@ -46,15 +48,27 @@ class BatchWriter:
 
     @property
     def pending(self) -> int:
-        """Results and events waiting to be written."""
-        return len(self._results) + len(self._events)
+        """Results, events and notices waiting to be written."""
+        return len(self._results) + len(self._events) + len(self._notices)
 
-    def add(self, state: ServiceState, result: ResultRecord | None, events: list[Event]) -> None:
-        """Queue one service's new state, its result and the events it caused."""
+    def add(
+        self,
+        state: ServiceState,
+        result: ResultRecord | None,
+        events: list[Event],
+        incident: Incident | None = None,
+        notices: list[Notice] | None = None,
+    ) -> None:
+        """Queue one service's new state, its result, the events it caused, its incident
+        and the notices decided with it (these land in the same transaction)."""
         self._states[state.name] = state
         if result is not None:
             self._results.append(result)
-        if events:
+        if incident is not None:
+            self._incidents[incident.id] = incident
+        if notices:
+            self._notices.extend(notices)
+        if events or notices:
             self._events.extend(events)
             self._urgent.set()
         elif len(self._results) >= self._max_batch:
@@ -63,18 +77,24 @@ class BatchWriter:
     async def flush(self) -> None:
         """Write everything queued so far; on failure the data stays queued and this raises."""
         async with self._lock:
-            if not (self._states or self._results or self._events):
+            if not (
+                self._states or self._results or self._events or self._incidents or self._notices
+            ):
                 return
             states, results, events = list(self._states.values()), self._results, self._events
+            incidents, notices = list(self._incidents.values()), self._notices
             self._states, self._results, self._events = {}, [], []
+            self._incidents, self._notices = {}, []
             try:
-                await self._store.write(states, results, events)
+                await self._store.write(states, results, events, incidents, notices)
             except BaseException:
                 # Put the batch back in front of anything queued meanwhile; a newer
-                # state of the same service wins over the one that failed to land.
+                # state or incident wins over the one that failed to land.
                 self._states = {**{s.name: s for s in states}, **self._states}
+                self._incidents = {**{i.id: i for i in incidents}, **self._incidents}
                 self._results = results + self._results
                 self._events = events + self._events
+                self._notices = notices + self._notices
                 raise
             self.flushes += 1
 

@@ -12,7 +12,7 @@ from pymon import __version__
 if TYPE_CHECKING:
     from pymon.config.schema import ServiceConfig
     from pymon.engine.daemon import Daemon
-    from pymon.model import ServiceState
+    from pymon.model import Incident, ServiceState
 
 __all__ = ["router"]
 
@@ -24,9 +24,33 @@ def _daemon(request: Request) -> Daemon:
     return daemon
 
 
-def _service_json(service: ServiceConfig, state: ServiceState) -> dict[str, Any]:
+def _incident_json(incident: Incident | None) -> dict[str, Any] | None:
+    if incident is None:
+        return None
+    ack = incident.ack
+    return {
+        "id": incident.id,
+        "opened_at": incident.opened_at,
+        "closed_at": incident.closed_at,
+        "status": incident.status.value,
+        "worst": incident.worst.value,
+        "notices": incident.notices,
+        "last_notice_at": incident.last_notice_at,
+        "escalated": incident.escalated,
+        "ack": None
+        if ack is None
+        else {"author": ack.author, "comment": ack.comment, "at": ack.at, "expires": ack.expires},
+    }
+
+
+def _service_json(
+    service: ServiceConfig, state: ServiceState, incident: Incident | None
+) -> dict[str, Any]:
     return {
         **state.to_dict(),
+        "acknowledged": incident is not None and incident.ack is not None,
+        "escalated": incident is not None and incident.escalated,
+        "incident": _incident_json(incident),
         "type": service.type,
         "description": service.description,
         "enabled": service.enabled,
@@ -53,7 +77,7 @@ async def list_services(
     """Every service with its current state, in config order, paginated."""
     daemon = _daemon(request)
     rows = [
-        _service_json(svc, daemon.states[name])
+        _service_json(svc, daemon.states[name], daemon.incidents.get(name))
         for name, svc in daemon.services.items()
         if name in daemon.states and (status is None or daemon.states[name].status == status)
     ]
@@ -63,8 +87,9 @@ async def list_services(
 @router.get("/api/v1/services/{name}")
 async def get_service(request: Request, name: str) -> dict[str, Any]:
     """One service's state: status, flags, message, metrics, times and counts."""
-    service, state = _lookup(_daemon(request), name)
-    return _service_json(service, state)
+    daemon = _daemon(request)
+    service, state = _lookup(daemon, name)
+    return _service_json(service, state, daemon.incidents.get(name))
 
 
 @router.get("/api/v1/services/{name}/history")
