@@ -19,7 +19,17 @@ import pytest
 from sqlalchemy import Table
 
 from pymon.errors import StoreError
-from pymon.model import Event, EventKind, Heartbeat, ServiceState, Status
+from pymon.model import (
+    Ack,
+    Event,
+    EventKind,
+    Heartbeat,
+    Incident,
+    Notice,
+    NoticeKind,
+    ServiceState,
+    Status,
+)
 from pymon.store.base import ResultRecord, Store
 from pymon.store.sql import (
     SqlStore,
@@ -217,6 +227,32 @@ async def test_heartbeats_round_trip_upsert_and_forget(store: SqlStore) -> None:
     assert set(await store.load_heartbeats()) == {"other"}
 
 
+async def test_incidents_upsert_and_open_ones_come_back(store: SqlStore) -> None:
+    ack = Ack("ann", "on it", 12.0, 99.0)
+    first = Incident(
+        "i1", "web", 10.0, Status.ERROR, Status.ERROR, notices=1, last_notice_at=10.0, pending=False
+    )
+    await store.write([], [], [], [first], [])
+    acked = dataclasses.replace(first, ack=ack, status=Status.WARN, escalated=True)
+    closed = Incident("i0", "db", 1.0, Status.FAILED, Status.FAILED, closed_at=5.0)
+    await store.write([], [], [], [acked, closed], [])
+    assert await store.open_incidents() == {"web": acked}
+    assert [i.id for i in await store.incidents()] == ["i1", "i0"]
+    assert await store.incidents(service="db") == [closed]
+
+
+async def test_a_notice_enters_the_outbox_once(store: SqlStore) -> None:
+    notice = Notice(
+        "i1:problem:1", "web", NoticeKind.PROBLEM, 10.0, Status.ERROR, "down", ("ops", "dev"), "i1"
+    )
+    await store.write([], [], [], [], [notice])
+    await store.write([], [], [], [], [notice, dataclasses.replace(notice, message="again")])
+    assert await store.notices(pending=True) == [notice]
+    await store.mark_delivered([notice.key], 11.0)
+    assert await store.notices(pending=True) == []
+    assert await store.notices() == [notice]
+
+
 async def test_a_failing_batch_leaves_nothing(store: SqlStore) -> None:
     before = ServiceState(name="web", status=Status.OK, seq=1)
     await store.write([before], [result("web", 1)], [])
@@ -384,7 +420,7 @@ async def test_unusable_sqlite_path_is_a_clear_store_error(tmp_path: Path) -> No
 WRITER = textwrap.dedent(
     """
     import asyncio, sys
-    from pymon.model import Event, EventKind, Heartbeat, ServiceState, Status
+    from pymon.model import Event, EventKind, ServiceState, Status
     from pymon.store.base import ResultRecord
     from pymon.store.sql import SqlStore
 

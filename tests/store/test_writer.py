@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
-from pymon.model import Event, EventKind, ServiceState, Status
+from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceState, Status
 from pymon.store.base import ResultRecord
 from pymon.store.writer import BatchWriter
 
@@ -17,6 +18,8 @@ class ListStore:
 
     def __init__(self, failures: int = 0) -> None:
         self.batches: list[tuple[list[ServiceState], list[ResultRecord], list[Event]]] = []
+        self.incidents: list[Incident] = []
+        self.notices: list[Notice] = []
         self.failures = failures
 
     async def write(
@@ -24,11 +27,15 @@ class ListStore:
         states: Sequence[ServiceState],
         results: Sequence[ResultRecord],
         events: Sequence[Event],
+        incidents: Sequence[Incident] = (),
+        notices: Sequence[Notice] = (),
     ) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("disk on fire")
         self.batches.append((list(states), list(results), list(events)))
+        self.incidents.extend(incidents)
+        self.notices.extend(notices)
 
 
 def record(name: str, seq: int) -> ResultRecord:
@@ -96,3 +103,17 @@ async def test_run_retries_after_a_store_failure() -> None:
     await asyncio.gather(task, return_exceptions=True)
     assert w.failures == 2
     assert [r.seq for r in store.batches[0][1]] == [1]
+
+
+async def test_incidents_coalesce_and_notices_are_urgent_and_kept() -> None:
+    store = ListStore(failures=1)
+    w = writer(store)
+    incident = Incident("i1", "a", 0.0, Status.ERROR, Status.ERROR)
+    notice = Notice("i1:problem:1", "a", NoticeKind.PROBLEM, 0.0, Status.ERROR, "", ("log",), "i1")
+    w.add(ServiceState("a"), None, [], incident, [notice])
+    w.add(ServiceState("a"), None, [], replace(incident, notices=1), [])
+    with pytest.raises(OSError, match="disk on fire"):
+        await w.flush()
+    await w.flush()
+    assert [i.notices for i in store.incidents] == [1]
+    assert store.notices == [notice]

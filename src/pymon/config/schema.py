@@ -296,9 +296,7 @@ class NotificationsConfig(_Strict):
     escalate_after: Duration | None = Field(default=None, gt=0)
     escalate_after_notices: int | None = Field(default=None, ge=1)
     escalation: list[str] = Field(default_factory=list)
-    channels: dict[str, ChannelConfig] = Field(
-        default_factory=lambda: {"log": ChannelConfig()}
-    )
+    channels: dict[str, ChannelConfig] = Field(default_factory=lambda: {"log": ChannelConfig()})
     routes: list[Route] = Field(default_factory=list)
 
 
