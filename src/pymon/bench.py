@@ -52,7 +52,7 @@ from pymon.config.schema import (
     StorageConfig,
     WebConfig,
 )
-from pymon.model import Event, ServiceState, Status
+from pymon.model import Event, Incident, Notice, ServiceState, Status
 from pymon.store.base import ResultRecord, Store
 
 __all__ = [
@@ -433,11 +433,13 @@ class MeteredStore:
         states: Sequence[ServiceState],
         results: Sequence[ResultRecord],
         events: Sequence[Event],
+        incidents: Sequence[Incident] = (),
+        notices: Sequence[Notice] = (),
     ) -> None:
         """Write through, timing the batch and keeping results that started in the window."""
         start = time.time()
         t0 = time.perf_counter()
-        await self.inner.write(states, results, events)
+        await self.inner.write(states, results, events, incidents, notices)
         self.batches.append((start, len(results), time.perf_counter() - t0))
         lo, hi = self.window
         keep = self.results.append

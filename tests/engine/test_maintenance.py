@@ -179,7 +179,7 @@ def test_cron_overlapping_occurrences_give_the_latest() -> None:
 
 
 def test_cron_alias_is_accepted() -> None:
-    w = window(cron="@daily", duration="30m")
+    w = window(cron="@Daily", duration="30m")
     assert active_at(w, utc(2026, 5, 1, 0, 10)) == (utc(2026, 5, 1), utc(2026, 5, 1, 0, 30))
 
 
@@ -358,9 +358,28 @@ def test_cron_in_a_repeated_hour_does_not_fire_on_the_second_pass() -> None:
     assert active_at(w, utc(2026, 11, 1, 6, 35)) is None  # 01:35 EST, the second 01:35
 
 
+def test_cron_in_a_repeated_hour_finds_the_fire_that_covers_the_second_pass() -> None:
+    # At 01:45 EST (the second 01:45) the 00:00 EDT fire still covers; the 02:00 fire,
+    # later on the clock but still to come, must not be taken for it.
+    w = window(timezone="America/New_York", cron="0 0,2 * * *", duration="3h")
+    assert active_at(w, utc(2026, 11, 1, 6, 45)) == (utc(2026, 11, 1, 4), utc(2026, 11, 1, 7))
+
+
 def test_weekly_window_wholly_in_a_skipped_hour_never_opens() -> None:
     w = window(timezone="Europe/Berlin", days=["sun"], **{"from": "02:10", "to": "02:40"})
     assert next_change([w], "svc", [], utc(2026, 3, 28, 12)) == utc(2026, 4, 5, 0, 10)
+
+
+def test_weekly_window_of_the_next_day_covers_a_clock_turned_back_past_midnight() -> None:
+    # Sitka in 1867 (Alaska changed hands) turned its clocks back from Oct 19 15:30
+    # to Oct 18 15:30. At 05:00Z the clock shows Oct 18 again, yet the Oct 19 window
+    # opened on the first pass and is still open.
+    sitka = ZoneInfo("America/Sitka")
+    saturday = WEEKDAYS[date(1867, 10, 19).weekday()]
+    w = window(timezone="America/Sitka", days=[saturday], **{"from": "00:00", "to": "20:00"})
+    opens = local_to_epoch(datetime(1867, 10, 19), sitka)
+    closes = local_to_epoch(datetime(1867, 10, 19, 20), sitka)
+    assert active_at(w, utc(1867, 10, 19, 5)) == (opens, closes)
 
 
 def test_local_to_epoch_maps_a_skipped_time_to_the_jump() -> None:

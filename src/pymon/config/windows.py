@@ -238,7 +238,8 @@ class MaintenanceWindow(BaseModel):
         fields = len(expr.split(" "))
         example = "(minute hour day-of-month month day-of-week, e.g. '0 2 * * sun')"
         if expr.startswith("@"):
-            if expr.lower() not in _CRON_ALIASES:
+            expr = expr.lower()
+            if expr not in _CRON_ALIASES:
                 raise ValueError(
                     f"{value!r} is not a cron expression: the @ forms are "
                     f"{', '.join(_CRON_ALIASES)}"
