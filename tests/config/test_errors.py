@@ -13,7 +13,7 @@ from pymon.errors import ConfigError
 from tests.config.helpers import issues, write
 
 KNOWN_TYPES = ", ".join(sorted(REGISTRY))
-TOP_KEYS = "instance, log, storage, web, scheduler, defaults, notifications, services"
+TOP_KEYS = "instance, log, storage, web, scheduler, defaults, notifications, maintenance, services"
 TCP_KEYS = (
     "host, port, send, expect, name, type, description, interval, timeout, enabled, "
     "notify, thresholds, flap_guard, flap_detection, depends_on, tags"

@@ -705,3 +705,8 @@ def test_property_local_to_epoch_inverts_the_clock_outside_repeats(zone: ZoneInf
     local = datetime.fromtimestamp(t, zone)
     expected = local.replace(fold=0).timestamp()  # the first pass of a repeated time
     assert local_to_epoch(local.replace(tzinfo=None), zone) == expected
+
+
+def test_a_null_cron_is_the_same_as_none() -> None:
+    with pytest.raises(ValidationError, match="duration goes with cron"):
+        MaintenanceWindow.model_validate({"services": ["a"], "cron": None, "duration": "1h"})

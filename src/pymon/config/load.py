@@ -759,7 +759,9 @@ def _members(tp: Any) -> list[Any]:
 def _child(tp: Any, part: str | int) -> Any:
     """The type found at ``part`` inside a value of type ``tp`` (Any if unknown)."""
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        field = tp.model_fields.get(str(part))
+        field = tp.model_fields.get(str(part)) or next(
+            (f for f in tp.model_fields.values() if f.alias == part), None
+        )
         return field.annotation if field is not None else Any
     args = get_args(tp)
     if get_origin(tp) in (dict, Mapping) and len(args) == 2:
@@ -804,7 +806,10 @@ def _resolve(
 
 
 def _fields(tp: Any) -> list[str]:
-    return list(tp.model_fields) if isinstance(tp, type) and issubclass(tp, BaseModel) else []
+    """The keys a model accepts, as written in config (``from``, not ``from_``)."""
+    if not (isinstance(tp, type) and issubclass(tp, BaseModel)):
+        return []
+    return [f.alias or n for n, f in tp.model_fields.items()]
 
 
 def _expect(tp: Any) -> str:

@@ -7,10 +7,9 @@ check registry names for that ``type``. So a new check type needs no change here
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,7 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from pymon.config.durations import Duration, parse_duration
 from pymon.config.ranges import RangeSet, parse_ranges
+from pymon.config.windows import MaintenanceWindow
 from pymon.model import Status
 
 __all__ = [
@@ -47,47 +48,6 @@ __all__ = [
     "WebConfig",
     "parse_duration",
 ]
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from ``500ms``, ``30s``, ``5m``, ``1h``, ``1h30m``, or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 5m or 1h, not a boolean")
-    if isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an integer beyond the range of a float
-            seconds = math.inf
-    elif isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        pos, seconds = 0, 0.0
-        for m in _DURATION_PART.finditer(text):
-            if m.start() != pos:
-                break
-            seconds += float(m[1]) * _UNITS[m[2]]
-            pos = m.end()
-        if pos != len(text) or not text:
-            try:
-                seconds = float(text)
-            except ValueError:
-                raise ValueError(
-                    f"{value!r} is not a duration (use e.g. 500ms, 30s, 5m, 1h, 1h30m)"
-                ) from None
-    else:
-        raise ValueError(f"expected a duration such as 30s, got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    if not math.isfinite(seconds):
-        # float() reads "inf" and "nan"; neither is a time anything can wait for.
-        raise ValueError(f"{value!r} is not a finite duration")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Seconds, written in config as ``500ms``, ``30s``, ``5m``, ``1h``."""
 
 Ranged = Annotated[
     RangeSet,
@@ -310,6 +270,7 @@ class Config(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
     source: str = ""
     checksum: str = ""

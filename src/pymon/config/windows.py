@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from pymon.config.schema import Duration
+from pymon.config.durations import Duration
 
 __all__ = [
     "WEEKDAYS",
@@ -233,7 +233,9 @@ class MaintenanceWindow(BaseModel):
 
     @field_validator("cron")
     @classmethod
-    def _check_cron(cls, value: str) -> str:
+    def _check_cron(cls, value: str | None) -> str | None:
+        if value is None:  # written as `cron: ~`: the same as leaving it out
+            return None
         expr = " ".join(value.split())
         fields = len(expr.split(" "))
         example = "(minute hour day-of-month month day-of-week, e.g. '0 2 * * sun')"

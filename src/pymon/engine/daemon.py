@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import aiohttp
 import uvicorn
+from pydantic import ValidationError
 
 from pymon import __version__
 from pymon.checks import CheckContext, check_type, run_check
 from pymon.checks.base import Resolver, SystemResolver
 from pymon.checks.heartbeat import HeartbeatBoard, HeartbeatSpec
 from pymon.checks.http import new_session
-from pymon.clock import Clock, SystemClock
+from pymon.clock import Clock, SystemClock, sleep_or_wake
 from pymon.config.schema import Config, ServiceConfig
+from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
+from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import PymonError
 from pymon.model import (
@@ -107,6 +113,12 @@ class Daemon:
         self.sessions = HttpSessions()
         self.states: dict[str, ServiceState] = {}
         self.incidents: dict[str, Incident] = {}
+        self.adhoc_windows: dict[str, MaintenanceWindow] = {}
+        # Per service: (in maintenance?, until when that holds), and the times the
+        # flag next flips, so a window's end is acted on at once, not at the next check.
+        self._maint: dict[str, tuple[bool, float]] = {}
+        self._maint_due: list[tuple[float, str]] = []
+        self._maint_wake = asyncio.Event()
         self.services: dict[str, ServiceConfig] = {s.name: s for s in config.services}
         self.started_at = time.time()
         self.heartbeats = HeartbeatBoard(self.clock.time(), _tokens(config))
@@ -121,6 +133,13 @@ class Daemon:
         restored = await self.store.load_states()
         self.incidents = await self.store.open_incidents()
         self.heartbeats.restore((await self.store.load_heartbeats()).values())
+        for window_id, data in (await self.store.load_windows()).items():
+            try:
+                self.adhoc_windows[window_id] = MaintenanceWindow.model_validate(data)
+            except ValidationError as exc:
+                log.error(
+                    "maintenance window %s in the store is unusable, skipped: %s", window_id, exc
+                )
         now = self.clock.time()
         for service in self.config.services:
             state = restored.get(service.name) or ServiceState(service.name)
@@ -143,6 +162,7 @@ class Daemon:
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.writer.run(), name="store-writer"),
+            asyncio.create_task(self._maintenance_sweeper(), name="maintenance"),
         ]
 
     async def stop(self) -> None:
@@ -230,7 +250,91 @@ class Daemon:
             and parent.confirmed_status in (Status.ERROR, Status.FAILED)
             for dep in service.depends_on
         )
-        return rules.Situation(self.clock.time(), maintenance=False, parent_down=parent_down)
+        now = self.clock.time()
+        return rules.Situation(
+            now, maintenance=self.in_maintenance(service, now), parent_down=parent_down
+        )
+
+    @property
+    def windows(self) -> tuple[MaintenanceWindow, ...]:
+        """Every maintenance window: the config's, then those added at run time."""
+        return (*self.config.maintenance, *self.adhoc_windows.values())
+
+    def in_maintenance(self, service: ServiceConfig, now: float) -> bool:
+        """Whether a maintenance window covers ``service`` at ``now`` (cached until it flips)."""
+        cached = self._maint.get(service.name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        windows = self.windows
+        flag = bool(windows_for(windows, service.name, service.tags, now))
+        change = next_change(windows, service.name, service.tags, now) if windows else None
+        until = change if change is not None else now + DEFAULT_HORIZON
+        self._maint[service.name] = (flag, until)
+        heapq.heappush(self._maint_due, (until, service.name))
+        if self._maint_due[0][1] == service.name:
+            self._maint_wake.set()
+        return flag
+
+    async def add_maintenance(self, window: MaintenanceWindow) -> MaintenanceWindow:
+        """Add a maintenance window at run time (persisted; it survives restarts).
+
+        The services it covers are re-evaluated at once, so their flags show now.
+        """
+        window = window.model_copy(
+            update={
+                "id": window.id or uuid.uuid4().hex[:12],
+                "created": window.created or datetime.fromtimestamp(self.clock.time(), UTC),
+            }
+        )
+        assert window.id is not None
+        await self.store.save_window(
+            window.id, window.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        self.adhoc_windows[window.id] = window
+        self._windows_changed()
+        return window
+
+    async def remove_maintenance(self, window_id: str) -> bool:
+        """Remove a window added at run time; False when there is none with that id."""
+        if window_id not in self.adhoc_windows:
+            return False
+        await self.store.delete_window(window_id)
+        del self.adhoc_windows[window_id]
+        self._windows_changed()
+        return True
+
+    def _windows_changed(self) -> None:
+        self._maint.clear()
+        for service in self.services.values():
+            if service.enabled and service.name in self.states:
+                self._review_now(service)
+        log.info("maintenance windows changed: %d in force", len(self.windows))
+
+    def _review_now(self, service: ServiceConfig) -> None:
+        outcome = rules.review(
+            self.states[service.name],
+            self.incidents.get(service.name),
+            service,
+            self.config.notifications,
+            self._situation(service),
+        )
+        if outcome.events or outcome.notices:
+            self._apply(outcome)
+
+    async def _maintenance_sweeper(self) -> None:
+        """Re-evaluate a service when a maintenance window starts or ends for it."""
+        while True:
+            now = self.clock.time()
+            while self._maint_due and self._maint_due[0][0] <= now:
+                _, name = heapq.heappop(self._maint_due)
+                service = self.services.get(name)
+                cached = self._maint.get(name)
+                if service is None or not service.enabled or (cached and cached[1] > now):
+                    continue  # gone, disabled, or a stale entry (recomputed since)
+                self._review_now(service)
+            self._maint_wake.clear()
+            delay = self._maint_due[0][0] - now if self._maint_due else 3600.0
+            await sleep_or_wake(self.clock, self._maint_wake, min(delay, 3600.0))
 
     async def acknowledge(
         self, name: str, author: str, comment: str = "", expires: float | None = None

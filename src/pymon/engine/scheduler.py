@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from pymon.clock import Clock, SystemClock
+from pymon.clock import Clock, SystemClock, sleep_or_wake
 
 __all__ = ["Job", "LatenessStats", "Scheduler", "phase"]
 
@@ -136,15 +136,9 @@ class Scheduler:
         self._target = due
         self._wake.clear()
         delay = due - self._clock.monotonic()
-        if delay <= 0:
-            return
-        waiter = asyncio.ensure_future(self._wake.wait())
-        sleeper = asyncio.ensure_future(self._clock.sleep(delay if delay != math.inf else 3600))
         try:
-            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+            await sleep_or_wake(self._clock, self._wake, min(delay, 3600.0))
         finally:
-            waiter.cancel()
-            sleeper.cancel()
             self._target = math.inf
 
     def _spawn(self, entry: _Entry, due: float, *, rearm: bool = True) -> None:

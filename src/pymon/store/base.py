@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
 
@@ -89,6 +89,18 @@ class Store(Protocol):
 
         Events stay: they are the record of what happened.
         """
+        ...
+
+    async def save_window(self, window_id: str, window: Mapping[str, Any]) -> None:
+        """Persist a maintenance window added at run time (its JSON form), by id."""
+        ...
+
+    async def delete_window(self, window_id: str) -> bool:
+        """Remove a run-time maintenance window; False when there was none with that id."""
+        ...
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """Every run-time maintenance window (JSON form), keyed by id."""
         ...
 
     async def save_heartbeat(self, beat: Heartbeat) -> None:

@@ -79,6 +79,7 @@ __all__ = [
     "notice_table",
     "result_table",
     "state_table",
+    "window_table",
 ]
 
 #: SQLite waits this long for another connection's write lock before failing.
@@ -189,6 +190,14 @@ notice_table = Table(
     Column("incident", String(32), nullable=True),
     Column("delivered_at", Double, nullable=True),
     Index("ix_notices_pending", "delivered_at", "at"),
+)
+
+# Maintenance windows added at run time (config windows live in the config).
+window_table = Table(
+    "windows",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("window", JSON, nullable=False),
 )
 
 heartbeat_table = Table(
@@ -322,6 +331,7 @@ class SqlStore:
         # overwrite a newer one.
         self._result_upsert = self._upsert(result_table, ["service", "slot"], newer_only=True)
         self._heartbeat_upsert = self._upsert(heartbeat_table, ["service"])
+        self._window_upsert = self._upsert(window_table, ["id"])
         self._incident_upsert = self._upsert(incident_table, ["id"])
         # A notice already in the outbox stays as it is (it may be delivered already).
         notice_insert: Any = self._insert(notice_table)
@@ -568,6 +578,24 @@ class SqlStore:
         )
         async with self._connect("mark notices delivered", write=True) as conn:
             await conn.execute(stmt)
+
+    async def save_window(self, window_id: str, window: Mapping[str, Any]) -> None:
+        """Persist a maintenance window added at run time (its JSON form), by id."""
+        async with self._connect("save a maintenance window", write=True) as conn:
+            await conn.execute(self._window_upsert, [{"id": window_id, "window": dict(window)}])
+
+    async def delete_window(self, window_id: str) -> bool:
+        """Remove a run-time maintenance window; False when there was none with that id."""
+        stmt = delete(window_table).where(window_table.c.id == window_id)
+        async with self._connect("delete a maintenance window", write=True) as conn:
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """Every run-time maintenance window (JSON form), keyed by id."""
+        async with self._connect("load maintenance windows", write=False) as conn:
+            rows = (await conn.execute(select(window_table))).mappings().all()
+        return {row["id"]: dict(row["window"]) for row in rows}
 
     async def save_heartbeat(self, beat: Heartbeat) -> None:
         """Upsert the last push of ``beat.service``, in its own transaction."""
