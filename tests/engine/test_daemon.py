@@ -180,3 +180,36 @@ async def test_api_filters_and_paginates(daemon: Daemon) -> None:
         assert [s["name"] for s in failed["services"]] == ["down"]
         page = (await client.get("/api/v1/services?limit=1&offset=1")).json()
         assert page["total"] == 3 and [s["name"] for s in page["services"]] == ["down"]
+
+
+def test_retry_after_defaults_to_a_third_of_the_interval_within_bounds() -> None:
+    def svc(extra: str) -> float:
+        text = f"services: [{{name: a, type: tcp, host: h, port: 1, {extra}}}]"
+        return load_config_text(text).services[0].retry_after
+
+    assert svc("interval: 60s") == 20.0
+    assert svc("interval: 2s") == 1.0
+    assert svc("interval: 500ms") == 0.5
+    assert svc("interval: 60s, retry_interval: 5s") == 5.0
+    assert svc("interval: 60s, retry_interval: 5m") == 60.0
+
+
+async def test_unconfirmed_change_is_rechecked_at_the_retry_interval(
+    tmp_path: Path, listener: TcpListener
+) -> None:
+    text = f"""
+storage: {{url: "sqlite:///{tmp_path}/p.db"}}
+web: {{enabled: false}}
+services:
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1h,
+      retry_interval: 100ms}}
+"""
+    d = Daemon(load_config_text(text))
+    await d.start()
+    try:
+        d.run_now("down")
+        # Hourly service, yet it reaches its flap guard (3 failures) within a second.
+        await wait_for(lambda: d.states["down"].confirmed, within=5)
+        assert d.states["down"].seq == 3
+    finally:
+        await d.stop()

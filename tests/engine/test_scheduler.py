@@ -176,3 +176,57 @@ async def test_job_exception_does_not_stop_the_rhythm(clock: FakeClock) -> None:
     assert calls["x"] == 4
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_retry_delay_runs_sooner_then_rhythm_resumes_on_the_grid(clock: FakeClock) -> None:
+    times: list[float] = []
+    retries = iter([3.0, 3.0, None, None])
+
+    async def job(name: str, lateness: float) -> float | None:
+        times.append(clock.monotonic())
+        return next(retries, None)
+
+    s = Scheduler(job, clock=clock)
+    task = asyncio.create_task(s.run())
+    s.add("svc", 10.0, first_due=0.0)
+    await clock.advance(30)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # Two quick retries while unconfirmed, then back on the 10 s grid (not 6 + 10).
+    assert times == [0.0, 3.0, 6.0, 10.0, 20.0, 30.0]
+    assert s.stats.skipped == 0
+
+
+async def test_retry_never_later_than_the_next_regular_run(clock: FakeClock) -> None:
+    times: list[float] = []
+
+    async def job(name: str, lateness: float) -> float | None:
+        times.append(clock.monotonic())
+        return 100.0
+
+    s = Scheduler(job, clock=clock)
+    task = asyncio.create_task(s.run())
+    s.add("svc", 10.0, first_due=0.0)
+    await clock.advance(20)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert times == [0.0, 10.0, 20.0]
+
+
+async def test_an_extra_run_asking_for_retry_takes_the_rhythm_over(clock: FakeClock) -> None:
+    times: list[float] = []
+    answers = iter([None, 2.0, None])
+
+    async def job(name: str, lateness: float) -> float | None:
+        times.append(clock.monotonic())
+        return next(answers, None)
+
+    s = Scheduler(job, clock=clock)
+    task = asyncio.create_task(s.run())
+    s.add("svc", 10.0, first_due=0.0)
+    await clock.advance(1)
+    s.run_now("svc")
+    await clock.advance(20)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert times == [0.0, 1.0, 3.0, 10.0, 20.0]

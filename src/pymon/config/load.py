@@ -642,6 +642,7 @@ def _inherit(base: Defaults, over: Defaults) -> Defaults:
     given = over.model_fields_set
     return Defaults(
         interval=over.interval if "interval" in given else base.interval,
+        retry_interval=over.retry_interval if "retry_interval" in given else base.retry_interval,
         timeout=over.timeout if "timeout" in given else base.timeout,
         notify=over.notify if over.notify is not None else base.notify,
         thresholds={**base.thresholds, **over.thresholds},
@@ -660,6 +661,9 @@ def _effective(
         {
             **dict(common),
             "interval": common.interval if "interval" in given else defaults.interval,
+            "retry_interval": (
+                common.retry_interval if "retry_interval" in given else defaults.retry_interval
+            ),
             "timeout": common.timeout if "timeout" in given else defaults.timeout,
             # notify: null means "not set" (inherit); notify: false means "nobody".
             "notify": common.notify if common.notify is not None else defaults.notify,

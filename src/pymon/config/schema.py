@@ -139,6 +139,7 @@ class ServiceCommon(_Strict):
     type: str
     description: str = ""
     interval: Duration = Field(default=60.0, gt=0)
+    retry_interval: Duration | None = Field(default=None, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
     enabled: bool = True
     notify: list[str] | Literal[False] | None = None
@@ -158,6 +159,16 @@ class ServiceConfig(ServiceCommon):
 
     check: CheckSpec
 
+    @property
+    def retry_after(self) -> float:
+        """How soon to check again while a change is unconfirmed (Nagios's retry interval).
+
+        ``retry_interval`` if set, else a third of the interval but at least 1 s, and
+        never longer than the interval.
+        """
+        wanted = self.retry_interval or max(1.0, self.interval / 3)
+        return min(wanted, self.interval)
+
 
 class Defaults(_Strict):
     """Values every service inherits unless it sets its own.
@@ -169,6 +180,7 @@ class Defaults(_Strict):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     interval: Duration = Field(default=60.0, gt=0)
+    retry_interval: Duration | None = Field(default=None, gt=0)
     timeout: Duration = Field(default=10.0, gt=0)
     notify: list[str] | Literal[False] | None = None
     thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)

@@ -209,7 +209,7 @@ class Daemon:
             self.run_now(name)
         return name
 
-    async def _run_service(self, name: str, lateness: float) -> None:
+    async def _run_service(self, name: str, lateness: float) -> float | None:
         service = self.services[name]
         ctx = CheckContext(
             timeout=service.timeout,
@@ -242,6 +242,9 @@ class Daemon:
             lateness,
         )
         self._apply(outcome, record)
+        # An unconfirmed change is looked at again soon, so a real outage is confirmed
+        # quickly; a confirmed state keeps the regular rhythm.
+        return None if state.confirmed else service.retry_after
 
     def _situation(self, service: ServiceConfig) -> rules.Situation:
         """The world around ``service`` now: its maintenance windows and its parents."""

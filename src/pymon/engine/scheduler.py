@@ -28,8 +28,12 @@ __all__ = ["Job", "LatenessStats", "Scheduler", "phase"]
 
 log = logging.getLogger("pymon.scheduler")
 
-Job = Callable[[str, float], Awaitable[None]]
-"""Runs one check of the named service; gets the run's lateness in seconds."""
+Job = Callable[[str, float], Awaitable[float | None]]
+"""Runs one check of the named service; gets the run's lateness in seconds.
+
+Returns None to keep the service's rhythm, or a retry delay: run again that soon
+(but never later than the next regular due time), e.g. while a change is unconfirmed.
+"""
 
 
 def phase(name: str) -> float:
@@ -66,6 +70,12 @@ class _Entry:
     name: str
     interval: float
     generation: int
+    anchor: float = 0.0  # regular due times are anchor + k * interval
+
+    def grid_index(self, t: float) -> int:
+        """How many regular due times after the anchor are at or before ``t``."""
+        # The epsilon keeps a due time computed as anchor + k * interval on its own k.
+        return math.floor((t - self.anchor) / self.interval + 1e-9)
 
 
 class Scheduler:
@@ -94,9 +104,9 @@ class Scheduler:
     def add(self, name: str, interval: float, *, first_due: float | None = None) -> None:
         """Schedule ``name``; its first run is spread over one interval unless given."""
         self._counter += 1
-        self._entries[name] = _Entry(name, interval, self._counter)
         if first_due is None:
             first_due = self._clock.monotonic() + phase(name) * interval
+        self._entries[name] = _Entry(name, interval, self._counter, first_due)
         self._push(first_due, name)
 
     def remove(self, name: str) -> None:
@@ -142,27 +152,37 @@ class Scheduler:
             self._target = math.inf
 
     def _spawn(self, entry: _Entry, due: float, *, rearm: bool = True) -> None:
-        task = asyncio.create_task(self._run_one(entry, due, rearm), name=f"check:{entry.name}")
+        task = asyncio.create_task(
+            self._run_one(entry, due, rearm, entry.generation), name=f"check:{entry.name}"
+        )
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _run_one(self, entry: _Entry, due: float, rearm: bool) -> None:
+    async def _run_one(self, entry: _Entry, due: float, rearm: bool, generation: int) -> None:
+        retry: float | None = None
         try:
             async with self._slots:
                 lateness = max(0.0, self._clock.monotonic() - due)
                 self.stats.add(lateness)
-                await self._job(entry.name, lateness)
+                retry = await self._job(entry.name, lateness)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("run of %s failed", entry.name)
         current = self._entries.get(entry.name)
-        if not rearm or current is None or current.generation != entry.generation:
-            return
+        if current is None or current.generation != generation:
+            return  # removed or re-added meanwhile
+        if not rearm:
+            if retry is None:
+                return
+            # An extra run that asks for a retry takes the rhythm over: a new generation
+            # retires the pending regular run, so the service keeps exactly one chain.
+            self._counter += 1
+            current.generation = self._counter
         now = self._clock.monotonic()
-        next_due = due + entry.interval
-        if next_due <= now:
-            missed = math.floor((now - next_due) / entry.interval) + 1
-            self.stats.skipped += missed
-            next_due += missed * entry.interval
+        # Regular due times that passed while this run was in flight are skipped.
+        self.stats.skipped += max(0, entry.grid_index(now) - entry.grid_index(due))
+        next_due = entry.anchor + (entry.grid_index(now) + 1) * entry.interval
+        if retry is not None:
+            next_due = min(next_due, now + retry)
         self._push(next_due, entry.name)
