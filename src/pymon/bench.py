@@ -52,7 +52,7 @@ from pymon.config.schema import (
     StorageConfig,
     WebConfig,
 )
-from pymon.model import Event, Incident, Notice, ServiceState, Status
+from pymon.model import ServiceState, Status
 from pymon.store.base import ResultRecord, Store
 
 __all__ = [
@@ -432,14 +432,17 @@ class MeteredStore:
         self,
         states: Sequence[ServiceState],
         results: Sequence[ResultRecord],
-        events: Sequence[Event],
-        incidents: Sequence[Incident] = (),
-        notices: Sequence[Notice] = (),
+        *rest: Any,
+        **named: Any,
     ) -> None:
-        """Write through, timing the batch and keeping results that started in the window."""
+        """Write through, timing the batch and keeping results that started in the window.
+
+        Whatever else the Store protocol's ``write`` takes (events, incidents...) is
+        passed on untouched, so the protocol can grow without this proxy knowing.
+        """
         start = time.time()
         t0 = time.perf_counter()
-        await self.inner.write(states, results, events, incidents, notices)
+        await self.inner.write(states, results, *rest, **named)
         self.batches.append((start, len(results), time.perf_counter() - t0))
         lo, hi = self.window
         keep = self.results.append
