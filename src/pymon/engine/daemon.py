@@ -125,7 +125,6 @@ class Daemon:
         self.web_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._web: _WebServer | None = None
-        self._stopped = asyncio.Event()
 
     async def start(self) -> None:
         """Open the store, restore every service's last state, start checks and the web server."""
@@ -178,7 +177,6 @@ class Daemon:
             log.error("final store write failed: %s", exc)
         await self.sessions.close()
         await self.store.close()
-        self._stopped.set()
         log.info("pymon stopped")
 
     async def serve(self, stop: asyncio.Event) -> None:
