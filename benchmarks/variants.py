@@ -379,6 +379,26 @@ def _gc_relaxed() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def _gc_freeze() -> None:
+    """gc.freeze after the daemon started: what exists then is never scanned again.
+
+    The configs, states and the rest of a started daemon live as long as it does;
+    frozen, the older generations' collections no longer walk them.
+    """
+    import gc
+
+    from pymon.engine.daemon import Daemon
+
+    start = Daemon.start
+
+    async def start_then_freeze(self: Daemon) -> None:
+        await start(self)
+        gc.collect()
+        gc.freeze()
+
+    Daemon.start = start_then_freeze  # type: ignore[method-assign]
+
+
 VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "baseline": ({}, []),
     "uvloop": ({"loop": "uvloop"}, []),
@@ -396,6 +416,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "sched-lean": ({}, [_sched_lean(0.01)]),
     "store-raw": ({}, [_store_raw]),
     "gc-relaxed": ({}, [_gc_relaxed]),
+    "gc-freeze": ({}, [_gc_freeze]),
     "switch-1ms": ({}, [_switch_interval(0.001)]),
 }
 

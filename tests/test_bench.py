@@ -19,6 +19,7 @@ SECTIONS = {
     "checks": {"total", "per_second", "expected_per_second", "ok", "failed", "skipped_runs"},
     "lateness": {"p50_ms", "p90_ms", "p99_ms", "max_ms", "samples"},
     "loop_lag": {"p50_ms", "p99_ms", "samples"},
+    "gc": {"collections", "pause_s", "pause_share", "max_pause_ms"},
     "cpu": {"pymon_s", "pymon_per_1000_checks_s", "target_s", "target_per_1000_checks_s"},
     "memory": {"rss_before_mb", "rss_running_mb", "per_service_kb"},
     "store": {"batches", "results_written", "mean_batch", "write_ms", "writer_failures"},

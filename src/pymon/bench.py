@@ -245,6 +245,40 @@ class StoreFigures:
 
 
 @dataclass(slots=True)
+class GcFigures:
+    """Python's cyclic garbage collector in the window: each collection pauses the loop."""
+
+    collections: dict[str, int]
+    pause_s: float
+    pause_share: float
+    max_pause_ms: float
+
+
+class _GcMeter:
+    """A ``gc.callbacks`` hook timing every collection while installed."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._t0: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self._t0 is not None:
+            self.pauses.append((info["generation"], time.perf_counter() - self._t0))
+            self._t0 = None
+
+    def figures(self, window: float) -> GcFigures:
+        total = sum(seconds for _, seconds in self.pauses)
+        return GcFigures(
+            collections=dict(Counter(f"gen{gen}" for gen, _ in self.pauses)),
+            pause_s=round(total, 3),
+            pause_share=round(total / window, 4) if window else 0.0,
+            max_pause_ms=round(max((s for _, s in self.pauses), default=0.0) * 1000, 3),
+        )
+
+
+@dataclass(slots=True)
 class TargetFigures:
     """What the target process answered during the window."""
 
@@ -260,6 +294,7 @@ class BenchReport:
     checks: CheckFigures
     lateness: Percentiles
     loop_lag: Percentiles
+    gc: GcFigures
     cpu: CpuFigures
     memory: MemoryFigures
     store: StoreFigures
@@ -611,6 +646,7 @@ async def _measure(
     daemon = Daemon(config, store=cast(Store, store))
     lag: list[float] = []
     lag_task: asyncio.Task[None] | None = None
+    gc_meter = _GcMeter()
     say(
         f"{options.services} services ({(options.services + 1) // 2} tcp, "
         f"{options.services // 2} http) every {options.interval:g}s; "
@@ -635,6 +671,7 @@ async def _measure(
         busy_before = _machine_busy()
         target_before = await target.stats()
         lag_task = asyncio.create_task(_probe_loop_lag(lag))
+        gc.callbacks.append(gc_meter)
         say("measuring...")
 
         await asyncio.sleep(options.duration)
@@ -647,11 +684,14 @@ async def _measure(
         skipped = daemon.scheduler.stats.skipped - skipped_before
         store.window = (t_start, t_end)
         lag_task.cancel()
+        gc.callbacks.remove(gc_meter)
         # Let checks that started in the window finish and be written.
         await asyncio.sleep(END_GRACE)
     finally:
         if lag_task is not None:
             lag_task.cancel()
+        if gc_meter in gc.callbacks:
+            gc.callbacks.remove(gc_meter)
         await daemon.stop()
     window = t_end - t_start
     batches = [b for b in store.batches[batches_before:] if b[0] < t_end]
@@ -673,6 +713,7 @@ async def _measure(
         ),
         rss=(rss_before, rss_running),
         lag=lag,
+        gc_figures=gc_meter.figures(window),
     )
 
 
@@ -693,6 +734,7 @@ def _report(
     target: TargetFigures,
     rss: tuple[int, int],
     lag: list[float],
+    gc_figures: GcFigures,
 ) -> BenchReport:
     results = store.results
     total = len(results)
@@ -726,6 +768,7 @@ def _report(
         ),
         lateness=Percentiles.of([lateness for _, lateness, _ in results]),
         loop_lag=Percentiles.of(lag),
+        gc=gc_figures,
         cpu=CpuFigures(
             pymon_s=round(sum(cpu), 3),
             pymon_user_s=round(cpu[0], 3),
@@ -801,6 +844,12 @@ def render_report(report: BenchReport) -> Any:
             "loop lag p50 / p99",
             f"{report.loop_lag.p50_ms:.1f} / {report.loop_lag.p99_ms:.1f} ms",
             f"max {report.loop_lag.max_ms:.1f} ms",
+        ),
+        (
+            "garbage collector",
+            f"{report.gc.pause_share:.1%} of the time",
+            f"{sum(report.gc.collections.values()):,} collections, "
+            f"longest {report.gc.max_pause_ms:.1f} ms",
         ),
         (
             "pymon CPU / 1,000 checks",
