@@ -25,6 +25,16 @@ from typing import Any
 from pymon.bench import BenchOptions, LoopName
 from pymon.bench import run as run_bench
 
+
+def _pct(value: float | None) -> str:
+    # Older result files lack the newer figures.
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 COLUMNS = (
     ("services", lambda r: f"{r['run']['services']:,}"),
     ("variant", lambda r: r.get("variant", "")),
@@ -38,9 +48,9 @@ COLUMNS = (
     ("not ok", lambda r: f"{r['checks']['failed']:,}"),
     ("CPU s/1k", lambda r: f"{r['cpu']['pymon_per_1000_checks_s']:.3f}"),
     ("CPU %", lambda r: f"{r['cpu']['pymon_utilization']:.0%}"),
-    ("loop thread %", lambda r: f"{r['cpu'].get('loop_thread_utilization', -1):.0%}"),
+    ("loop thread %", lambda r: _pct(r["cpu"].get("loop_thread_utilization"))),
     ("target CPU %", lambda r: f"{r['cpu']['target_utilization']:.0%}"),
-    ("others", lambda r: f"{r['cpu'].get('others_cores', -1):.2f}"),
+    ("others", lambda r: _num(r["cpu"].get("others_cores"))),
     ("KiB/svc", lambda r: f"{r['memory']['per_service_kb']:.1f}"),
     ("write p99 ms", lambda r: f"{r['store']['write_ms']['p99_ms']:,.0f}"),
 )

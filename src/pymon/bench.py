@@ -13,11 +13,14 @@ has run and settled and the first-run transitions are not in the figures):
 * lateness p50/p99: how long after its due time a check started (the
   scheduler's own figure, carried on every ResultRecord);
 * CPU seconds per 1,000 checks of the pymon process (``getrusage``: every
-  thread, so SQLite's and the resolver's too) and of the target process;
+  thread, so SQLite's and the resolver's too), of the event loop's own thread
+  (the one that saturates first) and of the target process; and how much CPU
+  other processes took meanwhile, since on a shared machine that moves everything;
 * resident memory per service: (VmRSS once the services run minus VmRSS before
   the daemon was built) / N;
-* the store's batches and write times, and every non-ok result (on a healthy
-  run there are none; any there are mean the target or the client is saturated).
+* the store's batches and write times, the loop's lag, the garbage collector's
+  pauses, and every non-ok result (on a healthy run there are none; any there
+  are mean the target or the client is saturated).
 
 A timing belongs here, never in a pass/fail test.
 """
@@ -58,8 +61,11 @@ from pymon.store.base import ResultRecord, Store
 __all__ = [
     "BenchOptions",
     "BenchReport",
+    "LoopName",
+    "MeteredStore",
     "machine_info",
     "render_report",
+    "run",
     "run_bench",
     "serve_targets",
 ]
@@ -344,15 +350,14 @@ class _TcpTarget(asyncio.Protocol):
         transport.close()
 
 
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _cpu_split() -> tuple[float, float]:
     """(user, system) CPU seconds of this process, every thread included."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime, usage.ru_stime
+
+
+def _cpu_seconds() -> float:
+    return sum(_cpu_split())
 
 
 async def _serve_targets(ports: int) -> None:

@@ -238,6 +238,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 )
 @click.option(
     "--interval",
+    metavar="DURATION",
     callback=_duration,
     default="5s",
     show_default=True,
@@ -245,6 +246,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 )
 @click.option(
     "--duration",
+    metavar="DURATION",
     callback=_duration,
     default="60s",
     show_default=True,
@@ -252,6 +254,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 )
 @click.option(
     "--warmup",
+    metavar="DURATION",
     callback=_duration,
     default=None,
     help="Wait before measuring (default two intervals; at least one).",

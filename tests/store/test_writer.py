@@ -117,3 +117,22 @@ async def test_incidents_coalesce_and_notices_are_urgent_and_kept() -> None:
     await w.flush()
     assert [i.notices for i in store.incidents] == [1]
     assert store.notices == [notice]
+
+
+async def test_cancelling_the_writer_mid_write_loses_nothing() -> None:
+    class SlowStore(ListStore):
+        async def write(self, *args: object, **kw: object) -> None:
+            await asyncio.sleep(0.2)
+            await super().write(*args, **kw)  # type: ignore[arg-type]
+
+    store = SlowStore()
+    w = writer(store, interval=3600)
+    task = asyncio.create_task(w.run())
+    w.add(ServiceState("a"), record("a", 1), [event("a")])
+    await asyncio.sleep(0.05)  # the urgent flush is now in the middle of its write
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    w.add(ServiceState("a", seq=2), record("a", 2), [])
+    await w.flush()
+    # The write in progress completed on its own (not aborted and redone later).
+    assert [[r.seq for r in batch[1]] for batch in store.batches] == [[1], [2]]

@@ -109,7 +109,10 @@ class BatchWriter:
                 pass
             self._urgent.clear()
             try:
-                await self.flush()
+                # Shielded: a stop that cancels this task must not abort a write in
+                # progress (the connection would be left mid-transaction and the final
+                # flush would find the database locked); the final flush waits for it.
+                await asyncio.shield(self.flush())
                 backoff = self._interval
             except Exception as exc:
                 self.failures += 1
