@@ -368,12 +368,16 @@ def _workflow(
 
     # Flags that ride on the status.
     unreachable = situation.parent_down and state.status.is_problem
-    for flag, on, off in (
-        ("maintenance", EventKind.MAINTENANCE_STARTED, EventKind.MAINTENANCE_ENDED),
-        ("unreachable", EventKind.UNREACHABLE, EventKind.REACHABLE),
+    for was, value, on, off in (
+        (
+            prev.maintenance,
+            situation.maintenance,
+            EventKind.MAINTENANCE_STARTED,
+            EventKind.MAINTENANCE_ENDED,
+        ),
+        (prev.unreachable, unreachable, EventKind.UNREACHABLE, EventKind.REACHABLE),
     ):
-        value = situation.maintenance if flag == "maintenance" else unreachable
-        if value != getattr(prev, flag):
+        if value != was:
             events.append(
                 Event(name, on if value else off, now, state.status, state.status, state.message)
             )
