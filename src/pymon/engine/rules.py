@@ -342,6 +342,7 @@ def _flap(
         text,
         channels,
         prev.incident,
+        state.metrics,
     )
     return state, events, [notice]
 
@@ -448,6 +449,8 @@ def _on_confirmed(
                 text,
                 channels,
                 incident.id,
+                state.metrics,
+                incident.opened_at,
             )
         )
     return closed, events, notices
@@ -491,6 +494,8 @@ def _notify(
                     state.message,
                     channels,
                     incident.id,
+                    state.metrics,
+                    incident.opened_at,
                 )
             )
             incident = replace(incident, notices=number, last_notice_at=now, pending=False)
@@ -515,6 +520,8 @@ def _notify(
                 text,
                 tuple(policy.escalation),
                 incident.id,
+                state.metrics,
+                incident.opened_at,
             )
         )
     return incident, events, notices
