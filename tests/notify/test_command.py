@@ -11,16 +11,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from pymon.config.schema import CommandChannel
-from pymon.model import Notice, NoticeKind, Status
-from pymon.notify.base import DeliveryError, NoticeContext
+from pymon.model import Notice
+from pymon.notify.base import DeliveryError
 from pymon.notify.command import MAX_ENV_MESSAGE, CommandSender
 from pymon.notify.payload import notice_payload
-
-TOKEN = "0123456789abcdef0123"
+from tests.notify.helpers import TOKEN, make_context, make_notice
+from tests.support.programs import Scripts, gone
 
 Script = Callable[[str], list[str]]
 
@@ -55,38 +54,6 @@ if mode != "leave":
 """
 
 
-def make_notice(**changes: Any) -> Notice:
-    values: dict[str, Any] = {
-        "key": "inc-7:problem:1",
-        "service": "db",
-        "kind": NoticeKind.PROBLEM,
-        "at": 1_700_000_000.5,
-        "status": Status.FAILED,
-        "message": "connection refused",
-        "channels": ("pager",),
-        "incident": "inc-7",
-        "metrics": {"time": 1.5},
-        "since": 1_699_999_000.0,
-    }
-    values.update(changes)
-    return Notice(**values)
-
-
-def make_context(attempt: int = 1) -> NoticeContext:
-    return NoticeContext(
-        instance="lab",
-        organization="Example Org",
-        host="monitor1",
-        service_type="tcp",
-        service_uri="pymon://lab/db",
-        service_url="http://127.0.0.1:8080/services/db",
-        tags=("prod",),
-        ack_token=TOKEN,
-        ack_address=f"ack+{TOKEN}@example.org",
-        attempt=attempt,
-    )
-
-
 def sender(command: list[str], **keys: Any) -> CommandSender:
     config = CommandChannel.model_validate({"type": "command", "command": command, **keys})
     return CommandSender("pager", config)
@@ -95,16 +62,8 @@ def sender(command: list[str], **keys: Any) -> CommandSender:
 @pytest.fixture
 def script(tmp_path: Path) -> Script:
     """Writes a Python script to tmp_path; returns the argv that runs it."""
-    count = 0
-
-    def write(body: str) -> list[str]:
-        nonlocal count
-        count += 1
-        path = tmp_path / f"notify{count}.py"
-        path.write_text(body)
-        return [sys.executable, str(path)]
-
-    return write
+    scripts = Scripts(tmp_path, "notify{}.py")
+    return lambda body: [sys.executable, str(scripts.write(body))]
 
 
 async def send(channel: CommandSender, notice: Notice | None = None, attempt: int = 1) -> None:
@@ -124,19 +83,6 @@ async def appears(path: Path, within: float = 10.0) -> str:
         assert time.monotonic() < deadline, f"{path} never appeared"
         await asyncio.sleep(0.02)
     return await asyncio.to_thread(path.read_text)
-
-
-async def gone(pid: int, within: float = 5.0) -> bool:
-    """Whether ``pid`` stops running within ``within`` seconds (an unreaped zombie has stopped)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        await asyncio.sleep(0.02)
-    return False
 
 
 async def test_environment_carries_the_notice(

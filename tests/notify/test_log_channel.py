@@ -8,34 +8,11 @@ from typing import Any
 import pytest
 
 from pymon.config.schema import LogChannel
-from pymon.model import Notice, NoticeKind, Status
-from pymon.notify.base import NoticeContext
+from pymon.model import NoticeKind, Status
 from pymon.notify.log import LOGGER, LogSender
+from tests.notify.helpers import make_context, make_notice
 
-CONTEXT = NoticeContext(
-    instance="lab",
-    organization="",
-    host="monitor1",
-    service_type="tcp",
-    service_uri="pymon://lab/db",
-    service_url="http://127.0.0.1:8080/services/db",
-    ack_token="0123456789abcdef0123",
-)
-
-
-def make_notice(**changes: Any) -> Notice:
-    values: dict[str, Any] = {
-        "key": "inc-7:problem:1",
-        "service": "db",
-        "kind": NoticeKind.PROBLEM,
-        "at": 1_700_000_000.0,
-        "status": Status.FAILED,
-        "message": "connection refused",
-        "channels": ("log",),
-        "incident": "inc-7",
-    }
-    values.update(changes)
-    return Notice(**values)
+CONTEXT = make_context()
 
 
 def channel(**keys: Any) -> LogSender:

@@ -16,46 +16,14 @@ from aiohttp import web
 
 import pymon
 from pymon.config.schema import WebhookChannel
-from pymon.model import Notice, NoticeKind, Status
-from pymon.notify.base import DeliveryError, NoticeContext
+from pymon.model import Notice
+from pymon.notify.base import DeliveryError
 from pymon.notify.payload import notice_payload
 from pymon.notify.webhook import WebhookSender, sign, verify
+from tests.notify.helpers import TOKEN, make_context, make_notice
 from tests.support.servers import TcpListener, free_port
 
 SECRET = "s3cret-shared-with-the-receiver"
-TOKEN = "0123456789abcdef0123"
-
-
-def make_notice(**changes: Any) -> Notice:
-    values: dict[str, Any] = {
-        "key": "inc-1:problem:1",
-        "service": "web",
-        "kind": NoticeKind.PROBLEM,
-        "at": 1_700_000_000.25,
-        "status": Status.ERROR,
-        "message": "HTTP 500 from /health",
-        "channels": ("hook",),
-        "incident": "inc-1",
-        "metrics": {"time": 0.25},
-        "since": 1_699_999_000.0,
-    }
-    values.update(changes)
-    return Notice(**values)
-
-
-def make_context(attempt: int = 1) -> NoticeContext:
-    return NoticeContext(
-        instance="lab",
-        organization="Example Org",
-        host="monitor1",
-        service_type="http",
-        service_uri="pymon://lab/web",
-        service_url="http://127.0.0.1:8080/services/web",
-        tags=("prod", "frontend"),
-        ack_token=TOKEN,
-        ack_address=f"ack+{TOKEN}@example.org",
-        attempt=attempt,
-    )
 
 
 @dataclass
@@ -156,7 +124,8 @@ async def test_posts_the_payload_as_compact_sorted_json(
 
 
 async def test_sends_the_pymon_headers(receiver: Receiver, senders: list[WebhookSender]) -> None:
-    await build(senders, receiver.url()).send(make_notice(), make_context())
+    notice = make_notice(key="inc-1:problem:1")
+    await build(senders, receiver.url()).send(notice, make_context())
     headers = receiver.seen[0].headers
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"] == f"pymon/{pymon.__version__}"
@@ -402,7 +371,7 @@ async def test_custom_headers_are_sent_but_cannot_override_pymon_headers(
         "Content-Type": "text/plain",
     }
     sender = build(senders, receiver.url(), secret=SECRET, headers=headers)
-    await sender.send(make_notice(), make_context())
+    await sender.send(make_notice(key="inc-1:problem:1"), make_context())
     seen = receiver.seen[0]
     assert seen.headers["Authorization"] == "Bearer abc"
     assert seen.headers["X-Pymon-Delivery"] == "inc-1:problem:1/hook"
