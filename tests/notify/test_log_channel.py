@@ -28,7 +28,7 @@ async def test_logs_one_line_at_the_default_warning_level(
     assert record.name == "pymon.notice"
     assert record.levelno == logging.WARNING
     assert record.getMessage() == (
-        "problem SERVICE FAILED: db - connection refused (incident inc-7)"
+        "notice problem: db FAILED - connection refused (incident inc-7)"
     )
 
 
@@ -45,7 +45,7 @@ async def test_a_notice_without_an_incident_names_none(caplog: pytest.LogCapture
     caplog.set_level(logging.DEBUG, logger=LOGGER)
     notice = make_notice(kind=NoticeKind.RECOVERY, status=Status.OK, message="back", incident=None)
     await channel().send(notice, CONTEXT)
-    assert caplog.records[0].getMessage() == "recovery SERVICE OK: db - back"
+    assert caplog.records[0].getMessage() == "notice recovery: db OK - back"
 
 
 async def test_a_hostile_message_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture) -> None:
@@ -54,7 +54,7 @@ async def test_a_hostile_message_cannot_forge_log_lines(caplog: pytest.LogCaptur
     await channel().send(make_notice(message=message), CONTEXT)
     text = caplog.records[0].getMessage()
     assert text == (
-        "problem SERVICE FAILED: db - down 2024-01-01 CRITICAL forged line [2J %s %(x)s"
+        "notice problem: db FAILED - down 2024-01-01 CRITICAL forged line [2J %s %(x)s"
         " (incident inc-7)"
     )
 

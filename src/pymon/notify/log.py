@@ -27,13 +27,13 @@ class LogSender:
         self._log = logging.getLogger(LOGGER)
 
     async def send(self, notice: Notice, ctx: NoticeContext) -> None:
-        """Log ``problem SERVICE ERROR: web - <message> (incident <id>)``."""
+        """Log ``notice problem: web ERROR - <message> (incident <id>)``."""
         self._log.log(
             self._level,
-            "%s SERVICE %s: %s - %s%s",
+            "notice %s: %s %s - %s%s",
             notice.kind.value,
-            notice.status.value.upper(),
             _one_line(notice.service),
+            notice.status.value.upper(),
             _one_line(notice.message),
             f" (incident {_one_line(notice.incident)})" if notice.incident else "",
         )
