@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pymon.model import Incident, ServiceState
     from pymon.store.base import Delivery
 
-__all__ = ["router"]
+__all__ = ["incident_json", "router", "service_json"]
 
 router = APIRouter()
 
@@ -28,7 +28,8 @@ def _daemon(request: Request) -> Daemon:
     return daemon
 
 
-def _incident_json(incident: Incident | None) -> dict[str, Any] | None:
+def incident_json(incident: Incident | None) -> dict[str, Any] | None:
+    """An incident as the API shows it (None stays None)."""
     if incident is None:
         return None
     ack = incident.ack
@@ -47,14 +48,15 @@ def _incident_json(incident: Incident | None) -> dict[str, Any] | None:
     }
 
 
-def _service_json(
+def service_json(
     service: ServiceConfig, state: ServiceState, incident: Incident | None
 ) -> dict[str, Any]:
+    """A service as the API, the pages and the live stream show it."""
     return {
         **state.to_dict(),
         "acknowledged": incident is not None and incident.ack is not None,
         "escalated": incident is not None and incident.escalated,
-        "incident": _incident_json(incident),
+        "incident": incident_json(incident),
         "type": service.type,
         "description": service.description,
         "enabled": service.enabled,
@@ -81,7 +83,7 @@ async def list_services(
     """Every service with its current state, in config order, paginated."""
     daemon = _daemon(request)
     rows = [
-        _service_json(svc, daemon.states[name], daemon.incidents.get(name))
+        service_json(svc, daemon.states[name], daemon.incidents.get(name))
         for name, svc in daemon.services.items()
         if name in daemon.states and (status is None or daemon.states[name].status == status)
     ]
@@ -93,7 +95,7 @@ async def get_service(request: Request, name: str) -> dict[str, Any]:
     """One service's state: status, flags, message, metrics, times and counts."""
     daemon = _daemon(request)
     service, state = _lookup(daemon, name)
-    return _service_json(service, state, daemon.incidents.get(name))
+    return service_json(service, state, daemon.incidents.get(name))
 
 
 @router.get("/api/v1/services/{name}/history")
@@ -171,7 +173,7 @@ async def acknowledge(
         incident = await daemon.acknowledge(name, body.author, body.comment, expires)
     except PymonError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {"service": name, "incident": _incident_json(incident)}
+    return {"service": name, "incident": incident_json(incident)}
 
 
 @router.delete("/api/v1/services/{name}/ack")
@@ -190,7 +192,7 @@ async def unacknowledge(
         incident = await daemon.unacknowledge(name, author)
     except PymonError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {"service": name, "incident": _incident_json(incident)}
+    return {"service": name, "incident": incident_json(incident)}
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:
