@@ -253,6 +253,12 @@ def _default_author() -> str:
 @cli.command()
 @_config_option
 @click.option("--url", default=None, help="The daemon's web address (default: from the config).")
+@click.option(
+    "--token",
+    envvar="PYMON_TOKEN",
+    default=None,
+    help="A web.auth token (or $PYMON_TOKEN); not needed on loopback without auth.",
+)
 @click.option("-m", "--message", "comment", default="", help="Why (shown with the state).")
 @click.option("--author", default=None, help="Who (default: user@host).")
 @click.option("--expires", default=None, help="End the acknowledgement after e.g. 2h.")
@@ -261,6 +267,7 @@ def _default_author() -> str:
 def ack(
     config_path: str | None,
     url: str | None,
+    token: str | None,
     comment: str,
     author: str | None,
     expires: str | None,
@@ -268,7 +275,7 @@ def ack(
     name: str,
 ) -> None:
     """Acknowledge service NAME's open incident on the running daemon (notices stop)."""
-    client = Client(_api_url(url, config_path))
+    client = Client(_api_url(url, config_path), token=token)
     who = author or _default_author()
     try:
         if undo:
@@ -393,6 +400,33 @@ def bench(
     if report.checks.total == 0:
         # Nothing ran: the figures above describe an engine that is not working.
         raise click.ClickException("no check completed in the window; see the log above")
+
+
+@cli.command("hash-password")
+@click.option(
+    "--new-token", is_flag=True, help="Make a random bearer token; print it and its hash."
+)
+def hash_password(new_token: bool) -> None:
+    """Print the argon2id hash of a password or token for web.auth (read from standard
+    input when it is not a terminal, else asked for twice)."""
+    import secrets
+
+    from pymon.web.auth import hash_secret
+
+    if new_token:
+        token = secrets.token_urlsafe(32)
+        click.echo(f"token: {token}")
+        click.echo(f"token_hash: {hash_secret(token)}")
+        return
+    if sys.stdin.isatty():
+        secret = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != secret:
+            raise click.ClickException("the two entries differ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise click.ClickException("an empty password would let anyone in")
+    click.echo(hash_secret(secret))
 
 
 def main() -> None:

@@ -135,3 +135,35 @@ async def test_pymon_ack_says_why_it_failed(daemon: Daemon) -> None:
     down = await asyncio.to_thread(pymon, "ack", "--url", f"http://127.0.0.1:{free_port()}", "x")
     assert down.returncode == 1
     assert "cannot reach pymon" in down.stderr
+
+
+async def test_pymon_ack_sends_its_token(tmp_path: Path) -> None:
+    from pymon.web.auth import hash_secret
+
+    d = Daemon(
+        load_config_text(
+            f"""
+storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
+web:
+  listen: "127.0.0.1:0"
+  auth: {{tokens: [{{name: oncall-bot, token_hash: "{hash_secret("t0ken")}"}}]}}
+defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
+services:
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+"""
+        )
+    )
+    await d.start()
+    try:
+        await wait_for(lambda: "down" in d.incidents)
+        url = f"http://127.0.0.1:{d.web_port}"
+        refused = await asyncio.to_thread(pymon, "ack", "--url", url, "down")
+        assert refused.returncode == 1
+        assert "401" in refused.stderr
+        done = await asyncio.to_thread(pymon, "ack", "--url", url, "--token", "t0ken", "down")
+        assert done.returncode == 0, done.stderr
+        ack = d.incidents["down"].ack
+        assert ack is not None
+        assert ack.author == "oncall-bot"
+    finally:
+        await d.stop()

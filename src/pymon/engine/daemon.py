@@ -29,6 +29,7 @@ from pymon.clock import Clock, SystemClock, sleep_or_wake
 from pymon.config.schema import Config, ServiceConfig
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
+from pymon.engine.bus import Bus, BusItem, EventHappened, StateChanged
 from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import PymonError
@@ -117,6 +118,8 @@ class Daemon:
             self._run_service, concurrency=config.scheduler.concurrency, clock=self.clock
         )
         self.sessions = HttpSessions()
+        # What changed, for live listeners (the web stream); publishing never blocks.
+        self.bus: Bus[BusItem] = Bus()
         self.states: dict[str, ServiceState] = {}
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
         # Per service: (in maintenance?, until when that holds), and the times the
@@ -391,6 +394,10 @@ class Daemon:
 
     def _apply(self, outcome: rules.Outcome, record: ResultRecord | None = None) -> None:
         state = outcome.state
+        changed = (
+            self.states.get(state.name) is not state
+            or self.incidents.get(state.name) is not outcome.incident
+        )
         self.states[state.name] = state
         if outcome.incident is not None:
             if outcome.incident.open:
@@ -400,6 +407,9 @@ class Daemon:
         self.writer.add(state, record, outcome.events, outcome.incident, outcome.notices)
         for event in outcome.events:
             _log_event(event)
+            self.bus.publish(EventHappened(event))
+        if changed:
+            self.bus.publish(StateChanged(state.name))
         for notice in outcome.notices:
             # Delivery (and the log channel's line) comes from the outbox once stored.
             log.debug(
@@ -451,8 +461,15 @@ class _WebServer:
         host, port = self._daemon.config.web.host_port()
         sock = _bind(host, port)
         app = create_app(self._daemon)
+        # proxy_headers off: uvicorn would believe X-Forwarded-* from any local peer;
+        # pymon.web.proxy honours them only from web.trusted_proxies.
         config = uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            proxy_headers=False,
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="web")

@@ -1,26 +1,44 @@
-"""The JSON API (``/api/v1``) and ``/healthz``. Reads the daemon's in-memory state."""
+"""The JSON API (``/api/v1``) and ``/healthz``. Reads the daemon's in-memory state.
+
+Reads need ``require_read`` (open unless ``web.auth.read``), writes ``require_write``;
+the heartbeat and ``/healthz`` are never behind auth. Routes that take a service
+name use the ``path`` converter, so names with ``/`` work; the routes with a suffix
+(``/history``, ``/ack``, ``/run``) come before the plain one. Every list is
+paginated (``limit``, ``offset``) and says its ``total`` (null where the store
+cannot count cheaply; then ``next_offset`` says whether more follow).
+"""
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pymon import __version__
-from pymon.config.durations import Duration
+from pymon.config.durations import Duration, parse_duration
+from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.engine.maintenance import active_at
 from pymon.errors import PymonError
+from pymon.web.auth import require_read, require_write
+from pymon.web.downsample import Sample, downsample
 
 if TYPE_CHECKING:
     from pymon.config.schema import ServiceConfig
     from pymon.engine.daemon import Daemon
-    from pymon.model import Incident, ServiceState
+    from pymon.model import Event, Incident, ServiceState
     from pymon.store.base import Delivery
 
-__all__ = ["incident_json", "router", "service_json"]
+__all__ = ["event_json", "incident_json", "router", "service_json", "window_json"]
 
 router = APIRouter()
+
+_READ = [Depends(require_read)]
 
 
 def _daemon(request: Request) -> Daemon:
@@ -45,6 +63,18 @@ def incident_json(incident: Incident | None) -> dict[str, Any] | None:
         "ack": None
         if ack is None
         else {"author": ack.author, "comment": ack.comment, "at": ack.at, "expires": ack.expires},
+    }
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as ``/api/v1/events``, the pages and the stream show it."""
+    return {
+        "service": event.service,
+        "kind": event.kind.value,
+        "at": event.at,
+        "status": event.status.value,
+        "previous": event.previous.value,
+        "message": event.message,
     }
 
 
@@ -73,42 +103,123 @@ def _lookup(daemon: Daemon, name: str) -> tuple[ServiceConfig, ServiceState]:
     return service, state
 
 
-@router.get("/api/v1/services")
+def _bad_field(where: Literal["query", "body", "path"], field: str, message: str) -> Exception:
+    """A 422 naming ``field``, in the same shape as FastAPI's own validation errors."""
+    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
+
+
+def _matches(service: ServiceConfig, state: ServiceState, text: str) -> bool:
+    needle = text.casefold()
+    return any(
+        needle in hay.casefold()
+        for hay in (service.name, state.message, service.type, service.description, *service.tags)
+    )
+
+
+@router.get("/api/v1/services", dependencies=_READ)
 async def list_services(
     request: Request,
     limit: int = Query(1000, ge=1, le=10_000),
     offset: int = Query(0, ge=0),
-    status: str | None = Query(None, description="only services with this status"),
+    status: Literal["ok", "warn", "error", "failed", "unknown", "disabled"] | None = Query(
+        None, description="only services with this status"
+    ),
+    tag: str | None = Query(None, max_length=200, description="only services with this tag"),
+    q: str | None = Query(
+        None, max_length=200, description="text in the name, message, type or tags"
+    ),
 ) -> dict[str, Any]:
-    """Every service with its current state, in config order, paginated."""
+    """Every service with its current state, in config order, filtered and paginated."""
     daemon = _daemon(request)
-    rows = [
-        service_json(svc, daemon.states[name], daemon.incidents.get(name))
+    picked = [
+        (svc, state)
         for name, svc in daemon.services.items()
-        if name in daemon.states and (status is None or daemon.states[name].status == status)
+        if (state := daemon.states.get(name)) is not None
+        and (status is None or state.status == status)
+        and (tag is None or tag in svc.tags)
+        and (not q or _matches(svc, state, q))
     ]
-    return {"total": len(rows), "offset": offset, "services": rows[offset : offset + limit]}
-
-
-@router.get("/api/v1/services/{name}")
-async def get_service(request: Request, name: str) -> dict[str, Any]:
-    """One service's state: status, flags, message, metrics, times and counts."""
-    daemon = _daemon(request)
-    service, state = _lookup(daemon, name)
-    return service_json(service, state, daemon.incidents.get(name))
-
-
-@router.get("/api/v1/services/{name}/history")
-async def service_history(
-    request: Request, name: str, limit: int = Query(100, ge=1, le=10_000)
-) -> dict[str, Any]:
-    """The newest results of one service, newest first."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
-    await daemon.writer.flush()
-    records = await daemon.store.history(name, limit)
     return {
-        "service": name,
+        "total": len(picked),
+        "offset": offset,
+        "limit": limit,
+        "services": [
+            service_json(svc, state, daemon.incidents.get(svc.name))
+            for svc, state in picked[offset : offset + limit]
+        ],
+    }
+
+
+def _moment(field: str, value: str | None, now: float) -> float | None:
+    """``since``/``until``: epoch seconds, an ISO 8601 date-time (naive is UTC), or a
+    duration meaning that long ago (``24h``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+        raise _bad_field("query", field, f"{value[:50]!r} is not a finite number")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
+            raise _bad_field(
+                "query",
+                field,
+                f"{value[:50]!r} is not epoch seconds, an ISO 8601 date-time "
+                "(2026-05-01T02:00Z) or a duration ago (24h)",
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@router.get("/api/v1/services/{name:path}/history", dependencies=_READ)
+async def service_history(
+    request: Request,
+    name: str,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    since: str | None = Query(None, description="epoch seconds, ISO 8601, or e.g. 24h (ago)"),
+    until: str | None = Query(None, description="epoch seconds, ISO 8601, or e.g. 1h (ago)"),
+    points: int | None = Query(
+        None, ge=1, le=2000, description="downsample to at most this many points"
+    ),
+) -> dict[str, Any]:
+    """One service's results in a time range: newest first, or downsampled with
+    ``points`` (oldest first; per point the worst status and min/avg/max per metric)."""
+    daemon = _daemon(request)
+    if name not in daemon.services and f"{name}/history" in daemon.services:
+        # A service whose own name ends in "/history": this route caught its detail.
+        return await get_service(request, f"{name}/history")
+    _lookup(daemon, name)
+    now = daemon.clock.time()
+    low, high = _moment("since", since, now), _moment("until", until, now)
+    if low is not None and high is not None and high < low:
+        raise _bad_field("query", "until", "must not be before since")
+    await daemon.writer.flush()
+    ranged = low is not None or high is not None or points is not None
+    fetch = max(daemon.config.storage.history, offset + limit) if ranged else offset + limit
+    records = [
+        r
+        for r in await daemon.store.history(name, fetch)
+        if (low is None or r.started_at >= low) and (high is None or r.started_at <= high)
+    ]
+    answer: dict[str, Any] = {"service": name, "total": len(records), "since": low, "until": high}
+    if points is not None:
+        samples = [Sample(r.started_at, r.status, dict(r.metrics)) for r in records]
+        answer["points"] = [b.to_json() for b in downsample(samples, points, low, high)]
+        return answer
+    answer |= {
+        "offset": offset,
+        "limit": limit,
         "results": [
             {
                 "seq": r.seq,
@@ -119,49 +230,64 @@ async def service_history(
                 "duration": r.duration,
                 "lateness": r.lateness,
             }
-            for r in records
+            for r in records[offset : offset + limit]
         ],
     }
+    return answer
 
 
-@router.get("/api/v1/events")
+def _page(rows: Sequence[Any], offset: int, limit: int) -> tuple[list[Any], int | None, int | None]:
+    """Rows fetched as ``offset + limit + 1`` from the newest: (this page, total if
+    known, next offset if more follow)."""
+    page = list(rows[offset : offset + limit])
+    more = len(rows) > offset + limit
+    return page, None if more else offset + len(page), offset + limit if more else None
+
+
+@router.get("/api/v1/events", dependencies=_READ)
 async def list_events(
     request: Request,
     limit: int = Query(100, ge=1, le=10_000),
-    service: str | None = None,
+    offset: int = Query(0, ge=0, le=1_000_000),
+    service: str | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
-    """The newest transitions, newest first (of one service if given)."""
+    """The newest transitions, newest first (of one service if given), paginated."""
     daemon = _daemon(request)
     await daemon.writer.flush()
-    events = await daemon.store.events(limit, service)
+    rows = await daemon.store.events(offset + limit + 1, service)
+    page, total, next_offset = _page(rows, offset, limit)
     return {
-        "events": [
-            {
-                "service": e.service,
-                "kind": e.kind.value,
-                "at": e.at,
-                "status": e.status.value,
-                "previous": e.previous.value,
-                "message": e.message,
-            }
-            for e in events
-        ]
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": next_offset,
+        "events": [event_json(e) for e in page],
     }
 
 
 class AckRequestBody(BaseModel):
-    """An acknowledgement: who, why, and optionally for how long (``2h``, ``30m``)."""
+    """An acknowledgement: why, optionally for how long (``2h``, ``30m``), and who
+    (taken from the credentials; ``author`` counts only for the loopback writer)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    author: str = Field(default="api", min_length=1, max_length=200)
+    author: str | None = Field(default=None, min_length=1, max_length=200)
     comment: str = Field(default="", max_length=2000)
     expires: Duration | None = Field(default=None, gt=0)
 
 
-@router.post("/api/v1/services/{name}/ack")
+def _author(user: str, claimed: str | None) -> str:
+    # Someone who proved who they are acts as themselves; the loopback writer is
+    # whoever runs the tool on this machine, so its own word is all there is.
+    return (claimed or "api") if user == "local" else user
+
+
+@router.post("/api/v1/services/{name:path}/ack")
 async def acknowledge(
-    request: Request, name: str, body: AckRequestBody | None = None
+    request: Request,
+    name: str,
+    body: AckRequestBody | None = None,
+    user: str = Depends(require_write),
 ) -> dict[str, Any]:
     """Acknowledge the service's open incident: its notices stop until it closes or
     gets worse. 409 when there is no open incident."""
@@ -170,17 +296,18 @@ async def acknowledge(
     body = body or AckRequestBody()
     expires = None if body.expires is None else daemon.clock.time() + body.expires
     try:
-        incident = await daemon.acknowledge(name, body.author, body.comment, expires)
+        incident = await daemon.acknowledge(name, _author(user, body.author), body.comment, expires)
     except PymonError as exc:
         raise HTTPException(409, str(exc)) from None
     return {"service": name, "incident": incident_json(incident)}
 
 
-@router.delete("/api/v1/services/{name}/ack")
+@router.delete("/api/v1/services/{name:path}/ack")
 async def unacknowledge(
     request: Request,
     name: str,
-    author: str = Query("api", min_length=1, max_length=200),
+    author: str | None = Query(None, min_length=1, max_length=200),
+    user: str = Depends(require_write),
 ) -> dict[str, Any]:
     """Take the acknowledgement back: notices resume. 409 when it is not acknowledged."""
     daemon = _daemon(request)
@@ -189,10 +316,135 @@ async def unacknowledge(
     if current is None or current.ack is None:
         raise HTTPException(409, f"{name} is not acknowledged")
     try:
-        incident = await daemon.unacknowledge(name, author)
+        incident = await daemon.unacknowledge(name, _author(user, author))
     except PymonError as exc:
         raise HTTPException(409, str(exc)) from None
     return {"service": name, "incident": incident_json(incident)}
+
+
+@router.post("/api/v1/services/{name:path}/run", status_code=202)
+async def run_now(
+    request: Request, name: str, user: str = Depends(require_write)
+) -> dict[str, Any]:
+    """Run the service's check at once (202: queued; the state changes when it ends).
+    409 for a disabled service."""
+    daemon = _daemon(request)
+    service, _ = _lookup(daemon, name)
+    if not service.enabled or name not in daemon.scheduler:
+        raise HTTPException(409, f"{name} is disabled: there is no check to run")
+    daemon.run_now(name)
+    return {"service": name, "queued": True, "by": user}
+
+
+@router.get("/api/v1/services/{name:path}", dependencies=_READ)
+async def get_service(request: Request, name: str) -> dict[str, Any]:
+    """One service's state: status, flags, message, metrics, times and counts."""
+    daemon = _daemon(request)
+    service, state = _lookup(daemon, name)
+    return service_json(service, state, daemon.incidents.get(name))
+
+
+def window_json(window: MaintenanceWindow, source: str, now: float) -> dict[str, Any]:
+    """A maintenance window as the API shows it, with ``active`` (covering now) and
+    ``source`` (``config``, or ``api`` for one added at run time and deletable)."""
+    span = active_at(window, now)
+    return {
+        **window.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "kind": window.kind,
+        "source": source,
+        "active": span is not None,
+        "active_until": None if span is None else span[1],
+    }
+
+
+@router.get("/api/v1/maintenance", dependencies=_READ)
+async def list_maintenance(
+    request: Request,
+    limit: int = Query(1000, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    active: bool | None = Query(None, description="only windows in force now (or not)"),
+) -> dict[str, Any]:
+    """Every maintenance window: the config's, then those added through the API."""
+    daemon = _daemon(request)
+    now = daemon.clock.time()
+    rows = [window_json(w, "config", now) for w in daemon.config.maintenance]
+    rows += [window_json(w, "api", now) for w in daemon.adhoc_windows.values()]
+    if active is not None:
+        rows = [r for r in rows if r["active"] is active]
+    return {
+        "total": len(rows),
+        "offset": offset,
+        "limit": limit,
+        "windows": rows[offset : offset + limit],
+    }
+
+
+class MaintenanceRequestBody(BaseModel):
+    """An ad hoc (one-off) window: which services (name globs) and/or tags, from
+    ``start`` (default now) to ``end`` or for ``duration``, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    services: list[str] = Field(default_factory=list, max_length=1000)
+    tags: list[str] = Field(default_factory=list, max_length=1000)
+    start: datetime | None = None
+    end: datetime | None = None
+    duration: Duration | None = Field(default=None, gt=0)
+    comment: str = Field(default="", max_length=2000)
+    name: str = Field(default="", max_length=200)
+    timezone: str = Field(default="UTC", max_length=100)
+
+
+@router.post("/api/v1/maintenance", status_code=201)
+async def add_maintenance(
+    request: Request, body: MaintenanceRequestBody, user: str = Depends(require_write)
+) -> dict[str, Any]:
+    """Add an ad hoc window (kept in the store; it survives restarts). 201 with it."""
+    daemon = _daemon(request)
+    if not body.services and not body.tags:
+        raise _bad_field("body", "services", "name services (globs such as web-*) and/or tags")
+    if body.end is not None and body.duration is not None:
+        raise _bad_field("body", "duration", "give end or duration, not both")
+    if body.end is None and body.duration is None:
+        raise _bad_field("body", "end", "give end or duration (e.g. 2h)")
+    now = datetime.fromtimestamp(daemon.clock.time(), UTC)
+    start = body.start or now
+    end = body.end
+    if end is None:
+        assert body.duration is not None
+        try:
+            end = start + timedelta(seconds=body.duration)
+        except OverflowError:
+            raise _bad_field("body", "duration", "is too long") from None
+    try:
+        window = one_off(
+            start=start,
+            end=end,
+            services=body.services,
+            tags=body.tags,
+            comment=body.comment,
+            author=user,
+            name=body.name,
+            timezone=body.timezone,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "end"
+        message = str((err.get("ctx") or {}).get("error", err["msg"]))
+        raise _bad_field("body", field, message) from None
+    window = await daemon.add_maintenance(window)
+    return window_json(window, "api", daemon.clock.time())
+
+
+@router.delete("/api/v1/maintenance/{window_id}")
+async def delete_maintenance(
+    request: Request, window_id: str, user: str = Depends(require_write)
+) -> dict[str, Any]:
+    """Remove an ad hoc window (config windows change only with the config). 404 if none."""
+    daemon = _daemon(request)
+    if not await daemon.remove_maintenance(window_id):
+        raise HTTPException(404, f"no ad hoc maintenance window with id {window_id!r}")
+    return {"deleted": window_id, "by": user}
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:
@@ -215,7 +467,7 @@ def _delivery_json(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/notifications")
+@router.get("/api/v1/notifications", dependencies=_READ)
 async def list_notifications(
     request: Request,
     state: Literal["pending", "delivered", "failed"] | None = Query(
@@ -229,11 +481,17 @@ async def list_notifications(
     error of those that failed, and the outbox's counters since start."""
     daemon = _daemon(request)
     await daemon.writer.flush()
-    rows = await daemon.store.deliveries(state=state, service=service, limit=limit, offset=offset)
+    rows = await daemon.store.deliveries(
+        state=state, service=service, limit=limit + 1, offset=offset
+    )
+    page, total, next_offset = _page(rows, 0, limit)
     return {
         "stats": _outbox_json(daemon),
+        "total": None if total is None else offset + total,
         "offset": offset,
-        "deliveries": [_delivery_json(d) for d in rows],
+        "limit": limit,
+        "next_offset": None if next_offset is None else offset + next_offset,
+        "deliveries": [_delivery_json(d) for d in page],
     }
 
 
@@ -247,7 +505,8 @@ def _outbox_json(daemon: Daemon) -> dict[str, Any]:
     }
 
 
-@router.api_route("/api/v1/heartbeat/{token}", methods=["GET", "POST"])
+@router.post("/api/v1/heartbeat/{token}", operation_id="heartbeat_post")
+@router.get("/api/v1/heartbeat/{token}", operation_id="heartbeat_get")
 async def heartbeat(
     request: Request,
     token: str,

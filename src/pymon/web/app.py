@@ -7,9 +7,13 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from pymon import __version__
-from pymon.web import api
+from pymon.web import api, pages, stream
+from pymon.web.auth import AuthMiddleware, log_write_policy
+from pymon.web.metrics import router as metrics_router
+from pymon.web.proxy import ProxyMiddleware
 
 if TYPE_CHECKING:
     from pymon.engine.daemon import Daemon
@@ -28,11 +32,22 @@ def create_app(daemon: Daemon) -> FastAPI:
         redoc_url=None,
     )
     app.state.daemon = daemon
+    # Starlette runs the last added middleware first: proxy headers, then credentials.
+    app.add_middleware(AuthMiddleware)
+    app.add_middleware(ProxyMiddleware)
+    log_write_policy(daemon.config.web)
     app.include_router(api.router, prefix=base)
+    # pymon.web.metrics: GET /metrics, Prometheus (W1)
+    app.include_router(metrics_router, prefix=base)
+    # pymon.web.stream: GET /api/v1/stream, the live Server-Sent Events (W3)
+    app.include_router(stream.router, prefix=base)
+    # pymon.web.pages: the dashboard's pages and their static files (W2)
+    app.include_router(pages.router, prefix=base)
+    app.mount(f"{base}/static", StaticFiles(packages=[("pymon.web", "static")]), name="static")
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

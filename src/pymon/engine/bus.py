@@ -1,0 +1,190 @@
+"""In-process fan-out of what happens in the daemon to whoever listens (web stream, later more).
+
+A :class:`Bus` hands every published item to each live :class:`Subscription`. The
+publisher is the engine, so publishing never blocks and never raises: each
+subscription has a bounded queue, and a subscriber that lets it fill is *dropped*
+(its iteration ends; it must subscribe again and resync from the current state)
+rather than slowing the checks down. With no subscribers a publish is one length
+test.
+
+Everything runs on the event loop's thread; nothing here is thread-safe, and
+nothing needs to be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from pymon.model import Event
+
+__all__ = ["Bus", "BusItem", "EventHappened", "StateChanged", "Subscription"]
+
+log = logging.getLogger("pymon.bus")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    """The state or the incident of service ``name`` changed: read it from the daemon."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventHappened:
+    """The rules emitted ``event`` (a transition of one service)."""
+
+    event: Event
+
+
+BusItem = StateChanged | EventHappened
+
+
+class Subscription(Generic[T]):
+    """One listener's bounded queue; async-iterable, and a context manager that unsubscribes.
+
+    Iteration ends when the subscription is closed or dropped (``dropped`` tells
+    which). :meth:`batch` takes everything pending at once, for consumers that
+    would rather handle a burst in one go than item by item.
+    """
+
+    __slots__ = ("_bus", "_items", "_waiter", "closed", "dropped", "maxsize")
+
+    def __init__(self, bus: Bus[T], maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self._bus = bus
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.maxsize = maxsize
+        self.closed = False
+        self.dropped = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _offer(self, item: T) -> None:
+        if len(self._items) >= self.maxsize:
+            self.dropped = True
+            log.info("bus: a subscriber fell %d items behind and was dropped", self.maxsize)
+            self._end()
+            return
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def close(self) -> None:
+        """Unsubscribe; a pending wait returns and iteration ends. Idempotent."""
+        self._end()
+
+    def _end(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._items.clear()
+        self._bus._remove(self)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, within: float | None = None) -> None:
+        """Wait until an item is pending, the subscription ends, or ``within`` seconds pass.
+
+        (Cheaper than ``asyncio.timeout`` around each item: one timer per wait.)
+        """
+        if self._items or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = None if within is None else loop.call_later(within, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
+    async def batch(self, within: float | None = None) -> list[T]:
+        """Every pending item, waiting up to ``within`` seconds (None: forever) for one.
+
+        Returns an empty list on timeout and once closed or dropped (see ``closed``).
+        """
+        await self.wait(within)
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+    def __aiter__(self) -> Subscription[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while not self._items:
+            if self.closed:
+                raise StopAsyncIteration
+            await self.wait()
+        return self._items.popleft()
+
+    async def __aenter__(self) -> Subscription[T]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class Bus(Generic[T]):
+    """Fan-out of items of type ``T`` to every subscription, in publish order."""
+
+    __slots__ = ("_subs",)
+
+    def __init__(self) -> None:
+        self._subs: list[Subscription[T]] = []
+
+    def __len__(self) -> int:
+        """The number of live subscriptions."""
+        return len(self._subs)
+
+    def subscribe(self, maxsize: int = 1000) -> Subscription[T]:
+        """A new subscription that receives every item published from now on."""
+        sub = Subscription(self, maxsize)
+        self._subs.append(sub)
+        return sub
+
+    def publish(self, item: T) -> None:
+        """Hand ``item`` to every subscriber; a full one is dropped. Never blocks or raises."""
+        if not self._subs:
+            return
+        # A copy: dropping a subscriber removes it from the list while we walk it.
+        for sub in tuple(self._subs):
+            try:
+                sub._offer(item)
+            except Exception:
+                log.exception("bus: a subscriber failed to take an item; dropped")
+                sub.dropped = True
+                sub.close()
+
+    def close_all(self) -> None:
+        """End every subscription (each subscriber sees its iteration end)."""
+        for sub in tuple(self._subs):
+            sub.close()
+
+    def _remove(self, sub: Subscription[T]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subs.remove(sub)

@@ -1,0 +1,784 @@
+"""The dashboard: server-rendered pages (Jinja2) that the ES modules in ``static/`` enhance.
+
+Every page reads without JavaScript; the modules add live updates, client-side
+sorting and in-place actions. Links, form actions and asset URLs carry
+:func:`~pymon.web.proxy.public_prefix`, so the pages work under ``web.base_path``
+and behind a proxy's prefix. Writes go through
+:func:`~pymon.web.auth.require_write` (credentials and CSRF); each answers JSON to a
+``fetch`` that asks for it and redirects a plain form post back to its page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from pymon import __version__
+from pymon.config.durations import parse_duration
+from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.engine.maintenance import active_at
+from pymon.errors import PymonError
+from pymon.model import Status
+from pymon.web import api
+from pymon.web.api import service_json
+from pymon.web.auth import (
+    csrf_token,
+    current_user,
+    login_user,
+    logout_user,
+    require_read,
+    require_write,
+)
+from pymon.web.downsample import Sample, downsample
+from pymon.web.proxy import public_prefix
+
+if TYPE_CHECKING:
+    from pymon.engine.daemon import Daemon
+    from pymon.store.base import ResultRecord
+
+__all__ = ["COLUMNS", "FLAGS", "PAGE_SIZE", "router"]
+
+PAGE_SIZE = 100
+"""Rows per page in the services and events tables (server and browser alike)."""
+
+COLUMNS = ("name", "status", "type", "message", "last_check", "last_change", "tags")
+"""The services table's columns, each sortable."""
+
+FLAGS = (
+    "confirmed",
+    "recovering",
+    "acknowledged",
+    "maintenance",
+    "flapping",
+    "escalated",
+    "unreachable",
+)
+"""The flags that ride on a status, in the order the service page shows them."""
+
+_STATUSES = tuple(s.value for s in Status)
+_SEVERITY = {s.value: s.severity for s in Status}
+_MAX_FORM = 64 * 1024
+_CHART_POINTS = 200
+_PROBLEMS_SHOWN = 100
+_NO_STORE = {"Cache-Control": "no-store"}
+# Pages carry no inline script or style, so the policy can forbid both: an injected
+# tag that escaped escaping would still not run.
+_SECURITY_HEADERS = {
+    **_NO_STORE,
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+def _quote(name: str) -> str:
+    return quote(name, safe="")
+
+
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _absolute(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _span(seconds: float) -> str:
+    """A duration as people say it: ``45 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``."""
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def _ago(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    delta = time.time() - ts
+    if -1 < delta < 1:
+        return "just now"
+    return f"in {_span(-delta)}" if delta < 0 else f"{_span(delta)} ago"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}"
+    return str(value)
+
+
+_env = Environment(
+    loader=PackageLoader("pymon.web", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(q=_quote, iso=_iso, absolute=_absolute, ago=_ago, span=_span, num=_number)
+_env.globals.update(
+    STATUSES=_STATUSES, FLAGS=FLAGS, COLUMNS=COLUMNS, version=__version__, PAGE_SIZE=PAGE_SIZE
+)
+
+
+def _daemon(request: Request) -> Daemon:
+    daemon: Daemon = request.app.state.daemon
+    return daemon
+
+
+def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    daemon = _daemon(request)
+    html = _env.get_template(template).render(
+        prefix=public_prefix(request),
+        csrf=csrf_token(request),
+        user=current_user(request),
+        instance=daemon.config.instance.name,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status_code, headers=_SECURITY_HEADERS)
+
+
+async def _login_needed(request: Request) -> Response | None:
+    """None when the visitor may read; else (reading needs credentials and there are
+    none) a redirect to the login page that comes back here."""
+    try:
+        await require_read(request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        prefix = public_prefix(request)
+        base = _daemon(request).config.web.base_path.rstrip("/")
+        here = prefix + request.url.path[len(base) :]
+        if request.url.query:
+            here += f"?{request.url.query}"
+        return RedirectResponse(f"{prefix}/login?{urlencode({'next': here})}", status_code=303)
+    return None
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a urlencoded form post (the last value of a repeated field wins)."""
+    if int(request.headers.get("content-length") or 0) > _MAX_FORM:
+        raise HTTPException(413, "form too large")
+    body = await request.body()
+    if len(body) > _MAX_FORM:
+        raise HTTPException(413, "form too large")
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _rows(daemon: Daemon) -> list[dict[str, Any]]:
+    return [
+        service_json(svc, daemon.states[name], daemon.incidents.get(name))
+        for name, svc in daemon.services.items()
+        if name in daemon.states
+    ]
+
+
+def _counts(daemon: Daemon) -> dict[str, int]:
+    counts = dict.fromkeys(_STATUSES, 0)
+    for name in daemon.services:
+        state = daemon.states.get(name)
+        if state is not None:
+            counts[state.status.value] += 1
+    return counts
+
+
+async def _events(
+    daemon: Daemon, *, limit: int, offset: int = 0, service: str | None = None
+) -> list[dict[str, Any]]:
+    await daemon.writer.flush()
+    events = await daemon.store.events(offset + limit, service)
+    return [
+        {
+            "service": e.service,
+            "kind": e.kind.value,
+            "at": e.at,
+            "status": e.status.value,
+            "previous": e.previous.value,
+            "message": e.message,
+        }
+        for e in events[offset:]
+    ]
+
+
+@router.get("/")
+async def overview(request: Request) -> Response:
+    """Counts per status, current problems (unacknowledged first), recent events, pymon."""
+    if (login := await _login_needed(request)) is not None:
+        return login
+    daemon = _daemon(request)
+    problems = [r for r in _rows(daemon) if Status(r["status"]).is_problem]
+    problems.sort(key=lambda r: (r["acknowledged"], -_SEVERITY[r["status"]], r["name"]))
+    return _render(
+        request,
+        "overview.html",
+        page="overview",
+        counts=_counts(daemon),
+        problems=problems[:_PROBLEMS_SHOWN],
+        more_problems=max(len(problems) - _PROBLEMS_SHOWN, 0),
+        events=await _events(daemon, limit=20),
+        about={
+            "started_at": daemon.started_at,
+            "uptime": time.time() - daemon.started_at,
+            "services": len(daemon.services),
+            "source": daemon.config.source,
+            "checksum": daemon.config.checksum,
+            "organization": daemon.config.instance.organization,
+        },
+    )
+
+
+def _sort_keys(spec: str) -> list[tuple[str, bool]]:
+    """``status,-name`` as [("status", ascending), ("name", descending)]; unknown keys dropped."""
+    keys: list[tuple[str, bool]] = []
+    for part in spec.split(","):
+        part = part.strip()
+        column = part.lstrip("-")
+        if column in COLUMNS and column not in (k for k, _ in keys):
+            keys.append((column, part.startswith("-")))
+    return keys
+
+
+_SORTERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "name": lambda r: r["name"].casefold(),
+    "status": lambda r: _SEVERITY[r["status"]],
+    "type": lambda r: r["type"],
+    "message": lambda r: r["message"].casefold(),
+    "last_check": lambda r: r["last_check"] or 0.0,
+    "last_change": lambda r: r["last_change"] or 0.0,
+    "tags": lambda r: ",".join(r["tags"]).casefold(),
+}
+
+
+def _matches(row: dict[str, Any], text: str, status: str, tag: str) -> bool:
+    if status and row["status"] != status:
+        return False
+    if tag and tag not in row["tags"]:
+        return False
+    if not text:
+        return True
+    needle = text.casefold()
+    return (
+        needle in row["name"].casefold()
+        or needle in row["message"].casefold()
+        or any(needle in t.casefold() for t in row["tags"])
+    )
+
+
+@router.get("/services")
+async def services(
+    request: Request,
+    q: str = Query("", max_length=200),
+    status: str = Query("", max_length=20),
+    tag: str = Query("", max_length=200),
+    sort: str = Query("name", max_length=200),
+    page: int = Query(1, ge=1, le=1_000_000),
+) -> Response:
+    """The services table: the first page of rows rendered here (filtered and sorted as
+    asked), the rest fetched from the JSON API by ``table.js``."""
+    if (login := await _login_needed(request)) is not None:
+        return login
+    daemon = _daemon(request)
+    rows = [r for r in _rows(daemon) if _matches(r, q, status, tag)]
+    keys = _sort_keys(sort) or [("name", False)]
+    rows.sort(key=_SORTERS["name"])
+    for column, descending in reversed(keys):
+        rows.sort(key=_SORTERS[column], reverse=descending)
+    pages = max(math.ceil(len(rows) / PAGE_SIZE), 1)
+    page = min(page, pages)
+    tags = sorted({t for svc in daemon.services.values() for t in svc.tags})
+
+    def link(**change: Any) -> str:
+        params = {"q": q, "status": status, "tag": tag, "sort": sort, "page": page, **change}
+        defaults = {("page", 1), ("sort", "name")}
+        kept = {k: v for k, v in params.items() if v not in ("", None) and (k, v) not in defaults}
+        return f"{public_prefix(request)}/services" + (f"?{urlencode(kept)}" if kept else "")
+
+    def sort_link(column: str) -> str:
+        first = keys[0] if keys else None
+        flip = first is not None and first[0] == column and not first[1]
+        return link(sort=f"-{column}" if flip else column, page=1)
+
+    return _render(
+        request,
+        "services.html",
+        page="services",
+        rows=rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+        total=len(rows),
+        all_total=len(daemon.services),
+        current=page,
+        pages=pages,
+        filters={"q": q, "status": status, "tag": tag},
+        sort=",".join(("-" if d else "") + c for c, d in keys),
+        sorted_by=dict(keys),
+        tags=tags,
+        link=link,
+        sort_link=sort_link,
+    )
+
+
+def _lookup(daemon: Daemon, name: str) -> dict[str, Any]:
+    service = daemon.services.get(name)
+    state = daemon.states.get(name)
+    if service is None or state is None:
+        raise HTTPException(404, f"no service named {name!r}")
+    return service_json(service, state, daemon.incidents.get(name))
+
+
+def _metric_for_chart(points: Sequence[dict[str, Any]]) -> str | None:
+    names = {m for p in points for m in p["metrics"]}
+    for preferred in ("response_time_ms", "connect_ms"):
+        if preferred in names:
+            return preferred
+    return next((m for p in reversed(points) for m in sorted(p["metrics"])), None)
+
+
+def _chart(records: Sequence[ResultRecord]) -> dict[str, Any]:
+    """Geometry of the history chart and the status timeline, drawn in a 600x160 box
+    from the records downsampled as the history API does (``service.js`` redraws the
+    same from ``/history?points=``)."""
+    width, height, left, top, bottom = 600.0, 160.0, 48.0, 8.0, 24.0
+    samples = [Sample(r.started_at, r.status, dict(r.metrics)) for r in records]
+    points = [b.to_json() for b in downsample(samples, _CHART_POINTS)]
+    metric = _metric_for_chart(points)
+    if not points:
+        return {"metric": metric, "path": "", "segments": [], "empty": True}
+    t0: float = points[0]["start"]
+    t1: float = points[-1]["start"]
+    span = (t1 - t0) or 1.0
+
+    def x(t: float) -> float:
+        return round(left + (t - t0) / span * (width - left - 8), 1)
+
+    values = [p["metrics"][metric]["avg"] for p in points if metric in p["metrics"]]
+    vmax = max(values, default=0.0)
+    vmin = min(min(values, default=0.0), 0.0)
+    vspan = (vmax - vmin) or 1.0
+    path: list[str] = []
+    joined = False
+    for p in points:
+        if metric not in p["metrics"]:
+            joined = False
+            continue
+        y = round(
+            top + (1 - (p["metrics"][metric]["avg"] - vmin) / vspan) * (height - top - bottom), 1
+        )
+        path.append(f"{'L' if joined else 'M'}{x(p['start'])} {y}")
+        joined = True
+    segments: list[dict[str, Any]] = []
+    for p in points:
+        if segments and segments[-1]["status"] == p["status"]:
+            segments[-1]["count"] += p["count"]
+        else:
+            segments.append({"status": p["status"], "since": p["start"], "count": p["count"]})
+    for i, seg in enumerate(segments):
+        end = segments[i + 1]["since"] if i + 1 < len(segments) else t1
+        seg["x"] = x(seg["since"])
+        seg["w"] = max(round(x(end) - seg["x"], 1), 2.0)
+    return {
+        "metric": metric,
+        "path": " ".join(path),
+        "segments": segments,
+        "empty": not values,
+        "vmax": vmax,
+        "vmin": vmin,
+        "t0": t0,
+        "t1": t1,
+    }
+
+
+@router.get("/services/{name:path}")
+async def service_page(request: Request, name: str, error: str = "") -> Response:
+    """One service: status and flags, message, metrics, chart, timeline, events, actions."""
+    if (login := await _login_needed(request)) is not None:
+        return login
+    daemon = _daemon(request)
+    service = _lookup(daemon, name)
+    await daemon.writer.flush()
+    records = list(reversed(await daemon.store.history(name, daemon.config.storage.history)))
+    config = daemon.services[name]
+    return _render(
+        request,
+        "service.html",
+        page="services",
+        s=service,
+        thresholds={
+            metric: spec.model_dump(mode="json", exclude_none=True)
+            for metric, spec in config.thresholds.items()
+        },
+        chart=_chart(records),
+        events=await _events(daemon, limit=50, service=name),
+        error=error[:500],
+    )
+
+
+def _answer(
+    request: Request, name: str, message: str, status_code: int = 200, **extra: Any
+) -> Response:
+    """JSON with the service's new state for ``fetch``; a redirect to its page for a form."""
+    daemon = _daemon(request)
+    if _wants_json(request):
+        body = {"message": message, "service": _lookup(daemon, name), **extra}
+        return JSONResponse(body, status_code=status_code, headers=_NO_STORE)
+    url = f"{public_prefix(request)}/services/{_quote(name)}"
+    if status_code >= 400:
+        url += "?" + urlencode({"error": message})
+    return RedirectResponse(url, status_code=303)
+
+
+def _refusal(request: Request, name: str, message: str, status_code: int = 409) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": message}, status_code=status_code, headers=_NO_STORE)
+    return _answer(request, name, message, status_code)
+
+
+@router.post("/services/{name:path}/ack")
+async def ack_action(request: Request, name: str, user: str = Depends(require_write)) -> Response:
+    """Acknowledge the service's open incident (form fields ``comment``, ``expires``)."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    form = await _form(request)
+    comment = form.get("comment", "").strip()[:2000]
+    expires: float | None = None
+    if form.get("expires", "").strip():
+        try:
+            expires = daemon.clock.time() + parse_duration(form["expires"])
+        except ValueError as exc:
+            return _refusal(request, name, f"expires: {exc}", 422)
+    try:
+        await daemon.acknowledge(name, user, comment, expires)
+    except PymonError as exc:
+        return _refusal(request, name, str(exc))
+    return _answer(request, name, f"acknowledged by {user}")
+
+
+@router.post("/services/{name:path}/unack")
+async def unack_action(request: Request, name: str, user: str = Depends(require_write)) -> Response:
+    """Take the acknowledgement back."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    incident = daemon.incidents.get(name)
+    if incident is None or incident.ack is None:
+        return _refusal(request, name, f"{name} is not acknowledged")
+    try:
+        await daemon.unacknowledge(name, user)
+    except PymonError as exc:
+        return _refusal(request, name, str(exc))
+    return _answer(request, name, f"acknowledgement taken back by {user}")
+
+
+@router.post("/services/{name:path}/run")
+async def run_action(request: Request, name: str, _: str = Depends(require_write)) -> Response:
+    """Run the service's check now; the new state follows over the live stream."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    if name not in daemon.scheduler:
+        return _refusal(request, name, f"{name} is disabled: there is no check to run")
+    daemon.run_now(name)
+    return _answer(request, name, "check started", 202)
+
+
+def _literal_glob(name: str) -> str:
+    # Window service patterns are globs: a name with * ? [ must cover only itself.
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+@router.post("/services/{name:path}/maintenance")
+async def maintenance_action(
+    request: Request, name: str, user: str = Depends(require_write)
+) -> Response:
+    """Put the service in maintenance from now for ``duration`` (e.g. ``2h``)."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    form = await _form(request)
+    try:
+        seconds = parse_duration(form.get("duration", "").strip() or "none")
+        if not 0 < seconds < 366 * 86400:
+            raise ValueError("give a duration between 1s and a year, e.g. 2h")
+        start = datetime.fromtimestamp(daemon.clock.time(), UTC)
+        window = one_off(
+            start=start,
+            end=start + timedelta(seconds=seconds),
+            services=[_literal_glob(name)],
+            comment=form.get("comment", "").strip()[:2000],
+            author=user,
+        )
+    except (ValueError, OverflowError) as exc:
+        return _refusal(request, name, f"duration: {_first_error(exc)}", 422)
+    added = await daemon.add_maintenance(window)
+    return _answer(request, name, f"in maintenance for {_span(seconds)}", window=added.id)
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+    return str(exc)
+
+
+def _schedule(window: MaintenanceWindow) -> str:
+    if window.kind == "cron":
+        return f"cron {window.cron} for {_span(window.duration or 0)} ({window.timezone})"
+    if window.kind == "weekly":
+        days = ", ".join(window.days or ())
+        opens = window.from_.strftime("%H:%M") if window.from_ else "00:00"
+        closes = window.to.strftime("%H:%M") if window.to else "24:00"
+        return f"{days} {opens}\u2013{closes} ({window.timezone})"
+    start = window.start.timestamp() if window.start else None
+    end = window.end.timestamp() if window.end else None
+    return f"{_absolute(start)} \u2013 {_absolute(end)}"
+
+
+def _windows(daemon: Daemon) -> list[dict[str, Any]]:
+    now = daemon.clock.time()
+    rows = []
+    for window in daemon.windows:
+        span = active_at(window, now)
+        rows.append(
+            {
+                "id": window.id,
+                "adhoc": window.id is not None and window.id in daemon.adhoc_windows,
+                "name": window.name,
+                "services": window.services,
+                "tags": window.tags,
+                "schedule": _schedule(window),
+                "comment": window.comment,
+                "author": window.author,
+                "active": span is not None,
+                "until": span[1] if span is not None else None,
+            }
+        )
+    return rows
+
+
+@router.get("/maintenance")
+async def maintenance(request: Request) -> Response:
+    """Every maintenance window (config and ad hoc, active ones marked) and a form to add one."""
+    if (login := await _login_needed(request)) is not None:
+        return login
+    return _render(
+        request, "maintenance.html", page="maintenance", windows=_windows(_daemon(request))
+    )
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+
+
+def _window_from(form: dict[str, str], user: str, now: float) -> MaintenanceWindow:
+    """An ad hoc window from the add-window form: start/end, or a duration from start
+    (or now). Raises ValueError or ValidationError with the reason."""
+    zone_name = form.get("timezone", "").strip() or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {zone_name[:64]!r}") from None
+    start_text, end_text = form.get("start", "").strip(), form.get("end", "").strip()
+    duration = form.get("duration", "").strip()
+    if start_text:
+        start = datetime.fromisoformat(start_text)
+        start = start if start.tzinfo else start.replace(tzinfo=zone)
+    else:
+        start = datetime.fromtimestamp(now, zone)
+    if duration:
+        end = start + timedelta(seconds=parse_duration(duration))
+    elif end_text:
+        end = datetime.fromisoformat(end_text)
+        end = end if end.tzinfo else end.replace(tzinfo=zone)
+    else:
+        raise ValueError("give an end or a duration (e.g. 2h)")
+    return one_off(
+        start=start,
+        end=end,
+        services=_split(form.get("services", "")),
+        tags=_split(form.get("tags", "")),
+        comment=form.get("comment", "").strip()[:2000],
+        author=user,
+        timezone=zone_name,
+    )
+
+
+@router.post("/maintenance")
+async def add_window(request: Request, user: str = Depends(require_write)) -> Response:
+    """Add an ad hoc window from the form (services and/or tags; start/end or duration)."""
+    daemon = _daemon(request)
+    form = await _form(request)
+    try:
+        window = _window_from(form, user, daemon.clock.time())
+    except (ValueError, OverflowError) as exc:
+        message = _first_error(exc)
+        if _wants_json(request):
+            return JSONResponse({"error": message}, status_code=422, headers=_NO_STORE)
+        return _render(
+            request,
+            "maintenance.html",
+            422,
+            page="maintenance",
+            windows=_windows(daemon),
+            error=message,
+            form=form,
+        )
+    added = await daemon.add_maintenance(window)
+    if _wants_json(request):
+        return JSONResponse({"id": added.id}, status_code=201, headers=_NO_STORE)
+    return RedirectResponse(f"{public_prefix(request)}/maintenance", status_code=303)
+
+
+@router.post("/maintenance/{window_id}/delete")
+async def delete_window(
+    request: Request, window_id: str, _: str = Depends(require_write)
+) -> Response:
+    """Remove an ad hoc window (config windows change with the config only)."""
+    if not await _daemon(request).remove_maintenance(window_id):
+        raise HTTPException(404, f"no ad hoc maintenance window {window_id!r}")
+    if _wants_json(request):
+        return JSONResponse({"deleted": window_id}, headers=_NO_STORE)
+    return RedirectResponse(f"{public_prefix(request)}/maintenance", status_code=303)
+
+
+@router.get("/events")
+async def events(
+    request: Request,
+    page: int = Query(1, ge=1, le=100),
+    service: str = Query("", max_length=1000),
+) -> Response:
+    """The newest transitions, newest first, a page at a time (of one service if given)."""
+    if (login := await _login_needed(request)) is not None:
+        return login
+    daemon = _daemon(request)
+    rows = await _events(
+        daemon, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, service=service or None
+    )
+    prefix = public_prefix(request)
+
+    def link(to: int) -> str:
+        params = {"page": to, **({"service": service} if service else {})}
+        return f"{prefix}/events?{urlencode(params)}"
+
+    return _render(
+        request,
+        "events.html",
+        page="events",
+        events=rows[:PAGE_SIZE],
+        current=page,
+        previous=link(page - 1) if page > 1 else None,
+        next=link(page + 1) if len(rows) > PAGE_SIZE and page < 100 else None,
+        service=service,
+    )
+
+
+def _storage(url: str) -> dict[str, str]:
+    """Backend and location of the store, never the user, password or query."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return {"backend": "unknown", "where": ""}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"backend": backend, "where": parsed.database or ":memory:"}
+    port = f":{parsed.port}" if parsed.port else ""
+    return {"backend": backend, "where": f"{parsed.host or ''}{port}/{parsed.database or ''}"}
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    """Config, last reload, storage, queues and the acknowledgement server's counters."""
+    if (login := await _login_needed(request)) is not None:
+        return login
+    daemon = _daemon(request)
+    summary = await api.healthz(request)
+    pending = await daemon.store.deliveries(state="pending", limit=1001)
+    acks = daemon.notifier.ack_server
+    return _render(
+        request,
+        "health.html",
+        page="health",
+        h=summary,
+        reload=summary.get("reload"),
+        storage=_storage(daemon.config.storage.url),
+        outbox_pending="1000+" if len(pending) > 1000 else str(len(pending)),
+        acks=None
+        if acks is None
+        else {
+            "accepted": acks.accepted,
+            "refused": acks.refused,
+            "failed": acks.failed,
+            "port": acks.port,
+        },
+    )
+
+
+def _csrf_ok(request: Request, form: dict[str, str]) -> bool:
+    return hmac.compare_digest(form.get("csrf_token", "").encode(), csrf_token(request).encode())
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    """The sign-in form (``next``: where to go after signing in)."""
+    return _render(request, "login.html", page="login", next=request.query_params.get("next", ""))
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the name and password; on success set the session and go to the overview."""
+    form = await _form(request)
+    if not _csrf_ok(request, form):
+        return _render(
+            request,
+            "login.html",
+            403,
+            page="login",
+            error="the form expired: please sign in again",
+            username=form.get("username", "")[:200],
+            next=form.get("next", ""),
+        )
+    done = await login_user(
+        request, form.get("username", ""), form.get("password", ""), form.get("next") or None
+    )
+    if done is None:
+        return _render(
+            request,
+            "login.html",
+            401,
+            page="login",
+            error="wrong name or password",
+            username=form.get("username", "")[:200],
+            next=form.get("next", ""),
+        )
+    return done
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the session and go to the overview."""
+    form = await _form(request)
+    if not _csrf_ok(request, form):
+        raise HTTPException(403, "missing or wrong CSRF token")
+    response = RedirectResponse(f"{public_prefix(request)}/", status_code=303)
+    logout_user(response, request)
+    return response

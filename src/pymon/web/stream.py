@@ -1,0 +1,189 @@
+"""``GET /api/v1/stream``: the daemon's changes as Server-Sent Events, for the live pages.
+
+One :class:`StreamHub` per app listens to the daemon's bus, coalesces state changes
+per service over a short window, renders each frame once, and fans the frames out
+over a second :class:`~pymon.engine.bus.Bus` to every connected client. A client
+that cannot keep up (its queue of frames fills) is dropped: its stream ends and the
+browser reconnects (``retry``) and resyncs from ``/api/v1/services``. Checks never
+wait for a client.
+
+Frames, in order: ``retry: 2000`` and ``event: hello`` (instance, version, number
+of services), ``event: counts`` (services per status), then as things happen
+``event: state`` (a service as the API shows it), ``event: event`` (a transition, as
+``/api/v1/events`` shows it) and ``event: counts`` whenever the counts change; a
+``: ping`` comment keeps idle connections (and the proxies between) alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from pymon import __version__
+from pymon.engine.bus import Bus, BusItem, EventHappened, StateChanged, Subscription
+from pymon.model import Status
+from pymon.web.api import event_json, service_json
+from pymon.web.auth import require_read
+
+if TYPE_CHECKING:
+    from pymon.engine.daemon import Daemon
+
+__all__ = ["StreamHub", "StreamSettings", "router"]
+
+log = logging.getLogger("pymon.web")
+
+router = APIRouter()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """Timings of the stream; set ``app.state.stream_settings`` before the first client
+    connects to change them (tests do, to see a ping without waiting 15 s)."""
+
+    ping: float = 15.0  # seconds between ping comments
+    coalesce: float = 0.2  # state changes of one service within this window make one frame
+    client_queue: int = 1000  # frames a client may fall behind before it is dropped
+    source_queue: int = 100_000  # bus items the hub may fall behind (then every client resyncs)
+    retry_ms: int = 2000  # the browser's reconnection delay
+
+
+def _frame(kind: str, data: dict[str, Any]) -> bytes:
+    # json.dumps escapes newlines, so the data is always one `data:` line.
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _counts(daemon: Daemon) -> dict[str, int]:
+    counted = Counter(state.status for state in daemon.states.values())
+    return {status.value: counted.get(status, 0) for status in Status}
+
+
+class StreamHub:
+    """Renders the daemon's changes into frames once and fans them out to every client."""
+
+    def __init__(self, daemon: Daemon, settings: StreamSettings) -> None:
+        self.daemon = daemon
+        self.settings = settings
+        self.frames: Bus[bytes] = Bus()
+        self._source: Subscription[BusItem] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def join(self) -> Subscription[bytes]:
+        """A new client's subscription to the frames; starts listening to the daemon if idle."""
+        sub = self.frames.subscribe(self.settings.client_queue)
+        if self._source is None or self._source.closed:
+            # A fresh source each time: a hub task still winding down keeps its own.
+            self._source = self.daemon.bus.subscribe(self.settings.source_queue)
+            self._task = asyncio.create_task(self._run(self._source), name="web-stream")
+        return sub
+
+    def leave(self, sub: Subscription[bytes]) -> None:
+        """A client is gone; with the last one, stop listening to the daemon."""
+        sub.close()
+        if not len(self.frames) and self._source is not None:
+            self._source.close()
+
+    def hello(self) -> bytes:
+        """The first frames a client gets: retry delay, hello, current counts."""
+        daemon = self.daemon
+        hello = {
+            "instance": daemon.config.instance.name,
+            "version": __version__,
+            "services": len(daemon.services),
+        }
+        retry = f"retry: {self.settings.retry_ms}\n".encode()
+        return retry + _frame("hello", hello) + _frame("counts", _counts(daemon))
+
+    async def _run(self, source: Subscription[BusItem]) -> None:
+        loop = asyncio.get_running_loop()
+        settings = self.settings
+        pending: dict[str, None] = {}  # names in arrival order, each once
+        flush_at = 0.0
+        ping_at = loop.time() + settings.ping
+        counts = _counts(self.daemon)
+        while True:
+            wake = flush_at if pending else ping_at
+            items = await source.batch(max(0.0, wake - loop.time()))
+            if source.closed:
+                break
+            for item in items:
+                if isinstance(item, StateChanged):
+                    if not pending:
+                        flush_at = loop.time() + settings.coalesce
+                    pending[item.name] = None
+                elif isinstance(item, EventHappened):
+                    self.frames.publish(_frame("event", event_json(item.event)))
+            now = loop.time()
+            if pending and now >= flush_at:
+                counts = self._flush(pending, counts)
+                pending = {}
+            if now >= ping_at:
+                self.frames.publish(b": ping\n\n")
+                ping_at = now + settings.ping
+        if source.dropped:
+            # We fell behind the daemon: what was lost is unknown, so every client resyncs.
+            log.warning("web stream: fell behind the daemon; every client reconnects")
+            self.frames.close_all()
+
+    def _flush(self, names: dict[str, None], counts: dict[str, int]) -> dict[str, int]:
+        daemon = self.daemon
+        for name in names:
+            service = daemon.services.get(name)
+            state = daemon.states.get(name)
+            if service is None or state is None:
+                continue  # removed meanwhile
+            row = service_json(service, state, daemon.incidents.get(name))
+            self.frames.publish(_frame("state", row))
+        now_counts = _counts(daemon)
+        if now_counts != counts:
+            self.frames.publish(_frame("counts", now_counts))
+        return now_counts
+
+
+def _hub(request: Request) -> StreamHub:
+    state = request.app.state
+    hub: StreamHub | None = getattr(state, "stream_hub", None)
+    if hub is None:
+        settings = getattr(state, "stream_settings", None) or StreamSettings()
+        hub = state.stream_hub = StreamHub(state.daemon, settings)
+    return hub
+
+
+async def _client(hub: StreamHub, sub: Subscription[bytes], first: bytes) -> AsyncIterator[bytes]:
+    try:
+        yield first
+        while True:
+            frames = await sub.batch()
+            if not frames:
+                if sub.closed:
+                    return
+                continue
+            # One write per wake-up however many frames piled up meanwhile.
+            yield b"".join(frames)
+    finally:
+        hub.leave(sub)
+
+
+@router.get(
+    "/api/v1/stream", response_class=StreamingResponse, dependencies=[Depends(require_read)]
+)
+async def stream(request: Request) -> StreamingResponse:
+    """Live changes as Server-Sent Events: hello, counts, state, event, ping."""
+    hub = _hub(request)
+    sub = hub.join()
+    return StreamingResponse(
+        _client(hub, sub, hub.hello()),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            # nginx buffers proxied responses unless told not to; a stream must not wait.
+            "X-Accel-Buffering": "no",
+        },
+    )

@@ -1,0 +1,307 @@
+"""The API's routes: names with / and markup, filters, pagination, history ranges,
+run now, maintenance, field errors, OpenAPI, and no secrets in any output."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+
+from pymon.config.load import load_config_text
+from pymon.engine.daemon import Daemon
+from tests.engine.test_daemon import wait_for
+from tests.support.servers import free_port
+
+XSS = "<script>alert(1)</script>"
+SLASHED = "db/primary"
+HISTORY_NAMED = "odd/history"
+TOKEN_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("t0ken")
+SECRETS = ("smtp-secret-pw", "hook-secret", TOKEN_HASH, "$argon2id$")
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
+    d = Daemon(
+        load_config_text(
+            f"""
+storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
+web:
+  listen: "127.0.0.1:0"
+  auth: {{tokens: [{{name: ci, token_hash: "{TOKEN_HASH}"}}]}}
+defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
+notifications:
+  channels:
+    mail: {{type: email, host: 127.0.0.1, port: {free_port()}, username: u,
+            password: smtp-secret-pw, from: p@example.org, to: [ops@example.org]}}
+    hook: {{type: webhook, url: "http://127.0.0.1:{free_port()}/", secret: hook-secret}}
+maintenance:
+  - {{services: [nightly], cron: "0 3 * * *", duration: 1h}}
+services:
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [db, core]}}
+  - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [db]}}
+  - {{name: "{XSS}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
+  - {{name: "{HISTORY_NAMED}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
+"""
+        )
+    )
+    await d.start()
+    await wait_for(lambda: "down" in d.incidents and SLASHED in d.incidents)
+    yield d
+    await d.stop()
+
+
+@pytest.fixture
+async def client(daemon: Daemon) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{daemon.web_port}",
+        headers={"Authorization": "Bearer t0ken"},
+    ) as c:
+        yield c
+
+
+def path(name: str) -> str:
+    return f"/api/v1/services/{quote(name, safe='')}"
+
+
+# -- names ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [SLASHED, XSS, HISTORY_NAMED])
+async def test_any_name_reads_back(client: httpx.AsyncClient, name: str) -> None:
+    answer = await client.get(path(name))
+    assert answer.status_code == 200
+    assert answer.json()["name"] == name
+    assert answer.headers["content-type"] == "application/json"
+
+
+async def test_a_name_with_a_slash_takes_the_suffix_routes(client: httpx.AsyncClient) -> None:
+    unquoted = f"/api/v1/services/{SLASHED}"
+    assert (await client.get(f"{unquoted}/history")).json()["service"] == SLASHED
+    ack = await client.post(f"{unquoted}/ack", json={"comment": "x"})
+    assert ack.status_code == 200 and ack.json()["service"] == SLASHED
+    assert (await client.delete(f"{unquoted}/ack")).status_code == 200
+
+
+async def test_unknown_service_is_404_on_every_route(client: httpx.AsyncClient) -> None:
+    for method, suffix in [
+        ("GET", ""),
+        ("GET", "/history"),
+        ("POST", "/ack"),
+        ("DELETE", "/ack"),
+        ("POST", "/run"),
+    ]:
+        answer = await client.request(method, path("nope/x") + suffix)
+        assert answer.status_code == 404, (method, suffix)
+        assert "nope/x" in answer.json()["error"]
+
+
+# -- lists ---------------------------------------------------------------------------------
+
+
+async def test_services_filter_by_tag_status_and_text(client: httpx.AsyncClient) -> None:
+    def names(answer: httpx.Response) -> list[str]:
+        return [s["name"] for s in answer.json()["services"]]
+
+    assert names(await client.get("/api/v1/services", params={"tag": "db"})) == ["down", SLASHED]
+    assert names(await client.get("/api/v1/services", params={"tag": "core"})) == ["down"]
+    assert names(await client.get("/api/v1/services", params={"status": "disabled"})) == [
+        XSS,
+        HISTORY_NAMED,
+    ]
+    assert names(await client.get("/api/v1/services", params={"q": "PRIMARY"})) == [SLASHED]
+    assert names(await client.get("/api/v1/services", params={"q": "<script"})) == [XSS]
+
+
+async def test_services_paginate_with_a_total(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/api/v1/services", params={"limit": 1, "offset": 1})).json()
+    assert page["total"] == 4
+    assert [s["name"] for s in page["services"]] == [SLASHED]
+
+
+async def test_events_paginate(client: httpx.AsyncClient) -> None:
+    whole = (await client.get("/api/v1/events", params={"limit": 1000})).json()
+    assert whole["next_offset"] is None and whole["total"] == len(whole["events"]) >= 4
+    first = (await client.get("/api/v1/events", params={"limit": 2})).json()
+    second = (await client.get("/api/v1/events", params={"limit": 2, "offset": 2})).json()
+    assert first["total"] is None and first["next_offset"] == 2
+    assert first["events"] + second["events"] == whole["events"][:4]
+
+
+async def test_notifications_paginate(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/api/v1/notifications", params={"limit": 1})).json()
+    assert len(first["deliveries"]) == 1 and first["next_offset"] == 1
+
+
+@pytest.mark.parametrize(
+    ("route", "params", "field"),
+    [
+        ("/api/v1/services", {"status": "broken"}, "status"),
+        ("/api/v1/services", {"limit": 0}, "limit"),
+        ("/api/v1/services", {"offset": -1}, "offset"),
+        ("/api/v1/events", {"limit": "many"}, "limit"),
+        ("/api/v1/services/down/history", {"since": "yesterday-ish"}, "since"),
+        ("/api/v1/services/down/history", {"until": "nan"}, "until"),
+        ("/api/v1/services/down/history", {"points": 0}, "points"),
+        ("/api/v1/services/down/history", {"since": "1h", "until": "2h"}, "until"),
+        ("/api/v1/maintenance", {"active": "maybe"}, "active"),
+    ],
+)
+async def test_a_bad_query_field_is_named(
+    client: httpx.AsyncClient, route: str, params: dict[str, object], field: str
+) -> None:
+    answer = await client.get(route, params=params)  # type: ignore[arg-type]
+    assert answer.status_code == 422
+    assert [f["field"] for f in answer.json()["fields"]] == [field]
+
+
+# -- history -------------------------------------------------------------------------------
+
+
+async def test_history_range_and_points(daemon: Daemon, client: httpx.AsyncClient) -> None:
+    await wait_for(lambda: daemon.states["down"].seq >= 5)
+    whole = (await client.get(path("down") + "/history", params={"limit": 1000})).json()
+    assert whole["total"] >= 5
+    middle = whole["results"][len(whole["results"]) // 2]["started_at"]
+    newer = (await client.get(path("down") + "/history", params={"since": middle})).json()
+    assert all(r["started_at"] >= middle for r in newer["results"])
+    assert 0 < newer["total"] < whole["total"]
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(middle + 1))
+    older = (await client.get(path("down") + "/history", params={"until": iso})).json()
+    assert all(r["started_at"] <= middle + 1 for r in older["results"])
+    charted = (
+        await client.get(path("down") + "/history", params={"points": 2, "since": "1h"})
+    ).json()
+    assert 1 <= len(charted["points"]) <= 2
+    assert sum(p["count"] for p in charted["points"]) == charted["total"]
+    assert charted["points"][0]["status"] == "failed"
+
+
+# -- run now -------------------------------------------------------------------------------
+
+
+async def test_run_now_is_202_and_runs(daemon: Daemon, client: httpx.AsyncClient) -> None:
+    before = daemon.states["down"].seq
+    answer = await client.post(path("down") + "/run")
+    assert answer.status_code == 202
+    assert answer.json() == {"service": "down", "queued": True, "by": "ci"}
+    await wait_for(lambda: daemon.states["down"].seq > before)
+
+
+async def test_run_now_of_a_disabled_service_is_409(client: httpx.AsyncClient) -> None:
+    assert (await client.post(path(XSS) + "/run")).status_code == 409
+
+
+async def test_run_now_needs_credentials(daemon: Daemon) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as c:
+        assert (await c.post(path("down") + "/run")).status_code == 401
+
+
+# -- maintenance ---------------------------------------------------------------------------
+
+
+async def test_maintenance_add_list_delete(daemon: Daemon, client: httpx.AsyncClient) -> None:
+    added = await client.post(
+        "/api/v1/maintenance", json={"services": [SLASHED], "duration": "2h", "comment": "disk"}
+    )
+    assert added.status_code == 201
+    window = added.json()
+    assert window["active"] is True and window["source"] == "api" and window["author"] == "ci"
+    await wait_for(lambda: daemon.states[SLASHED].maintenance)
+    listed = (await client.get("/api/v1/maintenance")).json()
+    assert listed["total"] == 2
+    assert [w["source"] for w in listed["windows"]] == ["config", "api"]
+    assert listed["windows"][0]["active"] is False or listed["windows"][0]["kind"] == "cron"
+    active = (await client.get("/api/v1/maintenance", params={"active": True})).json()
+    assert [w["id"] for w in active["windows"]] == [window["id"]]
+    gone = await client.delete(f"/api/v1/maintenance/{window['id']}")
+    assert gone.status_code == 200
+    assert (await client.delete(f"/api/v1/maintenance/{window['id']}")).status_code == 404
+    assert (await client.get("/api/v1/maintenance")).json()["total"] == 1
+
+
+async def test_maintenance_with_start_and_end(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/api/v1/maintenance",
+        json={"tags": ["db"], "start": "2030-01-01T00:00", "end": "2030-01-02T00:00"},
+    )
+    assert answer.status_code == 201
+    assert answer.json()["active"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"duration": "2h"}, "services"),
+        ({"services": ["x"]}, "end"),
+        ({"services": ["x"], "duration": "2h", "end": "2030-01-01T00:00"}, "duration"),
+        ({"services": ["x"], "duration": "soon"}, "duration"),
+        ({"services": ["x"], "duration": "-1h"}, "duration"),
+        ({"services": ["x"], "start": "2030-01-02", "end": "2030-01-01"}, "end"),
+        ({"services": ["x"], "duration": "1h", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"services": ["x"], "duration": "1h", "colour": "red"}, "colour"),
+        ({"services": ["x"], "duration": "1h", "comment": "x" * 3000}, "comment"),
+    ],
+)
+async def test_bad_maintenance_fields_are_named(
+    client: httpx.AsyncClient, body: dict[str, object], field: str
+) -> None:
+    answer = await client.post("/api/v1/maintenance", json=body)
+    assert answer.status_code == 422, answer.text
+    assert [f["field"] for f in answer.json()["fields"]] == [field]
+
+
+async def test_maintenance_writes_need_credentials(daemon: Daemon) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as c:
+        answer = await c.post("/api/v1/maintenance", json={"services": ["x"], "duration": "1h"})
+        assert answer.status_code == 401
+        assert (await c.delete("/api/v1/maintenance/abc")).status_code == 401
+
+
+# -- OpenAPI and secrets --------------------------------------------------------------------
+
+
+async def test_openapi_lists_every_route(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    paths = doc["paths"]
+    assert {
+        "/api/v1/services",
+        "/api/v1/services/{name}",
+        "/api/v1/services/{name}/history",
+        "/api/v1/services/{name}/ack",
+        "/api/v1/services/{name}/run",
+        "/api/v1/events",
+        "/api/v1/maintenance",
+        "/api/v1/maintenance/{window_id}",
+        "/api/v1/notifications",
+        "/api/v1/heartbeat/{token}",
+        "/healthz",
+        "/metrics",
+    } <= set(paths)
+    assert set(paths["/api/v1/services/{name}/ack"]) == {"post", "delete"}
+    assert set(paths["/api/v1/maintenance"]) == {"get", "post"}
+
+
+async def test_no_secret_in_any_get_route(client: httpx.AsyncClient) -> None:
+    routes = [
+        "/api/v1/services",
+        path("down"),
+        path(SLASHED) + "/history",
+        "/api/v1/events",
+        "/api/v1/notifications",
+        "/api/v1/maintenance",
+        "/healthz",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ]
+    for route in routes:
+        answer = await client.get(route)
+        assert answer.status_code == 200, route
+        text = answer.text if route == "/metrics" else json.dumps(answer.json())
+        for secret in SECRETS:
+            assert secret not in text, (route, secret)

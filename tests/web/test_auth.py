@@ -1,0 +1,381 @@
+"""Credentials on the web server: tokens, users, sessions, CSRF and the loopback rule."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import Request
+
+from pymon.config.load import load_config_text
+from pymon.engine.daemon import Daemon
+from pymon.errors import ConfigError
+from pymon.web.app import create_app
+from pymon.web.auth import CSRF_COOKIE, NO_CREDENTIALS, SESSION_COOKIE, SessionSigner, login_user
+from tests.engine.test_daemon import wait_for
+from tests.support.cli import PYMON
+from tests.support.servers import free_port
+
+# Cheap argon2id parameters: the same algorithm, fast enough for a test.
+_FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+TOKEN = "s3cret-token-for-ci"
+PASSWORD = "correct horse"
+TOKEN_HASH = _FAST.hash(TOKEN)
+PASSWORD_HASH = _FAST.hash(PASSWORD)
+AUTH = f"""
+  auth:
+    users: [{{name: ann, password_hash: "{PASSWORD_HASH}"}}]
+    tokens: [{{name: ci, token_hash: "{TOKEN_HASH}"}}]
+"""
+
+Make = Callable[..., Awaitable[Daemon]]
+
+
+@pytest.fixture
+async def make(tmp_path: Path) -> AsyncIterator[Make]:
+    started: list[Daemon] = []
+
+    async def make_daemon(web: str = "", *, listen: str = "127.0.0.1:0", on: bool = True) -> Daemon:
+        d = Daemon(
+            load_config_text(
+                f"""
+storage: {{url: "sqlite:///{tmp_path}/p{len(started)}.db", flush_interval: 50ms}}
+web:
+  enabled: {str(on).lower()}
+  listen: "{listen}"
+{web}
+defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
+services:
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+"""
+            )
+        )
+        await d.start()
+        started.append(d)
+        await wait_for(lambda: "down" in d.incidents)
+        return d
+
+    yield make_daemon
+    for d in started:
+        await d.stop()
+
+
+def client(d: Daemon, **kw: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}", **kw)  # type: ignore[arg-type]
+
+
+def asgi_client(d: Daemon, peer: str = "127.0.0.1") -> httpx.AsyncClient:
+    """The app in process, as if reached from ``peer`` (no socket: nothing beyond loopback)."""
+    transport = httpx.ASGITransport(app=create_app(d), client=(peer, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080")
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+# -- writes with credentials configured ---------------------------------------------------
+
+
+async def test_write_without_credentials_is_401_with_a_challenge(make: Make) -> None:
+    async with client(await make(AUTH)) as c:
+        answer = await c.post("/api/v1/services/down/ack")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert "credentials" in answer.json()["error"]
+
+
+async def test_bad_token_is_403(make: Make) -> None:
+    async with client(await make(AUTH)) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers={"Authorization": "Bearer nope"})
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "bad token"
+
+
+async def test_bearer_write_acts_as_the_token(make: Make) -> None:
+    d = await make(AUTH)
+    async with client(d) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers=BEARER, json={"author": "x"})
+    assert answer.status_code == 200
+    assert answer.json()["incident"]["ack"]["author"] == "ci"
+
+
+async def test_basic_write_acts_as_the_user(make: Make) -> None:
+    async with client(await make(AUTH)) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers=basic("ann", PASSWORD))
+    assert answer.status_code == 200
+    assert answer.json()["incident"]["ack"]["author"] == "ann"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        basic("ann", "wrong"),
+        basic("nobody", PASSWORD),
+        {"Authorization": "Basic !!!not-base64"},
+        {"Authorization": "Digest username=ann"},
+        {"Authorization": "Bearer " + "x" * 5000},
+    ],
+)
+async def test_bad_basic_credentials_are_403(make: Make, headers: dict[str, str]) -> None:
+    async with client(await make(AUTH)) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers=headers)
+    assert answer.status_code == 403
+
+
+async def test_basic_from_a_browser_needs_csrf(make: Make) -> None:
+    headers = {**basic("ann", PASSWORD), "Origin": "http://evil.example"}
+    async with client(await make(AUTH)) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers=headers)
+    assert answer.status_code == 403
+    assert "CSRF" in answer.json()["error"]
+
+
+async def test_a_token_is_verified_once_per_process(make: Make) -> None:
+    d = await make(AUTH, on=False)
+    app = create_app(d)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        for _ in range(3):
+            assert (await c.get("/api/v1/services", headers=BEARER)).status_code == 200
+    # One verdict cached for the one token, whatever the number of requests.
+    assert len(app.state.pymon_auth.verifier._done) == 1
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+
+async def login(c: httpx.AsyncClient, d: Daemon) -> str:
+    """Log in through login_user (as the login page will) and return the CSRF token."""
+    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
+    cookie = signer.issue("ann", PASSWORD_HASH, d.clock.time() + 3600)
+    c.cookies.set(SESSION_COOKIE, cookie)
+    session = signer.read(cookie, d.clock.time())
+    assert session is not None
+    return signer.csrf_for(session[2])
+
+
+async def test_session_write_needs_the_csrf_header(make: Make) -> None:
+    d = await make(AUTH)
+    async with client(d) as c:
+        csrf = await login(c, d)
+        missing = await c.post("/api/v1/services/down/ack")
+        wrong = await c.post("/api/v1/services/down/ack", headers={"X-CSRF-Token": "x" * 43})
+        right = await c.post("/api/v1/services/down/ack", headers={"X-CSRF-Token": csrf})
+    assert (missing.status_code, wrong.status_code) == (403, 403)
+    assert "CSRF" in missing.json()["error"]
+    assert right.status_code == 200
+    assert right.json()["incident"]["ack"]["author"] == "ann"
+
+
+async def test_session_write_takes_the_csrf_form_field(make: Make) -> None:
+    d = await make(AUTH)
+    async with client(d) as c:
+        csrf = await login(c, d)
+        answer = await c.post("/api/v1/maintenance/nope", data={"csrf_token": csrf})
+        deleted = await c.request("DELETE", "/api/v1/maintenance/nope", data={"csrf_token": csrf})
+    assert answer.status_code == 405  # the route exists for DELETE only
+    assert deleted.status_code == 404  # past auth and CSRF: no such window
+
+
+async def test_expired_session_is_no_session(make: Make) -> None:
+    d = await make(AUTH)
+    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
+    async with client(d) as c:
+        c.cookies.set(SESSION_COOKIE, signer.issue("ann", PASSWORD_HASH, d.clock.time() - 1))
+        answer = await c.post("/api/v1/services/down/ack", headers={"X-CSRF-Token": "x"})
+    assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda good: good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+        lambda good: SessionSigner(b"k" * 32).issue("ann", PASSWORD_HASH, 4e9),
+        lambda good: "garbage",
+        lambda good: "." * 10,
+    ],
+)
+async def test_forged_session_is_no_session(make: Make, forge: Callable[[str], str]) -> None:
+    d = await make(AUTH)
+    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
+    async with client(d) as c:
+        c.cookies.set(SESSION_COOKIE, forge(signer.issue("ann", PASSWORD_HASH, 4e9)))
+        answer = await c.post("/api/v1/services/down/ack")
+    assert answer.status_code == 401
+
+
+async def test_a_changed_password_ends_sessions(make: Make) -> None:
+    d = await make(AUTH)
+    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
+    async with client(d) as c:
+        c.cookies.set(SESSION_COOKIE, signer.issue("ann", _FAST.hash("old one"), 4e9))
+        answer = await c.get("/api/v1/services")
+    assert answer.status_code == 200  # reading is open: the stale session is just ignored
+    async with client(d) as c:
+        c.cookies.set(SESSION_COOKIE, signer.issue("ann", _FAST.hash("old one"), 4e9))
+        assert (await c.post("/api/v1/services/down/ack")).status_code == 401
+
+
+async def test_login_user_sets_a_strict_http_only_cookie(make: Make) -> None:
+    d = await make(AUTH, on=False)
+    app = create_app(d)
+
+    @app.post("/test-login")
+    async def test_login(request: Request) -> object:
+        form = dict(x.split("=") for x in (await request.body()).decode().split("&"))
+        response = await login_user(request, form["u"], form["p"].replace("+", " "))
+        return response if response is not None else {"refused": True}
+
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        wrong = await c.post("/test-login", content="u=ann&p=nope")
+        right = await c.post("/test-login", content="u=ann&p=correct+horse")
+        unknown = await c.post("/test-login", content="u=bob&p=correct+horse")
+    assert wrong.json() == {"refused": True}
+    assert unknown.json() == {"refused": True}
+    assert right.status_code == 303
+    cookie = right.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+
+
+# -- reading -------------------------------------------------------------------------------
+
+READ_AUTH = AUTH + "    read: true\n"
+READ_ROUTES = [
+    "/api/v1/services",
+    "/api/v1/services/down",
+    "/api/v1/services/down/history",
+    "/api/v1/events",
+    "/api/v1/notifications",
+    "/api/v1/maintenance",
+    "/metrics",
+]
+
+
+@pytest.mark.parametrize("route", READ_ROUTES)
+async def test_reading_is_open_by_default(make: Make, route: str) -> None:
+    async with client(await make(AUTH)) as c:
+        assert (await c.get(route)).status_code == 200
+
+
+@pytest.mark.parametrize("route", READ_ROUTES)
+async def test_read_true_guards_every_read_route(make: Make, route: str) -> None:
+    async with client(await make(READ_AUTH)) as c:
+        anonymous = await c.get(route)
+        bad = await c.get(route, headers={"Authorization": "Bearer nope"})
+        good = await c.get(route, headers=BEARER)
+    assert (anonymous.status_code, bad.status_code, good.status_code) == (401, 403, 200)
+
+
+async def test_healthz_and_heartbeat_are_never_guarded(make: Make) -> None:
+    async with client(await make(READ_AUTH)) as c:
+        assert (await c.get("/healthz")).status_code == 200
+        assert (await c.post("/api/v1/heartbeat/unknown")).status_code == 404
+
+
+def test_read_true_without_credentials_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config_text("web:\n  auth:\n    read: true\n")
+    assert "web.auth" in str(err.value.issues[0])
+
+
+# -- the loopback rule ---------------------------------------------------------------------
+
+
+async def test_loopback_server_takes_local_writes_without_credentials(make: Make) -> None:
+    async with client(await make()) as c:
+        answer = await c.post("/api/v1/services/down/ack", json={"author": "ann"})
+    assert answer.status_code == 200
+    assert answer.json()["incident"]["ack"]["author"] == "ann"
+
+
+async def test_server_not_on_loopback_refuses_writes_without_credentials(make: Make) -> None:
+    d = await make(listen="0.0.0.0:8080", on=False)
+    async with asgi_client(d) as c:
+        answer = await c.post("/api/v1/services/down/ack")
+    assert answer.status_code == 403
+    assert answer.json()["error"] == NO_CREDENTIALS
+
+
+async def test_loopback_rule_needs_a_loopback_peer(make: Make) -> None:
+    d = await make(listen="127.0.0.1:8080", on=False)
+    async with asgi_client(d, peer="192.0.2.7") as c:
+        assert (await c.post("/api/v1/services/down/ack")).status_code == 403
+    async with asgi_client(d) as c:
+        assert (await c.post("/api/v1/services/down/ack")).status_code == 200
+
+
+async def test_loopback_rule_refuses_a_rebound_host_name(make: Make) -> None:
+    async with client(await make()) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers={"Host": "evil.example"})
+    assert answer.status_code == 403
+
+
+async def test_loopback_rule_refuses_forwarded_requests(make: Make) -> None:
+    async with client(await make()) as c:
+        answer = await c.post(
+            "/api/v1/services/down/ack", headers={"X-Forwarded-Host": "pymon.example"}
+        )
+    assert answer.status_code == 403
+
+
+async def test_loopback_browser_write_needs_the_double_submitted_token(make: Make) -> None:
+    async with client(await make()) as c:
+        cross_site = await c.post(
+            "/api/v1/services/down/ack", headers={"Origin": "http://evil.example"}
+        )
+        c.cookies.set(CSRF_COOKIE, "a" * 43)
+        mismatched = await c.post(
+            "/api/v1/services/down/ack",
+            headers={"Origin": "http://127.0.0.1", "X-CSRF-Token": "b" * 43},
+        )
+        matched = await c.post(
+            "/api/v1/services/down/ack",
+            headers={"Origin": "http://127.0.0.1", "X-CSRF-Token": "a" * 43},
+        )
+    assert (cross_site.status_code, mismatched.status_code) == (403, 403)
+    assert matched.status_code == 200
+
+
+# -- pymon hash-password ------------------------------------------------------------------
+
+
+def hash_password(stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PYMON, "hash-password"], input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_hash_password_reads_stdin_and_prints_an_argon2id_hash() -> None:
+    done = await asyncio.to_thread(hash_password, "hunter2\n")
+    assert done.returncode == 0, done.stderr
+    hashed = done.stdout.strip()
+    assert hashed.startswith("$argon2id$")
+    assert PasswordHasher().verify(hashed, "hunter2")
+    assert "hunter2" not in done.stdout
+
+
+async def test_hash_password_refuses_an_empty_password() -> None:
+    done = await asyncio.to_thread(hash_password, "\n")
+    assert done.returncode == 1
+    assert "empty" in done.stderr
+
+
+def test_a_bad_hash_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config_text('web:\n  auth:\n    users: [{name: ann, password_hash: "hunter2"}]\n')
+    text = str(err.value.issues[0])
+    assert "web.auth.users[0].password_hash" in text and "argon2id" in text
+    assert "hunter2" not in text
