@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import math
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,7 +22,6 @@ import aiohttp
 
 from pymon.bench import BenchOptions
 from pymon.checks import CheckFn
-from pymon.engine.scheduler import Scheduler
 from pymon.model import Event, ServiceState
 from pymon.store.base import ResultRecord
 from pymon.store.sql import SqlStore
@@ -33,7 +31,6 @@ __all__ = [
     "apply_variants",
     "http_raw_check",
     "lean_session",
-    "lean_sleep_until",
     "raw_store_write",
     "tcp_raw_check",
 ]
@@ -256,40 +253,6 @@ def _http_raw() -> None:
     REGISTRY["http"] = dataclasses.replace(kind, run=http_raw_check(kind.run))
 
 
-def lean_sleep_until(tick: float) -> Callable[[Scheduler, float], Awaitable[None]]:
-    """engine/scheduler.py Scheduler._sleep_until: one timer per wake, wakes at most every tick.
-
-    Today each wake-up makes two tasks (the wake event's waiter and the sleep) and
-    an ``asyncio.wait``; at 2,000 due times a second that is 2,000 wakes. Here a
-    wake is one ``asyncio.timeout`` around the event, and the next wake is never
-    sooner than ``tick`` after this one, so due runs are taken in small batches
-    (lateness grows by at most ``tick``).
-    """
-
-    async def _sleep_until(self: Scheduler, due: float) -> None:
-        now = self._clock.monotonic()
-        due = max(due, now + tick)
-        self._target = due
-        self._wake.clear()
-        delay = due - now
-        try:
-            async with asyncio.timeout(delay if delay != math.inf else 3600):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
-        finally:
-            self._target = math.inf
-
-    return _sleep_until
-
-
-def _sched_lean(tick: float) -> Patch:
-    def patch() -> None:
-        Scheduler._sleep_until = lean_sleep_until(tick)  # type: ignore[method-assign, assignment]
-
-    return patch
-
-
 StoreWrite = Callable[
     [SqlStore, Sequence[ServiceState], Sequence[ResultRecord], Sequence[Event]], Awaitable[None]
 ]
@@ -366,19 +329,6 @@ def _switch_interval(seconds: float) -> Patch:
     return patch
 
 
-def _gc_relaxed() -> None:
-    """gc.set_threshold: collect the youngest generation every 50,000 allocations, not 700.
-
-    Every check allocates a few hundred short-lived objects (tasks, futures,
-    transports, results); with the default threshold the collector runs thousands
-    of times a second and its older generations walk every live object (all
-    services' states, configs and in-flight checks).
-    """
-    import gc
-
-    gc.set_threshold(50_000, 20, 100)
-
-
 def _gc_freeze() -> None:
     """gc.freeze after the daemon started: what exists then is never scanned again.
 
@@ -413,9 +363,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "http-nohe": ({}, [_http_session(traces=True, happy_eyeballs=False)]),
     "http-lean": ({}, [_http_session(traces=False, happy_eyeballs=False)]),
     "http-raw": ({}, [_http_raw]),
-    "sched-lean": ({}, [_sched_lean(0.01)]),
     "store-raw": ({}, [_store_raw]),
-    "gc-relaxed": ({}, [_gc_relaxed]),
     "gc-freeze": ({}, [_gc_freeze]),
     "switch-1ms": ({}, [_switch_interval(0.001)]),
 }
