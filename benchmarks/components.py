@@ -7,7 +7,7 @@ From the repository root::
 Parts:
 
 ``tcp``
-    one tcp check: ``check_tcp`` (streams) against the bare-socket prototype;
+    one tcp check, connect only (``check_tcp`` uses a bare socket for it);
 ``http``
     one http check through ``new_session()``'s session, against the same session
     without trace hooks, without happy eyeballs, and without both; and a GET on a
@@ -46,7 +46,6 @@ from benchmarks.variants import (
     http_raw_check,
     lean_session,
     raw_store_write,
-    tcp_raw_check,
 )
 
 from pymon.bench import _TargetProcess
@@ -247,15 +246,11 @@ async def main(args: argparse.Namespace) -> None:
     try:
         if target is not None and "tcp" in parts:
             kind = check_type("tcp")
-            raw = CheckType(kind.name, kind.spec, tcp_raw_check(kind.run), {}, kind.summary)
             specs = [TcpSpec(host="127.0.0.1", port=p) for p in target.tcp_ports]
             await _check_round(300, kind, specs)()  # warm-up
             await compare(
                 "tcp check (run_check)",
-                {
-                    "check_tcp (streams)": _check_round(args.n, kind, specs),
-                    "bare socket (prototype)": _check_round(args.n, raw, specs),
-                },
+                {"check_tcp, connect only (bare socket)": _check_round(args.n, kind, specs)},
                 rounds,
             )
         if target is not None and "http" in parts:

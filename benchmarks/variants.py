@@ -5,7 +5,7 @@ a proposed engine change can be measured before anyone edits the engine. None of
 this is production code; the figures it made are in ``docs/performance.md``, and
 each prototype names the file and function it stands in for.
 
-Variants compose: ``uvloop+tcp-raw+http-lean`` applies all three.
+Variants compose: ``uvloop+http-raw+store-raw`` applies all three.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -32,63 +31,9 @@ __all__ = [
     "http_raw_check",
     "lean_session",
     "raw_store_write",
-    "tcp_raw_check",
 ]
 
 Patch = Callable[[], None]
-
-
-def tcp_raw_check(streams: CheckFn) -> CheckFn:
-    """checks/tcp.py check_tcp: a plain connect check on a bare socket, no streams.
-
-    ``asyncio.open_connection`` builds a transport, a protocol, a StreamReader and
-    a StreamWriter and then closes them gracefully (with a timeout) just to learn
-    that the port accepts; ``loop.sock_connect`` on a non-blocking socket learns
-    the same. Services with ``send`` or ``expect`` keep the streams path.
-    """
-    from pymon.checks.base import CheckContext, resolve_host
-    from pymon.checks.tcp import TcpSpec
-    from pymon.model import CheckResult, Status
-
-    async def check_tcp_raw(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
-        if spec.send is not None or spec.expect is not None:
-            return await streams(spec, ctx)
-        try:
-            addresses = await resolve_host(spec.host, ctx)
-        except OSError as exc:
-            return CheckResult(Status.FAILED, f"cannot resolve {spec.host}: {exc}")
-        loop = asyncio.get_running_loop()
-        reasons: list[str] = []
-        t0 = ctx.clock.monotonic()
-        for address in addresses:
-            ctx.stage = f"connecting to {address} port {spec.port}"
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                await loop.sock_connect(sock, (address, spec.port))
-            except OSError as exc:
-                reasons.append(exc.strerror or str(exc))
-                continue
-            finally:
-                sock.close()
-            connect_ms = (ctx.clock.monotonic() - t0) * 1000
-            where = spec.host if address == spec.host else f"{spec.host} ({address})"
-            return CheckResult(
-                Status.OK,
-                f"connected to {where} port {spec.port} in {connect_ms:.0f} ms",
-                {"connect_ms": round(connect_ms, 3)},
-            )
-        return CheckResult(Status.FAILED, f"{'; '.join(reasons)} ({spec.host} port {spec.port})")
-
-    return check_tcp_raw
-
-
-def _tcp_raw() -> None:
-    from pymon.checks import REGISTRY
-
-    kind = REGISTRY["tcp"]
-    REGISTRY["tcp"] = dataclasses.replace(kind, run=tcp_raw_check(kind.run))
 
 
 def lean_session(
@@ -358,7 +303,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "flush-0.25": ({"flush_interval": 0.25}, []),
     "flush-2": ({"flush_interval": 2.0}, []),
     "ports-1": ({"ports_per_kind": 1}, []),
-    "tcp-raw": ({}, [_tcp_raw]),
     "http-notrace": ({}, [_http_session(traces=False, happy_eyeballs=True)]),
     "http-nohe": ({}, [_http_session(traces=True, happy_eyeballs=False)]),
     "http-lean": ({}, [_http_session(traces=False, happy_eyeballs=False)]),
