@@ -10,8 +10,8 @@ Parts:
     one tcp check, connect only (``check_tcp`` uses a bare socket for it);
 ``http``
     one http check through ``new_session()``'s session, against the same session
-    without trace hooks, without happy eyeballs, and without both; and a GET on a
-    bare asyncio Protocol (how much of the cost is the HTTP client itself);
+    without happy eyeballs; and a GET on a bare asyncio Protocol (how much of the
+    cost is the HTTP client itself);
 ``engine``
     the daemon running a check that does no I/O at 2,000 runs/s (scheduler,
     run_check, rules, writer; no store), the scheduler's 10 ms tick against a
@@ -258,11 +258,7 @@ async def main(args: argparse.Namespace) -> None:
             hspecs = [HttpSpec(url=f"http://127.0.0.1:{p}/x") for p in target.http_ports]
             sessions = {
                 "new_session() as is": new_session(),
-                "no trace hooks": lean_session(new_session(), traces=False, happy_eyeballs=True),
-                "no happy eyeballs": lean_session(new_session(), traces=True, happy_eyeballs=False),
-                "neither (prototype http-lean)": lean_session(
-                    new_session(), traces=False, happy_eyeballs=False
-                ),
+                "no happy eyeballs (prototype http-nohe)": lean_session(new_session()),
             }
             raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run), {}, kind.summary)
             try:

@@ -36,37 +36,27 @@ __all__ = [
 Patch = Callable[[], None]
 
 
-def lean_session(
-    session: aiohttp.ClientSession, *, traces: bool, happy_eyeballs: bool
-) -> aiohttp.ClientSession:
-    """checks/http.py new_session: the shared session without trace hooks and/or happy eyeballs.
+def lean_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """checks/http.py new_session: the shared session without happy eyeballs.
 
-    aiohttp runs its whole tracing machinery for every request of a session that
-    has any TraceConfig; the hooks only move ``ctx.stage``. With one address per
-    target (an IP literal or a resolved name tried in turn) happy eyeballs races
-    nothing, yet ``aiohappyeyeballs`` still stages every connect.
+    With one address per target (an IP literal or a resolved name tried in turn)
+    happy eyeballs races nothing, yet ``aiohappyeyeballs`` still stages every connect.
     """
-    if not traces:
-        session._trace_configs = []
-    if not happy_eyeballs:
-        connector = session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        connector._happy_eyeballs_delay = None
+    connector = session.connector
+    assert isinstance(connector, aiohttp.TCPConnector)
+    connector._happy_eyeballs_delay = None
     return session
 
 
-def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
-    def patch() -> None:
-        import pymon.engine.daemon as daemon
+def _http_nohe() -> None:
+    import pymon.engine.daemon as daemon
 
-        made = daemon.new_session  # type: ignore[attr-defined]
+    made = daemon.new_session  # type: ignore[attr-defined]
 
-        def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
-            return lean_session(made(*args, **kwargs), traces=traces, happy_eyeballs=happy_eyeballs)
+    def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        return lean_session(made(*args, **kwargs))
 
-        daemon.new_session = session  # type: ignore[attr-defined]
-
-    return patch
+    daemon.new_session = session  # type: ignore[attr-defined]
 
 
 class _OneResponse(asyncio.Protocol):
@@ -303,9 +293,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "flush-0.25": ({"flush_interval": 0.25}, []),
     "flush-2": ({"flush_interval": 2.0}, []),
     "ports-1": ({"ports_per_kind": 1}, []),
-    "http-notrace": ({}, [_http_session(traces=False, happy_eyeballs=True)]),
-    "http-nohe": ({}, [_http_session(traces=True, happy_eyeballs=False)]),
-    "http-lean": ({}, [_http_session(traces=False, happy_eyeballs=False)]),
+    "http-nohe": ({}, [_http_nohe]),
     "http-raw": ({}, [_http_raw]),
     "store-raw": ({}, [_store_raw]),
     "gc-freeze": ({}, [_gc_freeze]),
