@@ -19,7 +19,8 @@ Parts:
     own share is small: ``rules.apply`` measured 9-17 µs a call);
 ``store``
     ``SqlStore.write`` per result (state + result row) at batch sizes 100, 1,000
-    and 5,000: SQLAlchemy Core against the driver-SQL prototype.
+    and 5,000: multi-row statements (SQLite's path) against one executemany per
+    table (the path before; variant ``store-executemany``).
 
 The machine this runs on is often shared, so the alternatives of one part are
 measured in **interleaved rounds** (A, B, A, B...) in one process, and each is
@@ -43,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.variants import (
+    executemany_rows,
     http_raw_check,
     lean_session,
-    raw_store_write,
 )
 
 from pymon.bench import _TargetProcess
@@ -203,8 +204,7 @@ def _store_rows(batch: int, seq: int) -> tuple[list[ServiceState], list[ResultRe
 
 
 async def _store(rounds: int) -> None:
-    core = SqlStore.write
-    raw = raw_store_write(core)
+    multirow = SqlStore._upsert_rows
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'store.db'}")
         await store.open()
@@ -212,16 +212,17 @@ async def _store(rounds: int) -> None:
         try:
             for batch in (100, 1000, 5000):
 
-                def store_round(write: Any, batch: int = batch) -> Round:
+                def store_round(upsert_rows: Any, batch: int = batch) -> Round:
                     async def one_round() -> tuple[float, int]:
                         nonlocal seq
+                        SqlStore._upsert_rows = upsert_rows  # type: ignore[method-assign]
                         batches = max(2, 10_000 // batch)
                         c0 = _cpu()
                         for _ in range(batches):
                             seq += 1
                             states, results = _store_rows(batch, seq)
                             no_events: list[Event] = []
-                            await write(store, states, results, no_events)
+                            await store.write(states, results, no_events)
                         return _cpu() - c0, batches * batch
 
                     return one_round
@@ -229,12 +230,13 @@ async def _store(rounds: int) -> None:
                 await compare(
                     f"SqlStore.write per result (state + result row), batch {batch}",
                     {
-                        "SQLAlchemy Core executemany": store_round(core),
-                        "driver SQL with tuples (prototype)": store_round(raw),
+                        "multi-row statements (SqlStore)": store_round(multirow),
+                        "executemany (before)": store_round(executemany_rows),
                     },
                     rounds,
                 )
         finally:
+            SqlStore._upsert_rows = multirow  # type: ignore[method-assign]
             await store.close()
 
 

@@ -5,32 +5,29 @@ a proposed engine change can be measured before anyone edits the engine. None of
 this is production code; the figures it made are in ``docs/performance.md``, and
 each prototype names the file and function it stands in for.
 
-Variants compose: ``uvloop+http-raw+store-raw`` applies all three.
+Variants compose: ``uvloop+http-raw+store-executemany`` applies all three.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
 
 from pymon.bench import BenchOptions
 from pymon.checks import CheckFn
-from pymon.model import Event, ServiceState
-from pymon.store.base import ResultRecord
 from pymon.store.sql import SqlStore
 
 __all__ = [
     "VARIANTS",
     "apply_variants",
+    "executemany_rows",
     "http_raw_check",
     "lean_session",
-    "raw_store_write",
 ]
 
 Patch = Callable[[], None]
@@ -188,66 +185,18 @@ def _http_raw() -> None:
     REGISTRY["http"] = dataclasses.replace(kind, run=http_raw_check(kind.run))
 
 
-StoreWrite = Callable[
-    [SqlStore, Sequence[ServiceState], Sequence[ResultRecord], Sequence[Event]], Awaitable[None]
-]
+async def executemany_rows(self: SqlStore, conn: Any, stmt: Any, table: Any, rows: Any) -> None:
+    """store/sql.py SqlStore._upsert_rows as it was: one executemany per table on SQLite too.
 
-
-def raw_store_write(original: StoreWrite) -> StoreWrite:
-    """store/sql.py SqlStore.write on SQLite: the two hot upserts as driver SQL with tuples.
-
-    SQLAlchemy Core's executemany compiles nothing (the statement is cached) but
-    still runs per-row bind processing (JSON encoding through its type system,
-    parameter dicts) in the event loop's thread. Here the rows are built as tuples
-    with ``json.dumps`` and handed to the driver as they are; events keep the
-    Core path (they are rare). Other backends keep ``original``.
+    For comparison with the multi-row statements SQLite gets now: sqlite3 takes the
+    GIL back after every row of an executemany, which with a busy loop made a
+    1,000-row batch take seconds of wall time.
     """
-    from pymon.store import sql
-
-    def upsert(table: Any, keys: Sequence[str], where: str = "") -> tuple[str, list[str]]:
-        cols = [c.name for c in table.columns]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
-        text = (
-            f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} {where}"
-        )
-        return text, cols
-
-    state_sql, state_cols = upsert(sql.state_table, ["name"])
-    result_sql, result_cols = upsert(
-        sql.result_table, ["service", "slot"], "WHERE results.seq < excluded.seq"
-    )
-    json_cols = {"metrics", "last_by_status"}
-
-    def tuples(rows: list[dict[str, Any]], cols: list[str]) -> list[tuple[Any, ...]]:
-        return [
-            tuple(json.dumps(row[c]) if c in json_cols else row[c] for c in cols) for row in rows
-        ]
-
-    async def write(
-        self: SqlStore,
-        states: Sequence[ServiceState],
-        results: Sequence[ResultRecord],
-        events: Sequence[Event],
-    ) -> None:
-        if self.backend != "sqlite":
-            await original(self, states, results, events)
-            return
-        state_rows = tuples(list({s.name: sql._state_row(s) for s in states}.values()), state_cols)
-        result_rows = tuples(sql._ring_rows(results, self.history_size), result_cols)
-        async with self._connect("write a batch", write=True) as conn:
-            if state_rows:
-                await conn.exec_driver_sql(state_sql, state_rows)
-            if result_rows:
-                await conn.exec_driver_sql(result_sql, result_rows)
-            if events:
-                await conn.execute(sql.event_table.insert(), [sql._event_row(e) for e in events])
-
-    return write
+    await conn.execute(stmt, rows)
 
 
-def _store_raw() -> None:
-    SqlStore.write = raw_store_write(SqlStore.write)  # type: ignore[method-assign, assignment]
+def _store_executemany() -> None:
+    SqlStore._upsert_rows = executemany_rows  # type: ignore[method-assign]
 
 
 def _switch_interval(seconds: float) -> Patch:
@@ -295,7 +244,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "ports-1": ({"ports_per_kind": 1}, []),
     "http-nohe": ({}, [_http_nohe]),
     "http-raw": ({}, [_http_raw]),
-    "store-raw": ({}, [_store_raw]),
+    "store-executemany": ({}, [_store_executemany]),
     "gc-freeze": ({}, [_gc_freeze]),
     "switch-1ms": ({}, [_switch_interval(0.001)]),
 }

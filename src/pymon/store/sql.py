@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, RowMapping, make_url
+from sqlalchemy.engine import URL, Dialect, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -289,6 +290,53 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+# Rows per multi-row INSERT on SQLite (fewer when the columns would pass the
+# dialect's limit on bound parameters).
+_PAGE_ROWS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _MultiRow:
+    """An upsert as SQLite text with one VALUES group per row, sent a page at a time.
+
+    SQLite's driver runs in aiosqlite's thread and takes the GIL back after every
+    row of an executemany; while the event loop is busy each hand-over waits up to
+    the interpreter's switch interval (5 ms), so a 1,000-row batch took seconds and
+    kept interrupting the loop. One statement per page needs a few hand-overs.
+    """
+
+    head: str
+    group: str
+    tail: str
+    columns: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    page: int
+
+    @classmethod
+    def of(cls, stmt: Insert, table: Table, dialect: Dialect) -> _MultiRow:
+        """Split ``stmt`` compiled for ``dialect`` around its one VALUES group."""
+        compiled = stmt.compile(dialect=dialect)
+        text = compiled.string
+        start = text.index(" VALUES (") + len(" VALUES ")
+        end = text.index(")", start) + 1
+        columns = tuple(compiled.positiontup or ())
+        processors = tuple(table.c[name].type.bind_processor(dialect) for name in columns)
+        page = max(1, min(_PAGE_ROWS, dialect.insertmanyvalues_max_parameters // len(columns)))
+        return cls(text[:start], text[start:end], text[end:], columns, processors, page)
+
+    def pages(self, rows: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """(statement, flat parameters) for each page of ``rows``."""
+        bind = list(zip(self.columns, self.processors, strict=True))
+        for first in range(0, len(rows), self.page):
+            chunk = rows[first : first + self.page]
+            params = tuple(
+                row[name] if process is None else process(row[name])
+                for row in chunk
+                for name, process in bind
+            )
+            yield self.head + ", ".join([self.group] * len(chunk)) + self.tail, params
+
+
 def _reason(exc: BaseException) -> str:
     """The driver's own words for a failure, without SQLAlchemy's statement dump."""
     orig = getattr(exc, "orig", None)
@@ -336,6 +384,7 @@ class SqlStore:
         # A notice already in the outbox stays as it is (it may be delivered already).
         notice_insert: Any = self._insert(notice_table)
         self._notice_insert: Insert = notice_insert.on_conflict_do_nothing(index_elements=["key"])
+        self._multirow: dict[str, _MultiRow] = {}
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -503,13 +552,26 @@ class SqlStore:
             if notice_rows:
                 await conn.execute(self._notice_insert, notice_rows)
             if state_rows:
-                await conn.execute(self._state_upsert, state_rows)
+                await self._upsert_rows(conn, self._state_upsert, state_table, state_rows)
             if result_rows:
-                await conn.execute(self._result_upsert, result_rows)
+                await self._upsert_rows(conn, self._result_upsert, result_table, result_rows)
             if event_rows:
                 # Plain INSERT, no RETURNING: the ids are the database's business,
                 # and without RETURNING both drivers send the rows as one executemany.
                 await conn.execute(event_table.insert(), event_rows)
+
+    async def _upsert_rows(
+        self, conn: AsyncConnection, stmt: Insert, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        """One executemany on PostgreSQL; multi-row statements on SQLite (see _MultiRow)."""
+        if self.backend != "sqlite":
+            await conn.execute(stmt, rows)
+            return
+        multirow = self._multirow.get(table.name)
+        if multirow is None:
+            multirow = self._multirow[table.name] = _MultiRow.of(stmt, table, conn.dialect)
+        for text, params in multirow.pages(rows):
+            await conn.exec_driver_sql(text, params)
 
     async def load_states(self) -> dict[str, ServiceState]:
         """Every persisted service state, keyed by service name."""
