@@ -290,11 +290,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-# Rows per multi-row INSERT on SQLite (fewer when the columns would pass the
-# dialect's limit on bound parameters).
-_PAGE_ROWS = 1000
-
-
 @dataclass(frozen=True, slots=True)
 class _MultiRow:
     """An upsert as SQLite text with one VALUES group per row, sent a page at a time.
@@ -321,7 +316,10 @@ class _MultiRow:
         end = text.index(")", start) + 1
         columns = tuple(compiled.positiontup or ())
         processors = tuple(table.c[name].type.bind_processor(dialect) for name in columns)
-        page = max(1, min(_PAGE_ROWS, dialect.insertmanyvalues_max_parameters // len(columns)))
+        # As many rows as the dialect's limit on bound parameters allows: each
+        # statement costs a round trip to aiosqlite's thread, and under load every
+        # round trip waits for a turn of the busy event loop.
+        page = max(1, dialect.insertmanyvalues_max_parameters // len(columns))
         return cls(text[:start], text[start:end], text[end:], columns, processors, page)
 
     def pages(self, rows: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
