@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import functools
 import json
 import re
 import ssl
@@ -24,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from yarl import URL
 
 from pymon import __version__
 from pymon.checks import register
@@ -227,6 +229,17 @@ class HttpSpec(TrustSpec):
 # runs the whole tracing machinery on every request: 8-10 % of an http check's CPU.
 _current_check: ContextVar[CheckContext | None] = ContextVar("pymon_http_check", default=None)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@functools.lru_cache(maxsize=65_536)
+def _parsed(url: str) -> URL:
+    """``url`` parsed once per service, not on every run.
+
+    yarl's own cache holds 256 URLs, fewer than a daemon's http services, so
+    without this every request parsed its URL again (and the parsed URL keeps
+    its host, port and path worked out for aiohttp's next use).
+    """
+    return URL(url)
 
 
 class _Response(aiohttp.ClientResponse):
@@ -498,7 +511,7 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
     try:
         async with session.request(
             spec.method,
-            spec.url,
+            _parsed(spec.url),
             headers=headers,
             data=spec.body,
             json=spec.json_body,
