@@ -163,8 +163,9 @@ class Scheduler:
     async def _sleep_until(self, due: float) -> None:
         """Sleep until ``due`` (not before the tick), or until ``_push`` cuts the sleep short.
 
-        One clock sleep per wake-up, cancelled when an earlier run is pushed: the
-        cheapest wait the Clock seam allows (no waiter task, no ``asyncio.wait``).
+        One task per wake-up, the clock's sleep, cancelled when an earlier run is
+        pushed: the cheapest wait the Clock seam allows (sleeping and waiting on an
+        event took two tasks and an ``asyncio.wait``).
         """
         self._target = max(due, self._not_before)
         delay = min(self._target - self._clock.monotonic(), 3600.0)
