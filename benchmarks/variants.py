@@ -213,6 +213,22 @@ def _switch_interval(seconds: float) -> Patch:
     return patch
 
 
+def _gc_threshold(young: int, middle: int, old: int) -> Patch:
+    """pymon/runtime.py GC_THRESHOLD: other collector thresholds than the daemon's.
+
+    With the daemon's (50,000, 20, 100) the middle generation's collection comes
+    every twenty young ones and walks everything they left, pausing the loop for
+    hundreds of milliseconds at 10,000 services.
+    """
+
+    def patch() -> None:
+        import pymon.runtime
+
+        pymon.runtime.GC_THRESHOLD = (young, middle, old)
+
+    return patch
+
+
 def _gc_freeze() -> None:
     """gc.freeze after the daemon started: what exists then is never scanned again.
 
@@ -246,6 +262,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "http-raw": ({}, [_http_raw]),
     "store-executemany": ({}, [_store_executemany]),
     "gc-freeze": ({}, [_gc_freeze]),
+    "gc-mid5": ({}, [_gc_threshold(50_000, 5, 100)]),
     "switch-1ms": ({}, [_switch_interval(0.001)]),
 }
 
