@@ -1,12 +1,14 @@
-"""The ``pymon`` command line: run, check, config validate, bench."""
+"""The ``pymon`` command line: run, check, config validate, ack, bench."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,6 +19,7 @@ from ruamel.yaml.error import YAMLError
 
 from pymon import __version__
 from pymon.checks import REGISTRY
+from pymon.client import Client, ClientError
 from pymon.config.load import load_config, load_config_text, load_demo_config
 from pymon.config.schema import Config
 from pymon.errors import ConfigError, PymonError
@@ -45,6 +48,8 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
+    # aiosmtpd (the acknowledgement server) logs every SMTP command at INFO.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _fail_config(err: ConfigError) -> NoReturn:
@@ -72,8 +77,7 @@ def cli() -> None:
     """pymon: watch hosts, services and processes; tell the right people once."""
 
 
-@cli.command()
-@click.option(
+_config_option = click.option(
     "-c",
     "--config",
     "config_path",
@@ -81,6 +85,10 @@ def cli() -> None:
     default=None,
     help="Config file (default ./pymon.yaml, else the built-in demo).",
 )
+
+
+@cli.command()
+@_config_option
 def run(config_path: str | None) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     config = _load(config_path)
@@ -213,11 +221,72 @@ def config() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def validate(file: str) -> None:
     """Check FILE; print every error as FILE:LINE: key.path: what is wrong."""
+    from pymon.notify.templates import Templates, template_dir
+
     try:
         cfg = load_config(file)
     except ConfigError as err:
         _fail_config(err)
+    problems = Templates(template_dir(cfg)).check()
+    for problem in problems:
+        click.echo(f"{file}: notifications.templates: {problem}", err=True)
+    if problems:
+        sys.exit(1)
     click.echo(f"{file}: ok ({len(cfg.services)} services)")
+
+
+def _api_url(url: str | None, config_path: str | None) -> str:
+    """``--url``, else where the config (``-c``, ``./pymon.yaml``, the demo) serves the web UI."""
+    if url:
+        return url
+    web = _load(config_path).web
+    host, port = web.host_port()
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{web.base_path}"
+
+
+def _default_author() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "cli"
+    return f"{user}@{socket.gethostname()}"
+
+
+@cli.command()
+@_config_option
+@click.option("--url", default=None, help="The daemon's web address (default: from the config).")
+@click.option("-m", "--message", "comment", default="", help="Why (shown with the state).")
+@click.option("--author", default=None, help="Who (default: user@host).")
+@click.option("--expires", default=None, help="End the acknowledgement after e.g. 2h.")
+@click.option("--undo", is_flag=True, help="Take the acknowledgement back instead.")
+@click.argument("name")
+def ack(
+    config_path: str | None,
+    url: str | None,
+    comment: str,
+    author: str | None,
+    expires: str | None,
+    undo: bool,
+    name: str,
+) -> None:
+    """Acknowledge service NAME's open incident on the running daemon (notices stop)."""
+    client = Client(_api_url(url, config_path))
+    who = author or _default_author()
+    try:
+        if undo:
+            answer = client.unacknowledge(name, author=who)
+        else:
+            answer = client.acknowledge(name, author=who, comment=comment, expires=expires)
+    except ClientError as exc:
+        click.echo(f"pymon ack: {exc}", err=True)
+        sys.exit(1)
+    incident = answer.get("incident") or {}
+    if undo:
+        click.echo(f"{name}: acknowledgement taken back ({incident.get('status', '?')})")
+    else:
+        click.echo(f"{name}: {incident.get('status', '?')} acknowledged by {who}")
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

@@ -233,7 +233,9 @@ class Notice:
     """A message the rules decided to send; delivered later, exactly once, by the outbox.
 
     ``key`` is unique and stable (incident, kind and number), so a notice written
-    twice after a crash is still one notice.
+    twice after a crash is still one notice. ``metrics`` are the service's at the
+    time of the notice; ``since`` is when the trouble began (the incident's opening,
+    for a recovery too), None when there is no incident.
     """
 
     key: str
@@ -244,3 +246,5 @@ class Notice:
     message: str
     channels: tuple[str, ...]
     incident: str | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    since: float | None = None

@@ -15,10 +15,10 @@ from email import message_from_bytes
 from email.message import Message
 from typing import Any
 
-import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.support.mail import tls_server_context as server_context
 from tests.support.servers import free_port
 
 __all__ = ["USER", "Inbox", "RejectRecipients", "server_context", "smtp_server"]
@@ -62,13 +62,6 @@ def _authenticate(
     login = (auth_data.login.decode(), auth_data.password.decode())
     # handled=False: aiosmtpd then answers a failure itself (535).
     return AuthResult(success=login == USER, handled=False)
-
-
-def server_context(ca: trustme.CA, name: str = "127.0.0.1") -> ssl.SSLContext:
-    """A server-side TLS context with a certificate for ``name`` issued by ``ca``."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(name).configure_cert(context)
-    return context
 
 
 @contextlib.contextmanager

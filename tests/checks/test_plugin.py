@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import psutil
 import pytest
 from pydantic import ValidationError
 
@@ -17,6 +15,7 @@ from pymon.model import Status
 from tests.checks.targets import RawServer, RunCheck, until_eof
 from tests.conftest import need
 from tests.support.cli import pymon
+from tests.support.programs import Scripts, gone
 
 NAGIOS = Path("/usr/lib/nagios/plugins")
 
@@ -32,33 +31,8 @@ def nagios_plugin(name: str) -> str:
 @pytest.fixture
 def script(tmp_path: Path) -> Script:
     """Write a shell script to tmp_path and make it executable; returns its path."""
-    count = 0
-
-    def write(body: str) -> Path:
-        nonlocal count
-        count += 1
-        path = tmp_path / f"plugin{count}.sh"
-        path.write_text("#!/bin/sh\n" + body)
-        path.chmod(0o755)
-        return path
-
-    return write
-
-
-async def gone(pid: int, within: float = 2.0) -> bool:
-    """Whether ``pid`` stops running within ``within`` seconds (an unreaped zombie has stopped).
-
-    An orphan is reaped by init, which may take its time; it no longer runs meanwhile.
-    """
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        await asyncio.sleep(0.02)
-    return False
+    scripts = Scripts(tmp_path, "plugin{}.sh")
+    return lambda body: scripts.write("#!/bin/sh\n" + body, mode=0o755)
 
 
 @pytest.mark.parametrize(

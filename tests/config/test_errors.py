@@ -13,7 +13,10 @@ from pymon.errors import ConfigError
 from tests.config.helpers import issues, write
 
 KNOWN_TYPES = ", ".join(sorted(REGISTRY))
-TOP_KEYS = "instance, log, storage, web, scheduler, defaults, notifications, maintenance, services"
+TOP_KEYS = (
+    "instance, log, storage, web, scheduler, defaults, notifications, acknowledgements, "
+    "maintenance, services"
+)
 TCP_KEYS = (
     "host, port, send, expect, name, type, description, interval, retry_interval, timeout, "
     "enabled, notify, thresholds, flap_guard, flap_detection, depends_on, tags"

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from pymon.checks.tcp import TcpSpec
 from pymon.config.schema import (
-    ChannelConfig,
     FlapDetection,
     FlapGuard,
+    LogChannel,
     NotificationsConfig,
     Route,
     ServiceConfig,
@@ -261,7 +261,7 @@ def test_escalation_after_notices_goes_to_escalation_channels_once() -> None:
         renotify=60,
         escalate_after_notices=2,
         escalation=["boss"],
-        channels={"log": ChannelConfig(), "boss": ChannelConfig()},
+        channels={"log": LogChannel(), "boss": LogChannel()},
     )
     sim = Sim(policy=policy)
     for _ in range(6):
@@ -325,7 +325,7 @@ def test_recent_changes_weigh_more() -> None:
 
 def test_routes_choose_channels_by_status_and_tag() -> None:
     policy = NotificationsConfig(
-        channels={"ops": ChannelConfig(), "db": ChannelConfig(), "pager": ChannelConfig()},
+        channels={"ops": LogChannel(), "db": LogChannel(), "pager": LogChannel()},
         routes=[
             Route(channels=["ops"]),
             Route(channels=["db"], tags=["database"]),

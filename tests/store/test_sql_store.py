@@ -266,16 +266,75 @@ async def test_incidents_upsert_and_open_ones_come_back(store: SqlStore) -> None
     assert await store.incidents(service="db") == [closed]
 
 
+NOTICE = Notice(
+    "i1:problem:1",
+    "web",
+    NoticeKind.PROBLEM,
+    10.0,
+    Status.ERROR,
+    "down",
+    ("ops", "dev"),
+    "i1",
+    {"status_code": 503.0, "ratio": math.nan},
+    5.0,
+)
+
+
 async def test_a_notice_enters_the_outbox_once(store: SqlStore) -> None:
-    notice = Notice(
-        "i1:problem:1", "web", NoticeKind.PROBLEM, 10.0, Status.ERROR, "down", ("ops", "dev"), "i1"
-    )
-    await store.write([], [], [], [], [notice])
-    await store.write([], [], [], [], [notice, dataclasses.replace(notice, message="again")])
-    assert await store.notices(pending=True) == [notice]
-    await store.mark_delivered([notice.key], 11.0)
-    assert await store.notices(pending=True) == []
-    assert await store.notices() == [notice]
+    await store.write([], [], [], [], [NOTICE])
+    await store.write([], [], [], [], [NOTICE, dataclasses.replace(NOTICE, message="again")])
+    [stored] = await store.notices()
+    assert dataclasses.replace(stored, metrics={}) == dataclasses.replace(NOTICE, metrics={})
+    assert stored.metrics["status_code"] == 503.0
+    assert math.isnan(stored.metrics["ratio"])
+
+
+async def test_a_notice_has_one_delivery_per_channel_due_at_once(store: SqlStore) -> None:
+    await store.write([], [], [], [], [NOTICE])
+    due = await store.due_deliveries(10.0)
+    assert sorted((d.channel, d.attempts, d.next_at, d.state) for d in due) == [
+        ("dev", 0, 10.0, "pending"),
+        ("ops", 0, 10.0, "pending"),
+    ]
+    assert await store.due_deliveries(9.9) == []
+    assert await store.next_delivery_at() == 10.0
+
+
+async def test_a_claim_is_taken_once_and_leases_the_delivery(store: SqlStore) -> None:
+    await store.write([], [], [], [], [NOTICE])
+    assert await store.claim_delivery("i1:problem:1", "ops", 10.0, 70.0)
+    assert not await store.claim_delivery("i1:problem:1", "ops", 10.0, 70.0)
+    assert [d.channel for d in await store.due_deliveries(69.0)] == ["dev"]
+    [leased] = [d for d in await store.due_deliveries(70.0) if d.channel == "ops"]
+    assert (leased.attempts, leased.next_at) == (1, 70.0)
+
+
+async def test_finishing_a_delivery_records_success_retry_and_giving_up(store: SqlStore) -> None:
+    await store.write([], [], [], [], [NOTICE, dataclasses.replace(NOTICE, key="i1:problem:2")])
+    await store.finish_delivery("i1:problem:1", "ops", at=11.0)
+    await store.finish_delivery("i1:problem:1", "dev", at=11.0, error="refused", retry_at=21.0)
+    await store.finish_delivery("i1:problem:2", "ops", at=12.0, error="550 no such user")
+    delivered = await store.deliveries(state="delivered")
+    assert [(d.notice.key, d.channel, d.delivered_at) for d in delivered] == [
+        ("i1:problem:1", "ops", 11.0)
+    ]
+    failed = await store.deliveries(state="failed")
+    assert [(d.channel, d.error, d.failed_at) for d in failed] == [
+        ("ops", "550 no such user", 12.0)
+    ]
+    pending = await store.deliveries(state="pending")
+    assert sorted((d.notice.key, d.channel, d.error) for d in pending) == [
+        ("i1:problem:1", "dev", "refused"),
+        ("i1:problem:2", "dev", None),
+    ]
+    assert await store.next_delivery_at() == 10.0
+    assert len(await store.deliveries(service="web", limit=2)) == 2
+    assert await store.deliveries(service="other") == []
+
+
+async def test_meta_keeps_the_first_value(store: SqlStore) -> None:
+    assert await store.keep_meta("ack_key", "first") == "first"
+    assert await store.keep_meta("ack_key", "second") == "first"
 
 
 async def test_a_failing_batch_leaves_nothing(store: SqlStore) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
-import signal
-import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
@@ -18,6 +15,7 @@ from pymon.checks.base import CheckContext
 from pymon.config.schema import CheckSpec
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
+from pymon.programs import CappedOutput, Program, signal_name
 
 __all__ = [
     "MAX_OUTPUT",
@@ -38,11 +36,6 @@ MAX_OUTPUT = 64 * 1024
 # Characters of the plugin's text, and of each note (stderr, ignored perfdata), in the message.
 _MAX_TEXT = 1000
 _MAX_NOTE = 200
-# After the plugin exits, how long its output may take to reach end of file; only
-# a left-over child still holding the pipes open makes it take longer.
-_DRAIN_GRACE = 0.5
-# Between SIGTERM and SIGKILL to the plugin's process group.
-_KILL_GRACE = 0.5
 
 _EXIT_STATUS = {0: Status.OK, 1: Status.WARN, 2: Status.ERROR, 3: Status.UNKNOWN}
 
@@ -128,93 +121,17 @@ def parse_output(stdout: str) -> PluginOutput:
     return PluginOutput(text.strip(), metrics, ignored)
 
 
-@dataclass(slots=True)
-class _Output:
-    """What was kept of one stream, and how much the plugin wrote to it."""
-
-    kept: bytearray = field(default_factory=bytearray)
-    total: int = 0
-
-    def add(self, data: bytes) -> None:
-        self.total += len(data)
-        room = MAX_OUTPUT - len(self.kept)
-        if room > 0:
-            self.kept += data[:room]
-
-    def text(self) -> str:
-        return self.kept.decode(errors="replace")
-
-
-class _Plugin(asyncio.SubprocessProtocol):
-    """Collects a plugin's output as it comes and tells when it exited and when the pipes closed.
-
-    (``asyncio.subprocess.Process.wait()`` cannot tell the first: before Python 3.12
-    it returns only once the pipes are closed, which a left-over child can delay.)
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.stdout, self.stderr = _Output(), _Output()
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        (self.stdout if fd == 1 else self.stderr).add(data)
-
-    def process_exited(self) -> None:
-        self.exited.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed.set_result(None)
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` (0: none, just look) to the process group; False when it has no process left."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        # A setuid program in the group that changed its user: nothing more can be done.
-        return True
-    return True
-
-
-async def _end_group(transport: asyncio.SubprocessTransport, plugin: _Plugin) -> None:
-    """Stop whatever is left of the plugin's process group: SIGTERM, a grace, SIGKILL."""
-    # The plugin leads a session and a group of its own, numbered by its pid, which
-    # cannot be reused while any process of the group is left. asyncio reaps the
-    # plugin itself; the kernel hands orphans to init.
-    pgid = transport.get_pid()
-    if plugin.exited.done() and not _signal_group(pgid, 0):
-        return
-    _signal_group(pgid, signal.SIGTERM)
-    try:
-        # The plugin's exit ends the grace: the rest of the group had the same warning.
-        # asyncio.wait, unlike wait_for, leaves the future alone when cancelled.
-        await asyncio.wait([plugin.exited], timeout=_KILL_GRACE)
-    finally:
-        # Even when cancelled again while waiting: nothing of the plugin may outlive it.
-        _signal_group(pgid, signal.SIGKILL)
-
-
 def _environment(spec: PluginSpec) -> dict[str, str]:
     env = {**os.environ, **spec.env}
     env["PATH"] = os.pathsep.join([env.get("PATH", os.defpath), *PLUGIN_DIRS])
     return env
 
 
-async def _start(spec: PluginSpec) -> tuple[asyncio.SubprocessTransport, _Plugin]:
+async def _start(spec: PluginSpec) -> Program:
     program = spec.command[0]
-    loop = asyncio.get_running_loop()
     try:
-        return await loop.subprocess_exec(
-            lambda: _Plugin(loop),
-            *spec.command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_environment(spec),
-            start_new_session=True,
+        return await Program.start(
+            spec.command, env=_environment(spec), keep="head", limit=MAX_OUTPUT
         )
     except FileNotFoundError:
         raise CheckSetupError(f"{program}: command not found") from None
@@ -232,21 +149,20 @@ def _verdict(returncode: int, text: str) -> tuple[Status, str]:
     if returncode in _EXIT_STATUS:
         return _EXIT_STATUS[returncode], text
     if returncode < 0:
-        try:
-            why = f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            why = f"killed by signal {-returncode}"
+        why = f"killed by signal {signal_name(-returncode)}"
     else:
         why = f"exit code {returncode} (a plugin exits 0-3)"
     return Status.UNKNOWN, f"{why}: {text}"
 
 
-def _message(status_text: str, out: _Output, err: _Output, ignored: list[str], held: bool) -> str:
+def _message(
+    status_text: str, out: CappedOutput, err: CappedOutput, ignored: list[str], held: bool
+) -> str:
     notes: list[str] = []
     stderr = " ".join(err.text().split())
     if stderr:
         notes.append(f"stderr: {_clip(stderr, _MAX_NOTE)}")
-    if out.total > MAX_OUTPUT:
+    if out.cut:
         notes.append(f"output cut at {MAX_OUTPUT // 1024} KiB of {out.total} bytes")
     if held:
         notes.append("a child process kept the output open")
@@ -260,21 +176,17 @@ async def check_plugin(spec: PluginSpec, ctx: CheckContext) -> CheckResult:
     """Run a Nagios plugin: exit 0 ok, 1 warn, 2 error, 3 unknown; its perfdata are the metrics."""
     program = os.path.basename(spec.command[0])
     ctx.stage = f"starting {program}"
-    transport, plugin = await _start(spec)
-    try:
+    plugin = await _start(spec)
+    async with plugin:
         ctx.stage = f"waiting for {program} to exit"
-        await asyncio.wait([plugin.exited])
+        await plugin.wait()
         ctx.stage = f"reading the output of {program}"
-        await asyncio.wait([plugin.closed], timeout=_DRAIN_GRACE)
-    finally:
-        await _end_group(transport, plugin)
-        # Closes the pipes even when a child that left the group still holds them.
-        transport.close()
-    returncode = transport.get_returncode()
+        await plugin.drain()
+    returncode = plugin.returncode
     assert returncode is not None  # it exited
     out = plugin.stdout
     parsed = parse_output(out.text())
     text = parsed.text or ("no output" if not out.total else "no text before the perfdata")
     status, status_text = _verdict(returncode, text)
-    message = _message(status_text, out, plugin.stderr, parsed.ignored, not plugin.closed.done())
+    message = _message(status_text, out, plugin.stderr, parsed.ignored, plugin.output_open)
     return CheckResult(status, message, parsed.metrics)

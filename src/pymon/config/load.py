@@ -219,6 +219,7 @@ class _Loader:
         services = self._services(top.get("services", []), defaults, sections)
         if base is not None:
             self._known_channels(top, set(base.notifications.channels))
+            self._reply_channel(base)
         if base is None or self.issues:
             return None
         # Config.defaults keeps each type section as written, for display; services
@@ -471,6 +472,27 @@ class _Loader:
                 ):
                     self._issue(where, _unknown_channel(name, known))
 
+    def _reply_channel(self, base: Config) -> None:
+        """Confirmations of acknowledgements go out through an e-mail channel."""
+        acks = base.acknowledgements
+        if acks.listen is None or not acks.confirm:
+            return
+        emails = [n for n, c in base.notifications.channels.items() if c.type == "email"]
+        if acks.reply_channel is None:
+            if not emails:
+                self._issue(
+                    ("acknowledgements", "confirm"),
+                    "confirmations need an e-mail channel under notifications.channels "
+                    "(or set confirm: false)",
+                )
+        elif acks.reply_channel not in emails:
+            self._issue(
+                ("acknowledgements", "reply_channel"),
+                f"{acks.reply_channel!r} is not an e-mail channel (e-mail channels: "
+                + (", ".join(emails) or "none")
+                + ")",
+            )
+
     def _unique_tokens(self, raw: list[Any]) -> None:
         # A push must reach exactly one service. The token is a secret: never echo it.
         owner: dict[str, int] = {}
@@ -555,6 +577,10 @@ class _Loader:
             return _unknown_key(str(path[-1]), keys)
         if kind in ("value_error", "assertion_error") and "error" in ctx:
             return str(ctx["error"])  # our own validators' text, without "Value error, "
+        if kind == "union_tag_invalid":
+            return f"type {ctx['tag']!r} is not one of {ctx['expected_tags']}"
+        if kind == "union_tag_not_found":
+            return f"{ctx['discriminator']} is required"
         if kind in _EXPECTED:
             return f"expected {_EXPECTED[kind]}, got {got}"
         if kind == "literal_error" and get_origin(tp) is Literal:
@@ -781,6 +807,10 @@ def _member_named(members: list[Any], tag: str) -> Any:
         origin = get_origin(member) or member
         name = "literal" if origin is Literal else getattr(origin, "__name__", "")
         if tag == name or tag.split("[", 1)[0].lower() == name.lower():
+            return member
+        # A discriminated union names the member by its ``type`` value instead.
+        tagged = getattr(getattr(origin, "model_fields", {}).get("type"), "annotation", None)
+        if get_origin(tagged) is Literal and tag in get_args(tagged):
             return member
     return Any
 

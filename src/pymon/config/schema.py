@@ -8,6 +8,8 @@ check registry names for that ``type``. So a new check type needs no change here
 from __future__ import annotations
 
 import re
+import shlex
+import socket
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -28,14 +30,19 @@ from pymon.model import Status
 
 __all__ = [
     "DEFAULT_FLAP_GUARD",
+    "AcknowledgementsConfig",
     "ChannelConfig",
     "CheckSpec",
+    "CommandChannel",
     "Config",
     "Defaults",
+    "DeliveryConfig",
     "Duration",
+    "EmailChannel",
     "FlapDetection",
     "FlapGuard",
     "InstanceConfig",
+    "LogChannel",
     "LogConfig",
     "MetricThresholds",
     "NotificationsConfig",
@@ -46,7 +53,9 @@ __all__ = [
     "ServiceConfig",
     "StorageConfig",
     "WebConfig",
+    "WebhookChannel",
     "parse_duration",
+    "split_host_port",
 ]
 
 Ranged = Annotated[
@@ -216,22 +225,43 @@ class WebConfig(_Strict):
     enabled: bool = True
     listen: str = "127.0.0.1:8080"
     base_path: str = ""
+    public_url: str = ""
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str) -> str:
-        # Checked here so that a typo is a config error, not a crash when the server starts.
-        _, sep, port = value.rpartition(":")
-        if not sep or re.fullmatch(r"\d{1,5}", port, re.ASCII) is None or int(port) > 65535:
-            raise ValueError(
-                f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080)"
-            )
-        return value
+        return _check_host_port(value)
 
     def host_port(self) -> tuple[str, int]:
         """``listen`` split into host and port."""
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        return split_host_port(self.listen)
+
+    def url(self) -> str:
+        """Where people reach the dashboard (``public_url``, else from ``listen``), no
+        trailing slash: the base of links in notices."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, port = self.host_port()
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}{self.base_path}".rstrip("/")
+
+
+def _check_host_port(value: str) -> str:
+    # Checked at load so that a typo is a config error, not a crash when a server starts.
+    _, sep, port = value.rpartition(":")
+    if not sep or re.fullmatch(r"\d{1,5}", port, re.ASCII) is None or int(port) > 65535:
+        raise ValueError(
+            f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080)"
+        )
+    return value
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``) as (host, port); an empty host is 127.0.0.1."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class SchedulerConfig(_Strict):
@@ -240,11 +270,100 @@ class SchedulerConfig(_Strict):
     concurrency: int = Field(default=1000, ge=1, le=100_000)
 
 
-class ChannelConfig(_Strict):
-    """A way to reach people. ``log`` writes notices to pymon's log (delivery channels
-    such as e-mail and webhooks build on the same notices)."""
+class LogChannel(_Strict):
+    """Writes each notice to pymon's own log (needs nothing; the default channel)."""
 
     type: Literal["log"] = "log"
+    level: Literal["info", "warning", "error"] = "warning"
+
+
+class EmailChannel(_Strict):
+    """Sends each notice as an e-mail through an SMTP server (see docs/notifications.md).
+
+    ``tls``: ``auto`` upgrades with STARTTLS when the server offers it, ``starttls``
+    requires it, ``tls`` is TLS from the first byte (port 465), ``none`` never.
+    """
+
+    type: Literal["email"]
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    tls: Literal["auto", "none", "starttls", "tls"] = "auto"
+    verify_tls: bool = True
+    ca_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    from_: str = Field(alias="from", min_length=3)
+    to: list[str] = Field(min_length=1)
+    timeout: Duration = Field(default=30.0, gt=0)
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _check_addresses(cls, value: str | list[str]) -> str | list[str]:
+        for address in [value] if isinstance(value, str) else value:
+            if not _looks_like_address(address):
+                raise ValueError(f"{address!r} is not an e-mail address (user@example.org)")
+        return value
+
+
+class WebhookChannel(_Strict):
+    """POSTs each notice as JSON; with ``secret``, signs the body (HMAC-SHA256)."""
+
+    type: Literal["webhook"]
+    url: str
+    secret: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration = Field(default=10.0, gt=0)
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if re.match(r"https?://[^\s/]+", value) is None:
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+
+class CommandChannel(_Strict):
+    """Runs a program per notice: the notice in ``PYMON_*`` variables and as JSON on stdin.
+
+    ``command`` is a list of arguments (no shell), or one string split like a shell
+    would split it.
+    """
+
+    type: Literal["command"]
+    command: Annotated[
+        list[str],
+        BeforeValidator(lambda v: shlex.split(v) if isinstance(v, str) else v),
+        Field(min_length=1),
+    ]
+    timeout: Duration = Field(default=30.0, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+ChannelConfig = Annotated[
+    LogChannel | EmailChannel | WebhookChannel | CommandChannel, Field(discriminator="type")
+]
+"""One channel, chosen by its ``type``."""
+
+
+def _looks_like_address(address: str) -> bool:
+    # Deliberately loose: the SMTP server is the judge; this catches typos and
+    # header injection (a newline in an address), not every RFC 5321 corner.
+    return re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", address) is not None
+
+
+class DeliveryConfig(_Strict):
+    """How the outbox retries a notice that could not be delivered.
+
+    The wait after the n-th failed attempt is ``backoff * 2**(n-1)``, at most
+    ``max_backoff``; after ``give_up_after`` from the notice's time the delivery
+    is marked failed for good (and stays visible in the API and log).
+    """
+
+    backoff: Duration = Field(default=10.0, gt=0)
+    max_backoff: Duration = Field(default=600.0, gt=0)
+    give_up_after: Duration = Field(default=86400.0, gt=0)
+    concurrency: int = Field(default=10, ge=1, le=1000)
 
 
 class Route(_Strict):
@@ -268,8 +387,46 @@ class NotificationsConfig(_Strict):
     escalate_after: Duration | None = Field(default=None, gt=0)
     escalate_after_notices: int | None = Field(default=None, ge=1)
     escalation: list[str] = Field(default_factory=list)
-    channels: dict[str, ChannelConfig] = Field(default_factory=lambda: {"log": ChannelConfig()})
+    channels: dict[str, ChannelConfig] = Field(default_factory=lambda: _default_channels())
     routes: list[Route] = Field(default_factory=list)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    templates: str | None = None
+
+
+def _default_channels() -> dict[str, ChannelConfig]:
+    return {"log": LogChannel()}
+
+
+class AcknowledgementsConfig(_Strict):
+    """The SMTP server that takes acknowledgements by reply (off unless ``listen`` is set).
+
+    Replies go to ``address`` with the incident's token added (``ack+TOKEN@domain``);
+    only senders matching ``authorized`` (an address, or ``@domain`` for a whole
+    domain) may acknowledge. ``reply_channel`` names the e-mail channel that sends
+    confirmations (default: the first e-mail channel).
+    """
+
+    listen: str | None = None
+    address: str = ""
+    authorized: list[str] = Field(default_factory=list)
+    max_size: int = Field(default=1_048_576, ge=1024, le=100_000_000)
+    confirm: bool = True
+    reply_channel: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host_port(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> AcknowledgementsConfig:
+        if self.listen is None:
+            return self
+        if not _looks_like_address(self.address):
+            raise ValueError("address must be an e-mail address (ack@example.org) with listen")
+        if not self.authorized:
+            raise ValueError("authorized must list who may acknowledge (addresses or @domain)")
+        return self
 
 
 class Config(_Strict):
@@ -282,6 +439,7 @@ class Config(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
     source: str = ""

@@ -42,6 +42,7 @@ from pymon.model import (
     ServiceState,
     Status,
 )
+from pymon.notify.notifier import Notifier
 from pymon.store.base import ResultRecord, Store
 from pymon.store.sql import SqlStore
 from pymon.store.writer import BatchWriter
@@ -104,15 +105,19 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.resolver = resolver or SystemResolver()
         self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
+        self.incidents: dict[str, Incident] = {}
+        self.notifier = Notifier(config, self.store, self, self.clock)
         self.writer = BatchWriter(
-            self.store, flush_interval=config.storage.flush_interval, clock=self.clock
+            self.store,
+            flush_interval=config.storage.flush_interval,
+            clock=self.clock,
+            on_notices=self.notifier.outbox.wake,
         )
         self.scheduler = Scheduler(
             self._run_service, concurrency=config.scheduler.concurrency, clock=self.clock
         )
         self.sessions = HttpSessions()
         self.states: dict[str, ServiceState] = {}
-        self.incidents: dict[str, Incident] = {}
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
         # Per service: (in maintenance?, until when that holds), and the times the
         # flag next flips, so a window's end is acted on at once, not at the next check.
@@ -145,6 +150,7 @@ class Daemon:
             self.states[service.name] = state
             if not service.enabled:
                 self._apply(rules.disable(state, self.incidents.get(service.name), now))
+        await self.notifier.start()
         log.info(
             "pymon %s starting: %d services (%d restored from %s)",
             __version__,
@@ -171,6 +177,7 @@ class Daemon:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._web is not None:
             await self._web.stop()
+        await self.notifier.stop()
         try:
             await self.writer.flush()
         except Exception as exc:
@@ -394,10 +401,9 @@ class Daemon:
         for event in outcome.events:
             _log_event(event)
         for notice in outcome.notices:
-            # Delivery (e-mail, webhooks, retries) reads the outbox; the log is the
-            # channel that needs none.
-            log.warning(
-                "notice %s to %s: %s %s: %s",
+            # Delivery (and the log channel's line) comes from the outbox once stored.
+            log.debug(
+                "notice %s queued for %s: %s %s: %s",
                 notice.kind.value,
                 ", ".join(notice.channels),
                 notice.service,

@@ -342,6 +342,7 @@ def _flap(
         text,
         channels,
         prev.incident,
+        state.metrics,
     )
     return state, events, [notice]
 
@@ -451,6 +452,8 @@ def _on_confirmed(
                 text,
                 channels,
                 incident.id,
+                state.metrics,
+                incident.opened_at,
             )
         )
     return closed, events, notices
@@ -494,6 +497,8 @@ def _notify(
                     state.message,
                     channels,
                     incident.id,
+                    state.metrics,
+                    incident.opened_at,
                 )
             )
             incident = replace(incident, notices=number, last_notice_at=now, pending=False)
@@ -518,6 +523,8 @@ def _notify(
                 text,
                 tuple(policy.escalation),
                 incident.id,
+                state.metrics,
+                incident.opened_at,
             )
         )
     return incident, events, notices

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
 
-__all__ = ["ResultRecord", "Store"]
+__all__ = ["Delivery", "ResultRecord", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,30 @@ class ResultRecord:
     started_at: float
     duration: float
     lateness: float
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notice to one channel in the outbox, with how its delivery is going.
+
+    ``attempts`` counts attempts started; ``next_at`` is when it is due (or, while an
+    attempt runs, when its lease ends); ``error`` is the last failure's reason.
+    """
+
+    notice: Notice
+    channel: str
+    attempts: int
+    next_at: float
+    delivered_at: float | None = None
+    failed_at: float | None = None
+    error: str | None = None
+
+    @property
+    def state(self) -> str:
+        """``delivered``, ``failed`` (given up) or ``pending``."""
+        if self.delivered_at is not None:
+            return "delivered"
+        return "failed" if self.failed_at is not None else "pending"
 
 
 class Store(Protocol):
@@ -68,12 +92,54 @@ class Store(Protocol):
         """The newest ``limit`` incidents (of one service if given), newest first."""
         ...
 
-    async def notices(self, *, pending: bool = False, limit: int = 100) -> list[Notice]:
-        """The newest ``limit`` notices (only undelivered ones with ``pending``), newest first."""
+    async def notices(self, limit: int = 100) -> list[Notice]:
+        """The newest ``limit`` notices, newest first."""
         ...
 
-    async def mark_delivered(self, keys: Sequence[str], at: float) -> None:
-        """Mark notices delivered."""
+    async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Pending deliveries whose ``next_at`` has come, oldest first."""
+        ...
+
+    async def next_delivery_at(self) -> float | None:
+        """When the earliest pending delivery is due (None: nothing pending)."""
+        ...
+
+    async def claim_delivery(
+        self, key: str, channel: str, seen: float, until: float, owner: str = ""
+    ) -> bool:
+        """Take a pending delivery still due at ``seen`` for one attempt, leased to ``until``
+        by ``owner``; False when another sender took it first."""
+        ...
+
+    async def release_claims(self, owner: str, now: float) -> int:
+        """Make the leases ``owner`` holds due now (its earlier life died mid-send)."""
+        ...
+
+    async def finish_delivery(
+        self,
+        key: str,
+        channel: str,
+        *,
+        at: float,
+        error: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record an attempt: delivered, retry at ``retry_at``, or given up (error only)."""
+        ...
+
+    async def deliveries(
+        self,
+        *,
+        state: str | None = None,
+        service: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Delivery]:
+        """Deliveries newest first, filtered by state (pending, delivered, failed) and service."""
+        ...
+
+    async def keep_meta(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless one is stored; return the stored one."""
         ...
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:

@@ -56,6 +56,7 @@ from sqlalchemy.engine import URL, Dialect, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
@@ -70,13 +71,15 @@ from pymon.model import (
     ServiceState,
     Status,
 )
-from pymon.store.base import ResultRecord
+from pymon.store.base import Delivery, ResultRecord
 
 __all__ = [
     "SqlStore",
+    "delivery_table",
     "event_table",
     "heartbeat_table",
     "incident_table",
+    "meta_table",
     "metadata",
     "notice_table",
     "result_table",
@@ -190,8 +193,39 @@ notice_table = Table(
     Column("message", Text, nullable=False),
     Column("channels", JSON, nullable=False),
     Column("incident", String(32), nullable=True),
+    Column("metrics", JSON, nullable=False),
+    Column("since", Double, nullable=True),
+    Index("ix_notices_at", "at"),
+)
+
+# One row per (notice, channel), written with the notice: each channel is delivered
+# and retried on its own, so a webhook that is down never re-sends the e-mail.
+# ``next_at`` is when to try next; a sender claims a row by moving it forward (a
+# lease), so a crash mid-send retries after the lease and two instances on one
+# database never both send it.
+delivery_table = Table(
+    "deliveries",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("channel", String(100), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Double, nullable=False),
     Column("delivered_at", Double, nullable=True),
-    Index("ix_notices_pending", "delivered_at", "at"),
+    Column("failed_at", Double, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("claimed_by", String(200), nullable=True),
+    Index("ix_deliveries_due", "delivered_at", "failed_at", "next_at"),
+    Index("ix_deliveries_at", "at"),
+)
+
+# Small named values pymon keeps for itself (the key incident tokens derive from).
+meta_table = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 # Maintenance windows added at run time (config windows live in the config).
@@ -383,6 +417,12 @@ class SqlStore:
         notice_insert: Any = self._insert(notice_table)
         self._notice_insert: Insert = notice_insert.on_conflict_do_nothing(index_elements=["key"])
         self._multirow: dict[str, _MultiRow] = {}
+        delivery_insert: Any = self._insert(delivery_table)
+        self._delivery_insert: Insert = delivery_insert.on_conflict_do_nothing(
+            index_elements=["key", "channel"]
+        )
+        meta_insert: Any = self._insert(meta_table)
+        self._meta_insert: Insert = meta_insert.on_conflict_do_nothing(index_elements=["key"])
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -541,7 +581,24 @@ class SqlStore:
         result_rows = _ring_rows(results, self.history_size)
         event_rows = [_event_row(e) for e in events]
         incident_rows = list({i.id: _incident_row(i) for i in incidents}.values())
-        notice_rows = list({n.key: _notice_row(n) for n in notices}.values())
+        unique_notices = list({n.key: n for n in notices}.values())
+        notice_rows = [_notice_row(n) for n in unique_notices]
+        delivery_rows = [
+            {
+                "key": n.key,
+                "channel": channel,
+                "service": n.service,
+                "at": n.at,
+                "attempts": 0,
+                "next_at": n.at,
+                "delivered_at": None,
+                "failed_at": None,
+                "error": None,
+                "claimed_by": None,
+            }
+            for n in unique_notices
+            for channel in dict.fromkeys(n.channels)
+        ]
         if not (state_rows or result_rows or event_rows or incident_rows or notice_rows):
             return
         async with self._connect("write a batch", write=True) as conn:
@@ -549,6 +606,8 @@ class SqlStore:
                 await conn.execute(self._incident_upsert, incident_rows)
             if notice_rows:
                 await conn.execute(self._notice_insert, notice_rows)
+            if delivery_rows:
+                await conn.execute(self._delivery_insert, delivery_rows)
             if state_rows:
                 await self._upsert_rows(conn, self._state_upsert, state_table, state_rows)
             if result_rows:
@@ -618,26 +677,146 @@ class SqlStore:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_incident_from_row(row) for row in rows]
 
-    async def notices(self, *, pending: bool = False, limit: int = 100) -> list[Notice]:
-        """The newest ``limit`` notices (only undelivered ones with ``pending``), newest first."""
+    async def notices(self, limit: int = 100) -> list[Notice]:
+        """The newest ``limit`` notices, newest first."""
         stmt = select(notice_table).order_by(notice_table.c.at.desc()).limit(limit)
-        if pending:
-            stmt = stmt.where(notice_table.c.delivered_at.is_(None))
         async with self._connect("read notices", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
         return [_notice_from_row(row) for row in rows]
 
-    async def mark_delivered(self, keys: Sequence[str], at: float) -> None:
-        """Mark notices delivered (the outbox's sender calls this once per delivery)."""
-        if not keys:
-            return
+    async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Deliveries neither delivered nor given up whose ``next_at`` has come, oldest first."""
+        if limit <= 0:
+            return []
+        d = delivery_table
         stmt = (
-            update(notice_table)
-            .where(notice_table.c.key.in_(list(keys)), notice_table.c.delivered_at.is_(None))
-            .values(delivered_at=at)
+            self._delivery_select()
+            .where(d.c.delivered_at.is_(None), d.c.failed_at.is_(None), d.c.next_at <= now)
+            .order_by(d.c.next_at, d.c.at)
+            .limit(limit)
         )
-        async with self._connect("mark notices delivered", write=True) as conn:
+        async with self._connect("read due deliveries", write=False) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        return [_delivery_from_row(row) for row in rows]
+
+    async def next_delivery_at(self) -> float | None:
+        """When the earliest pending delivery is due (None: nothing pending)."""
+        d = delivery_table
+        stmt = select(func.min(d.c.next_at)).where(
+            d.c.delivered_at.is_(None), d.c.failed_at.is_(None)
+        )
+        async with self._connect("read the next delivery time", write=False) as conn:
+            value = (await conn.execute(stmt)).scalar()
+        return None if value is None else float(value)
+
+    async def claim_delivery(
+        self, key: str, channel: str, seen: float, until: float, owner: str = ""
+    ) -> bool:
+        """Take a pending delivery for one attempt: count the attempt and push ``next_at``
+        to ``until`` (the lease) for ``owner``, if it is still pending with ``next_at == seen``."""
+        d = delivery_table
+        stmt = (
+            update(d)
+            .where(
+                d.c.key == key,
+                d.c.channel == channel,
+                d.c.next_at == seen,
+                d.c.delivered_at.is_(None),
+                d.c.failed_at.is_(None),
+            )
+            .values(attempts=d.c.attempts + 1, next_at=until, claimed_by=owner)
+        )
+        async with self._connect("claim a delivery", write=True) as conn:
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def release_claims(self, owner: str, now: float) -> int:
+        """Make the leases ``owner`` still holds due at ``now`` (an earlier life of this
+        instance died mid-send); returns how many."""
+        d = delivery_table
+        stmt = (
+            update(d)
+            .where(
+                d.c.claimed_by == owner,
+                d.c.next_at > now,
+                d.c.delivered_at.is_(None),
+                d.c.failed_at.is_(None),
+            )
+            .values(next_at=now, claimed_by=None)
+        )
+        async with self._connect("release delivery claims", write=True) as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount)
+
+    async def finish_delivery(
+        self,
+        key: str,
+        channel: str,
+        *,
+        at: float,
+        error: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record an attempt's end: delivered (no ``error``), to be retried at ``retry_at``,
+        or (an error and no ``retry_at``) given up for good."""
+        d = delivery_table
+        if error is None:
+            values: dict[str, Any] = {"delivered_at": at, "error": None}
+        elif retry_at is not None:
+            values = {"next_at": retry_at, "error": error, "claimed_by": None}
+        else:
+            values = {"failed_at": at, "error": error}
+        stmt = update(d).where(d.c.key == key, d.c.channel == channel).values(**values)
+        async with self._connect("record a delivery", write=True) as conn:
             await conn.execute(stmt)
+
+    async def deliveries(
+        self,
+        *,
+        state: str | None = None,
+        service: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Delivery]:
+        """Deliveries newest first, optionally only ``pending``, ``delivered`` or ``failed``
+        ones, of one ``service``."""
+        d = delivery_table
+        stmt = self._delivery_select().order_by(d.c.at.desc(), d.c.key, d.c.channel)
+        if state == "pending":
+            stmt = stmt.where(d.c.delivered_at.is_(None), d.c.failed_at.is_(None))
+        elif state == "delivered":
+            stmt = stmt.where(d.c.delivered_at.is_not(None))
+        elif state == "failed":
+            stmt = stmt.where(d.c.failed_at.is_not(None))
+        elif state is not None:
+            raise ValueError(f"state must be pending, delivered or failed, got {state!r}")
+        if service is not None:
+            stmt = stmt.where(d.c.service == service)
+        async with self._connect("read deliveries", write=False) as conn:
+            rows = (await conn.execute(stmt.limit(limit).offset(offset))).mappings().all()
+        return [_delivery_from_row(row) for row in rows]
+
+    def _delivery_select(self) -> Select[Any]:
+        d, n = delivery_table, notice_table
+        return select(
+            n,
+            d.c.channel,
+            d.c.attempts,
+            d.c.next_at,
+            d.c.delivered_at,
+            d.c.failed_at,
+            d.c.error,
+        ).join(n, n.c.key == d.c.key)
+
+    async def keep_meta(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless one is stored; return the stored one.
+
+        The first writer wins, so instances sharing a database agree on it.
+        """
+        async with self._connect("store a setting", write=True) as conn:
+            await conn.execute(self._meta_insert, [{"key": key, "value": value}])
+            stored = await conn.execute(select(meta_table.c.value).where(meta_table.c.key == key))
+            return str(stored.scalar_one())
 
     async def save_window(self, window_id: str, window: Mapping[str, Any]) -> None:
         """Persist a maintenance window added at run time (its JSON form), by id."""
@@ -764,7 +943,8 @@ def _notice_row(notice: Notice) -> dict[str, Any]:
         "message": notice.message,
         "channels": list(notice.channels),
         "incident": notice.incident,
-        "delivered_at": None,
+        "metrics": _encode_floats(notice.metrics),
+        "since": notice.since,
     }
 
 
@@ -778,6 +958,20 @@ def _notice_from_row(row: RowMapping) -> Notice:
         message=row["message"],
         channels=tuple(row["channels"]),
         incident=row["incident"],
+        metrics=_decode_floats(row["metrics"]),
+        since=row["since"],
+    )
+
+
+def _delivery_from_row(row: RowMapping) -> Delivery:
+    return Delivery(
+        notice=_notice_from_row(row),
+        channel=row["channel"],
+        attempts=int(row["attempts"]),
+        next_at=float(row["next_at"]),
+        delivered_at=row["delivered_at"],
+        failed_at=row["failed_at"],
+        error=row["error"],
     )
 
 

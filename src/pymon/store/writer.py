@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pymon.clock import Clock, SystemClock
 from pymon.model import Event, Incident, Notice, ServiceState
@@ -31,11 +32,14 @@ class BatchWriter:
         flush_interval: float = 0.5,
         max_batch: int = 5000,
         clock: Clock | None = None,
+        on_notices: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._interval = flush_interval
         self._max_batch = max_batch
         self._clock = clock or SystemClock()
+        # Told after a flush that stored notices: the outbox sends only what is durable.
+        self._on_notices = on_notices
         self._states: dict[str, ServiceState] = {}
         self._results: list[ResultRecord] = []
         self._events: list[Event] = []
@@ -97,6 +101,8 @@ class BatchWriter:
                 self._notices = notices + self._notices
                 raise
             self.flushes += 1
+            if notices and self._on_notices is not None:
+                self._on_notices()
 
     async def run(self) -> None:
         """Flush every ``flush_interval`` (or at once on a transition) until cancelled."""

@@ -6,15 +6,19 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from pymon import __version__
+from pymon.config.durations import Duration
+from pymon.errors import PymonError
 
 if TYPE_CHECKING:
     from pymon.config.schema import ServiceConfig
     from pymon.engine.daemon import Daemon
     from pymon.model import Incident, ServiceState
+    from pymon.store.base import Delivery
 
-__all__ = ["router"]
+__all__ = ["incident_json", "router", "service_json"]
 
 router = APIRouter()
 
@@ -24,7 +28,8 @@ def _daemon(request: Request) -> Daemon:
     return daemon
 
 
-def _incident_json(incident: Incident | None) -> dict[str, Any] | None:
+def incident_json(incident: Incident | None) -> dict[str, Any] | None:
+    """An incident as the API shows it (None stays None)."""
     if incident is None:
         return None
     ack = incident.ack
@@ -43,14 +48,15 @@ def _incident_json(incident: Incident | None) -> dict[str, Any] | None:
     }
 
 
-def _service_json(
+def service_json(
     service: ServiceConfig, state: ServiceState, incident: Incident | None
 ) -> dict[str, Any]:
+    """A service as the API, the pages and the live stream show it."""
     return {
         **state.to_dict(),
         "acknowledged": incident is not None and incident.ack is not None,
         "escalated": incident is not None and incident.escalated,
-        "incident": _incident_json(incident),
+        "incident": incident_json(incident),
         "type": service.type,
         "description": service.description,
         "enabled": service.enabled,
@@ -77,7 +83,7 @@ async def list_services(
     """Every service with its current state, in config order, paginated."""
     daemon = _daemon(request)
     rows = [
-        _service_json(svc, daemon.states[name], daemon.incidents.get(name))
+        service_json(svc, daemon.states[name], daemon.incidents.get(name))
         for name, svc in daemon.services.items()
         if name in daemon.states and (status is None or daemon.states[name].status == status)
     ]
@@ -89,7 +95,7 @@ async def get_service(request: Request, name: str) -> dict[str, Any]:
     """One service's state: status, flags, message, metrics, times and counts."""
     daemon = _daemon(request)
     service, state = _lookup(daemon, name)
-    return _service_json(service, state, daemon.incidents.get(name))
+    return service_json(service, state, daemon.incidents.get(name))
 
 
 @router.get("/api/v1/services/{name}/history")
@@ -143,6 +149,104 @@ async def list_events(
     }
 
 
+class AckRequestBody(BaseModel):
+    """An acknowledgement: who, why, and optionally for how long (``2h``, ``30m``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    author: str = Field(default="api", min_length=1, max_length=200)
+    comment: str = Field(default="", max_length=2000)
+    expires: Duration | None = Field(default=None, gt=0)
+
+
+@router.post("/api/v1/services/{name}/ack")
+async def acknowledge(
+    request: Request, name: str, body: AckRequestBody | None = None
+) -> dict[str, Any]:
+    """Acknowledge the service's open incident: its notices stop until it closes or
+    gets worse. 409 when there is no open incident."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    body = body or AckRequestBody()
+    expires = None if body.expires is None else daemon.clock.time() + body.expires
+    try:
+        incident = await daemon.acknowledge(name, body.author, body.comment, expires)
+    except PymonError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"service": name, "incident": incident_json(incident)}
+
+
+@router.delete("/api/v1/services/{name}/ack")
+async def unacknowledge(
+    request: Request,
+    name: str,
+    author: str = Query("api", min_length=1, max_length=200),
+) -> dict[str, Any]:
+    """Take the acknowledgement back: notices resume. 409 when it is not acknowledged."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    current = daemon.incidents.get(name)
+    if current is None or current.ack is None:
+        raise HTTPException(409, f"{name} is not acknowledged")
+    try:
+        incident = await daemon.unacknowledge(name, author)
+    except PymonError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"service": name, "incident": incident_json(incident)}
+
+
+def _delivery_json(delivery: Delivery) -> dict[str, Any]:
+    notice = delivery.notice
+    return {
+        "key": notice.key,
+        "channel": delivery.channel,
+        "state": delivery.state,
+        "service": notice.service,
+        "kind": notice.kind.value,
+        "status": notice.status.value,
+        "message": notice.message,
+        "at": notice.at,
+        "incident": notice.incident,
+        "attempts": delivery.attempts,
+        "next_at": delivery.next_at if delivery.state == "pending" else None,
+        "delivered_at": delivery.delivered_at,
+        "failed_at": delivery.failed_at,
+        "error": delivery.error,
+    }
+
+
+@router.get("/api/v1/notifications")
+async def list_notifications(
+    request: Request,
+    state: Literal["pending", "delivered", "failed"] | None = Query(
+        None, description="only deliveries in this state (failed: given up)"
+    ),
+    service: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """Every notice's delivery to each of its channels, newest first, with the last
+    error of those that failed, and the outbox's counters since start."""
+    daemon = _daemon(request)
+    await daemon.writer.flush()
+    rows = await daemon.store.deliveries(state=state, service=service, limit=limit, offset=offset)
+    return {
+        "stats": _outbox_json(daemon),
+        "offset": offset,
+        "deliveries": [_delivery_json(d) for d in rows],
+    }
+
+
+def _outbox_json(daemon: Daemon) -> dict[str, Any]:
+    outbox = daemon.notifier.outbox
+    return {
+        "sent": outbox.stats.sent,
+        "failed_attempts": outbox.stats.failed,
+        "gave_up": outbox.stats.gave_up,
+        "in_flight": outbox.in_flight,
+    }
+
+
 @router.api_route("/api/v1/heartbeat/{token}", methods=["GET", "POST"])
 async def heartbeat(
     request: Request,
@@ -176,6 +280,7 @@ async def healthz(request: Request) -> dict[str, Any]:
             "lateness_p50": stats.percentile(50),
             "lateness_p99": stats.percentile(99),
         },
+        "notifications": _outbox_json(daemon),
         "store": {
             "pending": daemon.writer.pending,
             "flushes": daemon.writer.flushes,

@@ -1,0 +1,66 @@
+"""What every channel shares: the context a notice is rendered with and the send contract."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pymon.errors import PymonError
+from pymon.model import Notice
+
+__all__ = ["Channel", "DeliveryError", "NoticeContext"]
+
+
+class DeliveryError(PymonError):
+    """A channel could not deliver a notice; the message says why (shown to operators).
+
+    ``permanent`` means retrying cannot help (e.g. the server refused every recipient
+    with a 5xx reply); the outbox then gives up at once instead of backing off.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeContext:
+    """What a channel knows about a notice beyond the notice itself.
+
+    ``instance`` and ``organization`` come from the config's ``instance``; ``host``
+    is the machine pymon runs on. ``service_uri`` is ``pymon://<instance>/<service>``;
+    ``service_url`` links to the service in the web UI. ``check`` holds the
+    service's check keys with secrets removed (``url``, ``host``...). ``ack_token``
+    is the incident's secret for acknowledging by reply, and ``ack_address`` the
+    address replies go to (``ack+<token>@domain``); both None when
+    acknowledgements by mail are off or the notice has no incident. ``attempt``
+    counts deliveries of this notice to this channel, 1 for the first.
+    """
+
+    instance: str
+    organization: str
+    host: str
+    service_type: str
+    service_uri: str
+    service_url: str
+    tags: tuple[str, ...] = ()
+    check: Mapping[str, Any] = field(default_factory=dict)
+    ack_token: str | None = None
+    ack_address: str | None = None
+    attempt: int = 1
+
+
+class Channel(Protocol):
+    """One configured way of reaching people. ``send`` returns once the notice was
+    handed over (the SMTP server said 250, the webhook 2xx, the command exited 0)
+    and raises :class:`DeliveryError` with the reason otherwise. It must finish
+    within the channel's own timeout."""
+
+    async def send(self, notice: Notice, ctx: NoticeContext) -> None:
+        """Deliver ``notice`` once."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections or sessions held between sends."""
+        ...

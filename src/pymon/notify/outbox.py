@@ -1,0 +1,211 @@
+"""The outbox: delivers every notice in the store to each of its channels, with retries.
+
+The rules' notices reach the store in the same transaction as the state change that
+caused them (``store/writer.py``), one delivery row per channel. This sender reads
+due rows back, claims each one (a lease in the database, see ``SqlStore.claim_delivery``),
+hands it to its channel and records the end: delivered, retry later with backoff,
+or given up (a permanent refusal, or ``give_up_after`` since the notice). Sending
+runs in its own tasks with a concurrency bound, so a slow mail server never delays
+a check.
+
+Delivery is *at least once*: a notice stays pending until its channel took it, and
+one that was taken is never sent again. The only gap is a crash between a channel
+accepting and the store recording it (milliseconds); the retry then carries the
+same ``Message-ID`` / ``X-Pymon-Delivery`` id so the receiver can drop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pymon.clock import Clock, SystemClock, sleep_or_wake
+from pymon.config.schema import DeliveryConfig
+from pymon.model import Notice
+from pymon.notify.base import Channel, DeliveryError, NoticeContext
+from pymon.store.base import Delivery, Store
+
+__all__ = ["ContextFor", "Outbox", "OutboxStats"]
+
+log = logging.getLogger("pymon.notify")
+
+#: Builds the context of a notice for a channel at an attempt (the daemon's view).
+ContextFor = Callable[[Notice, str, int], NoticeContext]
+
+# A claimed delivery is retried after this much beyond its channel's own timeout
+# if the process died mid-send (the lease runs out).
+_LEASE_MARGIN = 30.0
+# How much longer than its own timeout a channel may take before the outbox cuts it off.
+_BACKSTOP = 1.0
+# Look at the store at least this often even when nothing seems due (another
+# instance on the same database may have added work).
+_MAX_IDLE = 60.0
+
+
+@dataclass(slots=True)
+class OutboxStats:
+    """Counters since start: deliveries done, attempts that failed, deliveries given up."""
+
+    sent: int = 0
+    failed: int = 0
+    gave_up: int = 0
+
+
+class Outbox:
+    """Sends pending deliveries from ``store`` through ``channels`` until cancelled."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, Channel],
+        context: ContextFor,
+        policy: DeliveryConfig,
+        *,
+        timeouts: Mapping[str, float] | None = None,
+        clock: Clock | None = None,
+        owner: str = "",
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._context = context
+        self._policy = policy
+        self._timeouts = dict(timeouts or {})
+        self._clock = clock or SystemClock()
+        self._owner = owner
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self.stats = OutboxStats()
+
+    def wake(self) -> None:
+        """Look for due deliveries now (new notices were just written)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries being attempted right now."""
+        return len(self._running)
+
+    async def run(self) -> None:
+        """Deliver due notices until cancelled; store trouble is logged and retried.
+
+        First, attempts this owner (instance) had in flight when it last stopped
+        dead are made due at once instead of waiting out their leases.
+        """
+        try:
+            released = await self._store.release_claims(self._owner, self._clock.time())
+            if released:
+                log.warning("outbox: retrying %d deliveries cut short by a crash", released)
+        except Exception as exc:
+            log.error("outbox: cannot release earlier claims: %s", exc)
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.deliver_due()
+                    delay = await self._idle_time()
+                except Exception as exc:
+                    log.error("outbox: cannot read pending notices, will retry: %s", exc)
+                    delay = self._policy.backoff
+                await sleep_or_wake(self._clock, self._wake, delay)
+        finally:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for attempts in progress (each is bounded by its channel's timeout)."""
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def deliver_due(self) -> int:
+        """Start an attempt for every due delivery there is a free slot for; returns how many."""
+        free = self._policy.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        now = self._clock.time()
+        started = 0
+        for delivery in await self._store.due_deliveries(now, limit=free):
+            lease = now + self._timeout(delivery.channel) + _LEASE_MARGIN
+            key, channel = delivery.notice.key, delivery.channel
+            claimed = await self._store.claim_delivery(
+                key, channel, delivery.next_at, lease, self._owner
+            )
+            if not claimed:
+                continue  # another sender took it
+            task = asyncio.create_task(self._attempt(delivery), name=f"deliver {key} {channel}")
+            self._running.add(task)
+            task.add_done_callback(self._done)
+            started += 1
+        return started
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        # A slot came free: there may be more due work waiting for one.
+        self._wake.set()
+
+    async def _idle_time(self) -> float:
+        due = await self._store.next_delivery_at()
+        if due is None:
+            return _MAX_IDLE
+        return min(max(due - self._clock.time(), 0.05), _MAX_IDLE)
+
+    def _timeout(self, channel: str) -> float:
+        return self._timeouts.get(channel, 30.0)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        notice, name = delivery.notice, delivery.channel
+        attempt = delivery.attempts + 1
+        error: str | None = None
+        permanent = False
+        channel = self._channels.get(name)
+        if channel is None:
+            error, permanent = f"channel {name!r} is not configured", True
+        else:
+            try:
+                # The channel enforces its own timeout; this one is a backstop so a
+                # channel that hangs anyway can never hold its slot forever.
+                async with asyncio.timeout(self._timeout(name) + _BACKSTOP):
+                    await channel.send(notice, self._context(notice, name, attempt))
+            except DeliveryError as exc:
+                error, permanent = str(exc), exc.permanent
+            except TimeoutError:
+                error = f"no answer within {self._timeout(name) + _BACKSTOP:g}s"
+            except Exception as exc:
+                log.exception("outbox: channel %s failed on notice %s", name, notice.key)
+                error = f"{type(exc).__name__}: {exc}"
+        await self._finish(delivery, attempt, error, permanent)
+
+    async def _finish(
+        self, delivery: Delivery, attempt: int, error: str | None, permanent: bool
+    ) -> None:
+        notice, name = delivery.notice, delivery.channel
+        now = self._clock.time()
+        what = f"{notice.kind.value} notice for {notice.service} to {name}"
+        retry_at: float | None = None
+        if error is None:
+            self.stats.sent += 1
+            log.info("delivered %s (attempt %d)", what, attempt)
+        else:
+            self.stats.failed += 1
+            expired = now - notice.at >= self._policy.give_up_after
+            if permanent or expired:
+                self.stats.gave_up += 1
+                why = "refused for good" if permanent else "too old to retry"
+                log.error("gave up on %s after %d attempts (%s): %s", what, attempt, why, error)
+            else:
+                wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
+                retry_at = now + wait
+                log.warning(
+                    "could not deliver %s (attempt %d), retry in %.0fs: %s",
+                    what,
+                    attempt,
+                    wait,
+                    error,
+                )
+        try:
+            await self._store.finish_delivery(
+                notice.key, name, at=now, error=error, retry_at=retry_at
+            )
+        except Exception as exc:
+            # The lease runs out and the delivery is tried again: at least once.
+            log.error("outbox: cannot record the delivery of %s: %s", what, exc)

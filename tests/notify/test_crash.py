@@ -1,0 +1,89 @@
+"""kill -9 between a state change and its delivery: after a restart, exactly one notice."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.mail import MailSink
+from tests.support.servers import free_port
+from tests.test_cli import get, start, wait_api
+
+
+def deliveries(db: Path) -> list[tuple[int, float | None]]:
+    """(attempts, delivered_at) of every delivery; empty before the schema exists."""
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            rows = con.execute("SELECT attempts, delivered_at FROM deliveries").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    return [(int(a), d) for a, d in rows]
+
+
+def wait(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_kill_9_before_delivery_then_restart_sends_exactly_one(tmp_path: Path) -> None:
+    sink = MailSink()  # not serving yet: every attempt is refused
+    web = free_port()
+    db = tmp_path / "p.db"
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        f"""
+storage: {{url: "sqlite:///{db}", flush_interval: 50ms}}
+web: {{listen: "127.0.0.1:{web}"}}
+defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
+notifications:
+  cutoff: 1
+  delivery: {{backoff: 200ms, max_backoff: 500ms}}
+  channels:
+    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
+           from: pymon@example.org, to: [ops@example.org]}}
+services:
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+"""
+    )
+    api = f"http://127.0.0.1:{web}/api/v1/services/down"
+    proc = start(cfg)
+    try:
+        wait_api(api, proc)
+        wait(lambda: any(attempts >= 1 for attempts, _ in deliveries(db)), "a failed attempt")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    [(_, delivered)] = deliveries(db)
+    assert delivered is None
+
+    with sink:
+        proc = start(cfg)
+        try:
+            wait_api(api, proc)
+            wait(lambda: all(d is not None for _, d in deliveries(db)), "the delivery")
+            seq = get(api)["seq"]
+            wait(lambda: get(api)["seq"] >= seq + 5, "more checks")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        # Once more: a delivered notice is never sent again.
+        proc = start(cfg)
+        try:
+            wait_api(api, proc)
+            seq = get(api)["seq"]
+            wait(lambda: get(api)["seq"] >= seq + 5, "more checks")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        assert len(sink.messages) == 1
+        assert sink.messages[0].message["X-Pymon-Status"] == "FAILED"
