@@ -7,19 +7,20 @@ From the repository root::
 Parts:
 
 ``tcp``
-    one tcp check: ``check_tcp`` (streams) against the bare-socket prototype;
+    one tcp check, connect only (``check_tcp`` uses a bare socket for it);
 ``http``
     one http check through ``new_session()``'s session, against the same session
-    without trace hooks, without happy eyeballs, and without both; and a GET on a
-    bare asyncio Protocol (how much of the cost is the HTTP client itself);
+    without happy eyeballs; and a GET on a bare asyncio Protocol (how much of the
+    cost is the HTTP client itself);
 ``engine``
     the daemon running a check that does no I/O at 2,000 runs/s (scheduler,
-    run_check, rules, writer; no store), today's scheduler against the lean-wake
-    prototype; then with the SQL store, to show the store's share (the rules'
+    run_check, rules, writer; no store), the scheduler's 10 ms tick against a
+    wake-up per due time; then with the SQL store, to show the store's share (the rules'
     own share is small: ``rules.apply`` measured 9-17 µs a call);
 ``store``
     ``SqlStore.write`` per result (state + result row) at batch sizes 100, 1,000
-    and 5,000: SQLAlchemy Core against the driver-SQL prototype.
+    and 5,000: multi-row statements (SQLite's path) against one executemany per
+    table (the path before; variant ``store-executemany``).
 
 The machine this runs on is often shared, so the alternatives of one part are
 measured in **interleaved rounds** (A, B, A, B...) in one process, and each is
@@ -43,11 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.variants import (
+    executemany_rows,
     http_raw_check,
     lean_session,
-    lean_sleep_until,
-    raw_store_write,
-    tcp_raw_check,
 )
 
 from pymon.bench import _TargetProcess
@@ -55,7 +54,7 @@ from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, register
 from pymon.checks.http import HttpSpec, new_session
 from pymon.checks.tcp import TcpSpec
 from pymon.config.schema import CheckSpec, Config, ServiceConfig, StorageConfig, WebConfig
-from pymon.engine.scheduler import Scheduler
+from pymon.engine.scheduler import TICK
 from pymon.model import CheckResult, Event, ServiceState, Status
 from pymon.store.base import ResultRecord
 from pymon.store.sql import SqlStore
@@ -112,24 +111,13 @@ def _check_round(n: int, kind: CheckType, specs: list[Any], session: Any = None)
     return one_round
 
 
-class _NoStore:
-    """A Store that keeps nothing: the engine's own cost, without the database."""
+class _NoStore(SqlStore):
+    """An in-memory SqlStore that drops every batch: the engine's own cost, without writes."""
 
-    async def open(self) -> None:
-        """Nothing to open."""
+    def __init__(self) -> None:
+        super().__init__("sqlite://")
 
-    async def close(self) -> None:
-        """Nothing to close."""
-
-    async def load_states(self) -> dict[str, ServiceState]:
-        """No states."""
-        return {}
-
-    async def load_heartbeats(self) -> dict[str, Any]:
-        """No heartbeats."""
-        return {}
-
-    async def write(self, states: Any, results: Any, events: Any) -> None:
+    async def write(self, *batch: Any, **more: Any) -> None:
         """Drop the batch."""
 
 
@@ -160,13 +148,11 @@ async def _engine(rate: float, rounds: int, with_store: bool) -> None:
         )
         store: Any = SqlStore(config.storage.url) if with_store else _NoStore()
         daemon = Daemon(config, store=store)
-        original = Scheduler._sleep_until
-        lean = lean_sleep_until(0.01)
 
-        def engine_round(sleep_until: Any) -> Round:
+        def engine_round(tick: float) -> Round:
             async def one_round() -> tuple[float, int]:
-                Scheduler._sleep_until = sleep_until  # type: ignore[method-assign]
-                await asyncio.sleep(0.5)  # let the scheduler pick the new method up
+                daemon.scheduler._tick = tick
+                await asyncio.sleep(0.5)  # let the scheduler pick the new tick up
                 runs0, c0 = daemon.scheduler.stats.runs, _cpu()
                 await asyncio.sleep(3.0)
                 return _cpu() - c0, daemon.scheduler.stats.runs - runs0
@@ -180,13 +166,12 @@ async def _engine(rate: float, rounds: int, with_store: bool) -> None:
             await compare(
                 f"engine per run at {rate:g} runs/s, check without I/O, {what}",
                 {
-                    "scheduler as is": engine_round(original),
-                    "lean wake, 10 ms tick (prototype)": engine_round(lean),
+                    f"scheduler as is ({TICK * 1000:g} ms tick)": engine_round(TICK),
+                    "a wake-up per due time (no tick)": engine_round(0.0),
                 },
                 rounds,
             )
         finally:
-            Scheduler._sleep_until = original  # type: ignore[method-assign]
             await daemon.stop()
 
 
@@ -219,8 +204,7 @@ def _store_rows(batch: int, seq: int) -> tuple[list[ServiceState], list[ResultRe
 
 
 async def _store(rounds: int) -> None:
-    core = SqlStore.write
-    raw = raw_store_write(core)
+    multirow = SqlStore._upsert_rows
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlStore(f"sqlite:///{Path(tmp) / 'store.db'}")
         await store.open()
@@ -228,16 +212,17 @@ async def _store(rounds: int) -> None:
         try:
             for batch in (100, 1000, 5000):
 
-                def store_round(write: Any, batch: int = batch) -> Round:
+                def store_round(upsert_rows: Any, batch: int = batch) -> Round:
                     async def one_round() -> tuple[float, int]:
                         nonlocal seq
+                        SqlStore._upsert_rows = upsert_rows  # type: ignore[method-assign]
                         batches = max(2, 10_000 // batch)
                         c0 = _cpu()
                         for _ in range(batches):
                             seq += 1
                             states, results = _store_rows(batch, seq)
                             no_events: list[Event] = []
-                            await write(store, states, results, no_events)
+                            await store.write(states, results, no_events)
                         return _cpu() - c0, batches * batch
 
                     return one_round
@@ -245,12 +230,13 @@ async def _store(rounds: int) -> None:
                 await compare(
                     f"SqlStore.write per result (state + result row), batch {batch}",
                     {
-                        "SQLAlchemy Core executemany": store_round(core),
-                        "driver SQL with tuples (prototype)": store_round(raw),
+                        "multi-row statements (SqlStore)": store_round(multirow),
+                        "executemany (before)": store_round(executemany_rows),
                     },
                     rounds,
                 )
         finally:
+            SqlStore._upsert_rows = multirow  # type: ignore[method-assign]
             await store.close()
 
 
@@ -262,15 +248,11 @@ async def main(args: argparse.Namespace) -> None:
     try:
         if target is not None and "tcp" in parts:
             kind = check_type("tcp")
-            raw = CheckType(kind.name, kind.spec, tcp_raw_check(kind.run), {}, kind.summary)
             specs = [TcpSpec(host="127.0.0.1", port=p) for p in target.tcp_ports]
             await _check_round(300, kind, specs)()  # warm-up
             await compare(
                 "tcp check (run_check)",
-                {
-                    "check_tcp (streams)": _check_round(args.n, kind, specs),
-                    "bare socket (prototype)": _check_round(args.n, raw, specs),
-                },
+                {"check_tcp, connect only (bare socket)": _check_round(args.n, kind, specs)},
                 rounds,
             )
         if target is not None and "http" in parts:
@@ -278,11 +260,7 @@ async def main(args: argparse.Namespace) -> None:
             hspecs = [HttpSpec(url=f"http://127.0.0.1:{p}/x") for p in target.http_ports]
             sessions = {
                 "new_session() as is": new_session(),
-                "no trace hooks": lean_session(new_session(), traces=False, happy_eyeballs=True),
-                "no happy eyeballs": lean_session(new_session(), traces=True, happy_eyeballs=False),
-                "neither (prototype http-lean)": lean_session(
-                    new_session(), traces=False, happy_eyeballs=False
-                ),
+                "no happy eyeballs (prototype http-nohe)": lean_session(new_session()),
             }
             raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run), {}, kind.summary)
             try:

@@ -5,126 +5,55 @@ a proposed engine change can be measured before anyone edits the engine. None of
 this is production code; the figures it made are in ``docs/performance.md``, and
 each prototype names the file and function it stands in for.
 
-Variants compose: ``uvloop+tcp-raw+http-lean`` applies all three.
+Variants compose: ``uvloop+http-raw+store-executemany`` applies all three.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
-import math
-import socket
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 import aiohttp
 
 from pymon.bench import BenchOptions
 from pymon.checks import CheckFn
-from pymon.engine.scheduler import Scheduler
-from pymon.model import Event, ServiceState
-from pymon.store.base import ResultRecord
 from pymon.store.sql import SqlStore
 
 __all__ = [
     "VARIANTS",
     "apply_variants",
+    "executemany_rows",
     "http_raw_check",
     "lean_session",
-    "lean_sleep_until",
-    "raw_store_write",
-    "tcp_raw_check",
 ]
 
 Patch = Callable[[], None]
 
 
-def tcp_raw_check(streams: CheckFn) -> CheckFn:
-    """checks/tcp.py check_tcp: a plain connect check on a bare socket, no streams.
+def lean_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
+    """checks/http.py new_session: the shared session without happy eyeballs.
 
-    ``asyncio.open_connection`` builds a transport, a protocol, a StreamReader and
-    a StreamWriter and then closes them gracefully (with a timeout) just to learn
-    that the port accepts; ``loop.sock_connect`` on a non-blocking socket learns
-    the same. Services with ``send`` or ``expect`` keep the streams path.
+    With one address per target (an IP literal or a resolved name tried in turn)
+    happy eyeballs races nothing, yet ``aiohappyeyeballs`` still stages every connect.
     """
-    from pymon.checks.base import CheckContext, resolve_host
-    from pymon.checks.tcp import TcpSpec
-    from pymon.model import CheckResult, Status
-
-    async def check_tcp_raw(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
-        if spec.send is not None or spec.expect is not None:
-            return await streams(spec, ctx)
-        try:
-            addresses = await resolve_host(spec.host, ctx)
-        except OSError as exc:
-            return CheckResult(Status.FAILED, f"cannot resolve {spec.host}: {exc}")
-        loop = asyncio.get_running_loop()
-        reasons: list[str] = []
-        t0 = ctx.clock.monotonic()
-        for address in addresses:
-            ctx.stage = f"connecting to {address} port {spec.port}"
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            try:
-                await loop.sock_connect(sock, (address, spec.port))
-            except OSError as exc:
-                reasons.append(exc.strerror or str(exc))
-                continue
-            finally:
-                sock.close()
-            connect_ms = (ctx.clock.monotonic() - t0) * 1000
-            where = spec.host if address == spec.host else f"{spec.host} ({address})"
-            return CheckResult(
-                Status.OK,
-                f"connected to {where} port {spec.port} in {connect_ms:.0f} ms",
-                {"connect_ms": round(connect_ms, 3)},
-            )
-        return CheckResult(Status.FAILED, f"{'; '.join(reasons)} ({spec.host} port {spec.port})")
-
-    return check_tcp_raw
-
-
-def _tcp_raw() -> None:
-    from pymon.checks import REGISTRY
-
-    kind = REGISTRY["tcp"]
-    REGISTRY["tcp"] = dataclasses.replace(kind, run=tcp_raw_check(kind.run))
-
-
-def lean_session(
-    session: aiohttp.ClientSession, *, traces: bool, happy_eyeballs: bool
-) -> aiohttp.ClientSession:
-    """checks/http.py new_session: the shared session without trace hooks and/or happy eyeballs.
-
-    aiohttp runs its whole tracing machinery for every request of a session that
-    has any TraceConfig; the hooks only move ``ctx.stage``. With one address per
-    target (an IP literal or a resolved name tried in turn) happy eyeballs races
-    nothing, yet ``aiohappyeyeballs`` still stages every connect.
-    """
-    if not traces:
-        session._trace_configs = []
-    if not happy_eyeballs:
-        connector = session.connector
-        assert isinstance(connector, aiohttp.TCPConnector)
-        connector._happy_eyeballs_delay = None
+    connector = session.connector
+    assert isinstance(connector, aiohttp.TCPConnector)
+    connector._happy_eyeballs_delay = None
     return session
 
 
-def _http_session(*, traces: bool, happy_eyeballs: bool) -> Patch:
-    def patch() -> None:
-        import pymon.engine.daemon as daemon
+def _http_nohe() -> None:
+    import pymon.engine.daemon as daemon
 
-        made = daemon.new_session  # type: ignore[attr-defined]
+    made = daemon.new_session  # type: ignore[attr-defined]
 
-        def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
-            return lean_session(made(*args, **kwargs), traces=traces, happy_eyeballs=happy_eyeballs)
+    def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        return lean_session(made(*args, **kwargs))
 
-        daemon.new_session = session  # type: ignore[attr-defined]
-
-    return patch
+    daemon.new_session = session  # type: ignore[attr-defined]
 
 
 class _OneResponse(asyncio.Protocol):
@@ -256,100 +185,18 @@ def _http_raw() -> None:
     REGISTRY["http"] = dataclasses.replace(kind, run=http_raw_check(kind.run))
 
 
-def lean_sleep_until(tick: float) -> Callable[[Scheduler, float], Awaitable[None]]:
-    """engine/scheduler.py Scheduler._sleep_until: one timer per wake, wakes at most every tick.
+async def executemany_rows(self: SqlStore, conn: Any, stmt: Any, table: Any, rows: Any) -> None:
+    """store/sql.py SqlStore._upsert_rows as it was: one executemany per table on SQLite too.
 
-    Today each wake-up makes two tasks (the wake event's waiter and the sleep) and
-    an ``asyncio.wait``; at 2,000 due times a second that is 2,000 wakes. Here a
-    wake is one ``asyncio.timeout`` around the event, and the next wake is never
-    sooner than ``tick`` after this one, so due runs are taken in small batches
-    (lateness grows by at most ``tick``).
+    For comparison with the multi-row statements SQLite gets now: sqlite3 takes the
+    GIL back after every row of an executemany, which with a busy loop made a
+    1,000-row batch take seconds of wall time.
     """
-
-    async def _sleep_until(self: Scheduler, due: float) -> None:
-        now = self._clock.monotonic()
-        due = max(due, now + tick)
-        self._target = due
-        self._wake.clear()
-        delay = due - now
-        try:
-            async with asyncio.timeout(delay if delay != math.inf else 3600):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
-        finally:
-            self._target = math.inf
-
-    return _sleep_until
+    await conn.execute(stmt, rows)
 
 
-def _sched_lean(tick: float) -> Patch:
-    def patch() -> None:
-        Scheduler._sleep_until = lean_sleep_until(tick)  # type: ignore[method-assign, assignment]
-
-    return patch
-
-
-StoreWrite = Callable[
-    [SqlStore, Sequence[ServiceState], Sequence[ResultRecord], Sequence[Event]], Awaitable[None]
-]
-
-
-def raw_store_write(original: StoreWrite) -> StoreWrite:
-    """store/sql.py SqlStore.write on SQLite: the two hot upserts as driver SQL with tuples.
-
-    SQLAlchemy Core's executemany compiles nothing (the statement is cached) but
-    still runs per-row bind processing (JSON encoding through its type system,
-    parameter dicts) in the event loop's thread. Here the rows are built as tuples
-    with ``json.dumps`` and handed to the driver as they are; events keep the
-    Core path (they are rare). Other backends keep ``original``.
-    """
-    from pymon.store import sql
-
-    def upsert(table: Any, keys: Sequence[str], where: str = "") -> tuple[str, list[str]]:
-        cols = [c.name for c in table.columns]
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
-        text = (
-            f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates} {where}"
-        )
-        return text, cols
-
-    state_sql, state_cols = upsert(sql.state_table, ["name"])
-    result_sql, result_cols = upsert(
-        sql.result_table, ["service", "slot"], "WHERE results.seq < excluded.seq"
-    )
-    json_cols = {"metrics", "last_by_status"}
-
-    def tuples(rows: list[dict[str, Any]], cols: list[str]) -> list[tuple[Any, ...]]:
-        return [
-            tuple(json.dumps(row[c]) if c in json_cols else row[c] for c in cols) for row in rows
-        ]
-
-    async def write(
-        self: SqlStore,
-        states: Sequence[ServiceState],
-        results: Sequence[ResultRecord],
-        events: Sequence[Event],
-    ) -> None:
-        if self.backend != "sqlite":
-            await original(self, states, results, events)
-            return
-        state_rows = tuples(list({s.name: sql._state_row(s) for s in states}.values()), state_cols)
-        result_rows = tuples(sql._ring_rows(results, self.history_size), result_cols)
-        async with self._connect("write a batch", write=True) as conn:
-            if state_rows:
-                await conn.exec_driver_sql(state_sql, state_rows)
-            if result_rows:
-                await conn.exec_driver_sql(result_sql, result_rows)
-            if events:
-                await conn.execute(sql.event_table.insert(), [sql._event_row(e) for e in events])
-
-    return write
-
-
-def _store_raw() -> None:
-    SqlStore.write = raw_store_write(SqlStore.write)  # type: ignore[method-assign, assignment]
+def _store_executemany() -> None:
+    SqlStore._upsert_rows = executemany_rows  # type: ignore[method-assign]
 
 
 def _switch_interval(seconds: float) -> Patch:
@@ -366,17 +213,20 @@ def _switch_interval(seconds: float) -> Patch:
     return patch
 
 
-def _gc_relaxed() -> None:
-    """gc.set_threshold: collect the youngest generation every 50,000 allocations, not 700.
+def _gc_threshold(young: int, middle: int, old: int) -> Patch:
+    """pymon/runtime.py GC_THRESHOLD: other collector thresholds than the daemon's.
 
-    Every check allocates a few hundred short-lived objects (tasks, futures,
-    transports, results); with the default threshold the collector runs thousands
-    of times a second and its older generations walk every live object (all
-    services' states, configs and in-flight checks).
+    With the daemon's (50,000, 20, 100) the middle generation's collection comes
+    every twenty young ones and walks everything they left, pausing the loop for
+    hundreds of milliseconds at 10,000 services.
     """
-    import gc
 
-    gc.set_threshold(50_000, 20, 100)
+    def patch() -> None:
+        import pymon.runtime
+
+        pymon.runtime.GC_THRESHOLD = (young, middle, old)
+
+    return patch
 
 
 def _gc_freeze() -> None:
@@ -408,15 +258,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "flush-0.25": ({"flush_interval": 0.25}, []),
     "flush-2": ({"flush_interval": 2.0}, []),
     "ports-1": ({"ports_per_kind": 1}, []),
-    "tcp-raw": ({}, [_tcp_raw]),
-    "http-notrace": ({}, [_http_session(traces=False, happy_eyeballs=True)]),
-    "http-nohe": ({}, [_http_session(traces=True, happy_eyeballs=False)]),
-    "http-lean": ({}, [_http_session(traces=False, happy_eyeballs=False)]),
+    "http-nohe": ({}, [_http_nohe]),
     "http-raw": ({}, [_http_raw]),
-    "sched-lean": ({}, [_sched_lean(0.01)]),
-    "store-raw": ({}, [_store_raw]),
-    "gc-relaxed": ({}, [_gc_relaxed]),
+    "store-executemany": ({}, [_store_executemany]),
     "gc-freeze": ({}, [_gc_freeze]),
+    "gc-mid5": ({}, [_gc_threshold(50_000, 5, 100)]),
     "switch-1ms": ({}, [_switch_interval(0.001)]),
 }
 

@@ -187,5 +187,8 @@ services:
         proc.terminate()
         code = proc.wait(timeout=10)
         elapsed = time.monotonic() - t0
-    assert code == 0, proc.stderr.read() if proc.stderr else ""
+    logged = proc.stderr.read() if proc.stderr else ""
+    assert code == 0, logged
     assert elapsed < 5
+    # uvloop when the pymon[fast] extra is installed, else asyncio: either way named.
+    assert "event loop: " in logged

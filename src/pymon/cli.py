@@ -24,6 +24,7 @@ from pymon.config.load import load_config, load_config_text, load_demo_config
 from pymon.config.schema import Config
 from pymon.errors import ConfigError, PymonError
 from pymon.model import Status
+from pymon.runtime import loop_factory, relaxed_gc
 
 __all__ = ["main"]
 
@@ -92,8 +93,11 @@ def run(config_path: str | None) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     config = _load(config_path)
     _setup_logging(config.log.level)
+    factory, loop_name = loop_factory()
+    log.info("event loop: %s", loop_name)
     try:
-        asyncio.run(_serve(config))
+        with relaxed_gc(), asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(config))
     except PymonError as exc:
         log.error("%s", exc)
         sys.exit(1)

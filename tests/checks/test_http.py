@@ -200,6 +200,27 @@ async def test_silent_server_times_out_waiting_for_headers(
     assert result.message == "timed out after 0.5s while waiting for response headers"
 
 
+async def test_silent_redirect_target_times_out_waiting_for_its_headers(
+    check: RunCheck, raw_server: RawServer
+) -> None:
+    async with raw_server(until_eof) as silent:
+
+        async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\n"
+                + f"Location: http://127.0.0.1:{silent}/\r\n\r\n".encode()
+            )
+            await writer.drain()
+            await reader.read()
+
+        async with raw_server(redirect) as port:
+            spec = {"url": f"http://127.0.0.1:{port}/", "follow_redirects": True}
+            result = await check("http", spec, within=0.5)
+    assert result.status is Status.FAILED
+    assert result.message == "timed out after 0.5s while waiting for response headers"
+
+
 async def test_headers_dripping_forever_time_out(check: RunCheck, raw_server: RawServer) -> None:
     async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")

@@ -26,6 +26,21 @@ async def test_open_port_is_ok_with_connect_time(check: RunCheck, raw_server: Ra
     assert result.metrics["connect_ms"] >= 0
 
 
+async def test_plain_connect_closes_its_connection(check: RunCheck, raw_server: RawServer) -> None:
+    # Without send/expect the check uses a bare socket: the server must still see
+    # the connection end, at once, and nothing sent on it.
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await received.put(await reader.read())
+
+    async with raw_server(record) as port:
+        for _ in range(3):
+            result = await check("tcp", {"host": "127.0.0.1", "port": port})
+            assert result.status is Status.OK, result.message
+            assert await asyncio.wait_for(received.get(), 5) == b""
+
+
 async def test_closed_port_is_refused(check: RunCheck) -> None:
     result = await check("tcp", {"host": "127.0.0.1", "port": free_port()})
     assert result.status is Status.FAILED

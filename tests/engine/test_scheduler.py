@@ -230,3 +230,40 @@ async def test_an_extra_run_asking_for_retry_takes_the_rhythm_over(clock: FakeCl
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert times == [0.0, 1.0, 3.0, 10.0, 20.0]
+
+
+async def test_runs_due_within_a_tick_start_together_at_the_next_wake(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    # The first wake takes "a"; "b" and "c", due less than a tick later, wait for
+    # the next wake one tick after it and start together, late by the difference.
+    sched.add("a", 60.0, first_due=1.0)
+    sched.add("b", 60.0, first_due=1.004)
+    sched.add("c", 60.0, first_due=1.008)
+    sched.add("d", 60.0, first_due=1.5)
+    await clock.advance(2)
+    assert [n for n, _, _ in job.runs] == ["a", "b", "c", "d"]
+    assert [t for _, t, _ in job.runs] == pytest.approx([1.0, 1.01, 1.01, 1.5])
+    assert [late for _, _, late in job.runs] == pytest.approx([0.0, 0.006, 0.002, 0.0])
+
+
+async def test_an_earlier_run_added_while_sleeping_wakes_the_scheduler(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    sched.add("late", 60.0, first_due=50.0)
+    await clock.advance(1)
+    sched.add("soon", 60.0, first_due=3.0)
+    await clock.advance(59)
+    assert job.times("soon") == pytest.approx([3.0])
+    assert job.times("late") == pytest.approx([50.0])
+
+
+async def test_a_zero_tick_runs_every_due_time_exactly(clock: FakeClock, job: Recorder) -> None:
+    sched = Scheduler(job, clock=clock, tick=0.0)
+    task = asyncio.create_task(sched.run())
+    sched.add("a", 60.0, first_due=1.0)
+    sched.add("b", 60.0, first_due=1.004)
+    await clock.advance(2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [(n, t, late) for n, t, late in job.runs] == [("a", 1.0, 0.0), ("b", 1.004, 0.0)]

@@ -180,6 +180,31 @@ async def test_same_slot_in_one_batch_newest_wins(store_url: str) -> None:
         await store.close()
 
 
+async def test_a_batch_of_several_pages_is_written_whole(store_url: str) -> None:
+    # SQLite writes big batches as multi-row statements a page at a time; every
+    # row of every page must land, in its own columns, and upserts still apply.
+    store = SqlStore(store_url, history=10)
+    await store.open()
+    try:
+        names = [f"svc-{i:04d}" for i in range(2_345)]
+        states = [
+            dataclasses.replace(full_state(name), seq=2**40 + i) for i, name in enumerate(names)
+        ]
+        await store.write(states, [result(name, 7) for name in names], [])
+        newer = [result(name, 17, Status.WARN) for name in names] + [result(names[0], 5)]
+        await store.write(states[:3], newer, [])
+
+        loaded = await store.load_states()
+        assert loaded == {state.name: state for state in states}
+        assert await store.history(names[-1]) == [result(names[-1], 17, Status.WARN)]
+        assert await store.history(names[0]) == [
+            result(names[0], 17, Status.WARN),
+            result(names[0], 5),
+        ]
+    finally:
+        await store.close()
+
+
 async def test_events_newest_first_and_by_service(store: SqlStore) -> None:
     batch1 = [ev("a", T0, Status.ERROR, Status.OK), ev("b", T0 + 1, Status.WARN, Status.OK)]
     batch2 = [ev("a", T0 + 2, Status.OK, Status.ERROR), ev("c", T0 + 2, Status.FAILED, Status.OK)]

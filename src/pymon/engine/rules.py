@@ -382,7 +382,9 @@ def _workflow(
             events.append(
                 Event(name, on if value else off, now, state.status, state.status, state.message)
             )
-    state = replace(state, maintenance=situation.maintenance, unreachable=unreachable)
+    # dataclasses.replace copies all twenty fields; most runs change neither flag.
+    if (state.maintenance, state.unreachable) != (situation.maintenance, unreachable):
+        state = replace(state, maintenance=situation.maintenance, unreachable=unreachable)
 
     if incident is not None and not incident.open:
         incident = None
@@ -400,7 +402,8 @@ def _workflow(
         notices += more_notices
 
     open_id = incident.id if incident is not None and incident.open else None
-    state = replace(state, incident=open_id)
+    if state.incident != open_id:
+        state = replace(state, incident=open_id)
     return Outcome(state, incident, events, notices)
 
 

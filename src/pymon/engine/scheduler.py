@@ -9,6 +9,9 @@
 * At most ``concurrency`` checks run at once; a due check waiting for a slot starts
   late, and every run's lateness (start minus due time) is recorded.
 * A hanging check holds only its own slot until its timeout (enforced by the job).
+* The dispatcher wakes at most once per ``tick`` (10 ms): runs due within a tick of
+  each other start together, at most a tick late, and at 2,000 runs a second the
+  loop pays for 100 wake-ups instead of 2,000.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from pymon.clock import Clock, SystemClock, sleep_or_wake
+from pymon.clock import Clock, SystemClock
 
-__all__ = ["Job", "LatenessStats", "Scheduler", "phase"]
+__all__ = ["TICK", "Job", "LatenessStats", "Scheduler", "phase"]
 
 log = logging.getLogger("pymon.scheduler")
 
@@ -34,6 +37,9 @@ Job = Callable[[str, float], Awaitable[float | None]]
 Returns None to keep the service's rhythm, or a retry delay: run again that soon
 (but never later than the next regular due time), e.g. while a change is unconfirmed.
 """
+
+TICK = 0.01
+"""Seconds the dispatcher waits at least between two wake-ups (see the module doc)."""
 
 
 def phase(name: str) -> float:
@@ -81,15 +87,26 @@ class _Entry:
 class Scheduler:
     """Runs ``job(name, lateness)`` for each added service, every ``interval`` seconds."""
 
-    def __init__(self, job: Job, *, concurrency: int = 1000, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        job: Job,
+        *,
+        concurrency: int = 1000,
+        clock: Clock | None = None,
+        tick: float = TICK,
+    ) -> None:
         self._job = job
         self._clock = clock or SystemClock()
         self._slots = asyncio.Semaphore(concurrency)
         self._heap: list[tuple[float, int, str, int]] = []
         self._entries: dict[str, _Entry] = {}
         self._counter = 0
-        self._wake = asyncio.Event()
+        self._tick = tick
+        # The dispatcher's next wake-up is never before this (last wake + tick).
+        self._not_before = -math.inf
+        # While the dispatcher sleeps: the time it wakes and the sleep to cut short.
         self._target = math.inf
+        self._sleeper: asyncio.Future[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self.stats = LatenessStats()
 
@@ -123,6 +140,7 @@ class Scheduler:
         try:
             while True:
                 now = self._clock.monotonic()
+                self._not_before = now + self._tick
                 while self._heap and self._heap[0][0] <= now:
                     due, _, name, gen = heapq.heappop(self._heap)
                     entry = self._entries.get(name)
@@ -139,17 +157,33 @@ class Scheduler:
         entry = self._entries[name]
         self._counter += 1
         heapq.heappush(self._heap, (due, self._counter, name, entry.generation))
-        if due < self._target:
-            self._wake.set()
+        if max(due, self._not_before) < self._target and self._sleeper is not None:
+            self._sleeper.cancel()
 
     async def _sleep_until(self, due: float) -> None:
-        self._target = due
-        self._wake.clear()
-        delay = due - self._clock.monotonic()
+        """Sleep until ``due`` (not before the tick), or until ``_push`` cuts the sleep short.
+
+        One task per wake-up, the clock's sleep, cancelled when an earlier run is
+        pushed: the cheapest wait the Clock seam allows (sleeping and waiting on an
+        event took two tasks and an ``asyncio.wait``).
+        """
+        self._target = max(due, self._not_before)
+        delay = min(self._target - self._clock.monotonic(), 3600.0)
+        if delay <= 0:
+            self._target = math.inf
+            return
+        sleeper = self._sleeper = asyncio.ensure_future(self._clock.sleep(delay))
         try:
-            await sleep_or_wake(self._clock, self._wake, min(delay, 3600.0))
+            await sleeper
+        except asyncio.CancelledError:
+            # Cancelled by _push (an earlier run is due): wake. Cancelled from outside: stop.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
         finally:
             self._target = math.inf
+            self._sleeper = None
+            sleeper.cancel()
 
     def _spawn(self, entry: _Entry, due: float, *, rearm: bool = True) -> None:
         task = asyncio.create_task(

@@ -1,0 +1,42 @@
+"""Process-wide settings: the collector's thresholds and the choice of event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import types
+
+import pytest
+
+from pymon.runtime import GC_THRESHOLD, loop_factory, relaxed_gc
+
+
+def test_relaxed_gc_sets_the_thresholds_and_restores_them() -> None:
+    before = gc.get_threshold()
+    with relaxed_gc():
+        assert gc.get_threshold() == GC_THRESHOLD
+    assert gc.get_threshold() == before
+
+
+def test_relaxed_gc_restores_the_thresholds_after_an_error() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), relaxed_gc():
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before
+
+
+def test_asyncio_loop_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
+    # None in sys.modules makes ``import uvloop`` fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert loop_factory() == (None, "asyncio")
+
+
+def test_uvloop_when_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("uvloop")
+    fake.new_event_loop = asyncio.new_event_loop  # type: ignore[attr-defined]
+    fake.__version__ = "9.9"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "uvloop", fake)
+    factory, name = loop_factory()
+    assert factory is asyncio.new_event_loop
+    assert name == "uvloop 9.9"
