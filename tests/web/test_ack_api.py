@@ -9,18 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from tests.engine.test_daemon import wait_for
 from tests.support.cli import pymon
 from tests.support.servers import free_port
+from tests.web.helpers import client_for, running
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
-    d = Daemon(
-        load_config_text(
-            f"""
+    text = f"""
 storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web: {{listen: "127.0.0.1:0"}}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
@@ -28,17 +26,14 @@ services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
   - {{name: "we ird <b>", type: tcp, host: 127.0.0.1, port: {free_port()}, enabled: false}}
 """
-        )
-    )
-    await d.start()
-    await wait_for(lambda: "down" in d.incidents)
-    yield d
-    await d.stop()
+    async with running(text) as d:
+        await wait_for(lambda: "down" in d.incidents)
+        yield d
 
 
 @pytest.fixture
 async def client(daemon: Daemon) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as c:
+    async with client_for(daemon) as c:
         yield c
 
 
@@ -140,9 +135,7 @@ async def test_pymon_ack_says_why_it_failed(daemon: Daemon) -> None:
 async def test_pymon_ack_sends_its_token(tmp_path: Path) -> None:
     from pymon.web.auth import hash_secret
 
-    d = Daemon(
-        load_config_text(
-            f"""
+    text = f"""
 storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web:
   listen: "127.0.0.1:0"
@@ -151,10 +144,7 @@ defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
 """
-        )
-    )
-    await d.start()
-    try:
+    async with running(text) as d:
         await wait_for(lambda: "down" in d.incidents)
         url = f"http://127.0.0.1:{d.web_port}"
         refused = await asyncio.to_thread(pymon, "ack", "--url", url, "down")
@@ -165,5 +155,3 @@ services:
         ack = d.incidents["down"].ack
         assert ack is not None
         assert ack.author == "oncall-bot"
-    finally:
-        await d.stop()

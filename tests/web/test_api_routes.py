@@ -13,10 +13,10 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from tests.engine.test_daemon import wait_for
 from tests.support.servers import free_port
+from tests.web.helpers import client_for, running
 
 XSS = "<script>alert(1)</script>"
 SLASHED = "db/primary"
@@ -27,9 +27,7 @@ SECRETS = ("smtp-secret-pw", "hook-secret", TOKEN_HASH, "$argon2id$")
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
-    d = Daemon(
-        load_config_text(
-            f"""
+    text = f"""
 storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web:
   listen: "127.0.0.1:0"
@@ -48,20 +46,14 @@ services:
   - {{name: "{XSS}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
   - {{name: "{HISTORY_NAMED}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """
-        )
-    )
-    await d.start()
-    await wait_for(lambda: "down" in d.incidents and SLASHED in d.incidents)
-    yield d
-    await d.stop()
+    async with running(text) as d:
+        await wait_for(lambda: "down" in d.incidents and SLASHED in d.incidents)
+        yield d
 
 
 @pytest.fixture
 async def client(daemon: Daemon) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{daemon.web_port}",
-        headers={"Authorization": "Bearer t0ken"},
-    ) as c:
+    async with client_for(daemon, headers={"Authorization": "Bearer t0ken"}) as c:
         yield c
 
 

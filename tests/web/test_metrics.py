@@ -5,23 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from pymon import __version__
-from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from tests.engine.test_daemon import wait_for
 from tests.support.servers import free_port
+from tests.web.helpers import client_for, running
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
-    d = Daemon(
-        load_config_text(
-            f"""
+    text = f"""
 instance: {{name: "edge \\"1\\""}}
 storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web: {{listen: "127.0.0.1:0"}}
@@ -30,16 +27,13 @@ services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
   - {{name: "<script>alert(1)</script>", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """
-        )
-    )
-    await d.start()
-    await wait_for(lambda: "down" in d.incidents and d.scheduler.stats.runs > 0)
-    yield d
-    await d.stop()
+    async with running(text) as d:
+        await wait_for(lambda: "down" in d.incidents and d.scheduler.stats.runs > 0)
+        yield d
 
 
 async def scrape(d: Daemon) -> dict[str, list[Sample]]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as c:
+    async with client_for(d) as c:
         answer = await c.get("/metrics")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")

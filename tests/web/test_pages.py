@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
@@ -12,12 +11,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from pymon.web.auth import hash_secret
 from pymon.web.pages import FLAGS
 from tests.engine.test_daemon import wait_for
 from tests.support.servers import TcpListener, free_port
+from tests.web.helpers import client_for, running
 
 NASTY = "<script>alert(1)</script>"
 SLASHED = "db/primary replica"
@@ -111,25 +110,11 @@ services:
 """
 
 
-@asynccontextmanager
-async def running(text: str) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config_text(text))
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
-
-
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     async with running(config_text(tmp_path)) as d:
         await wait_for(lambda: {"down", "also-down", NASTY} <= set(d.incidents))
         yield d
-
-
-def client_for(daemon: Daemon) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}")
 
 
 @pytest.fixture

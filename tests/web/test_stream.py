@@ -17,7 +17,6 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 
-from pymon.config.load import load_config_text
 from pymon.engine.bus import EventHappened
 from pymon.engine.daemon import Daemon
 from pymon.model import Event, EventKind, Status
@@ -25,6 +24,7 @@ from pymon.web.app import create_app
 from pymon.web.stream import StreamSettings
 from tests.engine.test_daemon import wait_for
 from tests.support.servers import TcpListener
+from tests.web.helpers import running
 
 TOKEN = "stream-test-token-0123456789"
 
@@ -51,11 +51,9 @@ async def target() -> AsyncIterator[TcpListener]:
 
 @pytest.fixture
 async def daemon(tmp_path: Path, target: TcpListener) -> AsyncIterator[Daemon]:
-    d = Daemon(load_config_text(config(tmp_path, target.port)))
-    await d.start()
-    await wait_for(lambda: d.states["web"].status is Status.OK)
-    yield d
-    await d.stop()
+    async with running(config(tmp_path, target.port)) as d:
+        await wait_for(lambda: d.states["web"].status is Status.OK)
+        yield d
 
 
 @dataclass
@@ -186,15 +184,11 @@ async def test_a_hostile_service_name_is_plain_json(daemon: Daemon, target: TcpL
 
 async def test_the_stream_is_under_base_path(tmp_path: Path, target: TcpListener) -> None:
     web = '{listen: "127.0.0.1:0", base_path: /mon}'
-    d = Daemon(load_config_text(config(tmp_path, target.port, web=web)))
-    await d.start()
-    try:
+    async with running(config(tmp_path, target.port, web=web)) as d:
         async with reading(stream_url(d, "/mon")) as reader:
             await wait_for(lambda: bool(reader.of("hello")))
         async with httpx.AsyncClient() as client:
             assert (await client.get(stream_url(d))).status_code == 404
-    finally:
-        await d.stop()
 
 
 @contextlib.asynccontextmanager
@@ -279,9 +273,7 @@ async def test_the_stream_needs_credentials_when_reading_is_closed(
     token_hash = PasswordHasher().hash(secret)
     tokens = f'[{{name: r, token_hash: "{token_hash}"}}]'
     web = f'{{listen: "127.0.0.1:0", auth: {{read: true, tokens: {tokens}}}}}'
-    d = Daemon(load_config_text(config(tmp_path, target.port, web=web)))
-    await d.start()
-    try:
+    async with running(config(tmp_path, target.port, web=web)) as d:
         async with httpx.AsyncClient() as client:
             refused = await client.get(stream_url(d))
             assert refused.status_code == 401 and "error" in refused.json()
@@ -290,5 +282,3 @@ async def test_the_stream_needs_credentials_when_reading_is_closed(
         async with reading(stream_url(d), {"Authorization": f"Bearer {secret}"}) as reader:
             assert reader.response.status_code == 200
             await wait_for(lambda: bool(reader.of("hello")))
-    finally:
-        await d.stop()

@@ -6,7 +6,7 @@ bookkeeping of their own: what a scrape shows is what the API shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -44,48 +44,40 @@ class DaemonCollector(Collector):
         daemon = self._daemon
         yield from self._services(daemon)
         stats = daemon.scheduler.stats
-        yield CounterMetricFamily(
-            "pymon_scheduler_runs", "Checks started by the scheduler.", value=stats.runs
+        yield from _counters(
+            ("pymon_scheduler_runs", "Checks started by the scheduler.", stats.runs),
+            (
+                "pymon_scheduler_skipped",
+                "Runs skipped because the previous run of the service was still going.",
+                stats.skipped,
+            ),
         )
-        yield CounterMetricFamily(
-            "pymon_scheduler_skipped",
-            "Runs skipped because the previous run of the service was still going.",
-            value=stats.skipped,
-        )
-        lateness = GaugeMetricFamily(
+        yield _labelled(
+            GaugeMetricFamily,
             "pymon_scheduler_lateness_seconds",
             "How long after its due time a check started (over recent runs).",
-            labels=["quantile"],
+            "quantile",
+            (("0.5", stats.percentile(50)), ("0.99", stats.percentile(99))),
         )
-        for label, p in (("0.5", 50), ("0.99", 99)):
-            lateness.add_metric([label], stats.percentile(p))
-        yield lateness
         outbox = daemon.notifier.outbox.stats
-        yield CounterMetricFamily(
-            "pymon_notices_sent", "Notice deliveries that succeeded.", value=outbox.sent
-        )
-        yield CounterMetricFamily(
-            "pymon_notice_failures", "Notice delivery attempts that failed.", value=outbox.failed
-        )
-        yield CounterMetricFamily(
-            "pymon_notices_given_up",
-            "Notice deliveries given up after retrying.",
-            value=outbox.gave_up,
+        yield from _counters(
+            ("pymon_notices_sent", "Notice deliveries that succeeded.", outbox.sent),
+            ("pymon_notice_failures", "Notice delivery attempts that failed.", outbox.failed),
+            (
+                "pymon_notices_given_up",
+                "Notice deliveries given up after retrying.",
+                outbox.gave_up,
+            ),
         )
         acks = daemon.notifier.ack_server
         if acks is not None:
-            family = CounterMetricFamily(
+            yield _labelled(
+                CounterMetricFamily,
                 "pymon_acks",
                 "Acknowledgements by e-mail, by result.",
-                labels=["result"],
+                "result",
+                (("accepted", acks.accepted), ("refused", acks.refused), ("failed", acks.failed)),
             )
-            for result, count in (
-                ("accepted", acks.accepted),
-                ("refused", acks.refused),
-                ("failed", acks.failed),
-            ):
-                family.add_metric([result], count)
-            yield family
         yield GaugeMetricFamily(
             "pymon_store_pending", "Writes waiting for the store.", value=daemon.writer.pending
         )
@@ -132,6 +124,26 @@ class DaemonCollector(Collector):
         yield status
         yield up
         yield duration
+
+
+def _counters(*rows: tuple[str, str, float]) -> Iterator[Metric]:
+    """One unlabelled counter per ``(name, documentation, value)``."""
+    for name, documentation, value in rows:
+        yield CounterMetricFamily(name, documentation, value=value)
+
+
+def _labelled(
+    family: type[CounterMetricFamily | GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    samples: Iterable[tuple[str, float]],
+) -> Metric:
+    """A family with one label, one sample per ``(label value, value)``."""
+    metric = family(name, documentation, labels=[label])
+    for key, value in samples:
+        metric.add_metric([key], value)
+    return metric
 
 
 def _registry(request: Request) -> CollectorRegistry:

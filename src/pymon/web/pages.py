@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -104,7 +104,9 @@ def _absolute(ts: float | None) -> str:
 
 
 def _span(seconds: float) -> str:
-    """A duration as people say it: ``45 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``."""
+    """A duration as people say it: ``300 ms``, ``45 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
     s = int(max(seconds, 0))
     if s < 60:
         return f"{s} s"
@@ -458,11 +460,26 @@ def _refusal(request: Request, name: str, message: str, status_code: int = 409) 
     return _answer(request, name, message, status_code)
 
 
+def _known(request: Request, name: str) -> Daemon:
+    """The daemon, once ``name`` is known to be one of its services (404 otherwise)."""
+    daemon = _daemon(request)
+    _lookup(daemon, name)
+    return daemon
+
+
+async def _apply(request: Request, name: str, change: Awaitable[object], done: str) -> Response:
+    """Await ``change``: its PymonError is the refusal, else ``done`` is the answer."""
+    try:
+        await change
+    except PymonError as exc:
+        return _refusal(request, name, str(exc))
+    return _answer(request, name, done)
+
+
 @router.post("/services/{name:path}/ack")
 async def ack_action(request: Request, name: str, user: str = Depends(require_write)) -> Response:
     """Acknowledge the service's open incident (form fields ``comment``, ``expires``)."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
+    daemon = _known(request, name)
     form = await _form(request)
     comment = form.get("comment", "").strip()[:2000]
     expires: float | None = None
@@ -471,33 +488,25 @@ async def ack_action(request: Request, name: str, user: str = Depends(require_wr
             expires = daemon.clock.time() + parse_duration(form["expires"])
         except ValueError as exc:
             return _refusal(request, name, f"expires: {exc}", 422)
-    try:
-        await daemon.acknowledge(name, user, comment, expires)
-    except PymonError as exc:
-        return _refusal(request, name, str(exc))
-    return _answer(request, name, f"acknowledged by {user}")
+    change = daemon.acknowledge(name, user, comment, expires)
+    return await _apply(request, name, change, f"acknowledged by {user}")
 
 
 @router.post("/services/{name:path}/unack")
 async def unack_action(request: Request, name: str, user: str = Depends(require_write)) -> Response:
     """Take the acknowledgement back."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
+    daemon = _known(request, name)
     incident = daemon.incidents.get(name)
     if incident is None or incident.ack is None:
         return _refusal(request, name, f"{name} is not acknowledged")
-    try:
-        await daemon.unacknowledge(name, user)
-    except PymonError as exc:
-        return _refusal(request, name, str(exc))
-    return _answer(request, name, f"acknowledgement taken back by {user}")
+    change = daemon.unacknowledge(name, user)
+    return await _apply(request, name, change, f"acknowledgement taken back by {user}")
 
 
 @router.post("/services/{name:path}/run")
 async def run_action(request: Request, name: str, _: str = Depends(require_write)) -> Response:
     """Run the service's check now; the new state follows over the live stream."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
+    daemon = _known(request, name)
     if name not in daemon.scheduler:
         return _refusal(request, name, f"{name} is disabled: there is no check to run")
     daemon.run_now(name)
@@ -514,8 +523,7 @@ async def maintenance_action(
     request: Request, name: str, user: str = Depends(require_write)
 ) -> Response:
     """Put the service in maintenance from now for ``duration`` (e.g. ``2h``)."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
+    daemon = _known(request, name)
     form = await _form(request)
     try:
         seconds = parse_duration(form.get("duration", "").strip() or "none")
@@ -743,33 +751,30 @@ async def login_form(request: Request) -> Response:
     return _render(request, "login.html", page="login", next=request.query_params.get("next", ""))
 
 
+def _login_again(request: Request, form: dict[str, str], status_code: int, error: str) -> Response:
+    """The sign-in form again with ``error``, keeping the name and ``next`` that were sent."""
+    return _render(
+        request,
+        "login.html",
+        status_code,
+        page="login",
+        error=error,
+        username=form.get("username", "")[:200],
+        next=form.get("next", ""),
+    )
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
     """Check the name and password; on success set the session and go to the overview."""
     form = await _form(request)
     if not _csrf_ok(request, form):
-        return _render(
-            request,
-            "login.html",
-            403,
-            page="login",
-            error="the form expired: please sign in again",
-            username=form.get("username", "")[:200],
-            next=form.get("next", ""),
-        )
+        return _login_again(request, form, 403, "the form expired: please sign in again")
     done = await login_user(
         request, form.get("username", ""), form.get("password", ""), form.get("next") or None
     )
     if done is None:
-        return _render(
-            request,
-            "login.html",
-            401,
-            page="login",
-            error="wrong name or password",
-            username=form.get("username", "")[:200],
-            next=form.get("next", ""),
-        )
+        return _login_again(request, form, 401, "wrong name or password")
     return done
 
 

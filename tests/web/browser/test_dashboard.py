@@ -71,6 +71,20 @@ def sorted_by_status_then_name(found: list[tuple[str, str]]) -> bool:
     )
 
 
+async def acknowledge(
+    page: Page, shots: Shots, base: str, name: str, comment: str
+) -> dict[str, Any]:
+    """Acknowledge from the open service page; once the flag shows, the API's ``ack``."""
+    await page.locator("#ack-form [name=comment]").fill(comment)
+    await page.locator("#ack").click()
+    await expect(page.locator('[data-flag="acknowledged"]')).to_have_count(1, timeout=LIVE)
+    await shots("acknowledged")
+    async with httpx.AsyncClient() as client:
+        detail = (await client.get(f"{base}/api/v1/services/{quote(name, safe='')}")).json()
+    ack: dict[str, Any] = detail["incident"]["ack"]
+    return ack
+
+
 async def operator_flow(page: Page, shots: Shots, base: str, targets: Targets) -> None:
     """Overview, sort, filter, a live failure, an acknowledgement: under ``base``."""
     # The overview counts what the targets say.
@@ -114,13 +128,8 @@ async def operator_flow(page: Page, shots: Shots, base: str, targets: Targets) -
     # Acknowledging from the service page: the flag shows without a reload.
     await page.goto(f"{base}/services/charlie")
     await expect(page.locator("#status")).to_have_text("failed")
-    await page.locator("#ack-form [name=comment]").fill("on it <b>now</b>")
-    await page.locator("#ack").click()
-    await expect(page.locator('[data-flag="acknowledged"]')).to_have_count(1, timeout=LIVE)
-    await shots("acknowledged")
-    async with httpx.AsyncClient() as client:
-        detail = (await client.get(f"{base}/api/v1/services/charlie")).json()
-    assert detail["incident"]["ack"]["comment"] == "on it <b>now</b>"
+    ack = await acknowledge(page, shots, base, "charlie", "on it <b>now</b>")
+    assert ack["comment"] == "on it <b>now</b>"
 
 
 def ann(password: str) -> dict[str, Any]:
@@ -243,11 +252,6 @@ async def test_login_then_acknowledge_when_users_are_configured(
     await log_in(tab, shots, pymon.url, "ann", password)
 
     await tab.goto(f"{pymon.url}/services/charlie")
-    await tab.locator("#ack-form [name=comment]").fill("mine")
-    await tab.locator("#ack").click()
-    await expect(tab.locator('[data-flag="acknowledged"]')).to_have_count(1, timeout=LIVE)
-    await shots("acknowledged")
-    async with httpx.AsyncClient() as client:
-        detail = (await client.get(f"{pymon.url}/api/v1/services/charlie")).json()
-    assert detail["incident"]["ack"]["author"] == "ann"
+    ack = await acknowledge(tab, shots, pymon.url, "charlie", "mine")
+    assert ack["author"] == "ann"
     assert dialogs.seen == []

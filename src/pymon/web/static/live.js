@@ -2,7 +2,7 @@
 // (re)connect and polling at the user's interval (localStorage "pymon.refresh") while
 // the stream is down. Shows the state in #live.
 
-import { eventRow, prefix, refreshTimes } from "./common.js";
+import { eventRow, fetchAllServices, prefix, refreshTimes } from "./common.js";
 
 const STORAGE_KEY = "pymon.refresh";
 const DEFAULT_INTERVAL = 20;
@@ -175,4 +175,26 @@ export function startLive(handlers = {}) {
     if (event.persisted) connect();
   });
   connect();
+}
+
+/**
+ * Live updates for a page that shows every service: `services` (a Map, name → the
+ * API's service JSON) is refilled from the API on every resync, then `loaded()` runs;
+ * each state event updates it, then `changed()` runs once the first fill is in.
+ */
+export function startLiveServices(services, { loaded, changed }) {
+  let filled = false;
+  startLive({
+    async resync() {
+      const all = await fetchAllServices();
+      services.clear();
+      for (const s of all) services.set(s.name, s);
+      filled = true;
+      loaded();
+    },
+    onState(s) {
+      services.set(s.name, s);
+      if (filled) changed();
+    },
+  });
 }

@@ -1,11 +1,10 @@
 // The overview: counts and the problems list kept current from the live stream.
 
-import { SEVERITY, STATUSES, badge, el, fetchAllServices, serviceUrl, timeEl } from "./common.js";
-import { applyCounts, startLive } from "./live.js";
+import { SEVERITY, STATUSES, badge, el, serviceUrl, timeEl } from "./common.js";
+import { applyCounts, startLiveServices } from "./live.js";
 
 const SHOWN = 100;
 const services = new Map();
-let loaded = false;
 let timer = null;
 
 const isProblem = (s) => ["warn", "error", "failed", "unknown"].includes(s.status);
@@ -44,16 +43,9 @@ function render() {
   document.getElementById("no-problems").hidden = problems.length > 0;
 }
 
-startLive({
-  async resync() {
-    const all = await fetchAllServices();
-    services.clear();
-    for (const s of all) services.set(s.name, s);
-    loaded = true;
-    render();
-  },
-  onState(s) {
-    services.set(s.name, s);
-    if (loaded && timer === null) timer = setTimeout(render, 100);
+startLiveServices(services, {
+  loaded: render,
+  changed() {
+    if (timer === null) timer = setTimeout(render, 100);
   },
 });

@@ -3,8 +3,8 @@
 // 10,000 services stay fast. Click a header to sort by it (again: reverse), shift+click
 // to add it as the next key.
 
-import { SEVERITY, el, fetchAllServices, serviceUrl, timeEl } from "./common.js";
-import { startLive } from "./live.js";
+import { SEVERITY, el, serviceUrl, timeEl } from "./common.js";
+import { startLiveServices } from "./live.js";
 
 const table = document.getElementById("services");
 const tbody = table.tBodies[0];
@@ -213,18 +213,12 @@ document.getElementById("filters").addEventListener("submit", (event) => {
   render();
 });
 
-startLive({
-  async resync() {
-    const all = await fetchAllServices();
-    services.clear();
-    for (const s of all) services.set(s.name, s);
+startLiveServices(services, {
+  loaded() {
     loaded = true;
     refreshTagOptions();
     render();
     table.dataset.ready = "";
   },
-  onState(s) {
-    services.set(s.name, s);
-    if (loaded) renderSoon();
-  },
+  changed: renderSoon,
 });
