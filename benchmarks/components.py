@@ -49,7 +49,7 @@ from benchmarks.variants import (
     lean_session,
 )
 
-from pymon.bench import _TargetProcess
+from pymon.bench import TargetProcess
 from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, register, run_check
 from pymon.checks.http import HttpSpec, new_session
 from pymon.checks.tcp import TcpSpec
@@ -244,7 +244,7 @@ async def main(args: argparse.Namespace) -> None:
     """Measure the parts named on the command line."""
     parts = args.parts or list(PARTS)
     rounds = args.rounds
-    target = await _TargetProcess.start(2) if {"tcp", "http"} & set(parts) else None
+    target = await TargetProcess.start(2) if {"tcp", "http"} & set(parts) else None
     try:
         if target is not None and "tcp" in parts:
             kind = check_type("tcp")

@@ -8,8 +8,11 @@ failure, so CI cannot pass by silently skipping the real thing.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 
 import pytest
+
+from tests.support.servers import TcpListener
 
 REQUIRE_ALL = os.environ.get("PYMON_REQUIRE_ALL") == "1"
 
@@ -30,3 +33,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if REQUIRE_ALL and report.skipped and call.when in ("setup", "call"):
         report.outcome = "failed"
         report.longrepr = f"skipped under PYMON_REQUIRE_ALL=1: {report.longrepr}"
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[TcpListener]:
+    """A TCP listener on 127.0.0.1 that accepts and closes: an ``ok`` target."""
+    srv = TcpListener()
+    await srv.start()
+    yield srv
+    await srv.stop()

@@ -64,6 +64,7 @@ __all__ = [
     "BenchReport",
     "LoopName",
     "MeteredStore",
+    "TargetProcess",
     "machine_info",
     "render_report",
     "run",
@@ -399,8 +400,8 @@ class _TargetStats:
     tcp: int
 
 
-class _TargetProcess:
-    """The parent's handle on the target process."""
+class TargetProcess:
+    """The parent's handle on the target process (also used by load tests)."""
 
     def __init__(self, proc: asyncio.subprocess.Process, http: list[int], tcp: list[int]) -> None:
         self.proc = proc
@@ -408,7 +409,7 @@ class _TargetProcess:
         self.tcp_ports = tcp
 
     @classmethod
-    async def start(cls, ports: int) -> _TargetProcess:
+    async def start(cls, ports: int) -> TargetProcess:
         code = f"from pymon.bench import serve_targets; serve_targets({ports})"
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -566,7 +567,7 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def _build_config(options: BenchOptions, target: _TargetProcess, db: Path) -> Config:
+def _build_config(options: BenchOptions, target: TargetProcess, db: Path) -> Config:
     from pymon.checks import check_type
     from pymon.checks.http import HttpSpec
     from pymon.checks.tcp import TcpSpec
@@ -627,7 +628,7 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
         tmp = tempfile.TemporaryDirectory(prefix="pymon-bench-")
     workdir = options.workdir or Path(tmp.name if tmp is not None else ".")
     try:
-        target = await _TargetProcess.start(options.effective_ports)
+        target = await TargetProcess.start(options.effective_ports)
         try:
             # As `pymon run` does: the benchmark measures the daemon as it runs.
             with relaxed_gc():
@@ -640,7 +641,7 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
 
 
 async def _measure(
-    options: BenchOptions, target: _TargetProcess, workdir: Path, say: Progress
+    options: BenchOptions, target: TargetProcess, workdir: Path, say: Progress
 ) -> BenchReport:
     # Imported here, before the "before" RSS is read, so that module code is not
     # counted as memory per service (and the target process never loads them).

@@ -1,4 +1,4 @@
-"""The ``pymon`` command line: run, check, config validate, ack, bench."""
+"""The ``pymon`` command line: run, check, config validate, ack, shell, bench."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -48,8 +49,10 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
-    # aiosmtpd (the acknowledgement server) logs every SMTP command at INFO.
-    logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiosmtpd (the acknowledgement server) logs every SMTP command at INFO, watchfiles
+    # every change it sees; pymon logs what matters of both itself.
+    for chatty in ("mail.log", "watchfiles"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _fail_config(err: ConfigError) -> NoReturn:
@@ -110,11 +113,15 @@ async def _serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(
-        signal.SIGHUP,
-        lambda: log.warning("SIGHUP: live reload is not available yet; restart pymon to apply"),
-    )
     daemon = Daemon(config)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = asyncio.ensure_future(daemon.reload("SIGHUP"))
+        reloads.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await daemon.start()
     try:
         await stop.wait()
@@ -219,7 +226,16 @@ def config() -> None:
 
 @config.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False))
-def validate(file: str) -> None:
+@click.option(
+    "--against",
+    metavar="URL",
+    default=None,
+    help="A running daemon: also print what reloading FILE there would change.",
+)
+@click.option(
+    "--token", envvar="PYMON_TOKEN", default=None, help="A web.auth token (or $PYMON_TOKEN)."
+)
+def validate(file: str, against: str | None, token: str | None) -> None:
     """Check FILE; print every error as FILE:LINE: key.path: what is wrong."""
     from pymon.notify.templates import Templates, template_dir
 
@@ -233,6 +249,28 @@ def validate(file: str) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{file}: ok ({len(cfg.services)} services)")
+    if against is not None:
+        _print_diff(cfg, Client(against, token=token))
+
+
+def _print_diff(cfg: Config, client: Client) -> None:
+    """What a reload of ``cfg`` would change on the daemon ``client`` talks to."""
+    from pymon.engine.reload import diff_fingerprints, fingerprints
+
+    try:
+        running = client.config()
+    except ClientError as exc:
+        click.echo(f"pymon config validate: {exc}", err=True)
+        sys.exit(1)
+    changes = diff_fingerprints(running.get("services") or {}, fingerprints(cfg))
+    click.echo(f"against {client.url} ({running.get('source')}): {changes.summary()}")
+    for what, names in (
+        ("+", changes.added),
+        ("~", changes.changed),
+        ("-", changes.removed),
+    ):
+        for name in names:
+            click.echo(f"  {what} {name}")
 
 
 def _api_url(url: str | None, config_path: str | None) -> str:
@@ -246,6 +284,19 @@ def _api_url(url: str | None, config_path: str | None) -> str:
     return f"http://{shown}:{port}{web.base_path}"
 
 
+def _daemon_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--url`` and ``--token``: how a command reaches the running daemon."""
+    command = click.option(
+        "--token",
+        envvar="PYMON_TOKEN",
+        default=None,
+        help="A web.auth token (or $PYMON_TOKEN); not needed on loopback without auth.",
+    )(command)
+    return click.option(
+        "--url", default=None, help="The daemon's web address (default: from the config)."
+    )(command)
+
+
 def _default_author() -> str:
     try:
         user = getpass.getuser()
@@ -256,13 +307,7 @@ def _default_author() -> str:
 
 @cli.command()
 @_config_option
-@click.option("--url", default=None, help="The daemon's web address (default: from the config).")
-@click.option(
-    "--token",
-    envvar="PYMON_TOKEN",
-    default=None,
-    help="A web.auth token (or $PYMON_TOKEN); not needed on loopback without auth.",
-)
+@_daemon_options
 @click.option("-m", "--message", "comment", default="", help="Why (shown with the state).")
 @click.option("--author", default=None, help="Who (default: user@host).")
 @click.option("--expires", default=None, help="End the acknowledgement after e.g. 2h.")
@@ -294,6 +339,32 @@ def ack(
         click.echo(f"{name}: acknowledgement taken back ({incident.get('status', '?')})")
     else:
         click.echo(f"{name}: {incident.get('status', '?')} acknowledged by {who}")
+
+
+@cli.command()
+@_config_option
+@_daemon_options
+@click.option(
+    "-e",
+    "--execute",
+    "commands",
+    multiple=True,
+    metavar="COMMAND",
+    help="Run COMMAND and exit (repeatable); exit 1 if any failed.",
+)
+def shell(
+    config_path: str | None, url: str | None, token: str | None, commands: tuple[str, ...]
+) -> None:
+    """An interactive shell on the running daemon: status, show, ack, maint, watch, ...
+
+    \b
+    pymon shell                         prompt, with history and TAB completion
+    pymon shell -e status -e "ack db 'disk swap'"   for scripts
+    """
+    from pymon.shell import main as shell_main
+
+    address = _api_url(url, config_path)
+    sys.exit(shell_main(address, token=token, commands=list(commands), author=_default_author()))
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

@@ -15,7 +15,7 @@ from tests.config.helpers import issues, write
 KNOWN_TYPES = ", ".join(sorted(REGISTRY))
 TOP_KEYS = (
     "instance, log, storage, web, scheduler, defaults, notifications, acknowledgements, "
-    "maintenance, services"
+    "maintenance, services, reload, include"
 )
 TCP_KEYS = (
     "host, port, send, expect, name, type, description, interval, retry_interval, timeout, "

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ from pymon.engine.daemon import Daemon
 from pymon.model import ServiceState, Status
 from pymon.store.sql import SqlStore
 from tests.support.servers import TcpListener, free_port
+from tests.support.waiting import wait_for
 
 
 def config_text(db: Path, up: int, down: int, interval: str = "100ms") -> str:
@@ -26,21 +26,6 @@ services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {down}}}
   - {{name: off, type: tcp, host: 127.0.0.1, port: {up}, enabled: false}}
 """
-
-
-async def wait_for(pred: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll ``pred`` until true: the daemon runs on real time here, with no hook to wait on."""
-    async with asyncio.timeout(within):
-        while not pred():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def listener() -> AsyncIterator[TcpListener]:
-    srv = TcpListener()
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from pymon.errors import ConfigError
 from pymon.model import Status
-from tests.engine.test_daemon import wait_for
+from tests.support.waiting import wait_for
 
 TOKEN = "nightly-backup-7f3a9c2e51"
 

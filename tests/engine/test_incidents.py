@@ -13,8 +13,8 @@ from pymon.engine.daemon import Daemon
 from pymon.errors import PymonError
 from pymon.model import Notice, NoticeKind
 from pymon.store.sql import SqlStore
-from tests.engine.test_daemon import wait_for
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 
 def config(tmp_path: Path, closed: int, interval: str = "100ms") -> str:

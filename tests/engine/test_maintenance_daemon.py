@@ -12,8 +12,8 @@ from pymon.config.windows import one_off
 from pymon.engine.daemon import Daemon
 from pymon.model import EventKind, Notice, NoticeKind
 from pymon.store.sql import SqlStore
-from tests.engine.test_daemon import wait_for
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 
 def config(tmp_path: Path, extra: str = "") -> str:

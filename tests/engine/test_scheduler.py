@@ -267,3 +267,32 @@ async def test_a_zero_tick_runs_every_due_time_exactly(clock: FakeClock, job: Re
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert [(n, t, late) for n, t, late in job.runs] == [("a", 1.0, 0.0), ("b", 1.004, 0.0)]
+
+
+async def test_replace_never_skips_a_run_that_is_due_but_not_started(
+    clock: FakeClock, job: Recorder
+) -> None:
+    # The dispatcher has not looked at the heap yet (a busy loop, a reload holding it):
+    # the run due at 1.0 is overdue when the service is replaced, and must still happen.
+    s = Scheduler(job, concurrency=10, clock=clock)
+    s.add("web", 1.0, first_due=1.0)
+    await clock.advance(1.5)
+    s.replace("web", 1.0)
+    task = asyncio.create_task(s.run())
+    try:
+        await clock.advance(2.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    # Late once (when the dispatcher gets to it), then back on its rhythm.
+    assert job.times("web") == pytest.approx([1.5, 2.0, 3.0])
+
+
+async def test_replace_keeps_the_rhythm_of_a_waiting_run(
+    clock: FakeClock, job: Recorder, sched: Scheduler
+) -> None:
+    sched.add("web", 1.0, first_due=1.0)
+    await clock.advance(1.2)
+    sched.replace("web", 1.0)
+    await clock.advance(2.0)
+    assert job.times("web") == pytest.approx([1.0, 2.0, 3.0])

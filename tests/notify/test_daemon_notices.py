@@ -21,9 +21,9 @@ from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from pymon.notify.webhook import verify
 from tests.conftest import need
-from tests.engine.test_daemon import wait_for
 from tests.support.mail import MailSink, ReceivedMail
 from tests.support.servers import TcpListener, free_port
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 

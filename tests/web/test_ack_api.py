@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from pymon.engine.daemon import Daemon
-from tests.engine.test_daemon import wait_for
 from tests.support.cli import pymon
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
 

@@ -14,8 +14,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from pymon.engine.daemon import Daemon
-from tests.engine.test_daemon import wait_for
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
 XSS = "<script>alert(1)</script>"

@@ -18,9 +18,9 @@ from pymon.engine.daemon import Daemon
 from pymon.errors import ConfigError
 from pymon.web.app import create_app
 from pymon.web.auth import CSRF_COOKIE, NO_CREDENTIALS, SESSION_COOKIE, SessionSigner, login_user
-from tests.engine.test_daemon import wait_for
 from tests.support.cli import PYMON
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 
 # Cheap argon2id parameters: the same algorithm, fast enough for a test.
 _FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

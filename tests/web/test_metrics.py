@@ -11,8 +11,8 @@ from prometheus_client.samples import Sample
 
 from pymon import __version__
 from pymon.engine.daemon import Daemon
-from tests.engine.test_daemon import wait_for
 from tests.support.servers import free_port
+from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
 

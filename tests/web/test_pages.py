@@ -14,8 +14,8 @@ import pytest
 from pymon.engine.daemon import Daemon
 from pymon.web.auth import hash_secret
 from pymon.web.pages import FLAGS
-from tests.engine.test_daemon import wait_for
 from tests.support.servers import TcpListener, free_port
+from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
 NASTY = "<script>alert(1)</script>"

@@ -22,8 +22,8 @@ from pymon.engine.daemon import Daemon
 from pymon.model import Event, EventKind, Status
 from pymon.web.app import create_app
 from pymon.web.stream import StreamSettings
-from tests.engine.test_daemon import wait_for
 from tests.support.servers import TcpListener
+from tests.support.waiting import wait_for
 from tests.web.helpers import running
 
 TOKEN = "stream-test-token-0123456789"

@@ -6,6 +6,10 @@ The steps, each feeding the next:
    mapping key and sequence item.
 2. **Read** the tree into plain Python (dict, list, str, int, float, bool, None),
    interpolating ``${VAR}`` in string values and noting the line of every key path.
+   Files named by the top-level ``include`` globs are read the same way and merged
+   in: their ``services`` and ``maintenance`` lists are appended, any other section
+   may be defined in one file only. Every key path remembers its file, so an issue
+   names the file and line the operator wrote, with the path as it is in that file.
 3. **Validate** the top-level sections with the ``Config`` model, ``defaults`` and
    its per-type sections (``defaults.http`` ...), then each service in two parts:
    its common keys with ``ServiceCommon`` and its type's own keys with the spec
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import glob
 import hashlib
 import json
 import os
 import re
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar, Union, get_args, get_origin
 
@@ -59,6 +64,8 @@ P = TypeVar("P", bound=BaseModel)
 
 # Top-level keys the loader fills in itself; a config file may not set them.
 _COMPUTED: Final = frozenset({"source", "checksum"})
+# Sections that included files add to instead of defining once.
+_LISTS: Final = ("services", "maintenance")
 # An alias-heavy file ("billion laughs") expands exponentially into plain data;
 # this is far beyond any real config yet keeps memory bounded.
 _MAX_NODES: Final = 1_000_000
@@ -126,7 +133,8 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
         raise ConfigError(
             [ConfigIssue(source, line, "", f"not UTF-8 text (byte 0x{bad})")]
         ) from None
-    return _Loader(source, env).load(text, hashlib.sha256(data).hexdigest())
+    loader = _Loader(source, env, base=Path(path).parent, own=Path(path))
+    return loader.load(text, hashlib.sha256(data).hexdigest())
 
 
 def load_config_text(
@@ -135,7 +143,8 @@ def load_config_text(
     """Load and validate config from ``text``; ``source`` names it in issues and ``Config.source``.
 
     The checksum is that of ``text`` encoded as UTF-8, so it equals :func:`load_config`'s
-    for a file holding the same text.
+    for a file holding the same text. Relative ``include`` globs start at the current
+    directory.
     """
     return _Loader(source, env).load(text, hashlib.sha256(text.encode()).hexdigest())
 
@@ -174,10 +183,26 @@ class _Section:
 class _Loader:
     """One load: the source, the plain data with its line map, and the issues found."""
 
-    def __init__(self, source: str, env: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        source: str,
+        env: Mapping[str, str] | None,
+        *,
+        base: Path | None = None,
+        own: Path | None = None,
+    ) -> None:
         self.source = source
         self.env: Mapping[str, str] = os.environ if env is None else env
+        # Where relative include globs start, and the file itself (never included again).
+        self.base = base if base is not None else Path.cwd()
+        self.own = own
         self.lines: dict[KeyPath, int] = {}
+        # Included files: the file of each list item (with its index in that file) and
+        # of each other section they define; every other path is in ``source``.
+        self.items: dict[tuple[str | int, str | int], tuple[str, int]] = {}
+        self.sections: dict[str | int, str] = {}
+        self.files: list[str] = [source]
+        self.included: list[tuple[str, bytes]] = []
         # Strings that held a ${VAR}, as written: messages show these, not the value,
         # which may be a secret.
         self.written: dict[KeyPath, str] = {}
@@ -192,7 +217,13 @@ class _Loader:
         if self.issues or config is None:
             # A dict keeps the first of equal issues (a union can report one twice).
             unique = dict.fromkeys(self.issues)
-            raise ConfigError(sorted(unique, key=lambda i: (i.line is None, i.line or 0)))
+            order = {name: n for n, name in enumerate(self.files)}
+            raise ConfigError(
+                sorted(
+                    unique,
+                    key=lambda i: (order.get(i.file, len(order)), i.line is None, i.line or 0),
+                )
+            )
         return config
 
     def _build(self, text: str, checksum: str) -> Config | None:
@@ -205,6 +236,13 @@ class _Loader:
         if not isinstance(self.data, dict):
             self._issue((), f"the top level must be a mapping of sections, got {_show(self.data)}")
             return None
+        self._include(self.data.get("include"))
+        if self.included:
+            # The checksum covers every file, in the order they were merged.
+            digest = hashlib.sha256(checksum.encode())
+            for name, data in self.included:
+                digest.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(data).digest())
+            checksum = digest.hexdigest()
         # A section whose children are all commented out reads as null: treat it as absent.
         top = {k: v for k, v in self.data.items() if v is not None}
         known = [k for k in Config.model_fields if k not in _COMPUTED]
@@ -234,6 +272,153 @@ class _Loader:
                 "checksum": checksum,
             }
         )
+
+    # -- include --------------------------------------------------------------------
+
+    def _include(self, raw: Any) -> None:
+        """Merge in the files the ``include`` globs match, each glob's matches sorted.
+
+        A glob that matches nothing is fine (an empty ``conf.d``); a plain path that
+        does not exist is an error. The including file itself and a file matched twice
+        are merged once. The list's own type errors are the Config model's to report.
+        """
+        if not isinstance(raw, list):
+            return
+        seen = {self.own.resolve()} if self.own is not None else set()
+        for i, pattern in enumerate(raw):
+            if not isinstance(pattern, str):
+                continue
+            if not pattern.strip():
+                self._issue(("include", i), "must not be empty")
+                continue
+            full = str(self.base / os.path.expanduser(pattern))
+            if any(c in pattern for c in "*?["):
+                matches = sorted(glob.glob(full))
+            elif Path(full).is_file():
+                matches = [full]
+            else:
+                what = "is a directory" if Path(full).is_dir() else "no such file"
+                self._issue(("include", i), f"{what}: {full}")
+                continue
+            for match in matches:
+                resolved = Path(match).resolve()
+                if resolved in seen or not resolved.is_file():
+                    continue
+                seen.add(resolved)
+                self._merge(match)
+
+    def _merge(self, name: str) -> None:
+        """Read the included file ``name`` and merge its sections into ``self.data``."""
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            self.issues.append(ConfigIssue(name, None, "", f"cannot read: {exc.strerror or exc}"))
+            return
+        self.files.append(name)
+        self.included.append((name, data))
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            bad = data[exc.start : exc.start + 1].hex()
+            self.issues.append(ConfigIssue(name, line, "", f"not UTF-8 text (byte 0x{bad})"))
+            return
+        sub = _Loader(name, self.env)
+        ok = sub._read(text)
+        # Issues found while reading (bad YAML, an unset ${VAR}) already name the file.
+        self.issues.extend(sub.issues)
+        if not ok or sub.data is None:
+            return
+        if not isinstance(sub.data, dict):
+            self.issues.append(
+                ConfigIssue(
+                    name,
+                    1,
+                    "",
+                    f"the top level must be a mapping of sections, got {_show(sub.data)}",
+                )
+            )
+            return
+        for key, value in sub.data.items():
+            if value is None:
+                continue  # a section whose children are all commented out
+            line = sub.lines[(key,)]
+            if key == "include":
+                self.issues.append(
+                    ConfigIssue(name, line, key, "only the main config file may include others")
+                )
+            elif key in _LISTS:
+                self._append(name, sub, key, value)
+            elif self.data.get(key) is not None:
+                first = self.sections.get(key, self.source)
+                self.issues.append(
+                    ConfigIssue(
+                        name,
+                        line,
+                        key,
+                        f"{key} is already defined at {first}:{self.lines.get((key,))}; "
+                        f"only {' and '.join(_LISTS)} may be given in several files",
+                    )
+                )
+            else:
+                self.data[key] = value
+                self.sections[key] = name
+                self.lines[(key,)] = line
+                self._adopt(sub, key, lambda path: path)
+
+    def _append(self, name: str, sub: _Loader, key: str, value: Any) -> None:
+        """Append the included list ``value`` (``services``, ``maintenance``) to the main one."""
+        if not isinstance(value, list):
+            what = "services" if key == "services" else "maintenance windows"
+            self.issues.append(
+                ConfigIssue(
+                    name, sub.lines[(key,)], key, f"expected a list of {what}, got {_show(value)}"
+                )
+            )
+            return
+        merged = self.data.get(key)
+        if merged is None:
+            merged = self.data[key] = []
+            self.lines[(key,)] = sub.lines[(key,)]
+            self.sections[key] = name
+        if not isinstance(merged, list):
+            return  # the main file's own error about it is reported
+        offset = len(merged)
+        merged.extend(value)
+        for i in range(len(value)):
+            self.items[(key, offset + i)] = (name, i)
+
+        def shift(path: KeyPath) -> KeyPath:
+            index = path[1]
+            assert isinstance(index, int)
+            return (key, offset + index, *path[2:])
+
+        self._adopt(sub, key, shift)
+
+    def _adopt(self, sub: _Loader, key: str, move: Callable[[KeyPath], KeyPath]) -> None:
+        """Take ``sub``'s lines and written values under ``key``, at their merged paths."""
+        for path, line in sub.lines.items():
+            if len(path) > 1 and path[0] == key:
+                self.lines[move(path)] = line
+        for path, text in sub.written.items():
+            if len(path) > 1 and path[0] == key:
+                self.written[move(path)] = text
+
+    def _locate(self, path: KeyPath) -> tuple[str, KeyPath]:
+        """The file ``path`` was written in, and the path as it is in that file."""
+        if len(path) >= 2:
+            origin = self.items.get((path[0], path[1]))
+            if origin is not None:
+                return origin[0], (path[0], origin[1], *path[2:])
+        if path and path[0] in self.sections and path[0] not in _LISTS:
+            return self.sections[path[0]], path
+        return self.source, path
+
+    def _place(self, path: KeyPath, near: KeyPath) -> str:
+        """Where ``path`` is, for a message about ``near``: ``line N``, or ``FILE:N`` elsewhere."""
+        file = self._locate(path)[0]
+        line = self.lines.get(path)
+        return f"line {line}" if file == self._locate(near)[0] else f"{file}:{line}"
 
     # -- YAML to plain data ---------------------------------------------------------
 
@@ -418,10 +603,10 @@ class _Loader:
             if not isinstance(name, str):
                 continue
             if name in first:
-                where = self.lines.get(("services", first[name], "name"))
+                where = self._place(("services", first[name], "name"), ("services", i))
                 self._issue(
                     ("services", i, "name"),
-                    f"duplicate service name {name!r} (first defined at line {where})",
+                    f"duplicate service name {name!r} (first defined at {where})",
                 )
             else:
                 first[name] = i
@@ -460,15 +645,16 @@ class _Loader:
         for i, item in enumerate(services if isinstance(services, list) else []):
             if isinstance(item, dict):
                 places.append((("services", i, "notify"), item.get("notify")))
-        reported = {issue.path for issue in self.issues}
+        reported = {(issue.file, issue.path) for issue in self.issues}
         for path, names in places:
             for k, name in enumerate(names if isinstance(names, list) else []):
                 where = (*path, k)
+                file, shown = self._locate(where)
                 # A name already reported (e.g. an unset ${VAR}) is not unknown on top.
                 if (
                     isinstance(name, str)
                     and name not in known
-                    and format_path(where) not in reported
+                    and (file, format_path(shown)) not in reported
                 ):
                     self._issue(where, _unknown_channel(name, known))
 
@@ -503,11 +689,11 @@ class _Loader:
             if not isinstance(token, str):
                 continue
             if token in owner:
-                where = self.lines.get(("services", owner[token], "token"))
+                where = self._place(("services", owner[token], "token"), ("services", i))
                 self._issue(
                     ("services", i, "token"),
                     f"token already used by service {raw[owner[token]].get('name')!r}"
-                    f" (line {where}); each heartbeat needs its own",
+                    f" ({where}); each heartbeat needs its own",
                 )
             else:
                 owner[token] = i
@@ -632,7 +818,8 @@ class _Loader:
         else:
             if self.data is not None:
                 line = 1
-        self.issues.append(ConfigIssue(self.source, line, format_path(path), message))
+        file, shown = self._locate(path)
+        self.issues.append(ConfigIssue(file, line, format_path(shown), message))
 
 
 # -- inheritance ------------------------------------------------------------------

@@ -51,6 +51,7 @@ __all__ = [
     "MetricThresholds",
     "NotificationsConfig",
     "Ranged",
+    "ReloadConfig",
     "Route",
     "SchedulerConfig",
     "ServiceCommon",
@@ -372,6 +373,12 @@ class SchedulerConfig(_Strict):
     concurrency: int = Field(default=1000, ge=1, le=100_000)
 
 
+class ReloadConfig(_Strict):
+    """How the daemon picks up edits of its config file (see docs/configuration.md, Reload)."""
+
+    watch: bool = True
+
+
 class LogChannel(_Strict):
     """Writes each notice to pymon's own log (needs nothing; the default channel)."""
 
@@ -544,6 +551,8 @@ class Config(_Strict):
     acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[ServiceConfig, ...] = ()
+    reload: ReloadConfig = Field(default_factory=ReloadConfig)
+    include: tuple[str, ...] = ()
     source: str = ""
     checksum: str = ""
 

@@ -27,10 +27,12 @@ from pymon.checks.heartbeat import HeartbeatBoard, HeartbeatSpec
 from pymon.checks.http import new_session
 from pymon.clock import Clock, SystemClock, sleep_or_wake
 from pymon.config.schema import Config, ServiceConfig
+from pymon.config.watch import ConfigWatcher
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
 from pymon.engine.bus import Bus, BusItem, EventHappened, StateChanged
 from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
+from pymon.engine.reload import Reloader, ReloadResult
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import PymonError
 from pymon.model import (
@@ -133,6 +135,8 @@ class Daemon:
         self.web_port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._web: _WebServer | None = None
+        self.reloader = Reloader(self)
+        self._watcher: ConfigWatcher | None = None
 
     async def start(self) -> None:
         """Open the store, restore every service's last state, start checks and the web server."""
@@ -172,9 +176,46 @@ class Daemon:
             asyncio.create_task(self.writer.run(), name="store-writer"),
             asyncio.create_task(self._maintenance_sweeper(), name="maintenance"),
         ]
+        path = self.reloader.path
+        if path is not None and self.config.reload.watch:
+            # The globs of the config at start: a reload that adds an include glob
+            # in a new directory needs a restart to watch it (SIGHUP reloads it).
+            self._watcher = ConfigWatcher(
+                path, self.config.include, lambda: self.reload("file change")
+            )
+            self._watcher.start()
+
+    @property
+    def reload_ok(self) -> bool | None:
+        """Whether the last reload succeeded; None before the first one."""
+        return self.reloader.ok
+
+    @property
+    def last_reload_at(self) -> float | None:
+        """When the last reload was tried (Unix time), None before the first one."""
+        return self.reloader.at
+
+    @property
+    def last_reload_error(self) -> str | None:
+        """Every error of the last reload, one per line, when it failed."""
+        return self.reloader.error
+
+    @property
+    def last_reload_source(self) -> str | None:
+        """What asked for the last reload (``SIGHUP``, ``api``, ``file change``...)."""
+        return self.reloader.source
+
+    async def reload(self, source: str = "api") -> ReloadResult:
+        """Read the config file again and apply it if valid; else keep the running one.
+
+        See :mod:`pymon.engine.reload`. One reload runs at a time; others wait.
+        """
+        return await self.reloader.reload(source)
 
     async def stop(self) -> None:
         """Stop checks, flush every pending write, close the web server and the store."""
+        if self._watcher is not None:
+            await self._watcher.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -218,7 +259,9 @@ class Daemon:
         return name
 
     async def _run_service(self, name: str, lateness: float) -> float | None:
-        service = self.services[name]
+        service = self.services.get(name)
+        if service is None:
+            return None  # removed by a reload while it waited for a slot
         ctx = CheckContext(
             timeout=service.timeout,
             http_session=self.sessions.get,
@@ -229,6 +272,9 @@ class Daemon:
             heartbeats=self.heartbeats,
         )
         result = await run_check(check_type(service.type), service.check, ctx)
+        current = self.services.get(name)
+        if current is None or not current.enabled:
+            return None  # removed or disabled by a reload while it ran: nothing to apply
         prev = self.states.get(name) or ServiceState(name)
         outcome = rules.apply(
             prev,
@@ -313,6 +359,21 @@ class Daemon:
         del self.adhoc_windows[window_id]
         self._windows_changed()
         return True
+
+    def invalidate_maintenance(self, name: str | None = None) -> None:
+        """Forget the cached maintenance flag of ``name`` (of every service if None)."""
+        if name is None:
+            self._maint.clear()
+        else:
+            self._maint.pop(name, None)
+
+    def review_maintenance(self) -> None:
+        """Re-evaluate every service's maintenance flag now (the windows changed)."""
+        self._windows_changed()
+
+    def apply_outcome(self, outcome: rules.Outcome) -> None:
+        """Take a decision of the rules that came without a check (disable, review)."""
+        self._apply(outcome)
 
     def _windows_changed(self) -> None:
         self._maint.clear()

@@ -77,6 +77,8 @@ class _Entry:
     interval: float
     generation: int
     anchor: float = 0.0  # regular due times are anchor + k * interval
+    running: bool = False  # the regular run is in flight (it arms the next one itself)
+    pending: float | None = None  # due time of the run waiting in the heap, if any
 
     def grid_index(self, t: float) -> int:
         """How many regular due times after the anchor are at or before ``t``."""
@@ -126,6 +128,41 @@ class Scheduler:
         self._entries[name] = _Entry(name, interval, self._counter, first_due)
         self._push(first_due, name)
 
+    def replace(self, name: str, interval: float) -> None:
+        """Go on with ``name`` at ``interval`` (a changed service): no run dropped or doubled.
+
+        The next run is one new interval after the last regular due time, at once if
+        that has passed; with the same interval that is exactly the next due time, so
+        the rhythm is kept. A regular run in flight finishes and arms the new rhythm
+        itself, so the service still never overlaps itself. Unknown names are added.
+        """
+        entry = self._entries.get(name)
+        if entry is None:
+            self.add(name, interval)
+            return
+        now = self._clock.monotonic()
+        last = entry.anchor + entry.grid_index(now) * entry.interval
+        restart = max(last + interval, now)
+        entry.interval = interval
+        if entry.running:
+            entry.anchor = restart
+            return
+        # A run already waiting (due, or even overdue but not yet started) is never
+        # skipped: the new rhythm starts from it, or sooner if the new interval says so.
+        entry.anchor = restart if entry.pending is None else min(entry.pending, restart)
+        self._counter += 1
+        entry.generation = self._counter
+        self._push(entry.anchor, name)
+
+    def rhythm(self, name: str) -> tuple[float, float, int] | None:
+        """``name``'s regular due times as (anchor, interval, generation), None if absent.
+
+        Due times are ``anchor + k * interval``; the generation changes whenever the
+        pending run is replaced, so an unchanged triple means an untouched schedule.
+        """
+        entry = self._entries.get(name)
+        return None if entry is None else (entry.anchor, entry.interval, entry.generation)
+
     def remove(self, name: str) -> None:
         """Stop scheduling ``name``; a run in progress finishes but is not re-armed."""
         self._entries.pop(name, None)
@@ -145,6 +182,7 @@ class Scheduler:
                     due, _, name, gen = heapq.heappop(self._heap)
                     entry = self._entries.get(name)
                     if entry is not None and entry.generation == gen:
+                        entry.pending = None
                         self._spawn(entry, due)
                 await self._sleep_until(self._heap[0][0] if self._heap else math.inf)
         finally:
@@ -155,6 +193,7 @@ class Scheduler:
 
     def _push(self, due: float, name: str) -> None:
         entry = self._entries[name]
+        entry.pending = due
         self._counter += 1
         heapq.heappush(self._heap, (due, self._counter, name, entry.generation))
         if max(due, self._not_before) < self._target and self._sleeper is not None:
@@ -186,6 +225,8 @@ class Scheduler:
             sleeper.cancel()
 
     def _spawn(self, entry: _Entry, due: float, *, rearm: bool = True) -> None:
+        if rearm:
+            entry.running = True
         task = asyncio.create_task(
             self._run_one(entry, due, rearm, entry.generation), name=f"check:{entry.name}"
         )
@@ -203,6 +244,9 @@ class Scheduler:
             raise
         except Exception:
             log.exception("run of %s failed", entry.name)
+        finally:
+            if rearm:
+                entry.running = False
         current = self._entries.get(entry.name)
         if current is None or current.generation != generation:
             return  # removed or re-added meanwhile

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pymon import __version__
 from pymon.config.durations import Duration, parse_duration
 from pymon.config.windows import MaintenanceWindow, one_off
 from pymon.engine.maintenance import active_at
+from pymon.engine.reload import fingerprints
 from pymon.errors import PymonError
 from pymon.web.auth import require_read, require_write
 from pymon.web.downsample import Sample, downsample
@@ -520,6 +522,30 @@ async def heartbeat(
     return {"service": name, "status": status}
 
 
+@router.post("/api/v1/reload")
+async def reload_config(request: Request, user: str = Depends(require_write)) -> JSONResponse:
+    """Read the config file again and apply it: 200 with what changed, or 422 with every
+    error when it is invalid (the running config is kept)."""
+    result = await _daemon(request).reload(f"api ({user})")
+    return JSONResponse(result.to_dict(), status_code=200 if result.ok else 422)
+
+
+@router.get("/api/v1/config", dependencies=_READ)
+async def config_summary(request: Request) -> dict[str, Any]:
+    """The running config: its source, checksum and a fingerprint per service.
+
+    A fingerprint is a hash of the service's settings without its secrets, so a
+    client can tell what a reload of another file would change (``pymon config
+    validate FILE --against URL``) without the API showing any setting.
+    """
+    config = _daemon(request).config
+    return {
+        "source": config.source,
+        "checksum": config.checksum,
+        "services": fingerprints(config),
+    }
+
+
 @router.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the basics: version, uptime, config, scheduler and store queues."""
@@ -532,6 +558,12 @@ async def healthz(request: Request) -> dict[str, Any]:
         "uptime": round(time.time() - daemon.started_at, 3),
         "services": len(daemon.services),
         "config": {"source": daemon.config.source, "checksum": daemon.config.checksum},
+        "reload": {
+            "ok": daemon.reload_ok,
+            "at": daemon.last_reload_at,
+            "error": daemon.last_reload_error,
+            "source": daemon.last_reload_source,
+        },
         "scheduler": {
             "runs": stats.runs,
             "skipped": stats.skipped,
