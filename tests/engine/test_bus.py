@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from pymon.engine.bus import Bus, EventHappened, StateChanged
+from pymon.engine.bus import Bus, BusItem, StateChanged
+from pymon.engine.events import StatusChanged
 from pymon.model import Event, EventKind, Status
 
 
@@ -41,11 +42,11 @@ async def test_a_subscriber_is_woken_by_a_publish() -> None:
 
 
 async def test_typed_items_carry_the_event() -> None:
-    bus: Bus[StateChanged | EventHappened] = Bus()
+    bus: Bus[BusItem] = Bus()
     sub = bus.subscribe()
-    bus.publish(EventHappened(event("db")))
+    bus.publish(StatusChanged("db", event("db")))
     (item,) = await sub.batch()
-    assert isinstance(item, EventHappened) and item.event.service == "db"
+    assert isinstance(item, StatusChanged) and item.event.service == "db"
 
 
 async def test_batch_times_out_empty() -> None:

@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 
-from pymon.engine.bus import EventHappened
 from pymon.engine.daemon import Daemon
+from pymon.engine.events import Transition
 from pymon.model import Event, EventKind, Status
 from pymon.web.app import create_app
 from pymon.web.stream import StreamSettings
@@ -241,7 +241,8 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_up(
             while "dropped" not in caplog.text:
                 for _ in range(200):
                     sent += 1
-                    daemon.bus.publish(EventHappened(fat_event(sent)))
+                    event = fat_event(sent)
+                    daemon.bus.publish(Transition(event.service, event))
                 await wait_for(lambda: count_fat(fast) >= sent)  # noqa: B023
                 assert sent < 200_000, "the slow client was never dropped"
             # The fast client still gets live changes, and checks kept running.

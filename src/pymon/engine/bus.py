@@ -1,11 +1,19 @@
-"""In-process fan-out of what happens in the daemon to whoever listens (web stream, later more).
+"""In-process fan-out of what happens in the daemon to whoever listens.
 
-A :class:`Bus` hands every published item to each live :class:`Subscription`. The
-publisher is the engine, so publishing never blocks and never raises: each
-subscription has a bounded queue, and a subscriber that lets it fill is *dropped*
-(its iteration ends; it must subscribe again and resync from the current state)
-rather than slowing the checks down. With no subscribers a publish is one length
-test.
+A :class:`Bus` has two kinds of listeners, for two kinds of needs:
+
+* **listeners** (:meth:`Bus.listen`): plain callbacks, called inline by
+  :meth:`Bus.publish`, in the order they were registered, for every item. Nothing
+  is ever dropped: the publisher waits for them by construction, so they must be
+  quick and must not block (the store's listener only queues into the batch
+  writer). One that raises is logged and the others still run.
+* **subscriptions** (:meth:`Bus.subscribe`): bounded async queues, for consumers
+  that may fall behind (the web stream). A subscriber that lets its queue fill is
+  *dropped* (its iteration ends; it must subscribe again and resync from the
+  current state) rather than slowing the checks down.
+
+Publishing never blocks on a subscriber and never raises. With nobody listening a
+publish is two length tests.
 
 Everything runs on the event loop's thread; nothing here is thread-safe, and
 nothing needs to be.
@@ -17,13 +25,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from pymon.model import Event
+from pymon.engine.events import Decided, PymonEvent
 
-__all__ = ["Bus", "BusItem", "EventHappened", "StateChanged", "Subscription"]
+__all__ = ["Bus", "BusItem", "StateChanged", "Subscription"]
 
 log = logging.getLogger("pymon.bus")
 
@@ -37,14 +46,8 @@ class StateChanged:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
-class EventHappened:
-    """The rules emitted ``event`` (a transition of one service)."""
-
-    event: Event
-
-
-BusItem = StateChanged | EventHappened
+#: What the daemon publishes: typed events, state-change hints, decisions for the store.
+BusItem = PymonEvent | StateChanged | Decided
 
 
 class Subscription(Generic[T]):
@@ -150,16 +153,36 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 
 
 class Bus(Generic[T]):
-    """Fan-out of items of type ``T`` to every subscription, in publish order."""
+    """Fan-out of items of type ``T`` to every listener, then every subscription, in order."""
 
-    __slots__ = ("_subs",)
+    __slots__ = ("_listeners", "_subs")
 
     def __init__(self) -> None:
+        self._listeners: list[Callable[[T], None]] = []
         self._subs: list[Subscription[T]] = []
 
     def __len__(self) -> int:
-        """The number of live subscriptions."""
+        """The number of live subscriptions (listeners are not counted)."""
         return len(self._subs)
+
+    @property
+    def listeners(self) -> int:
+        """The number of synchronous listeners."""
+        return len(self._listeners)
+
+    def listen(self, callback: Callable[[T], None]) -> Callable[[], None]:
+        """Call ``callback`` inline with every item published from now on; never dropped.
+
+        Listeners run in the order they were added. Returns a function that removes
+        this listener.
+        """
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(callback)
+
+        return remove
 
     def subscribe(self, maxsize: int = 1000) -> Subscription[T]:
         """A new subscription that receives every item published from now on."""
@@ -168,7 +191,15 @@ class Bus(Generic[T]):
         return sub
 
     def publish(self, item: T) -> None:
-        """Hand ``item`` to every subscriber; a full one is dropped. Never blocks or raises."""
+        """Call every listener with ``item``, then hand it to every subscriber (a full one
+        is dropped). Never waits for a subscriber and never raises."""
+        for listener in tuple(self._listeners):
+            try:
+                listener(item)
+            except Exception:
+                # The others must still see the item: one broken listener (a metric,
+                # a log line) must not cost the store its write.
+                log.exception("bus: a listener failed on %s", type(item).__name__)
         if not self._subs:
             return
         # A copy: dropping a subscriber removes it from the list while we walk it.

@@ -1,7 +1,9 @@
 """The composition root: wires config, store, scheduler, checks, rules and web. No globals.
 
 Data flows one way: scheduler -> check -> CheckResult -> rules -> (state, events)
--> in-memory state + batch writer (store) + log.
+-> in-memory state -> bus -> store, log, metrics (listeners, never dropped) and the
+web stream (a subscription, may drop). The listeners are wired in one place,
+:meth:`Daemon._wire_listeners`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from pymon.config.schema import Config, ServiceConfig
 from pymon.config.watch import ConfigWatcher
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
-from pymon.engine.bus import Bus, BusItem, EventHappened, StateChanged
+from pymon.engine.bus import Bus, BusItem, StateChanged
+from pymon.engine.events import (
+    CheckCompleted,
+    Decided,
+    NoticeQueued,
+    from_transition,
+)
+from pymon.engine.listeners import EventCounts, StoreListener, log_listener
 from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
 from pymon.engine.reload import Reloader, ReloadResult
 from pymon.engine.scheduler import Scheduler
@@ -39,7 +48,6 @@ from pymon.model import (
     Ack,
     CheckResult,
     Event,
-    EventKind,
     Heartbeat,
     Incident,
     ServiceState,
@@ -109,7 +117,9 @@ class Daemon:
         self.resolver = resolver or SystemResolver()
         self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
         self.incidents: dict[str, Incident] = {}
-        self.notifier = Notifier(config, self.store, self, self.clock)
+        # Everything that happens, as typed events: see _wire_listeners for who hears it.
+        self.bus: Bus[BusItem] = Bus()
+        self.notifier = Notifier(config, self.store, self, self.clock, publish=self.bus.publish)
         self.writer = BatchWriter(
             self.store,
             flush_interval=config.storage.flush_interval,
@@ -120,8 +130,8 @@ class Daemon:
             self._run_service, concurrency=config.scheduler.concurrency, clock=self.clock
         )
         self.sessions = HttpSessions()
-        # What changed, for live listeners (the web stream); publishing never blocks.
-        self.bus: Bus[BusItem] = Bus()
+        self.event_counts = EventCounts()
+        self._wire_listeners()
         self.states: dict[str, ServiceState] = {}
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
         # Per service: (in maintenance?, until when that holds), and the times the
@@ -184,6 +194,22 @@ class Daemon:
                 path, self.config.include, lambda: self.reload("file change")
             )
             self._watcher.start()
+
+    def _wire_listeners(self) -> None:
+        """Register every listener of the bus, here and nowhere else.
+
+        Synchronous listeners, called inline in this order and never dropped:
+        the store (each decision whole into the batch writer, whose flush wakes the
+        outbox, so only committed notices are sent), the log (one line per
+        transition) and the event counters (``/metrics``). The web stream subscribes
+        itself when its first client connects (``web/stream.py``): a bounded queue
+        that is dropped, never waited for, when it falls behind. Publishers beside
+        the daemon: the outbox (``NoticeSent``/``NoticeFailed``, through the
+        ``publish`` it was given) and the reloader (``ConfigReloaded``/``ReloadFailed``).
+        """
+        self.bus.listen(StoreListener(self.writer))
+        self.bus.listen(log_listener)
+        self.bus.listen(self.event_counts)
 
     @property
     def reload_ok(self) -> bool | None:
@@ -465,41 +491,32 @@ class Daemon:
                 self.incidents[state.name] = outcome.incident
             else:
                 self.incidents.pop(state.name, None)
-        self.writer.add(state, record, outcome.events, outcome.incident, outcome.notices)
+        self.publish_outcome(outcome, record, changed=changed)
+
+    def publish_outcome(
+        self, outcome: rules.Outcome, record: ResultRecord | None = None, *, changed: bool = True
+    ) -> None:
+        """Publish one decision of the rules: the decision whole (for the store), then
+        ``CheckCompleted`` when a check ran, a typed event per transition, a
+        ``NoticeQueued`` per notice, and ``StateChanged`` when ``changed``.
+
+        Every piece goes out in this one call, so the store gets them in one loop turn.
+        """
+        bus = self.bus
+        name = outcome.state.name
+        bus.publish(Decided(outcome, record))
+        if record is not None:
+            bus.publish(CheckCompleted(name, outcome.state, record))
         for event in outcome.events:
-            _log_event(event)
-            self.bus.publish(EventHappened(event))
-        if changed:
-            self.bus.publish(StateChanged(state.name))
+            bus.publish(from_transition(event, outcome.incident))
         for notice in outcome.notices:
-            # Delivery (and the log channel's line) comes from the outbox once stored.
-            log.debug(
-                "notice %s queued for %s: %s %s: %s",
-                notice.kind.value,
-                ", ".join(notice.channels),
-                notice.service,
-                notice.status.value.upper(),
-                notice.message,
-            )
+            bus.publish(NoticeQueued(notice))
+        if changed:
+            bus.publish(StateChanged(name))
 
 
 def _tokens(config: Config) -> dict[str, str]:
     return {s.name: s.check.token for s in config.services if isinstance(s.check, HeartbeatSpec)}
-
-
-def _log_event(event: Event) -> None:
-    # One log line per transition, never per run: a failing check is logged once.
-    level = logging.WARNING if event.status.is_problem else logging.INFO
-    if event.kind is EventKind.CHANGED:
-        log.log(
-            level, "%s: %s -> %s: %s", event.service, event.previous, event.status, event.message
-        )
-    elif event.kind is EventKind.CONFIRMED:
-        log.log(level, "%s: %s confirmed (was %s)", event.service, event.status, event.previous)
-    else:
-        log.log(
-            level, "%s: %s: %s", event.service, event.kind.value.replace("_", " "), event.message
-        )
 
 
 def _redact(url: str) -> str:

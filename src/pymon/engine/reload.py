@@ -34,7 +34,8 @@ from pymon.checks.heartbeat import HeartbeatSpec
 from pymon.config.load import DEMO_CONFIG, SECRET_KEYS, load_config
 from pymon.config.schema import Config, ServiceConfig
 from pymon.engine import rules
-from pymon.engine.bus import EventHappened, StateChanged
+from pymon.engine.bus import StateChanged
+from pymon.engine.events import ConfigReloaded, ReloadFailed
 from pymon.errors import ConfigError, ConfigIssue, PymonError
 from pymon.model import EventKind, ServiceState
 from pymon.notify.notifier import build_channels
@@ -275,6 +276,7 @@ class Reloader:
             result = await self._reload(source)
         self.ok, self.at, self.source = result.ok, result.at, source
         self.error = None if result.ok else "\n".join(result.errors)
+        self._daemon.bus.publish(ConfigReloaded(result) if result.ok else ReloadFailed(result))
         return result
 
     async def _reload(self, source: str) -> ReloadResult:
@@ -374,9 +376,11 @@ class Reloader:
         outcome = rules.disable(state, incident, now)
         closed = [e for e in outcome.events if e.kind is EventKind.INCIDENT_CLOSED]
         closed = [replace(e, message="removed from the config") for e in closed]
-        daemon.writer.add(state, None, closed, outcome.incident)
-        for event in closed:
-            daemon.bus.publish(EventHappened(event))
+        # Published as a decision (the store writes it) but not as a state change:
+        # the service is gone.
+        daemon.publish_outcome(
+            replace(outcome, state=state, events=closed, notices=[]), changed=False
+        )
 
     def _restart(self, service: ServiceConfig, now: float) -> None:
         daemon = self._daemon

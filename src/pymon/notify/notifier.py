@@ -31,7 +31,7 @@ from pymon.notify.base import Channel, NoticeContext
 from pymon.notify.command import CommandSender
 from pymon.notify.email import EmailSender, send_message
 from pymon.notify.log import LogSender
-from pymon.notify.outbox import Outbox
+from pymon.notify.outbox import Outbox, Publish
 from pymon.notify.templates import Templates, template_dir
 from pymon.notify.tokens import AckTokens
 from pymon.notify.webhook import WebhookSender
@@ -88,7 +88,15 @@ def service_url(config: Config, name: str) -> str:
 class Notifier:
     """Delivers notices and takes acknowledgements by reply for one daemon."""
 
-    def __init__(self, config: Config, store: Store, operator: Operator, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        operator: Operator,
+        clock: Clock,
+        *,
+        publish: Publish | None = None,
+    ) -> None:
         self.config = config
         self._store = store
         self._operator = operator
@@ -102,6 +110,7 @@ class Notifier:
             timeouts=timeouts,
             clock=clock,
             owner=config.instance.name,
+            publish=publish,
         )
         self.tokens: AckTokens | None = None
         self.ack_server: AckServer | None = None

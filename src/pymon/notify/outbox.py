@@ -23,16 +23,20 @@ from dataclasses import dataclass
 
 from pymon.clock import Clock, SystemClock, sleep_or_wake
 from pymon.config.schema import DeliveryConfig
+from pymon.engine.events import NoticeFailed, NoticeSent
 from pymon.model import Notice
 from pymon.notify.base import Channel, DeliveryError, NoticeContext
 from pymon.store.base import Delivery, Store
 
-__all__ = ["ContextFor", "Outbox", "OutboxStats"]
+__all__ = ["ContextFor", "Outbox", "OutboxStats", "Publish"]
 
 log = logging.getLogger("pymon.notify")
 
 #: Builds the context of a notice for a channel at an attempt (the daemon's view).
 ContextFor = Callable[[Notice, str, int], NoticeContext]
+
+#: Told the end of each attempt (the daemon passes its bus's ``publish``).
+Publish = Callable[[NoticeSent | NoticeFailed], None]
 
 # A claimed delivery is retried after this much beyond its channel's own timeout
 # if the process died mid-send (the lease runs out).
@@ -66,6 +70,7 @@ class Outbox:
         timeouts: Mapping[str, float] | None = None,
         clock: Clock | None = None,
         owner: str = "",
+        publish: Publish | None = None,
     ) -> None:
         self._store = store
         self._channels = channels
@@ -74,6 +79,7 @@ class Outbox:
         self._timeouts = dict(timeouts or {})
         self._clock = clock or SystemClock()
         self._owner = owner
+        self._publish = publish
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self.stats = OutboxStats()
@@ -182,13 +188,15 @@ class Outbox:
         now = self._clock.time()
         what = f"{notice.kind.value} notice for {notice.service} to {name}"
         retry_at: float | None = None
+        final = False
         if error is None:
             self.stats.sent += 1
             log.info("delivered %s (attempt %d)", what, attempt)
         else:
             self.stats.failed += 1
             expired = now - notice.at >= self._policy.give_up_after
-            if permanent or expired:
+            final = permanent or expired
+            if final:
                 self.stats.gave_up += 1
                 why = "refused for good" if permanent else "too old to retry"
                 log.error("gave up on %s after %d attempts (%s): %s", what, attempt, why, error)
@@ -209,3 +217,9 @@ class Outbox:
         except Exception as exc:
             # The lease runs out and the delivery is tried again: at least once.
             log.error("outbox: cannot record the delivery of %s: %s", what, exc)
+        if self._publish is not None:
+            self._publish(
+                NoticeSent(notice, name, attempt)
+                if error is None
+                else NoticeFailed(notice, name, attempt, error, final)
+            )

@@ -84,6 +84,15 @@ class DaemonCollector(Collector):
         yield CounterMetricFamily(
             "pymon_store_failures", "Store flushes that failed.", value=daemon.writer.failures
         )
+        counts = getattr(daemon, "event_counts", None)
+        if counts is not None:
+            yield _labelled(
+                CounterMetricFamily,
+                "pymon_events",
+                "Events published on the daemon's bus, by type.",
+                "type",
+                sorted(counts.counts.items()),
+            )
         reload_ok = getattr(daemon, "reload_ok", None)
         if isinstance(reload_ok, bool):
             yield GaugeMetricFamily(

@@ -1,6 +1,7 @@
 """``GET /api/v1/stream``: the daemon's changes as Server-Sent Events, for the live pages.
 
-One :class:`StreamHub` per app listens to the daemon's bus, coalesces state changes
+One :class:`StreamHub` per app subscribes to the daemon's bus (a bounded, droppable
+subscription, never one of its synchronous listeners), coalesces state changes
 per service over a short window, renders each frame once, and fans the frames out
 over a second :class:`~pymon.engine.bus.Bus` to every connected client. A client
 that cannot keep up (its queue of frames fills) is dropped: its stream ends and the
@@ -28,7 +29,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from pymon import __version__
-from pymon.engine.bus import Bus, BusItem, EventHappened, StateChanged, Subscription
+from pymon.engine.bus import Bus, BusItem, StateChanged, Subscription
+from pymon.engine.events import TRANSITION_TYPES
 from pymon.model import Status
 from pymon.web.api import event_json, service_json
 from pymon.web.auth import require_read
@@ -118,7 +120,7 @@ class StreamHub:
                     if not pending:
                         flush_at = loop.time() + settings.coalesce
                     pending[item.name] = None
-                elif isinstance(item, EventHappened):
+                elif isinstance(item, TRANSITION_TYPES):
                     self.frames.publish(_frame("event", event_json(item.event)))
             now = loop.time()
             if pending and now >= flush_at:
