@@ -81,8 +81,8 @@ def build_channels(config: Config) -> tuple[dict[str, Channel], dict[str, float]
 
 
 def service_url(config: Config, name: str) -> str:
-    """The link to a service in notices (its API document until the dashboard has pages)."""
-    return f"{config.web.url()}/api/v1/services/{quote(name, safe='')}"
+    """The link to a service's page in notices (``web.public_url`` or ``web.listen`` based)."""
+    return f"{config.web.url()}/services/{quote(name, safe='')}"
 
 
 class Notifier:
