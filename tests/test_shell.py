@@ -30,12 +30,12 @@ from rich.console import Console
 from pymon.client import Client, ClientError
 from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
+from pymon.engine.maintenance import literal_pattern
 from pymon.model import Status
 from pymon.shell import (
     Shell,
     ShellCompleter,
     default_history,
-    glob_escape,
     quote_word,
     repl,
     split_partial,
@@ -427,8 +427,8 @@ def test_quoting_round_trips(name: str, opened: str) -> None:
 
 @given(st.text(min_size=1))
 def test_an_escaped_glob_matches_only_its_name(name: str) -> None:
-    assert fnmatchcase(name, glob_escape(name))
-    assert not fnmatchcase(name + "x", glob_escape(name))
+    assert fnmatchcase(name, literal_pattern(name))
+    assert not fnmatchcase(name + "x", literal_pattern(name))
 
 
 # -- the prompt loop -----------------------------------------------------------------

@@ -277,11 +277,7 @@ def _api_url(url: str | None, config_path: str | None) -> str:
     """``--url``, else where the config (``-c``, ``./pymon.yaml``, the demo) serves the web UI."""
     if url:
         return url
-    web = _load(config_path).web
-    host, port = web.host_port()
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{web.base_path}"
+    return _load(config_path).web.local_url()
 
 
 def _daemon_options(command: Callable[..., None]) -> Callable[..., None]:

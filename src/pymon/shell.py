@@ -40,6 +40,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pymon.client import Client, ClientError
+from pymon.engine.maintenance import literal_pattern
 
 __all__ = [
     "COMMANDS",
@@ -48,7 +49,6 @@ __all__ = [
     "clean",
     "default_history",
     "explain",
-    "glob_escape",
     "history_file",
     "main",
     "quote_word",
@@ -359,7 +359,7 @@ class Shell:
         # A window names services by glob: make sure it covers this one, and only it.
         self.client.service(name)
         window = self.client.maintenance(
-            services=[glob_escape(name)],
+            services=[literal_pattern(name)],
             duration=duration,
             comment=comment,
             name=f"shell: {name}"[:200],
@@ -520,11 +520,6 @@ def clean(value: object) -> str:
 # Invisible format characters that are part of ordinary text (joiners in emoji and
 # scripts); every other non-printable one, bidi overrides included, is escaped.
 _INVISIBLE_OK = frozenset({0x200C, 0x200D})
-
-
-def glob_escape(name: str) -> str:
-    """A shell-style glob matching exactly ``name`` (``*``, ``?`` and ``[`` bracketed)."""
-    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
 
 
 def _text(*parts: str | tuple[str, str]) -> Text:

@@ -344,9 +344,17 @@ class WebConfig(_Strict):
         trailing slash: the base of links in notices."""
         if self.public_url:
             return self.public_url.rstrip("/")
+        name = socket.gethostname()
+        return self._listen_url({"0.0.0.0": name, "::": name})
+
+    def local_url(self) -> str:
+        """Where a command on this machine reaches the server (a wildcard ``listen``
+        becomes loopback of its family), no trailing slash."""
+        return self._listen_url({"0.0.0.0": "127.0.0.1", "::": "::1"})
+
+    def _listen_url(self, wildcards: Mapping[str, str]) -> str:
         host, port = self.host_port()
-        if host in ("0.0.0.0", "::"):
-            host = socket.gethostname()
+        host = wildcards.get(host, host)
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}{self.base_path}".rstrip("/")
 

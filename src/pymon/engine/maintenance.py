@@ -32,6 +32,7 @@ __all__ = [
     "ActiveWindow",
     "Span",
     "active_at",
+    "literal_pattern",
     "matches",
     "next_change",
     "windows_for",
@@ -54,6 +55,12 @@ class ActiveWindow:
     window: MaintenanceWindow
     start: float
     end: float
+
+
+def literal_pattern(name: str) -> str:
+    """A ``services`` pattern that matches exactly ``name`` (``*``, ``?``, ``[`` bracketed),
+    so a window made for one service never covers others with similar names."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def matches(window: MaintenanceWindow, service_name: str, tags: Sequence[str]) -> bool:

@@ -24,6 +24,7 @@ from pymon.config.schema import (
     WebhookChannel,
 )
 from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.engine.maintenance import literal_pattern
 from pymon.errors import PymonError
 from pymon.model import Ack, Incident, Notice
 from pymon.notify.acks import AckRequest, AckServer
@@ -147,7 +148,7 @@ class Notifier:
     def context(self, notice: Notice, channel: str, attempt: int) -> NoticeContext:
         """What ``channel`` renders ``notice`` with at this ``attempt``."""
         instance = self.config.instance
-        service = self._service(notice.service)
+        service = self.config.service(notice.service)
         token = address = None
         acks = self.config.acknowledgements
         if notice.incident is not None and self.tokens is not None and acks.listen is not None:
@@ -166,9 +167,6 @@ class Notifier:
             ack_address=address,
             attempt=attempt,
         )
-
-    def _service(self, name: str) -> ServiceConfig | None:
-        return next((s for s in self.config.services if s.name == name), None)
 
     # -- the AckTarget the acknowledgement server talks to ----------------------------
 
@@ -195,7 +193,7 @@ class Notifier:
             window = one_off(
                 start=datetime.fromtimestamp(now, UTC),
                 end=datetime.fromtimestamp(now + request.duration, UTC),
-                services=[_literal_pattern(request.service)],
+                services=[literal_pattern(request.service)],
                 comment=request.comment,
                 author=request.sender,
                 name=f"by reply from {request.sender}",
@@ -241,8 +239,3 @@ def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=host))
-
-
-def _literal_pattern(name: str) -> str:
-    """A window pattern that matches exactly ``name`` (glob characters taken literally)."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

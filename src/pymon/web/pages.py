@@ -29,7 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from pymon import __version__
 from pymon.config.durations import parse_duration
 from pymon.config.windows import MaintenanceWindow, one_off
-from pymon.engine.maintenance import active_at
+from pymon.engine.maintenance import active_at, literal_pattern
 from pymon.errors import PymonError
 from pymon.model import Status
 from pymon.web import api
@@ -513,11 +513,6 @@ async def run_action(request: Request, name: str, _: str = Depends(require_write
     return _answer(request, name, "check started", 202)
 
 
-def _literal_glob(name: str) -> str:
-    # Window service patterns are globs: a name with * ? [ must cover only itself.
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
-
-
 @router.post("/services/{name:path}/maintenance")
 async def maintenance_action(
     request: Request, name: str, user: str = Depends(require_write)
@@ -533,7 +528,7 @@ async def maintenance_action(
         window = one_off(
             start=start,
             end=start + timedelta(seconds=seconds),
-            services=[_literal_glob(name)],
+            services=[literal_pattern(name)],
             comment=form.get("comment", "").strip()[:2000],
             author=user,
         )
