@@ -68,16 +68,8 @@ class Heard:
 
 
 @pytest.fixture
-async def target() -> AsyncIterator[TcpListener]:
-    listener = TcpListener()
-    await listener.start()
-    yield listener
-    await listener.stop()
-
-
-@pytest.fixture
-async def running(tmp_path: Path, target: TcpListener) -> AsyncIterator[tuple[Daemon, Heard]]:
-    daemon = Daemon(load_config_text(config(tmp_path, target.port)))
+async def running(tmp_path: Path, listener: TcpListener) -> AsyncIterator[tuple[Daemon, Heard]]:
+    daemon = Daemon(load_config_text(config(tmp_path, listener.port)))
     heard = Heard()
     daemon.bus.listen(heard)
     await daemon.start()
@@ -104,12 +96,12 @@ async def test_a_check_publishes_check_completed_with_its_record(
 
 
 async def test_an_outage_and_recovery_publish_the_incident_events(
-    running: tuple[Daemon, Heard], target: TcpListener
+    running: tuple[Daemon, Heard], listener: TcpListener
 ) -> None:
     _, heard = running
-    await target.stop()
+    await listener.stop()
     await wait_for(lambda: bool(heard.of(IncidentEscalated)))
-    await target.start()
+    await listener.start()
     await wait_for(lambda: bool(heard.of(IncidentClosed)))
     opened, escalated, closed = (
         heard.of(IncidentOpened)[0],
@@ -125,10 +117,10 @@ async def test_an_outage_and_recovery_publish_the_incident_events(
 
 
 async def test_notices_are_queued_then_sent(
-    running: tuple[Daemon, Heard], target: TcpListener
+    running: tuple[Daemon, Heard], listener: TcpListener
 ) -> None:
     _, heard = running
-    await target.stop()
+    await listener.stop()
     await wait_for(lambda: bool(heard.of(NoticeSent)))
     queued, sent = heard.of(NoticeQueued)[0], heard.of(NoticeSent)[0]
     assert isinstance(queued, NoticeQueued) and isinstance(sent, NoticeSent)
@@ -138,10 +130,10 @@ async def test_notices_are_queued_then_sent(
 
 
 async def test_acknowledge_and_unacknowledge_publish_their_events(
-    running: tuple[Daemon, Heard], target: TcpListener
+    running: tuple[Daemon, Heard], listener: TcpListener
 ) -> None:
     daemon, heard = running
-    await target.stop()
+    await listener.stop()
     await wait_for(lambda: "web" in daemon.incidents)
     incident = await daemon.acknowledge("web", "ann", "on it")
     await daemon.unacknowledge("web", "ann")
@@ -171,11 +163,11 @@ async def test_a_maintenance_window_publishes_started_and_ended(
 
 
 async def test_a_final_delivery_failure_publishes_notice_failed(
-    tmp_path: Path, target: TcpListener
+    tmp_path: Path, listener: TcpListener
 ) -> None:
     text = config(
         tmp_path,
-        target.port,
+        listener.port,
         channel="{type: command, command: [/bin/false]}",
         extra="delivery: {give_up_after: 1ms}",
     )
@@ -184,7 +176,7 @@ async def test_a_final_delivery_failure_publishes_notice_failed(
     daemon.bus.listen(heard)
     await daemon.start()
     try:
-        await target.stop()
+        await listener.stop()
         await wait_for(lambda: bool(heard.of(NoticeFailed)))
     finally:
         await daemon.stop()
@@ -193,9 +185,9 @@ async def test_a_final_delivery_failure_publishes_notice_failed(
     assert failed.channel == "ops" and failed.final and failed.error
 
 
-async def test_reloads_publish_reloaded_then_failed(tmp_path: Path, target: TcpListener) -> None:
+async def test_reloads_publish_reloaded_then_failed(tmp_path: Path, listener: TcpListener) -> None:
     path = tmp_path / "pymon.yaml"
-    path.write_text(config(tmp_path, target.port))
+    path.write_text(config(tmp_path, listener.port))
     daemon = Daemon(load_config(path))
     heard = Heard()
     daemon.bus.listen(heard)
@@ -212,10 +204,10 @@ async def test_reloads_publish_reloaded_then_failed(tmp_path: Path, target: TcpL
 
 
 async def test_each_decision_reaches_the_store_whole_before_its_events(
-    running: tuple[Daemon, Heard], target: TcpListener
+    running: tuple[Daemon, Heard], listener: TcpListener
 ) -> None:
     daemon, heard = running
-    await target.stop()
+    await listener.stop()
     await wait_for(lambda: bool(heard.of(IncidentOpened)))
     decision = next(
         i for i in heard.items if isinstance(i, Decided) and i.outcome.incident is not None

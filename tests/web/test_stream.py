@@ -42,16 +42,8 @@ services:
 
 
 @pytest.fixture
-async def target() -> AsyncIterator[TcpListener]:
-    srv = TcpListener()
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def daemon(tmp_path: Path, target: TcpListener) -> AsyncIterator[Daemon]:
-    async with running(config(tmp_path, target.port)) as d:
+async def daemon(tmp_path: Path, listener: TcpListener) -> AsyncIterator[Daemon]:
+    async with running(config(tmp_path, listener.port)) as d:
         await wait_for(lambda: d.states["web"].status is Status.OK)
         yield d
 
@@ -119,11 +111,11 @@ async def test_stream_opens_with_retry_hello_and_counts(daemon: Daemon) -> None:
 
 
 async def test_a_stopped_target_shows_as_a_failed_state_and_an_event(
-    daemon: Daemon, target: TcpListener
+    daemon: Daemon, listener: TcpListener
 ) -> None:
     async with reading(stream_url(daemon)) as reader:
         await wait_for(lambda: bool(reader.of("hello")))
-        await target.stop()
+        await listener.stop()
         await wait_for(
             lambda: reader.seen("state", lambda s: s["name"] == "web" and s["status"] == "failed")
         )
@@ -136,12 +128,12 @@ async def test_a_stopped_target_shows_as_a_failed_state_and_an_event(
             assert key in row
 
 
-async def test_a_recovering_target_shows_as_ok_again(daemon: Daemon, target: TcpListener) -> None:
-    await target.stop()
+async def test_a_recovering_target_shows_as_ok_again(daemon: Daemon, listener: TcpListener) -> None:
+    await listener.stop()
     await wait_for(lambda: daemon.states["web"].status is Status.FAILED)
     async with reading(stream_url(daemon)) as reader:
         await wait_for(lambda: bool(reader.of("hello")))
-        await target.start()
+        await listener.start()
         await wait_for(
             lambda: reader.seen("state", lambda s: s["name"] == "web" and s["status"] == "ok")
         )
@@ -174,17 +166,17 @@ async def test_a_newline_in_a_message_cannot_forge_frames(daemon: Daemon) -> Non
         assert not any("forged" in data for _, data in reader.frames if _ == "hello")
 
 
-async def test_a_hostile_service_name_is_plain_json(daemon: Daemon, target: TcpListener) -> None:
+async def test_a_hostile_service_name_is_plain_json(daemon: Daemon, listener: TcpListener) -> None:
     name = "<script>alert(1)</script>"
     async with reading(stream_url(daemon)) as reader:
         await wait_for(lambda: bool(reader.of("hello")))
-        await target.stop()
+        await listener.stop()
         await wait_for(lambda: reader.seen("state", lambda s: s["name"] == name))
 
 
-async def test_the_stream_is_under_base_path(tmp_path: Path, target: TcpListener) -> None:
+async def test_the_stream_is_under_base_path(tmp_path: Path, listener: TcpListener) -> None:
     web = '{listen: "127.0.0.1:0", base_path: /mon}'
-    async with running(config(tmp_path, target.port, web=web)) as d:
+    async with running(config(tmp_path, listener.port, web=web)) as d:
         async with reading(stream_url(d, "/mon")) as reader:
             await wait_for(lambda: bool(reader.of("hello")))
         async with httpx.AsyncClient() as client:
@@ -217,7 +209,7 @@ async def test_an_idle_stream_gets_ping_comments(daemon: Daemon) -> None:
 
 
 async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_up(
-    daemon: Daemon, target: TcpListener, caplog: pytest.LogCaptureFixture
+    daemon: Daemon, listener: TcpListener, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="pymon.bus")
     async with reading(stream_url(daemon)) as fast:
@@ -246,7 +238,7 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_up(
                 await wait_for(lambda: count_fat(fast) >= sent)  # noqa: B023
                 assert sent < 200_000, "the slow client was never dropped"
             # The fast client still gets live changes, and checks kept running.
-            await target.stop()
+            await listener.stop()
             await wait_for(
                 lambda: fast.seen("state", lambda s: s["name"] == "web" and s["status"] == "failed")
             )
@@ -268,13 +260,13 @@ def count_fat(reader: Reader) -> int:
 
 
 async def test_the_stream_needs_credentials_when_reading_is_closed(
-    tmp_path: Path, target: TcpListener
+    tmp_path: Path, listener: TcpListener
 ) -> None:
     secret = "stream-reader-secret"
     token_hash = PasswordHasher().hash(secret)
     tokens = f'[{{name: r, token_hash: "{token_hash}"}}]'
     web = f'{{listen: "127.0.0.1:0", auth: {{read: true, tokens: {tokens}}}}}'
-    async with running(config(tmp_path, target.port, web=web)) as d:
+    async with running(config(tmp_path, listener.port, web=web)) as d:
         async with httpx.AsyncClient() as client:
             refused = await client.get(stream_url(d))
             assert refused.status_code == 401 and "error" in refused.json()

@@ -48,7 +48,6 @@ _MAX_CANDIDATES = 20  # tokens tried per message: each one is a lookup
 _SESSION_LIMIT = 600.0  # seconds a connection may live, however busy it keeps us
 _STOP_GRACE = 5.0
 
-_TOKEN = re.compile(rf"[0-9a-f]{{{TOKEN_LENGTH}}}", re.I)
 _SECRET = re.compile(rf"(?<![0-9a-f])[0-9a-f]{{{TOKEN_LENGTH}}}(?![0-9a-f])", re.I)
 _LEAD = ":;,.-\u2013\u2014 \t"  # what people put between "ack" and their words
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # all but \t \n \r
@@ -647,7 +646,7 @@ class AckServer:
                 candidates += tokens_in(value)
         claimed = {v.strip() for v in reading.headers["x-pymon-incident"]}
         given = [v.strip() for v in reading.headers["x-pymon-token"]]
-        if len(claimed) == 1 and len(given) == 1 and _TOKEN.fullmatch(given[0]):
+        if len(claimed) == 1 and len(given) == 1:
             (incident_id,) = claimed
             if self._tokens.valid(incident_id, given[0]):
                 candidates.append(given[0].lower())
