@@ -416,9 +416,8 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "--loop",
     "loop_name",
     type=click.Choice(["asyncio", "uvloop"]),
-    default="asyncio",
-    show_default=True,
-    help="Event loop for pymon (uvloop must be installed).",
+    default=None,
+    help="Event loop for pymon (default: the one `pymon run` uses, uvloop when installed).",
 )
 @click.option(
     "--json",
@@ -433,7 +432,7 @@ def bench(
     duration: float,
     warmup: float | None,
     concurrency: int | None,
-    loop_name: str,
+    loop_name: str | None,
     json_path: str | None,
 ) -> None:
     """Run N services against local targets; report checks/s, lateness, CPU and memory.
@@ -453,7 +452,7 @@ def bench(
         duration=duration,
         warmup=warmup,
         concurrency=concurrency,
-        loop="uvloop" if loop_name == "uvloop" else "asyncio",
+        loop="uvloop" if (loop_name or loop_factory()[1]).startswith("uvloop") else "asyncio",
     )
     try:
         options.validate()

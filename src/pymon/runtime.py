@@ -44,7 +44,7 @@ def relaxed_gc() -> Iterator[None]:
 
 
 def loop_factory() -> tuple[LoopFactory | None, str]:
-    """uvloop's loop when it is installed (the ``pymon[fast]`` extra), else asyncio's.
+    """uvloop's loop when it is installed (a dependency, except on Windows), else asyncio's.
 
     Returns the factory for ``asyncio.Runner`` (None: asyncio's default) and the
     loop's name for the log. uvloop cuts the CPU of a check by 10-15 %.

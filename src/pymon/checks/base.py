@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -47,6 +48,8 @@ class SystemResolver:
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_CHECK_LOG = logging.getLogger("pymon.checks")
+
 SessionFactory = Callable[[], Awaitable["aiohttp.ClientSession"]]
 """Returns the shared aiohttp session (one per daemon, so checks share a connector)."""
 
@@ -68,8 +71,17 @@ class CheckContext:
     heartbeats: HeartbeatBoard | None = None
     clock: Clock = field(default_factory=SystemClock)
     resolver: Resolver = field(default_factory=SystemResolver)
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("pymon.checks"))
+    log: logging.Logger = _CHECK_LOG
     stage: str = "starting"
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_literal(host: str) -> str | None:
+    """``host`` as an IP address literal, or None for a name (cached: once per check)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
 
 
 async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
@@ -77,10 +89,9 @@ async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
 
     Raises OSError when the name does not resolve (or resolves to nothing).
     """
-    try:
-        return [str(ipaddress.ip_address(host))]
-    except ValueError:
-        pass
+    literal = _ip_literal(host)
+    if literal is not None:
+        return [literal]
     ctx.stage = f"resolving {host}"
     addresses = await ctx.resolver.resolve(host)
     if not addresses:

@@ -158,7 +158,8 @@ class Bus(Generic[T]):
     __slots__ = ("_listeners", "_subs")
 
     def __init__(self) -> None:
-        self._listeners: list[Callable[[T], None]] = []
+        # A tuple, replaced on (un)registering: publish walks it without copying.
+        self._listeners: tuple[Callable[[T], None], ...] = ()
         self._subs: list[Subscription[T]] = []
 
     def __len__(self) -> int:
@@ -176,11 +177,13 @@ class Bus(Generic[T]):
         Listeners run in the order they were added. Returns a function that removes
         this listener.
         """
-        self._listeners.append(callback)
+        self._listeners = (*self._listeners, callback)
 
         def remove() -> None:
+            listeners = list(self._listeners)
             with contextlib.suppress(ValueError):
-                self._listeners.remove(callback)
+                listeners.remove(callback)
+            self._listeners = tuple(listeners)
 
         return remove
 
@@ -193,7 +196,7 @@ class Bus(Generic[T]):
     def publish(self, item: T) -> None:
         """Call every listener with ``item``, then hand it to every subscriber (a full one
         is dropped). Never waits for a subscriber and never raises."""
-        for listener in tuple(self._listeners):
+        for listener in self._listeners:
             try:
                 listener(item)
             except Exception:

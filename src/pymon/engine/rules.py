@@ -131,8 +131,8 @@ def flap_percent(history: str) -> float:
     is the weight of the transitions that changed state over the total weight.
     """
     n = len(history)
-    if n < 2:
-        return 0.0
+    if n < 2 or history.count(history[0]) == n:
+        return 0.0  # no change at all: the common case, without the weighing loop
     changed = total = 0.0
     for i in range(1, n):
         weight = 0.8 + 0.4 * (i - 1) / max(1, n - 2)
@@ -178,8 +178,11 @@ def apply(
 ) -> Outcome:
     """Fold one check result into a service's state, incident, events and notices."""
     status, message = evaluate(result, service.thresholds)
-    state, events = _transition(prev, status, message, result, service.flap_guard, situation.now)
-    state, flap_events, flap_notices = _flap(prev, state, service, policy, situation)
+    flap = _flap_fields(prev, status, service.flap_detection)
+    state, events = _transition(
+        prev, status, message, result, service.flap_guard, situation.now, flap
+    )
+    flap_events, flap_notices = _flap_news(prev, state, service, policy, situation)
     return _workflow(
         prev, state, incident, [*events, *flap_events], flap_notices, service, policy, situation
     )
@@ -206,7 +209,9 @@ def disable(prev: ServiceState, incident: Incident | None, now: float) -> Outcom
     state = prev
     if prev.status is not Status.DISABLED:
         result = CheckResult(Status.DISABLED, "disabled in config", prev.metrics)
-        state, events = _transition(prev, Status.DISABLED, result.message, result, FlapGuard(), now)
+        state, events = _transition(
+            prev, Status.DISABLED, result.message, result, FlapGuard(), now, _NO_FLAP
+        )
     state = replace(
         state,
         flapping=False,
@@ -257,6 +262,7 @@ def _transition(
     result: CheckResult,
     guard: FlapGuard,
     now: float,
+    flap: tuple[str, float, bool],
 ) -> tuple[ServiceState, list[Event]]:
     events: list[Event] = []
     if status is prev.status and prev.count > 0:
@@ -282,8 +288,11 @@ def _transition(
         and prev.confirmed_status is not None
         and prev.confirmed_status.is_problem
     )
-    state = replace(
-        prev,
+    flap_history, flap_pct, flapping = flap
+    # Built field by field rather than with dataclasses.replace: this runs once per
+    # check, and replace's generic copy costs several times as much.
+    state = ServiceState(
+        name=prev.name,
         status=status,
         previous_status=previous,
         confirmed_status=confirmed_status,
@@ -297,31 +306,45 @@ def _transition(
         last_duration=result.duration,
         last_by_status={**prev.last_by_status, status.value: now},
         seq=prev.seq + 1,
+        flap_history=flap_history,
+        flap_pct=flap_pct,
+        flapping=flapping,
+        maintenance=prev.maintenance,
+        unreachable=prev.unreachable,
+        incident=prev.incident,
     )
     return state, events
 
 
-def _flap(
-    prev: ServiceState,
-    state: ServiceState,
-    service: ServiceConfig,
-    policy: NotificationsConfig,
-    situation: Situation,
-) -> tuple[ServiceState, list[Event], list[Notice]]:
-    detection: FlapDetection = service.flap_detection
+_NO_FLAP = ("", 0.0, False)
+
+
+def _flap_fields(
+    prev: ServiceState, status: Status, detection: FlapDetection
+) -> tuple[str, float, bool]:
+    """(history, percent, flapping) once a result with ``status`` follows ``prev``."""
     if not detection.enabled:
-        if not prev.flapping and not prev.flap_history:
-            return state, [], []
-        return replace(state, flap_history="", flap_pct=0.0, flapping=False), [], []
-    history = (prev.flap_history + _LETTER[state.status])[-detection.window :]
+        return _NO_FLAP
+    history = (prev.flap_history + _LETTER[status])[-detection.window :]
     pct = flap_percent(history)
     if prev.flapping:
         flapping = pct >= detection.low
     else:
         flapping = len(history) >= detection.window and pct >= detection.high
-    state = replace(state, flap_history=history, flap_pct=pct, flapping=flapping)
+    return history, pct, flapping
+
+
+def _flap_news(
+    prev: ServiceState,
+    state: ServiceState,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+    situation: Situation,
+) -> tuple[list[Event], list[Notice]]:
+    """The event (and notice) when ``state`` started or stopped flapping."""
+    flapping, pct, history = state.flapping, state.flap_pct, state.flap_history
     if flapping == prev.flapping:
-        return state, [], []
+        return [], []
     now = situation.now
     if flapping:
         kind, notice_kind = EventKind.FLAPPING_STARTED, NoticeKind.FLAPPING_STARTED
@@ -332,7 +355,7 @@ def _flap(
     events = [Event(state.name, kind, now, state.status, state.status, text)]
     channels = channels_for(service, policy, state.status)
     if situation.maintenance or not channels:
-        return state, events, []
+        return events, []
     notice = Notice(
         f"{state.name}:{notice_kind.value}:{state.seq}",
         state.name,
@@ -344,7 +367,7 @@ def _flap(
         prev.incident,
         state.metrics,
     )
-    return state, events, [notice]
+    return events, [notice]
 
 
 def _incident_id(service: str, seq: int, now: float) -> str:

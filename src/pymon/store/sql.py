@@ -264,7 +264,10 @@ _NONFINITE_OUT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _NONFINITE_IN = {v: float(k) for k, v in _NONFINITE_OUT.items()}
 
 
-def _encode_floats(values: Mapping[str, float]) -> dict[str, float | str]:
+def _encode_floats(values: Mapping[str, float]) -> Mapping[str, float | str]:
+    # Runs for every stored result: the usual all-finite mapping goes as it is.
+    if isinstance(values, dict) and all(map(math.isfinite, values.values())):
+        return values
     return {
         key: (value if math.isfinite(value) else _NONFINITE_OUT[repr(float(value))])
         for key, value in values.items()
