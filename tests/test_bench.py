@@ -24,6 +24,7 @@ SECTIONS = {
     "memory": {"rss_before_mb", "rss_running_mb", "per_service_kb"},
     "store": {"batches", "results_written", "mean_batch", "write_ms", "writer_failures"},
     "target": {"http_requests", "tcp_accepts"},
+    "reference": {"get_us", "connect_us", "mix_us", "per_core", "pymon_ratio"},
     "machine": {"cpu_model", "nproc", "python"},
 }
 
@@ -45,6 +46,21 @@ async def test_bench_runs_checks_without_failures(tmp_path: Path) -> None:
     assert report["target"]["tcp_accepts"] > 0
     assert report["store"]["writer_failures"] == 0
     assert (tmp_path / "bench.db").exists()
+    # The reference phase measured both bare operations, and the ratio uses them.
+    reference = report["reference"]
+    assert reference["get_us"] > 0 and reference["connect_us"] > 0
+    mean = (reference["get_us"] + reference["connect_us"]) / 2
+    assert abs(reference["mix_us"] - mean) <= 0.1
+    assert reference["pymon_ratio"] > 0
+
+
+async def test_bench_can_skip_the_reference(tmp_path: Path) -> None:
+    options = BenchOptions(
+        services=4, interval=0.5, warmup=0.5, duration=1.0, workdir=tmp_path, reference=0
+    )
+    report = (await run_bench(options)).to_dict()
+    assert report["reference"]["get_us"] == report["reference"]["pymon_ratio"] == 0
+    assert report["checks"]["failed"] == 0
 
 
 def test_bench_command_refuses_a_warmup_shorter_than_an_interval() -> None:
@@ -56,6 +72,7 @@ def test_bench_command_refuses_a_warmup_shorter_than_an_interval() -> None:
 def test_bench_command_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     args = ["bench", "--services", "4", "--interval", "500ms", "--warmup", "500ms"]
+    args += ["--reference", "0s"]
     result = CliRunner().invoke(cli, [*args, "--duration", "1s", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -37,12 +38,13 @@ import os
 import platform
 import re
 import resource
+import socket
 import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -91,6 +93,12 @@ HTTP_RESPONSE = (
     b"ok\n"
 )
 
+# The reference phase (see ReferenceFigures): its length by default, the length of
+# one round of each operation, and how many operations it keeps in flight.
+REFERENCE_SECONDS = 4.0
+REFERENCE_ROUND = 0.25
+REFERENCE_CONCURRENCY = 50
+
 # Loop-lag probe period: short enough to see a stall, long enough to cost nothing.
 LAG_PROBE_PERIOD = 0.05
 
@@ -119,6 +127,7 @@ class BenchOptions:
     loop: LoopName = "asyncio"
     ports_per_kind: int | None = None
     workdir: Path | None = None
+    reference: float = REFERENCE_SECONDS
 
     @property
     def effective_warmup(self) -> float:
@@ -155,6 +164,8 @@ class BenchOptions:
             raise ValueError("concurrency must be at least 1")
         if self.ports_per_kind is not None and self.ports_per_kind < 1:
             raise ValueError("ports per kind must be at least 1")
+        if self.reference < 0:
+            raise ValueError("reference must not be negative")
 
 
 @dataclass(slots=True)
@@ -287,6 +298,27 @@ class _GcMeter:
 
 
 @dataclass(slots=True)
+class ReferenceFigures:
+    """The same two operations without pymon, on this machine, just before the run.
+
+    A bare aiohttp GET on a fresh connection and a bare socket connect + close, in
+    a plain loop against the same targets: what the machine charges for the I/O
+    alone. ``mix_us`` is their mean (the bench's half-and-half mix), ``per_core``
+    how many such operations one core could do, and ``pymon_ratio`` pymon's event
+    loop CPU per check over ``mix_us``: the engine's own cost as a factor, which
+    moves far less than raw figures when the machine is slower or faster that day.
+    Zeros when the phase was skipped.
+    """
+
+    seconds: float
+    get_us: float
+    connect_us: float
+    mix_us: float
+    per_core: float
+    pymon_ratio: float
+
+
+@dataclass(slots=True)
 class TargetFigures:
     """What the target process answered during the window."""
 
@@ -307,6 +339,7 @@ class BenchReport:
     memory: MemoryFigures
     store: StoreFigures
     target: TargetFigures
+    reference: ReferenceFigures
     machine: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -632,7 +665,11 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
         try:
             # As `pymon run` does: the benchmark measures the daemon as it runs.
             with relaxed_gc():
-                return await _measure(options, target, workdir, say)
+                reference = (0.0, 0.0)
+                if options.reference > 0:
+                    say(f"reference: bare GETs and connects for {options.reference:g}s")
+                    reference = await measure_reference(target, options.reference)
+                return await _measure(options, target, workdir, say, reference)
         finally:
             await target.stop()
     finally:
@@ -640,8 +677,71 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
             tmp.cleanup()
 
 
+async def measure_reference(
+    target: TargetProcess, seconds: float, concurrency: int = REFERENCE_CONCURRENCY
+) -> tuple[float, float]:
+    """CPU seconds of one bare aiohttp GET and of one bare connect, measured alternately.
+
+    Half of ``seconds`` each, in rounds of a quarter second so that a change in the
+    machine's speed falls on both; ``concurrency`` operations in flight at a time.
+    """
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    urls = [f"http://127.0.0.1:{port}/ref" for port in target.http_ports]
+    tcp = target.tcp_ports
+
+    async def get(session: aiohttp.ClientSession, i: int) -> None:
+        async with session.get(urls[i % len(urls)]) as resp:
+            await resp.read()
+
+    async def connect(i: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", tcp[i % len(tcp)]))
+
+    spent: dict[str, list[Any]] = {"get": [0.0, 0], "connect": [0.0, 0]}
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        ops: dict[str, Callable[[int], Awaitable[None]]] = {
+            "get": functools.partial(get, session),
+            "connect": connect,
+        }
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for name, op in ops.items():
+                await _reference_round(op, concurrency, spent[name])
+    (get_cpu, gets), (connect_cpu, connects) = spent["get"], spent["connect"]
+    return get_cpu / max(1, gets), connect_cpu / max(1, connects)
+
+
+async def _reference_round(
+    op: Callable[[int], Awaitable[None]], concurrency: int, tally: list[Any]
+) -> None:
+    """Run ``op`` for REFERENCE_ROUND seconds, ``concurrency`` at a time; add to ``tally``."""
+    stop = time.monotonic() + REFERENCE_ROUND
+    done = 0
+
+    async def worker(first: int) -> None:
+        nonlocal done
+        i = first
+        while time.monotonic() < stop:
+            await op(i)
+            done += 1
+            i += concurrency
+
+    cpu0 = time.thread_time()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    tally[0] += time.thread_time() - cpu0
+    tally[1] += done
+
+
 async def _measure(
-    options: BenchOptions, target: TargetProcess, workdir: Path, say: Progress
+    options: BenchOptions,
+    target: TargetProcess,
+    workdir: Path,
+    say: Progress,
+    reference: tuple[float, float],
 ) -> BenchReport:
     # Imported here, before the "before" RSS is read, so that module code is not
     # counted as memory per service (and the target process never loads them).
@@ -723,6 +823,7 @@ async def _measure(
         rss=(rss_before, rss_running),
         lag=lag,
         gc_figures=gc_meter.figures(window),
+        reference=(options.reference, *reference),
     )
 
 
@@ -744,6 +845,7 @@ def _report(
     rss: tuple[int, int],
     lag: list[float],
     gc_figures: GcFigures,
+    reference: tuple[float, float, float],
 ) -> BenchReport:
     results = store.results
     total = len(results)
@@ -807,7 +909,23 @@ def _report(
             writer_failures=writer_failures,
         ),
         target=target,
+        reference=_reference_figures(reference, loop_cpu * per_1000 / 1000),
         machine=machine_info() | {"loadavg_1m_before": load[0], "loadavg_1m_after": load[1]},
+    )
+
+
+def _reference_figures(
+    reference: tuple[float, float, float], loop_per_check: float
+) -> ReferenceFigures:
+    seconds, get, connect = reference
+    mix = (get + connect) / 2
+    return ReferenceFigures(
+        seconds=seconds,
+        get_us=round(get * 1e6, 1),
+        connect_us=round(connect * 1e6, 1),
+        mix_us=round(mix * 1e6, 1),
+        per_core=round(1 / mix) if mix else 0,
+        pymon_ratio=round(loop_per_check / mix, 2) if mix else 0.0,
     )
 
 
@@ -891,6 +1009,13 @@ def render_report(report: BenchReport) -> Any:
             f"mean {report.store.mean_batch:,.0f} results, "
             f"write p50 {report.store.write_ms.p50_ms:.0f} / p99 "
             f"{report.store.write_ms.p99_ms:.0f} ms, busy {report.store.write_busy:.0%}",
+        ),
+        (
+            "reference (no pymon)",
+            f"{report.reference.pymon_ratio:.2f}x",
+            f"loop CPU per check over a bare GET {report.reference.get_us:.0f} µs / "
+            f"connect {report.reference.connect_us:.0f} µs "
+            f"(mix: {report.reference.per_core:,} per core)",
         ),
         (
             "target answered",

@@ -420,6 +420,13 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="Event loop for pymon (default: the one `pymon run` uses, uvloop when installed).",
 )
 @click.option(
+    "--reference",
+    callback=_duration,
+    default="4s",
+    show_default=True,
+    help="Time first spent on bare GETs and connects without pymon (0s: skip).",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, writable=True),
@@ -433,6 +440,7 @@ def bench(
     warmup: float | None,
     concurrency: int | None,
     loop_name: str | None,
+    reference: float,
     json_path: str | None,
 ) -> None:
     """Run N services against local targets; report checks/s, lateness, CPU and memory.
@@ -453,6 +461,7 @@ def bench(
         warmup=warmup,
         concurrency=concurrency,
         loop="uvloop" if (loop_name or loop_factory()[1]).startswith("uvloop") else "asyncio",
+        reference=reference,
     )
     try:
         options.validate()
