@@ -53,6 +53,7 @@ COLUMNS = (
     ("others", lambda r: _num(r["cpu"].get("others_cores"))),
     ("KiB/svc", lambda r: f"{r['memory']['per_service_kb']:.1f}"),
     ("write p99 ms", lambda r: f"{r['store']['write_ms']['p99_ms']:,.0f}"),
+    ("x reference", lambda r: _num(r.get("reference", {}).get("pymon_ratio") or None)),
 )
 
 
