@@ -305,9 +305,9 @@ class ReferenceFigures:
     a plain loop against the same targets: what the machine charges for the I/O
     alone. ``mix_us`` is their mean (the bench's half-and-half mix), ``per_core``
     how many such operations one core could do, and ``pymon_ratio`` pymon's event
-    loop CPU per check over ``mix_us``: the engine's own cost as a factor, which
-    moves far less than raw figures when the machine is slower or faster that day.
-    Zeros when the phase was skipped.
+    loop CPU per check over ``mix_us``: the engine's own cost as a factor. It is
+    measured in the seconds before the run, so a change of the machine's speed
+    between the two still moves it (docs/performance.md). Zeros when skipped.
     """
 
     seconds: float
@@ -700,25 +700,23 @@ async def measure_reference(
             sock.setblocking(False)
             await loop.sock_connect(sock, ("127.0.0.1", tcp[i % len(tcp)]))
 
-    spent: dict[str, list[Any]] = {"get": [0.0, 0], "connect": [0.0, 0]}
+    get_cpu = connect_cpu = 0.0
+    gets = connects = 0
     connector = aiohttp.TCPConnector(force_close=True, limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        ops: dict[str, Callable[[int], Awaitable[None]]] = {
-            "get": functools.partial(get, session),
-            "connect": connect,
-        }
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            for name, op in ops.items():
-                await _reference_round(op, concurrency, spent[name])
-    (get_cpu, gets), (connect_cpu, connects) = spent["get"], spent["connect"]
+            cpu, done = await _reference_round(functools.partial(get, session), concurrency)
+            get_cpu, gets = get_cpu + cpu, gets + done
+            cpu, done = await _reference_round(connect, concurrency)
+            connect_cpu, connects = connect_cpu + cpu, connects + done
     return get_cpu / max(1, gets), connect_cpu / max(1, connects)
 
 
 async def _reference_round(
-    op: Callable[[int], Awaitable[None]], concurrency: int, tally: list[Any]
-) -> None:
-    """Run ``op`` for REFERENCE_ROUND seconds, ``concurrency`` at a time; add to ``tally``."""
+    op: Callable[[int], Awaitable[None]], concurrency: int
+) -> tuple[float, int]:
+    """Run ``op`` for REFERENCE_ROUND seconds, ``concurrency`` at a time: (loop CPU, ops)."""
     stop = time.monotonic() + REFERENCE_ROUND
     done = 0
 
@@ -732,8 +730,7 @@ async def _reference_round(
 
     cpu0 = time.thread_time()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    tally[0] += time.thread_time() - cpu0
-    tally[1] += done
+    return time.thread_time() - cpu0, done
 
 
 async def _measure(
