@@ -5,7 +5,7 @@ a proposed engine change can be measured before anyone edits the engine. None of
 this is production code; the figures it made are in ``docs/performance.md``, and
 each prototype names the file and function it stands in for.
 
-Variants compose: ``uvloop+http-raw+store-executemany`` applies all three.
+Variants compose: ``uvloop+http-raw+store-on-loop`` applies all three.
 """
 
 from __future__ import annotations
@@ -14,23 +14,24 @@ import asyncio
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 import aiohttp
 
 from pymon.bench import BenchOptions
 from pymon.checks import CheckFn
-from pymon.store.sql import SqlStore
 
 __all__ = [
     "VARIANTS",
     "apply_variants",
-    "executemany_rows",
     "http_raw_check",
     "lean_session",
+    "rows_on_loop",
 ]
 
 Patch = Callable[[], None]
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def lean_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
@@ -185,18 +186,15 @@ def _http_raw() -> None:
     REGISTRY["http"] = dataclasses.replace(kind, run=http_raw_check(kind.run))
 
 
-async def executemany_rows(self: SqlStore, conn: Any, stmt: Any, table: Any, rows: Any) -> None:
-    """store/sql.py SqlStore._upsert_rows as it was: one executemany per table on SQLite too.
-
-    For comparison with the multi-row statements SQLite gets now: sqlite3 takes the
-    GIL back after every row of an executemany, which with a busy loop made a
-    1,000-row batch take seconds of wall time.
-    """
-    await conn.execute(stmt, rows)
+async def rows_on_loop(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    """store/sql.py ``_prepare`` as it was: a batch's rows built on the event loop."""
+    return fn(*args, **kwargs)
 
 
-def _store_executemany() -> None:
-    SqlStore._upsert_rows = executemany_rows  # type: ignore[method-assign]
+def _store_on_loop() -> None:
+    import pymon.store.sql
+
+    pymon.store.sql._prepare = rows_on_loop
 
 
 def _switch_interval(seconds: float) -> Patch:
@@ -304,7 +302,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "ports-1": ({"ports_per_kind": 1}, []),
     "http-nohe": ({}, [_http_nohe]),
     "http-raw": ({}, [_http_raw]),
-    "store-executemany": ({}, [_store_executemany]),
+    "store-on-loop": ({}, [_store_on_loop]),
     "gc-freeze": ({}, [_gc_freeze]),
     "gc-mid5": ({}, [_gc_threshold(50_000, 5, 100)]),
     # 50 ms: ~7,500 young objects at 2,000 checks/s; middle every 1 s, full every 60 s.

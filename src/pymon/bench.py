@@ -38,7 +38,6 @@ import os
 import platform
 import re
 import resource
-import socket
 import sqlite3
 import sys
 import tempfile
@@ -682,12 +681,16 @@ async def measure_reference(
 ) -> tuple[float, float]:
     """CPU seconds of one bare aiohttp GET and of one bare connect, measured alternately.
 
+    The connect is the cheapest pymon knows, a C socket connected by hand
+    (``checks.tcp.connect_and_close``, what a connect-only tcp check does).
+
     Half of ``seconds`` each, in rounds of a quarter second so that a change in the
     machine's speed falls on both; ``concurrency`` operations in flight at a time.
     """
     import aiohttp
 
-    loop = asyncio.get_running_loop()
+    from pymon.checks.tcp import connect_and_close
+
     urls = [f"http://127.0.0.1:{port}/ref" for port in target.http_ports]
     tcp = target.tcp_ports
 
@@ -696,9 +699,7 @@ async def measure_reference(
             await resp.read()
 
     async def connect(i: int) -> None:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, ("127.0.0.1", tcp[i % len(tcp)]))
+        await connect_and_close("127.0.0.1", tcp[i % len(tcp)])
 
     get_cpu = connect_cpu = 0.0
     gets = connects = 0

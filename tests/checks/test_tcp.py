@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
 
 from pymon.checks.tcp import unescape
 from pymon.model import Status
@@ -46,6 +50,60 @@ async def test_closed_port_is_refused(check: RunCheck) -> None:
     assert result.status is Status.FAILED
     assert "connection refused" in result.message
     assert not result.metrics
+
+
+async def test_ipv6_literal_connects(check: RunCheck) -> None:
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as server:
+        port = server.getsockname()[1]
+        result = await check("tcp", {"host": "::1", "port": port})
+    assert result.status is Status.OK, result.message
+    assert f"connected to ::1 port {port}" in result.message
+
+
+@contextlib.contextmanager
+def _full_backlog() -> Iterator[tuple[socket.socket, int]]:
+    """A listener whose accept queue is full: the kernel drops new SYNs until it accepts."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as server:
+        port = server.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+            yield server, port
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_connect_waiting_for_the_handshake_succeeds(check: RunCheck) -> None:
+    # The SYN is dropped; the kernel sends it again a second later, by when the
+    # queue has room: the check waits for the handshake instead of failing.
+    with _full_backlog() as (server, port):
+        running = asyncio.create_task(check("tcp", {"host": "127.0.0.1", "port": port}, within=5))
+        await asyncio.sleep(0.2)
+        server.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                server.accept()[0].close()
+        result = await running
+    assert result.status is Status.OK, result.message
+    assert result.metrics["connect_ms"] >= 500
+
+
+async def test_connect_that_never_completes_times_out_and_leaves_no_socket(
+    check: RunCheck,
+) -> None:
+    with _full_backlog() as (_, port):
+        before = _open_fds()
+        result = await check("tcp", {"host": "127.0.0.1", "port": port}, within=0.5)
+        assert _open_fds() == before
+    assert result.status is Status.FAILED
+    assert result.message == f"timed out after 0.5s while connecting to 127.0.0.1 port {port}"
 
 
 async def test_send_and_expected_reply(check: RunCheck, raw_server: RawServer) -> None:

@@ -188,13 +188,18 @@ web: {{enabled: false}}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1h,
       retry_interval: 100ms}}
+  - {{name: up, type: tcp, host: 127.0.0.1, port: {listener.port}, interval: 1h,
+      retry_interval: 100ms}}
 """
     d = Daemon(load_config_text(text))
     await d.start()
     try:
+        d.run_now("up")
         d.run_now("down")
         # Hourly service, yet it reaches its flap guard (3 failures) within a second.
         await wait_for(lambda: d.states["down"].confirmed, within=5)
         assert d.states["down"].seq == 3
+        # A first ok has nothing to confirm quickly: it waits for its regular run.
+        assert (d.states["up"].seq, d.states["up"].confirmed) == (1, False)
     finally:
         await d.stop()

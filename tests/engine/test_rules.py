@@ -93,6 +93,21 @@ def test_first_ok_ever_is_not_recovering() -> None:
     assert run([OK])[0].recovering is False
 
 
+def test_unconfirmed_problem_asks_for_a_quick_retry() -> None:
+    states = run([ERROR, ERROR, ERROR])
+    assert [rules.wants_retry(s) for s in states] == [True, True, False]
+
+
+def test_unconfirmed_recovery_asks_for_a_quick_retry() -> None:
+    *_, recovering, recovered = run([ERROR, ERROR, ERROR, OK, OK])
+    assert (rules.wants_retry(recovering), rules.wants_retry(recovered)) == (True, False)
+
+
+def test_first_ok_ever_waits_for_the_regular_run() -> None:
+    (first,) = run([OK])
+    assert not first.confirmed and not rules.wants_retry(first)
+
+
 def test_count_and_previous_status() -> None:
     states = run([OK, OK, WARN, WARN, WARN])
     assert [s.count for s in states] == [1, 2, 1, 2, 3]

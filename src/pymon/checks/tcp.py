@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import re
 import socket
 
@@ -14,7 +16,7 @@ from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reaso
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult, Status
 
-__all__ = ["TcpSpec", "check_tcp", "unescape"]
+__all__ = ["TcpSpec", "check_tcp", "connect_and_close", "unescape"]
 
 # A banner or reply is short; a peer streaming more than this without the expected
 # text is judged on what it sent so far instead of filling memory.
@@ -90,23 +92,55 @@ async def _await_reply(reader: asyncio.StreamReader, expect: str, ctx: CheckCont
         ctx.stage = f"waiting for reply containing {expect!r} (got {_preview(data, 40)} so far)"
 
 
+# What a non-blocking connect returns while the handshake goes on (nearly always).
+_IN_PROGRESS = frozenset({errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK})
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
+
+
+async def connect_and_close(address: str, port: int) -> str:
+    """Connect a bare socket to ``address`` (an IP literal) and close it; OSError if refused.
+
+    A plain C socket object (``socket.SocketType``), connected by hand: the loop's
+    ``sock_connect`` resolves the address again and the ``socket.socket`` wrapper
+    converts family and type to enums on each use, which together cost a tenth of
+    a check's CPU for nothing an IP literal needs.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.SocketType(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        err = sock.connect_ex((address, port))
+        if err in _IN_PROGRESS:
+            loop = asyncio.get_running_loop()
+            fd = sock.fileno()
+            done = loop.create_future()
+            loop.add_writer(fd, _settle, done)
+            try:
+                await done
+            finally:
+                loop.remove_writer(fd)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+    finally:
+        sock.close()
+    return address
+
+
 async def _connect_only(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     """Does the port accept? A bare non-blocking socket, connected and closed.
 
     Most tcp services only ask that; streams (a transport, a protocol, a reader and
     a writer, then a graceful close) cost a third more CPU per check to learn the same.
     """
-    loop = asyncio.get_running_loop()
-
-    async def connect(address: str) -> str:
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, (address, spec.port))
-        return address
-
     try:
-        address, t0 = await connect_first(spec.host, spec.port, ctx, connect)
+        address, t0 = await connect_first(
+            spec.host, spec.port, ctx, lambda address: connect_and_close(address, spec.port)
+        )
     except Unreachable as exc:
         return CheckResult(Status.FAILED, str(exc))
     connect_ms = (ctx.clock.monotonic() - t0) * 1000

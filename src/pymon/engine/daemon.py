@@ -322,9 +322,7 @@ class Daemon:
             lateness,
         )
         self._apply(outcome, record)
-        # An unconfirmed change is looked at again soon, so a real outage is confirmed
-        # quickly; a confirmed state keeps the regular rhythm.
-        return None if state.confirmed else service.retry_after
+        return service.retry_after if rules.wants_retry(state) else None
 
     def _situation(self, service: ServiceConfig) -> rules.Situation:
         """The world around ``service`` now: its maintenance windows and its parents."""

@@ -58,6 +58,7 @@ __all__ = [
     "flap_percent",
     "review",
     "unacknowledge",
+    "wants_retry",
 ]
 
 # One letter per status in ``ServiceState.flap_history``.
@@ -186,6 +187,18 @@ def apply(
     return _workflow(
         prev, state, incident, [*events, *flap_events], flap_notices, service, policy, situation
     )
+
+
+def wants_retry(state: ServiceState) -> bool:
+    """Whether ``state`` asks for its next check sooner than the regular rhythm.
+
+    An unconfirmed problem is checked again soon so that a real outage is confirmed
+    quickly, and so is an unconfirmed recovery from a confirmed problem, so that its
+    incident closes quickly. The first ok of a service never confirmed before has
+    nothing waiting on it: the next regular run confirms it. (Retrying it too would
+    double the load of the first interval after a start with many new services.)
+    """
+    return not state.confirmed and (state.status is not Status.OK or state.recovering)
 
 
 def review(

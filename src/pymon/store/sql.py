@@ -328,6 +328,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+# Runs SqlStore._statements: in a worker thread (benchmarks/variants.py's
+# ``store-on-loop`` puts a plain call here to measure what that saves).
+_prepare = asyncio.to_thread
+
+
 @dataclass(frozen=True, slots=True)
 class _MultiRow:
     """An upsert as SQLite text with one VALUES group per row, sent a page at a time.
@@ -345,9 +350,9 @@ class _MultiRow:
     page: int
 
     @classmethod
-    def of(cls, stmt: Insert, table: Table, dialect: Dialect) -> _MultiRow:
-        """Split ``stmt`` compiled for ``dialect`` around its one VALUES group."""
-        compiled = stmt.compile(dialect=dialect)
+    def of(cls, stmt: Insert, table: Table, dialect: Dialect, columns: Sequence[str]) -> _MultiRow:
+        """Split ``stmt`` compiled for ``dialect`` and ``columns`` around its one VALUES group."""
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
         text = compiled.string
         start = text.index(" VALUES (") + len(" VALUES ")
         end = text.index(")", start) + 1
@@ -419,6 +424,7 @@ class SqlStore:
         # A notice already in the outbox stays as it is (it may be delivered already).
         notice_insert: Any = self._insert(notice_table)
         self._notice_insert: Insert = notice_insert.on_conflict_do_nothing(index_elements=["key"])
+        self._event_insert = self._insert(event_table)
         self._multirow: dict[str, _MultiRow] = {}
         delivery_insert: Any = self._insert(delivery_table)
         self._delivery_insert: Insert = delivery_insert.on_conflict_do_nothing(
@@ -580,12 +586,38 @@ class SqlStore:
         the outbox once (a key already there is left alone). One statement per
         table, whatever the size.
         """
-        state_rows = list({s.name: _state_row(s) for s in states}.values())
-        result_rows = _ring_rows(results, self.history_size)
-        event_rows = [_event_row(e) for e in events]
-        incident_rows = list({i.id: _incident_row(i) for i in incidents}.values())
+        if not (states or results or events or incidents or notices):
+            return
+        async with self._connect("write a batch", write=True) as conn:
+            # Turning a batch into rows and parameters is pure Python work, a few
+            # thousand rows at a time: done on the loop it stalled every check for
+            # as long (the thread takes the GIL in short turns instead).
+            statements = await _prepare(
+                self._statements, conn.dialect, states, results, events, incidents, notices
+            )
+            for statement, params in statements:
+                if isinstance(statement, str):
+                    await conn.exec_driver_sql(statement, params)
+                else:
+                    await conn.execute(statement, params)
+
+    def _statements(
+        self,
+        dialect: Dialect,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+        incidents: Sequence[Incident],
+        notices: Sequence[Notice],
+    ) -> list[tuple[Insert | str, Any]]:
+        """The batch as statements in write order, each with its rows.
+
+        PostgreSQL gets each table's statement with its rows (one executemany);
+        SQLite gets multi-row statement text with flat parameters (see _MultiRow).
+        Every row of one table has the same keys (one function builds them), so the
+        SQLite text is made once per table for the columns of its first row.
+        """
         unique_notices = list({n.key: n for n in notices}.values())
-        notice_rows = [_notice_row(n) for n in unique_notices]
         delivery_rows = [
             {
                 "key": n.key,
@@ -602,36 +634,29 @@ class SqlStore:
             for n in unique_notices
             for channel in dict.fromkeys(n.channels)
         ]
-        if not (state_rows or result_rows or event_rows or incident_rows or notice_rows):
-            return
-        async with self._connect("write a batch", write=True) as conn:
-            if incident_rows:
-                await conn.execute(self._incident_upsert, incident_rows)
-            if notice_rows:
-                await conn.execute(self._notice_insert, notice_rows)
-            if delivery_rows:
-                await conn.execute(self._delivery_insert, delivery_rows)
-            if state_rows:
-                await self._upsert_rows(conn, self._state_upsert, state_table, state_rows)
-            if result_rows:
-                await self._upsert_rows(conn, self._result_upsert, result_table, result_rows)
-            if event_rows:
-                # Plain INSERT, no RETURNING: the ids are the database's business,
-                # and without RETURNING both drivers send the rows as one executemany.
-                await conn.execute(event_table.insert(), event_rows)
-
-    async def _upsert_rows(
-        self, conn: AsyncConnection, stmt: Insert, table: Table, rows: list[dict[str, Any]]
-    ) -> None:
-        """One executemany on PostgreSQL; multi-row statements on SQLite (see _MultiRow)."""
-        if self.backend != "sqlite":
-            await conn.execute(stmt, rows)
-            return
-        multirow = self._multirow.get(table.name)
-        if multirow is None:
-            multirow = self._multirow[table.name] = _MultiRow.of(stmt, table, conn.dialect)
-        for text, params in multirow.pages(rows):
-            await conn.exec_driver_sql(text, params)
+        tables = (
+            (self._incident_upsert, incident_table, {i.id: _incident_row(i) for i in incidents}),
+            (self._notice_insert, notice_table, [_notice_row(n) for n in unique_notices]),
+            (self._delivery_insert, delivery_table, delivery_rows),
+            (self._state_upsert, state_table, {s.name: _state_row(s) for s in states}),
+            (self._result_upsert, result_table, _ring_rows(results, self.history_size)),
+            # Plain INSERT, no RETURNING: the ids are the database's business.
+            (self._event_insert, event_table, [_event_row(e) for e in events]),
+        )
+        statements: list[tuple[Insert | str, Any]] = []
+        for stmt, table, keyed in tables:
+            rows = list(keyed.values()) if isinstance(keyed, dict) else keyed
+            if not rows:
+                continue
+            if self.backend != "sqlite":
+                statements.append((stmt, rows))
+                continue
+            multirow = self._multirow.get(table.name)
+            if multirow is None:
+                multirow = _MultiRow.of(stmt, table, dialect, list(rows[0]))
+                self._multirow[table.name] = multirow
+            statements.extend(multirow.pages(rows))
+        return statements
 
     async def load_states(self) -> dict[str, ServiceState]:
         """Every persisted service state, keyed by service name."""
