@@ -134,6 +134,36 @@ async def test_a_subscriber_that_fails_is_dropped_and_the_others_still_get_the_i
     assert await healthy.batch() == [7]
 
 
+def test_listeners_hear_each_item_in_the_order_they_were_added() -> None:
+    bus: Bus[object] = Bus()
+    heard: list[tuple[str, object]] = []
+    bus.listen(lambda item: heard.append(("first", item)))
+    bus.listen(lambda item: heard.append(("second", item)))
+    bus.publish(1)
+    assert heard == [("first", 1), ("second", 1)]
+
+
+def test_a_listener_given_types_hears_only_instances_of_them() -> None:
+    bus: Bus[object] = Bus()
+    numbers: list[object] = []
+    bus.listen(numbers.append, int)
+    for item in (1, "a", True, 2.5):
+        bus.publish(item)
+    assert numbers == [1, True]  # bool is an int
+
+
+def test_listeners_added_or_removed_later_count_from_the_next_item() -> None:
+    bus: Bus[object] = Bus()
+    early: list[object] = []
+    late: list[object] = []
+    remove = bus.listen(early.append, str)
+    bus.publish("a")
+    bus.listen(late.append, str)
+    remove()
+    bus.publish("b")
+    assert (early, late) == (["a"], ["b"])
+
+
 def test_maxsize_must_be_positive() -> None:
     with pytest.raises(ValueError, match="maxsize"):
         Bus[int]().subscribe(maxsize=0)

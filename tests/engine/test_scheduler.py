@@ -116,6 +116,54 @@ async def test_concurrency_bound_delays_and_records_lateness(
     await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_runs_waiting_for_a_slot_start_in_the_order_they_fell_due(
+    clock: FakeClock, job: Recorder
+) -> None:
+    job.gate = asyncio.Event()
+    s = Scheduler(job, concurrency=1, clock=clock)
+    task = asyncio.create_task(s.run())
+    for i, due in enumerate((1.0, 3.0, 2.0, 4.0)):
+        s.add(f"s{i}", 100.0, first_due=due)
+    await clock.advance(5)
+    job.gate.set()
+    await settle()
+    assert [name for name, _, _ in job.runs] == ["s0", "s2", "s1", "s3"]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_run_that_raises_gives_its_slot_back(clock: FakeClock) -> None:
+    started: list[str] = []
+
+    async def crash(name: str, lateness: float) -> None:
+        started.append(name)
+        raise RuntimeError("broken check")
+
+    s = Scheduler(crash, concurrency=1, clock=clock)
+    task = asyncio.create_task(s.run())
+    for i in range(3):
+        s.add(f"s{i}", 100.0, first_due=1.0)
+    await clock.advance(2)
+    assert sorted(started) == ["s0", "s1", "s2"]
+    assert s.in_flight == 0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_stopping_drops_runs_waiting_for_a_slot(clock: FakeClock, job: Recorder) -> None:
+    job.gate = asyncio.Event()
+    s = Scheduler(job, concurrency=1, clock=clock)
+    task = asyncio.create_task(s.run())
+    for i in range(3):
+        s.add(f"s{i}", 100.0, first_due=1.0)
+    await clock.advance(2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    job.gate.set()
+    await settle()
+    assert len(job.runs) == 1 and s.in_flight == 0
+
+
 async def test_a_hanging_check_does_not_delay_others(
     clock: FakeClock, job: Recorder, sched: Scheduler
 ) -> None:

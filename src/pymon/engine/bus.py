@@ -155,11 +155,14 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 class Bus(Generic[T]):
     """Fan-out of items of type ``T`` to every listener, then every subscription, in order."""
 
-    __slots__ = ("_listeners", "_subs")
+    __slots__ = ("_listeners", "_routes", "_subs")
 
     def __init__(self) -> None:
-        # A tuple, replaced on (un)registering: publish walks it without copying.
-        self._listeners: tuple[Callable[[T], None], ...] = ()
+        self._listeners: tuple[tuple[Callable[[T], None], tuple[type, ...]], ...] = ()
+        # Per item type, the listeners that take it, worked out on its first publish
+        # (and again after a change of listeners): a check publishes three items,
+        # and most listeners want none of them.
+        self._routes: dict[type, tuple[Callable[[T], None], ...]] = {}
         self._subs: list[Subscription[T]] = []
 
     def __len__(self) -> int:
@@ -171,19 +174,22 @@ class Bus(Generic[T]):
         """The number of synchronous listeners."""
         return len(self._listeners)
 
-    def listen(self, callback: Callable[[T], None]) -> Callable[[], None]:
+    def listen(self, callback: Callable[[T], None], *types: type) -> Callable[[], None]:
         """Call ``callback`` inline with every item published from now on; never dropped.
 
-        Listeners run in the order they were added. Returns a function that removes
-        this listener.
+        With ``types``, only items that are instances of one of them. Listeners run
+        in the order they were added. Returns a function that removes this listener.
         """
-        self._listeners = (*self._listeners, callback)
+        entry = (callback, types)
+        self._listeners = (*self._listeners, entry)
+        self._routes.clear()
 
         def remove() -> None:
             listeners = list(self._listeners)
             with contextlib.suppress(ValueError):
-                listeners.remove(callback)
+                listeners.remove(entry)
             self._listeners = tuple(listeners)
+            self._routes.clear()
 
         return remove
 
@@ -196,7 +202,14 @@ class Bus(Generic[T]):
     def publish(self, item: T) -> None:
         """Call every listener with ``item``, then hand it to every subscriber (a full one
         is dropped). Never waits for a subscriber and never raises."""
-        for listener in self._listeners:
+        kind = type(item)
+        route = self._routes.get(kind)
+        if route is None:
+            route = tuple(
+                cb for cb, types in self._listeners if not types or issubclass(kind, types)
+            )
+            self._routes[kind] = route
+        for listener in route:
             try:
                 listener(item)
             except Exception:

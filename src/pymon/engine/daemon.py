@@ -34,12 +34,13 @@ from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
 from pymon.engine.bus import Bus, BusItem, StateChanged
 from pymon.engine.events import (
+    EVENT_TYPES,
     CheckCompleted,
     Decided,
     NoticeQueued,
     from_transition,
 )
-from pymon.engine.listeners import EventCounts, StoreListener, log_listener
+from pymon.engine.listeners import LOG_TYPES, EventCounts, StoreListener, log_listener
 from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
 from pymon.engine.reload import Reloader, ReloadResult
 from pymon.engine.scheduler import Scheduler
@@ -207,9 +208,9 @@ class Daemon:
         the daemon: the outbox (``NoticeSent``/``NoticeFailed``, through the
         ``publish`` it was given) and the reloader (``ConfigReloaded``/``ReloadFailed``).
         """
-        self.bus.listen(StoreListener(self.writer))
-        self.bus.listen(log_listener)
-        self.bus.listen(self.event_counts)
+        self.bus.listen(StoreListener(self.writer), *StoreListener.TYPES)
+        self.bus.listen(log_listener, *LOG_TYPES)
+        self.bus.listen(self.event_counts, *EVENT_TYPES)
 
     @property
     def reload_ok(self) -> bool | None:

@@ -22,7 +22,7 @@ from pymon.engine.events import (
 from pymon.model import Event, EventKind
 from pymon.store.writer import BatchWriter
 
-__all__ = ["EventCounts", "StoreListener", "log_listener"]
+__all__ = ["LOG_TYPES", "EventCounts", "StoreListener", "log_listener"]
 
 log = logging.getLogger("pymon")
 
@@ -37,6 +37,9 @@ class StoreListener:
 
     __slots__ = ("_writer",)
 
+    #: What it takes from the bus.
+    TYPES = (Decided,)
+
     def __init__(self, writer: BatchWriter) -> None:
         self._writer = writer
 
@@ -47,6 +50,10 @@ class StoreListener:
             self._writer.add(
                 outcome.state, item.record, outcome.events, outcome.incident, outcome.notices
             )
+
+
+#: What :func:`log_listener` takes from the bus.
+LOG_TYPES = (*TRANSITION_TYPES, NoticeQueued)
 
 
 def log_listener(item: BusItem) -> None:
