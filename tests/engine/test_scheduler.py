@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 
@@ -49,13 +50,21 @@ def job(clock: FakeClock) -> Recorder:
     return Recorder(clock)
 
 
+@contextlib.asynccontextmanager
+async def running(scheduler: Scheduler) -> AsyncIterator[Scheduler]:
+    """``scheduler`` dispatching in a task, stopped (as the daemon stops it) on exit."""
+    task = asyncio.create_task(scheduler.run())
+    try:
+        yield scheduler
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 @pytest.fixture
 async def sched(clock: FakeClock, job: Recorder) -> AsyncIterator[Scheduler]:
-    s = Scheduler(job, concurrency=100, clock=clock)
-    task = asyncio.create_task(s.run())
-    yield s
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with running(Scheduler(job, concurrency=100, clock=clock)) as s:
+        yield s
 
 
 def test_phase_is_stable_and_in_unit_interval() -> None:
@@ -98,38 +107,32 @@ async def test_concurrency_bound_delays_and_records_lateness(
     clock: FakeClock, job: Recorder
 ) -> None:
     job.gate = asyncio.Event()
-    s = Scheduler(job, concurrency=2, clock=clock)
-    task = asyncio.create_task(s.run())
-    for i in range(5):
-        s.add(f"s{i}", 100.0, first_due=1.0)
-    await clock.advance(2)
-    assert len(job.runs) == 2
-    assert s.in_flight == 5
-    await clock.advance(3)
-    job.gate.set()
-    await settle()
+    async with running(Scheduler(job, concurrency=2, clock=clock)) as s:
+        for i in range(5):
+            s.add(f"s{i}", 100.0, first_due=1.0)
+        await clock.advance(2)
+        assert len(job.runs) == 2
+        assert s.in_flight == 5
+        await clock.advance(3)
+        job.gate.set()
+        await settle()
     assert len(job.runs) == 5
     assert sorted(late for _, _, late in job.runs)[-1] == pytest.approx(4.0)
     assert s.stats.runs == 5
     assert s.stats.percentile(99) == pytest.approx(4.0)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_runs_waiting_for_a_slot_start_in_the_order_they_fell_due(
     clock: FakeClock, job: Recorder
 ) -> None:
     job.gate = asyncio.Event()
-    s = Scheduler(job, concurrency=1, clock=clock)
-    task = asyncio.create_task(s.run())
-    for i, due in enumerate((1.0, 3.0, 2.0, 4.0)):
-        s.add(f"s{i}", 100.0, first_due=due)
-    await clock.advance(5)
-    job.gate.set()
-    await settle()
+    async with running(Scheduler(job, concurrency=1, clock=clock)) as s:
+        for i, due in enumerate((1.0, 3.0, 2.0, 4.0)):
+            s.add(f"s{i}", 100.0, first_due=due)
+        await clock.advance(5)
+        job.gate.set()
+        await settle()
     assert [name for name, _, _ in job.runs] == ["s0", "s2", "s1", "s3"]
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_a_run_that_raises_gives_its_slot_back(clock: FakeClock) -> None:
@@ -139,26 +142,20 @@ async def test_a_run_that_raises_gives_its_slot_back(clock: FakeClock) -> None:
         started.append(name)
         raise RuntimeError("broken check")
 
-    s = Scheduler(crash, concurrency=1, clock=clock)
-    task = asyncio.create_task(s.run())
-    for i in range(3):
-        s.add(f"s{i}", 100.0, first_due=1.0)
-    await clock.advance(2)
-    assert sorted(started) == ["s0", "s1", "s2"]
-    assert s.in_flight == 0
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with running(Scheduler(crash, concurrency=1, clock=clock)) as s:
+        for i in range(3):
+            s.add(f"s{i}", 100.0, first_due=1.0)
+        await clock.advance(2)
+        assert sorted(started) == ["s0", "s1", "s2"]
+        assert s.in_flight == 0
 
 
 async def test_stopping_drops_runs_waiting_for_a_slot(clock: FakeClock, job: Recorder) -> None:
     job.gate = asyncio.Event()
-    s = Scheduler(job, concurrency=1, clock=clock)
-    task = asyncio.create_task(s.run())
-    for i in range(3):
-        s.add(f"s{i}", 100.0, first_due=1.0)
-    await clock.advance(2)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with running(Scheduler(job, concurrency=1, clock=clock)) as s:
+        for i in range(3):
+            s.add(f"s{i}", 100.0, first_due=1.0)
+        await clock.advance(2)
     job.gate.set()
     await settle()
     assert len(job.runs) == 1 and s.in_flight == 0
