@@ -327,7 +327,7 @@ class Daemon:
 
     def _situation(self, service: ServiceConfig) -> rules.Situation:
         """The world around ``service`` now: its maintenance windows and its parents."""
-        parent_down = any(
+        parent_down = bool(service.depends_on) and any(
             (parent := self.states.get(dep)) is not None
             and parent.confirmed_status in (Status.ERROR, Status.FAILED)
             for dep in service.depends_on

@@ -403,28 +403,31 @@ def _workflow(
     notices = list(notices)
     name = state.name
 
-    # Flags that ride on the status.
+    # Flags that ride on the status; most runs change neither (and then skip the
+    # event and the copy of all twenty fields).
+    maintenance = situation.maintenance
     unreachable = situation.parent_down and state.status.is_problem
-    for was, value, on, off in (
-        (
-            prev.maintenance,
-            situation.maintenance,
-            EventKind.MAINTENANCE_STARTED,
-            EventKind.MAINTENANCE_ENDED,
-        ),
-        (prev.unreachable, unreachable, EventKind.UNREACHABLE, EventKind.REACHABLE),
-    ):
-        if value != was:
-            events.append(
-                Event(name, on if value else off, now, state.status, state.status, state.message)
-            )
-    # dataclasses.replace copies all twenty fields; most runs change neither flag.
-    if (state.maintenance, state.unreachable) != (situation.maintenance, unreachable):
-        state = replace(state, maintenance=situation.maintenance, unreachable=unreachable)
+    if maintenance != prev.maintenance or unreachable != prev.unreachable:
+        for was, value, on, off in (
+            (
+                prev.maintenance,
+                maintenance,
+                EventKind.MAINTENANCE_STARTED,
+                EventKind.MAINTENANCE_ENDED,
+            ),
+            (prev.unreachable, unreachable, EventKind.UNREACHABLE, EventKind.REACHABLE),
+        ):
+            if value != was:
+                kind = on if value else off
+                events.append(Event(name, kind, now, state.status, state.status, state.message))
+    if (state.maintenance, state.unreachable) != (maintenance, unreachable):
+        state = replace(state, maintenance=maintenance, unreachable=unreachable)
 
     if incident is not None and not incident.open:
         incident = None
-    confirmed_now = next((e.status for e in events if e.kind is EventKind.CONFIRMED), None)
+    confirmed_now = (
+        next((e.status for e in events if e.kind is EventKind.CONFIRMED), None) if events else None
+    )
     if confirmed_now is not None:
         incident, more_events, more_notices = _on_confirmed(
             state, incident, confirmed_now, service, policy, now

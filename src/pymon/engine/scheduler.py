@@ -52,16 +52,17 @@ class LatenessStats:
     """Lateness of recent runs (a window of the last ``size``), for p50/p99 and metrics."""
 
     size: int = 10_000
-    samples: deque[float] = field(default_factory=deque)
+    samples: deque[float] = field(init=False)
     runs: int = 0
     skipped: int = 0
+
+    def __post_init__(self) -> None:
+        self.samples = deque(maxlen=self.size)
 
     def add(self, lateness: float) -> None:
         """Record one run's lateness."""
         self.runs += 1
         self.samples.append(lateness)
-        if len(self.samples) > self.size:
-            self.samples.popleft()
 
     def percentile(self, p: float) -> float:
         """The ``p``-th percentile (0-100) of the window, 0 when empty."""
@@ -278,9 +279,10 @@ class Scheduler:
             self._counter += 1
             current.generation = self._counter
         now = self._clock.monotonic()
+        index = entry.grid_index(now)
         # Regular due times that passed while this run was in flight are skipped.
-        self.stats.skipped += max(0, entry.grid_index(now) - entry.grid_index(due))
-        next_due = entry.anchor + (entry.grid_index(now) + 1) * entry.interval
+        self.stats.skipped += max(0, index - entry.grid_index(due))
+        next_due = entry.anchor + (index + 1) * entry.interval
         if retry is not None:
             next_due = min(next_due, now + retry)
         self._push(next_due, entry.name)
