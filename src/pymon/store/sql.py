@@ -535,9 +535,7 @@ class SqlStore:
     @contextlib.asynccontextmanager
     async def _connect(self, doing: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
         """A connection (a transaction when ``write``), with failures as StoreError."""
-        engine = self._engine
-        if engine is None:
-            raise StoreError(f"cannot {doing}: the store at {self.where} is not open")
+        engine = self._open_engine(doing)
         lock = self._lock if (write or self._memory) else None
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -549,6 +547,12 @@ class SqlStore:
                 yield conn
         except _DB_ERRORS as exc:
             raise StoreError(f"cannot {doing} at {self.where}: {_reason(exc)}") from exc
+
+    def _open_engine(self, doing: str) -> AsyncEngine:
+        """The engine; StoreError saying what could not be done when the store is not open."""
+        if self._engine is None:
+            raise StoreError(f"cannot {doing}: the store at {self.where} is not open")
+        return self._engine
 
     def _insert(self, table: Table) -> Insert:
         # ON CONFLICT is dialect syntax; both dialects spell it the same way in Python.
@@ -588,13 +592,15 @@ class SqlStore:
         """
         if not (states or results or events or incidents or notices):
             return
+        # Turning a batch into rows and parameters is pure Python work, a few
+        # thousand rows at a time: done on the loop it stalled every check for as
+        # long (the thread takes the GIL in short turns instead). Done before the
+        # write lock is taken, so other writers do not wait for it.
+        dialect = self._open_engine("write a batch").dialect
+        statements = await _prepare(
+            self._statements, dialect, states, results, events, incidents, notices
+        )
         async with self._connect("write a batch", write=True) as conn:
-            # Turning a batch into rows and parameters is pure Python work, a few
-            # thousand rows at a time: done on the loop it stalled every check for
-            # as long (the thread takes the GIL in short turns instead).
-            statements = await _prepare(
-                self._statements, conn.dialect, states, results, events, incidents, notices
-            )
             for statement, params in statements:
                 if isinstance(statement, str):
                     await conn.exec_driver_sql(statement, params)
