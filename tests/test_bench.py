@@ -52,6 +52,15 @@ async def test_bench_runs_checks_without_failures(tmp_path: Path) -> None:
     mean = (reference["get_us"] + reference["connect_us"]) / 2
     assert abs(reference["mix_us"] - mean) <= 0.1
     assert reference["pymon_ratio"] > 0
+    # The timeline covers the whole run from the daemon's start, warm-up included:
+    # every result ever written is counted in one of its seconds.
+    timeline = report["timeline"]
+    seconds = [t["second"] for t in timeline]
+    assert seconds == sorted(seconds) and seconds[0] >= 0
+    assert sum(t["checks"] for t in timeline) >= checks["total"]
+    assert sum(t["batches"] for t in timeline) >= report["store"]["batches"]
+    assert not timeline[0]["in_window"]  # the warm-up
+    assert any(t["in_window"] and t["checks"] for t in timeline)
 
 
 async def test_bench_can_skip_the_reference(tmp_path: Path) -> None:
@@ -73,8 +82,10 @@ def test_bench_command_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     args = ["bench", "--services", "4", "--interval", "500ms", "--warmup", "500ms"]
     args += ["--reference", "0s"]
-    result = CliRunner().invoke(cli, [*args, "--duration", "1s", "--json", str(out)])
+    result = CliRunner().invoke(cli, [*args, "--duration", "1s", "--timeline", "--json", str(out)])
     assert result.exit_code == 0, result.output
+    assert "per second since the daemon started" in result.output
     report = json.loads(out.read_text())
     assert set(SECTIONS) <= set(report)
+    assert report["timeline"]
     assert report["checks"]["failed"] == 0, report["checks"]["failure_samples"]

@@ -66,8 +66,10 @@ __all__ = [
     "LoopName",
     "MeteredStore",
     "TargetProcess",
+    "TimelineSecond",
     "machine_info",
     "render_report",
+    "render_timeline",
     "run",
     "run_bench",
     "serve_targets",
@@ -263,6 +265,24 @@ class StoreFigures:
 
 
 @dataclass(slots=True)
+class TimelineSecond:
+    """One second of the whole run, counted from the daemon's start.
+
+    ``checks`` started in it, the latest of them (``max_lateness_ms``), the store
+    batches that began in it and the longest of their writes; ``in_window`` marks
+    the seconds the headline figures cover. Start-up shows here, where the window
+    (after the warm-up) no longer sees it.
+    """
+
+    second: int
+    checks: int
+    max_lateness_ms: float
+    batches: int
+    longest_write_ms: float
+    in_window: bool
+
+
+@dataclass(slots=True)
 class GcFigures:
     """Python's cyclic garbage collector in the window: each collection pauses the loop."""
 
@@ -339,6 +359,7 @@ class BenchReport:
     store: StoreFigures
     target: TargetFigures
     reference: ReferenceFigures
+    timeline: list[TimelineSecond] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -497,6 +518,9 @@ class MeteredStore:
         self.window: tuple[float, float] = (math.inf, math.inf)
         self.results: list[tuple[Status, float, str]] = []
         self.batches: list[tuple[float, int, float]] = []  # (start, results, seconds)
+        # Per second since ``origin`` (the daemon's start): [checks, max lateness].
+        self.origin = math.inf
+        self.seconds: dict[int, list[float]] = {}
 
     def __getattr__(self, name: str) -> Any:
         # Only called for attributes not found here: the rest of the Store protocol.
@@ -520,9 +544,13 @@ class MeteredStore:
         self.batches.append((start, len(results), time.perf_counter() - t0))
         lo, hi = self.window
         keep = self.results.append
+        origin, seconds = self.origin, self.seconds
         for r in results:
             if lo <= r.started_at < hi:
                 keep((r.status, r.lateness, r.message))
+            tally = seconds.setdefault(int(r.started_at - origin), [0, 0.0])
+            tally[0] += 1
+            tally[1] = max(tally[1], r.lateness)
 
 
 async def _probe_loop_lag(samples: list[float], period: float = LAG_PROBE_PERIOD) -> None:
@@ -759,6 +787,7 @@ async def _measure(
         f"{options.services // 2} http) every {options.interval:g}s; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
+    store.origin = time.time()
     await daemon.start()
     try:
         await asyncio.sleep(options.effective_warmup)
@@ -908,8 +937,28 @@ def _report(
         ),
         target=target,
         reference=_reference_figures(reference, loop_cpu * per_1000 / 1000),
+        timeline=_timeline(store),
         machine=machine_info() | {"loadavg_1m_before": load[0], "loadavg_1m_after": load[1]},
     )
+
+
+def _timeline(store: MeteredStore) -> list[TimelineSecond]:
+    """Per second since the daemon's start: checks, latest check, store batches."""
+    writes: dict[int, list[float]] = {}
+    for start, _, seconds in store.batches:
+        writes.setdefault(int(start - store.origin), []).append(seconds)
+    lo, hi = store.window
+    return [
+        TimelineSecond(
+            second=second,
+            checks=int(store.seconds.get(second, (0, 0.0))[0]),
+            max_lateness_ms=round(store.seconds.get(second, (0, 0.0))[1] * 1000, 1),
+            batches=len(writes.get(second, ())),
+            longest_write_ms=round(max(writes.get(second, (0.0,))) * 1000, 1),
+            in_window=lo <= store.origin + second < hi,
+        )
+        for second in sorted(store.seconds.keys() | writes.keys())
+    ]
 
 
 def _reference_figures(
@@ -939,6 +988,24 @@ def run(options: BenchOptions, progress: Progress | None = None) -> BenchReport:
         factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(run_bench(options, progress))
+
+
+def render_timeline(report: BenchReport) -> Any:
+    """A rich Table of the report's timeline, one row per second of the run."""
+    from rich.table import Table
+
+    table = Table(title="per second since the daemon started (* = in the window)")
+    for name in ("second", "checks", "latest start", "batches", "longest write"):
+        table.add_column(name, justify="right")
+    for t in report.timeline:
+        table.add_row(
+            f"{t.second}{'*' if t.in_window else ''}",
+            f"{t.checks:,}",
+            f"{t.max_lateness_ms:,.0f} ms",
+            f"{t.batches}",
+            f"{t.longest_write_ms:,.0f} ms" if t.batches else "",
+        )
+    return table
 
 
 def render_report(report: BenchReport) -> Any:

@@ -427,11 +427,16 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     help="Time first spent on bare GETs and connects without pymon (0s: skip).",
 )
 @click.option(
+    "--timeline",
+    is_flag=True,
+    help="Also print each second since start: checks, latest start, store writes.",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
-    help="Also write the full report as JSON to this file.",
+    help="Also write the full report as JSON to this file (the timeline included).",
 )
 def bench(
     services: int,
@@ -441,6 +446,7 @@ def bench(
     concurrency: int | None,
     loop_name: str | None,
     reference: float,
+    timeline: bool,
     json_path: str | None,
 ) -> None:
     """Run N services against local targets; report checks/s, lateness, CPU and memory.
@@ -450,7 +456,7 @@ def bench(
     """
     from rich.console import Console
 
-    from pymon.bench import BenchOptions, render_report
+    from pymon.bench import BenchOptions, render_report, render_timeline
     from pymon.bench import run as run_bench
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
@@ -473,6 +479,8 @@ def bench(
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     Console().print(render_report(report))
+    if timeline:
+        Console().print(render_timeline(report))
     if json_path is not None:
         Path(json_path).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"[dim]report written to {json_path}[/dim]")
