@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 
 __all__ = ["TcpListener", "free_port"]
 
@@ -17,10 +18,22 @@ def free_port() -> int:
 
 
 class TcpListener:
-    """An asyncio TCP server that accepts and closes; can be stopped and restarted."""
+    """An asyncio TCP server that accepts and closes; can be stopped and restarted.
+
+    Its port stays reserved from creation on, also while it is not listening: a
+    socket bound to it (``SO_REUSEADDR``, never listening) that the server shares
+    the port with. Connecting to a stopped listener is therefore always refused:
+    no other test's server can be given the port, and no outgoing connection can
+    use it as its source port and connect to itself. A port that was merely free
+    a moment ago (``free_port``) guarantees neither.
+    """
 
     def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
+        reserve = socket.socket()
+        reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        reserve.bind(("127.0.0.1", port or 0))
+        weakref.finalize(self, reserve.close)
+        self.port: int = reserve.getsockname()[1]
         self._server: asyncio.Server | None = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
