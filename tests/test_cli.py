@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli import PYMON, pymon
-from tests.support.servers import free_port
+from tests.support.servers import free_port, refused_port
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ web: {{listen: "127.0.0.1:{web}"}}
 defaults: {{interval: 200ms, timeout: 1s}}
 services:
   - {{name: up, type: tcp, host: 127.0.0.1, port: {open_port}}}
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
     )
     api = f"http://127.0.0.1:{web}/api/v1/services/down"

@@ -41,7 +41,7 @@ from pymon.shell import (
     split_partial,
 )
 from tests.support.cli import PYMON
-from tests.support.servers import TcpListener, free_port
+from tests.support.servers import TcpListener, free_port, refused_port
 from tests.support.waiting import wait_for
 
 EVIL = "evil\x1b[2J[red]x[/red]"
@@ -56,7 +56,7 @@ storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web: {{listen: "127.0.0.1:0"}}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
   - {{name: "web server", type: tcp, host: 127.0.0.1, port: {listener.port}}}
   - {{name: "we ird <b>", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
   - {{name: {json.dumps(EVIL)}, type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
@@ -291,7 +291,7 @@ web:
   auth: {{read: true, tokens: [{{name: oncall-bot, token_hash: "{hash_secret("t0ken")}"}}]}}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
         )
     )

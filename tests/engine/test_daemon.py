@@ -12,7 +12,7 @@ from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from pymon.model import ServiceState, Status
 from pymon.store.sql import SqlStore
-from tests.support.servers import TcpListener, free_port
+from tests.support.servers import TcpListener, free_port, refused_port
 from tests.support.waiting import wait_for
 
 
@@ -186,7 +186,7 @@ async def test_unconfirmed_change_is_rechecked_at_the_retry_interval(
 storage: {{url: "sqlite:///{tmp_path}/p.db"}}
 web: {{enabled: false}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}, interval: 1h,
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, interval: 1h,
       retry_interval: 100ms}}
   - {{name: up, type: tcp, host: 127.0.0.1, port: {listener.port}, interval: 1h,
       retry_interval: 100ms}}

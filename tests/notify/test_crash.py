@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mail import MailSink
-from tests.support.servers import free_port
+from tests.support.servers import free_port, refused_port
 from tests.test_cli import get, start, wait_api
 
 
@@ -50,7 +50,7 @@ notifications:
     mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
            from: pymon@example.org, to: [ops@example.org]}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
     )
     api = f"http://127.0.0.1:{web}/api/v1/services/down"

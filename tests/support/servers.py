@@ -6,7 +6,7 @@ import asyncio
 import socket
 import weakref
 
-__all__ = ["TcpListener", "free_port"]
+__all__ = ["TcpListener", "free_port", "refused_port"]
 
 
 def free_port() -> int:
@@ -15,6 +15,24 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+_REFUSED: list[socket.socket] = []
+
+
+def refused_port() -> int:
+    """A TCP port on 127.0.0.1 where connecting is refused, for the whole test run.
+
+    Reserved like a stopped :class:`TcpListener`'s (bound, never listening, kept
+    open until the process ends): unlike a ``free_port()``, no server started
+    later can be handed it, so a service pointed at it fails for sure.
+    """
+    reserve = socket.socket()
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserve.bind(("127.0.0.1", 0))
+    _REFUSED.append(reserve)
+    port: int = reserve.getsockname()[1]
+    return port
 
 
 class TcpListener:

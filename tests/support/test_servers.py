@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.support.servers import TcpListener
+from tests.support.servers import TcpListener, refused_port
 
 
 def _connect(port: int) -> int:
@@ -35,3 +35,10 @@ def test_a_stopped_listener_keeps_its_port_from_every_other_socket() -> None:
     with socket.socket() as other, pytest.raises(OSError, match="already in use") as refused:
         other.bind(("127.0.0.1", listener.port))
     assert refused.value.errno == errno.EADDRINUSE
+
+
+def test_a_refused_port_refuses_and_is_kept_from_every_other_socket() -> None:
+    port = refused_port()
+    assert _connect(port) != 0
+    with socket.socket() as other, pytest.raises(OSError, match="already in use"):
+        other.bind(("127.0.0.1", port))

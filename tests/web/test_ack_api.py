@@ -11,7 +11,7 @@ import pytest
 
 from pymon.engine.daemon import Daemon
 from tests.support.cli import pymon
-from tests.support.servers import free_port
+from tests.support.servers import free_port, refused_port
 from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
@@ -23,7 +23,7 @@ storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web: {{listen: "127.0.0.1:0"}}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
   - {{name: "we ird <b>", type: tcp, host: 127.0.0.1, port: {free_port()}, enabled: false}}
 """
     async with running(text) as d:
@@ -142,7 +142,7 @@ web:
   auth: {{tokens: [{{name: oncall-bot, token_hash: "{hash_secret("t0ken")}"}}]}}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
     async with running(text) as d:
         await wait_for(lambda: "down" in d.incidents)

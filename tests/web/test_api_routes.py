@@ -14,7 +14,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from pymon.engine.daemon import Daemon
-from tests.support.servers import free_port
+from tests.support.servers import free_port, refused_port
 from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
@@ -41,7 +41,7 @@ notifications:
 maintenance:
   - {{services: [nightly], cron: "0 3 * * *", duration: 1h}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [db, core]}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db, core]}}
   - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [db]}}
   - {{name: "{XSS}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
   - {{name: "{HISTORY_NAMED}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}

@@ -19,7 +19,7 @@ from pymon.errors import ConfigError
 from pymon.web.app import create_app
 from pymon.web.auth import CSRF_COOKIE, NO_CREDENTIALS, SESSION_COOKIE, SessionSigner, login_user
 from tests.support.cli import PYMON
-from tests.support.servers import free_port
+from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
 
 # Cheap argon2id parameters: the same algorithm, fast enough for a test.
@@ -52,7 +52,7 @@ web:
 {web}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
             )
         )

@@ -11,7 +11,7 @@ from prometheus_client.samples import Sample
 
 from pymon import __version__
 from pymon.engine.daemon import Daemon
-from tests.support.servers import free_port
+from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
@@ -24,7 +24,7 @@ storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web: {{listen: "127.0.0.1:0"}}
 defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
   - {{name: "<script>alert(1)</script>", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """
     async with running(text) as d:

@@ -14,7 +14,7 @@ import pytest
 from pymon.engine.daemon import Daemon
 from pymon.web.auth import hash_secret
 from pymon.web.pages import FLAGS
-from tests.support.servers import TcpListener, free_port
+from tests.support.servers import TcpListener, free_port, refused_port
 from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
 
@@ -101,8 +101,8 @@ notifications:
       to: [ops@example.org]
 {extra}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [core, db]}}
-  - {{name: also-down, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [core, db]}}
+  - {{name: also-down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
   - {{name: "{NASTY}", type: tcp, host: 127.0.0.1, port: {free_port()}, tags: ["{NASTY}"],
       description: "{NASTY}"}}
   - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {free_port()}, enabled: false}}
