@@ -12,7 +12,7 @@ from pymon.config.load import load_config_text
 from pymon.engine.daemon import Daemon
 from pymon.model import ServiceState, Status
 from pymon.store.sql import SqlStore
-from tests.support.servers import TcpListener, free_port, refused_port
+from tests.support.servers import TcpListener, refused_port
 from tests.support.waiting import wait_for
 
 
@@ -30,7 +30,7 @@ services:
 
 @pytest.fixture
 async def daemon(tmp_path: Path, listener: TcpListener) -> AsyncIterator[Daemon]:
-    d = Daemon(load_config_text(config_text(tmp_path / "p.db", listener.port, free_port())))
+    d = Daemon(load_config_text(config_text(tmp_path / "p.db", listener.port, refused_port())))
     await d.start()
     yield d
     await d.stop()
@@ -103,7 +103,7 @@ async def test_state_is_restored_before_the_first_check(
     tmp_path: Path, listener: TcpListener
 ) -> None:
     db = tmp_path / "p.db"
-    text = config_text(db, listener.port, free_port())
+    text = config_text(db, listener.port, refused_port())
     first = Daemon(load_config_text(text))
     await first.start()
     await wait_for(lambda: first.states["down"].confirmed)
@@ -116,7 +116,7 @@ async def test_state_is_restored_before_the_first_check(
     await store.close()
     assert persisted == before
 
-    second = Daemon(load_config_text(config_text(db, listener.port, free_port(), interval="1h")))
+    second = Daemon(load_config_text(config_text(db, listener.port, refused_port(), interval="1h")))
     await second.start()
     try:
         assert second.states["down"] == before

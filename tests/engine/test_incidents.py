@@ -13,7 +13,7 @@ from pymon.engine.daemon import Daemon
 from pymon.errors import PymonError
 from pymon.model import Notice, NoticeKind
 from pymon.store.sql import SqlStore
-from tests.support.servers import free_port
+from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
 
 
@@ -29,7 +29,7 @@ services:
 
 
 async def test_incident_notified_once_and_restored_after_restart(tmp_path: Path) -> None:
-    text = config(tmp_path, free_port())
+    text = config(tmp_path, refused_port())
     first = Daemon(load_config_text(text))
     await first.start()
     try:
@@ -52,7 +52,7 @@ async def test_incident_notified_once_and_restored_after_restart(tmp_path: Path)
 
 
 async def test_child_of_a_down_parent_is_unreachable_and_not_notified(tmp_path: Path) -> None:
-    d = Daemon(load_config_text(config(tmp_path, free_port())))
+    d = Daemon(load_config_text(config(tmp_path, refused_port())))
     await d.start()
     try:
         await wait_for(lambda: d.states["app"].seq >= 3 and "gateway" in d.incidents)
@@ -66,7 +66,7 @@ async def test_child_of_a_down_parent_is_unreachable_and_not_notified(tmp_path: 
 
 
 async def test_acknowledgement_shows_in_the_api_and_survives_restart(tmp_path: Path) -> None:
-    text = config(tmp_path, free_port())
+    text = config(tmp_path, refused_port())
     first = Daemon(load_config_text(text))
     await first.start()
     try:
@@ -90,7 +90,7 @@ async def test_acknowledgement_shows_in_the_api_and_survives_restart(tmp_path: P
 
 
 async def test_nothing_to_acknowledge_is_a_clear_error(tmp_path: Path) -> None:
-    d = Daemon(load_config_text(config(tmp_path, free_port(), interval="1h")))
+    d = Daemon(load_config_text(config(tmp_path, refused_port(), interval="1h")))
     await d.start()
     try:
         with pytest.raises(PymonError, match="gateway has no open incident"):

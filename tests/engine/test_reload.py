@@ -17,7 +17,7 @@ from pymon.engine.daemon import Daemon
 from pymon.engine.reload import diff, fingerprint
 from pymon.model import Status
 from pymon.store.sql import SqlStore
-from tests.support.servers import TcpListener, free_port
+from tests.support.servers import TcpListener, refused_port
 from tests.support.waiting import wait_for
 
 
@@ -100,7 +100,7 @@ async def test_unchanged_service_keeps_its_schedule_and_sequence(setup: Setup) -
 async def test_changed_service_keeps_its_history_and_uses_the_new_settings(setup: Setup) -> None:
     d, port = setup.d, setup.port
     await wait_for(lambda: seq(d, "change") >= 3 and d.writer.pending == 0)
-    closed = free_port()
+    closed = refused_port()
     setup.write(tcp("keep", port), tcp("change", closed), tcp("gone", port))
     result = await d.reload()
     assert result.ok and result.diff is not None and result.diff.changed == ("change",)
@@ -132,7 +132,7 @@ async def test_removed_service_with_an_open_incident_closes_it_without_a_notice(
     tmp_path: Path, listener: TcpListener
 ) -> None:
     s = Setup(tmp_path, listener.port)
-    s.write(tcp("keep", listener.port), tcp("down", free_port()))
+    s.write(tcp("keep", listener.port), tcp("down", refused_port()))
     d = s.daemon = Daemon(load_config(s.path))
     await d.start()
     try:
