@@ -948,17 +948,21 @@ def _timeline(store: MeteredStore) -> list[TimelineSecond]:
     for start, _, seconds in store.batches:
         writes.setdefault(int(start - store.origin), []).append(seconds)
     lo, hi = store.window
-    return [
-        TimelineSecond(
-            second=second,
-            checks=int(store.seconds.get(second, (0, 0.0))[0]),
-            max_lateness_ms=round(store.seconds.get(second, (0, 0.0))[1] * 1000, 1),
-            batches=len(writes.get(second, ())),
-            longest_write_ms=round(max(writes.get(second, (0.0,))) * 1000, 1),
-            in_window=lo <= store.origin + second < hi,
+    timeline = []
+    for second in sorted(store.seconds.keys() | writes.keys()):
+        checks, latest = store.seconds.get(second, (0, 0.0))
+        durations = writes.get(second, [])
+        timeline.append(
+            TimelineSecond(
+                second=second,
+                checks=int(checks),
+                max_lateness_ms=round(latest * 1000, 1),
+                batches=len(durations),
+                longest_write_ms=round(max(durations, default=0.0) * 1000, 1),
+                in_window=lo <= store.origin + second < hi,
+            )
         )
-        for second in sorted(store.seconds.keys() | writes.keys())
-    ]
+    return timeline
 
 
 def _reference_figures(

@@ -134,15 +134,6 @@ async def test_a_subscriber_that_fails_is_dropped_and_the_others_still_get_the_i
     assert await healthy.batch() == [7]
 
 
-def test_listeners_hear_each_item_in_the_order_they_were_added() -> None:
-    bus: Bus[object] = Bus()
-    heard: list[tuple[str, object]] = []
-    bus.listen(lambda item: heard.append(("first", item)))
-    bus.listen(lambda item: heard.append(("second", item)))
-    bus.publish(1)
-    assert heard == [("first", 1), ("second", 1)]
-
-
 def test_a_listener_given_types_hears_only_instances_of_them() -> None:
     bus: Bus[object] = Bus()
     numbers: list[object] = []

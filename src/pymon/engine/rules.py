@@ -404,30 +404,26 @@ def _workflow(
     name = state.name
 
     # Flags that ride on the status; most runs change neither (and then skip the
-    # event and the copy of all twenty fields).
+    # events and the copy of all twenty fields).
     maintenance = situation.maintenance
     unreachable = situation.parent_down and state.status.is_problem
-    if maintenance != prev.maintenance or unreachable != prev.unreachable:
-        for was, value, on, off in (
-            (
-                prev.maintenance,
-                maintenance,
-                EventKind.MAINTENANCE_STARTED,
-                EventKind.MAINTENANCE_ENDED,
-            ),
-            (prev.unreachable, unreachable, EventKind.UNREACHABLE, EventKind.REACHABLE),
-        ):
-            if value != was:
-                kind = on if value else off
-                events.append(Event(name, kind, now, state.status, state.status, state.message))
+    for kind in (
+        _flip(
+            prev.maintenance,
+            maintenance,
+            EventKind.MAINTENANCE_STARTED,
+            EventKind.MAINTENANCE_ENDED,
+        ),
+        _flip(prev.unreachable, unreachable, EventKind.UNREACHABLE, EventKind.REACHABLE),
+    ):
+        if kind is not None:
+            events.append(Event(name, kind, now, state.status, state.status, state.message))
     if (state.maintenance, state.unreachable) != (maintenance, unreachable):
         state = replace(state, maintenance=maintenance, unreachable=unreachable)
 
     if incident is not None and not incident.open:
         incident = None
-    confirmed_now = (
-        next((e.status for e in events if e.kind is EventKind.CONFIRMED), None) if events else None
-    )
+    confirmed_now = next((e.status for e in events if e.kind is EventKind.CONFIRMED), None)
     if confirmed_now is not None:
         incident, more_events, more_notices = _on_confirmed(
             state, incident, confirmed_now, service, policy, now
@@ -444,6 +440,13 @@ def _workflow(
     if state.incident != open_id:
         state = replace(state, incident=open_id)
     return Outcome(state, incident, events, notices)
+
+
+def _flip(was: bool, now: bool, on: EventKind, off: EventKind) -> EventKind | None:
+    """The event for a flag that went from ``was`` to ``now``; None when it stayed."""
+    if now == was:
+        return None
+    return on if now else off
 
 
 def _on_confirmed(

@@ -640,18 +640,19 @@ class SqlStore:
             for n in unique_notices
             for channel in dict.fromkeys(n.channels)
         ]
+        incident_rows = list({i.id: _incident_row(i) for i in incidents}.values())
+        state_rows = list({s.name: _state_row(s) for s in states}.values())
         tables = (
-            (self._incident_upsert, incident_table, {i.id: _incident_row(i) for i in incidents}),
+            (self._incident_upsert, incident_table, incident_rows),
             (self._notice_insert, notice_table, [_notice_row(n) for n in unique_notices]),
             (self._delivery_insert, delivery_table, delivery_rows),
-            (self._state_upsert, state_table, {s.name: _state_row(s) for s in states}),
+            (self._state_upsert, state_table, state_rows),
             (self._result_upsert, result_table, _ring_rows(results, self.history_size)),
             # Plain INSERT, no RETURNING: the ids are the database's business.
             (self._event_insert, event_table, [_event_row(e) for e in events]),
         )
         statements: list[tuple[Insert | str, Any]] = []
-        for stmt, table, keyed in tables:
-            rows = list(keyed.values()) if isinstance(keyed, dict) else keyed
+        for stmt, table, rows in tables:
             if not rows:
                 continue
             if self.backend != "sqlite":
