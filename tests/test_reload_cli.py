@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from tests.support.cli import pymon
-from tests.support.servers import free_port
+from tests.support.servers import free_port, refused_port
 from tests.test_cli import get, start, wait_api
 
 
 def config(db: Path, web: int, names: list[str], *, watch: bool = True) -> str:
     services = "".join(
-        f"  - {{name: {n}, type: tcp, host: 127.0.0.1, port: {free_port()}}}\n" for n in names
+        f"  - {{name: {n}, type: tcp, host: 127.0.0.1, port: {refused_port()}}}\n" for n in names
     )
     return (
         f'storage: {{url: "sqlite:///{db}", flush_interval: 100ms}}\n'

@@ -562,7 +562,7 @@ storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
 web: {{listen: "127.0.0.1:{web}"}}
 defaults: {{interval: 200ms, timeout: 1s, flap_guard: {{failed: 1}}}}
 services:
-  - {{name: "database primary", type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: "database primary", type: tcp, host: 127.0.0.1, port: {refused_port()}}}
   - {{name: "web server", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """
     )

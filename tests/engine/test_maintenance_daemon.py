@@ -12,7 +12,7 @@ from pymon.config.windows import one_off
 from pymon.engine.daemon import Daemon
 from pymon.model import EventKind, Notice, NoticeKind
 from pymon.store.sql import SqlStore
-from tests.support.servers import free_port, refused_port
+from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
 
 
@@ -24,7 +24,7 @@ defaults: {{interval: 1h, timeout: 1s, flap_guard: {{failed: 1, ok: 1}}}}
 {extra}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db]}}
-  - {{name: other, type: tcp, host: 127.0.0.1, port: {free_port()}}}
+  - {{name: other, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
 
 

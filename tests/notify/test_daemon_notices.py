@@ -22,7 +22,7 @@ from pymon.engine.daemon import Daemon
 from pymon.notify.webhook import verify
 from tests.conftest import need
 from tests.support.mail import MailSink, ReceivedMail
-from tests.support.servers import TcpListener, free_port
+from tests.support.servers import TcpListener, free_port, refused_port
 from tests.support.waiting import wait_for
 
 T = TypeVar("T")
@@ -116,7 +116,7 @@ async def test_failed_deliveries_are_visible_and_retried(
     tmp_path: Path, daemon_factory: list[Daemon]
 ) -> None:
     down = MailSink()  # not started yet: its port refuses connections
-    d = await start(daemon_factory, config(tmp_path, free_port(), mail_channel(down)))
+    d = await start(daemon_factory, config(tmp_path, refused_port(), mail_channel(down)))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as client:
 
         async def pending() -> list[dict[str, object]]:
@@ -181,7 +181,7 @@ async def test_a_webhook_that_fails_twice_gets_the_notice_once_signed(
             f"    hook: {{type: webhook, url: 'http://127.0.0.1:{receiver.port}/hook',"
             " secret: s3cret}"
         )
-        text = config(tmp_path, free_port(), hook).replace("cutoff: 2", "cutoff: 1")
+        text = config(tmp_path, refused_port(), hook).replace("cutoff: 2", "cutoff: 1")
         d = await start(daemon_factory, text)
         await wait_for(lambda: len(receiver.accepted) == 1)
         await wait_for(lambda: d.states["web"].seq >= 15)  # time for any duplicate to show
@@ -228,7 +228,7 @@ async def test_a_reply_saying_ack_acknowledges_and_is_confirmed(
     tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
 ) -> None:
     ack_port = free_port()
-    d = await start(daemon_factory, ack_config(tmp_path, sink, ack_port, free_port()))
+    d = await start(daemon_factory, ack_config(tmp_path, sink, ack_port, refused_port()))
     [alert] = await sink.await_for(1)
     assert alert.message["Reply-To"].startswith("ack+")
     reply = reply_to(alert, "Oncall@Example.org", "ack rebooting the switch")
@@ -253,7 +253,7 @@ async def test_replies_that_may_not_acknowledge_are_refused(
     tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
 ) -> None:
     ack_port = free_port()
-    d = await start(daemon_factory, ack_config(tmp_path, sink, ack_port, free_port()))
+    d = await start(daemon_factory, ack_config(tmp_path, sink, ack_port, refused_port()))
     [alert] = await sink.await_for(1)
 
     def refused(message: EmailMessage, sender: str) -> int:
@@ -305,7 +305,7 @@ async def test_swaks_can_acknowledge(
     need(swaks is not None, "swaks (Debian package swaks) is not installed")
     assert swaks is not None
     ack_port = free_port()
-    d = await start(daemon_factory, ack_config(tmp_path, sink, ack_port, free_port()))
+    d = await start(daemon_factory, ack_config(tmp_path, sink, ack_port, refused_port()))
     [alert] = await sink.await_for(1)
     done = await asyncio.to_thread(
         subprocess.run,

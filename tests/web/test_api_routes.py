@@ -42,7 +42,7 @@ maintenance:
   - {{services: [nightly], cron: "0 3 * * *", duration: 1h}}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db, core]}}
-  - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {free_port()}, tags: [db]}}
+  - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db]}}
   - {{name: "{XSS}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
   - {{name: "{HISTORY_NAMED}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """

@@ -103,7 +103,7 @@ notifications:
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [core, db]}}
   - {{name: also-down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
-  - {{name: "{NASTY}", type: tcp, host: 127.0.0.1, port: {free_port()}, tags: ["{NASTY}"],
+  - {{name: "{NASTY}", type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: ["{NASTY}"],
       description: "{NASTY}"}}
   - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {free_port()}, enabled: false}}
 {services}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import Select
@@ -457,19 +458,20 @@ class SqlStore:
         what = "PostgreSQL" if self.backend == "postgresql" else "SQLite database"
         engine = await self._create_engine()
         try:
-            async with engine.begin() as conn:
-                # Two processes may open one database together (cluster members,
-                # a restart overlapping the old process, `pymon check`); checking
-                # for a table and creating it must not interleave, so schema setup
-                # takes turns: an advisory lock on PostgreSQL, the write lock taken
-                # up front on SQLite (whose driver would otherwise run the DDL
-                # outside any transaction).
-                if self.backend == "postgresql":
-                    await conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-                else:
-                    await conn.exec_driver_sql("BEGIN IMMEDIATE")
-                await conn.run_sync(metadata.create_all)
-                await self._fit_ring(conn)
+            # Two processes creating one new SQLite file together can both try to
+            # switch it to WAL; SQLite then refuses one at once ("database is
+            # locked", its busy timeout does not apply to that deadlock), so the
+            # first connection is tried again until the busy timeout has passed.
+            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    await self._set_up(engine)
+                    break
+                except OperationalError as exc:
+                    locked = self.backend == "sqlite" and "database is locked" in str(exc)
+                    if not locked or time.monotonic() >= deadline:
+                        raise
+                    await asyncio.sleep(0.05)
         except BaseException as exc:
             await engine.dispose()
             if isinstance(exc, _DB_ERRORS):
@@ -478,6 +480,22 @@ class SqlStore:
             raise
         self._engine = engine
         self._lock = asyncio.Lock() if self.backend == "sqlite" else None
+
+    async def _set_up(self, engine: AsyncEngine) -> None:
+        """Create the missing tables and fit the ring, in one transaction."""
+        async with engine.begin() as conn:
+            # Two processes may open one database together (cluster members, a
+            # restart overlapping the old process, `pymon check`); checking for a
+            # table and creating it must not interleave, so schema setup takes
+            # turns: an advisory lock on PostgreSQL, the write lock taken up front
+            # on SQLite (whose driver would otherwise run the DDL outside any
+            # transaction).
+            if self.backend == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            else:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            await conn.run_sync(metadata.create_all)
+            await self._fit_ring(conn)
 
     async def _fit_ring(self, conn: AsyncConnection) -> None:
         """Re-slot the kept results when ``history`` differs from the last run's.
