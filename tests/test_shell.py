@@ -29,7 +29,7 @@ from rich.console import Console
 
 from pymon.client import Client, ClientError
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.engine.maintenance import literal_pattern
 from pymon.model import Status
 from pymon.shell import (
@@ -65,7 +65,10 @@ services:
     )
     await d.start()
     await wait_for(
-        lambda: "down" in d.incidents and d.states["web server"].confirmed_status is Status.OK
+        lambda: (
+            "down" in d.runtime.incidents
+            and d.runtime.states["web server"].confirmed_status is Status.OK
+        )
     )
     yield d
     await d.stop()
@@ -150,7 +153,7 @@ async def test_show_of_an_unknown_service_says_so(sh: Recorded) -> None:
 
 
 async def test_history_shows_the_newest_results(daemon: Daemon, sh: Recorded) -> None:
-    await wait_for(lambda: daemon.states["down"].count >= 3)
+    await wait_for(lambda: daemon.runtime.states["down"].count >= 3)
     assert await sh.run("history down 2")
     results = [line for line in sh.text.splitlines() if "connection refused" in line]
     assert len(results) == 2
@@ -166,11 +169,11 @@ async def test_events_shows_transitions(sh: Recorded) -> None:
 async def test_ack_and_unack(daemon: Daemon, sh: Recorded) -> None:
     assert await sh.run("ack down on it, cable pulled")
     assert "down: failed acknowledged by tester" in sh.text
-    ack = daemon.incidents["down"].ack
+    ack = daemon.runtime.incidents["down"].ack
     assert ack is not None and ack.comment == "on it, cable pulled"
     assert await sh.run("unack down")
     assert "down: acknowledgement taken back" in sh.text
-    assert daemon.incidents["down"].ack is None
+    assert daemon.runtime.incidents["down"].ack is None
 
 
 async def test_ack_without_an_incident_says_why(sh: Recorded) -> None:
@@ -181,22 +184,22 @@ async def test_ack_without_an_incident_says_why(sh: Recorded) -> None:
 async def test_maint_covers_exactly_that_service(daemon: Daemon, sh: Recorded) -> None:
     assert await sh.run("maint down 2h swapping the switch")
     assert "down: in maintenance until" in sh.text
-    (window,) = daemon.adhoc_windows.values()
+    (window,) = daemon.runtime.adhoc_windows.values()
     assert list(window.services) == ["down"]
     assert window.comment == "swapping the switch"
-    await wait_for(lambda: daemon.states["down"].maintenance)
+    await wait_for(lambda: daemon.runtime.states["down"].maintenance)
 
 
 async def test_maint_of_an_unknown_service_adds_no_window(daemon: Daemon, sh: Recorded) -> None:
     assert not await sh.run("maint nope 1h")
     assert "no service named 'nope'" in sh.text
-    assert not daemon.adhoc_windows
+    assert not daemon.runtime.adhoc_windows
 
 
 async def test_maint_with_a_bad_duration_names_it(daemon: Daemon, sh: Recorded) -> None:
     assert not await sh.run("maint down soon")
     assert "duration" in sh.text
-    assert not daemon.adhoc_windows
+    assert not daemon.runtime.adhoc_windows
 
 
 async def test_check_runs_now_and_shows_the_result(sh: Recorded) -> None:
@@ -213,7 +216,7 @@ async def test_check_of_a_disabled_service_is_refused(sh: Recorded) -> None:
 async def test_watch_prints_events_and_state_changes(daemon: Daemon, sh: Recorded) -> None:
     watching = asyncio.create_task(sh.run("watch 2"))
     await wait_for(lambda: "watching" in sh.text)
-    await daemon.acknowledge("down", "ann", "looking")
+    await daemon.runtime.acknowledge("down", "ann", "looking")
     assert await watching
     lines = sh.text.splitlines()[1:]
     assert any("down  acknowledged" in line and "looking" in line for line in lines)
@@ -296,7 +299,7 @@ services:
         )
     )
     await d.start()
-    await wait_for(lambda: "down" in d.incidents)
+    await wait_for(lambda: "down" in d.runtime.incidents)
     yield d
     await d.stop()
 
@@ -311,7 +314,7 @@ async def test_a_wrong_token_is_told_to_pass_one(guarded: Daemon) -> None:
     sh = Recorded(url_of(guarded), token="guess")
     assert not await sh.run("ack down")
     assert "the daemon refused: 403" in sh.text and "pass --token" in sh.text
-    assert guarded.incidents["down"].ack is None
+    assert guarded.runtime.incidents["down"].ack is None
 
 
 async def test_the_right_token_acts_as_its_owner(guarded: Daemon) -> None:
@@ -382,7 +385,7 @@ services:
         assert not await sh.run("reload")
         assert "services[1].type" in sh.text
         assert "the new config is invalid; the daemon keeps running the old one" in sh.text
-        assert set(d.services) == {"one", "two"}
+        assert set(d.runtime.configs) == {"one", "two"}
     finally:
         await d.stop()
 
@@ -450,7 +453,7 @@ async def test_repl_runs_commands_keeps_history_and_exits(
         )
     assert code == 0
     assert "4 services" in sh.text
-    ack = daemon.incidents["down"].ack
+    ack = daemon.runtime.incidents["down"].ack
     assert ack is not None and ack.comment == "on it"  # the line after exit never ran
     lines = [s for s in history.read_text().splitlines() if s.startswith("+")]
     assert lines == ["+status", "+ack down on it", "+exit"]
@@ -507,7 +510,7 @@ async def test_e_runs_commands_and_exits_zero(daemon: Daemon) -> None:
     assert "4 services" in done.stdout
     assert "down: failed acknowledged by" in done.stdout
     assert "\x1b" not in done.stdout
-    ack = daemon.incidents["down"].ack
+    ack = daemon.runtime.incidents["down"].ack
     assert ack is not None and ack.comment == "on it"
 
 

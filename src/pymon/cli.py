@@ -107,7 +107,7 @@ def run(config_path: str | None) -> None:
 
 
 async def _serve(config: Config) -> None:
-    from pymon.engine.daemon import Daemon
+    from pymon.daemon import Daemon
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -180,7 +180,7 @@ def check(ctx: click.Context, config_path: str | None, target: str) -> None:
     pymon check TYPE --key value ...        an ad-hoc target, e.g.
     pymon check tcp --host 127.0.0.1 --port 22
     """
-    from pymon.engine.daemon import check_once
+    from pymon.daemon import check_once
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if config_path is not None:
@@ -255,7 +255,7 @@ def validate(file: str, against: str | None, token: str | None) -> None:
 
 def _print_diff(cfg: Config, client: Client) -> None:
     """What a reload of ``cfg`` would change on the daemon ``client`` talks to."""
-    from pymon.engine.reload import diff_fingerprints, fingerprints
+    from pymon.engine.reconcile import diff_fingerprints, fingerprints
 
     try:
         running = client.config()

@@ -5,7 +5,9 @@
     PymonError                  anything pymon raises on purpose
     ├── ConfigError             a config file that cannot be used; carries every ConfigIssue
     ├── CheckSetupError         a check that cannot run at all here (e.g. no ICMP permission)
-    └── StoreError              the store cannot be opened or written
+    ├── StoreError              the store cannot be opened or written
+    ├── UnknownService          a command or query named no configured service
+    └── CommandRefused          a command the engine cannot carry out now (and why)
 
 A check never raises for a bad *target*: a refused connection, a timeout or a
 garbage answer is a CheckResult with status ``failed`` or ``error``.
@@ -15,7 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CheckSetupError", "ConfigError", "ConfigIssue", "PymonError", "StoreError"]
+__all__ = [
+    "CheckSetupError",
+    "CommandRefused",
+    "ConfigError",
+    "ConfigIssue",
+    "PymonError",
+    "StoreError",
+    "UnknownService",
+]
 
 
 class PymonError(Exception):
@@ -50,3 +60,12 @@ class CheckSetupError(PymonError):
 
 class StoreError(PymonError):
     """The store could not be opened, read or written."""
+
+
+class UnknownService(PymonError):
+    """A command or query named a service the engine does not have."""
+
+
+class CommandRefused(PymonError):
+    """A command the engine cannot carry out now: nothing to acknowledge, a disabled
+    service, a window that only the config can change. The message says which."""

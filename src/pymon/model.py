@@ -1,4 +1,5 @@
-"""Frozen value types that flow through pymon: Status, CheckResult, ServiceState, Event."""
+"""Frozen value types that flow through pymon: Status, CheckResult, ServiceState, Event,
+Incident, Notice, and what a config reload did (ConfigDiff, ReloadResult)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 __all__ = [
     "Ack",
     "CheckResult",
+    "ConfigDiff",
     "Event",
     "EventKind",
     "Heartbeat",
     "Incident",
     "Notice",
     "NoticeKind",
+    "ReloadResult",
     "ServiceState",
     "Status",
 ]
@@ -248,3 +251,75 @@ class Notice:
     incident: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
     since: float | None = None
+
+
+# Names listed in a reload summary before "and N more".
+_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class ConfigDiff:
+    """Service names by what a reload does to them, each in config order."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when no service is added, changed or removed."""
+        return not (self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        """``2 added (a, b), 1 changed (c), 1 removed (d)``, or ``no service changed``."""
+        parts = [
+            f"{len(names)} {what} ({_names(names)})"
+            for what, names in (
+                ("added", self.added),
+                ("changed", self.changed),
+                ("removed", self.removed),
+            )
+            if names
+        ]
+        return ", ".join(parts) or "no service changed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the API's reload answer)."""
+        return {
+            "added": list(self.added),
+            "changed": list(self.changed),
+            "removed": list(self.removed),
+            "unchanged": len(self.unchanged),
+        }
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """The outcome of one reload: applied (``ok``) or refused with the ``errors``."""
+
+    ok: bool
+    source: str
+    at: float
+    checksum: str = ""
+    diff: ConfigDiff | None = None
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``POST /api/v1/reload``)."""
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "at": self.at,
+            "checksum": self.checksum,
+            "diff": None if self.diff is None else self.diff.to_dict(),
+            "errors": list(self.errors),
+            "warnings": list(self.warnings),
+        }
+
+
+def _names(names: tuple[str, ...]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    more = len(names) - _SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown

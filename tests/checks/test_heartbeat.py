@@ -26,7 +26,7 @@ async def run(board: HeartbeatBoard | None, clock: FakeClock, grace: float = 10)
         clock=clock,
         service="job",
         interval=60,
-        heartbeats=board,
+        pushes=board,
     )
     return await run_check(check_type("heartbeat"), HeartbeatSpec(token=TOKEN, grace=grace), ctx)
 

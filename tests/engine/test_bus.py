@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from pymon.engine.bus import Bus, BusItem, StateChanged
-from pymon.engine.events import StatusChanged
+from pymon.engine.bus import Bus
+from pymon.events import BusItem, StateChanged, StatusChanged
 from pymon.model import Event, EventKind, Status
 
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.model import ServiceState, Status
 from pymon.store.sql import SqlStore
 from tests.support.servers import TcpListener, refused_port
@@ -37,7 +37,7 @@ async def daemon(tmp_path: Path, listener: TcpListener) -> AsyncIterator[Daemon]
 
 
 def state(d: Daemon, name: str) -> ServiceState:
-    return d.states[name]
+    return d.runtime.states[name]
 
 
 async def test_services_reach_confirmed_states(daemon: Daemon) -> None:
@@ -106,9 +106,9 @@ async def test_state_is_restored_before_the_first_check(
     text = config_text(db, listener.port, refused_port())
     first = Daemon(load_config_text(text))
     await first.start()
-    await wait_for(lambda: first.states["down"].confirmed)
+    await wait_for(lambda: first.runtime.states["down"].confirmed)
     await first.stop()
-    before = first.states["down"]
+    before = first.runtime.states["down"]
 
     store = SqlStore(f"sqlite:///{db}")
     await store.open()
@@ -119,7 +119,7 @@ async def test_state_is_restored_before_the_first_check(
     second = Daemon(load_config_text(config_text(db, listener.port, refused_port(), interval="1h")))
     await second.start()
     try:
-        assert second.states["down"] == before
+        assert second.runtime.states["down"] == before
     finally:
         await second.stop()
 
@@ -148,12 +148,12 @@ services:
         d = Daemon(load_config_text(text))
         await d.start()
         try:
-            await wait_for(lambda: d.states["hang0"].seq >= 1, within=5)
-            assert d.states["hang0"].status is Status.FAILED
-            assert "timed out after 1s while" in d.states["hang0"].message
+            await wait_for(lambda: d.runtime.states["hang0"].seq >= 1, within=5)
+            assert d.runtime.states["hang0"].status is Status.FAILED
+            assert "timed out after 1s while" in d.runtime.states["hang0"].message
             # While three checks hang for a second each, "up" kept its 100 ms rhythm.
-            assert d.states["up"].seq >= 5
-            assert d.states["up"].status is Status.OK
+            assert d.runtime.states["up"].seq >= 5
+            assert d.runtime.states["up"].status is Status.OK
         finally:
             await d.stop()
 
@@ -194,12 +194,12 @@ services:
     d = Daemon(load_config_text(text))
     await d.start()
     try:
-        d.run_now("up")
-        d.run_now("down")
+        d.runtime.scheduler.run_now("up")
+        d.runtime.scheduler.run_now("down")
         # Hourly service, yet it reaches its flap guard (3 failures) within a second.
-        await wait_for(lambda: d.states["down"].confirmed, within=5)
-        assert d.states["down"].seq == 3
+        await wait_for(lambda: d.runtime.states["down"].confirmed, within=5)
+        assert d.runtime.states["down"].seq == 3
         # A first ok has nothing to confirm quickly: it waits for its regular run.
-        assert (d.states["up"].seq, d.states["up"].confirmed) == (1, False)
+        assert (d.runtime.states["up"].seq, d.runtime.states["up"].confirmed) == (1, False)
     finally:
         await d.stop()

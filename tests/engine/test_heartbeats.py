@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.errors import ConfigError
 from pymon.model import Status
 from tests.support.waiting import wait_for
@@ -33,10 +33,10 @@ async def test_push_turns_state_ok_and_fail_push_turns_error(tmp_path: Path) -> 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as client:
             resp = await client.post(f"/api/v1/heartbeat/{TOKEN}", params={"msg": "42 files"})
             assert resp.json() == {"service": "backup", "status": "ok"}
-            await wait_for(lambda: d.states["backup"].status is Status.OK)
-            assert d.states["backup"].message == "last heartbeat 0s ago: 42 files"
+            await wait_for(lambda: d.runtime.states["backup"].status is Status.OK)
+            assert d.runtime.states["backup"].message == "last heartbeat 0s ago: 42 files"
             await client.get(f"/api/v1/heartbeat/{TOKEN}", params={"status": "fail"})
-            await wait_for(lambda: d.states["backup"].status is Status.ERROR)
+            await wait_for(lambda: d.runtime.states["backup"].status is Status.ERROR)
     finally:
         await d.stop()
 
@@ -64,7 +64,7 @@ async def test_token_never_appears_in_api_or_logs(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as client:
             await client.post(f"/api/v1/heartbeat/{TOKEN}")
-            await wait_for(lambda: d.states["backup"].status is Status.OK)
+            await wait_for(lambda: d.runtime.states["backup"].status is Status.OK)
             pages = [
                 (await client.get(path)).text
                 for path in (
@@ -86,15 +86,15 @@ async def test_token_never_appears_in_api_or_logs(
 async def test_last_push_survives_a_restart(tmp_path: Path) -> None:
     first = Daemon(load_config_text(config(tmp_path)))
     await first.start()
-    assert await first.push_heartbeat(TOKEN, ok=False, message="exit 3") == "backup"
+    assert await first.runtime.push_heartbeat(TOKEN, ok=False, message="exit 3") == "backup"
     await first.stop()
 
     second = Daemon(load_config_text(config(tmp_path, interval="1s")))
     await second.start()
     try:
-        await wait_for(lambda: second.states["backup"].seq >= 2)
-        assert second.states["backup"].status is Status.ERROR
-        assert "exit 3" in second.states["backup"].message
+        await wait_for(lambda: second.runtime.states["backup"].seq >= 2)
+        assert second.runtime.states["backup"].status is Status.ERROR
+        assert "exit 3" in second.runtime.states["backup"].message
     finally:
         await second.stop()
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.errors import PymonError
 from pymon.model import Notice, NoticeKind
 from pymon.store.sql import SqlStore
@@ -33,21 +33,25 @@ async def test_incident_notified_once_and_restored_after_restart(tmp_path: Path)
     first = Daemon(load_config_text(text))
     await first.start()
     try:
-        await wait_for(lambda: "gateway" in first.incidents and first.states["gateway"].seq >= 4)
+        await wait_for(
+            lambda: (
+                "gateway" in first.runtime.incidents and first.runtime.states["gateway"].seq >= 4
+            )
+        )
     finally:
         await first.stop()
-    incident = first.incidents["gateway"]
+    incident = first.runtime.incidents["gateway"]
     notices = await _notices(tmp_path)
     assert [(n.service, n.kind) for n in notices] == [("gateway", NoticeKind.PROBLEM)]
 
     second = Daemon(load_config_text(text))
     await second.start()
     try:
-        assert second.incidents["gateway"] == incident
-        await wait_for(lambda: second.states["gateway"].seq >= incident.notices + 6)
+        assert second.runtime.incidents["gateway"] == incident
+        await wait_for(lambda: second.runtime.states["gateway"].seq >= incident.notices + 6)
     finally:
         await second.stop()
-    assert second.incidents["gateway"].id == incident.id
+    assert second.runtime.incidents["gateway"].id == incident.id
     assert len(await _notices(tmp_path)) == 1
 
 
@@ -55,8 +59,10 @@ async def test_child_of_a_down_parent_is_unreachable_and_not_notified(tmp_path: 
     d = Daemon(load_config_text(config(tmp_path, refused_port())))
     await d.start()
     try:
-        await wait_for(lambda: d.states["app"].seq >= 3 and "gateway" in d.incidents)
-        await wait_for(lambda: d.states["app"].unreachable)
+        await wait_for(
+            lambda: d.runtime.states["app"].seq >= 3 and "gateway" in d.runtime.incidents
+        )
+        await wait_for(lambda: d.runtime.states["app"].unreachable)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as client:
             app = (await client.get("/api/v1/services/app")).json()
     finally:
@@ -70,8 +76,8 @@ async def test_acknowledgement_shows_in_the_api_and_survives_restart(tmp_path: P
     first = Daemon(load_config_text(text))
     await first.start()
     try:
-        await wait_for(lambda: "gateway" in first.incidents)
-        acked = await first.acknowledge("gateway", "ann", "replacing the switch")
+        await wait_for(lambda: "gateway" in first.runtime.incidents)
+        acked = await first.runtime.acknowledge("gateway", "ann", "replacing the switch")
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{first.web_port}") as client:
             detail = (await client.get("/api/v1/services/gateway")).json()
     finally:
@@ -82,8 +88,8 @@ async def test_acknowledgement_shows_in_the_api_and_survives_restart(tmp_path: P
     second = Daemon(load_config_text(text))
     await second.start()
     try:
-        assert second.incidents["gateway"].ack == acked.ack
-        unacked = await second.unacknowledge("gateway", "ann")
+        assert second.runtime.incidents["gateway"].ack == acked.ack
+        unacked = await second.runtime.unacknowledge("gateway", "ann")
         assert unacked.ack is None
     finally:
         await second.stop()
@@ -94,9 +100,9 @@ async def test_nothing_to_acknowledge_is_a_clear_error(tmp_path: Path) -> None:
     await d.start()
     try:
         with pytest.raises(PymonError, match="gateway has no open incident"):
-            await d.acknowledge("gateway", "ann")
+            await d.runtime.acknowledge("gateway", "ann")
         with pytest.raises(PymonError, match="no service named 'nope'"):
-            await d.acknowledge("nope", "ann")
+            await d.runtime.acknowledge("nope", "ann")
     finally:
         await d.stop()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pymon.config.load import load_config_text
 from pymon.config.windows import one_off
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.model import EventKind, Notice, NoticeKind
 from pymon.store.sql import SqlStore
 from tests.support.servers import refused_port
@@ -50,11 +50,11 @@ maintenance:
     d = Daemon(load_config_text(config(tmp_path, window)))
     await d.start()
     try:
-        d.run_now("down")
-        d.run_now("other")
-        await wait_for(lambda: "down" in d.incidents and "other" in d.incidents)
-        assert d.states["down"].maintenance is True
-        assert d.states["other"].maintenance is False
+        d.runtime.scheduler.run_now("down")
+        d.runtime.scheduler.run_now("other")
+        await wait_for(lambda: "down" in d.runtime.incidents and "other" in d.runtime.incidents)
+        assert d.runtime.states["down"].maintenance is True
+        assert d.runtime.states["other"].maintenance is False
     finally:
         await d.stop()
     assert [n.service for n in await notices(tmp_path)] == ["other"]
@@ -65,17 +65,17 @@ async def test_held_notice_goes_out_when_an_ad_hoc_window_ends(tmp_path: Path) -
     await d.start()
     try:
         now = time.time()
-        window = await d.add_maintenance(
+        window = await d.runtime.add_maintenance(
             one_off(start=at(now - 1), end=at(now + 1.5), services=["down"], author="ann")
         )
         assert window.id is not None and window.created is not None
-        assert d.states["down"].maintenance is True
-        d.run_now("down")
-        await wait_for(lambda: "down" in d.incidents)
-        assert d.incidents["down"].notices == 0
+        assert d.runtime.states["down"].maintenance is True
+        d.runtime.scheduler.run_now("down")
+        await wait_for(lambda: "down" in d.runtime.incidents)
+        assert d.runtime.incidents["down"].notices == 0
         # The service's next check is an hour away; the window's end alone releases it.
-        await wait_for(lambda: d.incidents["down"].notices == 1, within=10)
-        assert d.states["down"].maintenance is False
+        await wait_for(lambda: d.runtime.incidents["down"].notices == 1, within=10)
+        assert d.runtime.states["down"].maintenance is False
         await d.writer.flush()
         kinds = [e.kind for e in await d.store.events(service="down")]
         assert EventKind.MAINTENANCE_STARTED in kinds and EventKind.MAINTENANCE_ENDED in kinds
@@ -89,7 +89,7 @@ async def test_ad_hoc_windows_survive_restart_and_can_be_removed(tmp_path: Path)
     first = Daemon(load_config_text(text))
     await first.start()
     now = time.time()
-    window = await first.add_maintenance(
+    window = await first.runtime.add_maintenance(
         one_off(start=at(now - 60), end=at(now + 3600), tags=["db"], comment="disk swap")
     )
     await first.stop()
@@ -97,12 +97,12 @@ async def test_ad_hoc_windows_survive_restart_and_can_be_removed(tmp_path: Path)
     second = Daemon(load_config_text(text))
     await second.start()
     try:
-        assert list(second.adhoc_windows.values()) == [window]
-        assert second.in_maintenance(second.services["down"], time.time())
+        assert list(second.runtime.adhoc_windows.values()) == [window]
+        assert second.runtime._in_maintenance(second.runtime.configs["down"], time.time())
         assert window.id is not None
-        assert await second.remove_maintenance(window.id) is True
-        assert await second.remove_maintenance(window.id) is False
-        assert not second.in_maintenance(second.services["down"], time.time())
-        assert second.states["down"].maintenance is False
+        assert await second.runtime.remove_maintenance(window.id) is True
+        assert await second.runtime.remove_maintenance(window.id) is False
+        assert not second.runtime._in_maintenance(second.runtime.configs["down"], time.time())
+        assert second.runtime.states["down"].maintenance is False
     finally:
         await second.stop()

@@ -13,8 +13,8 @@ import pytest
 
 from pymon.bench import TargetProcess
 from pymon.config.load import load_config, load_config_text
-from pymon.engine.daemon import Daemon
-from pymon.engine.reload import diff, fingerprint
+from pymon.daemon import Daemon
+from pymon.engine.reconcile import diff, fingerprint
 from pymon.model import Status
 from pymon.store.sql import SqlStore
 from tests.support.servers import TcpListener, refused_port
@@ -68,7 +68,7 @@ async def setup(tmp_path: Path, listener: TcpListener) -> AsyncIterator[Setup]:
 
 
 def seq(d: Daemon, name: str) -> int:
-    return d.states[name].seq
+    return d.runtime.states[name].seq
 
 
 async def test_added_service_starts_and_is_checked(setup: Setup) -> None:
@@ -77,7 +77,7 @@ async def test_added_service_starts_and_is_checked(setup: Setup) -> None:
     result = await d.reload()
     assert result.ok and result.diff is not None
     assert result.diff.added == ("new",)
-    await wait_for(lambda: d.states["new"].status is Status.OK)
+    await wait_for(lambda: d.runtime.states["new"].status is Status.OK)
     async with setup.api() as api:
         assert (await api.get("/api/v1/services/new")).status_code == 200
 
@@ -85,12 +85,12 @@ async def test_added_service_starts_and_is_checked(setup: Setup) -> None:
 async def test_unchanged_service_keeps_its_schedule_and_sequence(setup: Setup) -> None:
     d, port = setup.d, setup.port
     await wait_for(lambda: seq(d, "keep") >= 2)
-    rhythm = d.scheduler.rhythm("keep")
+    rhythm = d.runtime.scheduler.rhythm("keep")
     before = seq(d, "keep")
     setup.write(tcp("keep", port), tcp("change", port, ", timeout: 2s"), tcp("new", port))
     result = await d.reload()
     assert result.ok and result.diff is not None and result.diff.unchanged == ("keep",)
-    assert d.scheduler.rhythm("keep") == rhythm
+    assert d.runtime.scheduler.rhythm("keep") == rhythm
     await wait_for(lambda: seq(d, "keep") >= before + 2)
     history = await d.store.history("keep", limit=1000)
     seqs = sorted(r.seq for r in history)
@@ -104,7 +104,7 @@ async def test_changed_service_keeps_its_history_and_uses_the_new_settings(setup
     setup.write(tcp("keep", port), tcp("change", closed), tcp("gone", port))
     result = await d.reload()
     assert result.ok and result.diff is not None and result.diff.changed == ("change",)
-    await wait_for(lambda: d.states["change"].status is Status.FAILED)
+    await wait_for(lambda: d.runtime.states["change"].status is Status.FAILED)
     await d.writer.flush()
     history = await d.store.history("change", limit=1000)
     statuses = {r.status for r in history}
@@ -118,7 +118,7 @@ async def test_removed_service_disappears_from_api_and_store(setup: Setup) -> No
     setup.write(tcp("keep", port), tcp("change", port))
     result = await d.reload()
     assert result.ok and result.diff is not None and result.diff.removed == ("gone",)
-    assert "gone" not in d.states and "gone" not in d.scheduler
+    assert "gone" not in d.runtime.states and "gone" not in d.runtime.scheduler
     async with setup.api() as api:
         assert (await api.get("/api/v1/services/gone")).status_code == 404
         names = [s["name"] for s in (await api.get("/api/v1/services")).json()["services"]]
@@ -136,13 +136,13 @@ async def test_removed_service_with_an_open_incident_closes_it_without_a_notice(
     d = s.daemon = Daemon(load_config(s.path))
     await d.start()
     try:
-        await wait_for(lambda: "down" in d.incidents)
-        incident_id = d.incidents["down"].id
+        await wait_for(lambda: "down" in d.runtime.incidents)
+        incident_id = d.runtime.incidents["down"].id
         await d.writer.flush()
         notices = len(await d.store.notices(1000))
         s.write(tcp("keep", listener.port))
         assert (await d.reload()).ok
-        assert "down" not in d.incidents
+        assert "down" not in d.runtime.incidents
         await d.writer.flush()
         closed = [i for i in await d.store.incidents("down") if i.id == incident_id]
         assert closed and closed[0].closed_at is not None
@@ -160,7 +160,7 @@ async def test_broken_config_keeps_everything_running_and_shows_the_error(setup:
         e.startswith(f"{setup.path}:") and "services[3].port: expected an integer" in e
         for e in result.errors
     ), result.errors
-    assert set(d.services) == {"keep", "change", "gone"}
+    assert set(d.runtime.configs) == {"keep", "change", "gone"}
     before = seq(d, "keep")
     await wait_for(lambda: seq(d, "keep") > before)
     async with setup.api() as api:
@@ -175,8 +175,10 @@ async def test_fixed_config_recovers(setup: Setup) -> None:
     assert not (await d.reload()).ok
     setup.write(tcp("keep", port))
     result = await d.reload()
-    assert result.ok and d.reload_ok is True and d.last_reload_error is None
-    assert set(d.services) == {"keep"}
+    assert (
+        result.ok and d.runtime.reload_status.ok is True and d.runtime.reload_status.error is None
+    )
+    assert set(d.runtime.configs) == {"keep"}
     assert d.config.checksum == load_config(setup.path).checksum
 
 
@@ -211,7 +213,7 @@ async def test_api_reload_answers_with_the_diff_or_the_errors(setup: Setup) -> N
         assert bad.json()["errors"] == [
             f"{setup.path}:1: services: expected a list of services, got 3"
         ]
-        assert set(setup.d.services) == {"keep", "change", "added"}
+        assert set(setup.d.runtime.configs) == {"keep", "change", "added"}
 
 
 async def test_config_route_shows_fingerprints_not_settings(setup: Setup) -> None:
@@ -271,8 +273,8 @@ async def test_reload_under_load_drops_and_doubles_nothing(tmp_path: Path) -> No
     await d.start()
     stable = [f"s{i}" for i in range(n)]
     try:
-        await wait_for(lambda: all(d.states[x].seq >= 2 for x in stable), within=60)
-        skipped_before = d.scheduler.stats.skipped
+        await wait_for(lambda: all(d.runtime.states[x].seq >= 2 for x in stable), within=60)
+        skipped_before = d.runtime.scheduler.stats.skipped
         t0 = time.time()
         for generation in range(1, 4):
             s.write(*services(generation), interval="1s")
@@ -282,7 +284,7 @@ async def test_reload_under_load_drops_and_doubles_nothing(tmp_path: Path) -> No
             assert len(result.diff.added) == len(result.diff.removed) == 5
             await asyncio.sleep(1.5)  # a stretch of normal running between reloads
         t1 = time.time()
-        skipped = d.scheduler.stats.skipped - skipped_before
+        skipped = d.runtime.scheduler.stats.skipped - skipped_before
     finally:
         await d.stop()
         await targets.stop()

@@ -49,7 +49,7 @@ class FakeTarget:
     requests: list[AckRequest] = field(default_factory=list)
     refusal: str | None = None
 
-    def incident_for_token(self, token: str) -> Incident | None:
+    async def incident_for_token(self, token: str) -> Incident | None:
         incident = self.incidents.get(token)
         return incident if incident is not None and incident.open else None
 

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.notify.webhook import verify
 from tests.conftest import need
 from tests.support.mail import MailSink, ReceivedMail
@@ -88,7 +88,7 @@ async def test_cutoff_renotify_threading_and_recovery_by_email(
     target = TcpListener()
     d = await start(daemon_factory, config(tmp_path, target.port, mail_channel(sink)))
     first, second = await sink.await_for(2)
-    await wait_for(lambda: d.states["web"].seq >= 20)  # six renotify periods later ...
+    await wait_for(lambda: d.runtime.states["web"].seq >= 20)  # six renotify periods later ...
     assert len(sink.messages) == 2  # ... still two: the cut-off holds
     await target.start()
     try:
@@ -184,7 +184,7 @@ async def test_a_webhook_that_fails_twice_gets_the_notice_once_signed(
         text = config(tmp_path, refused_port(), hook).replace("cutoff: 2", "cutoff: 1")
         d = await start(daemon_factory, text)
         await wait_for(lambda: len(receiver.accepted) == 1)
-        await wait_for(lambda: d.states["web"].seq >= 15)  # time for any duplicate to show
+        await wait_for(lambda: d.runtime.states["web"].seq >= 15)  # time for any duplicate to show
     finally:
         await receiver.stop()
     assert len(receiver.requests) == 3
@@ -233,7 +233,7 @@ async def test_a_reply_saying_ack_acknowledges_and_is_confirmed(
     assert alert.message["Reply-To"].startswith("ack+")
     reply = reply_to(alert, "Oncall@Example.org", "ack rebooting the switch")
     await asyncio.to_thread(send, ack_port, reply, "oncall@example.org")
-    incident = d.incidents["web"]
+    incident = d.runtime.incidents["web"]
     assert incident.ack is not None
     assert incident.ack.author == "oncall@example.org"
     assert incident.ack.comment == "rebooting the switch"
@@ -245,7 +245,7 @@ async def test_a_reply_saying_ack_acknowledges_and_is_confirmed(
     )
     assert confirmation["In-Reply-To"] == reply["Message-ID"] or confirmation["In-Reply-To"]
     # Acknowledged: the renotify (cut-off 2) never comes.
-    await wait_for(lambda: d.states["web"].seq >= 15)
+    await wait_for(lambda: d.runtime.states["web"].seq >= 15)
     assert [m.message["X-Pymon-Status"] for m in sink.messages].count("FAILED") == 1
 
 
@@ -277,7 +277,7 @@ async def test_replies_that_may_not_acknowledge_are_refused(
     del wrong["To"], wrong["In-Reply-To"], wrong["References"]
     wrong["To"] = "ack+0123456789abcdef0123@pymon.example.org"
     assert await asyncio.to_thread(refused, wrong, "oncall@example.org") >= 500
-    assert d.incidents["web"].ack is None
+    assert d.runtime.incidents["web"].ack is None
 
 
 async def test_a_reply_to_a_closed_incident_is_refused(
@@ -289,7 +289,7 @@ async def test_a_reply_to_a_closed_incident_is_refused(
     [alert] = await sink.await_for(1)
     await target.start()
     try:
-        await wait_for(lambda: "web" not in d.incidents)
+        await wait_for(lambda: "web" not in d.runtime.incidents)
     finally:
         await target.stop()
     reply = reply_to(alert, "oncall@example.org", "ack")
@@ -327,8 +327,8 @@ async def test_swaks_can_acknowledge(
         timeout=30,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    await wait_for(lambda: d.states["web"].maintenance)
-    [window] = d.adhoc_windows.values()
+    await wait_for(lambda: d.runtime.states["web"].maintenance)
+    [window] = d.runtime.adhoc_windows.values()
     assert window.author == "someone@sre.example.org"
     assert window.end is not None and window.start is not None
     assert (window.end - window.start).total_seconds() == pytest.approx(7200, abs=1)

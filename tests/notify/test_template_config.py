@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pymon.config.load import load_config
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.errors import PymonError
 from pymon.notify.templates import template_dir
 from tests.support.cli import pymon

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 
 __all__ = ["client_for", "running"]
 

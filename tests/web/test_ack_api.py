@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from tests.support.cli import pymon
 from tests.support.servers import free_port, refused_port
 from tests.support.waiting import wait_for
@@ -27,7 +27,7 @@ services:
   - {{name: "we ird <b>", type: tcp, host: 127.0.0.1, port: {free_port()}, enabled: false}}
 """
     async with running(text) as d:
-        await wait_for(lambda: "down" in d.incidents)
+        await wait_for(lambda: "down" in d.runtime.incidents)
         yield d
 
 
@@ -50,7 +50,7 @@ async def test_post_ack_acknowledges_with_author_comment_and_expiry(
     assert ack["expires"] == pytest.approx(ack["at"] + 7200, abs=1)
     detail = (await client.get("/api/v1/services/down")).json()
     assert detail["acknowledged"] is True
-    assert daemon.incidents["down"].ack is not None
+    assert daemon.runtime.incidents["down"].ack is not None
 
 
 async def test_post_ack_without_a_body_uses_defaults(client: httpx.AsyncClient) -> None:
@@ -64,7 +64,7 @@ async def test_delete_ack_takes_it_back(daemon: Daemon, client: httpx.AsyncClien
     answer = await client.delete("/api/v1/services/down/ack", params={"author": "bob"})
     assert answer.status_code == 200
     assert answer.json()["incident"]["ack"] is None
-    assert daemon.incidents["down"].ack is None
+    assert daemon.runtime.incidents["down"].ack is None
 
 
 async def test_ack_of_an_unknown_service_is_404(client: httpx.AsyncClient) -> None:
@@ -115,11 +115,11 @@ async def test_pymon_ack_on_the_command_line(daemon: Daemon) -> None:
     done = await asyncio.to_thread(pymon, "ack", "--url", url, "down", "-m", "cable pulled")
     assert done.returncode == 0, done.stderr
     assert "down: failed acknowledged by" in done.stdout
-    assert daemon.incidents["down"].ack is not None
-    assert daemon.incidents["down"].ack.comment == "cable pulled"
+    assert daemon.runtime.incidents["down"].ack is not None
+    assert daemon.runtime.incidents["down"].ack.comment == "cable pulled"
     undone = await asyncio.to_thread(pymon, "ack", "--url", url, "--undo", "down")
     assert undone.returncode == 0, undone.stderr
-    assert daemon.incidents["down"].ack is None
+    assert daemon.runtime.incidents["down"].ack is None
 
 
 async def test_pymon_ack_says_why_it_failed(daemon: Daemon) -> None:
@@ -145,13 +145,13 @@ services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
     async with running(text) as d:
-        await wait_for(lambda: "down" in d.incidents)
+        await wait_for(lambda: "down" in d.runtime.incidents)
         url = f"http://127.0.0.1:{d.web_port}"
         refused = await asyncio.to_thread(pymon, "ack", "--url", url, "down")
         assert refused.returncode == 1
         assert "401" in refused.stderr
         done = await asyncio.to_thread(pymon, "ack", "--url", url, "--token", "t0ken", "down")
         assert done.returncode == 0, done.stderr
-        ack = d.incidents["down"].ack
+        ack = d.runtime.incidents["down"].ack
         assert ack is not None
         assert ack.author == "oncall-bot"

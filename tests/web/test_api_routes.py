@@ -13,7 +13,7 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from tests.support.servers import free_port, refused_port
 from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
@@ -47,7 +47,7 @@ services:
   - {{name: "{HISTORY_NAMED}", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """
     async with running(text) as d:
-        await wait_for(lambda: "down" in d.incidents and SLASHED in d.incidents)
+        await wait_for(lambda: "down" in d.runtime.incidents and SLASHED in d.runtime.incidents)
         yield d
 
 
@@ -156,7 +156,7 @@ async def test_a_bad_query_field_is_named(
 
 
 async def test_history_range_and_points(daemon: Daemon, client: httpx.AsyncClient) -> None:
-    await wait_for(lambda: daemon.states["down"].seq >= 5)
+    await wait_for(lambda: daemon.runtime.states["down"].seq >= 5)
     whole = (await client.get(path("down") + "/history", params={"limit": 1000})).json()
     assert whole["total"] >= 5
     middle = whole["results"][len(whole["results"]) // 2]["started_at"]
@@ -178,11 +178,11 @@ async def test_history_range_and_points(daemon: Daemon, client: httpx.AsyncClien
 
 
 async def test_run_now_is_202_and_runs(daemon: Daemon, client: httpx.AsyncClient) -> None:
-    before = daemon.states["down"].seq
+    before = daemon.runtime.states["down"].seq
     answer = await client.post(path("down") + "/run")
     assert answer.status_code == 202
     assert answer.json() == {"service": "down", "queued": True, "by": "ci"}
-    await wait_for(lambda: daemon.states["down"].seq > before)
+    await wait_for(lambda: daemon.runtime.states["down"].seq > before)
 
 
 async def test_run_now_of_a_disabled_service_is_409(client: httpx.AsyncClient) -> None:
@@ -204,7 +204,7 @@ async def test_maintenance_add_list_delete(daemon: Daemon, client: httpx.AsyncCl
     assert added.status_code == 201
     window = added.json()
     assert window["active"] is True and window["source"] == "api" and window["author"] == "ci"
-    await wait_for(lambda: daemon.states[SLASHED].maintenance)
+    await wait_for(lambda: daemon.runtime.states[SLASHED].maintenance)
     listed = (await client.get("/api/v1/maintenance")).json()
     assert listed["total"] == 2
     assert [w["source"] for w in listed["windows"]] == ["config", "api"]

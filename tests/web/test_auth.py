@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from fastapi import Request
 
 from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.errors import ConfigError
 from pymon.web.app import create_app
 from pymon.web.auth import CSRF_COOKIE, NO_CREDENTIALS, SESSION_COOKIE, SessionSigner, login_user
@@ -58,7 +58,7 @@ services:
         )
         await d.start()
         started.append(d)
-        await wait_for(lambda: "down" in d.incidents)
+        await wait_for(lambda: "down" in d.runtime.incidents)
         return d
 
     yield make_daemon
@@ -72,7 +72,7 @@ def client(d: Daemon, **kw: object) -> httpx.AsyncClient:
 
 def asgi_client(d: Daemon, peer: str = "127.0.0.1") -> httpx.AsyncClient:
     """The app in process, as if reached from ``peer`` (no socket: nothing beyond loopback)."""
-    transport = httpx.ASGITransport(app=create_app(d), client=(peer, 40000))
+    transport = httpx.ASGITransport(app=create_app(d.runtime), client=(peer, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080")
 
 
@@ -143,7 +143,7 @@ async def test_basic_from_a_browser_needs_csrf(make: Make) -> None:
 
 async def test_a_token_is_verified_once_per_process(make: Make) -> None:
     d = await make(AUTH, on=False)
-    app = create_app(d)
+    app = create_app(d.runtime)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         for _ in range(3):
@@ -229,7 +229,7 @@ async def test_a_changed_password_ends_sessions(make: Make) -> None:
 
 async def test_login_user_sets_a_strict_http_only_cookie(make: Make) -> None:
     d = await make(AUTH, on=False)
-    app = create_app(d)
+    app = create_app(d.runtime)
 
     @app.post("/test-login")
     async def test_login(request: Request) -> object:

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from pymon import __version__
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
 from tests.web.helpers import client_for, running
@@ -28,7 +28,7 @@ services:
   - {{name: "<script>alert(1)</script>", type: tcp, host: 127.0.0.1, port: 1, enabled: false}}
 """
     async with running(text) as d:
-        await wait_for(lambda: "down" in d.incidents and d.scheduler.stats.runs > 0)
+        await wait_for(lambda: "down" in d.runtime.incidents and d.runtime.scheduler.stats.runs > 0)
         yield d
 
 

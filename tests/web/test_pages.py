@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.web.auth import hash_secret
 from pymon.web.pages import FLAGS
 from tests.support.servers import TcpListener, free_port, refused_port
@@ -113,7 +113,7 @@ services:
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     async with running(config_text(tmp_path)) as d:
-        await wait_for(lambda: {"down", "also-down", NASTY} <= set(d.incidents))
+        await wait_for(lambda: {"down", "also-down", NASTY} <= set(d.runtime.incidents))
         yield d
 
 
@@ -179,13 +179,13 @@ async def test_overview_counts_every_status(daemon: Daemon, client: httpx.AsyncC
     counts = {e.attrs["data-count"]: int(e.text) for e in dom.all(data_count=None)}
     assert set(counts) == {"ok", "warn", "error", "failed", "unknown", "disabled"}
     assert counts["disabled"] == 1
-    assert sum(counts.values()) == len(daemon.services)
+    assert sum(counts.values()) == len(daemon.runtime.configs)
 
 
 async def test_overview_lists_problems_unacknowledged_first(
     daemon: Daemon, client: httpx.AsyncClient
 ) -> None:
-    await daemon.acknowledge("also-down", "ann", "on it")
+    await daemon.runtime.acknowledge("also-down", "ann", "on it")
     dom = await page(client, "/")
     problems = dom.by_id("problems")
     names = [li.attrs["data-service"] for li in dom.all("li", data_service=None)]
@@ -214,14 +214,14 @@ async def test_services_table_follows_the_dom_contract(
     assert dom.by_id("services").tag == "table"
     assert [th.attrs["data-sort"] for th in dom.all("th", data_sort=None)] == COLUMNS
     rows = dom.all("tr", data_service=None)
-    assert {r.attrs["data-service"] for r in rows} == set(daemon.services)
+    assert {r.attrs["data-service"] for r in rows} == set(daemon.runtime.configs)
     cells = {e.attrs["data-col"]: e for e in dom.all("td", data_col=None)[: len(COLUMNS)]}
     assert list(cells) == COLUMNS
     for row in rows:
-        status = daemon.states[row.attrs["data-service"]].status.value
+        status = daemon.runtime.states[row.attrs["data-service"]].status.value
         assert f"status-{status}" in row.attrs["class"].split()
     statuses = [e.text for e in dom.all("td", data_col="status")]
-    assert statuses == [daemon.states[r.attrs["data-service"]].status.value for r in rows]
+    assert statuses == [daemon.runtime.states[r.attrs["data-service"]].status.value for r in rows]
     for id_, tag in [
         ("filter-text", "input"),
         ("filter-status", "select"),
@@ -269,12 +269,12 @@ async def test_services_page_renders_only_the_first_page_of_many(tmp_path: Path)
 async def test_service_page_follows_the_dom_contract(
     daemon: Daemon, client: httpx.AsyncClient
 ) -> None:
-    await daemon.acknowledge("down", "ann", "on it")
+    await daemon.runtime.acknowledge("down", "ann", "on it")
     dom = await page(client, "/services/down")
     assert dom.by_id("status").text == "failed"
     flags = {e.attrs["data-flag"] for e in dom.all(data_flag=None)}
     assert flags == {"confirmed", "acknowledged"}
-    assert dom.by_id("message").text == daemon.states["down"].message
+    assert dom.by_id("message").text == daemon.runtime.states["down"].message
     assert dom.by_id("metrics").tag == "table"
     assert dom.by_id("chart").tag == "figure"
     assert "no data yet" in dom.by_id("chart").text  # a refused connection measures nothing
@@ -297,7 +297,7 @@ async def test_service_page_shows_no_flag_that_is_not_set(
     dom = await page(client, f"/services/{_quote(SLASHED)}")
     assert dom.by_id("status").text == "disabled"
     shown = {e.attrs["data-flag"] for e in dom.all(data_flag=None)}
-    state = daemon.states[SLASHED]
+    state = daemon.runtime.states[SLASHED]
     assert shown == {f for f in FLAGS if getattr(state, f, False)}
     assert "acknowledged" not in shown and "maintenance" not in shown
     assert "hidden" not in dom.by_id("run-now").attrs
@@ -310,7 +310,7 @@ async def test_service_page_draws_the_metric_history_and_timeline(tmp_path: Path
     up = f"  - {{name: up, type: tcp, host: 127.0.0.1, port: {target.port}}}"
     try:
         async with running(config_text(tmp_path, services=up)) as daemon, client_for(daemon) as c:
-            await wait_for(lambda: daemon.states["up"].seq >= 3)
+            await wait_for(lambda: daemon.runtime.states["up"].seq >= 3)
             dom = await page(c, "/services/up")
             assert dom.by_id("chart").attrs["data-metric"] == "connect_ms"
             line = dom.one("path", **{"class": "line"})
@@ -353,7 +353,7 @@ async def test_ack_form_post_acknowledges_and_redirects(
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/services/down"
-    ack = daemon.incidents["down"].ack
+    ack = daemon.runtime.incidents["down"].ack
     assert ack is not None and ack.comment == "cable <b>pulled</b>" and ack.author == "local"
     dom = await page(client, "/services/down")
     assert "cable <b>pulled</b>" in dom.by_id("details").text
@@ -389,8 +389,8 @@ async def test_maintenance_from_the_service_page_covers_only_that_service(
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["service"]["maintenance"] is True
-    assert daemon.states["down"].maintenance is False
-    (window,) = daemon.adhoc_windows.values()
+    assert daemon.runtime.states["down"].maintenance is False
+    (window,) = daemon.runtime.adhoc_windows.values()
     assert window.author == "local" and window.comment == "upgrade"
     bad = await client.post(
         "/services/down/maintenance",
@@ -411,7 +411,7 @@ async def test_a_write_without_the_csrf_token_is_refused(
         "/services/down/ack", data={"comment": "forged", "csrf_token": "x" * 43}
     )
     assert wrong.status_code == 403
-    assert daemon.incidents["down"].ack is None
+    assert daemon.runtime.incidents["down"].ack is None
 
 
 # Maintenance, events, health ---------------------------------------------------------
@@ -433,7 +433,7 @@ async def test_maintenance_page_adds_and_lists_windows(
     (row,) = dom.all("tr", data_window=None)
     assert "active" in row.attrs["class"].split()
     assert "disk swap" in row.text
-    await wait_for(lambda: daemon.states["down"].maintenance)
+    await wait_for(lambda: daemon.runtime.states["down"].maintenance)
 
 
 async def test_maintenance_form_errors_are_shown(client: httpx.AsyncClient) -> None:

@@ -2,40 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
 from fastapi import Request
 
-from pymon.config.load import load_config_text
-from pymon.engine.daemon import Daemon
 from pymon.web.app import create_app
 from pymon.web.proxy import forwarded_client, is_trusted, public_base_url, public_prefix
+from tests.support.port import fake_port
 
 Probe = Callable[..., httpx.AsyncClient]
 
 
 @pytest.fixture
-async def probe(tmp_path: Path) -> AsyncIterator[Probe]:
+def probe() -> Probe:
     """A client of an in-process app with a route echoing what the proxy layer decided."""
-    daemons: list[Daemon] = []
-    made = 0
 
     def make(peer: str, *, trusted: str = "[]", base_path: str = "") -> httpx.AsyncClient:
-        nonlocal made
-        made += 1
-        d = Daemon(
-            load_config_text(
-                f"""
-storage: {{url: "sqlite:///{tmp_path}/p{made}.db"}}
-web: {{enabled: false, base_path: "{base_path}", trusted_proxies: {trusted}}}
-"""
-            )
-        )
-        daemons.append(d)
-        app = create_app(d)
+        port = fake_port(f'web: {{base_path: "{base_path}", trusted_proxies: {trusted}}}')
+        app = create_app(port)
 
         @app.get(f"{base_path}/probe")
         async def echo(request: Request) -> dict[str, object]:
@@ -48,9 +34,7 @@ web: {{enabled: false, base_path: "{base_path}", trusted_proxies: {trusted}}}
         transport = httpx.ASGITransport(app=app, client=(peer, 40000))
         return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080")
 
-    yield make
-    for d in daemons:
-        await d.stop()
+    return make
 
 
 FORWARDED = {
@@ -61,13 +45,8 @@ FORWARDED = {
 }
 
 
-async def started(client: httpx.AsyncClient) -> httpx.AsyncClient:
-    await client._transport.app.state.daemon.start()  # type: ignore[attr-defined]
-    return client
-
-
 async def test_headers_from_a_trusted_proxy_are_honoured(probe: Probe) -> None:
-    async with await started(probe("10.1.2.3", trusted='["10.0.0.0/8"]')) as c:
+    async with probe("10.1.2.3", trusted='["10.0.0.0/8"]') as c:
         seen = (await c.get("/probe", headers=FORWARDED)).json()
     assert seen == {
         "prefix": "/monitoring",
@@ -77,19 +56,19 @@ async def test_headers_from_a_trusted_proxy_are_honoured(probe: Probe) -> None:
 
 
 async def test_spoofed_headers_from_an_untrusted_peer_are_ignored(probe: Probe) -> None:
-    async with await started(probe("192.0.2.66", trusted='["10.0.0.0/8"]')) as c:
+    async with probe("192.0.2.66", trusted='["10.0.0.0/8"]') as c:
         seen = (await c.get("/probe", headers=FORWARDED)).json()
     assert seen == {"prefix": "", "base": "http://127.0.0.1:8080", "client": "192.0.2.66"}
 
 
 async def test_nobody_is_trusted_by_default(probe: Probe) -> None:
-    async with await started(probe("127.0.0.1")) as c:
+    async with probe("127.0.0.1") as c:
         seen = (await c.get("/probe", headers=FORWARDED)).json()
     assert seen["prefix"] == "" and seen["client"] == "127.0.0.1"
 
 
 async def test_forwarded_prefix_comes_before_base_path(probe: Probe) -> None:
-    async with await started(probe("::1", trusted='["::1"]', base_path="/pymon")) as c:
+    async with probe("::1", trusted='["::1"]', base_path="/pymon") as c:
         seen = (await c.get("/pymon/probe", headers={"X-Forwarded-Prefix": "/ops"})).json()
     assert seen["prefix"] == "/ops/pymon"
     assert seen["base"] == "http://127.0.0.1:8080/ops/pymon"
@@ -109,13 +88,13 @@ async def test_forwarded_prefix_comes_before_base_path(probe: Probe) -> None:
 async def test_malformed_forwarded_values_are_ignored(
     probe: Probe, header: str, value: str
 ) -> None:
-    async with await started(probe("10.0.0.1", trusted='["10.0.0.1"]')) as c:
+    async with probe("10.0.0.1", trusted='["10.0.0.1"]') as c:
         seen = (await c.get("/probe", headers={header: value})).json()
     assert seen["base"] == "http://127.0.0.1:8080"
 
 
 async def test_base_path_serves_the_api_under_the_prefix(probe: Probe) -> None:
-    async with await started(probe("127.0.0.1", base_path="/mon")) as c:
+    async with probe("127.0.0.1", base_path="/mon") as c:
         assert (await c.get("/mon/api/v1/services")).status_code == 200
         assert (await c.get("/mon/healthz")).status_code == 200
         assert (await c.get("/mon/metrics")).status_code == 200

@@ -17,8 +17,8 @@ import pytest
 import uvicorn
 from argon2 import PasswordHasher
 
-from pymon.engine.daemon import Daemon
-from pymon.engine.events import Transition
+from pymon.daemon import Daemon
+from pymon.events import Transition
 from pymon.model import Event, EventKind, Status
 from pymon.web.app import create_app
 from pymon.web.stream import StreamSettings
@@ -44,7 +44,7 @@ services:
 @pytest.fixture
 async def daemon(tmp_path: Path, listener: TcpListener) -> AsyncIterator[Daemon]:
     async with running(config(tmp_path, listener.port)) as d:
-        await wait_for(lambda: d.states["web"].status is Status.OK)
+        await wait_for(lambda: d.runtime.states["web"].status is Status.OK)
         yield d
 
 
@@ -130,7 +130,7 @@ async def test_a_stopped_target_shows_as_a_failed_state_and_an_event(
 
 async def test_a_recovering_target_shows_as_ok_again(daemon: Daemon, listener: TcpListener) -> None:
     await listener.stop()
-    await wait_for(lambda: daemon.states["web"].status is Status.FAILED)
+    await wait_for(lambda: daemon.runtime.states["web"].status is Status.FAILED)
     async with reading(stream_url(daemon)) as reader:
         await wait_for(lambda: bool(reader.of("hello")))
         await listener.start()
@@ -143,10 +143,10 @@ async def test_state_changes_of_one_service_are_coalesced(daemon: Daemon) -> Non
     # A service checked every 100 ms changes state (seq) on every run; the stream
     # sends it at most once per window, so far fewer frames than runs.
     async with reading(stream_url(daemon)) as reader:
-        start = daemon.states["web"].seq
-        await wait_for(lambda: daemon.states["web"].seq >= start + 10)
+        start = daemon.runtime.states["web"].seq
+        await wait_for(lambda: daemon.runtime.states["web"].seq >= start + 10)
         frames = sum(1 for s in reader.of("state") if s["name"] == "web")
-        assert 0 < frames < daemon.states["web"].seq - start
+        assert 0 < frames < daemon.runtime.states["web"].seq - start
 
 
 async def test_a_newline_in_a_message_cannot_forge_frames(daemon: Daemon) -> None:
@@ -186,7 +186,7 @@ async def test_the_stream_is_under_base_path(tmp_path: Path, listener: TcpListen
 @contextlib.asynccontextmanager
 async def serving(d: Daemon, settings: StreamSettings) -> AsyncIterator[str]:
     """The daemon's web app with other stream timings, served by uvicorn on a free port."""
-    app = create_app(d)
+    app = create_app(d.runtime)
     app.state.stream_settings = settings
     sock = socket.create_server(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
@@ -229,7 +229,7 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_up(
         try:
             # Fat events, paced by the fast client: it has every batch before the next.
             sent = 0
-            runs = daemon.scheduler.stats.runs
+            runs = daemon.runtime.scheduler.stats.runs
             while "dropped" not in caplog.text:
                 for _ in range(200):
                     sent += 1
@@ -242,7 +242,7 @@ async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_up(
             await wait_for(
                 lambda: fast.seen("state", lambda s: s["name"] == "web" and s["status"] == "failed")
             )
-            assert daemon.scheduler.stats.runs > runs
+            assert daemon.runtime.scheduler.stats.runs > runs
             # Once it reads, the slow client finds its stream ended (to reconnect and resync).
             async with asyncio.timeout(30):
                 while await loop.sock_recv(slow, 1 << 20):

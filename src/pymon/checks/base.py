@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pymon.clock import Clock, SystemClock
+from pymon.model import Heartbeat
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from pymon.checks.heartbeat import HeartbeatBoard
-
 __all__ = [
     "CheckContext",
+    "Pushes",
     "Resolver",
     "SessionFactory",
     "SystemResolver",
@@ -54,21 +54,34 @@ SessionFactory = Callable[[], Awaitable["aiohttp.ClientSession"]]
 """Returns the shared aiohttp session (one per daemon, so checks share a connector)."""
 
 
+class Pushes(Protocol):
+    """What a passive check reads: the last push a job made to its service."""
+
+    @property
+    def since(self) -> float:
+        """When the pushes began to count (the daemon's start): the first one's allowance."""
+        ...
+
+    def get(self, service: str) -> Heartbeat | None:
+        """The last push to ``service``, if any."""
+        ...
+
+
 @dataclass
 class CheckContext:
     """Per-run context handed to a check function.
 
     ``stage`` is set by the check as it goes ("connecting", "reading body"...), so a
     timeout can say where the target stopped answering. ``service`` and ``interval``
-    name the run's service and its interval; ``heartbeats`` holds the pushes jobs
-    made to the daemon (None outside a running daemon).
+    name the run's service and its interval; ``pushes`` holds the pushes jobs made to
+    the daemon (None outside a running daemon).
     """
 
     timeout: float
     http_session: SessionFactory
     service: str = ""
     interval: float = 0.0
-    heartbeats: HeartbeatBoard | None = None
+    pushes: Pushes | None = None
     clock: Clock = field(default_factory=SystemClock)
     resolver: Resolver = field(default_factory=SystemResolver)
     log: logging.Logger = _CHECK_LOG

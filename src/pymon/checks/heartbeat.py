@@ -9,17 +9,17 @@ Before the first push ever, the allowance runs from the daemon's start.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import Field
 
 from pymon.checks import register
 from pymon.checks.base import CheckContext
-from pymon.config.schema import CheckSpec, Duration
+from pymon.config.schema import CheckSpec, Duration, ServiceConfig
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Heartbeat, Status
 
-__all__ = ["HeartbeatBoard", "HeartbeatSpec", "check_heartbeat"]
+__all__ = ["HeartbeatBoard", "HeartbeatSpec", "check_heartbeat", "push_tokens"]
 
 
 class HeartbeatSpec(CheckSpec):
@@ -27,6 +27,11 @@ class HeartbeatSpec(CheckSpec):
 
     token: str = Field(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~-]+$", repr=False)
     grace: Duration = Field(default=60.0, ge=0)
+
+
+def push_tokens(services: Sequence[ServiceConfig]) -> dict[str, str]:
+    """Service name -> token of every heartbeat service: the board's lookup table."""
+    return {s.name: s.check.token for s in services if isinstance(s.check, HeartbeatSpec)}
 
 
 class HeartbeatBoard:
@@ -80,15 +85,16 @@ def _ago(seconds: float) -> str:
 @register("heartbeat", HeartbeatSpec)
 async def check_heartbeat(spec: HeartbeatSpec, ctx: CheckContext) -> CheckResult:
     """Expect a push to /api/v1/heartbeat/TOKEN at least every interval + grace."""
-    if ctx.heartbeats is None:
+    pushes = ctx.pushes
+    if pushes is None:
         raise CheckSetupError(
             "heartbeats are pushed to a running daemon; watch them with `pymon run`"
         )
     now = ctx.clock.time()
     allowed = ctx.interval + spec.grace
-    beat = ctx.heartbeats.get(ctx.service)
+    beat = pushes.get(ctx.service)
     if beat is None:
-        waited = now - ctx.heartbeats.since
+        waited = now - pushes.since
         if waited <= allowed:
             return CheckResult(
                 Status.UNKNOWN,

@@ -45,6 +45,7 @@ __all__ = [
     "HTTP_STATUS",
     "BasicAuth",
     "HeaderRegex",
+    "HttpSessions",
     "HttpSpec",
     "JsonExpectation",
     "check_http",
@@ -266,6 +267,25 @@ class _Response(aiohttp.ClientResponse):
             # not, the check moves on to reading the body at once).
             ctx.stage = "following a redirect"
         return response
+
+
+class HttpSessions:
+    """One lazily created session (see :func:`new_session`) shared by all http checks."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def get(self) -> aiohttp.ClientSession:
+        """The shared session, created on first use inside the running loop."""
+        if self._session is None or self._session.closed:
+            self._session = new_session()
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session if one was made."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def new_session(ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:

@@ -26,28 +26,14 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, TypeVar
 
-from pymon.engine.events import Decided, PymonEvent
-
-__all__ = ["Bus", "BusItem", "StateChanged", "Subscription"]
+__all__ = ["Bus", "Subscription"]
 
 log = logging.getLogger("pymon.bus")
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class StateChanged:
-    """The state or the incident of service ``name`` changed: read it from the daemon."""
-
-    name: str
-
-
-#: What the daemon publishes: typed events, state-change hints, decisions for the store.
-BusItem = PymonEvent | StateChanged | Decided
 
 
 class Subscription(Generic[T]):

@@ -79,9 +79,9 @@ class AckRequest:
 
 
 class AckTarget(Protocol):
-    """Whoever carries acknowledgements out (the daemon's incident keeper)."""
+    """Whoever carries acknowledgements out (the notifier, through the engine's port)."""
 
-    def incident_for_token(self, token: str) -> Incident | None:
+    async def incident_for_token(self, token: str) -> Incident | None:
         """The open incident with this token, else None."""
         ...
 
@@ -618,7 +618,7 @@ class AckServer:
             return self._refuse(
                 "550 5.7.1", sender, f"automatic reply ({reading.automatic}) does not acknowledge"
             )
-        found = self._incident(reading, envelope.rcpt_tos)
+        found = await self._incident(reading, envelope.rcpt_tos)
         if isinstance(found, str):
             return self._refuse("550 5.7.0", sender, found)
         try:
@@ -636,7 +636,7 @@ class AckServer:
         self._confirm_later(reading, request, summary)
         return f"250 2.0.0 {_smtp_text(summary)}"
 
-    def _incident(self, reading: _Reading, recipients: Sequence[str]) -> Incident | str:
+    async def _incident(self, reading: _Reading, recipients: Sequence[str]) -> Incident | str:
         """The open incident the message answers, or why there is none."""
         candidates: list[str] = []
         for address in recipients:
@@ -653,7 +653,7 @@ class AckServer:
         if not candidates:
             return "no acknowledgement token found (reply to the alert e-mail)"
         for token in list(dict.fromkeys(candidates))[:_MAX_CANDIDATES]:
-            incident = self._target.incident_for_token(token)
+            incident = await self._target.incident_for_token(token)
             if incident is not None and incident.open:
                 if claimed and claimed != {incident.id}:
                     return "X-Pymon-Incident does not match the incident of the token"

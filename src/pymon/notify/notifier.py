@@ -1,5 +1,6 @@
 """Everything notices need at run time, wired once: channels, the outbox, incident
-tokens and the acknowledgement server. The daemon owns one :class:`Notifier`."""
+tokens and the acknowledgement server. The composition root owns one :class:`Notifier`;
+it acts on the engine only through the engine's port (acknowledgements by reply)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pymon.clock import Clock
@@ -23,8 +24,9 @@ from pymon.config.schema import (
     ServiceConfig,
     WebhookChannel,
 )
-from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.config.windows import one_off
 from pymon.engine.maintenance import literal_pattern
+from pymon.engine.ports import AckFigures, EnginePort, OutboxFigures
 from pymon.errors import PymonError
 from pymon.model import Ack, Incident, Notice
 from pymon.notify.acks import AckRequest, AckServer
@@ -38,7 +40,7 @@ from pymon.notify.tokens import AckTokens
 from pymon.notify.webhook import WebhookSender
 from pymon.store.base import Store
 
-__all__ = ["Notifier", "Operator", "build_channels", "service_url"]
+__all__ = ["Channels", "Notifier", "build_channels", "service_url"]
 
 log = logging.getLogger("pymon.notify")
 
@@ -47,21 +49,11 @@ HOST = socket.gethostname()
 _PRIVATE_KEYS = SECRET_KEYS | {"basic_auth", "headers", "body", "json_body", "username"}
 
 
-class Operator(Protocol):
-    """What acknowledging by mail needs from the daemon (the same acts as the API's)."""
-
-    incidents: dict[str, Incident]
-
-    async def acknowledge(
-        self, name: str, author: str, comment: str = "", expires: float | None = None
-    ) -> Incident: ...
-
-    async def unacknowledge(self, name: str, author: str) -> Incident: ...
-
-    async def add_maintenance(self, window: MaintenanceWindow) -> MaintenanceWindow: ...
+#: Every channel's sender by name, and each channel's timeout (seconds).
+Channels = tuple[dict[str, Channel], dict[str, float]]
 
 
-def build_channels(config: Config) -> tuple[dict[str, Channel], dict[str, float]]:
+def build_channels(config: Config) -> Channels:
     """A sender for every configured channel, and each channel's timeout (seconds)."""
     templates = Templates(template_dir(config))
     problems = templates.check()
@@ -93,15 +85,14 @@ class Notifier:
         self,
         config: Config,
         store: Store,
-        operator: Operator,
         clock: Clock,
         *,
         publish: Publish | None = None,
     ) -> None:
         self.config = config
         self._store = store
-        self._operator = operator
         self._clock = clock
+        self._port: EnginePort | None = None
         self.channels, timeouts = build_channels(config)
         self.outbox = Outbox(
             store,
@@ -118,8 +109,10 @@ class Notifier:
         self.ack_port: int | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Load the token key, start the outbox and (if configured) the ack server."""
+    async def start(self, port: EnginePort) -> None:
+        """Load the token key, start the outbox and (if configured) the ack server,
+        which acts on the engine through ``port``."""
+        self._port = port
         key = await self._store.keep_meta("ack_key", secrets.token_hex(32))
         self.tokens = AckTokens(bytes.fromhex(key))
         acks = self.config.acknowledgements
@@ -144,6 +137,29 @@ class Notifier:
             await asyncio.gather(self._task, return_exceptions=True)
         for channel in self.channels.values():
             await channel.close()
+
+    def apply(self, config: Config, channels: Channels | None) -> list[Channel]:
+        """Run with ``config`` from now on (a reload), and with ``channels`` when they
+        were rebuilt; returns the senders replaced, for the caller to close."""
+        self.config = config
+        if channels is None:
+            return []
+        stale = list(self.channels.values())
+        self.channels = channels[0]
+        self.outbox.use(channels[0], channels[1])
+        return stale
+
+    def outbox_figures(self) -> OutboxFigures:
+        """The outbox's counters since start."""
+        stats = self.outbox.stats
+        return OutboxFigures(stats.sent, stats.failed, stats.gave_up, self.outbox.in_flight)
+
+    def ack_figures(self) -> AckFigures | None:
+        """The acknowledgement server's counters, None when it does not run."""
+        acks = self.ack_server
+        if acks is None:
+            return None
+        return AckFigures(acks.port, acks.accepted, acks.refused, acks.failed)
 
     def context(self, notice: Notice, channel: str, attempt: int) -> NoticeContext:
         """What ``channel`` renders ``notice`` with at this ``attempt``."""
@@ -170,22 +186,25 @@ class Notifier:
 
     # -- the AckTarget the acknowledgement server talks to ----------------------------
 
-    def incident_for_token(self, token: str) -> Incident | None:
+    async def incident_for_token(self, token: str) -> Incident | None:
         """The open incident whose token is ``token``, if any."""
-        if self.tokens is None:
+        if self.tokens is None or self._port is None:
             return None
-        for incident in self._operator.incidents.values():
-            if incident.open and self.tokens.valid(incident.id, token):
+        for incident in await self._port.open_incidents():
+            if self.tokens.valid(incident.id, token):
                 return incident
         return None
 
     async def act(self, request: AckRequest) -> str:
         """Do what a reply asked; the summary goes back to its sender."""
-        current = self._operator.incidents.get(request.service)
+        port = self._port
+        assert port is not None, "started"
+        view = await port.service(request.service)
+        current = None if view is None else view.incident
         if current is None or current.id != request.incident or not current.open:
             raise PymonError(f"the incident of {request.service} is over")
         if request.action == "unack":
-            await self._operator.unacknowledge(request.service, request.sender)
+            await port.unacknowledge(request.service, request.sender)
             return f"{request.service}: acknowledgement taken back"
         if request.action == "maint":
             assert request.duration is not None
@@ -198,12 +217,10 @@ class Notifier:
                 author=request.sender,
                 name=f"by reply from {request.sender}",
             )
-            await self._operator.add_maintenance(window)
+            await port.add_maintenance(window)
             until = datetime.fromtimestamp(now + request.duration, UTC).strftime("%H:%M UTC")
             return f"{request.service}: in maintenance until {until}"
-        incident = await self._operator.acknowledge(
-            request.service, request.sender, request.comment
-        )
+        incident = await port.acknowledge(request.service, request.sender, request.comment)
         assert isinstance(incident.ack, Ack)
         return f"{request.service}: {incident.status.value} acknowledged by {request.sender}"
 

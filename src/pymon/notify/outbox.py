@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pymon.clock import Clock, SystemClock, sleep_or_wake
 from pymon.config.schema import DeliveryConfig
-from pymon.engine.events import NoticeFailed, NoticeSent
+from pymon.events import NoticeFailed, NoticeSent
 from pymon.model import Notice
 from pymon.notify.base import Channel, DeliveryError, NoticeContext
 from pymon.store.base import Delivery, Store
@@ -83,6 +83,12 @@ class Outbox:
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self.stats = OutboxStats()
+
+    def use(self, channels: Mapping[str, Channel], timeouts: Mapping[str, float]) -> None:
+        """Send through these channels from now on (a reload rebuilt them); attempts in
+        progress finish on the senders they started with."""
+        self._channels = channels
+        self._timeouts = dict(timeouts)
 
     def wake(self) -> None:
         """Look for due deliveries now (new notices were just written)."""

@@ -45,6 +45,8 @@ class BatchWriter:
         self._events: list[Event] = []
         self._incidents: dict[str, Incident] = {}
         self._notices: list[Notice] = []
+        # The batch being written now: still answered from memory until it lands.
+        self._writing: tuple[list[ResultRecord], list[Event]] = ([], [])
         self._urgent = asyncio.Event()
         self._lock = asyncio.Lock()
         self.flushes = 0
@@ -54,6 +56,14 @@ class BatchWriter:
     def pending(self) -> int:
         """Results, events and notices waiting to be written."""
         return len(self._results) + len(self._events) + len(self._notices)
+
+    def unwritten_results(self, service: str) -> list[ResultRecord]:
+        """``service``'s results not yet in the store (being written or queued), oldest first."""
+        return [r for r in (*self._writing[0], *self._results) if r.service == service]
+
+    def unwritten_events(self) -> list[Event]:
+        """Events not yet in the store (being written or queued), oldest first."""
+        return [*self._writing[1], *self._events]
 
     def add(
         self,
@@ -89,6 +99,7 @@ class BatchWriter:
             incidents, notices = list(self._incidents.values()), self._notices
             self._states, self._results, self._events = {}, [], []
             self._incidents, self._notices = {}, []
+            self._writing = (results, events)
             try:
                 await self._store.write(states, results, events, incidents, notices)
             except BaseException:
@@ -100,6 +111,8 @@ class BatchWriter:
                 self._events = events + self._events
                 self._notices = notices + self._notices
                 raise
+            finally:
+                self._writing = ([], [])
             self.flushes += 1
             if notices and self._on_notices is not None:
                 self._on_notices()

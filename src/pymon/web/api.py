@@ -1,11 +1,12 @@
-"""The JSON API (``/api/v1``) and ``/healthz``. Reads the daemon's in-memory state.
+"""The JSON API (``/api/v1``) and ``/healthz``, over the engine's port.
 
 Reads need ``require_read`` (open unless ``web.auth.read``), writes ``require_write``;
 the heartbeat and ``/healthz`` are never behind auth. Routes that take a service
 name use the ``path`` converter, so names with ``/`` work; the routes with a suffix
 (``/history``, ``/ack``, ``/run``) come before the plain one. Every list is
 paginated (``limit``, ``offset``) and says its ``total`` (null where the store
-cannot count cheaply; then ``next_offset`` says whether more follow).
+cannot count cheaply; then ``next_offset`` says whether more follow). A command the
+engine refuses answers 409, one naming no service 404 (``web/app.py`` maps them).
 """
 
 from __future__ import annotations
@@ -25,15 +26,13 @@ from pymon import __version__
 from pymon.config.durations import Duration, parse_duration
 from pymon.config.windows import MaintenanceWindow, one_off
 from pymon.engine.maintenance import active_at
-from pymon.engine.reload import fingerprints
-from pymon.errors import PymonError
+from pymon.engine.reconcile import fingerprints
 from pymon.web.auth import require_read, require_write
 from pymon.web.downsample import Sample, downsample
 
 if TYPE_CHECKING:
-    from pymon.config.schema import ServiceConfig
-    from pymon.engine.daemon import Daemon
-    from pymon.model import Event, Incident, ServiceState
+    from pymon.engine.ports import EnginePort, OutboxFigures, ServiceView
+    from pymon.model import Event, Incident
     from pymon.store.base import Delivery
 
 __all__ = ["event_json", "incident_json", "router", "service_json", "window_json"]
@@ -43,9 +42,9 @@ router = APIRouter()
 _READ = [Depends(require_read)]
 
 
-def _daemon(request: Request) -> Daemon:
-    daemon: Daemon = request.app.state.daemon
-    return daemon
+def _port(request: Request) -> EnginePort:
+    port: EnginePort = request.app.state.port
+    return port
 
 
 def incident_json(incident: Incident | None) -> dict[str, Any] | None:
@@ -80,10 +79,9 @@ def event_json(event: Event) -> dict[str, Any]:
     }
 
 
-def service_json(
-    service: ServiceConfig, state: ServiceState, incident: Incident | None
-) -> dict[str, Any]:
+def service_json(view: ServiceView) -> dict[str, Any]:
     """A service as the API, the pages and the live stream show it."""
+    service, state, incident = view.config, view.state, view.incident
     return {
         **state.to_dict(),
         "acknowledged": incident is not None and incident.ack is not None,
@@ -97,12 +95,11 @@ def service_json(
     }
 
 
-def _lookup(daemon: Daemon, name: str) -> tuple[ServiceConfig, ServiceState]:
-    service = daemon.services.get(name)
-    state = daemon.states.get(name)
-    if service is None or state is None:
+async def _lookup(port: EnginePort, name: str) -> ServiceView:
+    view = await port.service(name)
+    if view is None:
         raise HTTPException(404, f"no service named {name!r}")
-    return service, state
+    return view
 
 
 def _bad_field(where: Literal["query", "body", "path"], field: str, message: str) -> Exception:
@@ -110,11 +107,18 @@ def _bad_field(where: Literal["query", "body", "path"], field: str, message: str
     return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error"}])
 
 
-def _matches(service: ServiceConfig, state: ServiceState, text: str) -> bool:
+def _matches(view: ServiceView, text: str) -> bool:
     needle = text.casefold()
+    service = view.config
     return any(
         needle in hay.casefold()
-        for hay in (service.name, state.message, service.type, service.description, *service.tags)
+        for hay in (
+            service.name,
+            view.state.message,
+            service.type,
+            service.description,
+            *service.tags,
+        )
     )
 
 
@@ -132,23 +136,18 @@ async def list_services(
     ),
 ) -> dict[str, Any]:
     """Every service with its current state, in config order, filtered and paginated."""
-    daemon = _daemon(request)
     picked = [
-        (svc, state)
-        for name, svc in daemon.services.items()
-        if (state := daemon.states.get(name)) is not None
-        and (status is None or state.status == status)
-        and (tag is None or tag in svc.tags)
-        and (not q or _matches(svc, state, q))
+        view
+        for view in await _port(request).services()
+        if (status is None or view.state.status == status)
+        and (tag is None or tag in view.config.tags)
+        and (not q or _matches(view, q))
     ]
     return {
         "total": len(picked),
         "offset": offset,
         "limit": limit,
-        "services": [
-            service_json(svc, state, daemon.incidents.get(svc.name))
-            for svc, state in picked[offset : offset + limit]
-        ],
+        "services": [service_json(view) for view in picked[offset : offset + limit]],
     }
 
 
@@ -197,21 +196,20 @@ async def service_history(
 ) -> dict[str, Any]:
     """One service's results in a time range: newest first, or downsampled with
     ``points`` (oldest first; per point the worst status and min/avg/max per metric)."""
-    daemon = _daemon(request)
-    if name not in daemon.services and f"{name}/history" in daemon.services:
+    port = _port(request)
+    if await port.service(name) is None and await port.service(f"{name}/history") is not None:
         # A service whose own name ends in "/history": this route caught its detail.
         return await get_service(request, f"{name}/history")
-    _lookup(daemon, name)
-    now = daemon.clock.time()
+    await _lookup(port, name)
+    now = port.now()
     low, high = _moment("since", since, now), _moment("until", until, now)
     if low is not None and high is not None and high < low:
         raise _bad_field("query", "until", "must not be before since")
-    await daemon.writer.flush()
     ranged = low is not None or high is not None or points is not None
-    fetch = max(daemon.config.storage.history, offset + limit) if ranged else offset + limit
+    fetch = max(port.config.storage.history, offset + limit) if ranged else offset + limit
     records = [
         r
-        for r in await daemon.store.history(name, fetch)
+        for r in await port.history(name, fetch)
         if (low is None or r.started_at >= low) and (high is None or r.started_at <= high)
     ]
     answer: dict[str, Any] = {"service": name, "total": len(records), "since": low, "until": high}
@@ -254,9 +252,7 @@ async def list_events(
     service: str | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
     """The newest transitions, newest first (of one service if given), paginated."""
-    daemon = _daemon(request)
-    await daemon.writer.flush()
-    rows = await daemon.store.events(offset + limit + 1, service)
+    rows = await _port(request).events(offset + limit + 1, service)
     page, total, next_offset = _page(rows, offset, limit)
     return {
         "total": total,
@@ -293,14 +289,10 @@ async def acknowledge(
 ) -> dict[str, Any]:
     """Acknowledge the service's open incident: its notices stop until it closes or
     gets worse. 409 when there is no open incident."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
+    port = _port(request)
     body = body or AckRequestBody()
-    expires = None if body.expires is None else daemon.clock.time() + body.expires
-    try:
-        incident = await daemon.acknowledge(name, _author(user, body.author), body.comment, expires)
-    except PymonError as exc:
-        raise HTTPException(409, str(exc)) from None
+    expires = None if body.expires is None else port.now() + body.expires
+    incident = await port.acknowledge(name, _author(user, body.author), body.comment, expires)
     return {"service": name, "incident": incident_json(incident)}
 
 
@@ -312,15 +304,11 @@ async def unacknowledge(
     user: str = Depends(require_write),
 ) -> dict[str, Any]:
     """Take the acknowledgement back: notices resume. 409 when it is not acknowledged."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
-    current = daemon.incidents.get(name)
-    if current is None or current.ack is None:
+    port = _port(request)
+    view = await _lookup(port, name)
+    if view.incident is None or view.incident.ack is None:
         raise HTTPException(409, f"{name} is not acknowledged")
-    try:
-        incident = await daemon.unacknowledge(name, _author(user, author))
-    except PymonError as exc:
-        raise HTTPException(409, str(exc)) from None
+    incident = await port.unacknowledge(name, _author(user, author))
     return {"service": name, "incident": incident_json(incident)}
 
 
@@ -330,20 +318,14 @@ async def run_now(
 ) -> dict[str, Any]:
     """Run the service's check at once (202: queued; the state changes when it ends).
     409 for a disabled service."""
-    daemon = _daemon(request)
-    service, _ = _lookup(daemon, name)
-    if not service.enabled or name not in daemon.scheduler:
-        raise HTTPException(409, f"{name} is disabled: there is no check to run")
-    daemon.run_now(name)
+    await _port(request).run_now(name)
     return {"service": name, "queued": True, "by": user}
 
 
 @router.get("/api/v1/services/{name:path}", dependencies=_READ)
 async def get_service(request: Request, name: str) -> dict[str, Any]:
     """One service's state: status, flags, message, metrics, times and counts."""
-    daemon = _daemon(request)
-    service, state = _lookup(daemon, name)
-    return service_json(service, state, daemon.incidents.get(name))
+    return service_json(await _lookup(_port(request), name))
 
 
 def window_json(window: MaintenanceWindow, source: str, now: float) -> dict[str, Any]:
@@ -367,10 +349,9 @@ async def list_maintenance(
     active: bool | None = Query(None, description="only windows in force now (or not)"),
 ) -> dict[str, Any]:
     """Every maintenance window: the config's, then those added through the API."""
-    daemon = _daemon(request)
-    now = daemon.clock.time()
-    rows = [window_json(w, "config", now) for w in daemon.config.maintenance]
-    rows += [window_json(w, "api", now) for w in daemon.adhoc_windows.values()]
+    port = _port(request)
+    now = port.now()
+    rows = [window_json(view.window, view.source, now) for view in port.windows()]
     if active is not None:
         rows = [r for r in rows if r["active"] is active]
     return {
@@ -402,14 +383,14 @@ async def add_maintenance(
     request: Request, body: MaintenanceRequestBody, user: str = Depends(require_write)
 ) -> dict[str, Any]:
     """Add an ad hoc window (kept in the store; it survives restarts). 201 with it."""
-    daemon = _daemon(request)
+    port = _port(request)
     if not body.services and not body.tags:
         raise _bad_field("body", "services", "name services (globs such as web-*) and/or tags")
     if body.end is not None and body.duration is not None:
         raise _bad_field("body", "duration", "give end or duration, not both")
     if body.end is None and body.duration is None:
         raise _bad_field("body", "end", "give end or duration (e.g. 2h)")
-    now = datetime.fromtimestamp(daemon.clock.time(), UTC)
+    now = datetime.fromtimestamp(port.now(), UTC)
     start = body.start or now
     end = body.end
     if end is None:
@@ -434,8 +415,8 @@ async def add_maintenance(
         field = str(err["loc"][0]) if err["loc"] else "end"
         message = str((err.get("ctx") or {}).get("error", err["msg"]))
         raise _bad_field("body", field, message) from None
-    window = await daemon.add_maintenance(window)
-    return window_json(window, "api", daemon.clock.time())
+    window = await port.add_maintenance(window)
+    return window_json(window, "api", port.now())
 
 
 @router.delete("/api/v1/maintenance/{window_id}")
@@ -443,8 +424,7 @@ async def delete_maintenance(
     request: Request, window_id: str, user: str = Depends(require_write)
 ) -> dict[str, Any]:
     """Remove an ad hoc window (config windows change only with the config). 404 if none."""
-    daemon = _daemon(request)
-    if not await daemon.remove_maintenance(window_id):
+    if not await _port(request).remove_maintenance(window_id):
         raise HTTPException(404, f"no ad hoc maintenance window with id {window_id!r}")
     return {"deleted": window_id, "by": user}
 
@@ -481,14 +461,11 @@ async def list_notifications(
 ) -> dict[str, Any]:
     """Every notice's delivery to each of its channels, newest first, with the last
     error of those that failed, and the outbox's counters since start."""
-    daemon = _daemon(request)
-    await daemon.writer.flush()
-    rows = await daemon.store.deliveries(
-        state=state, service=service, limit=limit + 1, offset=offset
-    )
+    port = _port(request)
+    rows = await port.deliveries(state=state, service=service, limit=limit + 1, offset=offset)
     page, total, next_offset = _page(rows, 0, limit)
     return {
-        "stats": _outbox_json(daemon),
+        "stats": _outbox_json(port.health().notifications),
         "total": None if total is None else offset + total,
         "offset": offset,
         "limit": limit,
@@ -497,12 +474,11 @@ async def list_notifications(
     }
 
 
-def _outbox_json(daemon: Daemon) -> dict[str, Any]:
-    outbox = daemon.notifier.outbox
+def _outbox_json(outbox: OutboxFigures) -> dict[str, Any]:
     return {
-        "sent": outbox.stats.sent,
-        "failed_attempts": outbox.stats.failed,
-        "gave_up": outbox.stats.gave_up,
+        "sent": outbox.sent,
+        "failed_attempts": outbox.failed_attempts,
+        "gave_up": outbox.gave_up,
         "in_flight": outbox.in_flight,
     }
 
@@ -516,7 +492,7 @@ async def heartbeat(
     msg: str = Query("", max_length=1000, description="a short note shown with the state"),
 ) -> dict[str, Any]:
     """A job's push to its ``heartbeat`` service (GET works too, for the simplest cron line)."""
-    name = await _daemon(request).push_heartbeat(token, ok=status == "ok", message=msg)
+    name = await _port(request).push_heartbeat(token, ok=status == "ok", message=msg)
     if name is None:
         raise HTTPException(404, "unknown heartbeat token")
     return {"service": name, "status": status}
@@ -526,7 +502,7 @@ async def heartbeat(
 async def reload_config(request: Request, user: str = Depends(require_write)) -> JSONResponse:
     """Read the config file again and apply it: 200 with what changed, or 422 with every
     error when it is invalid (the running config is kept)."""
-    result = await _daemon(request).reload(f"api ({user})")
+    result = await _port(request).reload(f"api ({user})")
     return JSONResponse(result.to_dict(), status_code=200 if result.ok else 422)
 
 
@@ -538,7 +514,7 @@ async def config_summary(request: Request) -> dict[str, Any]:
     client can tell what a reload of another file would change (``pymon config
     validate FILE --against URL``) without the API showing any setting.
     """
-    config = _daemon(request).config
+    config = _port(request).config
     return {
         "source": config.source,
         "checksum": config.checksum,
@@ -549,32 +525,33 @@ async def config_summary(request: Request) -> dict[str, Any]:
 @router.get("/healthz")
 async def healthz(request: Request) -> dict[str, Any]:
     """Liveness and the basics: version, uptime, config, scheduler and store queues."""
-    daemon = _daemon(request)
-    stats = daemon.scheduler.stats
+    port = _port(request)
+    health, config = port.health(), port.config
+    stats = health.scheduler
     return {
         "status": "ok",
         "version": __version__,
-        "instance": daemon.config.instance.name,
-        "uptime": round(time.time() - daemon.started_at, 3),
-        "services": len(daemon.services),
-        "config": {"source": daemon.config.source, "checksum": daemon.config.checksum},
+        "instance": config.instance.name,
+        "uptime": round(time.time() - health.started_at, 3),
+        "services": health.services,
+        "config": {"source": config.source, "checksum": config.checksum},
         "reload": {
-            "ok": daemon.reload_ok,
-            "at": daemon.last_reload_at,
-            "error": daemon.last_reload_error,
-            "source": daemon.last_reload_source,
+            "ok": health.reload.ok,
+            "at": health.reload.at,
+            "error": health.reload.error,
+            "source": health.reload.source,
         },
         "scheduler": {
             "runs": stats.runs,
             "skipped": stats.skipped,
-            "in_flight": daemon.scheduler.in_flight,
-            "lateness_p50": stats.percentile(50),
-            "lateness_p99": stats.percentile(99),
+            "in_flight": stats.in_flight,
+            "lateness_p50": stats.lateness_p50,
+            "lateness_p99": stats.lateness_p99,
         },
-        "notifications": _outbox_json(daemon),
+        "notifications": _outbox_json(health.notifications),
         "store": {
-            "pending": daemon.writer.pending,
-            "flushes": daemon.writer.flushes,
-            "failures": daemon.writer.failures,
+            "pending": health.store.pending,
+            "flushes": health.store.flushes,
+            "failures": health.store.failures,
         },
     }

@@ -1,4 +1,5 @@
-"""Builds the FastAPI application served by the daemon under ``web.base_path``."""
+"""Builds the FastAPI application the daemon serves under ``web.base_path``; it talks to
+the engine only through the port it is given (``app.state.port``)."""
 
 from __future__ import annotations
 
@@ -10,20 +11,21 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from pymon import __version__
+from pymon.errors import CommandRefused, UnknownService
 from pymon.web import api, pages, stream
 from pymon.web.auth import AuthMiddleware, log_write_policy
 from pymon.web.metrics import router as metrics_router
 from pymon.web.proxy import ProxyMiddleware
 
 if TYPE_CHECKING:
-    from pymon.engine.daemon import Daemon
+    from pymon.engine.ports import EnginePort
 
 __all__ = ["create_app"]
 
 
-def create_app(daemon: Daemon) -> FastAPI:
-    """The web app for ``daemon``: API routes under ``web.base_path`` and an OpenAPI document."""
-    base = daemon.config.web.base_path.rstrip("/")
+def create_app(port: EnginePort) -> FastAPI:
+    """The web app for ``port``: API routes under ``web.base_path`` and an OpenAPI document."""
+    base = port.config.web.base_path.rstrip("/")
     app = FastAPI(
         title="pymon",
         version=__version__,
@@ -31,23 +33,31 @@ def create_app(daemon: Daemon) -> FastAPI:
         docs_url=f"{base}/api/v1/docs",
         redoc_url=None,
     )
-    app.state.daemon = daemon
+    app.state.port = port
     # Starlette runs the last added middleware first: proxy headers, then credentials.
     app.add_middleware(AuthMiddleware)
     app.add_middleware(ProxyMiddleware)
-    log_write_policy(daemon.config.web)
+    log_write_policy(port.config.web)
     app.include_router(api.router, prefix=base)
-    # pymon.web.metrics: GET /metrics, Prometheus (W1)
+    # GET /metrics, Prometheus
     app.include_router(metrics_router, prefix=base)
-    # pymon.web.stream: GET /api/v1/stream, the live Server-Sent Events (W3)
+    # GET /api/v1/stream, the live Server-Sent Events
     app.include_router(stream.router, prefix=base)
-    # pymon.web.pages: the dashboard's pages and their static files (W2)
+    # the dashboard: its pages and their static files
     app.include_router(pages.router, prefix=base)
     app.mount(f"{base}/static", StaticFiles(packages=[("pymon.web", "static")]), name="static")
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(UnknownService)
+    async def unknown(_: Request, exc: UnknownService) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(CommandRefused)
+    async def refused(_: Request, exc: CommandRefused) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from pymon.config.schema import WebConfig
-    from pymon.engine.daemon import Daemon
+    from pymon.engine.ports import EnginePort
 
 __all__ = [
     "CSRF_COOKIE",
@@ -222,13 +222,13 @@ class _AuthState:
         self.signer: SessionSigner | None = None
         self._lock = asyncio.Lock()
 
-    async def ready(self, daemon: Daemon) -> SessionSigner:
+    async def ready(self, port: EnginePort) -> SessionSigner:
         if self.signer is not None:
             return self.signer
         async with self._lock:
             if self.signer is None:
                 try:
-                    key = await daemon.store.keep_meta("web_key", secrets.token_hex(32))
+                    key = await port.secret("web_key")
                 except Exception as exc:
                     # Serving on with a key for this process only beats refusing every
                     # request; sessions just do not outlive it.
@@ -273,10 +273,10 @@ class AuthMiddleware:
 
 
 async def _identify(request: Request) -> Identity:
-    daemon: Daemon = request.app.state.daemon
+    port: EnginePort = request.app.state.port
     auth_state = _state(request.app)
-    signer = await auth_state.ready(daemon)
-    config = daemon.config.web.auth
+    signer = await auth_state.ready(port)
+    config = port.config.web.auth
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, value = header.strip().partition(" ")
@@ -292,13 +292,13 @@ async def _identify(request: Request) -> Identity:
             name, password = _basic(value)
             if name is None or password is None:
                 return Identity(error="malformed Basic credentials")
-            if await _password_ok(daemon, auth_state, name, password):
+            if await _password_ok(port, auth_state, name, password):
                 return Identity(user=name, via="basic")
             return Identity(error="bad user name or password")
         return Identity(error="unsupported Authorization scheme (use Bearer or Basic)")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        read = signer.read(cookie, daemon.clock.time())
+        read = signer.read(cookie, port.now())
         if read is not None:
             user, print_, session = read
             known = next((u for u in config.users if u.name == user), None)
@@ -317,10 +317,10 @@ def _basic(value: str) -> tuple[str | None, str | None]:
     return (name, password) if sep and name else (None, None)
 
 
-async def _password_ok(daemon: Daemon, state: _AuthState, name: str, password: str) -> bool:
+async def _password_ok(port: EnginePort, state: _AuthState, name: str, password: str) -> bool:
     if len(password) > _MAX_SECRET:
         return False
-    user = next((u for u in daemon.config.web.auth.users if u.name == name), None)
+    user = next((u for u in port.config.web.auth.users if u.name == name), None)
     if user is None:
         await state.verifier.waste(password)
         return False
@@ -357,8 +357,8 @@ def csrf_token(request: Request) -> str:
 
 
 def _web(request: Request) -> WebConfig:
-    daemon: Daemon = request.app.state.daemon
-    return daemon.config.web
+    port: EnginePort = request.app.state.port
+    return port.config.web
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -479,15 +479,15 @@ async def login_user(
     """Check ``name`` and ``password``; on success a 303 redirect (to ``next_url`` if it
     is a path under pymon, else the overview) that sets the session cookie. None when wrong.
     """
-    daemon: Daemon = request.app.state.daemon
+    port: EnginePort = request.app.state.port
     state = _state(request.app)
-    signer = await state.ready(daemon)
-    if not await _password_ok(daemon, state, name, password):
+    signer = await state.ready(port)
+    if not await _password_ok(port, state, name, password):
         log.warning("web: failed login for %r from %s", name[:100], _peer(request))
         return None
-    user = next(u for u in daemon.config.web.auth.users if u.name == name)
-    ttl = daemon.config.web.auth.session_ttl
-    cookie = signer.issue(name, user.password_hash, daemon.clock.time() + ttl)
+    user = next(u for u in port.config.web.auth.users if u.name == name)
+    ttl = port.config.web.auth.session_ttl
+    cookie = signer.issue(name, user.password_hash, port.now() + ttl)
     prefix = public_prefix(request)
     target = f"{prefix}/"
     if next_url and next_url.startswith(f"{prefix}/") and not next_url.startswith("//"):

@@ -1,7 +1,7 @@
-"""``GET /metrics``: the daemon's state in Prometheus text format.
+"""``GET /metrics``: pymon's state in Prometheus text format.
 
-A custom collector reads the daemon at scrape time, so checks keep no metric
-bookkeeping of their own: what a scrape shows is what the API shows.
+Each scrape reads the engine's port once and renders that snapshot, so checks
+keep no metric bookkeeping of their own: what a scrape shows is what the API shows.
 """
 
 from __future__ import annotations
@@ -24,26 +24,28 @@ from pymon.model import Status
 from pymon.web.auth import require_read
 
 if TYPE_CHECKING:
-    from pymon.engine.daemon import Daemon
+    from pymon.engine.ports import EnginePort, Health, ServiceView
 
-__all__ = ["DaemonCollector", "router"]
+__all__ = ["Snapshot", "router"]
 
 router = APIRouter()
 
 _STATUSES = tuple(s.value for s in Status)
 
 
-class DaemonCollector(Collector):
-    """Collects pymon's metrics from a :class:`Daemon` when scraped."""
+class Snapshot(Collector):
+    """pymon's metrics as read through the port at one scrape."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
+    def __init__(self, services: list[ServiceView], health: Health, instance: str) -> None:
+        self._services = services
+        self._health = health
+        self._instance = instance
 
     def collect(self) -> Iterator[Metric]:
-        """Every metric family, read from the daemon now."""
-        daemon = self._daemon
-        yield from self._services(daemon)
-        stats = daemon.scheduler.stats
+        """Every metric family of this scrape."""
+        health = self._health
+        yield from self._service_families()
+        stats = health.scheduler
         yield from _counters(
             ("pymon_scheduler_runs", "Checks started by the scheduler.", stats.runs),
             (
@@ -57,19 +59,23 @@ class DaemonCollector(Collector):
             "pymon_scheduler_lateness_seconds",
             "How long after its due time a check started (over recent runs).",
             "quantile",
-            (("0.5", stats.percentile(50)), ("0.99", stats.percentile(99))),
+            (("0.5", stats.lateness_p50), ("0.99", stats.lateness_p99)),
         )
-        outbox = daemon.notifier.outbox.stats
+        outbox = health.notifications
         yield from _counters(
             ("pymon_notices_sent", "Notice deliveries that succeeded.", outbox.sent),
-            ("pymon_notice_failures", "Notice delivery attempts that failed.", outbox.failed),
+            (
+                "pymon_notice_failures",
+                "Notice delivery attempts that failed.",
+                outbox.failed_attempts,
+            ),
             (
                 "pymon_notices_given_up",
                 "Notice deliveries given up after retrying.",
                 outbox.gave_up,
             ),
         )
-        acks = daemon.notifier.ack_server
+        acks = health.acks
         if acks is not None:
             yield _labelled(
                 CounterMetricFamily,
@@ -79,34 +85,31 @@ class DaemonCollector(Collector):
                 (("accepted", acks.accepted), ("refused", acks.refused), ("failed", acks.failed)),
             )
         yield GaugeMetricFamily(
-            "pymon_store_pending", "Writes waiting for the store.", value=daemon.writer.pending
+            "pymon_store_pending", "Writes waiting for the store.", value=health.store.pending
         )
         yield CounterMetricFamily(
-            "pymon_store_failures", "Store flushes that failed.", value=daemon.writer.failures
+            "pymon_store_failures", "Store flushes that failed.", value=health.store.failures
         )
-        counts = getattr(daemon, "event_counts", None)
-        if counts is not None:
-            yield _labelled(
-                CounterMetricFamily,
-                "pymon_events",
-                "Events published on the daemon's bus, by type.",
-                "type",
-                sorted(counts.counts.items()),
-            )
-        reload_ok = getattr(daemon, "reload_ok", None)
-        if isinstance(reload_ok, bool):
+        yield _labelled(
+            CounterMetricFamily,
+            "pymon_events",
+            "Events published on the engine's bus, by type.",
+            "type",
+            sorted(health.events.items()),
+        )
+        if health.reload.ok is not None:
             yield GaugeMetricFamily(
                 "pymon_config_reload_ok",
                 "1 when the last config reload succeeded.",
-                value=int(reload_ok),
+                value=int(health.reload.ok),
             )
         yield InfoMetricFamily(
             "pymon",
             "This pymon: version and instance name.",
-            value={"version": __version__, "instance": daemon.config.instance.name},
+            value={"version": __version__, "instance": self._instance},
         )
 
-    def _services(self, daemon: Daemon) -> Iterator[Metric]:
+    def _service_families(self) -> Iterator[Metric]:
         status = GaugeMetricFamily(
             "pymon_service_status",
             "1 for the service's current status, 0 for the others.",
@@ -120,13 +123,11 @@ class DaemonCollector(Collector):
             "How long the service's last check took.",
             labels=["service"],
         )
-        for name, service in daemon.services.items():
-            state = daemon.states.get(name)
-            if state is None:
-                continue
+        for view in self._services:
+            name, state = view.name, view.state
             current = state.status.value
             for value in _STATUSES:
-                status.add_metric([name, service.type, value], 1.0 if value == current else 0.0)
+                status.add_metric([name, view.config.type, value], 1.0 if value == current else 0.0)
             up.add_metric([name], 1.0 if state.status is Status.OK else 0.0)
             if state.last_duration is not None:
                 duration.add_metric([name], state.last_duration)
@@ -155,16 +156,10 @@ def _labelled(
     return metric
 
 
-def _registry(request: Request) -> CollectorRegistry:
-    registry: CollectorRegistry | None = getattr(request.app.state, "pymon_metrics", None)
-    if registry is None:
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(DaemonCollector(request.app.state.daemon))
-        request.app.state.pymon_metrics = registry
-    return registry
-
-
 @router.get("/metrics", dependencies=[Depends(require_read)], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format (behind read auth when ``web.auth.read`` is true)."""
-    return Response(generate_latest(_registry(request)), media_type=CONTENT_TYPE_LATEST)
+    port: EnginePort = request.app.state.port
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Snapshot(await port.services(), port.health(), port.config.instance.name))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

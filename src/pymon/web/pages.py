@@ -30,10 +30,10 @@ from pymon import __version__
 from pymon.config.durations import parse_duration
 from pymon.config.windows import MaintenanceWindow, one_off
 from pymon.engine.maintenance import active_at, literal_pattern
-from pymon.errors import PymonError
+from pymon.errors import CommandRefused
 from pymon.model import Status
 from pymon.web import api
-from pymon.web.api import service_json
+from pymon.web.api import event_json, service_json
 from pymon.web.auth import (
     csrf_token,
     current_user,
@@ -46,7 +46,7 @@ from pymon.web.downsample import Sample, downsample
 from pymon.web.proxy import public_prefix
 
 if TYPE_CHECKING:
-    from pymon.engine.daemon import Daemon
+    from pymon.engine.ports import EnginePort, ServiceView
     from pymon.store.base import ResultRecord
 
 __all__ = ["COLUMNS", "FLAGS", "PAGE_SIZE", "router"]
@@ -146,18 +146,17 @@ _env.globals.update(
 )
 
 
-def _daemon(request: Request) -> Daemon:
-    daemon: Daemon = request.app.state.daemon
-    return daemon
+def _port(request: Request) -> EnginePort:
+    port: EnginePort = request.app.state.port
+    return port
 
 
 def _render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    daemon = _daemon(request)
     html = _env.get_template(template).render(
         prefix=public_prefix(request),
         csrf=csrf_token(request),
         user=current_user(request),
-        instance=daemon.config.instance.name,
+        instance=_port(request).config.instance.name,
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=_SECURITY_HEADERS)
@@ -172,7 +171,7 @@ async def _login_needed(request: Request) -> Response | None:
         if exc.status_code != 401:
             raise
         prefix = public_prefix(request)
-        base = _daemon(request).config.web.base_path.rstrip("/")
+        base = _port(request).config.web.base_path.rstrip("/")
         here = prefix + request.url.path[len(base) :]
         if request.url.query:
             here += f"?{request.url.query}"
@@ -194,39 +193,17 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
-def _rows(daemon: Daemon) -> list[dict[str, Any]]:
-    return [
-        service_json(svc, daemon.states[name], daemon.incidents.get(name))
-        for name, svc in daemon.services.items()
-        if name in daemon.states
-    ]
-
-
-def _counts(daemon: Daemon) -> dict[str, int]:
+def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     counts = dict.fromkeys(_STATUSES, 0)
-    for name in daemon.services:
-        state = daemon.states.get(name)
-        if state is not None:
-            counts[state.status.value] += 1
+    for row in rows:
+        counts[row["status"]] += 1
     return counts
 
 
 async def _events(
-    daemon: Daemon, *, limit: int, offset: int = 0, service: str | None = None
+    port: EnginePort, *, limit: int, offset: int = 0, service: str | None = None
 ) -> list[dict[str, Any]]:
-    await daemon.writer.flush()
-    events = await daemon.store.events(offset + limit, service)
-    return [
-        {
-            "service": e.service,
-            "kind": e.kind.value,
-            "at": e.at,
-            "status": e.status.value,
-            "previous": e.previous.value,
-            "message": e.message,
-        }
-        for e in events[offset:]
-    ]
+    return [event_json(e) for e in (await port.events(offset + limit, service))[offset:]]
 
 
 @router.get("/")
@@ -234,24 +211,26 @@ async def overview(request: Request) -> Response:
     """Counts per status, current problems (unacknowledged first), recent events, pymon."""
     if (login := await _login_needed(request)) is not None:
         return login
-    daemon = _daemon(request)
-    problems = [r for r in _rows(daemon) if Status(r["status"]).is_problem]
+    port = _port(request)
+    rows = [service_json(view) for view in await port.services()]
+    started_at = port.health().started_at
+    problems = [r for r in rows if Status(r["status"]).is_problem]
     problems.sort(key=lambda r: (r["acknowledged"], -_SEVERITY[r["status"]], r["name"]))
     return _render(
         request,
         "overview.html",
         page="overview",
-        counts=_counts(daemon),
+        counts=_counts(rows),
         problems=problems[:_PROBLEMS_SHOWN],
         more_problems=max(len(problems) - _PROBLEMS_SHOWN, 0),
-        events=await _events(daemon, limit=20),
+        events=await _events(port, limit=20),
         about={
-            "started_at": daemon.started_at,
-            "uptime": time.time() - daemon.started_at,
-            "services": len(daemon.services),
-            "source": daemon.config.source,
-            "checksum": daemon.config.checksum,
-            "organization": daemon.config.instance.organization,
+            "started_at": started_at,
+            "uptime": time.time() - started_at,
+            "services": len(rows),
+            "source": port.config.source,
+            "checksum": port.config.checksum,
+            "organization": port.config.instance.organization,
         },
     )
 
@@ -306,15 +285,15 @@ async def services(
     asked), the rest fetched from the JSON API by ``table.js``."""
     if (login := await _login_needed(request)) is not None:
         return login
-    daemon = _daemon(request)
-    rows = [r for r in _rows(daemon) if _matches(r, q, status, tag)]
+    views = await _port(request).services()
+    rows = [r for view in views if _matches(r := service_json(view), q, status, tag)]
     keys = _sort_keys(sort) or [("name", False)]
     rows.sort(key=_SORTERS["name"])
     for column, descending in reversed(keys):
         rows.sort(key=_SORTERS[column], reverse=descending)
     pages = max(math.ceil(len(rows) / PAGE_SIZE), 1)
     page = min(page, pages)
-    tags = sorted({t for svc in daemon.services.values() for t in svc.tags})
+    tags = sorted({t for view in views for t in view.config.tags})
 
     def link(**change: Any) -> str:
         params = {"q": q, "status": status, "tag": tag, "sort": sort, "page": page, **change}
@@ -333,7 +312,7 @@ async def services(
         page="services",
         rows=rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
         total=len(rows),
-        all_total=len(daemon.services),
+        all_total=len(views),
         current=page,
         pages=pages,
         filters={"q": q, "status": status, "tag": tag},
@@ -345,12 +324,11 @@ async def services(
     )
 
 
-def _lookup(daemon: Daemon, name: str) -> dict[str, Any]:
-    service = daemon.services.get(name)
-    state = daemon.states.get(name)
-    if service is None or state is None:
+async def _lookup(port: EnginePort, name: str) -> ServiceView:
+    view = await port.service(name)
+    if view is None:
         raise HTTPException(404, f"no service named {name!r}")
-    return service_json(service, state, daemon.incidents.get(name))
+    return view
 
 
 def _metric_for_chart(points: Sequence[dict[str, Any]]) -> str | None:
@@ -420,33 +398,32 @@ async def service_page(request: Request, name: str, error: str = "") -> Response
     """One service: status and flags, message, metrics, chart, timeline, events, actions."""
     if (login := await _login_needed(request)) is not None:
         return login
-    daemon = _daemon(request)
-    service = _lookup(daemon, name)
-    await daemon.writer.flush()
-    records = list(reversed(await daemon.store.history(name, daemon.config.storage.history)))
-    config = daemon.services[name]
+    port = _port(request)
+    view = await _lookup(port, name)
+    records = list(reversed(await port.history(name, port.config.storage.history)))
+    config = view.config
     return _render(
         request,
         "service.html",
         page="services",
-        s=service,
+        s=service_json(view),
         thresholds={
             metric: spec.model_dump(mode="json", exclude_none=True)
             for metric, spec in config.thresholds.items()
         },
         chart=_chart(records),
-        events=await _events(daemon, limit=50, service=name),
+        events=await _events(port, limit=50, service=name),
         error=error[:500],
     )
 
 
-def _answer(
+async def _answer(
     request: Request, name: str, message: str, status_code: int = 200, **extra: Any
 ) -> Response:
     """JSON with the service's new state for ``fetch``; a redirect to its page for a form."""
-    daemon = _daemon(request)
     if _wants_json(request):
-        body = {"message": message, "service": _lookup(daemon, name), **extra}
+        view = await _lookup(_port(request), name)
+        body = {"message": message, "service": service_json(view), **extra}
         return JSONResponse(body, status_code=status_code, headers=_NO_STORE)
     url = f"{public_prefix(request)}/services/{_quote(name)}"
     if status_code >= 400:
@@ -454,63 +431,62 @@ def _answer(
     return RedirectResponse(url, status_code=303)
 
 
-def _refusal(request: Request, name: str, message: str, status_code: int = 409) -> Response:
+async def _refusal(request: Request, name: str, message: str, status_code: int = 409) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": message}, status_code=status_code, headers=_NO_STORE)
-    return _answer(request, name, message, status_code)
+    return await _answer(request, name, message, status_code)
 
 
-def _known(request: Request, name: str) -> Daemon:
-    """The daemon, once ``name`` is known to be one of its services (404 otherwise)."""
-    daemon = _daemon(request)
-    _lookup(daemon, name)
-    return daemon
+async def _known(request: Request, name: str) -> ServiceView:
+    """The service ``name`` (404 when there is none)."""
+    return await _lookup(_port(request), name)
 
 
 async def _apply(request: Request, name: str, change: Awaitable[object], done: str) -> Response:
-    """Await ``change``: its PymonError is the refusal, else ``done`` is the answer."""
+    """Await ``change``: its CommandRefused is the refusal, else ``done`` is the answer."""
     try:
         await change
-    except PymonError as exc:
-        return _refusal(request, name, str(exc))
-    return _answer(request, name, done)
+    except CommandRefused as exc:
+        return await _refusal(request, name, str(exc))
+    return await _answer(request, name, done)
 
 
 @router.post("/services/{name:path}/ack")
 async def ack_action(request: Request, name: str, user: str = Depends(require_write)) -> Response:
     """Acknowledge the service's open incident (form fields ``comment``, ``expires``)."""
-    daemon = _known(request, name)
+    await _known(request, name)
+    port = _port(request)
     form = await _form(request)
     comment = form.get("comment", "").strip()[:2000]
     expires: float | None = None
     if form.get("expires", "").strip():
         try:
-            expires = daemon.clock.time() + parse_duration(form["expires"])
+            expires = port.now() + parse_duration(form["expires"])
         except ValueError as exc:
-            return _refusal(request, name, f"expires: {exc}", 422)
-    change = daemon.acknowledge(name, user, comment, expires)
+            return await _refusal(request, name, f"expires: {exc}", 422)
+    change = port.acknowledge(name, user, comment, expires)
     return await _apply(request, name, change, f"acknowledged by {user}")
 
 
 @router.post("/services/{name:path}/unack")
 async def unack_action(request: Request, name: str, user: str = Depends(require_write)) -> Response:
     """Take the acknowledgement back."""
-    daemon = _known(request, name)
-    incident = daemon.incidents.get(name)
-    if incident is None or incident.ack is None:
-        return _refusal(request, name, f"{name} is not acknowledged")
-    change = daemon.unacknowledge(name, user)
+    view = await _known(request, name)
+    if view.incident is None or view.incident.ack is None:
+        return await _refusal(request, name, f"{name} is not acknowledged")
+    change = _port(request).unacknowledge(name, user)
     return await _apply(request, name, change, f"acknowledgement taken back by {user}")
 
 
 @router.post("/services/{name:path}/run")
 async def run_action(request: Request, name: str, _: str = Depends(require_write)) -> Response:
     """Run the service's check now; the new state follows over the live stream."""
-    daemon = _known(request, name)
-    if name not in daemon.scheduler:
-        return _refusal(request, name, f"{name} is disabled: there is no check to run")
-    daemon.run_now(name)
-    return _answer(request, name, "check started", 202)
+    await _known(request, name)
+    try:
+        await _port(request).run_now(name)
+    except CommandRefused as exc:
+        return await _refusal(request, name, str(exc))
+    return await _answer(request, name, "check started", 202)
 
 
 @router.post("/services/{name:path}/maintenance")
@@ -518,13 +494,14 @@ async def maintenance_action(
     request: Request, name: str, user: str = Depends(require_write)
 ) -> Response:
     """Put the service in maintenance from now for ``duration`` (e.g. ``2h``)."""
-    daemon = _known(request, name)
+    await _known(request, name)
+    port = _port(request)
     form = await _form(request)
     try:
         seconds = parse_duration(form.get("duration", "").strip() or "none")
         if not 0 < seconds < 366 * 86400:
             raise ValueError("give a duration between 1s and a year, e.g. 2h")
-        start = datetime.fromtimestamp(daemon.clock.time(), UTC)
+        start = datetime.fromtimestamp(port.now(), UTC)
         window = one_off(
             start=start,
             end=start + timedelta(seconds=seconds),
@@ -533,9 +510,9 @@ async def maintenance_action(
             author=user,
         )
     except (ValueError, OverflowError) as exc:
-        return _refusal(request, name, f"duration: {_first_error(exc)}", 422)
-    added = await daemon.add_maintenance(window)
-    return _answer(request, name, f"in maintenance for {_span(seconds)}", window=added.id)
+        return await _refusal(request, name, f"duration: {_first_error(exc)}", 422)
+    added = await port.add_maintenance(window)
+    return await _answer(request, name, f"in maintenance for {_span(seconds)}", window=added.id)
 
 
 def _first_error(exc: Exception) -> str:
@@ -557,15 +534,16 @@ def _schedule(window: MaintenanceWindow) -> str:
     return f"{_absolute(start)} \u2013 {_absolute(end)}"
 
 
-def _windows(daemon: Daemon) -> list[dict[str, Any]]:
-    now = daemon.clock.time()
+def _windows(port: EnginePort) -> list[dict[str, Any]]:
+    now = port.now()
     rows = []
-    for window in daemon.windows:
+    for view in port.windows():
+        window = view.window
         span = active_at(window, now)
         rows.append(
             {
                 "id": window.id,
-                "adhoc": window.id is not None and window.id in daemon.adhoc_windows,
+                "adhoc": view.source == "api",
                 "name": window.name,
                 "services": window.services,
                 "tags": window.tags,
@@ -585,7 +563,7 @@ async def maintenance(request: Request) -> Response:
     if (login := await _login_needed(request)) is not None:
         return login
     return _render(
-        request, "maintenance.html", page="maintenance", windows=_windows(_daemon(request))
+        request, "maintenance.html", page="maintenance", windows=_windows(_port(request))
     )
 
 
@@ -629,10 +607,10 @@ def _window_from(form: dict[str, str], user: str, now: float) -> MaintenanceWind
 @router.post("/maintenance")
 async def add_window(request: Request, user: str = Depends(require_write)) -> Response:
     """Add an ad hoc window from the form (services and/or tags; start/end or duration)."""
-    daemon = _daemon(request)
+    port = _port(request)
     form = await _form(request)
     try:
-        window = _window_from(form, user, daemon.clock.time())
+        window = _window_from(form, user, port.now())
     except (ValueError, OverflowError) as exc:
         message = _first_error(exc)
         if _wants_json(request):
@@ -642,11 +620,11 @@ async def add_window(request: Request, user: str = Depends(require_write)) -> Re
             "maintenance.html",
             422,
             page="maintenance",
-            windows=_windows(daemon),
+            windows=_windows(port),
             error=message,
             form=form,
         )
-    added = await daemon.add_maintenance(window)
+    added = await port.add_maintenance(window)
     if _wants_json(request):
         return JSONResponse({"id": added.id}, status_code=201, headers=_NO_STORE)
     return RedirectResponse(f"{public_prefix(request)}/maintenance", status_code=303)
@@ -657,7 +635,7 @@ async def delete_window(
     request: Request, window_id: str, _: str = Depends(require_write)
 ) -> Response:
     """Remove an ad hoc window (config windows change with the config only)."""
-    if not await _daemon(request).remove_maintenance(window_id):
+    if not await _port(request).remove_maintenance(window_id):
         raise HTTPException(404, f"no ad hoc maintenance window {window_id!r}")
     if _wants_json(request):
         return JSONResponse({"deleted": window_id}, headers=_NO_STORE)
@@ -673,9 +651,8 @@ async def events(
     """The newest transitions, newest first, a page at a time (of one service if given)."""
     if (login := await _login_needed(request)) is not None:
         return login
-    daemon = _daemon(request)
     rows = await _events(
-        daemon, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, service=service or None
+        _port(request), limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE, service=service or None
     )
     prefix = public_prefix(request)
 
@@ -713,17 +690,17 @@ async def health(request: Request) -> Response:
     """Config, last reload, storage, queues and the acknowledgement server's counters."""
     if (login := await _login_needed(request)) is not None:
         return login
-    daemon = _daemon(request)
+    port = _port(request)
     summary = await api.healthz(request)
-    pending = await daemon.store.deliveries(state="pending", limit=1001)
-    acks = daemon.notifier.ack_server
+    pending = await port.deliveries(state="pending", limit=1001)
+    acks = port.health().acks
     return _render(
         request,
         "health.html",
         page="health",
         h=summary,
         reload=summary.get("reload"),
-        storage=_storage(daemon.config.storage.url),
+        storage=_storage(port.config.storage.url),
         outbox_pending="1000+" if len(pending) > 1000 else str(len(pending)),
         acks=None
         if acks is None

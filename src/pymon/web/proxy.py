@@ -23,7 +23,7 @@ from starlette.requests import Request
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
-    from pymon.engine.daemon import Daemon
+    from pymon.engine.ports import EnginePort
 
 __all__ = [
     "ProxyMiddleware",
@@ -107,8 +107,8 @@ class ProxyMiddleware:
         await self.app(scope, receive, send)
 
     def _rewrite(self, scope: Scope) -> Scope:
-        daemon: Daemon = scope["app"].state.daemon
-        cidrs = daemon.config.web.trusted_proxies
+        port: EnginePort = scope["app"].state.port
+        cidrs = port.config.web.trusted_proxies
         state: dict[str, Any] = scope.setdefault("state", {})
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         names = {name for name, _ in raw_headers}
@@ -148,9 +148,9 @@ class ProxyMiddleware:
 def public_prefix(request: Request) -> str:
     """The path prefix people see: a trusted proxy's ``X-Forwarded-Prefix`` plus
     ``web.base_path``, no trailing slash ("" at the root). Prefix every link with it."""
-    daemon: Daemon = request.app.state.daemon
+    port: EnginePort = request.app.state.port
     forwarded: str = getattr(request.state, _PREFIX_KEY, "")
-    return f"{forwarded}{daemon.config.web.base_path}".rstrip("/")
+    return f"{forwarded}{port.config.web.base_path}".rstrip("/")
 
 
 def public_base_url(request: Request) -> str:

@@ -1,7 +1,7 @@
-"""``GET /api/v1/stream``: the daemon's changes as Server-Sent Events, for the live pages.
+"""``GET /api/v1/stream``: the engine's changes as Server-Sent Events, for the live pages.
 
-One :class:`StreamHub` per app subscribes to the daemon's bus (a bounded, droppable
-subscription, never one of its synchronous listeners), coalesces state changes
+One :class:`StreamHub` per app subscribes through the engine's port (a bounded,
+droppable subscription, never one of the bus's synchronous listeners), coalesces state changes
 per service over a short window, renders each frame once, and fans the frames out
 over a second :class:`~pymon.engine.bus.Bus` to every connected client. A client
 that cannot keep up (its queue of frames fills) is dropped: its stream ends and the
@@ -29,14 +29,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from pymon import __version__
-from pymon.engine.bus import Bus, BusItem, StateChanged, Subscription
-from pymon.engine.events import TRANSITION_TYPES
+from pymon.engine.bus import Bus, Subscription
+from pymon.events import TRANSITION_TYPES, BusItem, StateChanged
 from pymon.model import Status
 from pymon.web.api import event_json, service_json
 from pymon.web.auth import require_read
 
 if TYPE_CHECKING:
-    from pymon.engine.daemon import Daemon
+    from pymon.engine.ports import EnginePort, ServiceView
 
 __all__ = ["StreamHub", "StreamSettings", "router"]
 
@@ -62,46 +62,46 @@ def _frame(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def _counts(daemon: Daemon) -> dict[str, int]:
-    counted = Counter(state.status for state in daemon.states.values())
+def _counts(views: list[ServiceView]) -> dict[str, int]:
+    counted = Counter(view.state.status for view in views)
     return {status.value: counted.get(status, 0) for status in Status}
 
 
 class StreamHub:
-    """Renders the daemon's changes into frames once and fans them out to every client."""
+    """Renders the engine's changes into frames once and fans them out to every client."""
 
-    def __init__(self, daemon: Daemon, settings: StreamSettings) -> None:
-        self.daemon = daemon
+    def __init__(self, port: EnginePort, settings: StreamSettings) -> None:
+        self.port = port
         self.settings = settings
         self.frames: Bus[bytes] = Bus()
         self._source: Subscription[BusItem] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def join(self) -> Subscription[bytes]:
-        """A new client's subscription to the frames; starts listening to the daemon if idle."""
+        """A new client's subscription to the frames; starts listening to the engine if idle."""
         sub = self.frames.subscribe(self.settings.client_queue)
         if self._source is None or self._source.closed:
             # A fresh source each time: a hub task still winding down keeps its own.
-            self._source = self.daemon.bus.subscribe(self.settings.source_queue)
+            self._source = self.port.subscribe(self.settings.source_queue)
             self._task = asyncio.create_task(self._run(self._source), name="web-stream")
         return sub
 
     def leave(self, sub: Subscription[bytes]) -> None:
-        """A client is gone; with the last one, stop listening to the daemon."""
+        """A client is gone; with the last one, stop listening to the engine."""
         sub.close()
         if not len(self.frames) and self._source is not None:
             self._source.close()
 
-    def hello(self) -> bytes:
+    async def hello(self) -> bytes:
         """The first frames a client gets: retry delay, hello, current counts."""
-        daemon = self.daemon
+        views = await self.port.services()
         hello = {
-            "instance": daemon.config.instance.name,
+            "instance": self.port.config.instance.name,
             "version": __version__,
-            "services": len(daemon.services),
+            "services": len(views),
         }
         retry = f"retry: {self.settings.retry_ms}\n".encode()
-        return retry + _frame("hello", hello) + _frame("counts", _counts(daemon))
+        return retry + _frame("hello", hello) + _frame("counts", _counts(views))
 
     async def _run(self, source: Subscription[BusItem]) -> None:
         loop = asyncio.get_running_loop()
@@ -109,7 +109,7 @@ class StreamHub:
         pending: dict[str, None] = {}  # names in arrival order, each once
         flush_at = 0.0
         ping_at = loop.time() + settings.ping
-        counts = _counts(self.daemon)
+        counts = _counts(await self.port.services())
         while True:
             wake = flush_at if pending else ping_at
             items = await source.batch(max(0.0, wake - loop.time()))
@@ -124,26 +124,22 @@ class StreamHub:
                     self.frames.publish(_frame("event", event_json(item.event)))
             now = loop.time()
             if pending and now >= flush_at:
-                counts = self._flush(pending, counts)
+                counts = await self._flush(pending, counts)
                 pending = {}
             if now >= ping_at:
                 self.frames.publish(b": ping\n\n")
                 ping_at = now + settings.ping
         if source.dropped:
-            # We fell behind the daemon: what was lost is unknown, so every client resyncs.
-            log.warning("web stream: fell behind the daemon; every client reconnects")
+            # We fell behind the engine: what was lost is unknown, so every client resyncs.
+            log.warning("web stream: fell behind the engine; every client reconnects")
             self.frames.close_all()
 
-    def _flush(self, names: dict[str, None], counts: dict[str, int]) -> dict[str, int]:
-        daemon = self.daemon
+    async def _flush(self, names: dict[str, None], counts: dict[str, int]) -> dict[str, int]:
         for name in names:
-            service = daemon.services.get(name)
-            state = daemon.states.get(name)
-            if service is None or state is None:
-                continue  # removed meanwhile
-            row = service_json(service, state, daemon.incidents.get(name))
-            self.frames.publish(_frame("state", row))
-        now_counts = _counts(daemon)
+            view = await self.port.service(name)
+            if view is not None:  # else removed meanwhile
+                self.frames.publish(_frame("state", service_json(view)))
+        now_counts = _counts(await self.port.services())
         if now_counts != counts:
             self.frames.publish(_frame("counts", now_counts))
         return now_counts
@@ -154,7 +150,7 @@ def _hub(request: Request) -> StreamHub:
     hub: StreamHub | None = getattr(state, "stream_hub", None)
     if hub is None:
         settings = getattr(state, "stream_settings", None) or StreamSettings()
-        hub = state.stream_hub = StreamHub(state.daemon, settings)
+        hub = state.stream_hub = StreamHub(state.port, settings)
     return hub
 
 
@@ -181,7 +177,7 @@ async def stream(request: Request) -> StreamingResponse:
     hub = _hub(request)
     sub = hub.join()
     return StreamingResponse(
-        _client(hub, sub, hub.hello()),
+        _client(hub, sub, await hub.hello()),
         media_type="text/event-stream",
         headers={
             "Cache-Control": "no-cache",

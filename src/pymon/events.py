@@ -1,49 +1,40 @@
-"""The typed events the daemon publishes on its bus, one class per thing that happens.
+"""The one event vocabulary: every kind of thing that happens in pymon, as a type.
 
-The rules' transitions (:class:`~pymon.model.Event`, keyed by ``EventKind``) travel
-as the type that names them:
+The rules emit transitions as :class:`~pymon.model.Event` values keyed by
+:class:`~pymon.model.EventKind`; each travels on the bus as the typed event that
+names it. Every class below that carries a transition declares the kinds it
+takes (``KINDS``); :class:`Transition` takes every kind nobody else claims. The
+lists the rest of pymon uses are *derived* from these declarations, never written
+out by hand:
 
-* ``changed`` and ``confirmed`` -> :class:`StatusChanged`
-* ``incident_opened`` -> :class:`IncidentOpened`; ``incident_closed`` -> :class:`IncidentClosed`
-* ``escalated`` and ``incident_worse`` (escalation by time, or by a worse confirmed
-  status; ``event.kind`` says which) -> :class:`IncidentEscalated`
-* ``acknowledged`` -> :class:`Acknowledged`; ``unacknowledged`` -> :class:`Unacknowledged`
-* ``maintenance_started`` / ``maintenance_ended`` -> :class:`MaintenanceStarted` /
-  :class:`MaintenanceEnded`
-* every other kind (``flapping_started``, ``flapping_stopped``, ``unreachable``,
-  ``reachable``) -> the generic :class:`Transition`; so does an incident kind that
-  arrives without its incident.
+* :data:`PymonEvent`, the union of every typed event, and :data:`EVENT_TYPES`, its
+  members in order;
+* :data:`TRANSITION_TYPES`, those that carry a transition (``event``);
+* :data:`TYPE_NAMES`, their labels (``check_completed``...) for metrics;
+* :func:`from_transition`, the map from a kind to its type.
 
-Beside those: :class:`CheckCompleted` for every run of a check, :class:`NoticeQueued`
-for a notice the rules decided, :class:`NoticeSent` / :class:`NoticeFailed` for each
-delivery attempt of the outbox, and :class:`ConfigReloaded` / :class:`ReloadFailed`
-for each reload. :data:`PymonEvent` is their union.
-
-:class:`Decided` is not an event but the carrier of one whole decision of the rules
-to the store, so all of its pieces land in one transaction.
+Beside the typed events, :class:`StateChanged` is a hint on the bus that one
+service's state or incident changed (the web stream re-reads it through the
+engine's port); it is not an event and is not counted.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import ClassVar, get_args
 
-from pymon.model import Event, EventKind, Incident, Notice, ServiceState
+from pymon.model import Event, EventKind, Incident, Notice, ReloadResult, ServiceState
 from pymon.store.base import ResultRecord
-
-if TYPE_CHECKING:
-    from pymon.engine.reload import ReloadResult
-    from pymon.engine.rules import Outcome
 
 __all__ = [
     "EVENT_TYPES",
     "TRANSITION_TYPES",
     "TYPE_NAMES",
     "Acknowledged",
+    "BusItem",
     "CheckCompleted",
     "ConfigReloaded",
-    "Decided",
     "IncidentClosed",
     "IncidentEscalated",
     "IncidentOpened",
@@ -54,6 +45,7 @@ __all__ = [
     "NoticeSent",
     "PymonEvent",
     "ReloadFailed",
+    "StateChanged",
     "StatusChanged",
     "Transition",
     "Unacknowledged",
@@ -73,12 +65,16 @@ class CheckCompleted:
 
 @dataclass(frozen=True, slots=True)
 class _ServiceEvent:
+    KINDS: ClassVar[tuple[EventKind, ...]] = ()
+
     service: str
     event: Event
 
 
 @dataclass(frozen=True, slots=True)
 class _IncidentEvent:
+    KINDS: ClassVar[tuple[EventKind, ...]] = ()
+
     service: str
     incident: Incident
     event: Event
@@ -88,45 +84,62 @@ class _IncidentEvent:
 class StatusChanged(_ServiceEvent):
     """The status of ``service`` changed, or a new status was confirmed (``event.kind``)."""
 
+    KINDS = (EventKind.CHANGED, EventKind.CONFIRMED)
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentOpened(_IncidentEvent):
     """A confirmed problem opened ``incident``."""
+
+    KINDS = (EventKind.INCIDENT_OPENED,)
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentEscalated(_IncidentEvent):
     """``incident`` escalated: by time (``escalated``) or by a worse status (``incident_worse``)."""
 
+    KINDS = (EventKind.ESCALATED, EventKind.INCIDENT_WORSE)
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentClosed(_IncidentEvent):
     """``incident`` closed (recovered, disabled or removed from the config)."""
+
+    KINDS = (EventKind.INCIDENT_CLOSED,)
 
 
 @dataclass(frozen=True, slots=True)
 class Acknowledged(_IncidentEvent):
     """Someone acknowledged ``incident``."""
 
+    KINDS = (EventKind.ACKNOWLEDGED,)
+
 
 @dataclass(frozen=True, slots=True)
 class Unacknowledged(_IncidentEvent):
     """The acknowledgement of ``incident`` was taken back, expired or cleared."""
+
+    KINDS = (EventKind.UNACKNOWLEDGED,)
 
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceStarted(_ServiceEvent):
     """A maintenance window began to cover ``service``."""
 
+    KINDS = (EventKind.MAINTENANCE_STARTED,)
+
 
 @dataclass(frozen=True, slots=True)
 class MaintenanceEnded(_ServiceEvent):
     """No maintenance window covers ``service`` any more."""
 
+    KINDS = (EventKind.MAINTENANCE_ENDED,)
+
 
 @dataclass(frozen=True, slots=True)
 class Transition(_ServiceEvent):
-    """Any other transition of ``service`` (flapping, unreachable...): see the module doc."""
+    """Any other transition of ``service`` (flapping, unreachable...), and an incident
+    kind that arrives without its incident."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +184,13 @@ class ReloadFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class Decided:
-    """One decision of the rules for the store: state, result, events, incident, notices."""
+class StateChanged:
+    """The state or the incident of service ``name`` changed: read it through the port."""
 
-    outcome: Outcome
-    record: ResultRecord | None = None
+    name: str
 
 
+#: Every typed event. The lists below are derived from it.
 PymonEvent = (
     CheckCompleted
     | StatusChanged
@@ -196,74 +209,36 @@ PymonEvent = (
     | ReloadFailed
 )
 
+#: What travels on the engine's bus: typed events and state-change hints.
+BusItem = PymonEvent | StateChanged
+
+#: Every typed event class, in the order of :data:`PymonEvent`.
+EVENT_TYPES: tuple[type[PymonEvent], ...] = get_args(PymonEvent)
+
 #: The types that carry one of the rules' transitions (an ``event`` of :class:`Event`).
-TRANSITION_TYPES = (
-    StatusChanged,
-    IncidentOpened,
-    IncidentEscalated,
-    IncidentClosed,
-    Acknowledged,
-    Unacknowledged,
-    MaintenanceStarted,
-    MaintenanceEnded,
-    Transition,
+TRANSITION_TYPES: tuple[type[_ServiceEvent | _IncidentEvent], ...] = tuple(
+    t for t in EVENT_TYPES if issubclass(t, _ServiceEvent | _IncidentEvent)
 )
 
-#: Every typed event class, in the order the module doc lists them.
-EVENT_TYPES: tuple[type[PymonEvent], ...] = (
-    CheckCompleted,
-    StatusChanged,
-    IncidentOpened,
-    IncidentEscalated,
-    IncidentClosed,
-    Acknowledged,
-    Unacknowledged,
-    MaintenanceStarted,
-    MaintenanceEnded,
-    Transition,
-    NoticeQueued,
-    NoticeSent,
-    NoticeFailed,
-    ConfigReloaded,
-    ReloadFailed,
-)
-
-_STATUS = (EventKind.CHANGED, EventKind.CONFIRMED)
-_INCIDENT: dict[
-    EventKind,
-    type[IncidentOpened | IncidentEscalated | IncidentClosed | Acknowledged | Unacknowledged],
-] = {
-    EventKind.INCIDENT_OPENED: IncidentOpened,
-    EventKind.ESCALATED: IncidentEscalated,
-    EventKind.INCIDENT_WORSE: IncidentEscalated,
-    EventKind.INCIDENT_CLOSED: IncidentClosed,
-    EventKind.ACKNOWLEDGED: Acknowledged,
-    EventKind.UNACKNOWLEDGED: Unacknowledged,
+_BY_KIND: dict[EventKind, type[_ServiceEvent | _IncidentEvent]] = {
+    kind: t for t in TRANSITION_TYPES for kind in t.KINDS
 }
-_MAINTENANCE: dict[EventKind, type[MaintenanceStarted | MaintenanceEnded]] = {
-    EventKind.MAINTENANCE_STARTED: MaintenanceStarted,
-    EventKind.MAINTENANCE_ENDED: MaintenanceEnded,
-}
-
-
-def from_transition(event: Event, incident: Incident | None) -> PymonEvent:
-    """The typed event for the rules' ``event``; ``incident`` is the service's after the step."""
-    if event.kind in _STATUS:
-        return StatusChanged(event.service, event)
-    incident_type = _INCIDENT.get(event.kind)
-    if incident_type is not None and incident is not None:
-        return incident_type(event.service, incident, event)
-    maintenance_type = _MAINTENANCE.get(event.kind)
-    if maintenance_type is not None:
-        return maintenance_type(event.service, event)
-    return Transition(event.service, event)
-
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _NAMES = {cls: _CAMEL.sub("_", cls.__name__).lower() for cls in EVENT_TYPES}
 
 #: Every type's label (``check_completed``...), in :data:`EVENT_TYPES` order.
 TYPE_NAMES: tuple[str, ...] = tuple(_NAMES.values())
+
+
+def from_transition(event: Event, incident: Incident | None) -> PymonEvent:
+    """The typed event for the rules' ``event``; ``incident`` is the service's after the step."""
+    kind = _BY_KIND.get(event.kind, Transition)
+    if issubclass(kind, _IncidentEvent):
+        if incident is None:
+            return Transition(event.service, event)
+        return kind(event.service, incident, event)  # type: ignore[return-value]
+    return kind(event.service, event)  # type: ignore[return-value]
 
 
 def type_name(event: PymonEvent) -> str:

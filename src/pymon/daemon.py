@@ -1,0 +1,282 @@
+"""The composition root: builds the store, the writer, the engine, the notifier and the
+web server, and wires them together. No globals.
+
+This is the one module that imports both the engine and its edges (store, notify,
+web). The engine (:class:`~pymon.engine.runtime.Runtime`) is handed what it needs;
+the edges get the engine only as an :class:`~pymon.engine.ports.EnginePort`. Who
+hears the bus is decided here too (:meth:`Daemon._wire_listeners`).
+
+Data flows one way: scheduler -> check -> CheckResult -> rules -> (state, events)
+-> the runtime's memory -> the store's writer (one transaction per decision batch)
+and the bus -> log, metrics and the web stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from pymon import __version__
+from pymon.checks import CheckContext, check_type, run_check
+from pymon.checks.base import Resolver, SystemResolver
+from pymon.checks.http import HttpSessions
+from pymon.clock import Clock, SystemClock
+from pymon.config.load import DEMO_CONFIG, load_config
+from pymon.config.schema import Config, ServiceConfig
+from pymon.config.watch import ConfigWatcher
+from pymon.engine import rules
+from pymon.engine.bus import Bus
+from pymon.engine.listeners import LOG_TYPES, log_listener
+from pymon.engine.reconcile import live_config, restart_needed
+from pymon.engine.runtime import Runtime
+from pymon.errors import ConfigError, ConfigIssue, PymonError
+from pymon.events import BusItem
+from pymon.model import CheckResult, ReloadResult, Status
+from pymon.notify.notifier import Notifier, build_channels
+from pymon.store.base import Store
+from pymon.store.sql import SqlStore
+from pymon.store.writer import BatchWriter
+from pymon.web.app import create_app
+from pymon.web.server import WebServer
+
+__all__ = ["Daemon", "Reloader", "check_once", "parse"]
+
+log = logging.getLogger("pymon")
+
+
+async def check_once(
+    service: ServiceConfig, *, resolver: Resolver | None = None
+) -> tuple[CheckResult, Status, str]:
+    """Run ``service``'s check once: the raw result, and status and message after thresholds."""
+    sessions = HttpSessions()
+    try:
+        ctx = CheckContext(
+            timeout=service.timeout,
+            http_session=sessions.get,
+            resolver=resolver or SystemResolver(),
+        )
+        result = await run_check(check_type(service.type), service.check, ctx)
+    finally:
+        await sessions.close()
+    status, message = rules.evaluate(result, service.thresholds)
+    return result, status, message
+
+
+class Daemon:
+    """A running pymon: call :meth:`start`, then :meth:`stop` (or use :meth:`serve`).
+
+    ``runtime`` is the engine (and its port); ``store``, ``writer`` and ``notifier``
+    are its edges, built here.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
+        self.bus: Bus[BusItem] = Bus()
+        self.notifier = Notifier(config, self.store, self.clock, publish=self.bus.publish)
+        self.writer = BatchWriter(
+            self.store,
+            flush_interval=config.storage.flush_interval,
+            clock=self.clock,
+            on_notices=self.notifier.outbox.wake,
+        )
+        self.reloader = Reloader(self)
+        self.runtime = Runtime(
+            config,
+            store=self.store,
+            writer=self.writer,
+            bus=self.bus,
+            clock=self.clock,
+            resolver=resolver,
+            reloader=self.reloader.reload,
+            notices=self.notifier,
+        )
+        self._wire_listeners()
+        self.web_port: int | None = None
+        self._web: WebServer | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._watcher: ConfigWatcher | None = None
+
+    @property
+    def config(self) -> Config:
+        """The config running now."""
+        return self.runtime.config
+
+    def _wire_listeners(self) -> None:
+        """Register every synchronous listener of the bus, here and nowhere else.
+
+        The store is not one: the runtime hands each decision to the writer itself.
+        The log writes one line per transition; the runtime counts events for
+        ``/metrics``. The web stream subscribes through the port when its first
+        client connects: a bounded queue that is dropped, never waited for. Publishers
+        beside the runtime: the outbox (``NoticeSent``/``NoticeFailed``).
+        """
+        self.bus.listen(log_listener, *LOG_TYPES)
+
+    async def start(self) -> None:
+        """Open the store, restore every service's last state, start checks and the web server."""
+        await self.store.open()
+        restored = await self.runtime.load()
+        await self.notifier.start(self.runtime)
+        log.info(
+            "pymon %s starting: %d services (%d restored from %s)",
+            __version__,
+            len(self.runtime.configs),
+            restored,
+            _redact(self.config.storage.url),
+        )
+        web = self.config.web
+        if web.enabled:
+            host, port = web.host_port()
+            self._web = WebServer(create_app(self.runtime), host, port, web.base_path)
+            self.web_port = await self._web.start()
+        self.runtime.start()
+        self._writer_task = asyncio.create_task(self.writer.run(), name="store-writer")
+        path = self.reloader.path
+        if path is not None and self.config.reload.watch:
+            # The globs of the config at start: a reload that adds an include glob
+            # in a new directory needs a restart to watch it (SIGHUP reloads it).
+            self._watcher = ConfigWatcher(
+                path, self.config.include, lambda: self.reload("file change")
+            )
+            self._watcher.start()
+
+    async def reload(self, source: str = "api") -> ReloadResult:
+        """Read the config file again and apply it if valid (see :class:`Reloader`)."""
+        return await self.runtime.reload(source)
+
+    async def stop(self) -> None:
+        """Stop checks, flush every pending write, close the web server and the store."""
+        if self._watcher is not None:
+            await self._watcher.stop()
+        await self.runtime.stop()
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        if self._web is not None:
+            await self._web.stop()
+        await self.notifier.stop()
+        try:
+            await self.writer.flush()
+        except Exception as exc:
+            log.error("final store write failed: %s", exc)
+        await self.store.close()
+        log.info("pymon stopped")
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Start, run until ``stop`` is set, then stop cleanly."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+
+def _load_issues(path: Path) -> Config | list[ConfigIssue]:
+    """:func:`load_config` in a worker process: the Config, or the issues (both pickle)."""
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        return err.issues
+
+
+async def parse(path: Path) -> Config:
+    """Load and validate ``path`` in a separate process; raises ConfigError like load_config.
+
+    Parsing is pure Python (10,000 services take seconds): in a thread it would hold
+    the GIL against the event loop and make checks late or time out. A fresh
+    ``spawn`` process shares nothing with the daemon (no forked loop or sockets).
+    """
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcome = await loop.run_in_executor(pool, _load_issues, path)
+    if isinstance(outcome, list):
+        raise ConfigError(outcome)
+    return outcome
+
+
+class Reloader:
+    """Reloads the daemon's config file, all or nothing; one reload at a time.
+
+    The file is parsed off the loop; a valid config is applied to the engine
+    (:meth:`~pymon.engine.runtime.Runtime.reconcile`) and to the notifier
+    (:meth:`~pymon.notify.notifier.Notifier.apply`); an invalid one changes nothing.
+    """
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._lock = asyncio.Lock()
+
+    @property
+    def path(self) -> Path | None:
+        """The config file to reload, None when the config did not come from a file."""
+        source = self._daemon.config.source
+        if not source or source == str(DEMO_CONFIG) or not Path(source).is_file():
+            return None
+        return Path(source)
+
+    async def reload(self, source: str) -> ReloadResult:
+        """Load the config file again and apply it if it is valid."""
+        async with self._lock:
+            return await self._reload(source)
+
+    async def _reload(self, source: str) -> ReloadResult:
+        daemon = self._daemon
+        old = daemon.config
+        path = self.path
+        at = time.time()
+        if path is None:
+            error = f"{old.source or 'the config'} did not come from a file: nothing to reload"
+            log.error("reload (%s) refused: %s", source, error)
+            return ReloadResult(False, source, at, old.checksum, errors=(error,))
+        try:
+            new = await parse(path)
+            channels = (
+                build_channels(new)
+                if new.notifications.channels != old.notifications.channels
+                or new.notifications.templates != old.notifications.templates
+                else None
+            )
+        except ConfigError as err:
+            errors = tuple(str(issue) for issue in err.issues)
+            for line in errors:
+                log.error("reload (%s): %s", source, line)
+            log.error(
+                "reload (%s) failed: %d error%s; the running config is kept",
+                source,
+                len(errors),
+                "" if len(errors) == 1 else "s",
+            )
+            return ReloadResult(False, source, at, old.checksum, errors=errors)
+        except PymonError as exc:
+            log.error("reload (%s) failed: %s; the running config is kept", source, exc)
+            return ReloadResult(False, source, at, old.checksum, errors=(str(exc),))
+        warnings = tuple(restart_needed(old, new))
+        config = live_config(old, new)
+        stale = daemon.notifier.apply(config, channels)
+        changes = await daemon.runtime.reconcile(config)
+        for channel in stale:
+            await channel.close()
+        for warning in warnings:
+            log.warning("reload (%s): %s", source, warning)
+        log.info("reload (%s): %s", source, changes.summary())
+        return ReloadResult(True, source, at, config.checksum, changes, warnings=warnings)
+
+
+def _redact(url: str) -> str:
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"

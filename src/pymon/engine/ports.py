@@ -1,0 +1,230 @@
+"""The engine's one port: everything the outside may ask of the engine.
+
+The web (API, pages, live stream, metrics), the notifier and its acknowledgement
+server, and whatever triggers a reload talk to the engine through
+:class:`EnginePort` alone: **queries** that never write (a read never flushes the
+store's writer; what is not written yet is answered from memory) and **commands**
+that change something and answer with what they did.
+
+Queries that may need the store are ``async``: one node answers for its own
+services from memory, and a node of a cluster will answer for the services
+another node owns from the store, behind the same signatures. A command on a
+service raises :class:`~pymon.errors.UnknownService` when there is no such
+service and :class:`~pymon.errors.CommandRefused` when the service cannot do it
+now (nothing to acknowledge, disabled, a window from the config...).
+
+The engine's implementation is :class:`pymon.engine.runtime.Runtime`; tests of
+the web use a fake that holds plain values (``tests/support/port.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from pymon.config.schema import Config, ServiceConfig
+from pymon.config.windows import MaintenanceWindow
+from pymon.engine.bus import Subscription
+from pymon.events import BusItem
+from pymon.model import Event, Incident, ReloadResult, ServiceState
+from pymon.store.base import Delivery, ResultRecord
+
+__all__ = [
+    "AckFigures",
+    "EnginePort",
+    "Health",
+    "OutboxFigures",
+    "ReloadStatus",
+    "SchedulerFigures",
+    "ServiceView",
+    "StoreFigures",
+    "WindowView",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    """One service as the outside sees it: its settings, its state, its open incident.
+
+    ``scheduled`` says whether its check runs (enabled, and on the schedule), so a
+    caller can tell before asking for a run.
+    """
+
+    config: ServiceConfig
+    state: ServiceState
+    incident: Incident | None = None
+    scheduled: bool = True
+
+    @property
+    def name(self) -> str:
+        """The service's name."""
+        return self.config.name
+
+
+@dataclass(frozen=True, slots=True)
+class WindowView:
+    """A maintenance window and where it comes from: the config, or added at run time
+    (``api``: through the API, a page or a reply by mail; those can be removed)."""
+
+    window: MaintenanceWindow
+    source: Literal["config", "api"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerFigures:
+    """The scheduler since start: runs, skipped runs, checks in flight, lateness."""
+
+    runs: int = 0
+    skipped: int = 0
+    in_flight: int = 0
+    lateness_p50: float = 0.0
+    lateness_p99: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFigures:
+    """The store's writer: writes waiting, flushes done, flushes failed."""
+
+    pending: int = 0
+    flushes: int = 0
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxFigures:
+    """The notice outbox since start."""
+
+    sent: int = 0
+    failed_attempts: int = 0
+    gave_up: int = 0
+    in_flight: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AckFigures:
+    """The acknowledgement server: its port and what it did with the replies."""
+
+    port: int | None = None
+    accepted: int = 0
+    refused: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    """The last reload: whether it applied, when, from what, and why not."""
+
+    ok: bool | None = None
+    at: float | None = None
+    source: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The figures ``/healthz``, the health page and ``/metrics`` show."""
+
+    started_at: float
+    services: int
+    scheduler: SchedulerFigures = SchedulerFigures()
+    store: StoreFigures = StoreFigures()
+    notifications: OutboxFigures = OutboxFigures()
+    acks: AckFigures | None = None
+    reload: ReloadStatus = ReloadStatus()
+    #: Typed events published since start, by type label (``check_completed``...).
+    events: Mapping[str, int] = field(default_factory=dict)
+
+
+class EnginePort(Protocol):
+    """All the outside may ask of the engine: queries, then commands."""
+
+    # -- queries -----------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """The config the engine runs now (replaced whole by a reload)."""
+        ...
+
+    def now(self) -> float:
+        """The engine's clock (Unix time): what "now" means for windows and expiries."""
+        ...
+
+    async def services(self) -> list[ServiceView]:
+        """Every service with its state, in config order."""
+        ...
+
+    async def service(self, name: str) -> ServiceView | None:
+        """One service, None when there is none of that name."""
+        ...
+
+    async def history(self, name: str, limit: int) -> list[ResultRecord]:
+        """The service's newest results, newest first (what is not written yet included)."""
+        ...
+
+    async def events(self, limit: int, service: str | None = None) -> list[Event]:
+        """The newest transitions, newest first, of one service if given."""
+        ...
+
+    async def open_incidents(self) -> list[Incident]:
+        """Every open incident."""
+        ...
+
+    async def deliveries(
+        self,
+        *,
+        state: Literal["pending", "delivered", "failed"] | None = None,
+        service: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Delivery]:
+        """Notice deliveries, newest first (what the outbox has been given)."""
+        ...
+
+    def windows(self) -> list[WindowView]:
+        """Every maintenance window: the config's, then those added at run time."""
+        ...
+
+    def health(self) -> Health:
+        """Figures of the engine and its edges, read now."""
+        ...
+
+    def subscribe(self, maxsize: int) -> Subscription[BusItem]:
+        """A bounded, droppable feed of what happens (events and state-change hints)."""
+        ...
+
+    async def secret(self, name: str) -> str:
+        """A random key kept in the store under ``name``, made on first use (hex)."""
+        ...
+
+    # -- commands ----------------------------------------------------------------
+
+    async def acknowledge(
+        self, name: str, author: str, comment: str = "", expires: float | None = None
+    ) -> Incident:
+        """Acknowledge the service's open incident; durable before it returns."""
+        ...
+
+    async def unacknowledge(self, name: str, author: str) -> Incident:
+        """Take the acknowledgement of the service's open incident back."""
+        ...
+
+    async def add_maintenance(self, window: MaintenanceWindow) -> MaintenanceWindow:
+        """Add a window at run time (kept in the store); returns it with its id."""
+        ...
+
+    async def remove_maintenance(self, window_id: str) -> bool:
+        """Remove a window added at run time; False when there is none with that id."""
+        ...
+
+    async def run_now(self, name: str) -> None:
+        """Run the service's check at once, outside its rhythm."""
+        ...
+
+    async def push_heartbeat(self, token: str, *, ok: bool, message: str) -> str | None:
+        """Record a job's push; the service it belongs to, None for an unknown token."""
+        ...
+
+    async def reload(self, source: str) -> ReloadResult:
+        """Read the config again and apply it when valid; else keep the running one."""
+        ...

@@ -1,0 +1,134 @@
+"""What changed between two configs, decided purely: the reload's reconciliation plan.
+
+A reload is all or nothing: the new file is parsed and fully validated off the
+event loop (:mod:`pymon.daemon`), and only a valid config reaches the engine, which
+reconciles services by name (:meth:`pymon.engine.runtime.Runtime.reconcile`):
+
+* **unchanged** keep their state and their place in the scheduler (not rescheduled);
+* **changed** keep their state and history and continue on their rhythm with the new
+  settings (``Scheduler.replace``: no run dropped, none doubled);
+* **removed** leave the scheduler, their open incident is closed without a recovery
+  notice, and their state and result history are dropped from the store (events stay);
+* **added** start at their stable phase, spread over their interval.
+
+Settings bound at start (listening sockets, the store, the concurrency bound) keep
+their running value (:func:`live_config`); :func:`restart_needed` says which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymon.config.load import SECRET_KEYS
+from pymon.config.schema import Config, ServiceConfig
+from pymon.model import ConfigDiff
+
+__all__ = [
+    "diff",
+    "diff_fingerprints",
+    "fingerprint",
+    "fingerprints",
+    "live_config",
+    "restart_needed",
+]
+
+
+def diff(old: Config, new: Config) -> ConfigDiff:
+    """How ``new``'s services differ from ``old``'s, comparing each ServiceConfig by value."""
+    before = {s.name: s for s in old.services}
+    now = {s.name: s for s in new.services}
+    return ConfigDiff(
+        added=tuple(n for n in now if n not in before),
+        changed=tuple(n for n in now if n in before and before[n] != now[n]),
+        removed=tuple(n for n in before if n not in now),
+        unchanged=tuple(n for n in now if n in before and before[n] == now[n]),
+    )
+
+
+def diff_fingerprints(old: Mapping[str, str], new: Mapping[str, str]) -> ConfigDiff:
+    """:func:`diff` from :func:`fingerprints` (what a client can know of a running daemon)."""
+    return ConfigDiff(
+        added=tuple(n for n in new if n not in old),
+        changed=tuple(n for n in new if n in old and old[n] != new[n]),
+        removed=tuple(n for n in old if n not in new),
+        unchanged=tuple(n for n in new if n in old and old[n] == new[n]),
+    )
+
+
+def fingerprint(service: ServiceConfig) -> str:
+    """A stable hash of the service's effective settings, secrets left out.
+
+    Secret values (passwords, tokens) are replaced before hashing so that the hash,
+    which the API shows, is no oracle for guessing them; a change of a secret alone
+    therefore does not change the fingerprint.
+    """
+    data = {
+        **service.model_dump(mode="json", exclude={"check"}),
+        "check": service.check.model_dump(mode="json", by_alias=True),
+    }
+    text = json.dumps(_without_secrets(data), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def fingerprints(config: Config) -> dict[str, str]:
+    """Every service's :func:`fingerprint`, in config order."""
+    return {s.name: fingerprint(s) for s in config.services}
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "<secret>" if k in SECRET_KEYS and v is not None else _without_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """Settings that differ but are bound at start: each as ``key: needs a restart``."""
+    found = []
+    pairs: Iterable[tuple[str, Any, Any]] = (
+        ("storage", old.storage, new.storage),
+        ("web.enabled", old.web.enabled, new.web.enabled),
+        ("web.listen", old.web.listen, new.web.listen),
+        ("web.base_path", old.web.base_path, new.web.base_path),
+        ("acknowledgements", old.acknowledgements, new.acknowledgements),
+        ("scheduler.concurrency", old.scheduler.concurrency, new.scheduler.concurrency),
+        ("notifications.delivery", old.notifications.delivery, new.notifications.delivery),
+        ("log", old.log, new.log),
+    )
+    for key, before, after in pairs:
+        if before != after:
+            found.append(f"{key} changed: needs a restart (the running value is kept)")
+    return found
+
+
+def live_config(old: Config, new: Config) -> Config:
+    """``new`` with the settings bound at start (see :func:`restart_needed`) as in ``old``.
+
+    The result is what the daemon really runs with, so ``/healthz`` and the pages
+    never show a listen address or store the daemon does not use.
+    """
+    web = new.web.model_copy(
+        update={
+            "enabled": old.web.enabled,
+            "listen": old.web.listen,
+            "base_path": old.web.base_path,
+        }
+    )
+    notifications = new.notifications.model_copy(update={"delivery": old.notifications.delivery})
+    return new.model_copy(
+        update={
+            "storage": old.storage,
+            "web": web,
+            "acknowledgements": old.acknowledgements,
+            "scheduler": old.scheduler,
+            "notifications": notifications,
+            "log": old.log,
+        }
+    )

@@ -1,0 +1,612 @@
+"""The engine of one node: the services it runs, their states and incidents, and the
+port the outside talks to.
+
+:class:`Runtime` holds what the engine knows at run time (states, open incidents,
+maintenance windows added at run time, the jobs' heartbeat pushes) and implements
+:class:`~pymon.engine.ports.EnginePort`: its queries answer from memory (and from
+the store for history, events and deliveries, with what the writer has not
+written yet merged in, so a read never forces a write), its commands go through
+the pure rules like a check's result does. Every decision of the rules is taken
+whole by :meth:`_apply`: kept in memory, queued in the store's writer (one
+transaction with its notices), then published on the bus.
+
+The runtime does not build its edges: the composition root (:mod:`pymon.daemon`)
+gives it the store, the writer, the bus, the clock, the notifier's figures and
+the function that reloads the config file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+from pydantic import ValidationError
+
+from pymon.checks import CheckContext, check_type, run_check
+from pymon.checks.base import Resolver, SystemResolver
+from pymon.checks.heartbeat import HeartbeatBoard, push_tokens
+from pymon.checks.http import HttpSessions
+from pymon.clock import Clock, SystemClock, sleep_or_wake
+from pymon.config.schema import Config, ServiceConfig
+from pymon.config.windows import MaintenanceWindow
+from pymon.engine import rules
+from pymon.engine.bus import Bus, Subscription
+from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
+from pymon.engine.ports import (
+    AckFigures,
+    Health,
+    OutboxFigures,
+    ReloadStatus,
+    SchedulerFigures,
+    ServiceView,
+    StoreFigures,
+    WindowView,
+)
+from pymon.engine.reconcile import diff
+from pymon.engine.scheduler import Scheduler
+from pymon.errors import CommandRefused, UnknownService
+from pymon.events import (
+    EVENT_TYPES,
+    TYPE_NAMES,
+    BusItem,
+    CheckCompleted,
+    ConfigReloaded,
+    NoticeQueued,
+    ReloadFailed,
+    StateChanged,
+    from_transition,
+    type_name,
+)
+from pymon.model import (
+    Ack,
+    ConfigDiff,
+    Event,
+    EventKind,
+    Heartbeat,
+    Incident,
+    ReloadResult,
+    ServiceState,
+    Status,
+)
+from pymon.store.base import Delivery, ResultRecord, Store
+from pymon.store.writer import BatchWriter
+
+__all__ = ["NoticeDesk", "Runtime"]
+
+log = logging.getLogger("pymon")
+
+#: Reads the config file again and applies it (the composition root's reloader).
+Reload = Callable[[str], Awaitable[ReloadResult]]
+
+
+class NoticeDesk(Protocol):
+    """What the engine reads of the notification side: its figures, for health."""
+
+    def outbox_figures(self) -> OutboxFigures:
+        """The outbox's counters since start."""
+        ...
+
+    def ack_figures(self) -> AckFigures | None:
+        """The acknowledgement server's counters, None when it does not run."""
+        ...
+
+
+class Runtime:
+    """One node's engine: call :meth:`start`, then :meth:`stop`; talk to it as an
+    :class:`~pymon.engine.ports.EnginePort`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store,
+        writer: BatchWriter,
+        bus: Bus[BusItem] | None = None,
+        clock: Clock | None = None,
+        resolver: Resolver | None = None,
+        reloader: Reload | None = None,
+        notices: NoticeDesk | None = None,
+    ) -> None:
+        self._config = config
+        self.clock = clock or SystemClock()
+        self.resolver = resolver or SystemResolver()
+        self.store = store
+        self.writer = writer
+        self.bus: Bus[BusItem] = bus if bus is not None else Bus()
+        self._reloader = reloader
+        self._notices = notices
+        self.scheduler = Scheduler(
+            self._run_service, concurrency=config.scheduler.concurrency, clock=self.clock
+        )
+        self.sessions = HttpSessions()
+        self.configs: dict[str, ServiceConfig] = {s.name: s for s in config.services}
+        self.states: dict[str, ServiceState] = {}
+        self.incidents: dict[str, Incident] = {}
+        self.adhoc_windows: dict[str, MaintenanceWindow] = {}
+        self.heartbeats = HeartbeatBoard(self.clock.time(), push_tokens(config.services))
+        self.started_at = time.time()
+        self.reload_status = ReloadStatus()
+        self._event_counts = dict.fromkeys(TYPE_NAMES, 0)
+        # Per service: (in maintenance?, until when that holds), and the times the
+        # flag next flips, so a window's end is acted on at once, not at the next check.
+        self._maint: dict[str, tuple[bool, float]] = {}
+        self._maint_due: list[tuple[float, str]] = []
+        self._maint_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.bus.listen(self._count, *EVENT_TYPES)
+
+    # -- life ----------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Restore every service's last state, the open incidents, pushes and windows
+        from the store (before the first check); the number of states restored."""
+        restored = await self.store.load_states()
+        self.incidents = await self.store.open_incidents()
+        self.heartbeats.restore((await self.store.load_heartbeats()).values())
+        for window_id, data in (await self.store.load_windows()).items():
+            try:
+                self.adhoc_windows[window_id] = MaintenanceWindow.model_validate(data)
+            except ValidationError as exc:
+                log.error(
+                    "maintenance window %s in the store is unusable, skipped: %s", window_id, exc
+                )
+        now = self.clock.time()
+        for service in self._config.services:
+            state = restored.get(service.name) or ServiceState(service.name)
+            self.states[service.name] = state
+            if not service.enabled:
+                self._apply(rules.disable(state, self.incidents.get(service.name), now))
+        return sum(1 for name in self.states if name in restored)
+
+    def start(self) -> None:
+        """Schedule every enabled service and start the scheduler and the maintenance sweeper."""
+        for service in self._config.services:
+            if service.enabled:
+                self.scheduler.add(service.name, service.interval)
+        self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="scheduler"),
+            asyncio.create_task(self._maintenance_sweeper(), name="maintenance"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop checking; in-flight checks are cancelled, the shared HTTP session closed."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.sessions.close()
+
+    # -- queries (EnginePort) --------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """The config the engine runs now."""
+        return self._config
+
+    def now(self) -> float:
+        """The engine's clock."""
+        return self.clock.time()
+
+    def _view(self, name: str) -> ServiceView | None:
+        service = self.configs.get(name)
+        state = self.states.get(name)
+        if service is None or state is None:
+            return None
+        return ServiceView(service, state, self.incidents.get(name), name in self.scheduler)
+
+    async def services(self) -> list[ServiceView]:
+        """Every service with its state, in config order."""
+        return [v for name in self.configs if (v := self._view(name)) is not None]
+
+    async def service(self, name: str) -> ServiceView | None:
+        """One service, None when there is none of that name."""
+        return self._view(name)
+
+    async def history(self, name: str, limit: int) -> list[ResultRecord]:
+        """Newest first: what the writer holds for ``name``, then the store's rows."""
+        fresh = self.writer.unwritten_results(name)
+        stored = await self.store.history(name, limit)
+        newest = stored[0].seq if stored else -1
+        merged = [r for r in reversed(fresh) if r.seq > newest] + stored
+        return merged[:limit]
+
+    async def events(self, limit: int, service: str | None = None) -> list[Event]:
+        """Newest first: what the writer holds, then the store's rows."""
+        fresh = [
+            e for e in self.writer.unwritten_events() if service is None or e.service == service
+        ]
+        stored = await self.store.events(limit, service)
+        return (list(reversed(fresh)) + [e for e in stored if e not in fresh])[:limit]
+
+    async def open_incidents(self) -> list[Incident]:
+        """Every open incident."""
+        return [i for i in self.incidents.values() if i.open]
+
+    async def deliveries(
+        self,
+        *,
+        state: Literal["pending", "delivered", "failed"] | None = None,
+        service: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Delivery]:
+        """Notice deliveries from the store, newest first (the outbox sends only those)."""
+        return await self.store.deliveries(state=state, service=service, limit=limit, offset=offset)
+
+    def windows(self) -> list[WindowView]:
+        """Every maintenance window: the config's, then those added at run time."""
+        return [WindowView(w, "config") for w in self._config.maintenance] + [
+            WindowView(w, "api") for w in self.adhoc_windows.values()
+        ]
+
+    def health(self) -> Health:
+        """Figures of the scheduler, the writer, the notifier and the last reload."""
+        stats = self.scheduler.stats
+        notices = self._notices
+        return Health(
+            started_at=self.started_at,
+            services=len(self.configs),
+            scheduler=SchedulerFigures(
+                stats.runs,
+                stats.skipped,
+                self.scheduler.in_flight,
+                stats.percentile(50),
+                stats.percentile(99),
+            ),
+            store=StoreFigures(self.writer.pending, self.writer.flushes, self.writer.failures),
+            notifications=notices.outbox_figures() if notices else OutboxFigures(),
+            acks=notices.ack_figures() if notices else None,
+            reload=self.reload_status,
+            events=dict(self._event_counts),
+        )
+
+    def subscribe(self, maxsize: int) -> Subscription[BusItem]:
+        """A bounded feed of the bus (dropped, never waited for, when it falls behind)."""
+        return self.bus.subscribe(maxsize)
+
+    async def secret(self, name: str) -> str:
+        """A random hex key kept in the store under ``name``."""
+        return await self.store.keep_meta(name, secrets.token_hex(32))
+
+    # -- commands (EnginePort) -------------------------------------------------------
+
+    async def acknowledge(
+        self, name: str, author: str, comment: str = "", expires: float | None = None
+    ) -> Incident:
+        """Acknowledge the open incident of ``name``; its notices stop until it closes or
+        gets worse."""
+        service, incident = self._open_incident(name)
+        incident, events = rules.acknowledge(
+            incident, Ack(author, comment, self.clock.time(), expires)
+        )
+        return await self._review(service, incident, events)
+
+    async def unacknowledge(self, name: str, author: str) -> Incident:
+        """Take the acknowledgement of ``name``'s open incident back."""
+        service, incident = self._open_incident(name)
+        if incident.ack is None:
+            raise CommandRefused(f"{name} is not acknowledged")
+        incident, events = rules.unacknowledge(
+            incident, self.clock.time(), f"acknowledgement taken back by {author}"
+        )
+        return await self._review(service, incident, events)
+
+    async def add_maintenance(self, window: MaintenanceWindow) -> MaintenanceWindow:
+        """Add a maintenance window at run time (persisted; it survives restarts).
+
+        The services it covers are re-evaluated at once, so their flags show now.
+        """
+        window = window.model_copy(
+            update={
+                "id": window.id or uuid.uuid4().hex[:12],
+                "created": window.created or datetime.fromtimestamp(self.clock.time(), UTC),
+            }
+        )
+        assert window.id is not None
+        await self.store.save_window(
+            window.id, window.model_dump(mode="json", by_alias=True, exclude_none=True)
+        )
+        self.adhoc_windows[window.id] = window
+        self._windows_changed()
+        return window
+
+    async def remove_maintenance(self, window_id: str) -> bool:
+        """Remove a window added at run time; False when there is none with that id."""
+        if window_id not in self.adhoc_windows:
+            return False
+        await self.store.delete_window(window_id)
+        del self.adhoc_windows[window_id]
+        self._windows_changed()
+        return True
+
+    async def run_now(self, name: str) -> None:
+        """Run the named service's check at once (outside its rhythm)."""
+        if name not in self.configs:
+            raise UnknownService(f"no service named {name!r}")
+        if name not in self.scheduler:
+            raise CommandRefused(f"{name} is disabled: there is no check to run")
+        self.scheduler.run_now(name)
+
+    async def push_heartbeat(self, token: str, *, ok: bool, message: str) -> str | None:
+        """Record a job's push; returns the service it belongs to, None for an unknown token.
+
+        The push is persisted before it is acknowledged, and the service is checked
+        at once so its state reflects the push without waiting for its next run.
+        """
+        name = self.heartbeats.owner(token)
+        if name is None:
+            return None
+        beat = Heartbeat(name, self.clock.time(), ok, message)
+        await self.store.save_heartbeat(beat)
+        self.heartbeats.record(beat)
+        if name in self.scheduler:
+            self.scheduler.run_now(name)
+        return name
+
+    async def reload(self, source: str = "api") -> ReloadResult:
+        """Read the config file again and apply it if valid; else keep the running one."""
+        if self._reloader is None:
+            result = ReloadResult(
+                False, source, time.time(), self._config.checksum, errors=("no reloader",)
+            )
+        else:
+            result = await self._reloader(source)
+        self.reload_status = ReloadStatus(
+            result.ok, result.at, source, None if result.ok else "\n".join(result.errors)
+        )
+        self.bus.publish(ConfigReloaded(result) if result.ok else ReloadFailed(result))
+        return result
+
+    # -- reconciliation (the reloader's side) -----------------------------------------
+
+    async def reconcile(self, new: Config) -> ConfigDiff:
+        """Run ``new`` from now on, reconciled by service name (see :mod:`pymon.engine.reconcile`).
+
+        Unchanged services keep their state and schedule; changed ones continue on
+        their rhythm with the new settings; removed ones are retired (an open incident
+        closed without a recovery notice, their rows dropped from the store); new
+        ones start at their stable phase.
+        """
+        old = self._config
+        changes = diff(old, new)
+        # Names that come back after being dropped from the store earlier start fresh;
+        # names the store still remembers (from before a restart) resume, as at start.
+        restored = await self.store.load_states() if changes.added else {}
+        now = self.clock.time()
+        # From here to the store calls below nothing awaits: checks never see half a swap.
+        self._config = new
+        self.configs = {s.name: s for s in new.services}
+        self.heartbeats.set_tokens(push_tokens(new.services))
+        self._maint.clear()
+        for name in changes.removed:
+            self._retire(name, now)
+        for name in changes.changed:
+            self._restart(self.configs[name], now)
+        for name in changes.added:
+            self._begin(self.configs[name], restored.get(name), now)
+        for name in (*changes.added, *changes.changed):
+            self.bus.publish(StateChanged(name))
+        if changes.removed:
+            # The closing events are written first, then the rows are dropped: a
+            # pending write landing after the forget would bring a ghost back.
+            await self.writer.flush()
+            await self.store.forget(list(changes.removed))
+        if old.maintenance != new.maintenance:
+            self._windows_changed()
+        return changes
+
+    def _retire(self, name: str, now: float) -> None:
+        self.scheduler.remove(name)
+        state = self.states.pop(name, None) or ServiceState(name)
+        incident = self.incidents.pop(name, None)
+        if incident is None or not incident.open:
+            return
+        # Closed without a recovery notice, as for a disabled service: nothing recovered.
+        outcome = rules.disable(state, incident, now)
+        closed = [
+            replace(e, message="removed from the config")
+            for e in outcome.events
+            if e.kind is EventKind.INCIDENT_CLOSED
+        ]
+        # Written and published as a decision, but not as a state change: the service is gone.
+        self._publish(replace(outcome, state=state, events=closed, notices=[]), None, changed=False)
+
+    def _restart(self, service: ServiceConfig, now: float) -> None:
+        name = service.name
+        if not service.enabled:
+            self.scheduler.remove(name)
+            self._apply(rules.disable(self.states[name], self.incidents.get(name), now))
+        elif name in self.scheduler:
+            self.scheduler.replace(name, service.interval)
+        else:
+            # Enabled again: its first check comes at its stable phase.
+            self.scheduler.add(name, service.interval)
+
+    def _begin(self, service: ServiceConfig, restored: ServiceState | None, now: float) -> None:
+        state = restored or ServiceState(service.name)
+        self.states[service.name] = state
+        if service.enabled:
+            self.scheduler.add(service.name, service.interval)
+        else:
+            self._apply(rules.disable(state, self.incidents.get(service.name), now))
+
+    # -- checks and decisions ----------------------------------------------------------
+
+    async def _run_service(self, name: str, lateness: float) -> float | None:
+        service = self.configs.get(name)
+        if service is None:
+            return None  # removed by a reload while it waited for a slot
+        ctx = CheckContext(
+            timeout=service.timeout,
+            http_session=self.sessions.get,
+            clock=self.clock,
+            resolver=self.resolver,
+            service=name,
+            interval=service.interval,
+            pushes=self.heartbeats,
+        )
+        result = await run_check(check_type(service.type), service.check, ctx)
+        current = self.configs.get(name)
+        if current is None or not current.enabled:
+            return None  # removed or disabled by a reload while it ran: nothing to apply
+        prev = self.states.get(name) or ServiceState(name)
+        outcome = rules.apply(
+            prev,
+            self.incidents.get(name),
+            result,
+            service,
+            self._config.notifications,
+            self._situation(service),
+        )
+        state = outcome.state
+        record = ResultRecord(
+            name,
+            state.seq,
+            state.status,
+            state.message,
+            result.metrics,
+            result.started_at,
+            result.duration,
+            lateness,
+        )
+        self._apply(outcome, record)
+        return service.retry_after if rules.wants_retry(state) else None
+
+    def _situation(self, service: ServiceConfig) -> rules.Situation:
+        """The world around ``service`` now: its maintenance windows and its parents."""
+        parent_down = bool(service.depends_on) and any(
+            (parent := self.states.get(dep)) is not None
+            and parent.confirmed_status in (Status.ERROR, Status.FAILED)
+            for dep in service.depends_on
+        )
+        now = self.clock.time()
+        return rules.Situation(
+            now, maintenance=self._in_maintenance(service, now), parent_down=parent_down
+        )
+
+    def _open_incident(self, name: str) -> tuple[ServiceConfig, Incident]:
+        service = self.configs.get(name)
+        if service is None or name not in self.states:
+            raise UnknownService(f"no service named {name!r}")
+        incident = self.incidents.get(name)
+        if incident is None or not incident.open:
+            raise CommandRefused(f"{name} has no open incident to acknowledge")
+        return service, incident
+
+    async def _review(
+        self, service: ServiceConfig, incident: Incident, events: list[Event]
+    ) -> Incident:
+        outcome = rules.review(
+            self.states[service.name],
+            incident,
+            service,
+            self._config.notifications,
+            self._situation(service),
+        )
+        outcome.events[:0] = events
+        self._apply(outcome)
+        # An acknowledgement is an operator's word: make it durable before answering.
+        await self.writer.flush()
+        assert outcome.incident is not None
+        return outcome.incident
+
+    def _apply(self, outcome: rules.Outcome, record: ResultRecord | None = None) -> None:
+        state = outcome.state
+        changed = (
+            self.states.get(state.name) is not state
+            or self.incidents.get(state.name) is not outcome.incident
+        )
+        self.states[state.name] = state
+        if outcome.incident is not None:
+            if outcome.incident.open:
+                self.incidents[state.name] = outcome.incident
+            else:
+                self.incidents.pop(state.name, None)
+        self._publish(outcome, record, changed=changed)
+
+    def _publish(
+        self, outcome: rules.Outcome, record: ResultRecord | None, *, changed: bool
+    ) -> None:
+        """Write one decision of the rules, then tell the bus: ``CheckCompleted`` when a
+        check ran, a typed event per transition, a ``NoticeQueued`` per notice, and
+        ``StateChanged`` when ``changed``.
+
+        The writer takes the decision whole (state, result, events, incident and
+        notices in one transaction); every piece goes out in this one call.
+        """
+        self.writer.add(outcome.state, record, outcome.events, outcome.incident, outcome.notices)
+        bus = self.bus
+        name = outcome.state.name
+        if record is not None:
+            bus.publish(CheckCompleted(name, outcome.state, record))
+        for event in outcome.events:
+            bus.publish(from_transition(event, outcome.incident))
+        for notice in outcome.notices:
+            bus.publish(NoticeQueued(notice))
+        if changed:
+            bus.publish(StateChanged(name))
+
+    def _count(self, item: BusItem) -> None:
+        if isinstance(item, EVENT_TYPES):
+            self._event_counts[type_name(item)] += 1
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def _in_maintenance(self, service: ServiceConfig, now: float) -> bool:
+        """Whether a maintenance window covers ``service`` at ``now`` (cached until it flips)."""
+        cached = self._maint.get(service.name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        windows = (*self._config.maintenance, *self.adhoc_windows.values())
+        flag = bool(windows_for(windows, service.name, service.tags, now))
+        change = next_change(windows, service.name, service.tags, now) if windows else None
+        until = change if change is not None else now + DEFAULT_HORIZON
+        self._maint[service.name] = (flag, until)
+        heapq.heappush(self._maint_due, (until, service.name))
+        if self._maint_due[0][1] == service.name:
+            self._maint_wake.set()
+        return flag
+
+    def _windows_changed(self) -> None:
+        self._maint.clear()
+        for service in self.configs.values():
+            if service.enabled and service.name in self.states:
+                self._review_now(service)
+        log.info(
+            "maintenance windows changed: %d in force",
+            len(self._config.maintenance) + len(self.adhoc_windows),
+        )
+
+    def _review_now(self, service: ServiceConfig) -> None:
+        outcome = rules.review(
+            self.states[service.name],
+            self.incidents.get(service.name),
+            service,
+            self._config.notifications,
+            self._situation(service),
+        )
+        if outcome.events or outcome.notices:
+            self._apply(outcome)
+
+    async def _maintenance_sweeper(self) -> None:
+        """Re-evaluate a service when a maintenance window starts or ends for it."""
+        while True:
+            now = self.clock.time()
+            while self._maint_due and self._maint_due[0][0] <= now:
+                _, name = heapq.heappop(self._maint_due)
+                service = self.configs.get(name)
+                cached = self._maint.get(name)
+                if service is None or not service.enabled or (cached and cached[1] > now):
+                    continue  # gone, disabled, or a stale entry (recomputed since)
+                self._review_now(service)
+            self._maint_wake.clear()
+            delay = self._maint_due[0][0] - now if self._maint_due else 3600.0
+            await sleep_or_wake(self.clock, self._maint_wake, min(delay, 3600.0))
