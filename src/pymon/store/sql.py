@@ -28,7 +28,7 @@ import contextlib
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -945,45 +945,22 @@ def _state_row(state: ServiceState) -> dict[str, Any]:
     }
 
 
+# An incident's acknowledgement has a column per field (``ack_author``...), all
+# None when there is none; the rest of Incident.to_dict() is one column a key.
+_ACK_FIELDS = tuple(f.name for f in fields(Ack))
+
+
 def _incident_row(incident: Incident) -> dict[str, Any]:
-    ack = incident.ack
-    return {
-        "id": incident.id,
-        "service": incident.service,
-        "opened_at": incident.opened_at,
-        "closed_at": incident.closed_at,
-        "status": incident.status.value,
-        "worst": incident.worst.value,
-        "notices": incident.notices,
-        "last_notice_at": incident.last_notice_at,
-        "pending": incident.pending,
-        "escalated": incident.escalated,
-        "ack_author": ack.author if ack else None,
-        "ack_comment": ack.comment if ack else None,
-        "ack_at": ack.at if ack else None,
-        "ack_expires": ack.expires if ack else None,
-    }
+    row = incident.to_dict()
+    ack = row.pop("ack") or dict.fromkeys(_ACK_FIELDS)
+    row.update({f"ack_{name}": ack[name] for name in _ACK_FIELDS})
+    return row
 
 
 def _incident_from_row(row: RowMapping) -> Incident:
-    ack = None
-    if row["ack_at"] is not None:
-        ack = Ack(
-            row["ack_author"] or "", row["ack_comment"] or "", row["ack_at"], row["ack_expires"]
-        )
-    return Incident(
-        id=row["id"],
-        service=row["service"],
-        opened_at=row["opened_at"],
-        status=Status(row["status"]),
-        worst=Status(row["worst"]),
-        closed_at=row["closed_at"],
-        notices=int(row["notices"]),
-        last_notice_at=row["last_notice_at"],
-        pending=bool(row["pending"]),
-        escalated=bool(row["escalated"]),
-        ack=ack,
-    )
+    data = dict(row)
+    ack = {name: data.pop(f"ack_{name}") for name in _ACK_FIELDS}
+    return Incident.from_dict({**data, "ack": None if ack["at"] is None else ack})
 
 
 def _notice_row(notice: Notice) -> dict[str, Any]:
