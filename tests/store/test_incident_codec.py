@@ -1,13 +1,18 @@
-"""Incident.to_dict / Incident.from_dict: the one JSON form of an incident, both ways."""
+"""Incident.to_dict / Incident.from_dict: the one JSON form of an incident, both ways,
+and the store's incident rows made from it."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from typing import cast
 
 import pytest
+from sqlalchemy.engine import RowMapping
 
 from pymon.model import Ack, Incident, Status
+from pymon.store.sql.rows import incident_from_row, incident_row
+from pymon.store.sql.schema import incident_table
 
 OPEN = Incident("i1", "web", 10.5, Status.ERROR, Status.FAILED, last_notice_at=11.0)
 ACKED = dataclasses.replace(
@@ -44,3 +49,10 @@ def test_every_incident_field_is_in_the_json() -> None:
     # A field added to Incident but not to its codec would not survive a restart.
     assert set(OPEN.to_dict()) == {f.name for f in dataclasses.fields(Incident)}
     assert set(ACKED.to_dict()["ack"]) == {f.name for f in dataclasses.fields(Ack)}
+
+
+@pytest.mark.parametrize("incident", [OPEN, ACKED, CLOSED], ids=["open", "acked", "closed"])
+def test_an_incident_row_fills_every_column_and_reads_back(incident: Incident) -> None:
+    row = incident_row(incident)
+    assert set(row) == set(incident_table.columns.keys())
+    assert incident_from_row(cast(RowMapping, row)) == incident

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, Dialect, RowMapping, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -31,18 +30,22 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
-from pymon.model import (
-    Ack,
-    Event,
-    EventKind,
-    Heartbeat,
-    Incident,
-    Notice,
-    NoticeKind,
-    ServiceState,
-    Status,
-)
+from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
 from pymon.store.base import Delivery, ResultRecord
+from pymon.store.sql.rows import (
+    delivery_from_row,
+    delivery_rows,
+    event_from_row,
+    event_row,
+    incident_from_row,
+    incident_row,
+    notice_from_row,
+    notice_row,
+    result_from_row,
+    result_rows,
+    state_from_row,
+    state_row,
+)
 from pymon.store.sql.schema import (
     delivery_table,
     event_table,
@@ -90,31 +93,6 @@ _DB_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     TimeoutError,
 )
-
-# JSON has no NaN or infinities, and PostgreSQL's json type rejects the bare tokens
-# Python's json module would write; a metric can honestly be either (a ratio over
-# zero samples), so they are stored as these strings and turned back on load.
-_NONFINITE_OUT = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
-_NONFINITE_IN = {v: float(k) for k, v in _NONFINITE_OUT.items()}
-
-
-def _encode_floats(values: Mapping[str, float]) -> Mapping[str, float | str]:
-    # Runs for every stored result: the usual all-finite mapping goes as it is.
-    if isinstance(values, dict) and all(map(math.isfinite, values.values())):
-        return values
-    return {
-        key: (value if math.isfinite(value) else _NONFINITE_OUT[repr(float(value))])
-        for key, value in values.items()
-    }
-
-
-def _decode_floats(values: Mapping[str, Any] | None) -> dict[str, float]:
-    if not values:
-        return {}
-    return {
-        key: (_NONFINITE_IN[value] if isinstance(value, str) else float(value))
-        for key, value in values.items()
-    }
 
 
 def _async_url(url: str) -> URL:
@@ -451,32 +429,16 @@ class SqlStore:
         SQLite text is made once per table for the columns of its first row.
         """
         unique_notices = list({n.key: n for n in notices}.values())
-        delivery_rows = [
-            {
-                "key": n.key,
-                "channel": channel,
-                "service": n.service,
-                "at": n.at,
-                "attempts": 0,
-                "next_at": n.at,
-                "delivered_at": None,
-                "failed_at": None,
-                "error": None,
-                "claimed_by": None,
-            }
-            for n in unique_notices
-            for channel in dict.fromkeys(n.channels)
-        ]
-        incident_rows = list({i.id: _incident_row(i) for i in incidents}.values())
-        state_rows = list({s.name: _state_row(s) for s in states}.values())
+        incident_rows = list({i.id: incident_row(i) for i in incidents}.values())
+        state_rows = list({s.name: state_row(s) for s in states}.values())
         tables = (
             (self._incident_upsert, incident_table, incident_rows),
-            (self._notice_insert, notice_table, [_notice_row(n) for n in unique_notices]),
-            (self._delivery_insert, delivery_table, delivery_rows),
+            (self._notice_insert, notice_table, [notice_row(n) for n in unique_notices]),
+            (self._delivery_insert, delivery_table, delivery_rows(unique_notices)),
             (self._state_upsert, state_table, state_rows),
-            (self._result_upsert, result_table, _ring_rows(results, self.history_size)),
+            (self._result_upsert, result_table, result_rows(results, self.history_size)),
             # Plain INSERT, no RETURNING: the ids are the database's business.
-            (self._event_insert, event_table, [_event_row(e) for e in events]),
+            (self._event_insert, event_table, [event_row(e) for e in events]),
         )
         statements: list[tuple[Insert | str, Any]] = []
         for stmt, table, rows in tables:
@@ -496,7 +458,7 @@ class SqlStore:
         """Every persisted service state, keyed by service name."""
         async with self._connect("load service states", write=False) as conn:
             rows = (await conn.execute(select(state_table))).mappings().all()
-        return {row["name"]: _state_from_row(row) for row in rows}
+        return {row["name"]: state_from_row(row) for row in rows}
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         """The newest ``limit`` results of ``service`` (at most ``history_size``), newest first."""
@@ -510,7 +472,7 @@ class SqlStore:
         )
         async with self._connect(f"read the history of {service!r}", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [_result_from_row(row) for row in rows]
+        return [result_from_row(row) for row in rows]
 
     async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
         """The newest ``limit`` events, of one ``service`` if given, newest first."""
@@ -521,14 +483,14 @@ class SqlStore:
             stmt = stmt.where(event_table.c.service == service)
         async with self._connect("read events", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [_event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     async def open_incidents(self) -> dict[str, Incident]:
         """The open incident of every service that has one, keyed by service name."""
         stmt = select(incident_table).where(incident_table.c.closed_at.is_(None))
         async with self._connect("load open incidents", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return {row["service"]: _incident_from_row(row) for row in rows}
+        return {row["service"]: incident_from_row(row) for row in rows}
 
     async def incidents(self, service: str | None = None, limit: int = 100) -> list[Incident]:
         """The newest ``limit`` incidents (of one service if given), newest first."""
@@ -537,14 +499,14 @@ class SqlStore:
             stmt = stmt.where(incident_table.c.service == service)
         async with self._connect("read incidents", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [_incident_from_row(row) for row in rows]
+        return [incident_from_row(row) for row in rows]
 
     async def notices(self, limit: int = 100) -> list[Notice]:
         """The newest ``limit`` notices, newest first."""
         stmt = select(notice_table).order_by(notice_table.c.at.desc()).limit(limit)
         async with self._connect("read notices", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [_notice_from_row(row) for row in rows]
+        return [notice_from_row(row) for row in rows]
 
     async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
         """Deliveries neither delivered nor given up whose ``next_at`` has come, oldest first."""
@@ -559,7 +521,7 @@ class SqlStore:
         )
         async with self._connect("read due deliveries", write=False) as conn:
             rows = (await conn.execute(stmt)).mappings().all()
-        return [_delivery_from_row(row) for row in rows]
+        return [delivery_from_row(row) for row in rows]
 
     async def next_delivery_at(self) -> float | None:
         """When the earliest pending delivery is due (None: nothing pending)."""
@@ -656,7 +618,7 @@ class SqlStore:
             stmt = stmt.where(d.c.service == service)
         async with self._connect("read deliveries", write=False) as conn:
             rows = (await conn.execute(stmt.limit(limit).offset(offset))).mappings().all()
-        return [_delivery_from_row(row) for row in rows]
+        return [delivery_from_row(row) for row in rows]
 
     def _delivery_select(self) -> Select[Any]:
         d, n = delivery_table, notice_table
@@ -725,180 +687,3 @@ class SqlStore:
             await conn.execute(delete(state_table).where(state_table.c.name.in_(unique)))
             await conn.execute(delete(result_table).where(result_table.c.service.in_(unique)))
             await conn.execute(delete(heartbeat_table).where(heartbeat_table.c.service.in_(unique)))
-
-
-def _state_row(state: ServiceState) -> dict[str, Any]:
-    return {
-        "name": state.name,
-        "status": state.status.value,
-        "previous_status": state.previous_status.value,
-        "confirmed_status": (
-            None if state.confirmed_status is None else state.confirmed_status.value
-        ),
-        "confirmed": state.confirmed,
-        "recovering": state.recovering,
-        "count": state.count,
-        "message": state.message,
-        "metrics": _encode_floats(state.metrics),
-        "last_check": state.last_check,
-        "last_change": state.last_change,
-        "last_duration": state.last_duration,
-        "last_by_status": _encode_floats(state.last_by_status),
-        "seq": state.seq,
-        "flap_history": state.flap_history,
-        "flap_pct": state.flap_pct,
-        "flapping": state.flapping,
-        "maintenance": state.maintenance,
-        "unreachable": state.unreachable,
-        "incident": state.incident,
-    }
-
-
-# An incident's acknowledgement has a column per field (``ack_author``...), all
-# None when there is none; the rest of Incident.to_dict() is one column a key.
-_ACK_FIELDS = tuple(f.name for f in fields(Ack))
-
-
-def _incident_row(incident: Incident) -> dict[str, Any]:
-    row = incident.to_dict()
-    ack = row.pop("ack") or dict.fromkeys(_ACK_FIELDS)
-    row.update({f"ack_{name}": ack[name] for name in _ACK_FIELDS})
-    return row
-
-
-def _incident_from_row(row: RowMapping) -> Incident:
-    data = dict(row)
-    ack = {name: data.pop(f"ack_{name}") for name in _ACK_FIELDS}
-    return Incident.from_dict({**data, "ack": None if ack["at"] is None else ack})
-
-
-def _notice_row(notice: Notice) -> dict[str, Any]:
-    return {
-        "key": notice.key,
-        "service": notice.service,
-        "kind": notice.kind.value,
-        "at": notice.at,
-        "status": notice.status.value,
-        "message": notice.message,
-        "channels": list(notice.channels),
-        "incident": notice.incident,
-        "metrics": _encode_floats(notice.metrics),
-        "since": notice.since,
-    }
-
-
-def _notice_from_row(row: RowMapping) -> Notice:
-    return Notice(
-        key=row["key"],
-        service=row["service"],
-        kind=NoticeKind(row["kind"]),
-        at=row["at"],
-        status=Status(row["status"]),
-        message=row["message"],
-        channels=tuple(row["channels"]),
-        incident=row["incident"],
-        metrics=_decode_floats(row["metrics"]),
-        since=row["since"],
-    )
-
-
-def _delivery_from_row(row: RowMapping) -> Delivery:
-    return Delivery(
-        notice=_notice_from_row(row),
-        channel=row["channel"],
-        attempts=int(row["attempts"]),
-        next_at=float(row["next_at"]),
-        delivered_at=row["delivered_at"],
-        failed_at=row["failed_at"],
-        error=row["error"],
-    )
-
-
-def _ring_rows(records: Iterable[ResultRecord], history: int) -> list[dict[str, Any]]:
-    """One row per (service, slot), the highest seq winning.
-
-    PostgreSQL refuses an INSERT ... ON CONFLICT that touches one row twice, so a
-    batch longer than the ring (or with a duplicate) is settled here first.
-    """
-    newest: dict[tuple[str, int], ResultRecord] = {}
-    for record in records:
-        key = (record.service, record.seq % history)
-        kept = newest.get(key)
-        if kept is None or record.seq > kept.seq:
-            newest[key] = record
-    return [
-        {
-            "service": r.service,
-            "slot": slot,
-            "seq": r.seq,
-            "status": r.status.value,
-            "message": r.message,
-            "metrics": _encode_floats(r.metrics),
-            "started_at": r.started_at,
-            "duration": r.duration,
-            "lateness": r.lateness,
-        }
-        for (_, slot), r in newest.items()
-    ]
-
-
-def _event_row(ev: Event) -> dict[str, Any]:
-    return {
-        "service": ev.service,
-        "kind": ev.kind.value,
-        "at": ev.at,
-        "status": ev.status.value,
-        "previous": ev.previous.value,
-        "message": ev.message,
-    }
-
-
-def _state_from_row(row: RowMapping) -> ServiceState:
-    return ServiceState(
-        name=row["name"],
-        status=Status(row["status"]),
-        previous_status=Status(row["previous_status"]),
-        confirmed_status=None
-        if row["confirmed_status"] is None
-        else Status(row["confirmed_status"]),
-        confirmed=bool(row["confirmed"]),
-        recovering=bool(row["recovering"]),
-        count=int(row["count"]),
-        message=row["message"],
-        metrics=_decode_floats(row["metrics"]),
-        last_check=row["last_check"],
-        last_change=row["last_change"],
-        last_duration=float(row["last_duration"]),
-        last_by_status=_decode_floats(row["last_by_status"]),
-        seq=int(row["seq"]),
-        flap_history=row["flap_history"],
-        flap_pct=float(row["flap_pct"]),
-        flapping=bool(row["flapping"]),
-        maintenance=bool(row["maintenance"]),
-        unreachable=bool(row["unreachable"]),
-        incident=row["incident"],
-    )
-
-
-def _result_from_row(row: RowMapping) -> ResultRecord:
-    return ResultRecord(
-        service=row["service"],
-        seq=int(row["seq"]),
-        status=Status(row["status"]),
-        message=row["message"],
-        metrics=_decode_floats(row["metrics"]),
-        started_at=float(row["started_at"]),
-        duration=float(row["duration"]),
-        lateness=float(row["lateness"]),
-    )
-
-
-def _event_from_row(row: RowMapping) -> Event:
-    return Event(
-        service=row["service"],
-        kind=EventKind(row["kind"]),
-        at=float(row["at"]),
-        status=Status(row["status"]),
-        previous=Status(row["previous"]),
-        message=row["message"],
-    )
