@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, delete, event, func, select, update
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
 from pymon.store.base import Delivery, ResultRecord
+from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
     delivery_from_row,
     delivery_rows,
@@ -74,126 +68,9 @@ __all__ = [
     "window_table",
 ]
 
-#: SQLite waits this long for another connection's write lock before failing.
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-#: How long opening a PostgreSQL connection may take before it counts as unreachable.
-POSTGRES_CONNECT_TIMEOUT_S = 10.0
-
-#: Arbitrary key of the PostgreSQL advisory lock held while creating the schema.
-_SCHEMA_LOCK_KEY = 0x70796D6F6E  # "pymon"
-
-# Errors that mean "the database did not take this", as opposed to a bug in pymon:
-# SQLAlchemy wraps driver errors; the drivers raise OSError for network trouble,
-# OverflowError/ValueError for a value that cannot be bound (an int beyond 64 bits,
-# a string that is not valid Unicode), TimeoutError when connecting takes too long.
-_DB_ERRORS: tuple[type[BaseException], ...] = (
-    SQLAlchemyError,
-    OSError,
-    OverflowError,
-    ValueError,
-    TimeoutError,
-)
-
-
-def _async_url(url: str) -> URL:
-    """Parse a user-facing URL and point it at pymon's async driver for its backend."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"invalid storage URL {url!r}: {exc}") from exc
-    backend, _, driver = parsed.drivername.partition("+")
-    if backend in ("postgresql", "postgres"):
-        if driver not in ("", "asyncpg"):
-            raise StoreError(
-                f"storage URL driver {parsed.drivername!r} is not supported; "
-                "write postgresql://user:password@host:port/database"
-            )
-        return parsed.set(drivername="postgresql+asyncpg")
-    if backend == "sqlite":
-        if driver not in ("", "aiosqlite"):
-            raise StoreError(
-                f"storage URL driver {parsed.drivername!r} is not supported; "
-                "write sqlite:///relative/path.db or sqlite:////absolute/path.db"
-            )
-        return parsed.set(drivername="sqlite+aiosqlite")
-    raise StoreError(
-        f"storage URL {parsed.render_as_string(hide_password=True)!r} names an "
-        "unsupported database; use sqlite:///path.db or postgresql://host/db"
-    )
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Per-connection SQLite settings (they are not stored in the file, except WAL).
-
-    WAL lets readers (the web UI) run while the engine writes; ``synchronous=NORMAL``
-    in WAL mode still survives a process crash (only an OS crash can lose the last
-    commits) at a fraction of the fsyncs; the busy timeout makes a second writer
-    wait instead of failing at once.
-    """
-    cursor = dbapi_connection.cursor()
-    try:
-        # The timeout first: switching a new file to WAL needs a moment's exclusive lock.
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
 # Runs SqlStore._statements: in a worker thread (benchmarks/variants.py's
 # ``store-on-loop`` puts a plain call here to measure what that saves).
 _prepare = asyncio.to_thread
-
-
-@dataclass(frozen=True, slots=True)
-class _MultiRow:
-    """An upsert as SQLite text with one VALUES group per row, sent a page at a time.
-
-    SQLite's driver runs in aiosqlite's thread and takes the GIL back from the busy
-    event loop after every row of an executemany; one statement per page needs a
-    few hand-overs, and costs 20-30 % less CPU per row (docs/performance.md).
-    """
-
-    head: str
-    group: str
-    tail: str
-    columns: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    page: int
-
-    @classmethod
-    def of(cls, stmt: Insert, table: Table, dialect: Dialect, columns: Sequence[str]) -> _MultiRow:
-        """Split ``stmt`` compiled for ``dialect`` and ``columns`` around its one VALUES group."""
-        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
-        text = compiled.string
-        start = text.index(" VALUES (") + len(" VALUES ")
-        end = text.index(")", start) + 1
-        columns = tuple(compiled.positiontup or ())
-        processors = tuple(table.c[name].type.bind_processor(dialect) for name in columns)
-        # As many rows as the dialect's limit on bound parameters allows: each
-        # statement costs a round trip to aiosqlite's thread, and under load every
-        # round trip waits for a turn of the busy event loop.
-        page = max(1, dialect.insertmanyvalues_max_parameters // len(columns))
-        return cls(text[:start], text[start:end], text[end:], columns, processors, page)
-
-    def pages(self, rows: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-        """(statement, flat parameters) for each page of ``rows``."""
-        bind = list(zip(self.columns, self.processors, strict=True))
-        for first in range(0, len(rows), self.page):
-            chunk = rows[first : first + self.page]
-            params = tuple(
-                row[name] if process is None else process(row[name])
-                for row in chunk
-                for name, process in bind
-            )
-            yield self.head + ", ".join([self.group] * len(chunk)) + self.tail, params
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own words for a failure, without SQLAlchemy's statement dump."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class SqlStore:
@@ -217,33 +94,27 @@ class SqlStore:
         if history < 1:
             raise ValueError(f"history must be at least 1, got {history}")
         self.history_size = history
-        self.url = _async_url(url)
-        self.backend = self.url.get_backend_name()
-        self._memory = self.backend == "sqlite" and self.url.database in (None, "", ":memory:")
-        # SQLite only: a memory database lives in one shared connection, which cannot
-        # hold two transactions at once, so everything queues; a file has one writer
-        # at a time anyway, so writers queue here rather than in the busy handler.
+        self._db = backend_for(url)
+        self.url = self._db.url
+        self.backend = self._db.name
+        # Writers (and on a memory database, readers) queue for this lock: see
+        # Backend.queues_writes.
         self._lock: asyncio.Lock | None = None
         self._engine: AsyncEngine | None = None
         # Built once: the statements only differ by dialect, never by batch.
-        self._state_upsert = self._upsert(state_table, ["name"])
+        insert = self._db.insert
+        self._state_upsert = upsert(insert(state_table), ["name"])
         # Only ever move a ring slot forward: a replayed or stale result must not
         # overwrite a newer one.
-        self._result_upsert = self._upsert(result_table, ["service", "slot"], newer_only=True)
-        self._heartbeat_upsert = self._upsert(heartbeat_table, ["service"])
-        self._window_upsert = self._upsert(window_table, ["id"])
-        self._incident_upsert = self._upsert(incident_table, ["id"])
+        self._result_upsert = upsert(insert(result_table), ["service", "slot"], newer_only=True)
+        self._heartbeat_upsert = upsert(insert(heartbeat_table), ["service"])
+        self._window_upsert = upsert(insert(window_table), ["id"])
+        self._incident_upsert = upsert(insert(incident_table), ["id"])
         # A notice already in the outbox stays as it is (it may be delivered already).
-        notice_insert: Any = self._insert(notice_table)
-        self._notice_insert: Insert = notice_insert.on_conflict_do_nothing(index_elements=["key"])
-        self._event_insert = self._insert(event_table)
-        self._multirow: dict[str, _MultiRow] = {}
-        delivery_insert: Any = self._insert(delivery_table)
-        self._delivery_insert: Insert = delivery_insert.on_conflict_do_nothing(
-            index_elements=["key", "channel"]
-        )
-        meta_insert: Any = self._insert(meta_table)
-        self._meta_insert: Insert = meta_insert.on_conflict_do_nothing(index_elements=["key"])
+        self._notice_insert = insert_new(insert(notice_table), ["key"])
+        self._event_insert = insert(event_table)
+        self._delivery_insert = insert_new(insert(delivery_table), ["key", "channel"])
+        self._meta_insert = insert_new(insert(meta_table), ["key"])
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -252,11 +123,7 @@ class SqlStore:
     @property
     def where(self) -> str:
         """Where the data lives, for messages: a file path or ``host:port/db``."""
-        if self.backend == "sqlite":
-            return ":memory:" if self._memory else str(Path(self.url.database or "").absolute())
-        host = self.url.host or "localhost"
-        port = self.url.port or 5432
-        return f"{host}:{port}/{self.url.database or ''}"
+        return self._db.where
 
     async def open(self) -> None:
         """Connect, create the tables that are missing and fit the ring to ``history``.
@@ -266,70 +133,23 @@ class SqlStore:
         """
         if self._engine is not None:
             return
-        what = "PostgreSQL" if self.backend == "postgresql" else "SQLite database"
-        engine = await self._create_engine()
+        engine = await self._db.create_engine()
         try:
-            # Two processes creating one new SQLite file together can both try to
-            # switch it to WAL; SQLite then refuses one at once ("database is
-            # locked", its busy timeout does not apply to that deadlock), so the
-            # first connection is tried again until the busy timeout has passed.
-            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-            while True:
-                try:
-                    await self._set_up(engine)
-                    break
-                except OperationalError as exc:
-                    locked = self.backend == "sqlite" and "database is locked" in str(exc)
-                    if not locked or time.monotonic() >= deadline:
-                        raise
-                    await asyncio.sleep(0.05)
+            await self._db.set_up(engine, self._create)
         except BaseException as exc:
             await engine.dispose()
-            if isinstance(exc, _DB_ERRORS):
-                verb = "connect to" if self.backend == "postgresql" else "open"
-                raise StoreError(f"cannot {verb} {what} at {self.where}: {_reason(exc)}") from exc
+            if isinstance(exc, DB_ERRORS):
+                raise StoreError(
+                    f"cannot {self._db.opening} at {self.where}: {reason(exc)}"
+                ) from exc
             raise
         self._engine = engine
-        self._lock = asyncio.Lock() if self.backend == "sqlite" else None
+        self._lock = asyncio.Lock() if self._db.queues_writes else None
 
-    async def _set_up(self, engine: AsyncEngine) -> None:
-        """Create the missing tables and fit the ring, in one transaction."""
-        async with engine.begin() as conn:
-            # Two processes may open one database together (cluster members, a
-            # restart overlapping the old process, `pymon check`); checking for a
-            # table and creating it must not interleave, so schema setup takes
-            # turns: an advisory lock on PostgreSQL, the write lock taken up front
-            # on SQLite (whose driver would otherwise run the DDL outside any
-            # transaction).
-            if self.backend == "postgresql":
-                await conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
-            else:
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            await conn.run_sync(metadata.create_all)
-            await fit_ring(conn, self.history_size)
-
-    async def _create_engine(self) -> AsyncEngine:
-        if self.backend == "postgresql":
-            return create_async_engine(
-                self.url,
-                # Survive a PostgreSQL restart: a dead pooled connection is
-                # replaced instead of failing the next write.
-                pool_pre_ping=True,
-                connect_args={"timeout": POSTGRES_CONNECT_TIMEOUT_S},
-            )
-        if self._memory:
-            engine = create_async_engine(self.url, poolclass=StaticPool)
-        else:
-            path = Path(self.url.database or "")
-            try:
-                await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create the directory for SQLite database {self.where}: {exc}"
-                ) from exc
-            engine = create_async_engine(self.url)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
+    async def _create(self, conn: AsyncConnection) -> None:
+        """Create the missing tables and fit the ring (in the backend's setup transaction)."""
+        await conn.run_sync(metadata.create_all)
+        await fit_ring(conn, self.history_size)
 
     async def close(self) -> None:
         """Close every pooled connection. Safe to call twice or without :meth:`open`."""
@@ -341,7 +161,7 @@ class SqlStore:
     async def _connect(self, doing: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
         """A connection (a transaction when ``write``), with failures as StoreError."""
         engine = self._open_engine(doing)
-        lock = self._lock if (write or self._memory) else None
+        lock = self._lock if (write or self._db.queues_reads) else None
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if lock is not None:
@@ -350,34 +170,14 @@ class SqlStore:
                     engine.begin() if write else engine.connect()
                 )
                 yield conn
-        except _DB_ERRORS as exc:
-            raise StoreError(f"cannot {doing} at {self.where}: {_reason(exc)}") from exc
+        except DB_ERRORS as exc:
+            raise StoreError(f"cannot {doing} at {self.where}: {reason(exc)}") from exc
 
     def _open_engine(self, doing: str) -> AsyncEngine:
         """The engine; StoreError saying what could not be done when the store is not open."""
         if self._engine is None:
             raise StoreError(f"cannot {doing}: the store at {self.where} is not open")
         return self._engine
-
-    def _insert(self, table: Table) -> Insert:
-        # ON CONFLICT is dialect syntax; both dialects spell it the same way in Python.
-        if self.backend == "postgresql":
-            return pg_dialect.insert(table)
-        return sqlite_dialect.insert(table)
-
-    def _upsert(self, table: Table, keys: Sequence[str], *, newer_only: bool = False) -> Insert:
-        """INSERT ... ON CONFLICT (keys) DO UPDATE every other column.
-
-        With ``newer_only`` a conflicting row is replaced only by a higher ``seq``.
-        """
-        stmt: Any = self._insert(table)
-        excluded = stmt.excluded
-        updates = {c.name: excluded[c.name] for c in table.columns if c.name not in keys}
-        where = table.c.seq < excluded.seq if newer_only else None
-        upsert: Insert = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_=updates, where=where
-        )
-        return upsert
 
     async def write(
         self,
@@ -421,13 +221,8 @@ class SqlStore:
         incidents: Sequence[Incident],
         notices: Sequence[Notice],
     ) -> list[tuple[Insert | str, Any]]:
-        """The batch as statements in write order, each with its rows.
-
-        PostgreSQL gets each table's statement with its rows (one executemany);
-        SQLite gets multi-row statement text with flat parameters (see _MultiRow).
-        Every row of one table has the same keys (one function builds them), so the
-        SQLite text is made once per table for the columns of its first row.
-        """
+        """The batch as (statement, parameters) in write order: each table's rows as
+        its backend sends them (PostgreSQL: one executemany; SQLite: multi-row text)."""
         unique_notices = list({n.key: n for n in notices}.values())
         incident_rows = list({i.id: incident_row(i) for i in incidents}.values())
         state_rows = list({s.name: state_row(s) for s in states}.values())
@@ -442,16 +237,8 @@ class SqlStore:
         )
         statements: list[tuple[Insert | str, Any]] = []
         for stmt, table, rows in tables:
-            if not rows:
-                continue
-            if self.backend != "sqlite":
-                statements.append((stmt, rows))
-                continue
-            multirow = self._multirow.get(table.name)
-            if multirow is None:
-                multirow = _MultiRow.of(stmt, table, dialect, list(rows[0]))
-                self._multirow[table.name] = multirow
-            statements.extend(multirow.pages(rows))
+            if rows:
+                statements.extend(self._db.batch(stmt, table, dialect, rows))
         return statements
 
     async def load_states(self) -> dict[str, ServiceState]:
