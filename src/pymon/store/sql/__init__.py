@@ -16,21 +16,23 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Executable, delete, select
+from sqlalchemy.engine import Dialect, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
 from pymon.store.base import Delivery, ResultRecord
+from pymon.store.sql import deliveries
 from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
     delivery_from_row,
     delivery_rows,
     event_from_row,
     event_row,
+    heartbeat_from_row,
+    heartbeat_row,
     incident_from_row,
     incident_row,
     notice_from_row,
@@ -241,24 +243,29 @@ class SqlStore:
                 statements.extend(self._db.batch(stmt, table, dialect, rows))
         return statements
 
+    async def _read(self, doing: str, stmt: Executable) -> Sequence[RowMapping]:
+        """The rows ``stmt`` reads (StoreError saying what could not be ``doing``)."""
+        async with self._connect(doing, write=False) as conn:
+            return (await conn.execute(stmt)).mappings().all()
+
+    async def _change(self, doing: str, stmt: Executable) -> int:
+        """Run ``stmt`` in a transaction of its own; how many rows it changed."""
+        async with self._connect(doing, write=True) as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount)
+
     async def load_states(self) -> dict[str, ServiceState]:
         """Every persisted service state, keyed by service name."""
-        async with self._connect("load service states", write=False) as conn:
-            rows = (await conn.execute(select(state_table))).mappings().all()
+        rows = await self._read("load service states", select(state_table))
         return {row["name"]: state_from_row(row) for row in rows}
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         """The newest ``limit`` results of ``service`` (at most ``history_size``), newest first."""
         if limit <= 0:
             return []
-        stmt = (
-            select(result_table)
-            .where(result_table.c.service == service)
-            .order_by(result_table.c.seq.desc())
-            .limit(limit)
-        )
-        async with self._connect(f"read the history of {service!r}", write=False) as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        t = result_table
+        stmt = select(t).where(t.c.service == service).order_by(t.c.seq.desc()).limit(limit)
+        rows = await self._read(f"read the history of {service!r}", stmt)
         return [result_from_row(row) for row in rows]
 
     async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
@@ -268,15 +275,12 @@ class SqlStore:
         stmt = select(event_table).order_by(event_table.c.id.desc()).limit(limit)
         if service is not None:
             stmt = stmt.where(event_table.c.service == service)
-        async with self._connect("read events", write=False) as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        return [event_from_row(row) for row in rows]
+        return [event_from_row(row) for row in await self._read("read events", stmt)]
 
     async def open_incidents(self) -> dict[str, Incident]:
         """The open incident of every service that has one, keyed by service name."""
         stmt = select(incident_table).where(incident_table.c.closed_at.is_(None))
-        async with self._connect("load open incidents", write=False) as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._read("load open incidents", stmt)
         return {row["service"]: incident_from_row(row) for row in rows}
 
     async def incidents(self, service: str | None = None, limit: int = 100) -> list[Incident]:
@@ -284,40 +288,24 @@ class SqlStore:
         stmt = select(incident_table).order_by(incident_table.c.opened_at.desc()).limit(limit)
         if service is not None:
             stmt = stmt.where(incident_table.c.service == service)
-        async with self._connect("read incidents", write=False) as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        return [incident_from_row(row) for row in rows]
+        return [incident_from_row(row) for row in await self._read("read incidents", stmt)]
 
     async def notices(self, limit: int = 100) -> list[Notice]:
         """The newest ``limit`` notices, newest first."""
         stmt = select(notice_table).order_by(notice_table.c.at.desc()).limit(limit)
-        async with self._connect("read notices", write=False) as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        return [notice_from_row(row) for row in rows]
+        return [notice_from_row(row) for row in await self._read("read notices", stmt)]
 
     async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
         """Deliveries neither delivered nor given up whose ``next_at`` has come, oldest first."""
         if limit <= 0:
             return []
-        d = delivery_table
-        stmt = (
-            self._delivery_select()
-            .where(d.c.delivered_at.is_(None), d.c.failed_at.is_(None), d.c.next_at <= now)
-            .order_by(d.c.next_at, d.c.at)
-            .limit(limit)
-        )
-        async with self._connect("read due deliveries", write=False) as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
+        rows = await self._read("read due deliveries", deliveries.due(now, limit))
         return [delivery_from_row(row) for row in rows]
 
     async def next_delivery_at(self) -> float | None:
         """When the earliest pending delivery is due (None: nothing pending)."""
-        d = delivery_table
-        stmt = select(func.min(d.c.next_at)).where(
-            d.c.delivered_at.is_(None), d.c.failed_at.is_(None)
-        )
         async with self._connect("read the next delivery time", write=False) as conn:
-            value = (await conn.execute(stmt)).scalar()
+            value = (await conn.execute(deliveries.next_due())).scalar()
         return None if value is None else float(value)
 
     async def claim_delivery(
@@ -325,39 +313,13 @@ class SqlStore:
     ) -> bool:
         """Take a pending delivery for one attempt: count the attempt and push ``next_at``
         to ``until`` (the lease) for ``owner``, if it is still pending with ``next_at == seen``."""
-        d = delivery_table
-        stmt = (
-            update(d)
-            .where(
-                d.c.key == key,
-                d.c.channel == channel,
-                d.c.next_at == seen,
-                d.c.delivered_at.is_(None),
-                d.c.failed_at.is_(None),
-            )
-            .values(attempts=d.c.attempts + 1, next_at=until, claimed_by=owner)
-        )
-        async with self._connect("claim a delivery", write=True) as conn:
-            result = await conn.execute(stmt)
-        return bool(result.rowcount)
+        stmt = deliveries.claim(key, channel, seen, until, owner)
+        return bool(await self._change("claim a delivery", stmt))
 
     async def release_claims(self, owner: str, now: float) -> int:
         """Make the leases ``owner`` still holds due at ``now`` (an earlier life of this
         instance died mid-send); returns how many."""
-        d = delivery_table
-        stmt = (
-            update(d)
-            .where(
-                d.c.claimed_by == owner,
-                d.c.next_at > now,
-                d.c.delivered_at.is_(None),
-                d.c.failed_at.is_(None),
-            )
-            .values(next_at=now, claimed_by=None)
-        )
-        async with self._connect("release delivery claims", write=True) as conn:
-            result = await conn.execute(stmt)
-        return int(result.rowcount)
+        return await self._change("release delivery claims", deliveries.release(owner, now))
 
     async def finish_delivery(
         self,
@@ -370,16 +332,8 @@ class SqlStore:
     ) -> None:
         """Record an attempt's end: delivered (no ``error``), to be retried at ``retry_at``,
         or (an error and no ``retry_at``) given up for good."""
-        d = delivery_table
-        if error is None:
-            values: dict[str, Any] = {"delivered_at": at, "error": None}
-        elif retry_at is not None:
-            values = {"next_at": retry_at, "error": error, "claimed_by": None}
-        else:
-            values = {"failed_at": at, "error": error}
-        stmt = update(d).where(d.c.key == key, d.c.channel == channel).values(**values)
-        async with self._connect("record a delivery", write=True) as conn:
-            await conn.execute(stmt)
+        stmt = deliveries.finish(key, channel, at=at, error=error, retry_at=retry_at)
+        await self._change("record a delivery", stmt)
 
     async def deliveries(
         self,
@@ -391,33 +345,8 @@ class SqlStore:
     ) -> list[Delivery]:
         """Deliveries newest first, optionally only ``pending``, ``delivered`` or ``failed``
         ones, of one ``service``."""
-        d = delivery_table
-        stmt = self._delivery_select().order_by(d.c.at.desc(), d.c.key, d.c.channel)
-        if state == "pending":
-            stmt = stmt.where(d.c.delivered_at.is_(None), d.c.failed_at.is_(None))
-        elif state == "delivered":
-            stmt = stmt.where(d.c.delivered_at.is_not(None))
-        elif state == "failed":
-            stmt = stmt.where(d.c.failed_at.is_not(None))
-        elif state is not None:
-            raise ValueError(f"state must be pending, delivered or failed, got {state!r}")
-        if service is not None:
-            stmt = stmt.where(d.c.service == service)
-        async with self._connect("read deliveries", write=False) as conn:
-            rows = (await conn.execute(stmt.limit(limit).offset(offset))).mappings().all()
-        return [delivery_from_row(row) for row in rows]
-
-    def _delivery_select(self) -> Select[Any]:
-        d, n = delivery_table, notice_table
-        return select(
-            n,
-            d.c.channel,
-            d.c.attempts,
-            d.c.next_at,
-            d.c.delivered_at,
-            d.c.failed_at,
-            d.c.error,
-        ).join(n, n.c.key == d.c.key)
+        stmt = deliveries.listing(state, service).limit(limit).offset(offset)
+        return [delivery_from_row(row) for row in await self._read("read deliveries", stmt)]
 
     async def keep_meta(self, key: str, value: str) -> str:
         """Store ``value`` under ``key`` unless one is stored; return the stored one.
@@ -437,35 +366,30 @@ class SqlStore:
     async def delete_window(self, window_id: str) -> bool:
         """Remove a run-time maintenance window; False when there was none with that id."""
         stmt = delete(window_table).where(window_table.c.id == window_id)
-        async with self._connect("delete a maintenance window", write=True) as conn:
-            result = await conn.execute(stmt)
-        return bool(result.rowcount)
+        return bool(await self._change("delete a maintenance window", stmt))
 
     async def load_windows(self) -> dict[str, dict[str, Any]]:
         """Every run-time maintenance window (JSON form), keyed by id."""
-        async with self._connect("load maintenance windows", write=False) as conn:
-            rows = (await conn.execute(select(window_table))).mappings().all()
+        rows = await self._read("load maintenance windows", select(window_table))
         return {row["id"]: dict(row["window"]) for row in rows}
 
     async def save_heartbeat(self, beat: Heartbeat) -> None:
         """Upsert the last push of ``beat.service``, in its own transaction."""
-        row = {"service": beat.service, "at": beat.at, "ok": beat.ok, "message": beat.message}
         async with self._connect("save a heartbeat", write=True) as conn:
-            await conn.execute(self._heartbeat_upsert, [row])
+            await conn.execute(self._heartbeat_upsert, [heartbeat_row(beat)])
 
     async def load_heartbeats(self) -> dict[str, Heartbeat]:
         """The last push of every heartbeat service, keyed by service name."""
-        async with self._connect("load heartbeats", write=False) as conn:
-            rows = (await conn.execute(select(heartbeat_table))).mappings().all()
-        return {r["service"]: Heartbeat(r["service"], r["at"], r["ok"], r["message"]) for r in rows}
+        rows = await self._read("load heartbeats", select(heartbeat_table))
+        return {row["service"]: heartbeat_from_row(row) for row in rows}
 
     async def forget(self, names: Sequence[str]) -> None:
         """Delete the state, result history and last heartbeat of services that left the config.
 
         Their events stay: they are the record of what happened. Unknown names are
-        ignored. Called on
-        reload for removed services, so a later service of the same name starts
-        from nothing (and its ``seq`` from zero) instead of inheriting a stale ring.
+        ignored. Called on reload for removed services, so a later service of the
+        same name starts from nothing (and its ``seq`` from zero) instead of
+        inheriting a stale ring.
         """
         if not names:
             return

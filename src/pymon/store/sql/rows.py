@@ -16,7 +16,17 @@ from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
-from pymon.model import Ack, Event, EventKind, Incident, Notice, NoticeKind, ServiceState, Status
+from pymon.model import (
+    Ack,
+    Event,
+    EventKind,
+    Heartbeat,
+    Incident,
+    Notice,
+    NoticeKind,
+    ServiceState,
+    Status,
+)
 from pymon.store.base import Delivery, ResultRecord
 
 __all__ = [
@@ -26,6 +36,8 @@ __all__ = [
     "encode_floats",
     "event_from_row",
     "event_row",
+    "heartbeat_from_row",
+    "heartbeat_row",
     "incident_from_row",
     "incident_row",
     "notice_from_row",
@@ -183,6 +195,14 @@ def event_from_row(row: RowMapping) -> Event:
         previous=Status(row["previous"]),
         message=row["message"],
     )
+
+
+def heartbeat_row(beat: Heartbeat) -> dict[str, Any]:
+    return {"service": beat.service, "at": beat.at, "ok": beat.ok, "message": beat.message}
+
+
+def heartbeat_from_row(row: RowMapping) -> Heartbeat:
+    return Heartbeat(row["service"], row["at"], row["ok"], row["message"])
 
 
 def incident_row(incident: Incident) -> dict[str, Any]:
