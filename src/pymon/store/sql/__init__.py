@@ -1,12 +1,24 @@
-"""The SQL store: SQLAlchemy 2 Core on an async engine, for SQLite and PostgreSQL.
+"""The SQL store: :class:`SqlStore`, SQLAlchemy 2 Core on an async engine, for SQLite
+and PostgreSQL. The package holds:
 
-One schema (``schema.py``: every table and what it holds) serves both backends.
+``__init__.py``
+    SqlStore, the one implementation of :class:`~pymon.store.base.Store`: opening,
+    batched writes, queries; it re-exports the tables.
+``schema.py``
+    the nine tables, each named with what it holds, and the ring's re-slotting.
+``rows.py``
+    row codecs: pymon's values as rows and back.
+``deliveries.py``
+    the outbox's statements: due deliveries, claims (leases), their release.
+``backend.py``
+    the Backend interface (what differs between the databases) and picking one
+    for a URL; ``sqlite.py`` and ``postgres.py`` are the two that fit it.
 
 Users write plain URLs (``sqlite:///pymon-data/pymon.db``, ``sqlite:////abs.db``,
 ``sqlite://`` for memory, ``postgresql://user:pw@host:5432/db``); the store picks
 the async driver (aiosqlite, asyncpg) itself. Every statement is batched: a
-``write`` issues at most one executemany per table (on SQLite, states and results
-go as multi-row statements instead), inside one transaction.
+``write`` issues at most one executemany per table (on SQLite, multi-row
+statements instead), inside one transaction.
 """
 
 from __future__ import annotations
@@ -70,8 +82,9 @@ __all__ = [
     "window_table",
 ]
 
-# Runs SqlStore._statements: in a worker thread (benchmarks/variants.py's
-# ``store-on-loop`` puts a plain call here to measure what that saves).
+# Runs SqlStore._statements: in a worker thread. The benchmarks (variants.py's
+# ``store-on-loop``, components.py) put a plain call in ``pymon.store.sql._prepare``
+# to measure what that saves, so it lives here, beside SqlStore, which looks it up.
 _prepare = asyncio.to_thread
 
 
