@@ -5,12 +5,18 @@
     PymonError                  anything pymon raises on purpose
     ├── ConfigError             a config file that cannot be used; carries every ConfigIssue
     ├── CheckSetupError         a check that cannot run at all here (e.g. no ICMP permission)
-    ├── StoreError              the store cannot be opened or written
+    ├── StoreError              the store cannot be opened, read or written
+    ├── DeliveryError           a channel could not deliver a notice; ``permanent``: do
+    │                           not retry (defined in ``notify/base.py``, beside the channels)
     ├── UnknownService          a command or query named no configured service
     └── CommandRefused          a command the engine cannot carry out now (and why)
 
 A check never raises for a bad *target*: a refused connection, a timeout or a
-garbage answer is a CheckResult with status ``failed`` or ``error``.
+garbage answer is a CheckResult with status ``failed`` or ``error``. Outside the
+tree on purpose: ``client.ClientError`` (the API client's, raised in the command
+line's process, not the daemon's) and exceptions that never leave the package
+raising them (``checks.base.Unreachable``, the shell's ``UsageError`` and
+``CommandFailed``, a few private ones).
 """
 
 from __future__ import annotations

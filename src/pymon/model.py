@@ -220,6 +220,54 @@ class Incident:
         """True until the incident closes."""
         return self.closed_at is None
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, as the API and the store show it; :meth:`from_dict` reads it.
+
+        ``ack`` is None or ``{"author", "comment", "at", "expires"}``.
+        """
+        ack = self.ack
+        return {
+            "id": self.id,
+            "service": self.service,
+            "opened_at": self.opened_at,
+            "closed_at": self.closed_at,
+            "status": self.status.value,
+            "worst": self.worst.value,
+            "notices": self.notices,
+            "last_notice_at": self.last_notice_at,
+            "pending": self.pending,
+            "escalated": self.escalated,
+            "ack": None
+            if ack is None
+            else {
+                "author": ack.author,
+                "comment": ack.comment,
+                "at": ack.at,
+                "expires": ack.expires,
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Incident:
+        """The incident :meth:`to_dict` made ``data`` from (a missing ack author or
+        comment reads as empty)."""
+        ack = data["ack"]
+        return cls(
+            id=data["id"],
+            service=data["service"],
+            opened_at=data["opened_at"],
+            status=Status(data["status"]),
+            worst=Status(data["worst"]),
+            closed_at=data["closed_at"],
+            notices=int(data["notices"]),
+            last_notice_at=data["last_notice_at"],
+            pending=bool(data["pending"]),
+            escalated=bool(data["escalated"]),
+            ack=None
+            if ack is None
+            else Ack(ack["author"] or "", ack["comment"] or "", ack["at"], ack["expires"]),
+        )
+
 
 class NoticeKind(StrEnum):
     """What a notice tells the people on its channels."""

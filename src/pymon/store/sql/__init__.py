@@ -1,0 +1,413 @@
+"""The SQL store: :class:`SqlStore`, SQLAlchemy 2 Core on an async engine, for SQLite
+and PostgreSQL. The package holds:
+
+``__init__.py``
+    SqlStore, the one implementation of :class:`~pymon.store.base.Store`: opening,
+    batched writes, queries; it re-exports the tables.
+``schema.py``
+    the nine tables, each named with what it holds, and the ring's re-slotting.
+``rows.py``
+    row codecs: pymon's values as rows and back.
+``deliveries.py``
+    the outbox's statements: due deliveries, claims (leases), their release.
+``backend.py``
+    the Backend interface (what differs between the databases) and picking one
+    for a URL; ``sqlite.py`` and ``postgres.py`` are the two that fit it.
+
+Users write plain URLs (``sqlite:///pymon-data/pymon.db``, ``sqlite:////abs.db``,
+``sqlite://`` for memory, ``postgresql://user:pw@host:5432/db``); the store picks
+the async driver (aiosqlite, asyncpg) itself. Every statement is batched: a
+``write`` issues at most one executemany per table (on SQLite, multi-row
+statements instead), inside one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Executable, delete, select
+from sqlalchemy.engine import Dialect, RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Insert
+
+from pymon.errors import StoreError
+from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
+from pymon.store.base import Delivery, ResultRecord
+from pymon.store.sql import deliveries
+from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
+from pymon.store.sql.rows import (
+    delivery_from_row,
+    delivery_rows,
+    event_from_row,
+    event_row,
+    heartbeat_from_row,
+    heartbeat_row,
+    incident_from_row,
+    incident_row,
+    notice_from_row,
+    notice_row,
+    result_from_row,
+    result_rows,
+    state_from_row,
+    state_row,
+)
+from pymon.store.sql.schema import (
+    delivery_table,
+    event_table,
+    fit_ring,
+    heartbeat_table,
+    incident_table,
+    meta_table,
+    metadata,
+    notice_table,
+    result_table,
+    state_table,
+    window_table,
+)
+
+__all__ = [
+    "SqlStore",
+    "delivery_table",
+    "event_table",
+    "heartbeat_table",
+    "incident_table",
+    "meta_table",
+    "metadata",
+    "notice_table",
+    "result_table",
+    "state_table",
+    "window_table",
+]
+
+# Runs SqlStore._statements: in a worker thread. The benchmarks (variants.py's
+# ``store-on-loop``, components.py) put a plain call in ``pymon.store.sql._prepare``
+# to measure what that saves, so it lives here, beside SqlStore, which looks it up.
+_prepare = asyncio.to_thread
+
+
+class SqlStore:
+    """A :class:`~pymon.store.base.Store` on SQLite or PostgreSQL via SQLAlchemy Core.
+
+    ``url`` is the user-facing storage URL; ``history`` is how many results each
+    service keeps (the ring size). Call :meth:`open` before anything else and
+    :meth:`close` at the end. Every failure to reach or write the database raises
+    :class:`~pymon.errors.StoreError` with the driver's reason, chained to the cause.
+    ``url`` (the async-driver URL), ``backend`` (``"sqlite"`` or ``"postgresql"``),
+    ``history_size`` and ``where`` (for messages) are readable attributes.
+
+    Result history is keyed by ``seq``: an upsert only replaces a slot that holds an
+    older ``seq``, so re-sending a batch is harmless and results persisted under a
+    service's state are never overwritten by stale ones. ``seq`` therefore has to
+    keep rising per service, which it does when the engine resumes from
+    :meth:`load_states` (and :meth:`forget` clears a retired service's ring).
+    """
+
+    def __init__(self, url: str, history: int = 1000) -> None:
+        if history < 1:
+            raise ValueError(f"history must be at least 1, got {history}")
+        self.history_size = history
+        self._db = backend_for(url)
+        self.url = self._db.url
+        self.backend = self._db.name
+        # Writers (and on a memory database, readers) queue for this lock: see
+        # Backend.queues_writes.
+        self._lock: asyncio.Lock | None = None
+        self._engine: AsyncEngine | None = None
+        # Built once: the statements only differ by dialect, never by batch.
+        insert = self._db.insert
+        self._state_upsert = upsert(insert(state_table), ["name"])
+        # Only ever move a ring slot forward: a replayed or stale result must not
+        # overwrite a newer one.
+        self._result_upsert = upsert(insert(result_table), ["service", "slot"], newer_only=True)
+        self._heartbeat_upsert = upsert(insert(heartbeat_table), ["service"])
+        self._window_upsert = upsert(insert(window_table), ["id"])
+        self._incident_upsert = upsert(insert(incident_table), ["id"])
+        # A notice already in the outbox stays as it is (it may be delivered already).
+        self._notice_insert = insert_new(insert(notice_table), ["key"])
+        self._event_insert = insert(event_table)
+        self._delivery_insert = insert_new(insert(delivery_table), ["key", "channel"])
+        self._meta_insert = insert_new(insert(meta_table), ["key"])
+
+    def __repr__(self) -> str:
+        shown = self.url.render_as_string(hide_password=True)
+        return f"SqlStore({shown!r}, history={self.history_size})"
+
+    @property
+    def where(self) -> str:
+        """Where the data lives, for messages: a file path or ``host:port/db``."""
+        return self._db.where
+
+    async def open(self) -> None:
+        """Connect, create the tables that are missing and fit the ring to ``history``.
+
+        Raises :class:`StoreError` naming the database and the reason when the
+        server cannot be reached, the file cannot be created, or the schema fails.
+        """
+        if self._engine is not None:
+            return
+        engine = await self._db.create_engine()
+        try:
+            await self._db.set_up(engine, self._create)
+        except BaseException as exc:
+            await engine.dispose()
+            if isinstance(exc, DB_ERRORS):
+                raise StoreError(
+                    f"cannot {self._db.opening} at {self.where}: {reason(exc)}"
+                ) from exc
+            raise
+        self._engine = engine
+        self._lock = asyncio.Lock() if self._db.queues_writes else None
+
+    async def _create(self, conn: AsyncConnection) -> None:
+        """Create the missing tables and fit the ring (in the backend's setup transaction)."""
+        await conn.run_sync(metadata.create_all)
+        await fit_ring(conn, self.history_size)
+
+    async def close(self) -> None:
+        """Close every pooled connection. Safe to call twice or without :meth:`open`."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    @contextlib.asynccontextmanager
+    async def _connect(self, doing: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """A connection (a transaction when ``write``), with failures as StoreError."""
+        engine = self._open_engine(doing)
+        lock = self._lock if (write or self._db.queues_reads) else None
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if lock is not None:
+                    await stack.enter_async_context(lock)
+                conn = await stack.enter_async_context(
+                    engine.begin() if write else engine.connect()
+                )
+                yield conn
+        except DB_ERRORS as exc:
+            raise StoreError(f"cannot {doing} at {self.where}: {reason(exc)}") from exc
+
+    def _open_engine(self, doing: str) -> AsyncEngine:
+        """The engine; StoreError saying what could not be done when the store is not open."""
+        if self._engine is None:
+            raise StoreError(f"cannot {doing}: the store at {self.where} is not open")
+        return self._engine
+
+    async def write(
+        self,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+        incidents: Sequence[Incident] = (),
+        notices: Sequence[Notice] = (),
+    ) -> None:
+        """Persist one batch in one transaction: all of it, or (on error) none of it.
+
+        States are upserted by name (the last one in the batch wins); results go to
+        their ring slots (when two land in the same slot, the higher ``seq`` wins);
+        events are appended in order; incidents are upserted by id; notices enter
+        the outbox once (a key already there is left alone). One statement per
+        table, whatever the size.
+        """
+        if not (states or results or events or incidents or notices):
+            return
+        # Turning a batch into rows and parameters is pure Python work, a few
+        # thousand rows at a time: done on the loop it stalled every check for as
+        # long (the thread takes the GIL in short turns instead). Done before the
+        # write lock is taken, so other writers do not wait for it.
+        dialect = self._open_engine("write a batch").dialect
+        statements = await _prepare(
+            self._statements, dialect, states, results, events, incidents, notices
+        )
+        async with self._connect("write a batch", write=True) as conn:
+            for statement, params in statements:
+                if isinstance(statement, str):
+                    await conn.exec_driver_sql(statement, params)
+                else:
+                    await conn.execute(statement, params)
+
+    def _statements(
+        self,
+        dialect: Dialect,
+        states: Sequence[ServiceState],
+        results: Sequence[ResultRecord],
+        events: Sequence[Event],
+        incidents: Sequence[Incident],
+        notices: Sequence[Notice],
+    ) -> list[tuple[Insert | str, Any]]:
+        """The batch as (statement, parameters) in write order: each table's rows as
+        its backend sends them (PostgreSQL: one executemany; SQLite: multi-row text)."""
+        unique_notices = list({n.key: n for n in notices}.values())
+        incident_rows = list({i.id: incident_row(i) for i in incidents}.values())
+        state_rows = list({s.name: state_row(s) for s in states}.values())
+        tables = (
+            (self._incident_upsert, incident_table, incident_rows),
+            (self._notice_insert, notice_table, [notice_row(n) for n in unique_notices]),
+            (self._delivery_insert, delivery_table, delivery_rows(unique_notices)),
+            (self._state_upsert, state_table, state_rows),
+            (self._result_upsert, result_table, result_rows(results, self.history_size)),
+            # Plain INSERT, no RETURNING: the ids are the database's business.
+            (self._event_insert, event_table, [event_row(e) for e in events]),
+        )
+        statements: list[tuple[Insert | str, Any]] = []
+        for stmt, table, rows in tables:
+            if rows:
+                statements.extend(self._db.batch(stmt, table, dialect, rows))
+        return statements
+
+    async def _read(self, doing: str, stmt: Executable) -> Sequence[RowMapping]:
+        """The rows ``stmt`` reads (StoreError saying what could not be ``doing``)."""
+        async with self._connect(doing, write=False) as conn:
+            return (await conn.execute(stmt)).mappings().all()
+
+    async def _change(self, doing: str, stmt: Executable) -> int:
+        """Run ``stmt`` in a transaction of its own; how many rows it changed."""
+        async with self._connect(doing, write=True) as conn:
+            result = await conn.execute(stmt)
+        return int(result.rowcount)
+
+    async def load_states(self) -> dict[str, ServiceState]:
+        """Every persisted service state, keyed by service name."""
+        rows = await self._read("load service states", select(state_table))
+        return {row["name"]: state_from_row(row) for row in rows}
+
+    async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
+        """The newest ``limit`` results of ``service`` (at most ``history_size``), newest first."""
+        if limit <= 0:
+            return []
+        t = result_table
+        stmt = select(t).where(t.c.service == service).order_by(t.c.seq.desc()).limit(limit)
+        rows = await self._read(f"read the history of {service!r}", stmt)
+        return [result_from_row(row) for row in rows]
+
+    async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
+        """The newest ``limit`` events, of one ``service`` if given, newest first."""
+        if limit <= 0:
+            return []
+        stmt = select(event_table).order_by(event_table.c.id.desc()).limit(limit)
+        if service is not None:
+            stmt = stmt.where(event_table.c.service == service)
+        return [event_from_row(row) for row in await self._read("read events", stmt)]
+
+    async def open_incidents(self) -> dict[str, Incident]:
+        """The open incident of every service that has one, keyed by service name."""
+        stmt = select(incident_table).where(incident_table.c.closed_at.is_(None))
+        rows = await self._read("load open incidents", stmt)
+        return {row["service"]: incident_from_row(row) for row in rows}
+
+    async def incidents(self, service: str | None = None, limit: int = 100) -> list[Incident]:
+        """The newest ``limit`` incidents (of one service if given), newest first."""
+        stmt = select(incident_table).order_by(incident_table.c.opened_at.desc()).limit(limit)
+        if service is not None:
+            stmt = stmt.where(incident_table.c.service == service)
+        return [incident_from_row(row) for row in await self._read("read incidents", stmt)]
+
+    async def notices(self, limit: int = 100) -> list[Notice]:
+        """The newest ``limit`` notices, newest first."""
+        stmt = select(notice_table).order_by(notice_table.c.at.desc()).limit(limit)
+        return [notice_from_row(row) for row in await self._read("read notices", stmt)]
+
+    async def due_deliveries(self, now: float, limit: int = 100) -> list[Delivery]:
+        """Deliveries neither delivered nor given up whose ``next_at`` has come, oldest first."""
+        if limit <= 0:
+            return []
+        rows = await self._read("read due deliveries", deliveries.due(now, limit))
+        return [delivery_from_row(row) for row in rows]
+
+    async def next_delivery_at(self) -> float | None:
+        """When the earliest pending delivery is due (None: nothing pending)."""
+        async with self._connect("read the next delivery time", write=False) as conn:
+            value = (await conn.execute(deliveries.next_due())).scalar()
+        return None if value is None else float(value)
+
+    async def claim_delivery(
+        self, key: str, channel: str, seen: float, until: float, owner: str = ""
+    ) -> bool:
+        """Take a pending delivery for one attempt: count the attempt and push ``next_at``
+        to ``until`` (the lease) for ``owner``, if it is still pending with ``next_at == seen``."""
+        stmt = deliveries.claim(key, channel, seen, until, owner)
+        return bool(await self._change("claim a delivery", stmt))
+
+    async def release_claims(self, owner: str, now: float) -> int:
+        """Make the leases ``owner`` still holds due at ``now`` (an earlier life of this
+        instance died mid-send); returns how many."""
+        return await self._change("release delivery claims", deliveries.release(owner, now))
+
+    async def finish_delivery(
+        self,
+        key: str,
+        channel: str,
+        *,
+        at: float,
+        error: str | None = None,
+        retry_at: float | None = None,
+    ) -> None:
+        """Record an attempt's end: delivered (no ``error``), to be retried at ``retry_at``,
+        or (an error and no ``retry_at``) given up for good."""
+        stmt = deliveries.finish(key, channel, at=at, error=error, retry_at=retry_at)
+        await self._change("record a delivery", stmt)
+
+    async def deliveries(
+        self,
+        *,
+        state: str | None = None,
+        service: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Delivery]:
+        """Deliveries newest first, optionally only ``pending``, ``delivered`` or ``failed``
+        ones, of one ``service``."""
+        stmt = deliveries.listing(state, service).limit(limit).offset(offset)
+        return [delivery_from_row(row) for row in await self._read("read deliveries", stmt)]
+
+    async def keep_meta(self, key: str, value: str) -> str:
+        """Store ``value`` under ``key`` unless one is stored; return the stored one.
+
+        The first writer wins, so instances sharing a database agree on it.
+        """
+        async with self._connect("store a setting", write=True) as conn:
+            await conn.execute(self._meta_insert, [{"key": key, "value": value}])
+            stored = await conn.execute(select(meta_table.c.value).where(meta_table.c.key == key))
+            return str(stored.scalar_one())
+
+    async def save_window(self, window_id: str, window: Mapping[str, Any]) -> None:
+        """Persist a maintenance window added at run time (its JSON form), by id."""
+        async with self._connect("save a maintenance window", write=True) as conn:
+            await conn.execute(self._window_upsert, [{"id": window_id, "window": dict(window)}])
+
+    async def delete_window(self, window_id: str) -> bool:
+        """Remove a run-time maintenance window; False when there was none with that id."""
+        stmt = delete(window_table).where(window_table.c.id == window_id)
+        return bool(await self._change("delete a maintenance window", stmt))
+
+    async def load_windows(self) -> dict[str, dict[str, Any]]:
+        """Every run-time maintenance window (JSON form), keyed by id."""
+        rows = await self._read("load maintenance windows", select(window_table))
+        return {row["id"]: dict(row["window"]) for row in rows}
+
+    async def save_heartbeat(self, beat: Heartbeat) -> None:
+        """Upsert the last push of ``beat.service``, in its own transaction."""
+        async with self._connect("save a heartbeat", write=True) as conn:
+            await conn.execute(self._heartbeat_upsert, [heartbeat_row(beat)])
+
+    async def load_heartbeats(self) -> dict[str, Heartbeat]:
+        """The last push of every heartbeat service, keyed by service name."""
+        rows = await self._read("load heartbeats", select(heartbeat_table))
+        return {row["service"]: heartbeat_from_row(row) for row in rows}
+
+    async def forget(self, names: Sequence[str]) -> None:
+        """Delete the state, result history and last heartbeat of services that left the config.
+
+        Their events stay: they are the record of what happened. Unknown names are
+        ignored. Called on reload for removed services, so a later service of the
+        same name starts from nothing (and its ``seq`` from zero) instead of
+        inheriting a stale ring.
+        """
+        if not names:
+            return
+        unique = sorted(set(names))
+        async with self._connect("forget services", write=True) as conn:
+            await conn.execute(delete(state_table).where(state_table.c.name.in_(unique)))
+            await conn.execute(delete(result_table).where(result_table.c.service.in_(unique)))
+            await conn.execute(delete(heartbeat_table).where(heartbeat_table.c.service.in_(unique)))

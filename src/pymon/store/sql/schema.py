@@ -1,0 +1,238 @@
+"""The store's tables, in portable column types that serve SQLite and PostgreSQL alike.
+
+``service_state``
+    one row per service: everything in its ServiceState (status, counts in a row,
+    last message and metrics, flap history, open incident id...), upserted by name
+    on every batch.
+``results``
+    each service's bounded history of check results, a ring: the primary key is
+    ``(service, slot)`` with ``slot = seq % history``, and a result is upserted into
+    its slot. A service can never hold more than ``history`` rows, by construction,
+    so no prune job exists and a write costs the same on day one and on day one
+    thousand. :func:`fit_ring` re-slots it when ``history`` changes.
+``events``
+    transitions of services, append-only, numbered by an autoincrement id.
+``incidents``
+    one row per incident (a stretch of confirmed trouble of one service): its
+    statuses, notices sent, escalation and acknowledgement, upserted by id; open
+    ones have no ``closed_at``.
+``notices``
+    the outbox: every notice the rules decided, written in the same transaction as
+    the state that caused it; its ``key`` makes a notice written twice one notice.
+``deliveries``
+    one row per (notice, channel): how delivering it goes (attempts, when next,
+    delivered or given up, last error, which instance holds its lease).
+``meta``
+    small named values pymon keeps for itself (the key incident tokens derive from).
+``windows``
+    maintenance windows added at run time, as JSON, by id (config windows live in
+    the config).
+``heartbeats``
+    the last push of each ``heartbeat`` service (never its token), upserted.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = [
+    "delivery_table",
+    "event_table",
+    "fit_ring",
+    "heartbeat_table",
+    "incident_table",
+    "meta_table",
+    "metadata",
+    "notice_table",
+    "result_table",
+    "state_table",
+    "window_table",
+]
+
+metadata = MetaData()
+
+# seq and ids are 64-bit: a service checked every second passes 2**31 in 68 years,
+# but a cluster's event id sequence is shared by every service. On SQLite the events
+# id must be declared INTEGER (not BIGINT) to become the rowid alias that
+# autoincrements, hence the variant.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+state_table = Table(
+    "service_state",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("previous_status", String(16), nullable=False),
+    Column("confirmed_status", String(16), nullable=True),
+    Column("confirmed", Boolean, nullable=False),
+    Column("recovering", Boolean, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("last_check", Double, nullable=True),
+    Column("last_change", Double, nullable=True),
+    Column("last_duration", Double, nullable=False),
+    Column("last_by_status", JSON, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("flap_history", String(100), nullable=False),
+    Column("flap_pct", Double, nullable=False),
+    Column("flapping", Boolean, nullable=False),
+    Column("maintenance", Boolean, nullable=False),
+    Column("unreachable", Boolean, nullable=False),
+    Column("incident", String(32), nullable=True),
+)
+
+# No extra index on (service, seq): a service owns at most ``history`` rows, which
+# the primary key prefix finds; sorting those few is cheaper than maintaining a
+# second index on every write.
+result_table = Table(
+    "results",
+    metadata,
+    Column("service", String, primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("duration", Double, nullable=False),
+    Column("lateness", Double, nullable=False),
+)
+
+event_table = Table(
+    "events",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("service", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("previous", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_events_service_id", "service", "id"),
+    Index("ix_events_at", "at"),
+)
+
+incident_table = Table(
+    "incidents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("opened_at", Double, nullable=False),
+    Column("closed_at", Double, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("worst", String(16), nullable=False),
+    Column("notices", Integer, nullable=False),
+    Column("last_notice_at", Double, nullable=True),
+    Column("pending", Boolean, nullable=False),
+    Column("escalated", Boolean, nullable=False),
+    Column("ack_author", Text, nullable=True),
+    Column("ack_comment", Text, nullable=True),
+    Column("ack_at", Double, nullable=True),
+    Column("ack_expires", Double, nullable=True),
+    Index("ix_incidents_service_opened", "service", "opened_at"),
+    Index("ix_incidents_open", "closed_at"),
+)
+
+notice_table = Table(
+    "notices",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("incident", String(32), nullable=True),
+    Column("metrics", JSON, nullable=False),
+    Column("since", Double, nullable=True),
+    Index("ix_notices_at", "at"),
+)
+
+# Written with the notice: each channel is delivered and retried on its own, so a
+# webhook that is down never re-sends the e-mail. ``next_at`` is when to try next;
+# a sender claims a row by moving it forward (a lease), so a crash mid-send retries
+# after the lease and two instances on one database never both send it.
+delivery_table = Table(
+    "deliveries",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("channel", String(100), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("at", Double, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", Double, nullable=False),
+    Column("delivered_at", Double, nullable=True),
+    Column("failed_at", Double, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("claimed_by", String(200), nullable=True),
+    Index("ix_deliveries_due", "delivered_at", "failed_at", "next_at"),
+    Index("ix_deliveries_at", "at"),
+)
+
+meta_table = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+window_table = Table(
+    "windows",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("window", JSON, nullable=False),
+)
+
+heartbeat_table = Table(
+    "heartbeats",
+    metadata,
+    Column("service", String, primary_key=True),
+    Column("at", Double, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+
+async def fit_ring(conn: AsyncConnection, history: int) -> None:
+    """Re-slot the kept results when ``history`` differs from the last run's.
+
+    Rows written under another ring size sit in ``seq % old`` slots; left alone,
+    new results would overwrite the wrong ones (or, when shrinking, slots beyond
+    the ring would stay forever). So: keep the newest row per new slot, then move
+    each to ``seq % history``, in two passes through negative slots because the
+    primary key is checked row by row. Costs one scan when nothing changed.
+    """
+    t, n = result_table, history
+    misplaced = select(t.c.service).where(t.c.slot != t.c.seq % n).limit(1)
+    if (await conn.execute(misplaced)).first() is None:
+        return
+    rank = (
+        func.row_number()
+        .over(partition_by=(t.c.service, t.c.seq % n), order_by=t.c.seq.desc())
+        .label("newest_first")
+    )
+    ranked = select(t.c.service, t.c.slot, rank).subquery()
+    losers = select(ranked.c.service, ranked.c.slot).where(ranked.c.newest_first > 1)
+    await conn.execute(delete(t).where(tuple_(t.c.service, t.c.slot).in_(losers)))
+    await conn.execute(update(t).values(slot=-1 - t.c.seq % n))
+    await conn.execute(update(t).values(slot=-1 - t.c.slot))
