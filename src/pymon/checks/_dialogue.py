@@ -1,7 +1,4 @@
-"""What the checks that hold a command/reply dialogue with a server share: smtp and ftp.
-
-Not a check type (the registry skips ``_`` modules).
-"""
+"""What the checks that hold a command/reply dialogue with a server share: smtp and ftp."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ import re
 import aioftp
 from pydantic import Field, SecretStr, field_validator
 
-from pymon.checks import register
 from pymon.checks._dialogue import SHOWN_REPLY, Dialogue
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.schema import CheckSpec
@@ -253,7 +252,6 @@ def _hang_up(client: _Client) -> None:
         _abort(client.stream.writer)
 
 
-@register("ftp", FtpSpec)
 async def check_ftp(spec: FtpSpec, ctx: CheckContext) -> CheckResult:
     """Log in to an FTP server; optionally LIST ``path`` (passive or active mode)."""
     started = ctx.clock.monotonic()

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 
 from pydantic import Field
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext
 from pymon.config.schema import CheckSpec, Duration
 from pymon.errors import CheckSetupError
@@ -77,7 +76,6 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-@register("heartbeat", HeartbeatSpec)
 async def check_heartbeat(spec: HeartbeatSpec, ctx: CheckContext) -> CheckResult:
     """Expect a push to /api/v1/heartbeat/TOKEN at least every interval + grace."""
     if ctx.heartbeats is None:

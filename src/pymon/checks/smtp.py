@@ -18,7 +18,6 @@ from aiosmtplib.protocol import MAX_RESPONSE_LENGTH
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from pymon import __version__
-from pymon.checks import register
 from pymon.checks._dialogue import SHOWN_REPLY, Dialogue
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.checks.tls import UNVERIFIED, TrustSpec, ssl_reason, verifying_context
@@ -277,7 +276,6 @@ async def _talk(spec: SmtpSpec, session: _Session, sock: socket.socket) -> tuple
     return Status.OK, f"{summary}; greeting in {greeted_ms:.0f} ms", True
 
 
-@register("smtp", SmtpSpec)
 async def check_smtp(spec: SmtpSpec, ctx: CheckContext) -> CheckResult:
     """Greet a mail server (EHLO), optionally over TLS; log in and send a test message if asked."""
     started = ctx.clock.monotonic()

@@ -19,7 +19,6 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pydantic import Field, model_validator
 
-from pymon.checks import register
 from pymon.checks._dialogue import SHOWN_REPLY
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.ranges import parse_ranges
@@ -335,7 +334,6 @@ async def _certificate_anyway(
         return None
 
 
-@register("tls", TlsSpec, {"cert_days_left": CERT_DAYS_LEFT})
 async def check_tls(spec: TlsSpec, ctx: CheckContext) -> CheckResult:
     """TLS handshake (optionally after SMTP STARTTLS); verify the certificate, report its expiry."""
     deadline = ctx.clock.monotonic() + ctx.timeout
