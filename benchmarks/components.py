@@ -47,13 +47,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import TargetProcess
 from benchmarks.variants import (
     http_raw_check,
     lean_session,
     rows_on_loop,
 )
-
-from pymon.bench import TargetProcess
 from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, run_check
 from pymon.checks.http import HttpSpec, new_session
 from pymon.checks.tcp import TcpSpec
@@ -136,7 +135,7 @@ async def _check_null(spec: _NullSpec, ctx: CheckContext) -> CheckResult:
 
 
 async def _engine(rate: float, rounds: int, with_store: bool) -> None:
-    from pymon.engine.daemon import Daemon
+    from benchmarks.harness.engine import Daemon
 
     REGISTRY.setdefault("bench-null", CheckType("bench-null", _NullSpec, _check_null))
     interval = 5.0
