@@ -47,14 +47,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.harness import TargetProcess
 from benchmarks.variants import (
     http_raw_check,
     lean_session,
     rows_on_loop,
 )
-
-from pymon.bench import TargetProcess
-from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, register, run_check
+from pymon.checks import REGISTRY, CheckContext, CheckType, check_type, run_check
 from pymon.checks.http import HttpSpec, new_session
 from pymon.checks.tcp import TcpSpec
 from pymon.config.schema import CheckSpec, Config, ServiceConfig, StorageConfig, WebConfig
@@ -136,10 +135,9 @@ async def _check_null(spec: _NullSpec, ctx: CheckContext) -> CheckResult:
 
 
 async def _engine(rate: float, rounds: int, with_store: bool) -> None:
-    from pymon.engine.daemon import Daemon
+    from benchmarks.harness.engine import Daemon
 
-    if "bench-null" not in REGISTRY:
-        register("bench-null", _NullSpec)(_check_null)
+    REGISTRY.setdefault("bench-null", CheckType("bench-null", _NullSpec, _check_null))
     interval = 5.0
     with tempfile.TemporaryDirectory() as tmp:
         config = Config(
@@ -289,7 +287,7 @@ async def main(args: argparse.Namespace) -> None:
                 "new_session() as is": new_session(),
                 "no happy eyeballs (prototype http-nohe)": lean_session(new_session()),
             }
-            raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run), {}, kind.summary)
+            raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run))
             try:
                 for session in sessions.values():
                     await _check_round(300, kind, hspecs, session)()  # warm-up

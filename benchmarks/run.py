@@ -22,8 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pymon.bench import BenchOptions, LoopName
-from pymon.bench import run as run_bench
+from benchmarks.harness import BenchOptions, LoopName
+from benchmarks.harness import run as run_bench
 
 
 def _pct(value: float | None) -> str:

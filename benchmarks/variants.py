@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import aiohttp
 
-from pymon.bench import BenchOptions
+from benchmarks.harness import BenchOptions
 from pymon.checks import CheckFn
 
 __all__ = [
@@ -47,14 +47,14 @@ def lean_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
 
 
 def _http_nohe() -> None:
-    import pymon.engine.daemon as daemon
+    from benchmarks.harness.engine import composition
 
-    made = daemon.new_session  # type: ignore[attr-defined]
+    made = composition.new_session  # type: ignore[attr-defined]
 
     def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
         return lean_session(made(*args, **kwargs))
 
-    daemon.new_session = session  # type: ignore[attr-defined]
+    composition.new_session = session  # type: ignore[attr-defined]
 
 
 class _OneResponse(asyncio.Protocol):
@@ -235,7 +235,7 @@ def _gc_freeze() -> None:
     """
     import gc
 
-    from pymon.engine.daemon import Daemon
+    from benchmarks.harness.engine import Daemon
 
     start = Daemon.start
 
@@ -262,7 +262,7 @@ def _gc_idle(period: float, middle_every: int, full_every: int) -> Patch:
     def patch() -> None:
         import gc
 
-        from pymon.engine.daemon import Daemon
+        from benchmarks.harness.engine import Daemon
 
         start = Daemon.start
         collectors: set[asyncio.Task[None]] = set()

@@ -50,11 +50,11 @@ from typing import Any
 import httpx
 import uvicorn
 
-from pymon.bench import machine_info
+from benchmarks.harness import machine_info
+from benchmarks.harness.engine import Daemon
 from pymon.config.load import load_config_text
 from pymon.config.schema import Config
 from pymon.engine.bus import Bus, BusItem, StateChanged
-from pymon.engine.daemon import Daemon
 from pymon.model import ServiceState, Status
 from pymon.web.app import create_app
 

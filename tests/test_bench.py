@@ -7,11 +7,13 @@ belongs in the benchmark, never in a pass/fail test.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from pymon.bench import BenchOptions, run_bench
+from benchmarks.harness import BenchOptions, run_bench
 from pymon.cli import cli
 
 SECTIONS = {
@@ -89,3 +91,14 @@ def test_bench_command_writes_json(tmp_path: Path) -> None:
     assert set(SECTIONS) <= set(report)
     assert report["timeline"]
     assert report["checks"]["failed"] == 0, report["checks"]["failure_samples"]
+
+
+def test_bench_command_outside_a_source_checkout_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An installed wheel has no benchmarks/harness: the import fails as it would there.
+    monkeypatch.setitem(sys.modules, "benchmarks.harness", None)
+    result = CliRunner().invoke(cli, ["bench", "--services", "4"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: pymon bench runs from a source checkout (clone the repository, pip install -e .):"
+        " this installation has no benchmarks/harness"
+    ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pymon.bench import TargetProcess
+from benchmarks.harness import TargetProcess
 from pymon.config.load import load_config, load_config_text
 from pymon.daemon import Daemon
 from pymon.engine.reconcile import diff, fingerprint

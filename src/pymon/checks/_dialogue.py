@@ -1,7 +1,4 @@
-"""What the checks that hold a command/reply dialogue with a server share: smtp and ftp.
-
-Not a check type (the registry skips ``_`` modules).
-"""
+"""What the checks that hold a command/reply dialogue with a server share: smtp and ftp."""
 
 from __future__ import annotations
 
@@ -11,21 +8,17 @@ from collections.abc import Awaitable, Callable
 
 from pymon.checks.base import CheckContext
 from pymon.model import CheckResult, Status
+from pymon.text import one_line
 
-__all__ = ["Dialogue", "one_line"]
+__all__ = ["SHOWN_REPLY", "Dialogue"]
 
 # A goodbye (QUIT) may take this long, and at most half of what is left of the
 # timeout: a server slow to say goodbye must not turn a verdict into a timeout.
 GOODBYE_GRACE = 1.0
 
-# A reply text is shown in a message up to this many characters.
+# A server's reply text (maybe several lines, maybe hostile) is shown in a message on
+# one line, up to this many characters.
 SHOWN_REPLY = 160
-
-
-def one_line(text: str) -> str:
-    """A server's reply text (maybe several lines, maybe hostile) as one short printable line."""
-    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return flat if len(flat) <= SHOWN_REPLY else flat[: SHOWN_REPLY - 3] + "..."
 
 
 class Dialogue:
@@ -63,7 +56,7 @@ class Dialogue:
         if self.command == "greeting":
             self.greeted()
         self.code = code
-        reply = f"{code} {one_line(text)}".rstrip()
+        reply = f"{code} {one_line(text, SHOWN_REPLY)}".rstrip()
         if 400 <= code <= 599:
             return Status.ERROR, f"{self.command} refused: {reply}", True
         return Status.FAILED, f"unexpected reply to {self.command}: {reply}", False

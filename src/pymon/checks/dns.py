@@ -19,7 +19,6 @@ import dns.rrset
 from dns.rdtypes.ANY.TXT import TXT
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext, resolve_host
 from pymon.config.schema import CheckSpec
 from pymon.errors import CheckSetupError
@@ -177,7 +176,6 @@ def _judge(
     return Status.OK, f"{asked}: {_shown(got)}{via} ({where})", len(got)
 
 
-@register("dns", DnsSpec)
 async def check_dns(spec: DnsSpec, ctx: CheckContext) -> CheckResult:
     """Ask a DNS server for a record of ``query``; optionally require answers in ``expect``."""
     try:

@@ -9,11 +9,11 @@ import re
 import aioftp
 from pydantic import Field, SecretStr, field_validator
 
-from pymon.checks import register
-from pymon.checks._dialogue import Dialogue, one_line
+from pymon.checks._dialogue import SHOWN_REPLY, Dialogue
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult, Status
+from pymon.text import one_line
 
 __all__ = ["FTP_PORT", "MAX_REPLY", "FtpSpec", "check_ftp"]
 
@@ -217,7 +217,7 @@ async def _list(spec: FtpSpec, session: _Session, path: str) -> tuple[int, str]:
         code, info = await session.reply(None, "2xx", "1xx")
     finally:
         channel.close()
-    return entries, f"{code} {one_line(' '.join(info))}"
+    return entries, f"{code} {one_line(' '.join(info), SHOWN_REPLY)}"
 
 
 async def _talk(spec: FtpSpec, session: _Session) -> tuple[Status, str, bool]:
@@ -226,7 +226,7 @@ async def _talk(spec: FtpSpec, session: _Session) -> tuple[Status, str, bool]:
     try:
         code, info = await session.reply(None, "220", "120")
         greeted_ms = session.greeted()
-        summary = f"{code} {one_line(' '.join(info))}"
+        summary = f"{code} {one_line(' '.join(info), SHOWN_REPLY)}"
         session.at(f"login as {spec.username}")
         await session.client.login(spec.username, spec.password.get_secret_value())
         session.code = 230
@@ -252,7 +252,6 @@ def _hang_up(client: _Client) -> None:
         _abort(client.stream.writer)
 
 
-@register("ftp", FtpSpec)
 async def check_ftp(spec: FtpSpec, ctx: CheckContext) -> CheckResult:
     """Log in to an FTP server; optionally LIST ``path`` (passive or active mode)."""
     started = ctx.clock.monotonic()

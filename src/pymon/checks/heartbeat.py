@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import Field
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext
 from pymon.config.schema import CheckSpec, Duration, ServiceConfig
 from pymon.errors import CheckSetupError
@@ -82,7 +81,6 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-@register("heartbeat", HeartbeatSpec)
 async def check_heartbeat(spec: HeartbeatSpec, ctx: CheckContext) -> CheckResult:
     """Expect a push to /api/v1/heartbeat/TOKEN at least every interval + grace."""
     pushes = ctx.pushes

@@ -28,10 +28,8 @@ from pydantic import (
 from yarl import URL
 
 from pymon import __version__
-from pymon.checks import register
 from pymon.checks.base import CheckContext
 from pymon.checks.tls import (
-    CERT_DAYS_LEFT,
     TrustSpec,
     read_certificate,
     ssl_reason,
@@ -511,7 +509,6 @@ def _problems(
     return problems
 
 
-@register("http", HttpSpec, {"status_code": HTTP_STATUS, "cert_days_left": CERT_DAYS_LEFT})
 async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
     """Request ``url``; judge the status code, headers, texts and JSON values in the body."""
     session = await ctx.http_session()

@@ -8,7 +8,6 @@ from typing import Protocol
 import icmplib
 from pydantic import Field
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext, resolve_host
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, Duration, MetricThresholds
@@ -72,7 +71,6 @@ async def _ping(address: str, spec: PingSpec, reply_timeout: float) -> _Host:
     )
 
 
-@register("ping", PingSpec, {"loss_pct": PING_LOSS})
 async def check_ping(spec: PingSpec, ctx: CheckContext) -> CheckResult:
     """Send ``count`` ICMP echo requests to ``host``."""
     t0 = ctx.clock.monotonic()

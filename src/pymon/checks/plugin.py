@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext
 from pymon.config.schema import CheckSpec
 from pymon.errors import CheckSetupError
@@ -171,7 +170,6 @@ def _message(
     return _clip(status_text, _MAX_TEXT) + "".join(f" ({note})" for note in notes)
 
 
-@register("plugin", PluginSpec)
 async def check_plugin(spec: PluginSpec, ctx: CheckContext) -> CheckResult:
     """Run a Nagios plugin: exit 0 ok, 1 warn, 2 error, 3 unknown; its perfdata are the metrics."""
     program = os.path.basename(spec.command[0])

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import psutil
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, MetricThresholds
@@ -186,7 +185,6 @@ def _pids(matches: list[_Match]) -> str:
     return ", ".join(map(str, pids[:_SHOWN])) + more
 
 
-@register("process", ProcessSpec, {"count": PROCESS_COUNT})
 async def check_process(spec: ProcessSpec, ctx: CheckContext) -> CheckResult:
     """Count the local processes that meet every given criterion; sum their CPU and memory."""
     ctx.stage = "scanning processes"

@@ -18,11 +18,11 @@ from aiosmtplib.protocol import MAX_RESPONSE_LENGTH
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from pymon import __version__
-from pymon.checks import register
-from pymon.checks._dialogue import Dialogue, one_line
+from pymon.checks._dialogue import SHOWN_REPLY, Dialogue
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.checks.tls import UNVERIFIED, TrustSpec, ssl_reason, verifying_context
 from pymon.model import CheckResult, Status
+from pymon.text import one_line
 
 __all__ = ["SMTPS_PORT", "SMTP_PORT", "SmtpSpec", "check_smtp"]
 
@@ -213,17 +213,20 @@ async def _converse(spec: SmtpSpec, session: _Session, helo: str) -> list[str]:
         reply = await session.send("DATA", client.data(message))
         count = len(spec.rcpt_to)
         to = spec.rcpt_to[0] if count == 1 else f"{count} recipients"
-        done.append(f"test message to {to} accepted: {reply.code} {one_line(reply.message)}")
+        done.append(
+            f"test message to {to} accepted: {reply.code} {one_line(reply.message, SHOWN_REPLY)}"
+        )
     return done
 
 
 def _garbled(exc: aiosmtplib.SMTPResponseException, stage: str) -> str:
     """A reply aiosmtplib could not read as SMTP (its code is negative)."""
     if exc.message.startswith(_MALFORMED):
-        return f"not an SMTP reply while {stage}: {one_line(exc.message[len(_MALFORMED) :])!r}"
+        said = one_line(exc.message[len(_MALFORMED) :], SHOWN_REPLY)
+        return f"not an SMTP reply while {stage}: {said!r}"
     if exc.message == _TOO_LONG:
         return f"endless reply (over {MAX_RESPONSE_LENGTH // 1024} KiB) while {stage}"
-    return f"{one_line(exc.message)} while {stage}"
+    return f"{one_line(exc.message, SHOWN_REPLY)} while {stage}"
 
 
 def _lost(exc: BaseException, stage: str) -> str:
@@ -269,11 +272,10 @@ async def _talk(spec: SmtpSpec, session: _Session, sock: socket.socket) -> tuple
         return Status.ERROR, str(exc), True
     except OSError as exc:
         return Status.FAILED, _lost(exc, session.ctx.stage), False
-    summary = f"{greeting.code} {one_line(greeting.message)}; {', '.join(done)}"
+    summary = f"{greeting.code} {one_line(greeting.message, SHOWN_REPLY)}; {', '.join(done)}"
     return Status.OK, f"{summary}; greeting in {greeted_ms:.0f} ms", True
 
 
-@register("smtp", SmtpSpec)
 async def check_smtp(spec: SmtpSpec, ctx: CheckContext) -> CheckResult:
     """Greet a mail server (EHLO), optionally over TLS; log in and send a test message if asked."""
     started = ctx.clock.monotonic()

@@ -11,7 +11,6 @@ import socket
 
 from pydantic import Field
 
-from pymon.checks import register
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.schema import CheckSpec
 from pymon.model import CheckResult, Status
@@ -153,7 +152,6 @@ async def _connect_only(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     )
 
 
-@register("tcp", TcpSpec)
 async def check_tcp(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     """Connect over TCP; optionally send ``send`` and require ``expect`` in the reply."""
     if spec.send is None and spec.expect is None:

@@ -19,13 +19,13 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pydantic import Field, model_validator
 
-from pymon.checks import register
-from pymon.checks._dialogue import one_line
+from pymon.checks._dialogue import SHOWN_REPLY
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
 from pymon.config.ranges import parse_ranges
 from pymon.config.schema import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
+from pymon.text import one_line
 
 __all__ = [
     "CERT_DAYS_LEFT",
@@ -232,20 +232,20 @@ async def _smtp_starttls(
     ctx.stage = "waiting for the SMTP greeting"
     code, text = await _smtp_reply(reader, "greeting")
     if code != 220:
-        raise _NoTls(f"SMTP server refuses the session: {code} {one_line(text)}")
+        raise _NoTls(f"SMTP server refuses the session: {code} {one_line(text, SHOWN_REPLY)}")
     # An address literal needs no DNS and is always a valid EHLO argument (RFC 5321).
     local = writer.get_extra_info("sockname")[0]
     literal = f"[IPv6:{local}]" if ":" in local else f"[{local}]"
     code, text = await _command(reader, writer, f"EHLO {literal}", ctx)
     if code != 250:
-        raise _NoTls(f"EHLO refused: {code} {one_line(text)}")
+        raise _NoTls(f"EHLO refused: {code} {one_line(text, SHOWN_REPLY)}")
     extensions = [line.split(" ", 1)[0].upper() for line in text.split("\n")[1:]]
     if "STARTTLS" not in extensions:
-        offered = one_line(", ".join(extensions)) or "no extensions"
+        offered = one_line(", ".join(extensions), SHOWN_REPLY) or "no extensions"
         raise _NoTls(f"SMTP server does not offer STARTTLS (it offers {offered})")
     code, text = await _command(reader, writer, "STARTTLS", ctx)
     if code != 220:
-        raise _NoTls(f"STARTTLS refused: {code} {one_line(text)}")
+        raise _NoTls(f"STARTTLS refused: {code} {one_line(text, SHOWN_REPLY)}")
 
 
 def _closed(exc: OSError, when: str) -> _NoTls:
@@ -334,7 +334,6 @@ async def _certificate_anyway(
         return None
 
 
-@register("tls", TlsSpec, {"cert_days_left": CERT_DAYS_LEFT})
 async def check_tls(spec: TlsSpec, ctx: CheckContext) -> CheckResult:
     """TLS handshake (optionally after SMTP STARTTLS); verify the certificate, report its expiry."""
     deadline = ctx.clock.monotonic() + ctx.timeout

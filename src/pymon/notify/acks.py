@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import functools
 import logging
 import re
 import unicodedata
@@ -30,6 +31,7 @@ from pymon.config.schema import AcknowledgementsConfig, split_host_port
 from pymon.errors import PymonError
 from pymon.model import Incident
 from pymon.notify.tokens import TOKEN_LENGTH, AckTokens, tokens_in
+from pymon.text import one_line
 
 __all__ = ["AckRequest", "AckServer", "AckTarget", "Action", "authorized", "parse_command"]
 
@@ -47,6 +49,10 @@ _ATTRIBUTION_MAX = 400  # characters; longer lines are words, and cheaper not to
 _MAX_CANDIDATES = 20  # tokens tried per message: each one is a lookup
 _SESSION_LIMIT = 600.0  # seconds a connection may live, however busy it keeps us
 _STOP_GRACE = 5.0
+# A human's words on one line: only control characters (and lone surrogates) become
+# spaces; format characters stay (the joiners inside emoji, right-to-left marks).
+# A cut ends where it falls, without an ellipsis.
+_one_line = functools.partial(one_line, ellipsis="", blank=frozenset({"Cc", "Cs"}))
 
 _SECRET = re.compile(rf"(?<![0-9a-f])[0-9a-f]{{{TOKEN_LENGTH}}}(?![0-9a-f])", re.I)
 _LEAD = ":;,.-\u2013\u2014 \t"  # what people put between "ack" and their words
@@ -156,7 +162,7 @@ def parse_command(text: str) -> tuple[Action, float | None, str]:
             break
         comment.append(lines[follow].strip())
     joined = " ".join(comment)[: _COMMENT_MAX * 4]
-    return action, duration, _one_line(joined)[:_COMMENT_MAX].rstrip()
+    return action, duration, _one_line(joined, _COMMENT_MAX)
 
 
 def _maint_duration(spec: str) -> float:
@@ -207,12 +213,6 @@ def _ends_comment(lines: Sequence[str], index: int) -> bool:
     )
 
 
-def _one_line(text: str) -> str:
-    """``text`` without control characters or runs of whitespace."""
-    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
-    return " ".join(cleaned.split())
-
-
 def _smtp_text(text: str) -> str:
     """``text`` as an SMTP reply may carry it: one line of printable ASCII."""
     folded = unicodedata.normalize("NFKD", _one_line(text))
@@ -224,7 +224,7 @@ def _smtp_text(text: str) -> str:
 
 def _clean(text: str) -> str:
     """``text`` safe to log: one line, no lone surrogates, bounded."""
-    return _one_line(text.encode("utf-8", "replace").decode("utf-8"))[:200]
+    return _one_line(text.encode("utf-8", "replace").decode("utf-8"), 200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -684,7 +684,7 @@ class AckServer:
         message = EmailMessage()
         message["From"] = self._config.address
         message["To"] = request.sender
-        subject = _one_line(reading.subject)[:200] or f"{request.service}: {_DONE[request.action]}"
+        subject = _one_line(reading.subject, 200) or f"{request.service}: {_DONE[request.action]}"
         if not re.match(r"re\s*:", subject, re.I):
             subject = f"Re: {subject}"
         message["Subject"] = subject

@@ -16,10 +16,10 @@ is ``permanent`` only when the server refused with a 5xx reply.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import ssl
-import unicodedata
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
@@ -32,8 +32,9 @@ from pymon.model import Notice
 from pymon.notify import tokens
 from pymon.notify.base import DeliveryError, NoticeContext
 from pymon.notify.templates import Templates
+from pymon.text import one_line
 
-__all__ = ["SUBJECT_MAX", "EmailSender", "one_line", "send_message"]
+__all__ = ["SUBJECT_MAX", "EmailSender", "send_message"]
 
 log = logging.getLogger("pymon.notify")
 
@@ -49,19 +50,10 @@ _REPLY_MAX = 200
 # CRLF line ends, and bodies in quoted-printable or base64 rather than raw 8-bit:
 # a relay that does not offer 8BITMIME must still carry them intact.
 _POLICY = SMTP.clone(cte_type="7bit")
-
-
-def one_line(text: str, limit: int | None = None) -> str:
-    """``text`` with every run of whitespace or control characters made one space,
-    cut to ``limit`` characters with an ellipsis: safe for a header or a log line."""
-    cleaned = "".join(
-        " " if ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
-        for ch in text
-    )
-    flat = " ".join(cleaned.split())
-    if limit is not None and len(flat) > limit:
-        return flat[: limit - 1].rstrip() + "…"
-    return flat
+# Text for a header or a log line: control and format characters (bidi overrides
+# too) made spaces; private-use and newer characters (emoji Python's Unicode
+# tables do not know yet) kept. Cut with one character of ellipsis.
+_one_line = functools.partial(one_line, ellipsis="…", blank=frozenset({"Cc", "Cf"}))
 
 
 class EmailSender:
@@ -102,13 +94,13 @@ class EmailSender:
         message["Auto-Submitted"] = "auto-generated"
         # Exchange ignores Auto-Submitted; this keeps its out-of-office replies away.
         message["X-Auto-Response-Suppress"] = "All"
-        message["X-Pymon-Service"] = one_line(ctx.service_uri, _HEADER_VALUE_MAX)
+        message["X-Pymon-Service"] = _one_line(ctx.service_uri, _HEADER_VALUE_MAX)
         message["X-Pymon-Status"] = status
         if notice.incident is not None:
-            message["X-Pymon-Incident"] = one_line(notice.incident, _HEADER_VALUE_MAX)
+            message["X-Pymon-Incident"] = _one_line(notice.incident, _HEADER_VALUE_MAX)
         if ctx.ack_token:
             message["X-Pymon-Token"] = ctx.ack_token
-        message["X-Pymon-Notice"] = one_line(notice.key, _HEADER_VALUE_MAX)
+        message["X-Pymon-Notice"] = _one_line(notice.key, _HEADER_VALUE_MAX)
         message.set_content(text, subtype="plain", charset="utf-8")
         message.add_alternative(html, subtype="html", charset="utf-8")
         return message
@@ -124,10 +116,10 @@ class EmailSender:
         """Nothing to release: each send opens and closes its own SMTP session."""
 
     def _subject(self, notice: Notice, ctx: NoticeContext) -> str:
-        origin = one_line(ctx.organization or ctx.host, 60)
+        origin = _one_line(ctx.organization or ctx.host, 60)
         status = notice.status.value.upper()
-        subject = f"[{origin}] {status}: {one_line(notice.service)} - {one_line(notice.message)}"
-        return one_line(subject, SUBJECT_MAX)
+        subject = f"[{origin}] {status}: {_one_line(notice.service)} - {_one_line(notice.message)}"
+        return _one_line(subject, SUBJECT_MAX)
 
     def _message_id(self, key: str, ctx: NoticeContext) -> str:
         return tokens.message_id(key, self.name, ctx.ack_token, self._domain)
@@ -228,10 +220,10 @@ def _reason(config: EmailChannel, exc: BaseException) -> tuple[str, bool]:
         return f"timed out after {config.timeout:g}s", False
     certificate = _find(exc, ssl.SSLCertVerificationError)
     if certificate is not None:
-        return f"TLS certificate not trusted: {one_line(certificate.verify_message)}", False
+        return f"TLS certificate not trusted: {_one_line(certificate.verify_message)}", False
     tls = _find(exc, ssl.SSLError)
     if tls is not None:
-        reason = one_line(tls.reason or str(tls), _REPLY_MAX)
+        reason = _one_line(tls.reason or str(tls), _REPLY_MAX)
         if reason == "WRONG_VERSION_NUMBER":
             reason += " (the server does not speak TLS here: tls is for port 465, starttls for 587)"
         return f"TLS handshake failed: {reason}", False
@@ -241,7 +233,7 @@ def _reason(config: EmailChannel, exc: BaseException) -> tuple[str, bool]:
     if unresolved is not None:
         return f"cannot resolve {config.host}: {unresolved.strerror or unresolved}", False
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return f"server closed the connection ({one_line(exc.message, _REPLY_MAX)})", False
+        return f"server closed the connection ({_one_line(exc.message, _REPLY_MAX)})", False
     if isinstance(exc, aiosmtplib.SMTPException):
         if "STARTTLS extension not supported" in exc.message:
             return "STARTTLS is required (tls: starttls) but the server does not offer it", False
@@ -250,15 +242,15 @@ def _reason(config: EmailChannel, exc: BaseException) -> tuple[str, bool]:
             return f"cannot log in: the server does not offer AUTH{hint}", False
         cause = _find_outside_smtp(exc)
         if cause is None:
-            return one_line(exc.message, _REPLY_MAX), False
+            return _one_line(exc.message, _REPLY_MAX), False
         exc = cause
     if isinstance(exc, OSError):
-        return one_line(exc.strerror or str(exc), _REPLY_MAX), False
-    return f"{type(exc).__name__}: {one_line(str(exc), _REPLY_MAX)}", False
+        return _one_line(exc.strerror or str(exc), _REPLY_MAX), False
+    return f"{type(exc).__name__}: {_one_line(str(exc), _REPLY_MAX)}", False
 
 
 def _reply(code: int, message: str) -> str:
-    return f"{code} {one_line(message, _REPLY_MAX)}"
+    return f"{code} {_one_line(message, _REPLY_MAX)}"
 
 
 def _find(exc: BaseException, kind: type[_E]) -> _E | None:

@@ -8,6 +8,7 @@ from typing import Final
 from pymon.config.schema import LogChannel
 from pymon.model import Notice
 from pymon.notify.base import NoticeContext
+from pymon.text import one_line
 
 __all__ = ["LOGGER", "LogSender"]
 
@@ -27,21 +28,19 @@ class LogSender:
         self._log = logging.getLogger(LOGGER)
 
     async def send(self, notice: Notice, ctx: NoticeContext) -> None:
-        """Log ``notice problem: web ERROR - <message> (incident <id>)``."""
+        """Log ``notice problem: web ERROR - <message> (incident <id>)``.
+
+        On one line: a message from a hostile target must not forge further log lines.
+        """
         self._log.log(
             self._level,
             "notice %s: %s %s - %s%s",
             notice.kind.value,
-            _one_line(notice.service),
+            one_line(notice.service),
             notice.status.value.upper(),
-            _one_line(notice.message),
-            f" (incident {_one_line(notice.incident)})" if notice.incident else "",
+            one_line(notice.message),
+            f" (incident {one_line(notice.incident)})" if notice.incident else "",
         )
 
     async def close(self) -> None:
         """Nothing is held."""
-
-
-def _one_line(text: str) -> str:
-    # A message from a hostile target must not forge further lines in the log.
-    return " ".join("".join(c if c.isprintable() else " " for c in text).split())

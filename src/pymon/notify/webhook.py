@@ -34,6 +34,7 @@ from pymon.config.schema import WebhookChannel
 from pymon.model import Notice
 from pymon.notify.base import DeliveryError, NoticeContext
 from pymon.notify.payload import encode_payload, notice_payload
+from pymon.text import one_line
 
 __all__ = ["MAX_RESPONSE", "WebhookSender", "sign", "verify"]
 
@@ -128,14 +129,14 @@ class WebhookSender:
                 return
             if 300 <= response.status < 400:
                 target = response.headers.get("Location")
-                where = _one_line(_display(target)) if target else "no Location given"
+                where = one_line(_display(target), _MAX_QUOTE) if target else "no Location given"
                 raise DeliveryError(
                     f"webhook {self._where}: HTTP {response.status}: redirected to {where}"
                     " (redirects are not followed; configure the final URL)",
                     permanent=response.status in _PERMANENT_REDIRECTS,
                 )
-            text = _one_line((await _quote(response)).decode("utf-8", "replace"))
-            text = text or _one_line(response.reason or "")
+            text = one_line((await _quote(response)).decode("utf-8", "replace"), _MAX_QUOTE)
+            text = text or one_line(response.reason or "", _MAX_QUOTE)
             raise DeliveryError(
                 f"webhook {self._where}: HTTP {response.status}" + (f": {text}" if text else ""),
                 permanent=400 <= response.status < 500 and response.status not in _RETRYABLE_4XX,
@@ -205,29 +206,22 @@ def _display(url: str) -> str:
     except (ValueError, TypeError):
         return "<unparseable URL>"
     if not parsed.is_absolute():
-        return _one_line(parsed.path)
+        return one_line(parsed.path, _MAX_QUOTE)
     return str(parsed.with_user(None).with_query(None).with_fragment(None))
-
-
-def _one_line(text: str) -> str:
-    """``text`` on one line of printable characters, cut to the length an error quotes."""
-    printable = "".join(c if c.isprintable() else " " for c in text[: _MAX_QUOTE * 4])
-    flat = " ".join(printable.split())
-    return flat if len(flat) <= _MAX_QUOTE else flat[: _MAX_QUOTE - 3] + "..."
 
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"TLS certificate not trusted: {_one_line(str(exc.certificate_error))}"
+        return f"TLS certificate not trusted: {one_line(str(exc.certificate_error), _MAX_QUOTE)}"
     if isinstance(exc, aiohttp.ClientSSLError):
-        return f"TLS failed: {_one_line(str(exc))}"
+        return f"TLS failed: {one_line(str(exc), _MAX_QUOTE)}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         if not isinstance(exc.os_error, socket.gaierror) and exc.os_error.errno:
             # asyncio words a refusal "Connect call failed"; say what the errno says.
             return f"cannot connect: {os.strerror(exc.os_error.errno).lower()}"
-        return f"cannot connect: {_one_line(exc.strerror or str(exc))}"
+        return f"cannot connect: {one_line(exc.strerror or str(exc), _MAX_QUOTE)}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "the server closed the connection without an answer"
     if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
-        return f"bad HTTP answer: {_one_line(str(exc))}"
-    return _one_line(str(exc)) or type(exc).__name__
+        return f"bad HTTP answer: {one_line(str(exc), _MAX_QUOTE)}"
+    return one_line(str(exc), _MAX_QUOTE) or type(exc).__name__

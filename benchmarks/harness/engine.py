@@ -1,0 +1,44 @@
+"""The benchmarks' one contact with pymon's daemon: where it lives, how it is built,
+started and stopped, and the two counters the bench reads off it.
+
+Everything under benchmarks/ reaches the daemon through this module, so when the
+composition root moves (``pymon.engine.daemon`` today) this is the file to re-point.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+# The module the daemon is composed in: variants.py patches what it looks up there.
+import pymon.engine.daemon as composition
+from pymon.config.schema import Config
+from pymon.engine.daemon import Daemon
+from pymon.store.base import Store
+
+__all__ = ["BenchDaemon", "Daemon", "composition"]
+
+
+class BenchDaemon:
+    """A daemon on ``config`` writing to ``store``, as the bench drives it."""
+
+    def __init__(self, config: Config, store: object) -> None:
+        # ``store`` is a MeteredStore: a proxy with the Store protocol's methods.
+        self._daemon = Daemon(config, store=cast(Store, store))
+
+    async def start(self) -> None:
+        """Start the daemon: every service is scheduled."""
+        await self._daemon.start()
+
+    async def stop(self) -> None:
+        """Stop it: checks in flight end, the writer flushes."""
+        await self._daemon.stop()
+
+    @property
+    def skipped_runs(self) -> int:
+        """Runs the scheduler dropped because the previous run was still going."""
+        return self._daemon.scheduler.stats.skipped
+
+    @property
+    def writer_failures(self) -> int:
+        """Batches the writer failed to write."""
+        return self._daemon.writer.failures

@@ -1,0 +1,82 @@
+"""One benchmark point: :class:`BenchOptions`, what ``pymon bench`` was asked to run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["REFERENCE_SECONDS", "BenchOptions", "LoopName"]
+
+LoopName = Literal["asyncio", "uvloop"]
+
+# Services per target port and kind. One listening socket can queue ``BACKLOG``
+# connections (targets.py); spreading keeps a short stall of the target from
+# overflowing it.
+SERVICES_PER_PORT = 1250
+MAX_PORTS_PER_KIND = 8
+
+# The reference phase's length by default (see reference.py).
+REFERENCE_SECONDS = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """One benchmark point.
+
+    ``warmup`` defaults to two intervals: the first interval starts every service
+    (their phases are spread over it), the second confirms their state (flap
+    guard), so the window sees only steady-state runs. It must be at least one
+    interval. ``concurrency`` None keeps the config default.
+    """
+
+    services: int = 10_000
+    interval: float = 5.0
+    duration: float = 60.0
+    warmup: float | None = None
+    concurrency: int | None = None
+    timeout: float | None = None
+    flush_interval: float | None = None
+    loop: LoopName = "asyncio"
+    ports_per_kind: int | None = None
+    workdir: Path | None = None
+    reference: float = REFERENCE_SECONDS
+
+    @property
+    def effective_warmup(self) -> float:
+        """The warm-up actually used (two intervals unless given)."""
+        return self.warmup if self.warmup is not None else 2 * self.interval
+
+    @property
+    def effective_timeout(self) -> float:
+        """Each check's timeout: the interval, capped at 10 s (the config default)."""
+        return self.timeout if self.timeout is not None else min(10.0, self.interval)
+
+    @property
+    def effective_ports(self) -> int:
+        """Listening ports per check kind on the target."""
+        if self.ports_per_kind is not None:
+            return self.ports_per_kind
+        per_kind = math.ceil(self.services / 2)
+        return max(1, min(MAX_PORTS_PER_KIND, math.ceil(per_kind / SERVICES_PER_PORT)))
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option that cannot make a run."""
+        if self.services < 2:
+            raise ValueError("services must be at least 2 (half tcp, half http)")
+        if self.interval <= 0:
+            raise ValueError("interval must be positive")
+        if self.duration <= 0:
+            raise ValueError("duration must be positive")
+        if self.effective_warmup < self.interval:
+            raise ValueError(
+                f"warmup ({self.effective_warmup:g}s) must be at least one interval "
+                f"({self.interval:g}s): until then not every service has run"
+            )
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.ports_per_kind is not None and self.ports_per_kind < 1:
+            raise ValueError("ports per kind must be at least 1")
+        if self.reference < 0:
+            raise ValueError("reference must not be negative")

@@ -1,0 +1,114 @@
+"""The report as ``pymon bench`` prints it: rich tables of the headline figures and the timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.harness.report import BenchReport
+
+__all__ = ["render_report", "render_timeline"]
+
+
+def render_timeline(report: BenchReport) -> Any:
+    """A rich Table of the report's timeline, one row per second of the run."""
+    from rich.table import Table
+
+    table = Table(title="per second since the daemon started (* = in the window)")
+    for name in ("second", "checks", "latest start", "batches", "longest write"):
+        table.add_column(name, justify="right")
+    for t in report.timeline:
+        table.add_row(
+            f"{t.second}{'*' if t.in_window else ''}",
+            f"{t.checks:,}",
+            f"{t.max_lateness_ms:,.0f} ms",
+            f"{t.batches}",
+            f"{t.longest_write_ms:,.0f} ms" if t.batches else "",
+        )
+    return table
+
+
+def render_report(report: BenchReport) -> Any:
+    """A rich Table of the report's headline figures."""
+    from rich.table import Table
+
+    r, c = report.run, report.checks
+    table = Table(
+        title=(
+            f"pymon bench: {r.services} services ({r.tcp} tcp, {r.http} http) every "
+            f"{r.interval_s:g}s, {r.window_s:g}s window, loop={r.loop}"
+        ),
+        show_header=True,
+    )
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("note")
+    rows: list[tuple[str, str, str]] = [
+        ("checks/s", f"{c.per_second:,.1f}", f"expected {c.expected_per_second:,.1f}"),
+        ("checks in window", f"{c.total:,}", f"ok {c.ok:,}, not ok {c.failed:,}"),
+        ("skipped runs", f"{c.skipped_runs:,}", "due time passed before the previous run ended"),
+        (
+            "lateness p50 / p99",
+            f"{report.lateness.p50_ms:.1f} / {report.lateness.p99_ms:.1f} ms",
+            f"max {report.lateness.max_ms:.1f} ms",
+        ),
+        (
+            "loop lag p50 / p99",
+            f"{report.loop_lag.p50_ms:.1f} / {report.loop_lag.p99_ms:.1f} ms",
+            f"max {report.loop_lag.max_ms:.1f} ms",
+        ),
+        (
+            "garbage collector",
+            f"{report.gc.pause_share:.1%} of the time",
+            f"{sum(report.gc.collections.values()):,} collections, "
+            f"longest {report.gc.max_pause_ms:.1f} ms",
+        ),
+        (
+            "pymon CPU / 1,000 checks",
+            f"{report.cpu.pymon_per_1000_checks_s:.3f} s",
+            f"{report.cpu.pymon_utilization:.0%} of one core",
+        ),
+        (
+            "event loop thread CPU",
+            f"{report.cpu.loop_thread_per_1000_checks_s:.3f} s / 1,000",
+            f"{report.cpu.loop_thread_utilization:.0%} of one core (saturates first)",
+        ),
+        (
+            "target CPU / 1,000 checks",
+            f"{report.cpu.target_per_1000_checks_s:.3f} s",
+            f"{report.cpu.target_utilization:.0%} of one core",
+        ),
+        (
+            "machine busy",
+            f"{report.cpu.machine_busy_cores:.2f} cores",
+            f"of which other processes {report.cpu.others_cores:.2f}",
+        ),
+        (
+            "memory / service",
+            f"{report.memory.per_service_kb:.1f} KiB",
+            f"RSS {report.memory.rss_before_mb:.0f} -> {report.memory.rss_running_mb:.0f} MiB",
+        ),
+        (
+            "store batches",
+            f"{report.store.batches:,}",
+            f"mean {report.store.mean_batch:,.0f} results, "
+            f"write p50 {report.store.write_ms.p50_ms:.0f} / p99 "
+            f"{report.store.write_ms.p99_ms:.0f} ms, busy {report.store.write_busy:.0%}",
+        ),
+        (
+            "reference (no pymon)",
+            f"{report.reference.pymon_ratio:.2f}x",
+            f"loop CPU per check over a bare GET {report.reference.get_us:.0f} µs / "
+            f"connect {report.reference.connect_us:.0f} µs "
+            f"(mix: {report.reference.per_core:,} per core)",
+        ),
+        (
+            "target answered",
+            f"{report.target.http_requests + report.target.tcp_accepts:,}",
+            f"http {report.target.http_requests:,}, tcp {report.target.tcp_accepts:,}",
+        ),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    for message, count in c.failure_samples.items():
+        table.add_row("failure", f"{count:,}", message)
+    return table
