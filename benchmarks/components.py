@@ -153,11 +153,11 @@ async def _engine(rate: float, rounds: int, with_store: bool) -> None:
 
         def engine_round(tick: float) -> Round:
             async def one_round() -> tuple[float, int]:
-                daemon.scheduler._tick = tick
+                daemon.runtime.scheduler._tick = tick
                 await asyncio.sleep(0.5)  # let the scheduler pick the new tick up
-                runs0, c0 = daemon.scheduler.stats.runs, _cpu()
+                runs0, c0 = daemon.runtime.scheduler.stats.runs, _cpu()
                 await asyncio.sleep(3.0)
-                return _cpu() - c0, daemon.scheduler.stats.runs - runs0
+                return _cpu() - c0, daemon.runtime.scheduler.stats.runs - runs0
 
             return one_round
 

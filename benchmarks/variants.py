@@ -47,14 +47,15 @@ def lean_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
 
 
 def _http_nohe() -> None:
-    from benchmarks.harness.engine import composition
+    import pymon.checks.http as http
 
-    made = composition.new_session  # type: ignore[attr-defined]
+    made = http.new_session
 
     def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
         return lean_session(made(*args, **kwargs))
 
-    composition.new_session = session  # type: ignore[attr-defined]
+    # HttpSessions looks new_session up in its own module at each session it makes.
+    http.new_session = session
 
 
 class _OneResponse(asyncio.Protocol):

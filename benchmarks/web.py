@@ -54,7 +54,8 @@ from benchmarks.harness import machine_info
 from benchmarks.harness.engine import Daemon
 from pymon.config.load import load_config_text
 from pymon.config.schema import Config
-from pymon.engine.bus import Bus, BusItem, StateChanged
+from pymon.engine.bus import Bus
+from pymon.events import BusItem, StateChanged
 from pymon.model import ServiceState, Status
 from pymon.web.app import create_app
 
@@ -121,9 +122,9 @@ def build_config(services: int, workdir: Path) -> Config:
 
 def inject_states(daemon: Daemon) -> None:
     now = time.time()
-    for i, name in enumerate(daemon.services):
+    for i, name in enumerate(daemon.runtime.configs):
         status = MIX[i % len(MIX)]
-        daemon.states[name] = ServiceState(
+        daemon.runtime.states[name] = ServiceState(
             name,
             status=status,
             confirmed_status=status,
@@ -138,7 +139,7 @@ def inject_states(daemon: Daemon) -> None:
 
 
 async def serve(daemon: Daemon) -> tuple[uvicorn.Server, asyncio.Task[None], int, ServerTimer]:
-    timer = ServerTimer(create_app(daemon))
+    timer = ServerTimer(create_app(daemon.runtime))
     sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
     server = uvicorn.Server(
         uvicorn.Config(timer, log_level="warning", access_log=False, lifespan="off")
@@ -197,13 +198,13 @@ async def fan_out(
     ready = await asyncio.wait_for(child.stdout.readline(), 60)
     if ready.strip() != b"ready":
         raise RuntimeError(f"stream clients did not start: {ready!r}")
-    names = list(daemon.services)
+    names = list(daemon.runtime.configs)
     cpu0, wall0 = _cpu(), time.perf_counter()
     for r in range(rounds):
         for k in range(changes):
             name = names[(r * changes + k) % len(names)]
-            state = daemon.states[name]
-            daemon.states[name] = replace(
+            state = daemon.runtime.states[name]
+            daemon.runtime.states[name] = replace(
                 state, seq=state.seq + 1, message=f"t={time.time():.6f}", last_check=time.time()
             )
             daemon.bus.publish(StateChanged(name))

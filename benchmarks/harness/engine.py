@@ -2,20 +2,18 @@
 started and stopped, and the two counters the bench reads off it.
 
 Everything under benchmarks/ reaches the daemon through this module, so when the
-composition root moves (``pymon.engine.daemon`` today) this is the file to re-point.
+composition root moves (``pymon.daemon`` today) this is the file to re-point.
 """
 
 from __future__ import annotations
 
 from typing import cast
 
-# The module the daemon is composed in: variants.py patches what it looks up there.
-import pymon.engine.daemon as composition
 from pymon.config.schema import Config
-from pymon.engine.daemon import Daemon
+from pymon.daemon import Daemon
 from pymon.store.base import Store
 
-__all__ = ["BenchDaemon", "Daemon", "composition"]
+__all__ = ["BenchDaemon", "Daemon"]
 
 
 class BenchDaemon:
@@ -36,7 +34,7 @@ class BenchDaemon:
     @property
     def skipped_runs(self) -> int:
         """Runs the scheduler dropped because the previous run was still going."""
-        return self._daemon.scheduler.stats.skipped
+        return self._daemon.runtime.scheduler.stats.skipped
 
     @property
     def writer_failures(self) -> int:

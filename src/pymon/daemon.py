@@ -31,7 +31,7 @@ from pymon.config.watch import ConfigWatcher
 from pymon.engine import rules
 from pymon.engine.bus import Bus
 from pymon.engine.listeners import LOG_TYPES, log_listener
-from pymon.engine.reconcile import live_config, restart_needed
+from pymon.engine.reconcile import live_config, reconcile, restart_needed
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError
 from pymon.events import BusItem
@@ -265,7 +265,7 @@ class Reloader:
         warnings = tuple(restart_needed(old, new))
         config = live_config(old, new)
         stale = daemon.notifier.apply(config, channels)
-        changes = await daemon.runtime.reconcile(config)
+        changes = await reconcile(daemon.runtime, config)
         for channel in stale:
             await channel.close()
         for warning in warnings:

@@ -97,12 +97,12 @@ async def test_ad_hoc_windows_survive_restart_and_can_be_removed(tmp_path: Path)
     second = Daemon(load_config_text(text))
     await second.start()
     try:
-        assert list(second.runtime.adhoc_windows.values()) == [window]
-        assert second.runtime._in_maintenance(second.runtime.configs["down"], time.time())
+        assert [v.window for v in second.runtime.windows() if v.source == "api"] == [window]
+        await second.runtime.run_now("down")
+        await wait_for(lambda: second.runtime.states["down"].maintenance)
         assert window.id is not None
         assert await second.runtime.remove_maintenance(window.id) is True
         assert await second.runtime.remove_maintenance(window.id) is False
-        assert not second.runtime._in_maintenance(second.runtime.configs["down"], time.time())
         assert second.runtime.states["down"].maintenance is False
     finally:
         await second.stop()

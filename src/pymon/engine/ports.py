@@ -19,7 +19,7 @@ the web use a fake that holds plain values (``tests/support/port.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -34,7 +34,9 @@ __all__ = [
     "AckFigures",
     "EnginePort",
     "Health",
+    "NoticeDesk",
     "OutboxFigures",
+    "Reload",
     "ReloadStatus",
     "SchedulerFigures",
     "ServiceView",
@@ -228,3 +230,22 @@ class EnginePort(Protocol):
     async def reload(self, source: str) -> ReloadResult:
         """Read the config again and apply it when valid; else keep the running one."""
         ...
+
+
+# -- what the engine asks of the outside (given by the composition root) ----------
+
+
+class NoticeDesk(Protocol):
+    """What the engine reads of the notification side: its figures, for health."""
+
+    def outbox_figures(self) -> OutboxFigures:
+        """The outbox's counters since start."""
+        ...
+
+    def ack_figures(self) -> AckFigures | None:
+        """The acknowledgement server's counters, None when it does not run."""
+        ...
+
+
+#: Reads the config file again and applies it (the composition root's reloader).
+Reload = Callable[[str], Awaitable[ReloadResult]]

@@ -1,8 +1,9 @@
 """What changed between two configs, decided purely: the reload's reconciliation plan.
 
 A reload is all or nothing: the new file is parsed and fully validated off the
-event loop (:mod:`pymon.daemon`), and only a valid config reaches the engine, which
-reconciles services by name (:meth:`pymon.engine.runtime.Runtime.reconcile`):
+event loop (:mod:`pymon.daemon`), and only a valid config reaches the engine;
+:func:`reconcile` then applies it by service name, through the runtime's public
+service lifecycle (:class:`Reconcilable`):
 
 * **unchanged** keep their state and their place in the scheduler (not rescheduled);
 * **changed** keep their state and history and continue on their rhythm with the new
@@ -19,21 +20,83 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from pymon.config.load import SECRET_KEYS
 from pymon.config.schema import Config, ServiceConfig
-from pymon.model import ConfigDiff
+from pymon.model import ConfigDiff, ServiceState
 
 __all__ = [
+    "Reconcilable",
     "diff",
     "diff_fingerprints",
     "fingerprint",
     "fingerprints",
     "live_config",
+    "reconcile",
     "restart_needed",
 ]
+
+
+class Reconcilable(Protocol):
+    """What reconciliation asks of the runtime: its config and its services' lifecycle."""
+
+    @property
+    def config(self) -> Config:
+        """The config running now."""
+        ...
+
+    async def remembered(self) -> dict[str, ServiceState]:
+        """Every state the store keeps."""
+        ...
+
+    def adopt(self, config: Config) -> None:
+        """Run ``config`` from now on (services, tokens, windows)."""
+        ...
+
+    def retire(self, name: str) -> None:
+        """Stop and drop a removed service."""
+        ...
+
+    def restart(self, service: ServiceConfig) -> None:
+        """Go on with a changed service's new settings."""
+        ...
+
+    def begin(self, service: ServiceConfig, restored: ServiceState | None) -> None:
+        """Start a new service."""
+        ...
+
+    async def forget(self, names: Sequence[str]) -> None:
+        """Drop removed services' rows from the store."""
+        ...
+
+    def review_windows(self) -> None:
+        """Work every maintenance flag out again."""
+        ...
+
+
+async def reconcile(runtime: Reconcilable, new: Config) -> ConfigDiff:
+    """Apply ``new`` to ``runtime`` by service name; what changed (see the module doc)."""
+    old = runtime.config
+    changes = diff(old, new)
+    # Names that come back after being dropped from the store earlier start fresh;
+    # names the store still remembers (from before a restart) resume, as at start.
+    restored = await runtime.remembered() if changes.added else {}
+    services = {s.name: s for s in new.services}
+    # From here to forget() nothing awaits: checks never see half a swap.
+    runtime.adopt(new)
+    for name in changes.removed:
+        runtime.retire(name)
+    for name in changes.changed:
+        runtime.restart(services[name])
+    for name in changes.added:
+        runtime.begin(services[name], restored.get(name))
+    if changes.removed:
+        await runtime.forget(changes.removed)
+    if old.maintenance != new.maintenance:
+        runtime.review_windows()
+    return changes
 
 
 def diff(old: Config, new: Config) -> ConfigDiff:

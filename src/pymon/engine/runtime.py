@@ -7,8 +7,10 @@ maintenance windows added at run time, the jobs' heartbeat pushes) and implement
 the store for history, events and deliveries, with what the writer has not
 written yet merged in, so a read never forces a write), its commands go through
 the pure rules like a check's result does. Every decision of the rules is taken
-whole by :meth:`_apply`: kept in memory, queued in the store's writer (one
-transaction with its notices), then published on the bus.
+whole by its :class:`~pymon.engine.book.ServiceBook`: kept in memory, queued in the
+store's writer (one transaction with its notices), then published on the bus. A
+reload reaches it through :func:`pymon.engine.reconcile.reconcile`, which uses the
+service lifecycle methods (``adopt``, ``retire``, ``restart``, ``begin``...).
 
 The runtime does not build its edges: the composition root (:mod:`pymon.daemon`)
 gives it the store, the writer, the bus, the clock, the notifier's figures and
@@ -18,15 +20,14 @@ the function that reloads the config file.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -34,40 +35,34 @@ from pymon.checks import CheckContext, check_type, run_check
 from pymon.checks.base import Resolver, SystemResolver
 from pymon.checks.heartbeat import HeartbeatBoard, push_tokens
 from pymon.checks.http import HttpSessions
-from pymon.clock import Clock, SystemClock, sleep_or_wake
+from pymon.clock import Clock, SystemClock
 from pymon.config.schema import Config, ServiceConfig
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
+from pymon.engine.book import ServiceBook
 from pymon.engine.bus import Bus, Subscription
-from pymon.engine.maintenance import DEFAULT_HORIZON, next_change, windows_for
+from pymon.engine.flags import MaintenanceFlags
 from pymon.engine.ports import (
-    AckFigures,
     Health,
+    NoticeDesk,
     OutboxFigures,
+    Reload,
     ReloadStatus,
     SchedulerFigures,
     ServiceView,
     StoreFigures,
     WindowView,
 )
-from pymon.engine.reconcile import diff
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import CommandRefused, UnknownService
 from pymon.events import (
-    EVENT_TYPES,
-    TYPE_NAMES,
     BusItem,
-    CheckCompleted,
     ConfigReloaded,
-    NoticeQueued,
     ReloadFailed,
     StateChanged,
-    from_transition,
-    type_name,
 )
 from pymon.model import (
     Ack,
-    ConfigDiff,
     Event,
     EventKind,
     Heartbeat,
@@ -79,24 +74,9 @@ from pymon.model import (
 from pymon.store.base import Delivery, ResultRecord, Store
 from pymon.store.writer import BatchWriter
 
-__all__ = ["NoticeDesk", "Runtime"]
+__all__ = ["Runtime"]
 
 log = logging.getLogger("pymon")
-
-#: Reads the config file again and applies it (the composition root's reloader).
-Reload = Callable[[str], Awaitable[ReloadResult]]
-
-
-class NoticeDesk(Protocol):
-    """What the engine reads of the notification side: its figures, for health."""
-
-    def outbox_figures(self) -> OutboxFigures:
-        """The outbox's counters since start."""
-        ...
-
-    def ack_figures(self) -> AckFigures | None:
-        """The acknowledgement server's counters, None when it does not run."""
-        ...
 
 
 class Runtime:
@@ -128,20 +108,16 @@ class Runtime:
         )
         self.sessions = HttpSessions()
         self.configs: dict[str, ServiceConfig] = {s.name: s for s in config.services}
-        self.states: dict[str, ServiceState] = {}
-        self.incidents: dict[str, Incident] = {}
+        self.book = ServiceBook(writer, self.bus)
+        # The book's own mappings, read here often enough to deserve a short name.
+        self.states = self.book.states
+        self.incidents = self.book.incidents
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
         self.heartbeats = HeartbeatBoard(self.clock.time(), push_tokens(config.services))
         self.started_at = time.time()
         self.reload_status = ReloadStatus()
-        self._event_counts = dict.fromkeys(TYPE_NAMES, 0)
-        # Per service: (in maintenance?, until when that holds), and the times the
-        # flag next flips, so a window's end is acted on at once, not at the next check.
-        self._maint: dict[str, tuple[bool, float]] = {}
-        self._maint_due: list[tuple[float, str]] = []
-        self._maint_wake = asyncio.Event()
+        self._maintenance = MaintenanceFlags(self.clock)
         self._tasks: list[asyncio.Task[None]] = []
-        self.bus.listen(self._count, *EVENT_TYPES)
 
     # -- life ----------------------------------------------------------------------
 
@@ -163,7 +139,7 @@ class Runtime:
             state = restored.get(service.name) or ServiceState(service.name)
             self.states[service.name] = state
             if not service.enabled:
-                self._apply(rules.disable(state, self.incidents.get(service.name), now))
+                self.book.apply(rules.disable(state, self.incidents.get(service.name), now))
         return sum(1 for name in self.states if name in restored)
 
     def start(self) -> None:
@@ -173,7 +149,7 @@ class Runtime:
                 self.scheduler.add(service.name, service.interval)
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
-            asyncio.create_task(self._maintenance_sweeper(), name="maintenance"),
+            asyncio.create_task(self._maintenance.sweep(self._flipped), name="maintenance"),
         ]
 
     async def stop(self) -> None:
@@ -265,7 +241,7 @@ class Runtime:
             notifications=notices.outbox_figures() if notices else OutboxFigures(),
             acks=notices.ack_figures() if notices else None,
             reload=self.reload_status,
-            events=dict(self._event_counts),
+            events=dict(self.book.event_counts),
         )
 
     def subscribe(self, maxsize: int) -> Subscription[BusItem]:
@@ -365,51 +341,29 @@ class Runtime:
         self.bus.publish(ConfigReloaded(result) if result.ok else ReloadFailed(result))
         return result
 
-    # -- reconciliation (the reloader's side) -----------------------------------------
+    # -- the service lifecycle (what reconciliation uses) -------------------------------
 
-    async def reconcile(self, new: Config) -> ConfigDiff:
-        """Run ``new`` from now on, reconciled by service name (see :mod:`pymon.engine.reconcile`).
+    async def remembered(self) -> dict[str, ServiceState]:
+        """Every state the store keeps (a service added back resumes from it)."""
+        return await self.store.load_states()
 
-        Unchanged services keep their state and schedule; changed ones continue on
-        their rhythm with the new settings; removed ones are retired (an open incident
-        closed without a recovery notice, their rows dropped from the store); new
-        ones start at their stable phase.
-        """
-        old = self._config
-        changes = diff(old, new)
-        # Names that come back after being dropped from the store earlier start fresh;
-        # names the store still remembers (from before a restart) resume, as at start.
-        restored = await self.store.load_states() if changes.added else {}
+    def adopt(self, config: Config) -> None:
+        """Run ``config`` from now on: its services, push tokens and windows. Nothing
+        awaits between this and the retire/restart/begin calls that follow it, so
+        checks never see half a swap."""
+        self._config = config
+        self.configs = {s.name: s for s in config.services}
+        self.heartbeats.set_tokens(push_tokens(config.services))
+        self._maintenance.forget()
+
+    def retire(self, name: str) -> None:
+        """Stop checking ``name`` and drop it from memory; an open incident is closed
+        without a recovery notice (nothing recovered)."""
         now = self.clock.time()
-        # From here to the store calls below nothing awaits: checks never see half a swap.
-        self._config = new
-        self.configs = {s.name: s for s in new.services}
-        self.heartbeats.set_tokens(push_tokens(new.services))
-        self._maint.clear()
-        for name in changes.removed:
-            self._retire(name, now)
-        for name in changes.changed:
-            self._restart(self.configs[name], now)
-        for name in changes.added:
-            self._begin(self.configs[name], restored.get(name), now)
-        for name in (*changes.added, *changes.changed):
-            self.bus.publish(StateChanged(name))
-        if changes.removed:
-            # The closing events are written first, then the rows are dropped: a
-            # pending write landing after the forget would bring a ghost back.
-            await self.writer.flush()
-            await self.store.forget(list(changes.removed))
-        if old.maintenance != new.maintenance:
-            self._windows_changed()
-        return changes
-
-    def _retire(self, name: str, now: float) -> None:
         self.scheduler.remove(name)
-        state = self.states.pop(name, None) or ServiceState(name)
-        incident = self.incidents.pop(name, None)
+        state, incident = self.book.drop(name)
         if incident is None or not incident.open:
             return
-        # Closed without a recovery notice, as for a disabled service: nothing recovered.
         outcome = rules.disable(state, incident, now)
         closed = [
             replace(e, message="removed from the config")
@@ -417,26 +371,43 @@ class Runtime:
             if e.kind is EventKind.INCIDENT_CLOSED
         ]
         # Written and published as a decision, but not as a state change: the service is gone.
-        self._publish(replace(outcome, state=state, events=closed, notices=[]), None, changed=False)
+        self.book.record(
+            replace(outcome, state=state, events=closed, notices=[]), None, changed=False
+        )
 
-    def _restart(self, service: ServiceConfig, now: float) -> None:
+    def restart(self, service: ServiceConfig) -> None:
+        """Go on with ``service``'s new settings, on its rhythm (disabled: stop checking)."""
+        now = self.clock.time()
         name = service.name
         if not service.enabled:
             self.scheduler.remove(name)
-            self._apply(rules.disable(self.states[name], self.incidents.get(name), now))
+            self.book.apply(rules.disable(self.states[name], self.incidents.get(name), now))
         elif name in self.scheduler:
             self.scheduler.replace(name, service.interval)
         else:
             # Enabled again: its first check comes at its stable phase.
             self.scheduler.add(name, service.interval)
+        self.bus.publish(StateChanged(name))
 
-    def _begin(self, service: ServiceConfig, restored: ServiceState | None, now: float) -> None:
+    def begin(self, service: ServiceConfig, restored: ServiceState | None) -> None:
+        """Start ``service`` (from ``restored`` if the store remembers it) at its phase."""
         state = restored or ServiceState(service.name)
         self.states[service.name] = state
         if service.enabled:
             self.scheduler.add(service.name, service.interval)
         else:
-            self._apply(rules.disable(state, self.incidents.get(service.name), now))
+            self.book.apply(rules.disable(state, self.incidents.get(service.name), self.now()))
+        self.bus.publish(StateChanged(service.name))
+
+    async def forget(self, names: Sequence[str]) -> None:
+        """Drop the rows of retired services from the store, after what is queued for
+        them (a pending write landing after the forget would bring a ghost back)."""
+        await self.writer.flush()
+        await self.store.forget(list(names))
+
+    def review_windows(self) -> None:
+        """The windows changed: every service's maintenance flag is worked out again."""
+        self._windows_changed()
 
     # -- checks and decisions ----------------------------------------------------------
 
@@ -477,7 +448,7 @@ class Runtime:
             result.duration,
             lateness,
         )
-        self._apply(outcome, record)
+        self.book.apply(outcome, record)
         return service.retry_after if rules.wants_retry(state) else None
 
     def _situation(self, service: ServiceConfig) -> rules.Situation:
@@ -489,7 +460,9 @@ class Runtime:
         )
         now = self.clock.time()
         return rules.Situation(
-            now, maintenance=self._in_maintenance(service, now), parent_down=parent_down
+            now,
+            maintenance=self._maintenance.covered(service, self._windows(), now),
+            parent_down=parent_down,
         )
 
     def _open_incident(self, name: str) -> tuple[ServiceConfig, Incident]:
@@ -512,71 +485,19 @@ class Runtime:
             self._situation(service),
         )
         outcome.events[:0] = events
-        self._apply(outcome)
+        self.book.apply(outcome)
         # An acknowledgement is an operator's word: make it durable before answering.
         await self.writer.flush()
         assert outcome.incident is not None
         return outcome.incident
 
-    def _apply(self, outcome: rules.Outcome, record: ResultRecord | None = None) -> None:
-        state = outcome.state
-        changed = (
-            self.states.get(state.name) is not state
-            or self.incidents.get(state.name) is not outcome.incident
-        )
-        self.states[state.name] = state
-        if outcome.incident is not None:
-            if outcome.incident.open:
-                self.incidents[state.name] = outcome.incident
-            else:
-                self.incidents.pop(state.name, None)
-        self._publish(outcome, record, changed=changed)
-
-    def _publish(
-        self, outcome: rules.Outcome, record: ResultRecord | None, *, changed: bool
-    ) -> None:
-        """Write one decision of the rules, then tell the bus: ``CheckCompleted`` when a
-        check ran, a typed event per transition, a ``NoticeQueued`` per notice, and
-        ``StateChanged`` when ``changed``.
-
-        The writer takes the decision whole (state, result, events, incident and
-        notices in one transaction); every piece goes out in this one call.
-        """
-        self.writer.add(outcome.state, record, outcome.events, outcome.incident, outcome.notices)
-        bus = self.bus
-        name = outcome.state.name
-        if record is not None:
-            bus.publish(CheckCompleted(name, outcome.state, record))
-        for event in outcome.events:
-            bus.publish(from_transition(event, outcome.incident))
-        for notice in outcome.notices:
-            bus.publish(NoticeQueued(notice))
-        if changed:
-            bus.publish(StateChanged(name))
-
-    def _count(self, item: BusItem) -> None:
-        if isinstance(item, EVENT_TYPES):
-            self._event_counts[type_name(item)] += 1
-
     # -- maintenance ---------------------------------------------------------------------
 
-    def _in_maintenance(self, service: ServiceConfig, now: float) -> bool:
-        """Whether a maintenance window covers ``service`` at ``now`` (cached until it flips)."""
-        cached = self._maint.get(service.name)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        windows = (*self._config.maintenance, *self.adhoc_windows.values())
-        flag = bool(windows_for(windows, service.name, service.tags, now))
-        change = next_change(windows, service.name, service.tags, now) if windows else None
-        until = change if change is not None else now + DEFAULT_HORIZON
-        self._maint[service.name] = (flag, until)
-        heapq.heappush(self._maint_due, (until, service.name))
-        if self._maint_due[0][1] == service.name:
-            self._maint_wake.set()
-        return flag
+    def _windows(self) -> tuple[MaintenanceWindow, ...]:
+        return (*self._config.maintenance, *self.adhoc_windows.values())
 
     def _windows_changed(self) -> None:
-        self._maint.clear()
+        self._maintenance.forget()
         for service in self.configs.values():
             if service.enabled and service.name in self.states:
                 self._review_now(service)
@@ -594,19 +515,10 @@ class Runtime:
             self._situation(service),
         )
         if outcome.events or outcome.notices:
-            self._apply(outcome)
+            self.book.apply(outcome)
 
-    async def _maintenance_sweeper(self) -> None:
-        """Re-evaluate a service when a maintenance window starts or ends for it."""
-        while True:
-            now = self.clock.time()
-            while self._maint_due and self._maint_due[0][0] <= now:
-                _, name = heapq.heappop(self._maint_due)
-                service = self.configs.get(name)
-                cached = self._maint.get(name)
-                if service is None or not service.enabled or (cached and cached[1] > now):
-                    continue  # gone, disabled, or a stale entry (recomputed since)
-                self._review_now(service)
-            self._maint_wake.clear()
-            delay = self._maint_due[0][0] - now if self._maint_due else 3600.0
-            await sleep_or_wake(self.clock, self._maint_wake, min(delay, 3600.0))
+    def _flipped(self, name: str) -> None:
+        """A maintenance window started or ended for ``name``: act on it now."""
+        service = self.configs.get(name)
+        if service is not None and service.enabled and name in self.states:
+            self._review_now(service)

@@ -48,23 +48,8 @@ def _port(request: Request) -> EnginePort:
 
 
 def incident_json(incident: Incident | None) -> dict[str, Any] | None:
-    """An incident as the API shows it (None stays None)."""
-    if incident is None:
-        return None
-    ack = incident.ack
-    return {
-        "id": incident.id,
-        "opened_at": incident.opened_at,
-        "closed_at": incident.closed_at,
-        "status": incident.status.value,
-        "worst": incident.worst.value,
-        "notices": incident.notices,
-        "last_notice_at": incident.last_notice_at,
-        "escalated": incident.escalated,
-        "ack": None
-        if ack is None
-        else {"author": ack.author, "comment": ack.comment, "at": ack.at, "expires": ack.expires},
-    }
+    """An incident as the API shows it (None stays None): :meth:`Incident.to_dict`."""
+    return None if incident is None else incident.to_dict()
 
 
 def event_json(event: Event) -> dict[str, Any]:
