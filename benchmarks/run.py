@@ -6,7 +6,15 @@ From the repository root::
         --duration 60 --out benchmarks/results/run.jsonl
 
 Every point runs in a fresh process, so a variant's patches, its event loop and
-its memory never leak into the next one. Each result is appended to ``--out`` as
+its memory never leak into the next one. ``--trees before=PATH,after=PATH`` runs
+``pymon bench`` of each source tree instead (each tree's own pymon and harness),
+alternating the trees within each repeat, so a change is measured against the
+commit before it side by side, under the same machine load::
+
+    git worktree add /tmp/before <commit>
+    .venv/bin/python -m benchmarks.run --services 10000 --repeat 3 \\
+        --trees before=/tmp/before,after=. --out benchmarks/results/compare.jsonl
+ Each result is appended to ``--out`` as
 one JSON line (the bench report plus ``variant`` and ``commit``); ``--table FILE``
 prints the table of a results file again without running anything.
 """
@@ -31,8 +39,8 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+def _num(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 COLUMNS = (
@@ -48,6 +56,7 @@ COLUMNS = (
     ("not ok", lambda r: f"{r['checks']['failed']:,}"),
     ("CPU s/1k", lambda r: f"{r['cpu']['pymon_per_1000_checks_s']:.3f}"),
     ("CPU %", lambda r: f"{r['cpu']['pymon_utilization']:.0%}"),
+    ("loop CPU s/1k", lambda r: _num(r["cpu"].get("loop_thread_per_1000_checks_s"), 3)),
     ("loop thread %", lambda r: _pct(r["cpu"].get("loop_thread_utilization"))),
     ("target CPU %", lambda r: f"{r['cpu']['target_utilization']:.0%}"),
     ("others", lambda r: _num(r["cpu"].get("others_cores"))),
@@ -67,16 +76,30 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _commit() -> str:
+def _points(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """(name, tree) per run of one point: the variants (tree None), or with ``--trees``
+    each tree in turn, ``--repeat`` times, alternating."""
+    if args.trees is None:
+        return [(variant, None) for variant in args.variants.split(",")]
+    trees = [item.partition("=") for item in args.trees.split(",")]
+    return [(name, Path(path).resolve()) for _ in range(args.repeat) for name, _, path in trees]
+
+
+def _commit(tree: Path | None = None) -> str:
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=tree,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             check=True,
+            cwd=tree,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -113,6 +136,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per point")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument("--table", type=Path, default=None, help="print the table of a file")
+    parser.add_argument("--trees", default=None, help="NAME=PATH,...: each tree's pymon bench")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--services-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -129,24 +153,37 @@ def main() -> None:
 
     rows = []
     for services in (int(s) for s in args.services.split(",")):
-        for variant in args.variants.split(","):
-            for _ in range(args.repeat):
+        for variant, tree in _points(args):
+            for _ in range(args.repeat) if tree is None else range(1):
                 with tempfile.TemporaryDirectory() as tmp:
                     out = Path(tmp) / "report.json"
-                    cmd = [
-                        sys.executable, "-m", "benchmarks.run", "--one",
-                        "--services-one", str(services), "--variant", variant,
-                        "--interval", str(args.interval), "--duration", str(args.duration),
-                        "--json", str(out),
-                    ]  # fmt: skip
-                    if args.warmup is not None:
-                        cmd += ["--warmup", str(args.warmup)]
+                    env = os.environ | {"PYTHONHASHSEED": "0"}
+                    if tree is None:
+                        cmd = [
+                            sys.executable, "-m", "benchmarks.run", "--one",
+                            "--services-one", str(services), "--variant", variant,
+                            "--interval", str(args.interval), "--duration", str(args.duration),
+                            *(["--warmup", str(args.warmup)] if args.warmup is not None else []),
+                            "--json", str(out),
+                        ]  # fmt: skip
+                    else:
+                        # The tree's own pymon and harness, on the loop `pymon run` uses.
+                        cmd = [
+                            sys.executable, "-m", "pymon", "bench", "--services", str(services),
+                            "--interval", f"{args.interval}s", "--duration", f"{args.duration}s",
+                            *(["--warmup", f"{args.warmup}s"] if args.warmup is not None else []),
+                            "--json", str(out),
+                        ]  # fmt: skip
+                        env["PYTHONPATH"] = f"{tree / 'src'}{os.pathsep}{tree}"
                     print(f"# {services} services, {variant}", file=sys.stderr, flush=True)
-                    proc = subprocess.run(cmd, env=os.environ | {"PYTHONHASHSEED": "0"})
+                    proc = subprocess.run(cmd, env=env, cwd=tree)
                     if proc.returncode != 0:
                         print(f"#   failed with exit code {proc.returncode}", file=sys.stderr)
                         continue
                     row = json.loads(out.read_text())
+                    if tree is not None:
+                        row["variant"] = variant
+                        row["commit"] = _commit(tree)
                 rows.append(row)
                 if args.out is not None:
                     args.out.parent.mkdir(parents=True, exist_ok=True)
