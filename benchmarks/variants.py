@@ -47,15 +47,15 @@ def lean_session(session: aiohttp.ClientSession) -> aiohttp.ClientSession:
 
 
 def _http_nohe() -> None:
-    import pymon.checks.http as http
+    import pymon.checks._session as sessions
 
-    made = http.new_session
+    made = sessions.new_session
 
     def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
         return lean_session(made(*args, **kwargs))
 
     # HttpSessions looks new_session up in its own module at each session it makes.
-    http.new_session = session
+    sessions.new_session = session
 
 
 class _OneResponse(asyncio.Protocol):

@@ -9,13 +9,11 @@ import functools
 import json
 import re
 import ssl
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.connector import Connection
 from multidict import CIMultiDictProxy
 from pydantic import (
     Field,
@@ -27,7 +25,7 @@ from pydantic import (
 )
 from yarl import URL
 
-from pymon import __version__
+from pymon.checks._session import HttpSessions, Response, current_check, new_session
 from pymon.checks.base import CheckContext
 from pymon.checks.tls import (
     TrustSpec,
@@ -223,13 +221,6 @@ class HttpSpec(TrustSpec):
         return self
 
 
-# The running http check's context, for _Response.start to move its stage along.
-# aiohttp's TraceConfig hooks could do that too, but a session with any trace hook
-# runs the whole tracing machinery on every request: 8-10 % of an http check's CPU.
-_current_check: ContextVar[CheckContext | None] = ContextVar("pymon_http_check", default=None)
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-
-
 @functools.lru_cache(maxsize=65_536)
 def _parsed(url: str) -> URL:
     """``url`` parsed once per service, not on every run.
@@ -239,75 +230,6 @@ def _parsed(url: str) -> URL:
     its host, port and path worked out for aiohttp's next use).
     """
     return URL(url)
-
-
-class _Response(aiohttp.ClientResponse):
-    """A response that keeps the peer certificate of the connection it came on.
-
-    aiohttp hands the connection back as soon as the body is in (for a small body,
-    before the caller sees the response), so the certificate is taken as it starts.
-    ``start`` runs once the request is sent, so it also moves the check's stage on.
-    """
-
-    peer_cert: bytes | None = None
-
-    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
-        ctx = _current_check.get()
-        if ctx is not None:
-            ctx.stage = "waiting for response headers"
-        transport = connection.transport
-        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if isinstance(ssl_object, ssl.SSLObject):
-            self.peer_cert = ssl_object.getpeercert(binary_form=True)
-        response = await super().start(connection)
-        if ctx is not None and self.status in _REDIRECTS:
-            # When redirects are followed, the next hop's connect comes next (when
-            # not, the check moves on to reading the body at once).
-            ctx.stage = "following a redirect"
-        return response
-
-
-class HttpSessions:
-    """One lazily created session (see :func:`new_session`) shared by all http checks."""
-
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
-
-    async def get(self) -> aiohttp.ClientSession:
-        """The shared session, created on first use inside the running loop."""
-        if self._session is None or self._session.closed:
-            self._session = new_session()
-        return self._session
-
-    async def close(self) -> None:
-        """Close the session if one was made."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-
-def new_session(ssl_context: ssl.SSLContext | None = None) -> aiohttp.ClientSession:
-    """An aiohttp session made for http checks; the daemon shares one among all of them.
-
-    Call it inside the running loop. Every request gets a fresh connection (a reused
-    one would hide a server that no longer accepts new ones, and skew timings), no
-    cookies carry over from one check to the next, and the only time limit is the
-    check's own. No trace hooks (see ``_current_check``). ``ssl_context`` replaces
-    the system CA store for verified requests (tests trust their own CA with it).
-    """
-    connector = aiohttp.TCPConnector(
-        force_close=True,
-        # The scheduler bounds concurrency; a connector queue would look like a slow target.
-        limit=0,
-        ssl=ssl_context if ssl_context is not None else True,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        headers={"User-Agent": f"pymon/{__version__}"},
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=None),
-        response_class=_Response,
-    )
 
 
 def _failure(exc: aiohttp.ClientError) -> str:
@@ -522,7 +444,7 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
     # The stage goes "connecting", "waiting for response headers" (_Response.start;
     # then "following a redirect" for each hop), "reading body".
     ctx.stage = "connecting"
-    current = _current_check.set(ctx)
+    current = current_check.set(ctx)
     t0 = ctx.clock.monotonic()
     metrics: dict[str, float] = {}
     try:
@@ -538,7 +460,7 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
             response_ms = (ctx.clock.monotonic() - t0) * 1000
             metrics["status_code"] = resp.status
             metrics["response_time_ms"] = round(response_ms, 3)
-            if isinstance(resp, _Response) and resp.peer_cert is not None:
+            if isinstance(resp, Response) and resp.peer_cert is not None:
                 # A certificate OpenSSL took but cryptography cannot read has no metric.
                 with contextlib.suppress(ValueError):
                     cert = read_certificate(resp.peer_cert)
@@ -552,7 +474,7 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
     except aiohttp.ClientError as exc:
         return CheckResult(Status.FAILED, _failure(exc), metrics)
     finally:
-        _current_check.reset(current)
+        current_check.reset(current)
     metrics["body_bytes"] = len(body)
     size = f"{len(body)} bytes (cut at max_body)" if truncated else f"{len(body)} bytes"
     summary = f"HTTP {resp.status} {resp.reason or ''}".rstrip()

@@ -20,6 +20,11 @@ Nothing here does I/O or reads a clock, so every transition is a table test, and
   incident is still open. Recovery, escalation and flapping notices are documented
   in ``docs/states.md``.
 * **Events** only on transitions.
+
+It is one module past the house's ~500 lines on purpose: it is one state machine,
+and its steps share private helpers and one reading order (thresholds, guard,
+flapping, incident, notices); split, each part would only make sense beside the
+others.
 """
 
 from __future__ import annotations
