@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pymon.cli import cli, main
 from tests.support.cli import PYMON, pymon
 from tests.support.servers import free_port, refused_port
 
@@ -192,3 +193,23 @@ services:
     assert elapsed < 5
     # uvloop is a dependency on this platform, and the log names the loop in use.
     assert "event loop: uvloop" in logged
+
+
+def test_every_command_is_on_the_group() -> None:
+    assert sorted(cli.commands) == [
+        "ack",
+        "bench",
+        "check",
+        "config",
+        "hash-password",
+        "run",
+        "shell",
+    ]
+    assert callable(main)
+
+
+def test_help_lists_every_command() -> None:
+    done = pymon("--help")
+    assert done.returncode == 0
+    for name in cli.commands:
+        assert f"  {name} " in done.stdout

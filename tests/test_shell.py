@@ -614,3 +614,23 @@ services:
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
+
+
+def test_the_package_keeps_its_public_names() -> None:
+    import pymon.shell
+
+    assert sorted(pymon.shell.__all__) == [
+        "COMMANDS",
+        "Shell",
+        "ShellCompleter",
+        "clean",
+        "default_history",
+        "explain",
+        "history_file",
+        "main",
+        "quote_word",
+        "repl",
+        "run_lines",
+        "split_partial",
+    ]
+    assert all(hasattr(pymon.shell, name) for name in pymon.shell.__all__)

@@ -683,3 +683,17 @@ def test_authorized(sender: str, expected: bool) -> None:
 @pytest.mark.parametrize("patterns", [[], [""], ["@"], ["*@"], ["*"]])
 def test_authorized_with_empty_patterns_admits_nobody(patterns: list[str]) -> None:
     assert not authorized("alice@example.org", patterns)
+
+
+def test_the_package_keeps_its_public_names() -> None:
+    import pymon.notify.acks
+
+    assert sorted(pymon.notify.acks.__all__) == [
+        "AckRequest",
+        "AckServer",
+        "AckTarget",
+        "Action",
+        "authorized",
+        "parse_command",
+    ]
+    assert all(hasattr(pymon.notify.acks, name) for name in pymon.notify.acks.__all__)

@@ -1,0 +1,42 @@
+"""The ``pymon`` command line: run, check, config validate, ack, shell, bench,
+hash-password. ``main`` is the ``pymon`` script's entry point; ``cli`` the click group,
+its commands listed here, each defined in the module of its kind:
+
+``run.py``
+    ``run``, the daemon in the foreground;
+``check.py``
+    ``check`` and ``config validate``, tried once without a daemon;
+``remote.py``
+    ``ack`` and ``shell``, on a running daemon;
+``tools.py``
+    ``bench`` and ``hash-password``;
+``common.py``
+    the ``-c/--config`` option and loading the config.
+"""
+
+from __future__ import annotations
+
+import click
+
+from pymon import __version__
+from pymon.cli.check import check, config
+from pymon.cli.remote import ack, shell
+from pymon.cli.run import run
+from pymon.cli.tools import bench, hash_password
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pymon")
+def cli() -> None:
+    """pymon: watch hosts, services and processes; tell the right people once."""
+
+
+for _command in (run, check, config, ack, shell, bench, hash_password):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Entry point of the ``pymon`` script."""
+    cli(prog_name="pymon")

@@ -1,0 +1,78 @@
+"""``pymon run``: the daemon in the foreground, on the event loop ``pymon.runtime``
+picks, logging to standard error; SIGTERM or Ctrl-C stop it within seconds, SIGHUP
+reloads its config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+import click
+
+from pymon.cli.common import config_option, load
+from pymon.config.schema import Config
+from pymon.errors import PymonError
+from pymon.runtime import loop_factory, relaxed_gc
+
+__all__ = ["run"]
+
+log = logging.getLogger("pymon")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # aiosmtpd (the acknowledgement server) logs every SMTP command at INFO, watchfiles
+    # every change it sees; pymon logs what matters of both itself.
+    for chatty in ("mail.log", "watchfiles"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+@click.command()
+@config_option()
+def run(config_path: str | None) -> None:
+    """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
+    config = load(config_path)
+    _setup_logging(config.log.level)
+    factory, loop_name = loop_factory()
+    log.info("event loop: %s", loop_name)
+    try:
+        with relaxed_gc(), asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(config))
+    except PymonError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+async def _serve(config: Config) -> None:
+    from pymon.daemon import Daemon
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    daemon = Daemon(config)
+    reloads: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = asyncio.ensure_future(daemon.reload("SIGHUP"))
+        reloads.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    await daemon.start()
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        # SIGTERM must end the process within seconds even if a target hangs.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(daemon.stop(), timeout=4.5)
