@@ -125,7 +125,7 @@ class Runtime:
         """Restore every service's last state, the open incidents, pushes and windows
         from the store (before the first check); the number of states restored."""
         restored = await self.store.load_states()
-        self.incidents = await self.store.open_incidents()
+        self.incidents.update(await self.store.open_incidents())
         self.heartbeats.restore((await self.store.load_heartbeats()).values())
         for window_id, data in (await self.store.load_windows()).items():
             try:
