@@ -158,6 +158,24 @@ def test_duplicate_service_names_name_both_lines(tmp_path: Path) -> None:
     ]
 
 
+def test_a_shared_heartbeat_token_names_both_lines_and_never_the_token(tmp_path: Path) -> None:
+    token = "s3cret-token-0123456789"
+    found = issues(
+        tmp_path,
+        f"""
+        services:
+          - {{name: a, type: heartbeat, token: {token}}}
+          - {{name: b, type: tcp, host: h, port: 1}}
+          - {{name: c, type: heartbeat, token: {token}}}
+          - {{name: d, type: heartbeat, token: other-token-0123456789}}
+        """,
+    )
+    assert found == [
+        "FILE:4: services[2].token: token already used by service 'a' (line 2); "
+        "each heartbeat needs its own"
+    ]
+
+
 def test_unknown_dependency(tmp_path: Path) -> None:
     found = issues(
         tmp_path,
