@@ -466,3 +466,16 @@ def test_unknown_channels_are_named_where_they_are_used(tmp_path: Path) -> None:
         "FILE:7: services[0].notify[0]: unknown channel 'nobody' "
         "(channels under notifications.channels: ops)",
     ]
+
+
+def test_issues_on_one_line_follow_the_documented_key_order(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        "services:\n  - {tags: 3, interval: 0s, type: tcp, enabled: x, host: h, port: 1}\n",
+    )
+    assert found == [
+        "FILE:2: services[0].name: field required",
+        "FILE:2: services[0].interval: must be greater than 0, got '0s'",
+        "FILE:2: services[0].enabled: expected true or false, got 'x'",
+        "FILE:2: services[0].tags: expected a list, got 3",
+    ]

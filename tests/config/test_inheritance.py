@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pymon.checks import REGISTRY
 from pymon.checks.http import HttpSpec
+from pymon.config.inheritance import rules
 from pymon.config.load import load_config_text
-from pymon.config.schema import FlapGuard, ServiceConfig
+from pymon.config.schema import Defaults, FlapGuard, Inheritable, ServiceCommon, ServiceConfig
 from tests.config.helpers import issues, load
 
 HTTP = "{name: web, type: http, url: 'http://example.com/'}"
@@ -275,3 +276,12 @@ def test_keys_that_are_never_inherited_cannot_be_defaults(tmp_path: Path) -> Non
 def test_config_defaults_hold_the_top_level_defaults_as_written(tmp_path: Path) -> None:
     config = load(tmp_path, "defaults:\n  interval: 30s\n  tags: [a, a]\n  tcp: {interval: 5s}\n")
     assert (config.defaults.interval, config.defaults.tags) == (30.0, ["a", "a"])
+
+
+def test_the_inheritable_keys_are_defined_once_each_with_a_rule() -> None:
+    inheritable = list(Inheritable.model_fields)
+    assert list(rules(Inheritable)) == inheritable
+    assert list(Defaults.model_fields) == inheritable
+    assert list(rules(ServiceCommon)) == inheritable
+    # key_order lists exactly the keys a service has, in the documented order.
+    assert sorted(ServiceCommon.key_order) == sorted(ServiceCommon.model_fields)

@@ -44,10 +44,12 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from pymon.checks import REGISTRY, CheckType
+from pymon.config.inheritance import inherit
 from pymon.config.schema import (
     CheckSpec,
     Config,
     Defaults,
+    Inheritable,
     ServiceCommon,
     ServiceConfig,
 )
@@ -60,7 +62,6 @@ DEMO_CONFIG: Final = Path(__file__).resolve().parent.parent / "demo.yaml"
 
 KeyPath = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
-P = TypeVar("P", bound=BaseModel)
 
 # Top-level keys the loader fills in itself; a config file may not set them.
 _COMPUTED: Final = frozenset({"source", "checksum"})
@@ -512,7 +513,7 @@ class _Loader:
         if not isinstance(raw, dict):
             self._issue(path, f"expected a mapping, got {_show(raw)}")
             return Defaults(), {}
-        fields = list(Defaults.model_fields)
+        fields = list(Inheritable.model_fields)
         for key in raw:
             if key not in fields and key not in REGISTRY:
                 self._issue((*path, key), _unknown_key(key, fields, _types_note()))
@@ -535,7 +536,7 @@ class _Loader:
         if not isinstance(raw, dict):
             self._issue(path, f"expected a mapping of {kind.name} keys, got {_show(raw)}")
             return None
-        inheritable = list(Defaults.model_fields)
+        inheritable = list(Inheritable.model_fields)
         common = {k: v for k, v in raw.items() if k in inheritable}
         own = {k: v for k, v in raw.items() if k not in inheritable}
         section_defaults = self._validate(Defaults, common, path) or _accepted(Defaults, common)
@@ -543,7 +544,9 @@ class _Loader:
         allowed = [*kind.spec.model_fields, *inheritable]
         if self._validate(kind.spec, own, path, allowed=allowed, partial=True) is None:
             own = _accepted_keys(kind.spec, own)
-        return _Section(_inherit(defaults, section_defaults), own, raw)
+        return _Section(
+            Defaults.model_validate(inherit(dict(defaults), section_defaults)), own, raw
+        )
 
     # -- services -------------------------------------------------------------------
 
@@ -565,16 +568,15 @@ class _Loader:
         if not isinstance(raw, dict):
             self._issue(path, f"expected a mapping (a service: name, type, ...), got {_show(raw)}")
             return None
-        common_keys = list(ServiceCommon.model_fields)
+        common_keys = ServiceCommon.key_order
         kind_name = raw.get("type")
         kind = REGISTRY.get(kind_name) if isinstance(kind_name, str) else None
         if isinstance(kind_name, str) and kind is None:
             # A missing or non-string type is reported by ServiceCommon's validation below.
             known = ", ".join(sorted(REGISTRY))
             self._issue((*path, "type"), f"unknown check type {kind_name!r} (known: {known})")
-        common = self._validate(
-            ServiceCommon, {k: v for k, v in raw.items() if k in common_keys}, path
-        )
+        given = {k: v for k, v in raw.items() if k in common_keys}
+        common = self._validate(ServiceCommon, given, path, order=common_keys)
         if kind is None:
             # Without a known type its own keys cannot be judged; saying "unknown key"
             # for each of them would only bury the real problem.
@@ -708,16 +710,23 @@ class _Loader:
         *,
         allowed: Sequence[str] | None = None,
         partial: bool = False,
+        order: Sequence[str] | None = None,
     ) -> M | None:
         """``model`` built from ``data`` found at ``path``, or None with issues recorded.
 
         ``allowed`` lists the keys an unknown top-level key is told about (a service
-        takes more keys than its spec model has); ``partial`` ignores missing keys.
+        takes more keys than its spec model has); ``partial`` ignores missing keys;
+        ``order`` is the order to report the top-level keys in, if not the model's.
         """
         try:
             return model.model_validate(data)
         except ValidationError as exc:
             errors = exc.errors()
+        if order is not None:
+            rank = {key: n for n, key in enumerate(order)}
+            errors.sort(
+                key=lambda e: rank.get(str(e["loc"][0]), len(rank)) if e["loc"] else len(rank)
+            )
         unions: dict[KeyPath, tuple[Any, list[tuple[KeyPath, ErrorDetails, Any]]]] = {}
         for err in errors:
             if partial and err["type"] == "missing" and len(err["loc"]) == 1:
@@ -846,58 +855,18 @@ def _accepted(model: type[M], data: dict[str, Any]) -> M:
     return model.model_validate(_accepted_keys(model, data))
 
 
-def _inherit(base: Defaults, over: Defaults) -> Defaults:
-    """The keys ``over`` sets, on top of ``base``.
-
-    Scalars replace; ``thresholds`` merge per metric (each entry whole);
-    ``flap_guard`` and ``flap_detection`` per key; ``tags`` are the union.
-    """
-    given = over.model_fields_set
-    return Defaults(
-        interval=over.interval if "interval" in given else base.interval,
-        retry_interval=over.retry_interval if "retry_interval" in given else base.retry_interval,
-        timeout=over.timeout if "timeout" in given else base.timeout,
-        notify=over.notify if over.notify is not None else base.notify,
-        thresholds={**base.thresholds, **over.thresholds},
-        flap_guard=_per_key(base.flap_guard, over.flap_guard),
-        flap_detection=_per_key(base.flap_detection, over.flap_detection),
-        tags=_union(over.tags, base.tags),
-    )
-
-
 def _effective(
     common: ServiceCommon, spec: CheckSpec, kind: CheckType, defaults: Defaults
 ) -> ServiceConfig:
-    """A service as it runs: its own keys, else what it inherits (see :func:`_inherit`)."""
-    given = common.model_fields_set
+    """A service as it runs: what it inherits, with its own keys laid over by their rules.
+
+    The weakest level is the schema's defaults with the check type's own thresholds.
+    """
+    built_in = {**dict(Inheritable()), "thresholds": dict(kind.thresholds)}
+    inherited = inherit(built_in, defaults)
     return ServiceConfig.model_validate(
-        {
-            **dict(common),
-            "interval": common.interval if "interval" in given else defaults.interval,
-            "retry_interval": (
-                common.retry_interval if "retry_interval" in given else defaults.retry_interval
-            ),
-            "timeout": common.timeout if "timeout" in given else defaults.timeout,
-            # notify: null means "not set" (inherit); notify: false means "nobody".
-            "notify": common.notify if common.notify is not None else defaults.notify,
-            "thresholds": {**kind.thresholds, **defaults.thresholds, **common.thresholds},
-            "flap_guard": _per_key(defaults.flap_guard, common.flap_guard),
-            "flap_detection": _per_key(defaults.flap_detection, common.flap_detection),
-            "tags": _union(common.tags, defaults.tags),
-            "check": spec,
-        }
+        {**dict(common), **inherit(inherited, common), "check": spec}
     )
-
-
-def _per_key(base: P, over: P) -> P:
-    """``base`` with the keys ``over`` sets (flap_guard, flap_detection merge per key)."""
-    return type(base).model_validate(
-        {**dict(base), **{k: getattr(over, k) for k in over.model_fields_set}}
-    )
-
-
-def _union(*lists: list[str]) -> list[str]:
-    return list(dict.fromkeys(tag for tags in lists for tag in tags))
 
 
 def _cycles(graph: Mapping[str, list[str]], order: Mapping[str, int]) -> list[list[str]]:
