@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pymon.checks import REGISTRY
+from pymon.checks.tcp import TcpSpec
 from pymon.config import load as load_module
 from pymon.config.load import load_config, load_config_text
 from pymon.errors import ConfigError
@@ -173,6 +174,26 @@ def test_a_shared_heartbeat_token_names_both_lines_and_never_the_token(tmp_path:
     assert found == [
         "FILE:4: services[2].token: token already used by service 'a' (line 2); "
         "each heartbeat needs its own"
+    ]
+
+
+def test_any_check_type_may_declare_unique_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TcpSpec, "unique_fields", ("port",))
+    found = issues(
+        tmp_path,
+        """
+        services:
+          - {name: a, type: tcp, host: h, port: 1}
+          - {name: b, type: tcp, host: other, port: 2}
+          - {name: c, type: ping, host: h, port: 1}
+          - {name: d, type: tcp, host: h, port: 1}
+        """,
+    )
+    assert [f for f in found if "already used" in f] == [
+        "FILE:5: services[3].port: port already used by service 'a' (line 2); "
+        "each tcp needs its own"
     ]
 
 

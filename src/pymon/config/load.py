@@ -594,7 +594,7 @@ class _Loader:
         return _effective(common, spec, kind, section.defaults if section else defaults)
 
     def _cross_check(self, raw: list[Any]) -> None:
-        """Unique names and heartbeat tokens, known ``depends_on``, no dependency cycle.
+        """Unique names and unique fields, known ``depends_on``, no dependency cycle.
 
         Reads the raw services, so that a service with some other error still counts:
         its dependants are not told it is unknown.
@@ -612,7 +612,7 @@ class _Loader:
                 )
             else:
                 first[name] = i
-        self._unique_tokens(raw)
+        self._unique_fields(raw)
         graph: dict[str, list[tuple[str, KeyPath]]] = {name: [] for name in first}
         for name, i in first.items():
             deps = raw[i].get("depends_on")
@@ -681,24 +681,30 @@ class _Loader:
                 + ")",
             )
 
-    def _unique_tokens(self, raw: list[Any]) -> None:
-        # A push must reach exactly one service. The token is a secret: never echo it.
-        owner: dict[str, int] = {}
+    def _unique_fields(self, raw: list[Any]) -> None:
+        """No two services of a type share a value of a key its spec declares unique.
+
+        A heartbeat's push must reach exactly one service. The value may be a secret
+        (a token): the message never shows it.
+        """
+        owner: dict[tuple[str, str, str | int | float], int] = {}
         for i, item in enumerate(raw):
-            if not isinstance(item, dict) or item.get("type") != "heartbeat":
+            kind_name = item.get("type") if isinstance(item, dict) else None
+            kind = REGISTRY.get(kind_name) if isinstance(kind_name, str) else None
+            if kind is None:
                 continue
-            token = item.get("token")
-            if not isinstance(token, str):
-                continue
-            if token in owner:
-                where = self._place(("services", owner[token], "token"), ("services", i))
-                self._issue(
-                    ("services", i, "token"),
-                    f"token already used by service {raw[owner[token]].get('name')!r}"
-                    f" ({where}); each heartbeat needs its own",
-                )
-            else:
-                owner[token] = i
+            for key in kind.spec.unique_fields:
+                value = item.get(key)
+                if not isinstance(value, str | int | float):
+                    continue  # missing, or the wrong type, which validation reports
+                first = owner.setdefault((kind.name, key, value), i)
+                if first != i:
+                    where = self._place(("services", first, key), ("services", i))
+                    self._issue(
+                        ("services", i, key),
+                        f"{key} already used by service {raw[first].get('name')!r}"
+                        f" ({where}); each {kind.name} needs its own",
+                    )
 
     # -- validation and issues ------------------------------------------------------
 

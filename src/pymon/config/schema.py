@@ -84,7 +84,14 @@ class _Strict(BaseModel):
 
 
 class CheckSpec(_Strict):
-    """Base of every check type's own keys (``host``, ``port``, ``url``...)."""
+    """Base of every check type's own keys (``host``, ``port``, ``url``...).
+
+    ``unique_fields`` names the keys whose value no two services of the type may
+    share (a heartbeat's ``token``: a push must reach exactly one service); the
+    loader reports the second use and names the first.
+    """
+
+    unique_fields: ClassVar[tuple[str, ...]] = ()
 
 
 class MetricThresholds(_Strict):
