@@ -8,7 +8,7 @@ import pytest
 
 from pymon.checks import REGISTRY
 from pymon.checks.tcp import TcpSpec
-from pymon.config import load as load_module
+from pymon.config import reading
 from pymon.config.load import load_config, load_config_text
 from pymon.errors import ConfigError
 from tests.config.helpers import issues, write
@@ -418,7 +418,7 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
 
 
 def test_alias_expansion_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load_module, "_MAX_NODES", 1000)
+    monkeypatch.setattr(reading, "MAX_NODES", 1000)
     laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde", strict=True)
     )

@@ -568,7 +568,11 @@ class AcknowledgementsConfig(_Strict):
 
 
 class Config(_Strict):
-    """A whole, validated config. Built only by ``load.py``; never mutated."""
+    """A whole, validated config, as ``load.py`` builds it from a file; never mutated.
+
+    Its services hold their effective values (every inherited key merged in); code
+    that builds one directly (the benchmarks) must give them so.
+    """
 
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
     log: LogConfig = Field(default_factory=LogConfig)
