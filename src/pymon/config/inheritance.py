@@ -47,7 +47,7 @@ def _per_field(inherited: BaseModel, own: BaseModel) -> BaseModel:
 
 
 REPLACE: Final = Merge("replace", lambda inherited, own: own)
-"""The level's value wins (``interval``: also ``retry_interval: null`` at a service)."""
+"""The level's value wins, null too (``retry_interval: null`` drops an inherited one)."""
 
 REPLACE_UNLESS_NULL: Final = Merge(
     "replace unless null", lambda inherited, own: inherited if own is None else own
