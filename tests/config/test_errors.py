@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pymon.checks import REGISTRY
-from pymon.config import load as load_module
+from pymon.checks.tcp import TcpSpec
+from pymon.config import reading
 from pymon.config.load import load_config, load_config_text
 from pymon.errors import ConfigError
 from tests.config.helpers import issues, write
@@ -155,6 +156,44 @@ def test_duplicate_service_names_name_both_lines(tmp_path: Path) -> None:
     )
     assert found == [
         "FILE:4: services[2].name: duplicate service name 'db' (first defined at line 2)"
+    ]
+
+
+def test_a_shared_heartbeat_token_names_both_lines_and_never_the_token(tmp_path: Path) -> None:
+    token = "s3cret-token-0123456789"
+    found = issues(
+        tmp_path,
+        f"""
+        services:
+          - {{name: a, type: heartbeat, token: {token}}}
+          - {{name: b, type: tcp, host: h, port: 1}}
+          - {{name: c, type: heartbeat, token: {token}}}
+          - {{name: d, type: heartbeat, token: other-token-0123456789}}
+        """,
+    )
+    assert found == [
+        "FILE:4: services[2].token: token already used by service 'a' (line 2); "
+        "each heartbeat needs its own"
+    ]
+
+
+def test_any_check_type_may_declare_unique_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(TcpSpec, "unique_fields", ("port",))
+    found = issues(
+        tmp_path,
+        """
+        services:
+          - {name: a, type: tcp, host: h, port: 1}
+          - {name: b, type: tcp, host: other, port: 2}
+          - {name: c, type: ping, host: h, port: 1}
+          - {name: d, type: tcp, host: h, port: 1}
+        """,
+    )
+    assert [f for f in found if "already used" in f] == [
+        "FILE:5: services[3].port: port already used by service 'a' (line 2); "
+        "each tcp needs its own"
     ]
 
 
@@ -379,7 +418,7 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
 
 
 def test_alias_expansion_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(load_module, "_MAX_NODES", 1000)
+    monkeypatch.setattr(reading, "MAX_NODES", 1000)
     laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcd", "bcde", strict=True)
     )
@@ -447,4 +486,17 @@ def test_unknown_channels_are_named_where_they_are_used(tmp_path: Path) -> None:
         "(channels under notifications.channels: ops)",
         "FILE:7: services[0].notify[0]: unknown channel 'nobody' "
         "(channels under notifications.channels: ops)",
+    ]
+
+
+def test_issues_on_one_line_follow_the_documented_key_order(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        "services:\n  - {tags: 3, interval: 0s, type: tcp, enabled: x, host: h, port: 1}\n",
+    )
+    assert found == [
+        "FILE:2: services[0].name: field required",
+        "FILE:2: services[0].interval: must be greater than 0, got '0s'",
+        "FILE:2: services[0].enabled: expected true or false, got 'x'",
+        "FILE:2: services[0].tags: expected a list, got 3",
     ]

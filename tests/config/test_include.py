@@ -118,6 +118,19 @@ def test_duplicate_name_across_files_points_at_the_first_file(tmp_path: Path) ->
     ]
 
 
+def test_a_heartbeat_token_used_in_two_files_names_both(tmp_path: Path) -> None:
+    token = "t" * 20
+    main = _tree(
+        tmp_path,
+        f"include: [x.yaml]\nservices:\n  - {{name: a, type: heartbeat, token: {token}}}\n",
+        **{"x.yaml": f"services:\n  - {{name: b, type: heartbeat, token: {token}}}\n"},
+    )
+    assert _issues(main) == [
+        f"{tmp_path / 'x.yaml'}:2: services[0].token: token already used by service 'a' "
+        f"({main}:3); each heartbeat needs its own"
+    ]
+
+
 def test_depends_on_may_name_a_service_of_another_file(tmp_path: Path) -> None:
     main = _tree(
         tmp_path,

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from pymon.checks import REGISTRY
 from pymon.checks.http import HttpSpec
+from pymon.config.inheritance import rules
 from pymon.config.load import load_config_text
-from pymon.config.schema import FlapGuard, ServiceConfig
-from tests.config.helpers import load
+from pymon.config.schema import Defaults, FlapGuard, Inheritable, ServiceCommon, ServiceConfig
+from tests.config.helpers import issues, load
 
 HTTP = "{name: web, type: http, url: 'http://example.com/'}"
 TCP = "{name: db, type: tcp, host: db, port: 5432}"
@@ -182,3 +183,105 @@ def test_timeout_longer_than_interval_is_allowed() -> None:
 def test_config_keeps_type_sections_as_written(tmp_path: Path) -> None:
     config = load(tmp_path, "defaults:\n  http: {verify_tls: false, timeout: 2s}\n")
     assert config.defaults.model_extra == {"http": {"verify_tls": False, "timeout": "2s"}}
+
+
+def test_retry_interval_is_inherited_and_null_at_a_service_drops_it() -> None:
+    config = load_config_text(
+        """
+        defaults:
+          retry_interval: 20s
+          tcp: {retry_interval: 5s}
+        services:
+          - {name: a, type: tcp, host: h, port: 1}
+          - {name: b, type: http, url: 'http://x/'}
+          - {name: c, type: tcp, host: h, port: 1, retry_interval: null}
+        """
+    )
+    assert [s.retry_interval for s in config.services] == [5.0, 20.0, None]
+    # Without retry_interval the retry is a third of the interval.
+    assert config.services[2].retry_after == 20.0
+
+
+def test_flap_detection_merges_per_key() -> None:
+    service = only(
+        """
+        defaults:
+          flap_detection: {high: 50}
+          tcp:
+            flap_detection: {low: 10}
+        services:
+          - {name: a, type: tcp, host: h, port: 1, flap_detection: {window: 10}}
+        """
+    )
+    d = service.flap_detection
+    assert (d.enabled, d.window, d.low, d.high) == (True, 10, 10.0, 50.0)
+
+
+def test_type_section_notify_sits_between_defaults_and_the_service() -> None:
+    config = load_config_text(
+        """
+        notifications: {channels: {ops: {type: log}, net: {type: log}}}
+        defaults:
+          notify: [ops]
+          tcp: {notify: [net]}
+          ping: {notify: false}
+          http: {notify: null}
+        services:
+          - {name: a, type: tcp, host: h, port: 1}
+          - {name: b, type: tcp, host: h, port: 1, notify: null}
+          - {name: c, type: ping, host: h}
+          - {name: d, type: http, url: 'http://x/'}
+        """
+    )
+    assert [s.notify for s in config.services] == [["net"], ["net"], False, ["ops"]]
+
+
+def test_type_section_thresholds_replace_the_check_types_entry_whole() -> None:
+    service = only(
+        """
+        defaults:
+          http:
+            thresholds: {status_code: {ok: "200"}}
+        services:
+          - {name: web, type: http, url: 'http://x/'}
+        """
+    )
+    assert set(service.thresholds) == set(REGISTRY["http"].thresholds)
+    status_code = service.thresholds["status_code"]
+    assert (str(status_code.ok), status_code.warn, status_code.error) == ("200", None, None)
+
+
+def test_repeated_tags_within_one_level_are_dropped() -> None:
+    service = only(f"defaults: {{tags: [a, b, a]}}\nservices: [{TCP}]")
+    assert service.tags == ["a", "b"]
+
+
+def test_keys_that_are_never_inherited_cannot_be_defaults(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        """
+        defaults:
+          enabled: false
+          tcp: {depends_on: [x]}
+        services:
+          - {name: a, type: tcp, host: h, port: 1}
+        """,
+    )
+    assert [f.split(" (", 1)[0] for f in found] == [
+        "FILE:2: defaults.enabled: unknown key",
+        "FILE:3: defaults.tcp.depends_on: unknown key",
+    ]
+
+
+def test_config_defaults_hold_the_top_level_defaults_as_written(tmp_path: Path) -> None:
+    config = load(tmp_path, "defaults:\n  interval: 30s\n  tags: [a, a]\n  tcp: {interval: 5s}\n")
+    assert (config.defaults.interval, config.defaults.tags) == (30.0, ["a", "a"])
+
+
+def test_the_inheritable_keys_are_defined_once_each_with_a_rule() -> None:
+    inheritable = list(Inheritable.model_fields)
+    assert list(rules(Inheritable)) == inheritable
+    assert list(Defaults.model_fields) == inheritable
+    assert list(rules(ServiceCommon)) == inheritable
+    # key_order lists exactly the keys a service has, in the documented order.
+    assert sorted(ServiceCommon.key_order) == sorted(ServiceCommon.model_fields)

@@ -24,6 +24,7 @@ __all__ = ["HeartbeatBoard", "HeartbeatSpec", "check_heartbeat", "push_tokens"]
 class HeartbeatSpec(CheckSpec):
     """Keys of a ``heartbeat`` service. The token is a secret: it is never shown."""
 
+    unique_fields = ("token",)  # a push must reach exactly one service
     token: str = Field(min_length=16, max_length=256, pattern=r"^[A-Za-z0-9._~-]+$", repr=False)
     grace: Duration = Field(default=60.0, ge=0)
 

@@ -3,6 +3,9 @@
 Services are validated in two parts (see ``load.py``): the keys every service has
 (``ServiceCommon``) and the keys of its check type, validated by the spec model the
 check registry names for that ``type``. So a new check type needs no change here.
+
+The keys a service inherits are defined once, in ``Inheritable``, each with its merge
+rule (``inheritance.py``); ``Defaults`` and ``ServiceCommon`` both take them from there.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 import shlex
 import socket
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import argon2
 from pydantic import (
@@ -27,6 +30,7 @@ from pydantic import (
 )
 
 from pymon.config.durations import Duration, parse_duration
+from pymon.config.inheritance import PER_ENTRY, PER_FIELD, REPLACE, REPLACE_UNLESS_NULL, UNION
 from pymon.config.ranges import RangeSet, parse_ranges
 from pymon.config.windows import MaintenanceWindow
 from pymon.model import Status
@@ -45,6 +49,7 @@ __all__ = [
     "EmailChannel",
     "FlapDetection",
     "FlapGuard",
+    "Inheritable",
     "InstanceConfig",
     "LogChannel",
     "LogConfig",
@@ -79,7 +84,14 @@ class _Strict(BaseModel):
 
 
 class CheckSpec(_Strict):
-    """Base of every check type's own keys (``host``, ``port``, ``url``...)."""
+    """Base of every check type's own keys (``host``, ``port``, ``url``...).
+
+    ``unique_fields`` names the keys whose value no two services of the type may
+    share (a heartbeat's ``token``: a push must reach exactly one service); the
+    loader reports the second use and names the first.
+    """
+
+    unique_fields: ClassVar[tuple[str, ...]] = ()
 
 
 class MetricThresholds(_Strict):
@@ -149,29 +161,57 @@ class FlapDetection(_Strict):
         return self
 
 
-class ServiceCommon(_Strict):
-    """The keys every service has, whatever its check type."""
+class Inheritable(_Strict):
+    """The keys a service inherits, each with its merge rule (see ``inheritance.py``).
+
+    From weakest to strongest: these defaults (for ``thresholds``, the check type's),
+    ``defaults``, ``defaults.<type>``, the service. The one definition of these keys:
+    ``Defaults`` and ``ServiceCommon`` take their fields from here, the loader its merge.
+    """
+
+    interval: Annotated[Duration, REPLACE] = Field(default=60.0, gt=0)
+    retry_interval: Annotated[Duration | None, REPLACE] = Field(default=None, gt=0)
+    timeout: Annotated[Duration, REPLACE] = Field(default=10.0, gt=0)
+    # null means "not set" (inherit); false means "nobody".
+    notify: Annotated[list[str] | Literal[False] | None, REPLACE_UNLESS_NULL] = None
+    thresholds: Annotated[dict[str, MetricThresholds], PER_ENTRY] = Field(default_factory=dict)
+    flap_guard: Annotated[FlapGuard, PER_FIELD] = Field(default_factory=FlapGuard)
+    flap_detection: Annotated[FlapDetection, PER_FIELD] = Field(default_factory=FlapDetection)
+    tags: Annotated[list[str], UNION] = Field(default_factory=list)
+
+
+class Defaults(Inheritable):
+    """``defaults``: the inheritable keys every service gets unless it sets its own.
+
+    Besides them, a section named after a check type (``http:``, ``tcp:``...) holds
+    defaults for that type's services: its own keys and inheritable ones. The loader
+    applies them; ``Config.defaults`` keeps each such section as written, as an extra.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ServiceCommon(Inheritable):
+    """The keys every service has, whatever its check type: the inheritable ones and these."""
 
     name: str = Field(min_length=1, max_length=200)
     type: str
     description: str = ""
-    interval: Duration = Field(default=60.0, gt=0)
-    retry_interval: Duration | None = Field(default=None, gt=0)
-    timeout: Duration = Field(default=10.0, gt=0)
     enabled: bool = True
-    notify: list[str] | Literal[False] | None = None
-    thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)
-    flap_guard: FlapGuard = Field(default_factory=FlapGuard)
-    flap_detection: FlapDetection = Field(default_factory=FlapDetection)
     depends_on: list[str] = Field(default_factory=list)
-    tags: list[str] = Field(default_factory=list)
+
+    #: The order of the keys in docs/configuration.md, and in issues (``allowed: ...``,
+    #: several issues on one line); pydantic puts the inherited fields first.
+    key_order: ClassVar[tuple[str, ...]] = (
+        *("name", "type", "description", "interval", "retry_interval", "timeout", "enabled"),
+        *("notify", "thresholds", "flap_guard", "flap_detection", "depends_on", "tags"),
+    )
 
 
 class ServiceConfig(ServiceCommon):
     """A fully validated service: common keys plus ``check``, its type's spec.
 
-    ``thresholds`` here are effective: the check type's defaults, then ``defaults``,
-    then the service's own, merged per metric.
+    The inheritable keys here are effective: merged over every level by their rules.
     """
 
     check: CheckSpec
@@ -185,25 +225,6 @@ class ServiceConfig(ServiceCommon):
         """
         wanted = self.retry_interval or max(1.0, self.interval / 3)
         return min(wanted, self.interval)
-
-
-class Defaults(_Strict):
-    """Values every service inherits unless it sets its own.
-
-    Besides the keys below, a section named after a check type (``http:``,
-    ``tcp:``...) holds defaults for that type's own keys; ``load.py`` applies them.
-    """
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    interval: Duration = Field(default=60.0, gt=0)
-    retry_interval: Duration | None = Field(default=None, gt=0)
-    timeout: Duration = Field(default=10.0, gt=0)
-    notify: list[str] | Literal[False] | None = None
-    thresholds: dict[str, MetricThresholds] = Field(default_factory=dict)
-    flap_guard: FlapGuard = Field(default_factory=FlapGuard)
-    flap_detection: FlapDetection = Field(default_factory=FlapDetection)
-    tags: list[str] = Field(default_factory=list)
 
 
 class InstanceConfig(_Strict):
@@ -547,7 +568,11 @@ class AcknowledgementsConfig(_Strict):
 
 
 class Config(_Strict):
-    """A whole, validated config. Built only by ``load.py``; never mutated."""
+    """A whole, validated config, as ``load.py`` builds it from a file; never mutated.
+
+    Its services hold their effective values (every inherited key merged in); code
+    that builds one directly (the benchmarks) must give them so.
+    """
 
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
     log: LogConfig = Field(default_factory=LogConfig)
