@@ -213,7 +213,7 @@ def _switch_interval(seconds: float) -> Patch:
 
 
 def _gc_threshold(young: int, middle: int, old: int) -> Patch:
-    """pymon/runtime.py GC_THRESHOLD: other collector thresholds than the daemon's.
+    """pymon/tuning.py GC_THRESHOLD: other collector thresholds than the daemon's.
 
     With the daemon's (50,000, 20, 100) the middle generation's collection comes
     every twenty young ones and walks everything they left, pausing the loop for
@@ -221,9 +221,9 @@ def _gc_threshold(young: int, middle: int, old: int) -> Patch:
     """
 
     def patch() -> None:
-        import pymon.runtime
+        import pymon.tuning
 
-        pymon.runtime.GC_THRESHOLD = (young, middle, old)
+        pymon.tuning.GC_THRESHOLD = (young, middle, old)
 
     return patch
 
@@ -249,7 +249,7 @@ def _gc_freeze() -> None:
 
 
 def _gc_idle(period: float, middle_every: int, full_every: int) -> Patch:
-    """pymon/runtime.py relaxed_gc: no threshold-driven collection, a timed one instead.
+    """pymon/tuning.py relaxed_gc: no threshold-driven collection, a timed one instead.
 
     ``gc.disable()`` once the daemon started, then every ``period`` seconds a
     young collection; every ``middle_every``-th a middle one, every

@@ -39,8 +39,8 @@ from pymon.config.schema import (
     StorageConfig,
     WebConfig,
 )
-from pymon.runtime import relaxed_gc
 from pymon.store.sql import SqlStore
+from pymon.tuning import relaxed_gc
 
 __all__ = ["Progress", "run", "run_bench"]
 

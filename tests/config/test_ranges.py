@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pymon.config.ranges import parse_ranges
+from pymon.ranges import parse_ranges
 
 # A written number: an integer or a decimal with up to 4 places, maybe negative.
 numbers = st.decimals(

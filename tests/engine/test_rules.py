@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from pymon.checks.http import HTTP_STATUS
 from pymon.checks.tcp import TcpSpec
-from pymon.config.ranges import parse_ranges
 from pymon.config.schema import FlapGuard, MetricThresholds, NotificationsConfig, ServiceConfig
 from pymon.engine import rules
 from pymon.model import CheckResult, Event, EventKind, ServiceState, Status
+from pymon.ranges import parse_ranges
 
 OK, WARN, ERROR, FAILED, UNKNOWN = (
     Status.OK,

@@ -20,7 +20,7 @@ from dns.rdtypes.ANY.TXT import TXT
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from pymon.checks.base import CheckContext, resolve_host
-from pymon.config.schema import CheckSpec
+from pymon.checks.spec import CheckSpec
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
 

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from pymon.checks._dialogue import SHOWN_REPLY, Dialogue
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
-from pymon.config.schema import CheckSpec
+from pymon.checks.spec import CheckSpec
 from pymon.model import CheckResult, Status
 from pymon.text import one_line
 

@@ -9,12 +9,13 @@ Before the first push ever, the allowance runs from the daemon's start.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from pydantic import Field
 
 from pymon.checks.base import CheckContext
-from pymon.config.schema import CheckSpec, Duration, ServiceConfig
+from pymon.checks.spec import CheckSpec
+from pymon.durations import Duration
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Heartbeat, Status
 
@@ -29,9 +30,10 @@ class HeartbeatSpec(CheckSpec):
     grace: Duration = Field(default=60.0, ge=0)
 
 
-def push_tokens(services: Sequence[ServiceConfig]) -> dict[str, str]:
-    """Service name -> token of every heartbeat service: the board's lookup table."""
-    return {s.name: s.check.token for s in services if isinstance(s.check, HeartbeatSpec)}
+def push_tokens(specs: Mapping[str, CheckSpec]) -> dict[str, str]:
+    """Service name -> token of every heartbeat service among ``specs`` (name -> its
+    check's keys): the board's lookup table."""
+    return {name: spec.token for name, spec in specs.items() if isinstance(spec, HeartbeatSpec)}
 
 
 class HeartbeatBoard:

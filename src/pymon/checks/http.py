@@ -27,15 +27,15 @@ from yarl import URL
 
 from pymon.checks._session import HttpSessions, Response, current_check, new_session
 from pymon.checks.base import CheckContext
+from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.checks.tls import (
     TrustSpec,
     read_certificate,
     ssl_reason,
     verifying_context,
 )
-from pymon.config.ranges import parse_ranges
-from pymon.config.schema import CheckSpec, MetricThresholds
 from pymon.model import CheckResult, Status
+from pymon.ranges import parse_ranges
 
 __all__ = [
     "HTTP_STATUS",

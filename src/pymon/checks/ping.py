@@ -9,10 +9,11 @@ import icmplib
 from pydantic import Field
 
 from pymon.checks.base import CheckContext, resolve_host
-from pymon.config.ranges import parse_ranges
-from pymon.config.schema import CheckSpec, Duration, MetricThresholds
+from pymon.checks.spec import CheckSpec, MetricThresholds
+from pymon.durations import Duration
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
+from pymon.ranges import parse_ranges
 
 __all__ = ["PING_LOSS", "PingSpec", "check_ping"]
 

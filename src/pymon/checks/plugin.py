@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, field_validator
 
 from pymon.checks.base import CheckContext
-from pymon.config.schema import CheckSpec
+from pymon.checks.spec import CheckSpec
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
 from pymon.programs import CappedOutput, Program, signal_name

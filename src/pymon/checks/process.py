@@ -13,10 +13,10 @@ import psutil
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from pymon.checks.base import CheckContext
-from pymon.config.ranges import parse_ranges
-from pymon.config.schema import CheckSpec, MetricThresholds
+from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
+from pymon.ranges import parse_ranges
 
 __all__ = ["CPU_SAMPLE", "PROCESS_COUNT", "ProcessSpec", "check_process"]
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from pymon.checks import dns, ftp, heartbeat, http, ping, plugin, process, smtp, tcp, tls
 from pymon.checks.base import CheckContext
-from pymon.config.schema import CheckSpec, MetricThresholds
+from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
 

@@ -12,7 +12,7 @@ import socket
 from pydantic import Field
 
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
-from pymon.config.schema import CheckSpec
+from pymon.checks.spec import CheckSpec
 from pymon.model import CheckResult, Status
 
 __all__ = ["TcpSpec", "check_tcp", "connect_and_close", "unescape"]

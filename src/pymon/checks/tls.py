@@ -21,10 +21,10 @@ from pydantic import Field, model_validator
 
 from pymon.checks._dialogue import SHOWN_REPLY
 from pymon.checks.base import CheckContext, Unreachable, connect_first, os_reason
-from pymon.config.ranges import parse_ranges
-from pymon.config.schema import CheckSpec, MetricThresholds
+from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
+from pymon.ranges import parse_ranges
 from pymon.text import one_line
 
 __all__ = [

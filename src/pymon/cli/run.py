@@ -1,4 +1,4 @@
-"""``pymon run``: the daemon in the foreground, on the event loop ``pymon.runtime``
+"""``pymon run``: the daemon in the foreground, on the event loop ``pymon.tuning``
 picks, logging to standard error; SIGTERM or Ctrl-C stop it within seconds, SIGHUP
 reloads its config.
 """
@@ -16,7 +16,7 @@ import click
 from pymon.cli.common import config_option, load
 from pymon.config.schema import Config
 from pymon.errors import PymonError
-from pymon.runtime import loop_factory, relaxed_gc
+from pymon.tuning import loop_factory, relaxed_gc
 
 __all__ = ["run"]
 

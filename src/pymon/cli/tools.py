@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pymon.runtime import loop_factory
+from pymon.tuning import loop_factory
 
 __all__ = ["bench", "hash_password"]
 

@@ -20,19 +20,17 @@ from typing import Annotated, ClassVar, Literal
 import argon2
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
     field_validator,
     model_validator,
 )
 
-from pymon.config.durations import Duration, parse_duration
+from pymon.checks.spec import CheckSpec, MetricThresholds, Ranged, StrictModel
 from pymon.config.inheritance import PER_ENTRY, PER_FIELD, REPLACE, REPLACE_UNLESS_NULL, UNION
-from pymon.config.ranges import RangeSet, parse_ranges
 from pymon.config.windows import MaintenanceWindow
+from pymon.durations import Duration, parse_duration
 from pymon.model import Status
 
 __all__ = [
@@ -71,54 +69,6 @@ __all__ = [
     "split_host_port",
 ]
 
-Ranged = Annotated[
-    RangeSet,
-    BeforeValidator(lambda v: v if isinstance(v, RangeSet) else parse_ranges(v)),
-    PlainSerializer(str, return_type=str),
-]
-"""A ranged value such as ``"200-299, 304"`` (see ``ranges.py``)."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
-
-
-class CheckSpec(_Strict):
-    """Base of every check type's own keys (``host``, ``port``, ``url``...).
-
-    ``unique_fields`` names the keys whose value no two services of the type may
-    share (a heartbeat's ``token``: a push must reach exactly one service); the
-    loader reports the second use and names the first.
-    """
-
-    unique_fields: ClassVar[tuple[str, ...]] = ()
-
-
-class MetricThresholds(_Strict):
-    """Ranges that map one metric's value to a status; checked ok, warn, error, failed.
-
-    A value in no range is ``unknown`` when ``ok`` is given, else ``ok`` (so
-    ``{warn: "500-1999", error: "2000+"}`` needs no ``ok``).
-    """
-
-    ok: Ranged | None = None
-    warn: Ranged | None = None
-    error: Ranged | None = None
-    failed: Ranged | None = None
-
-    def classify(self, value: float) -> Status:
-        """The status ``value`` falls into."""
-        for status, ranges in (
-            (Status.OK, self.ok),
-            (Status.WARN, self.warn),
-            (Status.ERROR, self.error),
-            (Status.FAILED, self.failed),
-        ):
-            if ranges is not None and value in ranges:
-                return status
-        return Status.UNKNOWN if self.ok is not None else Status.OK
-
-
 DEFAULT_FLAP_GUARD: Mapping[Status, int] = {
     Status.OK: 2,
     Status.WARN: 3,
@@ -128,7 +78,7 @@ DEFAULT_FLAP_GUARD: Mapping[Status, int] = {
 }
 
 
-class FlapGuard(_Strict):
+class FlapGuard(StrictModel):
     """Results in a row before a status is confirmed (Nagios's max check attempts)."""
 
     ok: int = Field(default=DEFAULT_FLAP_GUARD[Status.OK], ge=1)
@@ -142,7 +92,7 @@ class FlapGuard(_Strict):
         return int(getattr(self, status.value, 1))
 
 
-class FlapDetection(_Strict):
+class FlapDetection(StrictModel):
     """Flap detection: weighted percent of state changes over the last ``window`` results.
 
     A service starts flapping when the percent rises to ``high`` or above and stops
@@ -161,7 +111,7 @@ class FlapDetection(_Strict):
         return self
 
 
-class Inheritable(_Strict):
+class Inheritable(StrictModel):
     """The keys a service inherits, each with its merge rule (see ``inheritance.py``).
 
     From weakest to strongest: these defaults (for ``thresholds``, the check type's),
@@ -227,20 +177,20 @@ class ServiceConfig(ServiceCommon):
         return min(wanted, self.interval)
 
 
-class InstanceConfig(_Strict):
+class InstanceConfig(StrictModel):
     """Who this pymon is: shown in pages, subjects and service URIs."""
 
     name: str = "pymon"
     organization: str = ""
 
 
-class LogConfig(_Strict):
+class LogConfig(StrictModel):
     """Logging: Python's levels, to standard error."""
 
     level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
 
-class StorageConfig(_Strict):
+class StorageConfig(StrictModel):
     """Where state, history and events persist (SQLite file or PostgreSQL URL)."""
 
     url: str = "sqlite:///pymon-data/pymon.db"
@@ -269,21 +219,21 @@ Argon2idHash = Annotated[str, AfterValidator(_check_argon2id)]
 """An argon2id hash string as ``pymon hash-password`` prints it."""
 
 
-class WebUser(_Strict):
+class WebUser(StrictModel):
     """A person who may log in to the dashboard (and use HTTP Basic on the API)."""
 
     name: str = Field(min_length=1, max_length=200)
     password_hash: Argon2idHash
 
 
-class WebToken(_Strict):
+class WebToken(StrictModel):
     """A bearer token for scripts: ``Authorization: Bearer <token>``; only its hash is kept."""
 
     name: str = Field(min_length=1, max_length=200)
     token_hash: Argon2idHash
 
 
-class WebAuthConfig(_Strict):
+class WebAuthConfig(StrictModel):
     """Who may read and write through the web server (see docs/configuration.md#web).
 
     Reading is open unless ``read`` is true; writing needs a user or a token, except
@@ -329,7 +279,7 @@ def _check_network(value: str) -> str:
     return str(network)
 
 
-class WebConfig(_Strict):
+class WebConfig(StrictModel):
     """The HTTP server for the API and the dashboard."""
 
     enabled: bool = True
@@ -396,26 +346,26 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class SchedulerConfig(_Strict):
+class SchedulerConfig(StrictModel):
     """How many checks may run at once, over all services."""
 
     concurrency: int = Field(default=1000, ge=1, le=100_000)
 
 
-class ReloadConfig(_Strict):
+class ReloadConfig(StrictModel):
     """How the daemon picks up edits of its config file (see docs/configuration.md, Reload)."""
 
     watch: bool = True
 
 
-class LogChannel(_Strict):
+class LogChannel(StrictModel):
     """Writes each notice to pymon's own log (needs nothing; the default channel)."""
 
     type: Literal["log"] = "log"
     level: Literal["info", "warning", "error"] = "warning"
 
 
-class EmailChannel(_Strict):
+class EmailChannel(StrictModel):
     """Sends each notice as an e-mail through an SMTP server (see docs/notifications.md).
 
     ``tls``: ``auto`` upgrades with STARTTLS when the server offers it, ``starttls``
@@ -443,7 +393,7 @@ class EmailChannel(_Strict):
         return value
 
 
-class WebhookChannel(_Strict):
+class WebhookChannel(StrictModel):
     """POSTs each notice as JSON; with ``secret``, signs the body (HMAC-SHA256)."""
 
     type: Literal["webhook"]
@@ -461,7 +411,7 @@ class WebhookChannel(_Strict):
         return value
 
 
-class CommandChannel(_Strict):
+class CommandChannel(StrictModel):
     """Runs a program per notice: the notice in ``PYMON_*`` variables and as JSON on stdin.
 
     ``command`` is a list of arguments (no shell), or one string split like a shell
@@ -490,7 +440,7 @@ def _looks_like_address(address: str) -> bool:
     return re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+", address) is not None
 
 
-class DeliveryConfig(_Strict):
+class DeliveryConfig(StrictModel):
     """How the outbox retries a notice that could not be delivered.
 
     The wait after the n-th failed attempt is ``backoff * 2**(n-1)``, at most
@@ -504,7 +454,7 @@ class DeliveryConfig(_Strict):
     concurrency: int = Field(default=10, ge=1, le=1000)
 
 
-class Route(_Strict):
+class Route(StrictModel):
     """Sends notices of services with any of ``tags`` (any service if empty) and one of
     ``statuses`` (any if empty) to ``channels``."""
 
@@ -515,7 +465,7 @@ class Route(_Strict):
     tags: list[str] = Field(default_factory=list)
 
 
-class NotificationsConfig(_Strict):
+class NotificationsConfig(StrictModel):
     """When to bother people, and whom: the policy the rules apply to every incident."""
 
     enabled: bool = True
@@ -535,7 +485,7 @@ def _default_channels() -> dict[str, ChannelConfig]:
     return {"log": LogChannel()}
 
 
-class AcknowledgementsConfig(_Strict):
+class AcknowledgementsConfig(StrictModel):
     """The SMTP server that takes acknowledgements by reply (off unless ``listen`` is set).
 
     Replies go to ``address`` with the incident's token added (``ack+TOKEN@domain``);
@@ -567,7 +517,7 @@ class AcknowledgementsConfig(_Strict):
         return self
 
 
-class Config(_Strict):
+class Config(StrictModel):
     """A whole, validated config, as ``load.py`` builds it from a file; never mutated.
 
     Its services hold their effective values (every inherited key merged in); code

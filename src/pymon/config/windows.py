@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from pymon.config.durations import Duration
+from pymon.durations import Duration
 
 __all__ = [
     "WEEKDAYS",

@@ -113,7 +113,9 @@ class Runtime:
         self.states = self.book.states
         self.incidents = self.book.incidents
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
-        self.heartbeats = HeartbeatBoard(self.clock.time(), push_tokens(config.services))
+        self.heartbeats = HeartbeatBoard(
+            self.clock.time(), push_tokens({s.name: s.check for s in config.services})
+        )
         self.started_at = time.time()
         self.reload_status = ReloadStatus()
         self._maintenance = MaintenanceFlags(self.clock)
@@ -353,7 +355,7 @@ class Runtime:
         checks never see half a swap."""
         self._config = config
         self.configs = {s.name: s for s in config.services}
-        self.heartbeats.set_tokens(push_tokens(config.services))
+        self.heartbeats.set_tokens(_tokens(config))
         self._maintenance.forget()
 
     def retire(self, name: str) -> None:
@@ -522,3 +524,7 @@ class Runtime:
         service = self.configs.get(name)
         if service is not None and service.enabled and name in self.states:
             self._review_now(service)
+
+
+def _tokens(config: Config) -> dict[str, str]:
+    return push_tokens({s.name: s.check for s in config.services})

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pymon import __version__
-from pymon.config.durations import Duration, parse_duration
 from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.durations import Duration, parse_duration
 from pymon.engine.maintenance import active_at
 from pymon.engine.reconcile import fingerprints
 from pymon.web.auth import require_read, require_write

@@ -27,8 +27,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from pymon import __version__
-from pymon.config.durations import parse_duration
 from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.durations import parse_duration
 from pymon.engine.maintenance import active_at, literal_pattern
 from pymon.errors import CommandRefused
 from pymon.model import Status

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from pymon.config.durations import parse_duration
+from pymon.durations import parse_duration
 from pymon.model import Incident
 from pymon.notify.acks.text import human_line
 

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from pymon.runtime import GC_THRESHOLD, loop_factory, relaxed_gc
+from pymon.tuning import GC_THRESHOLD, loop_factory, relaxed_gc
 
 
 def test_relaxed_gc_sets_the_thresholds_and_restores_them() -> None:
