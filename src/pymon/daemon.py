@@ -21,21 +21,18 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pymon import __version__
-from pymon.checks import CheckContext, check_type, run_check
-from pymon.checks.base import Resolver, SystemResolver
-from pymon.checks.http import HttpSessions
+from pymon.checks.base import Resolver
 from pymon.clock import Clock, SystemClock
 from pymon.config.load import DEMO_CONFIG, load_config
-from pymon.config.schema import Config, ServiceConfig
+from pymon.config.schema import Config
 from pymon.config.watch import ConfigWatcher
-from pymon.engine import rules
 from pymon.engine.bus import Bus
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.reconcile import live_config, reconcile, restart_needed
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError
 from pymon.events import BusItem
-from pymon.model import CheckResult, ReloadResult, Status
+from pymon.model import ReloadResult
 from pymon.notify.notifier import Notifier, build_channels
 from pymon.store.base import Store
 from pymon.store.sql import SqlStore
@@ -43,27 +40,9 @@ from pymon.store.writer import BatchWriter
 from pymon.web.app import create_app
 from pymon.web.server import WebServer
 
-__all__ = ["Daemon", "Reloader", "check_once", "parse"]
+__all__ = ["Daemon", "Reloader", "parse"]
 
 log = logging.getLogger("pymon")
-
-
-async def check_once(
-    service: ServiceConfig, *, resolver: Resolver | None = None
-) -> tuple[CheckResult, Status, str]:
-    """Run ``service``'s check once: the raw result, and status and message after thresholds."""
-    sessions = HttpSessions()
-    try:
-        ctx = CheckContext(
-            timeout=service.timeout,
-            http_session=sessions.get,
-            resolver=resolver or SystemResolver(),
-        )
-        result = await run_check(check_type(service.type), service.check, ctx)
-    finally:
-        await sessions.close()
-    status, message = rules.evaluate(result, service.thresholds)
-    return result, status, message
 
 
 class Daemon:

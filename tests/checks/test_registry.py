@@ -1,68 +1,20 @@
-"""The registry: one explicit table of check types, and a package without import cycles."""
+"""The registry: one explicit table of check types, which no protocol module imports."""
 
 from __future__ import annotations
 
-import ast
 import pkgutil
 from pathlib import Path
 
 import pytest
+from tools.importgraph import module_graph
 
 import pymon.checks
 from pymon.checks import REGISTRY, CheckType, check_type
-from pymon.config.schema import CheckSpec
+from pymon.checks.spec import CheckSpec
 
 PACKAGE = Path(pymon.checks.__file__).parent
 # Modules of the package that are not a protocol: the surface, the table, shared helpers.
-NOT_A_TYPE = {"registry", "base"}
-
-# base.py names heartbeat's HeartbeatBoard for CheckContext.heartbeats (a TYPE_CHECKING
-# import); that seam is to be replaced, and with it this one allowance.
-KNOWN_CYCLES: list[set[str]] = []
-
-
-def _imports(path: Path, modules: set[str]) -> set[str]:
-    """The ``modules`` that ``path`` imports, TYPE_CHECKING blocks and function bodies included.
-
-    ``from package import module`` counts as importing the module, not the package's
-    ``__init__`` (which Python runs first for any of its modules anyway).
-    """
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            for alias in node.names:
-                module = f"{node.module}.{alias.name}"
-                found.add(module if module in modules else node.module)
-    return found & modules
-
-
-def _graph() -> dict[str, set[str]]:
-    files = {"pymon.checks": PACKAGE / "__init__.py"} | {
-        f"pymon.checks.{m.name}": PACKAGE / f"{m.name}.py" for m in pkgutil.iter_modules([PACKAGE])
-    }
-    return {name: _imports(path, set(files)) - {name} for name, path in files.items()}
-
-
-def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
-    """The strongly connected components of more than one module."""
-
-    def reach(start: str) -> set[str]:
-        seen: set[str] = set()
-        todo = [start]
-        while todo:
-            for nxt in graph[todo.pop()] - seen:
-                seen.add(nxt)
-                todo.append(nxt)
-        return seen
-
-    reached = {name: reach(name) for name in graph}
-    cycles: list[set[str]] = []
-    for name in sorted(graph):
-        if name in reached[name] and not any(name in c for c in cycles):
-            cycles.append({other for other in reached[name] if name in reached[other]})
-    return cycles
+NOT_A_TYPE = {"registry", "base", "spec"}
 
 
 def test_every_protocol_module_has_its_row() -> None:
@@ -94,11 +46,9 @@ def test_an_unknown_type_names_the_known_ones() -> None:
 
 
 def test_no_protocol_module_imports_the_registry() -> None:
-    graph = _graph()
-    for name, imported in graph.items():
-        if name not in ("pymon.checks", "pymon.checks.registry"):
+    # The table imports the protocols, never the other way (tools/importgraph.py;
+    # tests/test_architecture.py checks the whole tree for cycles).
+    checks = {m: t for m, t in module_graph().items() if m.startswith("pymon.checks.")}
+    for name, imported in checks.items():
+        if name != "pymon.checks.registry":
             assert not imported & {"pymon.checks", "pymon.checks.registry"}, name
-
-
-def test_the_package_has_no_import_cycle() -> None:
-    assert [c for c in _cycles(_graph()) if c not in KNOWN_CYCLES] == []

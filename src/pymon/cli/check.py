@@ -78,7 +78,7 @@ def check(ctx: click.Context, config_path: str | None, target: str) -> None:
     pymon check TYPE --key value ...        an ad-hoc target, e.g.
     pymon check tcp --host 127.0.0.1 --port 22
     """
-    from pymon.daemon import check_once
+    from pymon.engine.once import check_once
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if config_path is not None:
