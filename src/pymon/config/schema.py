@@ -28,7 +28,7 @@ from pydantic import (
 
 from pymon.config.durations import Duration, parse_duration
 from pymon.config.ranges import RangeSet, parse_ranges
-from pymon.config.windows import MaintenanceWindow
+from pymon.config.windows import ConfigWindows
 from pymon.model import Status
 
 __all__ = [
@@ -557,7 +557,7 @@ class Config(_Strict):
     defaults: Defaults = Field(default_factory=Defaults)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)
-    maintenance: tuple[MaintenanceWindow, ...] = ()
+    maintenance: ConfigWindows = ()
     services: tuple[ServiceConfig, ...] = ()
     reload: ReloadConfig = Field(default_factory=ReloadConfig)
     include: tuple[str, ...] = ()
