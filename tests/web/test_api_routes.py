@@ -46,7 +46,7 @@ notifications:
             password: smtp-secret-pw, from: p@example.org, to: [ops@example.org]}}
     hook: {{type: webhook, url: "http://127.0.0.1:{free_port()}/", secret: hook-secret}}
 maintenance:
-  - {{services: [nightly], cron: "{far_from_now_cron()}", duration: 1h}}
+  - {{name: Nightly Batch, services: [nightly], cron: "{far_from_now_cron()}", duration: 1h}}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db, core]}}
   - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db]}}
@@ -216,12 +216,24 @@ async def test_maintenance_add_list_delete(daemon: Daemon, client: httpx.AsyncCl
     assert listed["total"] == 2
     assert [w["source"] for w in listed["windows"]] == ["config", "api"]
     assert listed["windows"][0]["active"] is False  # its cron fires 12 h from now
+    assert [w["id"] for w in listed["windows"]] == ["nightly-batch", window["id"]]
     active = (await client.get("/api/v1/maintenance", params={"active": True})).json()
     assert [w["id"] for w in active["windows"]] == [window["id"]]
     gone = await client.delete(f"/api/v1/maintenance/{window['id']}")
     assert gone.status_code == 200
     assert (await client.delete(f"/api/v1/maintenance/{window['id']}")).status_code == 404
     assert (await client.get("/api/v1/maintenance")).json()["total"] == 1
+
+
+async def test_a_config_window_has_an_id_but_is_not_deleted_through_the_api(
+    client: httpx.AsyncClient,
+) -> None:
+    (window,) = (await client.get("/api/v1/maintenance")).json()["windows"]
+    assert window["source"] == "config" and window["id"] == "nightly-batch"
+    answer = await client.delete("/api/v1/maintenance/nightly-batch")
+    assert answer.status_code == 409
+    assert "defined in the config" in answer.json()["error"]
+    assert (await client.get("/api/v1/maintenance")).json()["windows"] == [window]
 
 
 async def test_maintenance_with_start_and_end(client: httpx.AsyncClient) -> None:

@@ -442,10 +442,17 @@ async def add_maintenance(
 async def delete_maintenance(
     request: Request, window_id: str, user: str = Depends(require_write)
 ) -> dict[str, Any]:
-    """Remove an ad hoc window (config windows change only with the config). 404 if none."""
+    """Remove an ad hoc window. 409 for a window of the config (it changes only with the
+    config file), 404 if there is no window with that id."""
     daemon = _daemon(request)
     if not await daemon.remove_maintenance(window_id):
-        raise HTTPException(404, f"no ad hoc maintenance window with id {window_id!r}")
+        if any(w.id == window_id for w in daemon.config.maintenance):
+            raise HTTPException(
+                409,
+                f"maintenance window {window_id!r} is defined in the config; "
+                "edit the config file (and reload) to change or remove it",
+            )
+        raise HTTPException(404, f"no maintenance window with id {window_id!r}")
     return {"deleted": window_id, "by": user}
 
 
