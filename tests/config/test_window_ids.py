@@ -83,6 +83,11 @@ def test_repeated_names_are_numbered_in_order(tmp_path: Path) -> None:
     ]
 
 
+def test_a_numbered_id_is_still_at_most_64_characters() -> None:
+    long = window(name="x" * 100, services=["a"], days=["sat"])
+    assert [w.id for w in with_ids((long, long))] == ["x" * 64, "x" * 62 + "-2"]
+
+
 def test_a_written_id_wins_over_a_derived_one(tmp_path: Path) -> None:
     claimed = "{id: nightly-backup, services: [other], days: [sun]}"
     assert ids(tmp_path, NIGHTLY, claimed) == ["nightly-backup-2", "nightly-backup"]

@@ -430,10 +430,11 @@ def with_ids(windows: tuple[MaintenanceWindow, ...]) -> tuple[MaintenanceWindow,
     named: list[MaintenanceWindow] = []
     for window in windows:
         if window.id is None:
-            base = derived_id(window)
-            unique, n = base, 2
+            base = unique = derived_id(window)
+            n = 1
             while unique in taken:
-                unique, n = f"{base}-{n}", n + 1
+                n += 1
+                unique = f"{base[: 63 - len(str(n))].rstrip('-')}-{n}"  # 64 characters at most
             taken.add(unique)
             window = window.model_copy(update={"id": unique})
         named.append(window)
