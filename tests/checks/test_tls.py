@@ -32,9 +32,13 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     return str(path)
 
 
-def _date(days: float) -> str:
-    when = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=days)
-    return when.strftime("%Y-%m-%d")
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _date(days: float, now: datetime.datetime) -> str:
+    """The UTC date ``days`` after ``now``: that of a certificate made at ``now``."""
+    return (now + datetime.timedelta(days=days)).strftime("%Y-%m-%d")
 
 
 def watched(handler: Handler) -> tuple[Handler, asyncio.Event]:
@@ -86,12 +90,13 @@ def replies(*lines: bytes, hang_up: bool = False) -> Handler:
 async def test_valid_certificate_names_subject_issuer_and_expiry(
     check: RunCheck, raw_server: RawServer, ca: trustme.CA, ca_file: str
 ) -> None:
-    async with raw_server(tls_handler(leaf_context(ca, days=90))) as port:
+    now = _now()
+    async with raw_server(tls_handler(leaf_context(ca, days=90, now=now))) as port:
         spec = {"host": "127.0.0.1", "port": port, "server_name": "localhost", "ca_file": ca_file}
         result = await check("tls", spec)
     assert result.status is Status.OK, result.message
     assert result.message.startswith(f"CN=localhost, issued by {ISSUER}")
-    assert f", expires {_date(90)} (89.9" in result.message
+    assert f", expires {_date(90, now)} (89.9" in result.message
     assert result.message.endswith(" days left); TLSv1.3")
     assert 89.98 <= result.metrics["cert_days_left"] < 90
     assert result.metrics["handshake_ms"] >= 0
@@ -140,28 +145,28 @@ async def test_default_thresholds_judge_days_left(
     ("server", "why", "subject", "expiry"),
     [
         (
-            lambda ca: leaf_context(ca, days=-2),
+            lambda ca, now: leaf_context(ca, days=-2, now=now),
             "certificate has expired",
             "CN=localhost",
-            lambda: f"expired {_date(-2)} (2.0",
+            lambda now: f"expired {_date(-2, now)} (2.0",
         ),
         (
-            lambda ca: leaf_context(ca, "elsewhere.example"),
+            lambda ca, now: leaf_context(ca, "elsewhere.example", now=now),
             "Hostname mismatch, certificate is not valid for 'localhost'",
             "CN=elsewhere.example",
-            lambda: f"expires {_date(90)} (89.9",
+            lambda now: f"expires {_date(90, now)} (89.9",
         ),
         (
-            lambda ca: self_signed_context(),
+            lambda ca, now: self_signed_context(),
             "self-signed certificate",
             "OU=Testing CA #",
-            lambda: "expires 3000-01-01 (",
+            lambda now: "expires 3000-01-01 (",
         ),
         (
-            lambda ca: leaf_context(trustme.CA()),
+            lambda ca, now: leaf_context(trustme.CA(), now=now),
             "unable to get local issuer certificate",
             "CN=localhost",
-            lambda: f"expires {_date(90)} (89.9",
+            lambda now: f"expires {_date(90, now)} (89.9",
         ),
     ],
     ids=["expired", "wrong-host", "self-signed", "unknown-ca"],
@@ -171,12 +176,13 @@ async def test_untrusted_certificate_fails_and_is_still_described(
     raw_server: RawServer,
     ca: trustme.CA,
     ca_file: str,
-    server: Callable[[trustme.CA], ssl.SSLContext],
+    server: Callable[[trustme.CA, datetime.datetime], ssl.SSLContext],
     why: str,
     subject: str,
-    expiry: Callable[[], str],
+    expiry: Callable[[datetime.datetime], str],
 ) -> None:
-    context = server(ca)
+    now = _now()
+    context = server(ca, now)
     # Two connections: the verifying one, then one that reads the certificate anyway.
     async with raw_server(tls_handler(context)) as port:
         spec = {"host": "127.0.0.1", "port": port, "server_name": "localhost", "ca_file": ca_file}
@@ -184,8 +190,8 @@ async def test_untrusted_certificate_fails_and_is_still_described(
     assert result.status is Status.FAILED
     assert result.message.startswith(f"certificate verify failed: {why} ({subject}")
     assert ", issued by " in result.message
-    # Dates are computed now, not when the tests were collected.
-    assert expiry() in result.message
+    # Dates are computed when the certificate is made, not when the tests were collected.
+    assert expiry(now) in result.message
     assert "cert_days_left" in result.metrics
 
 

@@ -23,12 +23,19 @@ from tests.checks.targets import Handler
 __all__ = ["leaf_context", "self_signed_context", "serve_app", "serve_smtp", "tls_handler"]
 
 
-def leaf_context(ca: trustme.CA, name: str = "localhost", days: float = 90.0) -> ssl.SSLContext:
+def leaf_context(
+    ca: trustme.CA,
+    name: str = "localhost",
+    days: float = 90.0,
+    now: datetime.datetime | None = None,
+) -> ssl.SSLContext:
     """A server context with a certificate for ``name`` (also its CN), expiring in ``days``.
 
-    ``days`` may be negative: the certificate then expired that long ago.
+    ``days`` may be negative: the certificate then expired that long ago. ``days`` count
+    from ``now`` (default: the current time); a test that also writes the expiry date
+    passes the same ``now``, so that the two agree across midnight.
     """
-    now = datetime.datetime.now(datetime.UTC)
+    now = now or datetime.datetime.now(datetime.UTC)
     leaf = ca.issue_cert(
         name,
         common_name=name,

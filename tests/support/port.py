@@ -159,6 +159,8 @@ class FakePort:
 
     async def remove_maintenance(self, window_id: str) -> bool:
         self.calls.append(("remove_maintenance", (window_id,)))
+        if window_id not in self.adhoc and any(w.id == window_id for w in self._config.maintenance):
+            raise CommandRefused(f"maintenance window {window_id!r} is defined in the config")
         return self.adhoc.pop(window_id, None) is not None
 
     async def run_now(self, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,6 +26,12 @@ TOKEN_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("t0k
 SECRETS = ("smtp-secret-pw", "hook-secret", TOKEN_HASH, "$argon2id$")
 
 
+def far_from_now_cron() -> str:
+    """A daily cron expression firing 12 hours from now (UTC): with a 1 h duration, its
+    window is never active while a test runs, whatever the time of day."""
+    return f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
+
+
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     text = f"""
@@ -39,7 +46,7 @@ notifications:
             password: smtp-secret-pw, from: p@example.org, to: [ops@example.org]}}
     hook: {{type: webhook, url: "http://127.0.0.1:{free_port()}/", secret: hook-secret}}
 maintenance:
-  - {{services: [nightly], cron: "0 3 * * *", duration: 1h}}
+  - {{name: Nightly Batch, services: [nightly], cron: "{far_from_now_cron()}", duration: 1h}}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db, core]}}
   - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [db]}}
@@ -208,7 +215,8 @@ async def test_maintenance_add_list_delete(daemon: Daemon, client: httpx.AsyncCl
     listed = (await client.get("/api/v1/maintenance")).json()
     assert listed["total"] == 2
     assert [w["source"] for w in listed["windows"]] == ["config", "api"]
-    assert listed["windows"][0]["active"] is False or listed["windows"][0]["kind"] == "cron"
+    assert listed["windows"][0]["active"] is False  # its cron fires 12 h from now
+    assert [w["id"] for w in listed["windows"]] == ["nightly-batch", window["id"]]
     active = (await client.get("/api/v1/maintenance", params={"active": True})).json()
     assert [w["id"] for w in active["windows"]] == [window["id"]]
     gone = await client.delete(f"/api/v1/maintenance/{window['id']}")
@@ -217,10 +225,26 @@ async def test_maintenance_add_list_delete(daemon: Daemon, client: httpx.AsyncCl
     assert (await client.get("/api/v1/maintenance")).json()["total"] == 1
 
 
+async def test_a_config_window_has_an_id_but_is_not_deleted_through_the_api(
+    client: httpx.AsyncClient,
+) -> None:
+    (window,) = (await client.get("/api/v1/maintenance")).json()["windows"]
+    assert window["source"] == "config" and window["id"] == "nightly-batch"
+    answer = await client.delete("/api/v1/maintenance/nightly-batch")
+    assert answer.status_code == 409
+    assert "defined in the config" in answer.json()["error"]
+    assert (await client.get("/api/v1/maintenance")).json()["windows"] == [window]
+
+
 async def test_maintenance_with_start_and_end(client: httpx.AsyncClient) -> None:
+    start = datetime.now(UTC) + timedelta(days=30)  # in the future on any date
     answer = await client.post(
         "/api/v1/maintenance",
-        json={"tags": ["db"], "start": "2030-01-01T00:00", "end": "2030-01-02T00:00"},
+        json={
+            "tags": ["db"],
+            "start": start.isoformat(),
+            "end": (start + timedelta(days=1)).isoformat(),
+        },
     )
     assert answer.status_code == 201
     assert answer.json()["active"] is False

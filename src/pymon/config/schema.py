@@ -29,7 +29,7 @@ from pydantic import (
 
 from pymon.checks.spec import CheckSpec, MetricThresholds, Ranged, StrictModel
 from pymon.config.inheritance import PER_ENTRY, PER_FIELD, REPLACE, REPLACE_UNLESS_NULL, UNION
-from pymon.config.windows import MaintenanceWindow
+from pymon.config.windows import ConfigWindows
 from pymon.durations import Duration, parse_duration
 from pymon.model import Status
 
@@ -532,7 +532,7 @@ class Config(StrictModel):
     defaults: Defaults = Field(default_factory=Defaults)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)
-    maintenance: tuple[MaintenanceWindow, ...] = ()
+    maintenance: ConfigWindows = ()
     services: tuple[ServiceConfig, ...] = ()
     reload: ReloadConfig = Field(default_factory=ReloadConfig)
     include: tuple[str, ...] = ()

@@ -13,12 +13,18 @@ Wall-clock times are read in the window's ``timezone`` (IANA name, default UTC) 
 clock skips opens at the moment of the jump, and a time the clock shows twice means
 its first occurrence. Which window is active at an instant is decided in
 ``pymon.engine.maintenance``; this module only validates and interprets the config.
+
+Every window of a config has an ``id`` (see :data:`ConfigWindows`): the ``id`` written
+in the config, else one derived from its ``name``, else from what it covers and when.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any, Literal
@@ -26,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -35,16 +42,20 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from pymon.durations import Duration
 
 __all__ = [
     "WEEKDAYS",
+    "ConfigWindows",
     "MaintenanceWindow",
     "ScheduleKind",
     "Weekday",
+    "derived_id",
     "local_to_epoch",
     "one_off",
+    "with_ids",
 ]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -60,6 +71,22 @@ _CRON_ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midn
 # in the config. The look-arounds keep month and day names (MAR, THU) from matching.
 _HASHED_OR_RANDOM = re.compile(r"(?<![A-Z])[HR](?![A-Z])")
 _SCHEDULES = "start and end (one-off), cron and duration (recurring), or days with from and to"
+# A window id goes into URLs (/api/v1/maintenance/{id}): unreserved characters only.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
+_SLUG_GAP = re.compile(r"[^a-z0-9]+", re.ASCII)
+# What a window covers and when: the content an unnamed window's id is derived from.
+_IDENTITY = (
+    "services",
+    "tags",
+    "timezone",
+    "start",
+    "end",
+    "cron",
+    "duration",
+    "days",
+    "from_",
+    "to",
+)
 
 
 def local_to_epoch(wall: datetime, zone: tzinfo) -> float:
@@ -209,6 +236,16 @@ class MaintenanceWindow(BaseModel):
         """``timezone`` as a tzinfo (zoneinfo caches them, so this is cheap)."""
         return ZoneInfo(self.timezone)
 
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str | None) -> str | None:
+        if value is not None and not _ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a window id: use 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (it goes into URLs)"
+            )
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
@@ -336,3 +373,73 @@ def one_off(
             "created": created,
         }
     )
+
+
+def derived_id(window: MaintenanceWindow) -> str:
+    """The id of a config window written without one.
+
+    From its ``name`` when it has one (``sunday backup`` -> ``sunday-backup``: lower
+    case, accents dropped, every other run of characters a ``-``); otherwise, or when
+    nothing of the name is left, ``window-`` and 10 hex digits of a hash of what it
+    covers and when (``services``, ``tags``, ``timezone`` and its schedule; not its
+    ``comment``). Either way the id changes only when the window itself is edited.
+    """
+    ascii_name = unicodedata.normalize("NFKD", window.name).encode("ascii", "ignore").decode()
+    slug = _SLUG_GAP.sub("-", ascii_name.lower()).strip("-")[:64].rstrip("-")
+    if slug:
+        return slug
+    content = window.model_dump(mode="json", by_alias=True, include=set(_IDENTITY))
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    return f"window-{digest[:10]}"
+
+
+def with_ids(windows: tuple[MaintenanceWindow, ...]) -> tuple[MaintenanceWindow, ...]:
+    """``windows`` (a config's list), each with a unique ``id``.
+
+    An ``id`` written in the config is kept; two windows with the same one are an error
+    at the second (``maintenance[N].id``). A window without one gets :func:`derived_id`;
+    if another window already has that id, ``-2`` (``-3``, ...) is appended, counting in
+    the order of the list, so ids written in the config always keep theirs.
+    """
+    first: dict[str, int] = {}
+    errors: list[InitErrorDetails] = []
+    for i, window in enumerate(windows):
+        if window.id is None:
+            continue
+        if window.id in first:
+            other = windows[first[window.id]]
+            which = f"maintenance[{first[window.id]}]" + (f" ({other.name})" if other.name else "")
+            message = (
+                f"duplicate window id {window.id!r}: {which} has it too; "
+                "each window needs its own id"
+            )
+            errors.append(
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "value_error", "Value error, {error}", {"error": message}
+                    ),
+                    loc=(i, "id"),
+                    input=window.id,
+                )
+            )
+        else:
+            first[window.id] = i
+    if errors:
+        raise ValidationError.from_exception_data("maintenance", errors)
+    taken = set(first)
+    named: list[MaintenanceWindow] = []
+    for window in windows:
+        if window.id is None:
+            base = unique = derived_id(window)
+            n = 1
+            while unique in taken:
+                n += 1
+                unique = f"{base[: 63 - len(str(n))].rstrip('-')}-{n}"  # 64 characters at most
+            taken.add(unique)
+            window = window.model_copy(update={"id": unique})
+        named.append(window)
+    return tuple(named)
+
+
+ConfigWindows = Annotated[tuple[MaintenanceWindow, ...], AfterValidator(with_ids)]
+"""A config's ``maintenance`` list: windows validated one by one, then given ids."""

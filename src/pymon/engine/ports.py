@@ -216,7 +216,8 @@ class EnginePort(Protocol):
         ...
 
     async def remove_maintenance(self, window_id: str) -> bool:
-        """Remove a window added at run time; False when there is none with that id."""
+        """Remove a window added at run time; False when there is none with that id
+        (:class:`~pymon.errors.CommandRefused` for a window of the config)."""
         ...
 
     async def run_now(self, name: str) -> None:

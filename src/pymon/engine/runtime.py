@@ -297,8 +297,14 @@ class Runtime:
         return window
 
     async def remove_maintenance(self, window_id: str) -> bool:
-        """Remove a window added at run time; False when there is none with that id."""
+        """Remove a window added at run time; False when there is none with that id.
+        A window of the config is refused: it changes only with the config file."""
         if window_id not in self.adhoc_windows:
+            if any(w.id == window_id for w in self._config.maintenance):
+                raise CommandRefused(
+                    f"maintenance window {window_id!r} is defined in the config; "
+                    "edit the config file (and reload) to change or remove it"
+                )
             return False
         await self.store.delete_window(window_id)
         del self.adhoc_windows[window_id]

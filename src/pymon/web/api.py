@@ -408,9 +408,10 @@ async def add_maintenance(
 async def delete_maintenance(
     request: Request, window_id: str, user: str = Depends(require_write)
 ) -> dict[str, Any]:
-    """Remove an ad hoc window (config windows change only with the config). 404 if none."""
+    """Remove an ad hoc window. 409 for a window of the config (it changes only with the
+    config file), 404 if there is no window with that id."""
     if not await _port(request).remove_maintenance(window_id):
-        raise HTTPException(404, f"no ad hoc maintenance window with id {window_id!r}")
+        raise HTTPException(404, f"no maintenance window with id {window_id!r}")
     return {"deleted": window_id, "by": user}
 
 
