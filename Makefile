@@ -41,7 +41,7 @@ $(VENV)/.run-stamp: requirements/run.txt requirements/build.txt pyproject.toml |
 	$(UV_CHECK)
 	touch $@
 
-$(VENV)/.dev-stamp: requirements/dev.txt requirements/build.txt pyproject.toml | $(UV_STAMP)
+$(VENV)/.dev-stamp: requirements/dev.txt requirements/run.txt requirements/build.txt pyproject.toml | $(UV_STAMP)
 	$(call UV_PIP,sync) requirements/dev.txt
 	$(call UV_PIP,install) --no-deps -b requirements/build.txt -e .
 	$(UV_CHECK)
