@@ -51,16 +51,16 @@ run: $(VENV)/.run-stamp
 	$(BIN)/pymon run $(if $(CONFIG),-c $(CONFIG))
 
 lint: $(VENV)/.dev-stamp
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 fmt: $(VENV)/.dev-stamp
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools
 
 bench: $(VENV)/.run-stamp
 	$(BIN)/pymon bench $(BENCH_ARGS)
