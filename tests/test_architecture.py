@@ -9,6 +9,7 @@ checks -> store -> engine -> the edges (notify, web) -> the composition root
 from __future__ import annotations
 
 import pytest
+
 from tools.importgraph import cycles, module_graph, package_graph
 
 MODULES = module_graph()

@@ -6,11 +6,11 @@ import pkgutil
 from pathlib import Path
 
 import pytest
-from tools.importgraph import module_graph
 
 import pymon.checks
 from pymon.checks import REGISTRY, CheckType, check_type
 from pymon.checks.spec import CheckSpec
+from tools.importgraph import module_graph
 
 PACKAGE = Path(pymon.checks.__file__).parent
 # Modules of the package that are not a protocol: the surface, the table, shared helpers.
