@@ -37,6 +37,14 @@ class ListStore:
         self.incidents.extend(incidents)
         self.notices.extend(notices)
 
+    async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
+        rows = [r for _, results, _ in self.batches for r in results if r.service == service]
+        return sorted(rows, key=lambda r: -r.seq)[:limit]
+
+    async def events(self, limit: int = 100, service: str | None = None) -> list[Event]:
+        rows = [e for _, _, events in self.batches for e in events]
+        return [e for e in reversed(rows) if service is None or e.service == service][:limit]
+
 
 def record(name: str, seq: int) -> ResultRecord:
     return ResultRecord(name, seq, Status.OK, "", {}, 0.0, 0.0, 0.0)
@@ -136,3 +144,17 @@ async def test_cancelling_the_writer_mid_write_loses_nothing() -> None:
     await w.flush()
     # The write in progress completed on its own (not aborted and redone later).
     assert [[r.seq for r in batch[1]] for batch in store.batches] == [[1], [2]]
+
+
+async def test_reads_answer_what_is_not_written_yet_without_a_flush() -> None:
+    store = ListStore()
+    w = writer(store)
+    w.add(ServiceState("a", seq=1), record("a", 1), [event("a")])
+    await w.flush()
+    w.add(ServiceState("a", seq=2), record("a", 2), [])
+    w.add(ServiceState("b", seq=1), record("b", 1), [event("b")])
+    assert [r.seq for r in await w.history("a", 10)] == [2, 1]
+    assert [r.seq for r in await w.history("a", 1)] == [2]
+    assert [e.service for e in await w.events(10)] == ["b", "a"]
+    assert [e.service for e in await w.events(10, "a")] == ["a"]
+    assert len(store.batches) == 1  # the reads wrote nothing

@@ -10,16 +10,12 @@ rule (``inheritance.py``); ``Defaults`` and ``ServiceCommon`` both take them fro
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
-import socket
 from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
-import argon2
 from pydantic import (
-    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -29,6 +25,14 @@ from pydantic import (
 
 from pymon.checks.spec import CheckSpec, MetricThresholds, Ranged, StrictModel
 from pymon.config.inheritance import PER_ENTRY, PER_FIELD, REPLACE, REPLACE_UNLESS_NULL, UNION
+from pymon.config.web import (
+    WebAuthConfig,
+    WebConfig,
+    WebToken,
+    WebUser,
+    check_host_port,
+    split_host_port,
+)
 from pymon.config.windows import ConfigWindows
 from pymon.durations import Duration, parse_duration
 from pymon.model import Status
@@ -36,7 +40,6 @@ from pymon.model import Status
 __all__ = [
     "DEFAULT_FLAP_GUARD",
     "AcknowledgementsConfig",
-    "Argon2idHash",
     "ChannelConfig",
     "CheckSpec",
     "CommandChannel",
@@ -198,154 +201,6 @@ class StorageConfig(StrictModel):
     flush_interval: Duration = Field(default=0.5, gt=0)
 
 
-def _check_argon2id(value: str) -> str:
-    # Checked at load so that a mangled hash is a config error, not a login that
-    # can never succeed. The value itself is never echoed: it is half a secret.
-    try:
-        params = argon2.extract_parameters(value)
-    except (argon2.exceptions.InvalidHashError, ValueError):
-        raise ValueError(
-            "not an argon2id hash ($argon2id$v=19$...); make one with `pymon hash-password`"
-        ) from None
-    if params.type is not argon2.Type.ID:
-        raise ValueError(
-            f"an argon2{params.type.name.lower()} hash; pymon takes argon2id "
-            "(make one with `pymon hash-password`)"
-        )
-    return value
-
-
-Argon2idHash = Annotated[str, AfterValidator(_check_argon2id)]
-"""An argon2id hash string as ``pymon hash-password`` prints it."""
-
-
-class WebUser(StrictModel):
-    """A person who may log in to the dashboard (and use HTTP Basic on the API)."""
-
-    name: str = Field(min_length=1, max_length=200)
-    password_hash: Argon2idHash
-
-
-class WebToken(StrictModel):
-    """A bearer token for scripts: ``Authorization: Bearer <token>``; only its hash is kept."""
-
-    name: str = Field(min_length=1, max_length=200)
-    token_hash: Argon2idHash
-
-
-class WebAuthConfig(StrictModel):
-    """Who may read and write through the web server (see docs/configuration.md#web).
-
-    Reading is open unless ``read`` is true; writing needs a user or a token, except
-    when none is configured and the server listens on loopback only.
-    """
-
-    read: bool = False
-    users: list[WebUser] = Field(default_factory=list)
-    tokens: list[WebToken] = Field(default_factory=list)
-    session_ttl: Duration = Field(default=43200.0, gt=0)
-
-    @property
-    def configured(self) -> bool:
-        """Whether any credential is configured (users or tokens)."""
-        return bool(self.users or self.tokens)
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> WebAuthConfig:
-        for kind, names in (
-            ("users", [u.name for u in self.users]),
-            ("tokens", [t.name for t in self.tokens]),
-        ):
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            if repeated:
-                raise ValueError(f"{kind}: name {repeated[0]!r} is used twice; names are unique")
-        if self.read and not self.configured:
-            raise ValueError("read: true needs users or tokens to read with")
-        return self
-
-
-def _check_network(value: str) -> str:
-    try:
-        network = ipaddress.ip_network(value.strip(), strict=False)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an IP address or CIDR network (e.g. 127.0.0.1, 10.0.0.0/8, ::1)"
-        ) from None
-    address = ipaddress.ip_address(value.strip().partition("/")[0])
-    if network.network_address != address:
-        raise ValueError(
-            f"{value!r} has host bits set: write {network} (the network) or {address} (one address)"
-        )
-    return str(network)
-
-
-class WebConfig(StrictModel):
-    """The HTTP server for the API and the dashboard."""
-
-    enabled: bool = True
-    listen: str = "127.0.0.1:8080"
-    base_path: str = ""
-    public_url: str = ""
-    auth: WebAuthConfig = Field(default_factory=WebAuthConfig)
-    trusted_proxies: list[Annotated[str, AfterValidator(_check_network)]] = Field(
-        default_factory=list
-    )
-
-    @field_validator("listen")
-    @classmethod
-    def _check_listen(cls, value: str) -> str:
-        return _check_host_port(value)
-
-    @field_validator("base_path")
-    @classmethod
-    def _check_base_path(cls, value: str) -> str:
-        if value and re.fullmatch(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+/?", value) is None:
-            raise ValueError(
-                f"{value!r} is not a URL path such as /monitoring "
-                "(starts with /; no spaces, ? or #)"
-            )
-        return value.rstrip("/")
-
-    def host_port(self) -> tuple[str, int]:
-        """``listen`` split into host and port."""
-        return split_host_port(self.listen)
-
-    def url(self) -> str:
-        """Where people reach the dashboard (``public_url``, else from ``listen``), no
-        trailing slash: the base of links in notices."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        name = socket.gethostname()
-        return self._listen_url({"0.0.0.0": name, "::": name})
-
-    def local_url(self) -> str:
-        """Where a command on this machine reaches the server (a wildcard ``listen``
-        becomes loopback of its family), no trailing slash."""
-        return self._listen_url({"0.0.0.0": "127.0.0.1", "::": "::1"})
-
-    def _listen_url(self, wildcards: Mapping[str, str]) -> str:
-        host, port = self.host_port()
-        host = wildcards.get(host, host)
-        shown = f"[{host}]" if ":" in host else host
-        return f"http://{shown}:{port}{self.base_path}".rstrip("/")
-
-
-def _check_host_port(value: str) -> str:
-    # Checked at load so that a typo is a config error, not a crash when a server starts.
-    _, sep, port = value.rpartition(":")
-    if not sep or re.fullmatch(r"\d{1,5}", port, re.ASCII) is None or int(port) > 65535:
-        raise ValueError(
-            f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080)"
-        )
-    return value
-
-
-def split_host_port(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``) as (host, port); an empty host is 127.0.0.1."""
-    host, _, port = value.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 class SchedulerConfig(StrictModel):
     """How many checks may run at once, over all services."""
 
@@ -504,7 +359,7 @@ class AcknowledgementsConfig(StrictModel):
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
-        return None if value is None else _check_host_port(value)
+        return None if value is None else check_host_port(value)
 
     @model_validator(mode="after")
     def _complete(self) -> AcknowledgementsConfig:

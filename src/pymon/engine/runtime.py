@@ -189,20 +189,12 @@ class Runtime:
         return self._view(name)
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:
-        """Newest first: what the writer holds for ``name``, then the store's rows."""
-        fresh = self.writer.unwritten_results(name)
-        stored = await self.store.history(name, limit)
-        newest = stored[0].seq if stored else -1
-        merged = [r for r in reversed(fresh) if r.seq > newest] + stored
-        return merged[:limit]
+        """The service's newest results, newest first, written or not."""
+        return await self.writer.history(name, limit)
 
     async def events(self, limit: int, service: str | None = None) -> list[Event]:
-        """Newest first: what the writer holds, then the store's rows."""
-        fresh = [
-            e for e in self.writer.unwritten_events() if service is None or e.service == service
-        ]
-        stored = await self.store.events(limit, service)
-        return (list(reversed(fresh)) + [e for e in stored if e not in fresh])[:limit]
+        """The newest transitions, newest first, written or not."""
+        return await self.writer.events(limit, service)
 
     async def open_incidents(self) -> list[Incident]:
         """Every open incident."""

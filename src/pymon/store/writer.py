@@ -1,5 +1,8 @@
 """Batches the engine's writes so the store sees one transaction per flush, not per check.
 
+Reads of history and events go through the writer too, so what is queued but not
+yet written is answered from memory and a read never forces a flush.
+
 States are coalesced per service (only the newest is written); results and events
 are kept in order. A batch with events (a transition) is flushed at once rather
 than after ``flush_interval``, so a transition is on disk within one round trip.
@@ -57,13 +60,23 @@ class BatchWriter:
         """Results, events and notices waiting to be written."""
         return len(self._results) + len(self._events) + len(self._notices)
 
-    def unwritten_results(self, service: str) -> list[ResultRecord]:
-        """``service``'s results not yet in the store (being written or queued), oldest first."""
-        return [r for r in (*self._writing[0], *self._results) if r.service == service]
-
     def unwritten_events(self) -> list[Event]:
         """Events not yet in the store (being written or queued), oldest first."""
         return [*self._writing[1], *self._events]
+
+    async def history(self, service: str, limit: int) -> list[ResultRecord]:
+        """``service``'s newest results, newest first: the store's rows and, before
+        them, what is not written yet. A read never forces a write."""
+        fresh = [r for r in (*self._writing[0], *self._results) if r.service == service]
+        stored = await self._store.history(service, limit)
+        newest = stored[0].seq if stored else -1
+        return ([r for r in reversed(fresh) if r.seq > newest] + stored)[:limit]
+
+    async def events(self, limit: int, service: str | None = None) -> list[Event]:
+        """The newest events (of ``service`` if given), newest first, written or not."""
+        fresh = [e for e in self.unwritten_events() if service is None or e.service == service]
+        stored = await self._store.events(limit, service)
+        return (fresh[::-1] + [e for e in stored if e not in fresh])[:limit]
 
     def add(
         self,
