@@ -31,13 +31,8 @@ from pymon.model import (
     Status,
 )
 from pymon.store.base import ResultRecord, Store
-from pymon.store.sql import (
-    SqlStore,
-    event_table,
-    heartbeat_table,
-    result_table,
-    state_table,
-)
+from pymon.store.sql import SqlStore
+from pymon.store.sql.schema import event_table, heartbeat_table, result_table, state_table
 from tests.support.postgres import PostgresServer
 
 T0 = 1_700_000_000.0

@@ -26,7 +26,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Generic, TypeVar
 
 __all__ = ["Bus", "Subscription"]
@@ -124,12 +123,7 @@ class Subscription(Generic[T]):
     async def __aenter__(self) -> Subscription[T]:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -203,10 +203,10 @@ class Runtime:
     async def deliveries(
         self,
         *,
-        state: Literal["pending", "delivered", "failed"] | None = None,
-        service: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        state: Literal["pending", "delivered", "failed"] | None = None,
+        service: str | None = None,
     ) -> list[Delivery]:
         """Notice deliveries from the store, newest first (the outbox sends only those)."""
         return await self.store.deliveries(state=state, service=service, limit=limit, offset=offset)

@@ -68,19 +68,7 @@ from pymon.store.sql.schema import (
     window_table,
 )
 
-__all__ = [
-    "SqlStore",
-    "delivery_table",
-    "event_table",
-    "heartbeat_table",
-    "incident_table",
-    "meta_table",
-    "metadata",
-    "notice_table",
-    "result_table",
-    "state_table",
-    "window_table",
-]
+__all__ = ["SqlStore"]
 
 # Runs SqlStore._statements: in a worker thread. The benchmarks (variants.py's
 # ``store-on-loop``, components.py) put a plain call in ``pymon.store.sql._prepare``
@@ -339,9 +327,9 @@ class SqlStore:
         key: str,
         channel: str,
         *,
-        at: float,
-        error: str | None = None,
         retry_at: float | None = None,
+        error: str | None = None,
+        at: float,
     ) -> None:
         """Record an attempt's end: delivered (no ``error``), to be retried at ``retry_at``,
         or (an error and no ``retry_at``) given up for good."""
@@ -351,10 +339,10 @@ class SqlStore:
     async def deliveries(
         self,
         *,
-        state: str | None = None,
-        service: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        state: str | None = None,
+        service: str | None = None,
     ) -> list[Delivery]:
         """Deliveries newest first, optionally only ``pending``, ``delivered`` or ``failed``
         ones, of one ``service``."""
