@@ -32,14 +32,15 @@ from pymon.web.downsample import Sample, downsample
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort, OutboxFigures, ServiceView
-    from pymon.model import Event, Incident
+    from pymon.model import Incident
     from pymon.store.base import Delivery
 
-__all__ = ["event_json", "incident_json", "router", "service_json", "window_json"]
+__all__ = ["incident_json", "router", "service_json", "window_json"]
 
 router = APIRouter()
 
 _READ = [Depends(require_read)]
+_INCIDENT_UNSHOWN = frozenset({"service", "pending"})
 
 
 def _port(request: Request) -> EnginePort:
@@ -48,35 +49,12 @@ def _port(request: Request) -> EnginePort:
 
 
 def incident_json(incident: Incident | None) -> dict[str, Any] | None:
-    """An incident as the API shows it (None stays None)."""
+    """An incident as the API shows it (None stays None): :meth:`Incident.to_dict`
+    without what the service's own row already says (``service``) or what only the
+    engine weighs (``pending``)."""
     if incident is None:
         return None
-    ack = incident.ack
-    return {
-        "id": incident.id,
-        "opened_at": incident.opened_at,
-        "closed_at": incident.closed_at,
-        "status": incident.status.value,
-        "worst": incident.worst.value,
-        "notices": incident.notices,
-        "last_notice_at": incident.last_notice_at,
-        "escalated": incident.escalated,
-        "ack": None
-        if ack is None
-        else {"author": ack.author, "comment": ack.comment, "at": ack.at, "expires": ack.expires},
-    }
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    """An event as ``/api/v1/events``, the pages and the stream show it."""
-    return {
-        "service": event.service,
-        "kind": event.kind.value,
-        "at": event.at,
-        "status": event.status.value,
-        "previous": event.previous.value,
-        "message": event.message,
-    }
+    return {k: v for k, v in incident.to_dict().items() if k not in _INCIDENT_UNSHOWN}
 
 
 def service_json(view: ServiceView) -> dict[str, Any]:
@@ -259,7 +237,7 @@ async def list_events(
         "offset": offset,
         "limit": limit,
         "next_offset": next_offset,
-        "events": [event_json(e) for e in page],
+        "events": [e.to_dict() for e in page],
     }
 
 

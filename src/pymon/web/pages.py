@@ -33,7 +33,7 @@ from pymon.engine.maintenance import active_at, literal_pattern
 from pymon.errors import CommandRefused
 from pymon.model import Status
 from pymon.web import api
-from pymon.web.api import event_json, service_json
+from pymon.web.api import service_json
 from pymon.web.auth import (
     csrf_token,
     current_user,
@@ -203,7 +203,7 @@ def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
 async def _events(
     port: EnginePort, *, limit: int, offset: int = 0, service: str | None = None
 ) -> list[dict[str, Any]]:
-    return [event_json(e) for e in (await port.events(offset + limit, service))[offset:]]
+    return [e.to_dict() for e in (await port.events(offset + limit, service))[offset:]]
 
 
 @router.get("/")
