@@ -14,20 +14,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pymon import __version__
 from pymon.config.durations import Duration, parse_duration
-from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.config.windows import MaintenanceWindow
 from pymon.engine.maintenance import active_at
 from pymon.engine.reconcile import fingerprints
 from pymon.web.auth import require_read, require_write
+from pymon.web.commands import CommandError, MaintenanceCommand
 from pymon.web.downsample import Sample, downsample
 
 if TYPE_CHECKING:
@@ -340,20 +341,9 @@ async def list_maintenance(
     }
 
 
-class MaintenanceRequestBody(BaseModel):
+class MaintenanceRequestBody(MaintenanceCommand):
     """An ad hoc (one-off) window: which services (name globs) and/or tags, from
     ``start`` (default now) to ``end`` or for ``duration``, and why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    services: list[str] = Field(default_factory=list, max_length=1000)
-    tags: list[str] = Field(default_factory=list, max_length=1000)
-    start: datetime | None = None
-    end: datetime | None = None
-    duration: Duration | None = Field(default=None, gt=0)
-    comment: str = Field(default="", max_length=2000)
-    name: str = Field(default="", max_length=200)
-    timezone: str = Field(default="UTC", max_length=100)
 
 
 @router.post("/api/v1/maintenance", status_code=201)
@@ -362,37 +352,10 @@ async def add_maintenance(
 ) -> dict[str, Any]:
     """Add an ad hoc window (kept in the store; it survives restarts). 201 with it."""
     port = _port(request)
-    if not body.services and not body.tags:
-        raise _bad_field("body", "services", "name services (globs such as web-*) and/or tags")
-    if body.end is not None and body.duration is not None:
-        raise _bad_field("body", "duration", "give end or duration, not both")
-    if body.end is None and body.duration is None:
-        raise _bad_field("body", "end", "give end or duration (e.g. 2h)")
-    now = datetime.fromtimestamp(port.now(), UTC)
-    start = body.start or now
-    end = body.end
-    if end is None:
-        assert body.duration is not None
-        try:
-            end = start + timedelta(seconds=body.duration)
-        except OverflowError:
-            raise _bad_field("body", "duration", "is too long") from None
     try:
-        window = one_off(
-            start=start,
-            end=end,
-            services=body.services,
-            tags=body.tags,
-            comment=body.comment,
-            author=user,
-            name=body.name,
-            timezone=body.timezone,
-        )
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "end"
-        message = str((err.get("ctx") or {}).get("error", err["msg"]))
-        raise _bad_field("body", field, message) from None
+        window = body.to_window(user, port.now())
+    except CommandError as exc:
+        raise _bad_field("body", exc.field, exc.message) from None
     window = await port.add_maintenance(window)
     return window_json(window, "api", port.now())
 

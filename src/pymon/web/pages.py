@@ -14,21 +14,19 @@ import hmac
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
-from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from pymon import __version__
 from pymon.config.durations import parse_duration
-from pymon.config.windows import MaintenanceWindow, one_off
+from pymon.config.windows import MaintenanceWindow
 from pymon.engine.maintenance import active_at, literal_pattern
 from pymon.errors import CommandRefused
 from pymon.model import Status
@@ -42,6 +40,7 @@ from pymon.web.auth import (
     require_read,
     require_write,
 )
+from pymon.web.commands import CommandError, MaintenanceCommand
 from pymon.web.downsample import Sample, downsample
 from pymon.web.proxy import public_prefix
 
@@ -497,28 +496,19 @@ async def maintenance_action(
     await _known(request, name)
     port = _port(request)
     form = await _form(request)
+    fields = {
+        "services": [literal_pattern(name)],
+        "duration": form.get("duration", ""),
+        "comment": form.get("comment", "").strip(),
+    }
     try:
-        seconds = parse_duration(form.get("duration", "").strip() or "none")
-        if not 0 < seconds < 366 * 86400:
-            raise ValueError("give a duration between 1s and a year, e.g. 2h")
-        start = datetime.fromtimestamp(port.now(), UTC)
-        window = one_off(
-            start=start,
-            end=start + timedelta(seconds=seconds),
-            services=[literal_pattern(name)],
-            comment=form.get("comment", "").strip()[:2000],
-            author=user,
-        )
-    except (ValueError, OverflowError) as exc:
-        return await _refusal(request, name, f"duration: {_first_error(exc)}", 422)
+        window = MaintenanceCommand.parse(fields).to_window(user, port.now())
+    except CommandError as exc:
+        return await _refusal(request, name, str(exc), 422)
     added = await port.add_maintenance(window)
-    return await _answer(request, name, f"in maintenance for {_span(seconds)}", window=added.id)
-
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-    return str(exc)
+    assert window.start is not None and window.end is not None
+    span = _span(window.end.timestamp() - window.start.timestamp())
+    return await _answer(request, name, f"in maintenance for {span}", window=added.id)
 
 
 def _schedule(window: MaintenanceWindow) -> str:
@@ -571,37 +561,17 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
 
 
-def _window_from(form: dict[str, str], user: str, now: float) -> MaintenanceWindow:
-    """An ad hoc window from the add-window form: start/end, or a duration from start
-    (or now). Raises ValueError or ValidationError with the reason."""
-    zone_name = form.get("timezone", "").strip() or "UTC"
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {zone_name[:64]!r}") from None
-    start_text, end_text = form.get("start", "").strip(), form.get("end", "").strip()
-    duration = form.get("duration", "").strip()
-    if start_text:
-        start = datetime.fromisoformat(start_text)
-        start = start if start.tzinfo else start.replace(tzinfo=zone)
-    else:
-        start = datetime.fromtimestamp(now, zone)
-    if duration:
-        end = start + timedelta(seconds=parse_duration(duration))
-    elif end_text:
-        end = datetime.fromisoformat(end_text)
-        end = end if end.tzinfo else end.replace(tzinfo=zone)
-    else:
-        raise ValueError("give an end or a duration (e.g. 2h)")
-    return one_off(
-        start=start,
-        end=end,
-        services=_split(form.get("services", "")),
-        tags=_split(form.get("tags", "")),
-        comment=form.get("comment", "").strip()[:2000],
-        author=user,
-        timezone=zone_name,
-    )
+def _command_fields(form: dict[str, str]) -> dict[str, Any]:
+    """The add-window form's fields as a :class:`MaintenanceCommand`'s: an empty field
+    is one not given; services and tags are lists separated by commas or lines."""
+    fields: dict[str, Any] = {
+        key: value.strip()
+        for key in ("start", "end", "duration", "comment", "timezone")
+        if (value := form.get(key, "")).strip()
+    }
+    for key in ("services", "tags"):
+        fields[key] = _split(form.get(key, ""))
+    return fields
 
 
 @router.post("/maintenance")
@@ -610,9 +580,9 @@ async def add_window(request: Request, user: str = Depends(require_write)) -> Re
     port = _port(request)
     form = await _form(request)
     try:
-        window = _window_from(form, user, port.now())
-    except (ValueError, OverflowError) as exc:
-        message = _first_error(exc)
+        window = MaintenanceCommand.parse(_command_fields(form)).to_window(user, port.now())
+    except CommandError as exc:
+        message = str(exc)
         if _wants_json(request):
             return JSONResponse({"error": message}, status_code=422, headers=_NO_STORE)
         return _render(
