@@ -32,8 +32,8 @@ from pymon import __version__
 from pymon.engine.bus import Bus, Subscription
 from pymon.events import TRANSITION_TYPES, BusItem, StateChanged
 from pymon.model import Status
-from pymon.web.api import service_json
 from pymon.web.auth import require_read
+from pymon.web.views import service_json
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort, ServiceView
