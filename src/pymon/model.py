@@ -110,6 +110,17 @@ class Event:
     previous: Status
     message: str
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, as the API, the live stream and the store show it."""
+        return {
+            "service": self.service,
+            "kind": self.kind.value,
+            "at": self.at,
+            "status": self.status.value,
+            "previous": self.previous.value,
+            "message": self.message,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:

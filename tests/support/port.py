@@ -2,32 +2,40 @@
 
 Web tests build the app on a :class:`FakePort` (``create_app(port)``): no scheduler,
 no store, no sockets, no sleeps. It keeps what the commands did (``calls``) so a
-test can see what the web asked of the engine, and it refuses as the engine does
-(:class:`~pymon.errors.UnknownService`, :class:`~pymon.errors.CommandRefused`).
+test can see what the web asked of the engine, and it answers as the engine
+(:class:`pymon.engine.runtime.Runtime`) does:
+
+* decisions go through the engine's pure rules (:mod:`pymon.engine.rules`): a
+  result given with :meth:`FakePort.check` moves the state, opens and closes
+  incidents, records events and queues notices (as pending deliveries) exactly as
+  a real check's would; an acknowledgement or a maintenance window is reviewed by
+  the same rules, so flags and events follow as they do in the daemon;
+* every decision is published on ``bus`` as the runtime publishes it: a typed event
+  per transition, then ``StateChanged`` when the state or incident changed;
+* commands refuse as the engine does (:class:`~pymon.errors.UnknownService`,
+  :class:`~pymon.errors.CommandRefused`, with its messages);
+* reads never change anything, and time is the :class:`FakeClock`'s.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pymon.checks.heartbeat import push_tokens
 from pymon.config.load import load_config_text
-from pymon.config.schema import Config
+from pymon.config.schema import Config, ServiceConfig
 from pymon.config.windows import MaintenanceWindow
+from pymon.engine import rules
 from pymon.engine.bus import Bus, Subscription
-from pymon.engine.ports import EnginePort, Health, ServiceView, WindowView
+from pymon.engine.maintenance import windows_for
+from pymon.engine.ports import EnginePort, Health, ReloadStatus, ServiceView, WindowView
 from pymon.errors import CommandRefused, UnknownService
-from pymon.events import BusItem, StateChanged
-from pymon.model import (
-    Ack,
-    Event,
-    Incident,
-    ReloadResult,
-    ServiceState,
-    Status,
-)
+from pymon.events import BusItem, CheckCompleted, NoticeQueued, StateChanged, from_transition
+from pymon.model import Ack, CheckResult, Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
 from tests.support.clock import FakeClock
 
@@ -53,12 +61,18 @@ class FakePort:
     secrets: dict[str, str] = field(default_factory=dict)
     figures: Health | None = None
     reload_result: ReloadResult | None = None
+    reload_status: ReloadStatus = field(default_factory=ReloadStatus)
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     bus: Bus[BusItem] = field(default_factory=Bus)
 
     def __post_init__(self) -> None:
+        # As the runtime's load: every service gets a state, a disabled one is disabled.
+        specs = {s.name: s.check for s in self._config.services}
+        self.tokens = {**push_tokens(specs), **self.tokens}
         for service in self._config.services:
-            self.states.setdefault(service.name, ServiceState(service.name))
+            state = self.states.setdefault(service.name, ServiceState(service.name))
+            if not service.enabled:
+                self._apply(rules.disable(state, self.incidents.get(service.name), self.now()))
 
     # -- queries -----------------------------------------------------------------
 
@@ -101,7 +115,7 @@ class FakePort:
     ) -> list[Delivery]:
         rows = [
             d
-            for d in self.delivery_log
+            for d in reversed(self.delivery_log)
             if (state is None or d.state == state)
             and (service is None or d.notice.service == service)
         ]
@@ -113,7 +127,13 @@ class FakePort:
         ]
 
     def health(self) -> Health:
-        return self.figures or Health(started_at=SOME_TIME - 60, services=len(self.states))
+        if self.figures is not None:
+            return self.figures
+        return Health(
+            started_at=SOME_TIME - 60,
+            services=len(self._config.services),
+            reload=self.reload_status,
+        )
 
     def subscribe(self, maxsize: int) -> Subscription[BusItem]:
         return self.bus.subscribe(maxsize)
@@ -123,45 +143,62 @@ class FakePort:
 
     # -- commands ----------------------------------------------------------------
 
-    def _open(self, name: str) -> Incident:
-        if self._view(name) is None:
+    def _open(self, name: str) -> tuple[ServiceConfig, Incident]:
+        service = self._config.service(name)
+        if service is None or name not in self.states:
             raise UnknownService(f"no service named {name!r}")
         incident = self.incidents.get(name)
         if incident is None or not incident.open:
             raise CommandRefused(f"{name} has no open incident to acknowledge")
-        return incident
+        return service, incident
 
-    def _changed(self, name: str, incident: Incident) -> Incident:
-        self.incidents[name] = incident
-        self.bus.publish(StateChanged(name))
-        return incident
+    def _reviewed(
+        self, service: ServiceConfig, incident: Incident, events: list[Event]
+    ) -> Incident:
+        """An operator's change of ``incident`` reviewed by the rules, as the runtime does."""
+        outcome = self._review(service, incident)
+        outcome.events[:0] = events
+        self._apply(outcome)
+        assert outcome.incident is not None
+        return outcome.incident
 
     async def acknowledge(
         self, name: str, author: str, comment: str = "", expires: float | None = None
     ) -> Incident:
         self.calls.append(("acknowledge", (name, author, comment, expires)))
-        incident = self._open(name)
-        return self._changed(name, replace(incident, ack=Ack(author, comment, self.now(), expires)))
+        service, incident = self._open(name)
+        acked, events = rules.acknowledge(incident, Ack(author, comment, self.now(), expires))
+        return self._reviewed(service, acked, events)
 
     async def unacknowledge(self, name: str, author: str) -> Incident:
         self.calls.append(("unacknowledge", (name, author)))
-        incident = self._open(name)
+        service, incident = self._open(name)
         if incident.ack is None:
             raise CommandRefused(f"{name} is not acknowledged")
-        return self._changed(name, replace(incident, ack=None))
+        why = f"acknowledgement taken back by {author}"
+        return self._reviewed(service, *rules.unacknowledge(incident, self.now(), why))
 
     async def add_maintenance(self, window: MaintenanceWindow) -> MaintenanceWindow:
         self.calls.append(("add_maintenance", (window,)))
-        window = window.model_copy(update={"id": window.id or uuid.uuid4().hex[:12]})
+        window = window.model_copy(
+            update={
+                "id": window.id or uuid.uuid4().hex[:12],
+                "created": window.created or datetime.fromtimestamp(self.now(), UTC),
+            }
+        )
         assert window.id is not None
         self.adhoc[window.id] = window
+        self._windows_changed()
         return window
 
     async def remove_maintenance(self, window_id: str) -> bool:
         self.calls.append(("remove_maintenance", (window_id,)))
         if window_id not in self.adhoc and any(w.id == window_id for w in self._config.maintenance):
             raise CommandRefused(f"maintenance window {window_id!r} is defined in the config")
-        return self.adhoc.pop(window_id, None) is not None
+        if self.adhoc.pop(window_id, None) is None:
+            return False
+        self._windows_changed()
+        return True
 
     async def run_now(self, name: str) -> None:
         self.calls.append(("run_now", (name,)))
@@ -177,12 +214,95 @@ class FakePort:
 
     async def reload(self, source: str) -> ReloadResult:
         self.calls.append(("reload", (source,)))
-        return self.reload_result or ReloadResult(True, source, self.now(), self._config.checksum)
+        result = self.reload_result or ReloadResult(True, source, self.now(), self._config.checksum)
+        error = None if result.ok else "\n".join(result.errors)
+        self.reload_status = ReloadStatus(result.ok, result.at, source, error)
+        return result
+
+    # -- decisions, as the runtime takes them --------------------------------------
+
+    def _situation(self, service: ServiceConfig) -> rules.Situation:
+        now = self.now()
+        windows = [view.window for view in self.windows()]
+        parents = (self.states.get(dep) for dep in service.depends_on)
+        return rules.Situation(
+            now,
+            maintenance=bool(windows_for(windows, service.name, service.tags, now)),
+            parent_down=any(
+                p is not None and p.confirmed_status in (Status.ERROR, Status.FAILED)
+                for p in parents
+            ),
+        )
+
+    def _review(self, service: ServiceConfig, incident: Incident | None) -> rules.Outcome:
+        policy = self._config.notifications
+        state = self.states[service.name]
+        return rules.review(state, incident, service, policy, self._situation(service))
+
+    def _windows_changed(self) -> None:
+        for service in self._config.services:
+            if service.enabled and service.name in self.states:
+                outcome = self._review(service, self.incidents.get(service.name))
+                if outcome.events or outcome.notices:
+                    self._apply(outcome)
+
+    def _apply(self, outcome: rules.Outcome, record: ResultRecord | None = None) -> None:
+        """Keep one decision (state, incident, result, events, notices as pending
+        deliveries) and publish it as the runtime does: CheckCompleted, a typed event
+        per transition, NoticeQueued per notice, then StateChanged."""
+        state, incident = outcome.state, outcome.incident
+        name = state.name
+        changed = self.states.get(name) is not state or self.incidents.get(name) is not incident
+        self.states[name] = state
+        if incident is not None and incident.open:
+            self.incidents[name] = incident
+        elif incident is not None:
+            self.incidents.pop(name, None)
+        if record is not None:
+            self.results.setdefault(name, []).append(record)
+        self.event_log.extend(outcome.events)
+        self.delivery_log.extend(
+            Delivery(notice, channel, 0, notice.at)
+            for notice in outcome.notices
+            for channel in notice.channels
+        )
+        if record is not None:
+            self.bus.publish(CheckCompleted(name, state, record))
+        for event in outcome.events:
+            self.bus.publish(from_transition(event, incident))
+        for notice in outcome.notices:
+            self.bus.publish(NoticeQueued(notice))
+        if changed:
+            self.bus.publish(StateChanged(name))
 
     # -- test helpers ------------------------------------------------------------
 
+    def check(
+        self,
+        name: str,
+        status: Status,
+        message: str = "",
+        metrics: Mapping[str, float] | None = None,
+        *,
+        duration: float = 0.01,
+    ) -> ServiceState:
+        """A check of ``name`` found ``status`` now: the rules decide what follows,
+        as for a real check (flap guard, incident, events, notices)."""
+        service = self._config.service(name)
+        assert service is not None and service.enabled, f"{name} is not a checked service"
+        now, policy, situation = self.now(), self._config.notifications, self._situation(service)
+        result = CheckResult(status, message, dict(metrics or {}), now, duration)
+        state, incident = self.states[name], self.incidents.get(name)
+        outcome = rules.apply(state, incident, result, service, policy, situation)
+        new = outcome.state
+        record = ResultRecord(
+            name, new.seq, new.status, new.message, result.metrics, now, duration, 0
+        )
+        self._apply(outcome, record)
+        return new
+
     def set_status(self, name: str, status: Status, message: str = "", **extra: Any) -> None:
-        """Put ``name`` in ``status`` (confirmed), as if checks had said so."""
+        """Put ``name`` in ``status`` (confirmed) directly, without the rules."""
         state = self.states[name]
         self.states[name] = replace(
             state,
@@ -198,7 +318,7 @@ class FakePort:
         self.bus.publish(StateChanged(name))
 
     def open_incident(self, name: str, status: Status = Status.FAILED) -> Incident:
-        """Open an incident for ``name`` now."""
+        """Open an incident for ``name`` now, directly, without the rules."""
         incident = Incident(f"inc-{name}", name, self.now(), status, status)
         self.incidents[name] = incident
         return incident

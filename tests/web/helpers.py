@@ -1,4 +1,5 @@
-"""Helpers shared by the web tests: a daemon running from a config text, a client of it."""
+"""Helpers shared by the web tests: the app on a fake port and a client of it in
+process, and (for the end-to-end tests) a real daemon and a client of its socket."""
 
 from __future__ import annotations
 
@@ -9,8 +10,22 @@ import httpx
 
 from pymon.config.load import load_config_text
 from pymon.daemon import Daemon
+from pymon.engine.ports import EnginePort
+from pymon.web.app import create_app
 
-__all__ = ["client_for", "running"]
+__all__ = ["app_client", "client_for", "running"]
+
+
+def app_client(
+    port: EnginePort,
+    *,
+    peer: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+    base_url: str = "http://127.0.0.1:8080",
+) -> httpx.AsyncClient:
+    """A client of ``create_app(port)`` in process, as if reached from ``peer`` (no socket)."""
+    transport = httpx.ASGITransport(app=create_app(port), client=(peer, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers)
 
 
 @asynccontextmanager

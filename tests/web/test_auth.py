@@ -1,12 +1,12 @@
-"""Credentials on the web server: tokens, users, sessions, CSRF and the loopback rule."""
+"""Credentials on the web app (on a fake engine port): tokens, users, sessions, CSRF and
+the loopback rule; and `pymon hash-password`."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -14,13 +14,13 @@ from argon2 import PasswordHasher
 from fastapi import Request
 
 from pymon.config.load import load_config_text
-from pymon.daemon import Daemon
 from pymon.errors import ConfigError
+from pymon.model import Status
 from pymon.web.app import create_app
 from pymon.web.auth import CSRF_COOKIE, NO_CREDENTIALS, SESSION_COOKIE, SessionSigner, login_user
 from tests.support.cli import PYMON
-from tests.support.servers import refused_port
-from tests.support.waiting import wait_for
+from tests.support.port import FakePort, fake_port
+from tests.web.helpers import app_client
 
 # Cheap argon2id parameters: the same algorithm, fast enough for a test.
 _FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -34,46 +34,21 @@ AUTH = f"""
     tokens: [{{name: ci, token_hash: "{TOKEN_HASH}"}}]
 """
 
-Make = Callable[..., Awaitable[Daemon]]
 
-
-@pytest.fixture
-async def make(tmp_path: Path) -> AsyncIterator[Make]:
-    started: list[Daemon] = []
-
-    async def make_daemon(web: str = "", *, listen: str = "127.0.0.1:0", on: bool = True) -> Daemon:
-        d = Daemon(
-            load_config_text(
-                f"""
-storage: {{url: "sqlite:///{tmp_path}/p{len(started)}.db", flush_interval: 50ms}}
+def make(web: str = "", *, listen: str = "127.0.0.1:8080") -> FakePort:
+    """The engine with a web section of ``web`` and ``down`` failed (an open incident)."""
+    port = fake_port(
+        f"""
 web:
-  enabled: {str(on).lower()}
   listen: "{listen}"
 {web}
-defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
+defaults: {{flap_guard: {{failed: 1}}}}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
+  - {{name: down, type: tcp, host: 127.0.0.1, port: 9}}
 """
-            )
-        )
-        await d.start()
-        started.append(d)
-        await wait_for(lambda: "down" in d.runtime.incidents)
-        return d
-
-    yield make_daemon
-    for d in started:
-        await d.stop()
-
-
-def client(d: Daemon, **kw: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}", **kw)  # type: ignore[arg-type]
-
-
-def asgi_client(d: Daemon, peer: str = "127.0.0.1") -> httpx.AsyncClient:
-    """The app in process, as if reached from ``peer`` (no socket: nothing beyond loopback)."""
-    transport = httpx.ASGITransport(app=create_app(d.runtime), client=(peer, 40000))
-    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080")
+    )
+    port.check("down", Status.FAILED, "connection refused")
+    return port
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -87,31 +62,31 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 # -- writes with credentials configured ---------------------------------------------------
 
 
-async def test_write_without_credentials_is_401_with_a_challenge(make: Make) -> None:
-    async with client(await make(AUTH)) as c:
+async def test_write_without_credentials_is_401_with_a_challenge() -> None:
+    async with app_client(make(AUTH)) as c:
         answer = await c.post("/api/v1/services/down/ack")
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"].startswith("Bearer")
     assert "credentials" in answer.json()["error"]
 
 
-async def test_bad_token_is_403(make: Make) -> None:
-    async with client(await make(AUTH)) as c:
+async def test_bad_token_is_403() -> None:
+    async with app_client(make(AUTH)) as c:
         answer = await c.post("/api/v1/services/down/ack", headers={"Authorization": "Bearer nope"})
     assert answer.status_code == 403
     assert answer.json()["error"] == "bad token"
 
 
-async def test_bearer_write_acts_as_the_token(make: Make) -> None:
-    d = await make(AUTH)
-    async with client(d) as c:
+async def test_bearer_write_acts_as_the_token() -> None:
+    port = make(AUTH)
+    async with app_client(port) as c:
         answer = await c.post("/api/v1/services/down/ack", headers=BEARER, json={"author": "x"})
     assert answer.status_code == 200
     assert answer.json()["incident"]["ack"]["author"] == "ci"
 
 
-async def test_basic_write_acts_as_the_user(make: Make) -> None:
-    async with client(await make(AUTH)) as c:
+async def test_basic_write_acts_as_the_user() -> None:
+    async with app_client(make(AUTH)) as c:
         answer = await c.post("/api/v1/services/down/ack", headers=basic("ann", PASSWORD))
     assert answer.status_code == 200
     assert answer.json()["incident"]["ack"]["author"] == "ann"
@@ -127,23 +102,22 @@ async def test_basic_write_acts_as_the_user(make: Make) -> None:
         {"Authorization": "Bearer " + "x" * 5000},
     ],
 )
-async def test_bad_basic_credentials_are_403(make: Make, headers: dict[str, str]) -> None:
-    async with client(await make(AUTH)) as c:
+async def test_bad_basic_credentials_are_403(headers: dict[str, str]) -> None:
+    async with app_client(make(AUTH)) as c:
         answer = await c.post("/api/v1/services/down/ack", headers=headers)
     assert answer.status_code == 403
 
 
-async def test_basic_from_a_browser_needs_csrf(make: Make) -> None:
+async def test_basic_from_a_browser_needs_csrf() -> None:
     headers = {**basic("ann", PASSWORD), "Origin": "http://evil.example"}
-    async with client(await make(AUTH)) as c:
+    async with app_client(make(AUTH)) as c:
         answer = await c.post("/api/v1/services/down/ack", headers=headers)
     assert answer.status_code == 403
     assert "CSRF" in answer.json()["error"]
 
 
-async def test_a_token_is_verified_once_per_process(make: Make) -> None:
-    d = await make(AUTH, on=False)
-    app = create_app(d.runtime)
+async def test_a_token_is_verified_once_per_process() -> None:
+    app = create_app(make(AUTH))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
         for _ in range(3):
@@ -155,20 +129,25 @@ async def test_a_token_is_verified_once_per_process(make: Make) -> None:
 # -- sessions ------------------------------------------------------------------------------
 
 
-async def login(c: httpx.AsyncClient, d: Daemon) -> str:
-    """Log in through login_user (as the login page will) and return the CSRF token."""
-    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
-    cookie = signer.issue("ann", PASSWORD_HASH, d.clock.time() + 3600)
+async def signer(port: FakePort) -> SessionSigner:
+    """The app's session signer: its key is the engine's ``web_key`` secret."""
+    return SessionSigner(bytes.fromhex(await port.secret("web_key")))
+
+
+async def login(c: httpx.AsyncClient, port: FakePort) -> str:
+    """Log in through a session cookie (as the login page does) and return the CSRF token."""
+    sessions = await signer(port)
+    cookie = sessions.issue("ann", PASSWORD_HASH, port.now() + 3600)
     c.cookies.set(SESSION_COOKIE, cookie)
-    session = signer.read(cookie, d.clock.time())
+    session = sessions.read(cookie, port.now())
     assert session is not None
-    return signer.csrf_for(session[2])
+    return sessions.csrf_for(session[2])
 
 
-async def test_session_write_needs_the_csrf_header(make: Make) -> None:
-    d = await make(AUTH)
-    async with client(d) as c:
-        csrf = await login(c, d)
+async def test_session_write_needs_the_csrf_header() -> None:
+    port = make(AUTH)
+    async with app_client(port) as c:
+        csrf = await login(c, port)
         missing = await c.post("/api/v1/services/down/ack")
         wrong = await c.post("/api/v1/services/down/ack", headers={"X-CSRF-Token": "x" * 43})
         right = await c.post("/api/v1/services/down/ack", headers={"X-CSRF-Token": csrf})
@@ -178,21 +157,21 @@ async def test_session_write_needs_the_csrf_header(make: Make) -> None:
     assert right.json()["incident"]["ack"]["author"] == "ann"
 
 
-async def test_session_write_takes_the_csrf_form_field(make: Make) -> None:
-    d = await make(AUTH)
-    async with client(d) as c:
-        csrf = await login(c, d)
+async def test_session_write_takes_the_csrf_form_field() -> None:
+    port = make(AUTH)
+    async with app_client(port) as c:
+        csrf = await login(c, port)
         answer = await c.post("/api/v1/maintenance/nope", data={"csrf_token": csrf})
         deleted = await c.request("DELETE", "/api/v1/maintenance/nope", data={"csrf_token": csrf})
     assert answer.status_code == 405  # the route exists for DELETE only
     assert deleted.status_code == 404  # past auth and CSRF: no such window
 
 
-async def test_expired_session_is_no_session(make: Make) -> None:
-    d = await make(AUTH)
-    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
-    async with client(d) as c:
-        c.cookies.set(SESSION_COOKIE, signer.issue("ann", PASSWORD_HASH, d.clock.time() - 1))
+async def test_expired_session_is_no_session() -> None:
+    port = make(AUTH)
+    sessions = await signer(port)
+    async with app_client(port) as c:
+        c.cookies.set(SESSION_COOKIE, sessions.issue("ann", PASSWORD_HASH, port.now() - 1))
         answer = await c.post("/api/v1/services/down/ack", headers={"X-CSRF-Token": "x"})
     assert answer.status_code == 401
 
@@ -206,30 +185,29 @@ async def test_expired_session_is_no_session(make: Make) -> None:
         lambda good: "." * 10,
     ],
 )
-async def test_forged_session_is_no_session(make: Make, forge: Callable[[str], str]) -> None:
-    d = await make(AUTH)
-    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
-    async with client(d) as c:
-        c.cookies.set(SESSION_COOKIE, forge(signer.issue("ann", PASSWORD_HASH, 4e9)))
+async def test_forged_session_is_no_session(forge: Callable[[str], str]) -> None:
+    port = make(AUTH)
+    sessions = await signer(port)
+    async with app_client(port) as c:
+        c.cookies.set(SESSION_COOKIE, forge(sessions.issue("ann", PASSWORD_HASH, 4e9)))
         answer = await c.post("/api/v1/services/down/ack")
     assert answer.status_code == 401
 
 
-async def test_a_changed_password_ends_sessions(make: Make) -> None:
-    d = await make(AUTH)
-    signer = SessionSigner(bytes.fromhex(await d.store.keep_meta("web_key", "00")))
-    async with client(d) as c:
-        c.cookies.set(SESSION_COOKIE, signer.issue("ann", _FAST.hash("old one"), 4e9))
+async def test_a_changed_password_ends_sessions() -> None:
+    port = make(AUTH)
+    sessions = await signer(port)
+    async with app_client(port) as c:
+        c.cookies.set(SESSION_COOKIE, sessions.issue("ann", _FAST.hash("old one"), 4e9))
         answer = await c.get("/api/v1/services")
     assert answer.status_code == 200  # reading is open: the stale session is just ignored
-    async with client(d) as c:
-        c.cookies.set(SESSION_COOKIE, signer.issue("ann", _FAST.hash("old one"), 4e9))
+    async with app_client(port) as c:
+        c.cookies.set(SESSION_COOKIE, sessions.issue("ann", _FAST.hash("old one"), 4e9))
         assert (await c.post("/api/v1/services/down/ack")).status_code == 401
 
 
-async def test_login_user_sets_a_strict_http_only_cookie(make: Make) -> None:
-    d = await make(AUTH, on=False)
-    app = create_app(d.runtime)
+async def test_login_user_sets_a_strict_http_only_cookie() -> None:
+    app = create_app(make(AUTH))
 
     @app.post("/test-login")
     async def test_login(request: Request) -> object:
@@ -265,22 +243,22 @@ READ_ROUTES = [
 
 
 @pytest.mark.parametrize("route", READ_ROUTES)
-async def test_reading_is_open_by_default(make: Make, route: str) -> None:
-    async with client(await make(AUTH)) as c:
+async def test_reading_is_open_by_default(route: str) -> None:
+    async with app_client(make(AUTH)) as c:
         assert (await c.get(route)).status_code == 200
 
 
 @pytest.mark.parametrize("route", READ_ROUTES)
-async def test_read_true_guards_every_read_route(make: Make, route: str) -> None:
-    async with client(await make(READ_AUTH)) as c:
+async def test_read_true_guards_every_read_route(route: str) -> None:
+    async with app_client(make(READ_AUTH)) as c:
         anonymous = await c.get(route)
         bad = await c.get(route, headers={"Authorization": "Bearer nope"})
         good = await c.get(route, headers=BEARER)
     assert (anonymous.status_code, bad.status_code, good.status_code) == (401, 403, 200)
 
 
-async def test_healthz_and_heartbeat_are_never_guarded(make: Make) -> None:
-    async with client(await make(READ_AUTH)) as c:
+async def test_healthz_and_heartbeat_are_never_guarded() -> None:
+    async with app_client(make(READ_AUTH)) as c:
         assert (await c.get("/healthz")).status_code == 200
         assert (await c.post("/api/v1/heartbeat/unknown")).status_code == 404
 
@@ -294,45 +272,45 @@ def test_read_true_without_credentials_is_a_config_error() -> None:
 # -- the loopback rule ---------------------------------------------------------------------
 
 
-async def test_loopback_server_takes_local_writes_without_credentials(make: Make) -> None:
-    async with client(await make()) as c:
+async def test_loopback_server_takes_local_writes_without_credentials() -> None:
+    async with app_client(make()) as c:
         answer = await c.post("/api/v1/services/down/ack", json={"author": "ann"})
     assert answer.status_code == 200
     assert answer.json()["incident"]["ack"]["author"] == "ann"
 
 
-async def test_server_not_on_loopback_refuses_writes_without_credentials(make: Make) -> None:
-    d = await make(listen="0.0.0.0:8080", on=False)
-    async with asgi_client(d) as c:
+async def test_server_not_on_loopback_refuses_writes_without_credentials() -> None:
+    port = make(listen="0.0.0.0:8080")
+    async with app_client(port) as c:
         answer = await c.post("/api/v1/services/down/ack")
     assert answer.status_code == 403
     assert answer.json()["error"] == NO_CREDENTIALS
 
 
-async def test_loopback_rule_needs_a_loopback_peer(make: Make) -> None:
-    d = await make(listen="127.0.0.1:8080", on=False)
-    async with asgi_client(d, peer="192.0.2.7") as c:
+async def test_loopback_rule_needs_a_loopback_peer() -> None:
+    port = make(listen="127.0.0.1:8080")
+    async with app_client(port, peer="192.0.2.7") as c:
         assert (await c.post("/api/v1/services/down/ack")).status_code == 403
-    async with asgi_client(d) as c:
+    async with app_client(port) as c:
         assert (await c.post("/api/v1/services/down/ack")).status_code == 200
 
 
-async def test_loopback_rule_refuses_a_rebound_host_name(make: Make) -> None:
-    async with client(await make()) as c:
+async def test_loopback_rule_refuses_a_rebound_host_name() -> None:
+    async with app_client(make()) as c:
         answer = await c.post("/api/v1/services/down/ack", headers={"Host": "evil.example"})
     assert answer.status_code == 403
 
 
-async def test_loopback_rule_refuses_forwarded_requests(make: Make) -> None:
-    async with client(await make()) as c:
+async def test_loopback_rule_refuses_forwarded_requests() -> None:
+    async with app_client(make()) as c:
         answer = await c.post(
             "/api/v1/services/down/ack", headers={"X-Forwarded-Host": "pymon.example"}
         )
     assert answer.status_code == 403
 
 
-async def test_loopback_browser_write_needs_the_double_submitted_token(make: Make) -> None:
-    async with client(await make()) as c:
+async def test_loopback_browser_write_needs_the_double_submitted_token() -> None:
+    async with app_client(make()) as c:
         cross_site = await c.post(
             "/api/v1/services/down/ack", headers={"Origin": "http://evil.example"}
         )

@@ -1,4 +1,4 @@
-"""The dashboard's pages, rendered by a real daemon and read over HTTP (no browser)."""
+"""The dashboard's pages, rendered on a fake engine port and read in process (no browser)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pymon.daemon import Daemon
+from pymon.model import Status
 from pymon.web.auth import hash_secret
 from pymon.web.pages import FLAGS
-from tests.support.servers import TcpListener, free_port, refused_port
-from tests.support.waiting import wait_for
-from tests.web.helpers import client_for, running
+from tests.support.port import FakePort, fake_port
+from tests.web.helpers import app_client
 
 NASTY = "<script>alert(1)</script>"
 SLASHED = "db/primary replica"
@@ -84,42 +83,48 @@ class Dom(HTMLParser):
         return self.one(id=id_)
 
 
-def config_text(tmp_path: Path, extra: str = "", services: str = "", web: str = "") -> str:
+def config_text(extra: str = "", services: str = "", web: str = "") -> str:
     return f"""
-storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
-web: {{listen: "127.0.0.1:0"{web}}}
-defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1}}}}
+storage: {{url: "sqlite:///var/lib/pymon/p.db"}}
+web: {{listen: "127.0.0.1:8080"{web}}}
+defaults: {{flap_guard: {{failed: 1}}}}
 notifications:
   channels:
     mail:
       type: email
       host: 127.0.0.1
-      port: {free_port()}
+      port: 2525
       username: pymon
       password: {SMTP_PASSWORD}
       from: pymon@example.org
       to: [ops@example.org]
 {extra}
 services:
-  - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: [core, db]}}
-  - {{name: also-down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
-  - {{name: "{NASTY}", type: tcp, host: 127.0.0.1, port: {refused_port()}, tags: ["{NASTY}"],
+  - {{name: down, type: tcp, host: 127.0.0.1, port: 9, tags: [core, db]}}
+  - {{name: also-down, type: tcp, host: 127.0.0.1, port: 9}}
+  - {{name: "{NASTY}", type: tcp, host: 127.0.0.1, port: 9, tags: ["{NASTY}"],
       description: "{NASTY}"}}
-  - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: {free_port()}, enabled: false}}
+  - {{name: "{SLASHED}", type: tcp, host: 127.0.0.1, port: 9, enabled: false}}
 {services}
 """
 
 
-@pytest.fixture
-async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
-    async with running(config_text(tmp_path)) as d:
-        await wait_for(lambda: {"down", "also-down", NASTY} <= set(d.runtime.incidents))
-        yield d
+def failing(text: str) -> FakePort:
+    """The engine for ``text`` with its down services failed, each with an open incident."""
+    port = fake_port(text)
+    for name in ("down", "also-down", NASTY):
+        port.check(name, Status.FAILED, "connection refused (127.0.0.1 port 9)")
+    return port
 
 
 @pytest.fixture
-async def client(daemon: Daemon) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(daemon) as c:
+def port() -> FakePort:
+    return failing(config_text())
+
+
+@pytest.fixture
+async def client(port: FakePort) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(port) as c:
         yield c
 
 
@@ -174,18 +179,18 @@ async def test_nothing_is_loaded_from_outside_pymon(client: httpx.AsyncClient) -
 # Overview ----------------------------------------------------------------------------
 
 
-async def test_overview_counts_every_status(daemon: Daemon, client: httpx.AsyncClient) -> None:
+async def test_overview_counts_every_status(port: FakePort, client: httpx.AsyncClient) -> None:
     dom = await page(client, "/")
     counts = {e.attrs["data-count"]: int(e.text) for e in dom.all(data_count=None)}
     assert set(counts) == {"ok", "warn", "error", "failed", "unknown", "disabled"}
     assert counts["disabled"] == 1
-    assert sum(counts.values()) == len(daemon.runtime.configs)
+    assert sum(counts.values()) == len({s.name for s in port.config.services})
 
 
 async def test_overview_lists_problems_unacknowledged_first(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
-    await daemon.runtime.acknowledge("also-down", "ann", "on it")
+    await port.acknowledge("also-down", "ann", "on it")
     dom = await page(client, "/")
     problems = dom.by_id("problems")
     names = [li.attrs["data-service"] for li in dom.all("li", data_service=None)]
@@ -208,20 +213,20 @@ COLUMNS = ["name", "status", "type", "message", "last_check", "last_change", "ta
 
 
 async def test_services_table_follows_the_dom_contract(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     dom = await page(client, "/services")
     assert dom.by_id("services").tag == "table"
     assert [th.attrs["data-sort"] for th in dom.all("th", data_sort=None)] == COLUMNS
     rows = dom.all("tr", data_service=None)
-    assert {r.attrs["data-service"] for r in rows} == set(daemon.runtime.configs)
+    assert {r.attrs["data-service"] for r in rows} == set({s.name for s in port.config.services})
     cells = {e.attrs["data-col"]: e for e in dom.all("td", data_col=None)[: len(COLUMNS)]}
     assert list(cells) == COLUMNS
     for row in rows:
-        status = daemon.runtime.states[row.attrs["data-service"]].status.value
+        status = port.states[row.attrs["data-service"]].status.value
         assert f"status-{status}" in row.attrs["class"].split()
     statuses = [e.text for e in dom.all("td", data_col="status")]
-    assert statuses == [daemon.runtime.states[r.attrs["data-service"]].status.value for r in rows]
+    assert statuses == [port.states[r.attrs["data-service"]].status.value for r in rows]
     for id_, tag in [
         ("filter-text", "input"),
         ("filter-status", "select"),
@@ -245,12 +250,12 @@ async def test_services_sort_and_filter_without_javascript(client: httpx.AsyncCl
     assert [r.attrs["data-service"] for r in disabled.all("tr", data_service=None)] == [SLASHED]
 
 
-async def test_services_page_renders_only_the_first_page_of_many(tmp_path: Path) -> None:
+async def test_services_page_renders_only_the_first_page_of_many() -> None:
     many = "\n".join(
         f"  - {{name: svc-{i:04d}, type: tcp, host: 127.0.0.1, port: 9, enabled: false}}"
         for i in range(2000)
     )
-    async with running(config_text(tmp_path, services=many)) as daemon, client_for(daemon) as c:
+    async with app_client(fake_port(config_text(services=many))) as c:
         answer = await c.get("/services")
         dom = Dom(answer.text)
         rows = dom.all("tr", data_service=None)
@@ -267,14 +272,14 @@ async def test_services_page_renders_only_the_first_page_of_many(tmp_path: Path)
 
 
 async def test_service_page_follows_the_dom_contract(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
-    await daemon.runtime.acknowledge("down", "ann", "on it")
+    await port.acknowledge("down", "ann", "on it")
     dom = await page(client, "/services/down")
     assert dom.by_id("status").text == "failed"
     flags = {e.attrs["data-flag"] for e in dom.all(data_flag=None)}
     assert flags == {"confirmed", "acknowledged"}
-    assert dom.by_id("message").text == daemon.runtime.states["down"].message
+    assert dom.by_id("message").text == port.states["down"].message
     assert dom.by_id("metrics").tag == "table"
     assert dom.by_id("chart").tag == "figure"
     assert "no data yet" in dom.by_id("chart").text  # a refused connection measures nothing
@@ -292,33 +297,30 @@ async def test_service_page_follows_the_dom_contract(
 
 
 async def test_service_page_shows_no_flag_that_is_not_set(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     dom = await page(client, f"/services/{_quote(SLASHED)}")
     assert dom.by_id("status").text == "disabled"
     shown = {e.attrs["data-flag"] for e in dom.all(data_flag=None)}
-    state = daemon.runtime.states[SLASHED]
+    state = port.states[SLASHED]
     assert shown == {f for f in FLAGS if getattr(state, f, False)}
     assert "acknowledged" not in shown and "maintenance" not in shown
     assert "hidden" not in dom.by_id("run-now").attrs
     assert "disabled" in dom.by_id("run-now").attrs
 
 
-async def test_service_page_draws_the_metric_history_and_timeline(tmp_path: Path) -> None:
-    target = TcpListener()
-    await target.start()
-    up = f"  - {{name: up, type: tcp, host: 127.0.0.1, port: {target.port}}}"
-    try:
-        async with running(config_text(tmp_path, services=up)) as daemon, client_for(daemon) as c:
-            await wait_for(lambda: daemon.runtime.states["up"].seq >= 3)
-            dom = await page(c, "/services/up")
-            assert dom.by_id("chart").attrs["data-metric"] == "connect_ms"
-            line = dom.one("path", **{"class": "line"})
-            assert line.attrs["d"].startswith("M") and " L" in line.attrs["d"]
-            assert dom.all("rect", **{"class": "status-ok"})
-            assert dom.one("tr", data_metric="connect_ms")
-    finally:
-        await target.stop()
+async def test_service_page_draws_the_metric_history_and_timeline() -> None:
+    port = fake_port(config_text(services="  - {name: up, type: tcp, host: 127.0.0.1, port: 9}"))
+    for ms in (1.5, 2.0, 1.0):
+        await port.clock.advance(60)
+        port.check("up", Status.OK, "connected", {"connect_ms": ms})
+    async with app_client(port) as c:
+        dom = await page(c, "/services/up")
+    assert dom.by_id("chart").attrs["data-metric"] == "connect_ms"
+    line = dom.one("path", **{"class": "line"})
+    assert line.attrs["d"].startswith("M") and line.attrs["d"].count(" L") == 2
+    assert dom.all("rect", **{"class": "status-ok"})
+    assert dom.one("tr", data_metric="connect_ms")
 
 
 async def test_a_name_with_a_slash_and_spaces_has_a_working_page(
@@ -345,7 +347,7 @@ async def test_an_unknown_service_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_ack_form_post_acknowledges_and_redirects(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     token = await csrf(client, "/services/down")
     answer = await client.post(
@@ -353,14 +355,14 @@ async def test_ack_form_post_acknowledges_and_redirects(
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/services/down"
-    ack = daemon.runtime.incidents["down"].ack
+    ack = port.incidents["down"].ack
     assert ack is not None and ack.comment == "cable <b>pulled</b>" and ack.author == "local"
     dom = await page(client, "/services/down")
     assert "cable <b>pulled</b>" in dom.by_id("details").text
 
 
 async def test_actions_through_fetch_answer_json_with_the_new_state(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     token = await csrf(client, "/services/down")
     headers = {"Accept": "application/json", "X-CSRF-Token": token}
@@ -379,7 +381,7 @@ async def test_actions_through_fetch_answer_json_with_the_new_state(
 
 
 async def test_maintenance_from_the_service_page_covers_only_that_service(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     token = await csrf(client, "/")
     answer = await client.post(
@@ -389,8 +391,8 @@ async def test_maintenance_from_the_service_page_covers_only_that_service(
     )
     assert answer.status_code == 200, answer.text
     assert answer.json()["service"]["maintenance"] is True
-    assert daemon.runtime.states["down"].maintenance is False
-    (window,) = daemon.runtime.adhoc_windows.values()
+    assert port.states["down"].maintenance is False
+    (window,) = port.adhoc.values()
     assert window.author == "local" and window.comment == "upgrade"
     bad = await client.post(
         "/services/down/maintenance",
@@ -402,7 +404,7 @@ async def test_maintenance_from_the_service_page_covers_only_that_service(
 
 
 async def test_a_write_without_the_csrf_token_is_refused(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     await csrf(client)  # the client now carries the CSRF cookie, as a browser would
     answer = await client.post("/services/down/ack", data={"comment": "forged"})
@@ -411,14 +413,14 @@ async def test_a_write_without_the_csrf_token_is_refused(
         "/services/down/ack", data={"comment": "forged", "csrf_token": "x" * 43}
     )
     assert wrong.status_code == 403
-    assert daemon.runtime.incidents["down"].ack is None
+    assert port.incidents["down"].ack is None
 
 
 # Maintenance, events, health ---------------------------------------------------------
 
 
 async def test_maintenance_page_adds_and_lists_windows(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     token = await csrf(client, "/maintenance")
     dom = await page(client, "/maintenance")
@@ -433,7 +435,7 @@ async def test_maintenance_page_adds_and_lists_windows(
     (row,) = dom.all("tr", data_window=None)
     assert "active" in row.attrs["class"].split()
     assert "disk swap" in row.text
-    await wait_for(lambda: daemon.runtime.states["down"].maintenance)
+    assert port.states["down"].maintenance
 
 
 async def test_maintenance_form_errors_are_shown(client: httpx.AsyncClient) -> None:
@@ -447,6 +449,70 @@ async def test_maintenance_form_errors_are_shown(client: httpx.AsyncClient) -> N
     assert NASTY not in answer.text
 
 
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"services": "down", "duration": "367d"}, "duration: must be at most 366 days"),
+        (
+            {"tags": "db", "start": "2030-01-01T00:00", "end": "2031-01-03T00:00"},
+            "end: must be at most 366 days after start",
+        ),
+        ({"services": "down", "end": "2030-01-01T00:00", "duration": "1h"}, "duration: give"),
+        ({"services": "down", "duration": "1h", "timezone": "Mars/Olympus"}, "timezone: "),
+        ({"duration": "1h"}, "services: name services"),
+    ],
+)
+async def test_the_form_takes_the_apis_bounds(
+    port: FakePort, client: httpx.AsyncClient, fields: dict[str, str], error: str
+) -> None:
+    token = await csrf(client, "/maintenance")
+    answer = await client.post(
+        "/maintenance",
+        data={"csrf_token": token, **fields},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"].startswith(error)
+    assert port.called("add_maintenance") == []
+
+
+async def test_the_form_reads_times_in_its_time_zone(
+    port: FakePort, client: httpx.AsyncClient
+) -> None:
+    token = await csrf(client, "/maintenance")
+    fields = {"tags": "db, core\nweb", "start": "2030-01-01T10:00", "duration": "366d"}
+    answer = await client.post(
+        "/maintenance",
+        data={"csrf_token": token, "timezone": "Europe/Berlin", **fields},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 201, answer.text
+    ((window,),) = port.called("add_maintenance")
+    assert window.tags == ("db", "core", "web") and window.author == "local"
+    assert window.start.isoformat() == "2030-01-01T10:00:00+01:00"
+    assert window.end.timestamp() - window.start.timestamp() == 366 * 86400
+
+
+async def test_service_page_maintenance_takes_the_apis_bounds(
+    port: FakePort, client: httpx.AsyncClient
+) -> None:
+    token = await csrf(client, "/services/down")
+    headers = {"Accept": "application/json", "X-CSRF-Token": token}
+    longest = await client.post(
+        "/services/down/maintenance", data={"duration": "366d"}, headers=headers
+    )
+    assert longest.status_code == 200, longest.text
+    assert longest.json()["message"] == "in maintenance for 366 d 0 h"
+    longer = await client.post(
+        "/services/down/maintenance", data={"duration": "367d"}, headers=headers
+    )
+    assert longer.status_code == 422
+    assert longer.json()["error"] == "duration: must be at most 366 days"
+    empty = await client.post("/services/down/maintenance", data={"duration": ""}, headers=headers)
+    assert empty.status_code == 422 and empty.json()["error"].startswith("duration: ")
+    assert len(port.called("add_maintenance")) == 1
+
+
 async def test_events_page_lists_events_newest_first(client: httpx.AsyncClient) -> None:
     dom = await page(client, "/events")
     assert dom.by_id("events").tag == "table"
@@ -458,10 +524,10 @@ async def test_events_page_lists_events_newest_first(client: httpx.AsyncClient) 
 
 
 async def test_health_page_shows_config_storage_and_queues(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     dom = await page(client, "/health")
-    assert daemon.config.checksum in dom.by_id("config").text
+    assert port.config.checksum in dom.by_id("config").text
     assert "sqlite" in dom.by_id("storage").text
     queues = dom.by_id("queues").text
     assert "Checks in flight" in queues and "Notices pending" in queues
@@ -472,7 +538,7 @@ async def test_health_page_shows_config_storage_and_queues(
 
 
 async def test_a_script_name_is_escaped_on_every_page(
-    daemon: Daemon, client: httpx.AsyncClient
+    port: FakePort, client: httpx.AsyncClient
 ) -> None:
     token = await csrf(client)
     await client.post(
@@ -489,7 +555,7 @@ async def test_a_script_name_is_escaped_on_every_page(
     assert detail.one("h1").text == NASTY
 
 
-async def test_no_secret_appears_in_any_page(daemon: Daemon, client: httpx.AsyncClient) -> None:
+async def test_no_secret_appears_in_any_page(port: FakePort, client: httpx.AsyncClient) -> None:
     for path in [*PAGES, "/services/down", "/health"]:
         answer = await client.get(path)
         assert SMTP_PASSWORD not in answer.text, path
@@ -529,9 +595,9 @@ async def test_static_modules_import_only_siblings(client: httpx.AsyncClient) ->
 # Under a base path -------------------------------------------------------------------
 
 
-async def test_everything_works_under_a_base_path(tmp_path: Path) -> None:
-    text = config_text(tmp_path, web=', base_path: "/mon"')
-    async with running(text) as daemon, client_for(daemon) as c:
+async def test_everything_works_under_a_base_path() -> None:
+    text = config_text(web=', base_path: "/mon"')
+    async with app_client(failing(text)) as c:
         for path in ["/mon/", "/mon/services", "/mon/maintenance", "/mon/events", "/mon/health"]:
             dom = await page(c, path)
             assert dom.one("meta", name="pymon-prefix").attrs["content"] == "/mon"
@@ -547,17 +613,17 @@ async def test_everything_works_under_a_base_path(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def guarded(tmp_path: Path) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+def guarded() -> Callable[[], httpx.AsyncClient]:
     auth = f"""
   auth:
     read: true
     users: [{{name: ann, password_hash: "{hash_secret("correct horse")}"}}]
 """
-    text = config_text(tmp_path, web="").replace(
-        'web: {listen: "127.0.0.1:0"}', 'web:\n  listen: "127.0.0.1:0"' + auth
+    text = config_text(web="").replace(
+        'web: {listen: "127.0.0.1:8080"}', 'web:\n  listen: "127.0.0.1:8080"' + auth
     )
-    async with running(text) as daemon:
-        yield lambda: client_for(daemon)
+    port = failing(text)
+    return lambda: app_client(port)
 
 
 async def test_pages_send_a_reader_without_credentials_to_login(

@@ -9,9 +9,8 @@ Credentials come from ``web.auth`` (argon2id hashes only; see docs/configuration
 * a signed session cookie set by :func:`login_user`: always needs a CSRF token
   (``X-CSRF-Token`` header or ``csrf_token`` form field) to write.
 
-Checking an argon2 hash is slow on purpose, so results are cached per process by a
-SHA-256 of the hash and the secret (a token is verified once, not per request) and
-the checks run on a small thread pool of their own, off the event loop.
+Checking a secret and signing a session are in :mod:`pymon.web.credentials`
+(:func:`hash_secret` and :class:`SessionSigner` are importable from here too).
 
 The **loopback rule**: with no users and no tokens configured, writes are refused,
 except when pymon listens on loopback only, no proxy is trusted, and the request
@@ -22,35 +21,36 @@ token (double submit: the ``pymon_csrf`` cookie and the same value sent back).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import re
 import secrets
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs
 
-from argon2 import PasswordHasher
-from argon2.exceptions import Argon2Error, InvalidHashError
 from fastapi import HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import MutableHeaders
 
+from pymon.web.credentials import (
+    MAX_SECRET,
+    SessionSigner,
+    credentials_of,
+    fingerprint,
+    hash_secret,
+    password_ok,
+)
+from pymon.web.engine import port_of
 from pymon.web.proxy import public_prefix, was_forwarded
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from pymon.config.schema import WebConfig
-    from pymon.engine.ports import EnginePort
 
 __all__ = [
     "CSRF_COOKIE",
@@ -82,8 +82,6 @@ NO_CREDENTIALS = "writes need web.auth users or tokens"
 
 _IDENTITY_KEY = "pymon_identity"
 _NEW_CSRF_KEY = "pymon_new_csrf"
-_MAX_SECRET = 1024  # longer "passwords" are refused before any hashing
-_CACHE_SIZE = 4096
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}", re.ASCII)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
@@ -102,148 +100,6 @@ class Identity:
 
 
 _ANONYMOUS = Identity()
-
-
-def hash_secret(secret: str) -> str:
-    """The argon2id hash of ``secret`` (argon2-cffi's default parameters)."""
-    return PasswordHasher().hash(secret)
-
-
-class _Verifier:
-    """argon2 checks, deduplicated and cached by SHA-256 of (hash, secret), off the loop."""
-
-    def __init__(self) -> None:
-        self._hasher = PasswordHasher()
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pymon-argon2")
-        self._done: OrderedDict[bytes, bool] = OrderedDict()
-        self._running: dict[bytes, asyncio.Future[bool]] = {}
-        self._dummy: str | None = None
-
-    async def verify(self, hashed: str, secret: str) -> bool:
-        """Whether ``secret`` matches ``hashed``; argon2 runs once per pair per process."""
-        key = hashlib.sha256(f"{hashed}\0{secret}".encode()).digest()
-        if key in self._done:
-            self._done.move_to_end(key)
-            return self._done[key]
-        running = self._running.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._check, hashed, secret)
-        self._running[key] = future
-        try:
-            ok = await asyncio.shield(future)
-        finally:
-            self._running.pop(key, None)
-        self._done[key] = ok
-        if len(self._done) > _CACHE_SIZE:
-            self._done.popitem(last=False)
-        return ok
-
-    async def waste(self, secret: str) -> None:
-        """Spend what a real check costs, so an unknown user name takes as long to refuse."""
-        if self._dummy is None:
-            self._dummy = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._hasher.hash, secrets.token_hex(16)
-            )
-        await self.verify(self._dummy, secret)
-
-    def _check(self, hashed: str, secret: str) -> bool:
-        try:
-            return self._hasher.verify(hashed, secret)
-        except (Argon2Error, InvalidHashError):
-            return False
-
-
-class SessionSigner:
-    """Signed session cookies: ``payload.signature``, HMAC-SHA256 over the payload.
-
-    The payload holds the user, the expiry, a random session id and a fingerprint
-    of the user's password hash, so changing a password ends its sessions.
-    """
-
-    def __init__(self, key: bytes) -> None:
-        self._key = key
-
-    def issue(self, user: str, password_hash: str, expires: float) -> str:
-        """A cookie value for ``user`` valid until ``expires`` (epoch seconds)."""
-        payload = {
-            "u": user,
-            "e": int(expires),
-            "s": secrets.token_urlsafe(16),
-            "h": _fingerprint(password_hash),
-        }
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        return f"{body}.{self._sign(body)}"
-
-    def read(self, cookie: str, now: float) -> tuple[str, str, str] | None:
-        """(user, fingerprint, session id) of a genuine, unexpired cookie, else None."""
-        body, _, signature = cookie.partition(".")
-        if not body or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
-            return None
-        try:
-            data = json.loads(_unb64(body))
-        except (ValueError, binascii.Error):
-            return None
-        if not isinstance(data, dict):
-            return None
-        user, expires, session, print_ = (data.get(k) for k in ("u", "e", "s", "h"))
-        if not (isinstance(user, str) and isinstance(session, str) and isinstance(print_, str)):
-            return None
-        if not isinstance(expires, int) or expires <= now:
-            return None
-        return user, print_, session
-
-    def csrf_for(self, session: str) -> str:
-        """The CSRF token of a session: stable for its life, unguessable without the key."""
-        return _b64(hmac.new(self._key, f"csrf:{session}".encode(), hashlib.sha256).digest())
-
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
-class _AuthState:
-    """Per app: the signing key (kept in the store) and the verifier's cache."""
-
-    def __init__(self) -> None:
-        self.verifier = _Verifier()
-        self.signer: SessionSigner | None = None
-        self._lock = asyncio.Lock()
-
-    async def ready(self, port: EnginePort) -> SessionSigner:
-        if self.signer is not None:
-            return self.signer
-        async with self._lock:
-            if self.signer is None:
-                try:
-                    key = await port.secret("web_key")
-                except Exception as exc:
-                    # Serving on with a key for this process only beats refusing every
-                    # request; sessions just do not outlive it.
-                    log.error("web: cannot keep the session key in the store: %s", exc)
-                    key = secrets.token_hex(32)
-                self.signer = SessionSigner(bytes.fromhex(key))
-        return self.signer
-
-
-def _state(app: Any) -> _AuthState:
-    state: _AuthState | None = getattr(app.state, "pymon_auth", None)
-    if state is None:
-        state = _AuthState()
-        app.state.pymon_auth = state
-    return state
 
 
 class AuthMiddleware:
@@ -273,15 +129,15 @@ class AuthMiddleware:
 
 
 async def _identify(request: Request) -> Identity:
-    port: EnginePort = request.app.state.port
-    auth_state = _state(request.app)
+    port = port_of(request)
+    auth_state = credentials_of(request.app)
     signer = await auth_state.ready(port)
     config = port.config.web.auth
     header = request.headers.get("authorization")
     if header is not None:
         scheme, _, value = header.strip().partition(" ")
         value = value.strip()
-        if len(value) > _MAX_SECRET * 2:
+        if len(value) > MAX_SECRET * 2:
             return Identity(error="bad credentials")
         if scheme.lower() == "bearer" and value:
             for token in config.tokens:
@@ -292,7 +148,7 @@ async def _identify(request: Request) -> Identity:
             name, password = _basic(value)
             if name is None or password is None:
                 return Identity(error="malformed Basic credentials")
-            if await _password_ok(port, auth_state, name, password):
+            if await password_ok(port, auth_state, name, password):
                 return Identity(user=name, via="basic")
             return Identity(error="bad user name or password")
         return Identity(error="unsupported Authorization scheme (use Bearer or Basic)")
@@ -303,7 +159,7 @@ async def _identify(request: Request) -> Identity:
             user, print_, session = read
             known = next((u for u in config.users if u.name == user), None)
             # A stale session (user gone, password changed) reads as no session at all.
-            if known is not None and hmac.compare_digest(print_, _fingerprint(known.password_hash)):
+            if known is not None and hmac.compare_digest(print_, fingerprint(known.password_hash)):
                 return Identity(user=user, via="session", csrf=signer.csrf_for(session))
     return _ANONYMOUS
 
@@ -315,16 +171,6 @@ def _basic(value: str) -> tuple[str | None, str | None]:
         return None, None
     name, sep, password = decoded.partition(":")
     return (name, password) if sep and name else (None, None)
-
-
-async def _password_ok(port: EnginePort, state: _AuthState, name: str, password: str) -> bool:
-    if len(password) > _MAX_SECRET:
-        return False
-    user = next((u for u in port.config.web.auth.users if u.name == name), None)
-    if user is None:
-        await state.verifier.waste(password)
-        return False
-    return await state.verifier.verify(user.password_hash, password)
 
 
 def _identity(request: Request) -> Identity:
@@ -357,7 +203,7 @@ def csrf_token(request: Request) -> str:
 
 
 def _web(request: Request) -> WebConfig:
-    port: EnginePort = request.app.state.port
+    port = port_of(request)
     return port.config.web
 
 
@@ -479,10 +325,10 @@ async def login_user(
     """Check ``name`` and ``password``; on success a 303 redirect (to ``next_url`` if it
     is a path under pymon, else the overview) that sets the session cookie. None when wrong.
     """
-    port: EnginePort = request.app.state.port
-    state = _state(request.app)
+    port = port_of(request)
+    state = credentials_of(request.app)
     signer = await state.ready(port)
-    if not await _password_ok(port, state, name, password):
+    if not await password_ok(port, state, name, password):
         log.warning("web: failed login for %r from %s", name[:100], _peer(request))
         return None
     user = next(u for u in port.config.web.auth.users if u.name == name)

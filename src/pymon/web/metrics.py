@@ -22,9 +22,10 @@ from prometheus_client.registry import Collector
 from pymon import __version__
 from pymon.model import Status
 from pymon.web.auth import require_read
+from pymon.web.engine import port_of
 
 if TYPE_CHECKING:
-    from pymon.engine.ports import EnginePort, Health, ServiceView
+    from pymon.engine.ports import Health, ServiceView
 
 __all__ = ["Snapshot", "router"]
 
@@ -159,7 +160,7 @@ def _labelled(
 @router.get("/metrics", dependencies=[Depends(require_read)], response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text format (behind read auth when ``web.auth.read`` is true)."""
-    port: EnginePort = request.app.state.port
+    port = port_of(request)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Snapshot(await port.services(), port.health(), port.config.instance.name))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 
+from pymon.web.engine import port_of
+
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -148,7 +150,7 @@ class ProxyMiddleware:
 def public_prefix(request: Request) -> str:
     """The path prefix people see: a trusted proxy's ``X-Forwarded-Prefix`` plus
     ``web.base_path``, no trailing slash ("" at the root). Prefix every link with it."""
-    port: EnginePort = request.app.state.port
+    port = port_of(request)
     forwarded: str = getattr(request.state, _PREFIX_KEY, "")
     return f"{forwarded}{port.config.web.base_path}".rstrip("/")
 

@@ -32,8 +32,8 @@ from pymon import __version__
 from pymon.engine.bus import Bus, Subscription
 from pymon.events import TRANSITION_TYPES, BusItem, StateChanged
 from pymon.model import Status
-from pymon.web.api import event_json, service_json
 from pymon.web.auth import require_read
+from pymon.web.views import service_json
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort, ServiceView
@@ -121,7 +121,7 @@ class StreamHub:
                         flush_at = loop.time() + settings.coalesce
                     pending[item.name] = None
                 elif isinstance(item, TRANSITION_TYPES):
-                    self.frames.publish(_frame("event", event_json(item.event)))
+                    self.frames.publish(_frame("event", item.event.to_dict()))
             now = loop.time()
             if pending and now >= flush_at:
                 counts = await self._flush(pending, counts)

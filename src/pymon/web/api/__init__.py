@@ -1,0 +1,34 @@
+"""The JSON API (``/api/v1``) and ``/healthz``, over the engine's port.
+
+Reads need ``require_read`` (open unless ``web.auth.read``), writes ``require_write``;
+the heartbeat and ``/healthz`` are never behind auth. Routes that take a service
+name use the ``path`` converter, so names with ``/`` work; the routes with a suffix
+(``/history``, ``/ack``, ``/run``) come before the plain one. Every list is
+paginated (``limit``, ``offset``) and says its ``total`` (null where the store
+cannot count cheaply; then ``next_offset`` says whether more follow). A command the
+engine refuses answers 409, one naming no service 404 (``web/app.py`` maps them).
+
+The routes live by resource, and :data:`router` takes them in this order (the
+OpenAPI document lists them so):
+
+* ``services``: the services, one service, its history, the events, and the
+  commands on a service (acknowledge, run now);
+* ``maintenance``: the maintenance windows, adding and removing one;
+* ``notifications``: the notices' deliveries;
+* ``system``: a job's heartbeat push, reload, the running config, ``/healthz``.
+
+``common`` holds what they share (the read dependency, field errors, pagination);
+the JSON shapes are in :mod:`pymon.web.views`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pymon.web.api import maintenance, notifications, services, system
+
+__all__ = ["router"]
+
+router = APIRouter()
+for _module in (services, maintenance, notifications, system):
+    router.include_router(_module.router)

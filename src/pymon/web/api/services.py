@@ -1,0 +1,242 @@
+"""The API's services: the list, one service, its history, the events, and the
+commands on one service (acknowledge, take back, run now).
+
+The suffix routes (``/history``, ``/ack``, ``/run``) come before the plain
+``/api/v1/services/{name}``, whose ``path`` converter would take them too.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from pymon.durations import Duration, parse_duration
+from pymon.web.api.common import READ, bad_field, page
+from pymon.web.auth import require_write
+from pymon.web.downsample import Sample, downsample
+from pymon.web.engine import lookup, port_of
+from pymon.web.views import incident_json, service_json
+
+if TYPE_CHECKING:
+    from pymon.engine.ports import ServiceView
+
+__all__ = ["AckRequestBody", "router"]
+
+router = APIRouter()
+
+
+def _matches(view: ServiceView, text: str) -> bool:
+    needle = text.casefold()
+    service = view.config
+    return any(
+        needle in hay.casefold()
+        for hay in (
+            service.name,
+            view.state.message,
+            service.type,
+            service.description,
+            *service.tags,
+        )
+    )
+
+
+@router.get("/api/v1/services", dependencies=READ)
+async def list_services(
+    request: Request,
+    limit: int = Query(1000, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    status: Literal["ok", "warn", "error", "failed", "unknown", "disabled"] | None = Query(
+        None, description="only services with this status"
+    ),
+    tag: str | None = Query(None, max_length=200, description="only services with this tag"),
+    q: str | None = Query(
+        None, max_length=200, description="text in the name, message, type or tags"
+    ),
+) -> dict[str, Any]:
+    """Every service with its current state, in config order, filtered and paginated."""
+    picked = [
+        view
+        for view in await port_of(request).services()
+        if (status is None or view.state.status == status)
+        and (tag is None or tag in view.config.tags)
+        and (not q or _matches(view, q))
+    ]
+    return {
+        "total": len(picked),
+        "offset": offset,
+        "limit": limit,
+        "services": [service_json(view) for view in picked[offset : offset + limit]],
+    }
+
+
+def _moment(field: str, value: str | None, now: float) -> float | None:
+    """``since``/``until``: epoch seconds, an ISO 8601 date-time (naive is UTC), or a
+    duration meaning that long ago (``24h``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+        raise bad_field("query", field, f"{value[:50]!r} is not a finite number")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
+            raise bad_field(
+                "query",
+                field,
+                f"{value[:50]!r} is not epoch seconds, an ISO 8601 date-time "
+                "(2026-05-01T02:00Z) or a duration ago (24h)",
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@router.get("/api/v1/services/{name:path}/history", dependencies=READ)
+async def service_history(
+    request: Request,
+    name: str,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    since: str | None = Query(None, description="epoch seconds, ISO 8601, or e.g. 24h (ago)"),
+    until: str | None = Query(None, description="epoch seconds, ISO 8601, or e.g. 1h (ago)"),
+    points: int | None = Query(
+        None, ge=1, le=2000, description="downsample to at most this many points"
+    ),
+) -> dict[str, Any]:
+    """One service's results in a time range: newest first, or downsampled with
+    ``points`` (oldest first; per point the worst status and min/avg/max per metric)."""
+    port = port_of(request)
+    if await port.service(name) is None and await port.service(f"{name}/history") is not None:
+        # A service whose own name ends in "/history": this route caught its detail.
+        return await get_service(request, f"{name}/history")
+    await lookup(port, name)
+    now = port.now()
+    low, high = _moment("since", since, now), _moment("until", until, now)
+    if low is not None and high is not None and high < low:
+        raise bad_field("query", "until", "must not be before since")
+    ranged = low is not None or high is not None or points is not None
+    fetch = max(port.config.storage.history, offset + limit) if ranged else offset + limit
+    records = [
+        r
+        for r in await port.history(name, fetch)
+        if (low is None or r.started_at >= low) and (high is None or r.started_at <= high)
+    ]
+    answer: dict[str, Any] = {"service": name, "total": len(records), "since": low, "until": high}
+    if points is not None:
+        samples = [Sample(r.started_at, r.status, dict(r.metrics)) for r in records]
+        answer["points"] = [b.to_json() for b in downsample(samples, points, low, high)]
+        return answer
+    answer |= {
+        "offset": offset,
+        "limit": limit,
+        "results": [
+            {
+                "seq": r.seq,
+                "status": r.status.value,
+                "message": r.message,
+                "metrics": dict(r.metrics),
+                "started_at": r.started_at,
+                "duration": r.duration,
+                "lateness": r.lateness,
+            }
+            for r in records[offset : offset + limit]
+        ],
+    }
+    return answer
+
+
+@router.get("/api/v1/events", dependencies=READ)
+async def list_events(
+    request: Request,
+    limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0, le=1_000_000),
+    service: str | None = Query(None, max_length=200),
+) -> dict[str, Any]:
+    """The newest transitions, newest first (of one service if given), paginated."""
+    rows = await port_of(request).events(offset + limit + 1, service)
+    shown, total, next_offset = page(rows, offset, limit)
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "next_offset": next_offset,
+        "events": [e.to_dict() for e in shown],
+    }
+
+
+class AckRequestBody(BaseModel):
+    """An acknowledgement: why, optionally for how long (``2h``, ``30m``), and who
+    (taken from the credentials; ``author`` counts only for the loopback writer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    author: str | None = Field(default=None, min_length=1, max_length=200)
+    comment: str = Field(default="", max_length=2000)
+    expires: Duration | None = Field(default=None, gt=0)
+
+
+def _author(user: str, claimed: str | None) -> str:
+    # Someone who proved who they are acts as themselves; the loopback writer is
+    # whoever runs the tool on this machine, so its own word is all there is.
+    return (claimed or "api") if user == "local" else user
+
+
+@router.post("/api/v1/services/{name:path}/ack")
+async def acknowledge(
+    request: Request,
+    name: str,
+    body: AckRequestBody | None = None,
+    user: str = Depends(require_write),
+) -> dict[str, Any]:
+    """Acknowledge the service's open incident: its notices stop until it closes or
+    gets worse. 409 when there is no open incident."""
+    port = port_of(request)
+    body = body or AckRequestBody()
+    expires = None if body.expires is None else port.now() + body.expires
+    incident = await port.acknowledge(name, _author(user, body.author), body.comment, expires)
+    return {"service": name, "incident": incident_json(incident)}
+
+
+@router.delete("/api/v1/services/{name:path}/ack")
+async def unacknowledge(
+    request: Request,
+    name: str,
+    author: str | None = Query(None, min_length=1, max_length=200),
+    user: str = Depends(require_write),
+) -> dict[str, Any]:
+    """Take the acknowledgement back: notices resume. 409 when it is not acknowledged."""
+    port = port_of(request)
+    view = await lookup(port, name)
+    if view.incident is None or view.incident.ack is None:
+        raise HTTPException(409, f"{name} is not acknowledged")
+    incident = await port.unacknowledge(name, _author(user, author))
+    return {"service": name, "incident": incident_json(incident)}
+
+
+@router.post("/api/v1/services/{name:path}/run", status_code=202)
+async def run_now(
+    request: Request, name: str, user: str = Depends(require_write)
+) -> dict[str, Any]:
+    """Run the service's check at once (202: queued; the state changes when it ends).
+    409 for a disabled service."""
+    await port_of(request).run_now(name)
+    return {"service": name, "queued": True, "by": user}
+
+
+@router.get("/api/v1/services/{name:path}", dependencies=READ)
+async def get_service(request: Request, name: str) -> dict[str, Any]:
+    """One service's state: status, flags, message, metrics, times and counts."""
+    return service_json(await lookup(port_of(request), name))

@@ -1,0 +1,93 @@
+"""The engine's values as the web shows them in JSON: a service, an incident, a
+maintenance window, a notice's delivery, the outbox's counters.
+
+The API answers with these, the pages render them and the live stream sends them,
+so a service looks the same wherever it is read. Events show as
+:meth:`pymon.model.Event.to_dict`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pymon.engine.maintenance import active_at
+
+if TYPE_CHECKING:
+    from pymon.config.windows import MaintenanceWindow
+    from pymon.engine.ports import OutboxFigures, ServiceView
+    from pymon.model import Incident
+    from pymon.store.base import Delivery
+
+__all__ = ["delivery_json", "incident_json", "outbox_json", "service_json", "window_json"]
+
+# What an incident's own dict says that the web leaves out: its service (the row it
+# rides on names it) and whether a notice is owed (the engine's business).
+_INCIDENT_UNSHOWN = frozenset({"service", "pending"})
+
+
+def incident_json(incident: Incident | None) -> dict[str, Any] | None:
+    """An incident as the web shows it (None stays None): :meth:`Incident.to_dict`
+    without ``service`` and ``pending``."""
+    if incident is None:
+        return None
+    return {k: v for k, v in incident.to_dict().items() if k not in _INCIDENT_UNSHOWN}
+
+
+def service_json(view: ServiceView) -> dict[str, Any]:
+    """A service as the API, the pages and the live stream show it."""
+    service, state, incident = view.config, view.state, view.incident
+    return {
+        **state.to_dict(),
+        "acknowledged": incident is not None and incident.ack is not None,
+        "escalated": incident is not None and incident.escalated,
+        "incident": incident_json(incident),
+        "type": service.type,
+        "description": service.description,
+        "enabled": service.enabled,
+        "interval": service.interval,
+        "tags": service.tags,
+    }
+
+
+def window_json(window: MaintenanceWindow, source: str, now: float) -> dict[str, Any]:
+    """A maintenance window as the API shows it, with ``active`` (covering now) and
+    ``source`` (``config``, or ``api`` for one added at run time and deletable)."""
+    span = active_at(window, now)
+    return {
+        **window.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "kind": window.kind,
+        "source": source,
+        "active": span is not None,
+        "active_until": None if span is None else span[1],
+    }
+
+
+def delivery_json(delivery: Delivery) -> dict[str, Any]:
+    """One notice's delivery to one channel, with how it is going."""
+    notice = delivery.notice
+    return {
+        "key": notice.key,
+        "channel": delivery.channel,
+        "state": delivery.state,
+        "service": notice.service,
+        "kind": notice.kind.value,
+        "status": notice.status.value,
+        "message": notice.message,
+        "at": notice.at,
+        "incident": notice.incident,
+        "attempts": delivery.attempts,
+        "next_at": delivery.next_at if delivery.state == "pending" else None,
+        "delivered_at": delivery.delivered_at,
+        "failed_at": delivery.failed_at,
+        "error": delivery.error,
+    }
+
+
+def outbox_json(outbox: OutboxFigures) -> dict[str, Any]:
+    """The outbox's counters since start."""
+    return {
+        "sent": outbox.sent,
+        "failed_attempts": outbox.failed_attempts,
+        "gave_up": outbox.gave_up,
+        "in_flight": outbox.in_flight,
+    }
