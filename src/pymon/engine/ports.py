@@ -14,7 +14,8 @@ service and :class:`~pymon.errors.CommandRefused` when the service cannot do it
 now (nothing to acknowledge, disabled, a window from the config...).
 
 The engine's implementation is :class:`pymon.engine.runtime.Runtime`; tests of
-the web use a fake that holds plain values (``tests/support/port.py``).
+the web use a fake in memory that decides through the same pure rules
+(``tests/support/port.py``).
 """
 
 from __future__ import annotations

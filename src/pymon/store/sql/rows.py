@@ -176,14 +176,8 @@ def result_from_row(row: RowMapping) -> ResultRecord:
 
 
 def event_row(ev: Event) -> dict[str, Any]:
-    return {
-        "service": ev.service,
-        "kind": ev.kind.value,
-        "at": ev.at,
-        "status": ev.status.value,
-        "previous": ev.previous.value,
-        "message": ev.message,
-    }
+    # The event's own JSON form is its row: the columns are named after its fields.
+    return ev.to_dict()
 
 
 def event_from_row(row: RowMapping) -> Event:
