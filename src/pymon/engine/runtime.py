@@ -15,6 +15,10 @@ service lifecycle methods (``adopt``, ``retire``, ``restart``, ``begin``...).
 The runtime does not build its edges: the composition root (:mod:`pymon.daemon`)
 gives it the store, the writer, the bus, the clock, the notifier's figures and
 the function that reloads the config file.
+
+It runs a little past the house's ~500 lines: it is the port's one implementation,
+and every query and command of the port reads or changes the same state; the parts
+that stand alone already live beside it (``book.py``, ``flags.py``, ``reconcile.py``).
 """
 
 from __future__ import annotations
