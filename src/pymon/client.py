@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-__all__ = ["Client", "ClientError", "StreamEvent"]
+#: How long a reload may take to answer: the daemon parses the whole config in a
+#: fresh process (10,000 services take seconds; a busy machine, several times that).
+RELOAD_TIMEOUT = 120.0
+
+__all__ = ["RELOAD_TIMEOUT", "Client", "ClientError", "StreamEvent"]
 
 
 class ClientError(Exception):
@@ -125,8 +129,8 @@ class Client:
         return self._call("POST", f"/api/v1/services/{quote(name, safe='')}/run")
 
     def reload(self) -> dict[str, Any]:
-        """Ask the daemon to read its config again."""
-        return self._call("POST", "/api/v1/reload")
+        """Ask the daemon to read its config again; waits up to ``RELOAD_TIMEOUT``."""
+        return self._call("POST", "/api/v1/reload", timeout=max(self._timeout, RELOAD_TIMEOUT))
 
     def config(self) -> dict[str, Any]:
         """The running config's source, checksum and a fingerprint per service."""
@@ -198,7 +202,14 @@ class Client:
             what = str(reason) or type(reason).__name__
         return ClientError(f"cannot reach pymon at {self.url}: {what}")
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
         self._check_scheme()
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
@@ -207,7 +218,7 @@ class Client:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
                 answer = json.load(response)
         except urllib.error.HTTPError as exc:
             raw = exc.read()

@@ -54,7 +54,8 @@ class Setup:
         return self.daemon
 
     def api(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.d.web_port}")
+        # A reload parses the config in a fresh process: seconds on a busy machine.
+        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.d.web_port}", timeout=120)
 
 
 @pytest.fixture
