@@ -217,6 +217,29 @@ def test_child_recovering_with_its_parent_sends_nothing() -> None:
     assert sim.notices == []
 
 
+@pytest.mark.parametrize(
+    ("parent_down", "maintenance", "then", "kinds"),
+    [
+        # Back to ok while held: the held notice is dropped, and no recovery follows.
+        (True, False, [OK, OK], []),
+        (False, True, [OK, OK], []),
+        # Down again after a blip of ok, its parent up: notified once, as down.
+        (True, False, [OK, FAILED, FAILED], [PROBLEM]),
+    ],
+)
+def test_a_held_notice_never_tells_an_ok_as_a_problem(
+    parent_down: bool, maintenance: bool, then: list[Status], kinds: list[NoticeKind]
+) -> None:
+    # The first ok is unconfirmed (ok: 2), so the incident is still open when the
+    # hold ends: the notice owed must not go out then, saying "ok" as a problem.
+    sim = Sim(svc=service(flap_guard=FlapGuard(ok=2, failed=1)))
+    sim.result(FAILED, parent_down=parent_down, maintenance=maintenance)
+    for status in then:
+        sim.result(status)
+    assert sim.kinds() == kinds
+    assert all(n.message == "failed" for n in sim.notices)
+
+
 def test_ok_child_of_a_down_parent_is_not_unreachable() -> None:
     sim = Sim()
     sim.result(OK, parent_down=True)
@@ -409,8 +432,10 @@ def test_properties(
             if notice.kind is PROBLEM:
                 assert notice.incident is not None
                 problems[notice.incident] = problems.get(notice.incident, 0) + 1
-                # Held while in maintenance, unreachable, flapping or acknowledged.
+                # Held while in maintenance, unreachable, flapping or acknowledged,
+                # and never telling an ok as a problem.
                 assert not (sim.state.maintenance or sim.state.unreachable or sim.state.flapping)
+                assert sim.state.status.is_problem
                 assert not held_ack or out.incident is None or out.incident.ack is None
             elif notice.kind is NoticeKind.ESCALATION:
                 assert not (sim.state.maintenance or sim.state.unreachable or sim.state.flapping)

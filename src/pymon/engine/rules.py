@@ -522,7 +522,17 @@ def _notify(
         and incident.ack.expires <= now
     ):
         incident, events = unacknowledge(incident, now, "acknowledgement expired")
-    held = state.flapping or state.maintenance or state.unreachable or incident.ack is not None
+    # A service back to ok (its recovery not yet confirmed) is sent no problem: a
+    # notice held until then (say, while its parent was down) would only tell an ok
+    # as a problem. If the problem comes back the notice still goes out; if the
+    # recovery is confirmed the incident closes without a word.
+    held = (
+        not state.status.is_problem
+        or state.flapping
+        or state.maintenance
+        or state.unreachable
+        or incident.ack is not None
+    )
     channels = channels_for(service, policy, incident.status)
     if held or not channels:
         return incident, events, notices
