@@ -296,6 +296,15 @@ def test_only_an_owed_notice_waits_for_parents() -> None:
     assert sim.kinds() == [PROBLEM, PROBLEM]  # a renotify does not wait
 
 
+def test_incident_opened_shows_the_status_that_really_was() -> None:
+    sim = Sim()
+    sim.result(FAILED)  # a new service: it was never ok
+    sim.result(OK)
+    sim.result(ERROR)
+    opened = [e for e in sim.events if e.kind is EventKind.INCIDENT_OPENED]
+    assert [(e.previous, e.status) for e in opened] == [(Status.UNKNOWN, FAILED), (OK, ERROR)]
+
+
 def test_ok_child_of_a_down_parent_is_not_unreachable() -> None:
     sim = Sim()
     sim.result(OK, parent_down=True)

@@ -513,7 +513,11 @@ def _on_confirmed(
     if status.is_problem:
         if incident is None:
             incident = Incident(_incident_id(name, state.seq, now), name, now, status, status)
-            event = Event(name, EventKind.INCIDENT_OPENED, now, status, Status.OK, state.message)
+            # The change is the confirmed one: from what really was (``unknown`` for a
+            # service never confirmed), not an assumed ``ok``.
+            event = Event(
+                name, EventKind.INCIDENT_OPENED, now, status, confirmed.previous, state.message
+            )
             return incident, [event], []
         if status.severity > incident.status.severity:
             events = [
