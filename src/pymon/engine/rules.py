@@ -16,8 +16,9 @@ Nothing here does I/O or reads a clock, so every transition is a table test, and
 * **Notices**: a problem notice is owed when an incident opens or gets worse, and
   again every ``renotify`` while unacknowledged, up to ``cutoff`` per incident. It
   is held while the service is flapping, in maintenance, unreachable (a service it
-  depends on is down) or acknowledged, and goes out when the hold ends if the
-  incident is still open. Recovery, escalation and flapping notices are documented
+  depends on is down), waiting for its parents' fresh verdict (``Outcome.waiting_on``)
+  or acknowledged, and goes out when the hold ends if the incident is still open
+  and the service still has a problem. Recovery, escalation and flapping notices are documented
   in ``docs/states.md``.
 * **Events** only on transitions.
 
