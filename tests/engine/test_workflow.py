@@ -68,10 +68,11 @@ class Sim:
         *,
         maintenance: bool = False,
         parent_down: bool = False,
+        parents: tuple[rules.ParentView, ...] = (),
         dt: float = 60.0,
     ) -> rules.Outcome:
         self.now += dt
-        situation = rules.Situation(self.now, maintenance, parent_down)
+        situation = rules.Situation(self.now, maintenance, parent_down, parents)
         return self._take(
             rules.apply(
                 self.state,
@@ -83,8 +84,14 @@ class Sim:
             )
         )
 
-    def review(self, *, maintenance: bool = False, parent_down: bool = False) -> rules.Outcome:
-        situation = rules.Situation(self.now, maintenance, parent_down)
+    def review(
+        self,
+        *,
+        maintenance: bool = False,
+        parent_down: bool = False,
+        parents: tuple[rules.ParentView, ...] = (),
+    ) -> rules.Outcome:
+        situation = rules.Situation(self.now, maintenance, parent_down, parents)
         return self._take(rules.review(self.state, self.incident, self.svc, self.policy, situation))
 
     def ack(self, expires: float | None = None) -> None:
@@ -215,6 +222,87 @@ def test_child_recovering_with_its_parent_sends_nothing() -> None:
     sim.result(FAILED, parent_down=True)
     sim.result(OK)
     assert sim.notices == []
+
+
+@pytest.mark.parametrize(
+    ("parent_down", "maintenance", "then", "kinds"),
+    [
+        # Back to ok while held: the held notice is dropped, and no recovery follows.
+        (True, False, [OK, OK], []),
+        (False, True, [OK, OK], []),
+        # Down again after a blip of ok, its parent up: notified once, as down.
+        (True, False, [OK, FAILED, FAILED], [PROBLEM]),
+    ],
+)
+def test_a_held_notice_never_tells_an_ok_as_a_problem(
+    parent_down: bool, maintenance: bool, then: list[Status], kinds: list[NoticeKind]
+) -> None:
+    # The first ok is unconfirmed (ok: 2), so the incident is still open when the
+    # hold ends: the notice owed must not go out then, saying "ok" as a problem.
+    sim = Sim(svc=service(flap_guard=FlapGuard(ok=2, failed=1)))
+    sim.result(FAILED, parent_down=parent_down, maintenance=maintenance)
+    for status in then:
+        sim.result(status)
+    assert sim.kinds() == kinds
+    assert all(n.message == "failed" for n in sim.notices)
+
+
+STALE = rules.ParentView("gw", decided=True, checked_from=0.0)
+UNDECIDED = rules.ParentView("gw", decided=False, checked_from=float("inf"))
+
+
+def fresh(sim: Sim) -> rules.ParentView:
+    return rules.ParentView("gw", decided=True, checked_from=sim.now)
+
+
+@pytest.mark.parametrize(
+    ("parent", "waits"),
+    [
+        (STALE, True),  # checked before the child's problem began: no word on it yet
+        (UNDECIDED, True),  # an unconfirmed problem: may yet be confirmed down
+        (rules.ParentView("gw"), False),  # never checked (disabled): nothing to wait for
+    ],
+)
+def test_child_problem_waits_for_its_parents_verdict(parent: rules.ParentView, waits: bool) -> None:
+    sim = Sim()
+    out = sim.result(FAILED, parents=(parent,))
+    assert out.waiting_on == (("gw",) if waits else ())
+    assert sim.kinds() == ([] if waits else [PROBLEM])
+    assert not sim.state.unreachable
+
+
+def test_child_notifies_once_its_parent_is_freshly_fine() -> None:
+    sim = Sim()
+    sim.result(FAILED, parents=(STALE,))
+    out = sim.review(parents=(fresh(sim),))
+    assert out.waiting_on == ()
+    assert sim.kinds() == [PROBLEM]
+
+
+def test_child_is_unreachable_once_its_parent_is_confirmed_down() -> None:
+    sim = Sim()
+    sim.result(FAILED, parents=(STALE,))
+    out = sim.review(parent_down=True, parents=(fresh(sim),))
+    assert out.waiting_on == () and sim.state.unreachable
+    sim.result(OK)
+    assert sim.notices == []
+
+
+def test_only_an_owed_notice_waits_for_parents() -> None:
+    sim = Sim(policy=NotificationsConfig(renotify=60, cutoff=5))
+    sim.result(FAILED)
+    out = sim.result(FAILED, parents=(STALE,))
+    assert out.waiting_on == ()
+    assert sim.kinds() == [PROBLEM, PROBLEM]  # a renotify does not wait
+
+
+def test_incident_opened_shows_the_status_that_really_was() -> None:
+    sim = Sim()
+    sim.result(FAILED)  # a new service: it was never ok
+    sim.result(OK)
+    sim.result(ERROR)
+    opened = [e for e in sim.events if e.kind is EventKind.INCIDENT_OPENED]
+    assert [(e.previous, e.status) for e in opened] == [(Status.UNKNOWN, FAILED), (OK, ERROR)]
 
 
 def test_ok_child_of_a_down_parent_is_not_unreachable() -> None:
@@ -409,8 +497,10 @@ def test_properties(
             if notice.kind is PROBLEM:
                 assert notice.incident is not None
                 problems[notice.incident] = problems.get(notice.incident, 0) + 1
-                # Held while in maintenance, unreachable, flapping or acknowledged.
+                # Held while in maintenance, unreachable, flapping or acknowledged,
+                # and never telling an ok as a problem.
                 assert not (sim.state.maintenance or sim.state.unreachable or sim.state.flapping)
+                assert sim.state.status.is_problem
                 assert not held_ack or out.incident is None or out.incident.ack is None
             elif notice.kind is NoticeKind.ESCALATION:
                 assert not (sim.state.maintenance or sim.state.unreachable or sim.state.flapping)

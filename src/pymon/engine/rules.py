@@ -16,8 +16,9 @@ Nothing here does I/O or reads a clock, so every transition is a table test, and
 * **Notices**: a problem notice is owed when an incident opens or gets worse, and
   again every ``renotify`` while unacknowledged, up to ``cutoff`` per incident. It
   is held while the service is flapping, in maintenance, unreachable (a service it
-  depends on is down) or acknowledged, and goes out when the hold ends if the
-  incident is still open. Recovery, escalation and flapping notices are documented
+  depends on is down), waiting for its parents' fresh verdict (``Outcome.waiting_on``)
+  or acknowledged, and goes out when the hold ends if the incident is still open
+  and the service still has a problem. Recovery, escalation and flapping notices are documented
   in ``docs/states.md``.
 * **Events** only on transitions.
 
@@ -54,6 +55,7 @@ from pymon.model import (
 
 __all__ = [
     "Outcome",
+    "ParentView",
     "Situation",
     "acknowledge",
     "apply",
@@ -78,16 +80,38 @@ _LETTER = {
 
 
 @dataclass(frozen=True, slots=True)
+class ParentView:
+    """What a child needs to know of one service it depends on.
+
+    ``decided``: its last result is not an unconfirmed problem (a problem that may
+    yet be confirmed, so its verdict on the parent is still out). ``checked_from``:
+    when the check behind its last result started (``-inf`` before any; ``inf`` for
+    a parent that is never checked, such as a disabled one: nothing will come).
+    """
+
+    name: str
+    decided: bool = True
+    checked_from: float = float("inf")
+
+    def settled_since(self, onset: float) -> bool:
+        """Whether its verdict covers a child's problem that began at ``onset``."""
+        return self.decided and self.checked_from >= onset
+
+
+@dataclass(frozen=True, slots=True)
 class Situation:
     """What the rules need to know besides the result: the time and the world around.
 
     ``maintenance``: a maintenance window covers the service now. ``parent_down``: a
-    service it depends on is confirmed error or failed.
+    service it depends on is confirmed error or failed. ``parents``: every service
+    it depends on, so a problem notice waits until each has spoken about the time
+    the problem began.
     """
 
     now: float
     maintenance: bool = False
     parent_down: bool = False
+    parents: tuple[ParentView, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +120,15 @@ class Outcome:
 
     ``incident`` is the service's current incident after the step: open, or closed
     in this very step (so it can be persisted), or None when there is none.
+    ``waiting_on`` names the parents whose fresh verdict a held problem notice waits
+    for: the caller runs them now and reviews the service when they answer.
     """
 
     state: ServiceState
     incident: Incident | None
     events: list[Event] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    waiting_on: tuple[str, ...] = ()
 
 
 def evaluate(result: CheckResult, thresholds: Mapping[str, MetricThresholds]) -> tuple[Status, str]:
@@ -428,23 +455,43 @@ def _workflow(
 
     if incident is not None and not incident.open:
         incident = None
-    confirmed_now = next((e.status for e in events if e.kind is EventKind.CONFIRMED), None)
-    if confirmed_now is not None:
+    confirmed = next((e for e in events if e.kind is EventKind.CONFIRMED), None)
+    if confirmed is not None:
         incident, more_events, more_notices = _on_confirmed(
-            state, incident, confirmed_now, service, policy, now
+            state, incident, confirmed, service, policy, now
         )
         events += more_events
         notices += more_notices
 
+    waiting: tuple[str, ...] = ()
     if incident is not None and incident.open:
-        incident, more_events, more_notices = _notify(state, incident, service, policy, situation)
+        waiting = _waiting_on(state, incident, situation)
+        incident, more_events, more_notices = _notify(
+            state, incident, service, policy, situation, waiting=bool(waiting)
+        )
         events += more_events
         notices += more_notices
 
     open_id = incident.id if incident is not None and incident.open else None
     if state.incident != open_id:
         state = replace(state, incident=open_id)
-    return Outcome(state, incident, events, notices)
+    return Outcome(state, incident, events, notices, waiting)
+
+
+def _waiting_on(state: ServiceState, incident: Incident, situation: Situation) -> tuple[str, ...]:
+    """The parents an owed problem notice waits for before it may go out.
+
+    Services are checked at their own phases, so a child often confirms its problem
+    before its parent does; notified then, every child of a fallen gateway would
+    page. So a problem notice owed by a child whose parents are not (yet) down waits
+    until each parent has a decided result from a check started after the child's
+    problem began: then the parent is either confirmed down (the child is
+    unreachable, held) or really fine (the child's own problem, notified).
+    """
+    if situation.parent_down or not incident.pending or not state.status.is_problem:
+        return ()
+    onset = state.last_change if state.last_change is not None else situation.now
+    return tuple(p.name for p in situation.parents if not p.settled_since(onset))
 
 
 def _flip(was: bool, now: bool, on: EventKind, off: EventKind) -> EventKind | None:
@@ -457,16 +504,21 @@ def _flip(was: bool, now: bool, on: EventKind, off: EventKind) -> EventKind | No
 def _on_confirmed(
     state: ServiceState,
     incident: Incident | None,
-    status: Status,
+    confirmed: Event,
     service: ServiceConfig,
     policy: NotificationsConfig,
     now: float,
 ) -> tuple[Incident | None, list[Event], list[Notice]]:
     name = state.name
+    status = confirmed.status
     if status.is_problem:
         if incident is None:
             incident = Incident(_incident_id(name, state.seq, now), name, now, status, status)
-            event = Event(name, EventKind.INCIDENT_OPENED, now, status, Status.OK, state.message)
+            # The change is the confirmed one: from what really was (``unknown`` for a
+            # service never confirmed), not an assumed ``ok``.
+            event = Event(
+                name, EventKind.INCIDENT_OPENED, now, status, confirmed.previous, state.message
+            )
             return incident, [event], []
         if status.severity > incident.status.severity:
             events = [
@@ -512,6 +564,8 @@ def _notify(
     service: ServiceConfig,
     policy: NotificationsConfig,
     situation: Situation,
+    *,
+    waiting: bool,
 ) -> tuple[Incident, list[Event], list[Notice]]:
     now = situation.now
     events: list[Event] = []
@@ -522,7 +576,18 @@ def _notify(
         and incident.ack.expires <= now
     ):
         incident, events = unacknowledge(incident, now, "acknowledgement expired")
-    held = state.flapping or state.maintenance or state.unreachable or incident.ack is not None
+    # A service back to ok (its recovery not yet confirmed) is sent no problem: a
+    # notice held until then (say, while its parent was down) would only tell an ok
+    # as a problem. If the problem comes back the notice still goes out; if the
+    # recovery is confirmed the incident closes without a word.
+    held = (
+        waiting
+        or not state.status.is_problem
+        or state.flapping
+        or state.maintenance
+        or state.unreachable
+        or incident.ack is not None
+    )
     channels = channels_for(service, policy, incident.status)
     if held or not channels:
         return incident, events, notices

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -124,6 +125,11 @@ class Runtime:
         self.reload_status = ReloadStatus()
         self._maintenance = MaintenanceFlags(self.clock)
         self._tasks: list[asyncio.Task[None]] = []
+        # Children whose problem notice waits for a parent's fresh verdict, by parent;
+        # and the parents run on demand for them, with when they were asked (one run
+        # per parent, however many children ask).
+        self._waiting: dict[str, set[str]] = {}
+        self._asked: dict[str, float] = {}
 
     # -- life ----------------------------------------------------------------------
 
@@ -416,6 +422,14 @@ class Runtime:
     # -- checks and decisions ----------------------------------------------------------
 
     async def _run_service(self, name: str, lateness: float) -> float | None:
+        started = self.clock.time()
+        try:
+            return await self._check_and_decide(name, lateness)
+        finally:
+            if self._asked.get(name, math.inf) <= started:
+                del self._asked[name]  # the run asked for has been made (or given up)
+
+    async def _check_and_decide(self, name: str, lateness: float) -> float | None:
         service = self.configs.get(name)
         if service is None:
             return None  # removed by a reload while it waited for a slot
@@ -428,6 +442,9 @@ class Runtime:
             interval=service.interval,
             pushes=self.heartbeats,
         )
+        # A result is judged by the world it saw: a child whose check began while a
+        # parent was down is unreachable even if the parent came back meanwhile.
+        parent_was_down = self._parent_down(service)
         result = await run_check(check_type(service.type), service.check, ctx)
         current = self.configs.get(name)
         if current is None or not current.enabled:
@@ -439,7 +456,7 @@ class Runtime:
             result,
             service,
             self._config.notifications,
-            self._situation(service),
+            self._situation(service, parent_was_down=parent_was_down),
         )
         state = outcome.state
         record = ResultRecord(
@@ -453,21 +470,66 @@ class Runtime:
             lateness,
         )
         self.book.apply(outcome, record)
+        self._wait_for_parents(outcome)
+        self._tell_children(name)
         return service.retry_after if rules.wants_retry(state) else None
 
-    def _situation(self, service: ServiceConfig) -> rules.Situation:
+    def _situation(
+        self, service: ServiceConfig, *, parent_was_down: bool = False
+    ) -> rules.Situation:
         """The world around ``service`` now: its maintenance windows and its parents."""
-        parent_down = bool(service.depends_on) and any(
+        now = self.clock.time()
+        maintenance = self._maintenance.covered(service, self._windows(), now)
+        if not service.depends_on:
+            return rules.Situation(now, maintenance=maintenance)
+        parents = [p for dep in service.depends_on if (p := self.states.get(dep)) is not None]
+        return rules.Situation(
+            now,
+            maintenance=maintenance,
+            parent_down=parent_was_down or self._parent_down(service),
+            parents=tuple(self._parent_view(p) for p in parents),
+        )
+
+    def _parent_down(self, service: ServiceConfig) -> bool:
+        """Whether a service ``service`` depends on is confirmed error or failed."""
+        return bool(service.depends_on) and any(
             (parent := self.states.get(dep)) is not None
             and parent.confirmed_status in (Status.ERROR, Status.FAILED)
             for dep in service.depends_on
         )
-        now = self.clock.time()
-        return rules.Situation(
-            now,
-            maintenance=self._maintenance.covered(service, self._windows(), now),
-            parent_down=parent_down,
+
+    def _parent_view(self, parent: ServiceState) -> rules.ParentView:
+        if parent.name not in self.scheduler:
+            return rules.ParentView(parent.name)  # never checked: nothing to wait for
+        return rules.ParentView(
+            parent.name,
+            decided=parent.confirmed or not parent.status.is_problem,
+            checked_from=-math.inf
+            if parent.last_check is None
+            else parent.last_check - parent.last_duration,
         )
+
+    def _wait_for_parents(self, outcome: rules.Outcome) -> None:
+        """A held notice waits for parents: run each now (once, however many children
+        ask) unless its verdict is only unconfirmed, which its own retry settles."""
+        child = outcome.state.name
+        for parent in outcome.waiting_on:
+            self._waiting.setdefault(parent, set()).add(child)
+            state = self.states.get(parent)
+            if parent in self._asked or parent not in self.scheduler or state is None:
+                continue
+            if state.seq > 0 and state.status.is_problem and not state.confirmed:
+                continue  # an unconfirmed problem is retried soon by its own rhythm
+            self._asked[parent] = self.clock.time()
+            log.debug("%s: checking %s now, before notifying", child, parent)
+            self.scheduler.run_now(parent)
+
+    def _tell_children(self, parent: str) -> None:
+        """``parent`` has a new result: decide again for the children waiting on it."""
+        for child in sorted(self._waiting.pop(parent, ())):
+            service = self.configs.get(child)
+            if service is not None and service.enabled and child in self.states:
+                self._review_now(service)
 
     def _open_incident(self, name: str) -> tuple[ServiceConfig, Incident]:
         service = self.configs.get(name)
@@ -490,6 +552,7 @@ class Runtime:
         )
         outcome.events[:0] = events
         self.book.apply(outcome)
+        self._wait_for_parents(outcome)
         # An acknowledgement is an operator's word: make it durable before answering.
         await self.writer.flush()
         assert outcome.incident is not None
@@ -520,6 +583,7 @@ class Runtime:
         )
         if outcome.events or outcome.notices:
             self.book.apply(outcome)
+        self._wait_for_parents(outcome)
 
     def _flipped(self, name: str) -> None:
         """A maintenance window started or ended for ``name``: act on it now."""
