@@ -114,10 +114,12 @@ def reply(
     sender: str = ALICE,
     headers: Sequence[str] = (),
     subject: str = "Re: [pymon] web ERROR",
+    from_header: str | None = None,
 ) -> bytes:
-    """A plain reply as a mail client would send it."""
+    """A plain reply as a mail client would send it (``from_header``: the From
+    header's value, else ``Alice <sender>``)."""
     lines = [
-        f"From: Alice <{sender}>",
+        f"From: {from_header or f'Alice <{sender}>'}",
         f"To: {REPLY_ADDRESS}",
         f"Subject: {subject}",
         "Message-ID: <reply-1@example.org>",
@@ -283,6 +285,39 @@ async def test_authorized_envelope_but_foreign_from_refused(start: Starter) -> N
     assert (step, code) == ("DATA", 550)
     assert "sender not authorized" in text
     assert run.target.requests == []
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        f"{ALICE} <mallory@evil.example>",
+        f'"{ALICE}" <mallory@evil.example>',
+        "=?utf-8?q?alice=40example=2Eorg?= <mallory@evil.example>",
+        f"Alice <{ALICE}> (mallory@evil.example)",
+        f'"Alice (mallory@evil.example)" <{ALICE}>',
+    ],
+)
+async def test_from_with_another_address_in_its_display_name_refused(
+    start: Starter, from_header: str
+) -> None:
+    run = await start()
+    step, code, text = await send(run.port, reply(from_header=from_header))
+    assert (step, code) == ("DATA", 550), text
+    assert "sender not authorized: the From header shows another address" in text
+    assert run.target.requests == []
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [f'"Alice ({ALICE})" <{ALICE}>', f"ALICE@Example.org <{ALICE}>", ALICE, f"<{ALICE}>"],
+)
+async def test_from_naming_its_own_address_twice_acknowledges(
+    start: Starter, from_header: str
+) -> None:
+    run = await start()
+    _, code, text = await send(run.port, reply(from_header=from_header))
+    assert code == 250, text
+    assert run.target.requests[0].sender == ALICE
 
 
 async def test_domain_pattern_authorizes_the_whole_domain(start: Starter) -> None:

@@ -272,6 +272,8 @@ class AckServer:
             why = "no From address" if not reading.senders else "more than one From address"
             return self._refuse("550 5.7.1", envelope_sender, f"sender not authorized: {why}")
         sender = reading.senders[0].strip().lower()
+        if reading.disguise is not None:
+            return self._refuse("550 5.7.1", sender, f"sender not authorized: {reading.disguise}")
         if not authorized(sender, self._config.authorized):
             return self._refuse("550 5.7.1", sender, "sender not authorized")
         if reading.automatic is not None:
