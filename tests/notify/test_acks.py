@@ -245,6 +245,16 @@ async def test_maint_with_bad_duration_refused(start: Starter) -> None:
     assert run.target.requests == []
 
 
+async def test_maint_longer_than_ten_years_refused(start: Starter) -> None:
+    run = await start()
+    _, code, text = await send(run.port, reply("maint 99999999d forever"))
+    assert (code, text) == (
+        550,
+        "5.5.4 maint: '99999999d' is longer than 3650d (ten years), the longest duration taken",
+    )
+    assert run.target.requests == []
+
+
 async def test_comment_stops_at_attribution_and_quote(start: Starter) -> None:
     run = await start()
     body = (
@@ -677,6 +687,7 @@ def test_parse_command(text: str, expected: tuple[str, float | None, str]) -> No
         ("maint 0s", "above zero"),
         ("maint -5m", "is not a duration"),
         ("maint inf", "not a finite duration"),
+        ("maint 99999999d", "'99999999d' is longer than 3650d"),
     ],
 )
 def test_parse_command_refuses_bad_durations(text: str, reason: str) -> None:
