@@ -130,8 +130,10 @@ def reply(
     return "\r\n".join(lines).encode() + b"\r\n"
 
 
-def _session(port: int, raw: bytes, mail_from: str, rcpt: Sequence[str]) -> tuple[str, int, bytes]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+def _session(
+    port: int, raw: bytes, mail_from: str, rcpt: Sequence[str], source: str
+) -> tuple[str, int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as smtp:
         smtp.ehlo("client.test")
         code, text = smtp.mail(mail_from)
         if code != 250:
@@ -145,10 +147,16 @@ def _session(port: int, raw: bytes, mail_from: str, rcpt: Sequence[str]) -> tupl
 
 
 async def send(
-    port: int, raw: bytes, *, mail_from: str = ALICE, rcpt: Sequence[str] = (REPLY_ADDRESS,)
+    port: int,
+    raw: bytes,
+    *,
+    mail_from: str = ALICE,
+    rcpt: Sequence[str] = (REPLY_ADDRESS,),
+    source: str = "127.0.0.1",
 ) -> tuple[str, int, str]:
-    """(the step that answered last, its code, its text) for one message over smtplib."""
-    step, code, text = await asyncio.to_thread(_session, port, raw, mail_from, rcpt)
+    """(the step that answered last, its code, its text) for one message over smtplib,
+    from the loopback address ``source``."""
+    step, code, text = await asyncio.to_thread(_session, port, raw, mail_from, rcpt, source)
     return step, code, text.decode("ascii", "replace")
 
 
@@ -489,6 +497,45 @@ async def test_connections_beyond_the_limit_get_421(start: Starter) -> None:
     assert (await second_reader.readline()).startswith(b"421 4.3.2")
     for writer in (first_writer, second_writer):
         writer.close()
+
+
+async def test_connections_beyond_the_limit_per_address_get_421_and_others_get_in(
+    start: Starter,
+) -> None:
+    run = await start(max_sessions_per_address=2)
+    idle = [await asyncio.open_connection("127.0.0.1", run.port) for _ in range(2)]
+    for reader, _ in idle:
+        assert (await reader.readline()).startswith(b"220")
+    reader, writer = await asyncio.open_connection("127.0.0.1", run.port)
+    assert await reader.readline() == b"421 4.3.2 too many connections from your address\r\n"
+    assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    step, code, _ = await send(run.port, reply(), source="127.0.0.2")
+    assert (step, code) == ("DATA", 250)
+    for _, w in [*idle, (reader, writer)]:
+        w.close()
+
+
+async def test_fifty_idle_sessions_from_one_address_block_no_acknowledgement(
+    start: Starter,
+) -> None:
+    run = await start()
+    idle = [await asyncio.open_connection("127.0.0.1", run.port) for _ in range(50)]
+    banners = [await reader.readline() for reader, _ in idle]
+    assert all(b.startswith((b"220", b"421 4.3.2")) for b in banners)
+    step, code, _ = await send(run.port, reply(), source="127.0.0.2")
+    assert (step, code) == ("DATA", 250)
+    for _, writer in idle:
+        writer.close()
+
+
+async def test_a_session_without_mail_is_closed_with_421(start: Starter) -> None:
+    run = await start(mail_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", run.port)
+    assert (await reader.readline()).startswith(b"220 acks.test")
+    writer.write(b"EHLO client.test\r\n")
+    lines = (await asyncio.wait_for(reader.read(), timeout=30)).splitlines()
+    assert lines[-1] == b"421 4.4.2 acks.test no MAIL in time, closing"
+    writer.close()
 
 
 async def test_stop_closes_the_port(start: Starter) -> None:
