@@ -528,12 +528,27 @@ async def test_fifty_idle_sessions_from_one_address_block_no_acknowledgement(
         writer.close()
 
 
-async def test_a_session_without_mail_is_closed_with_421(start: Starter) -> None:
+@pytest.mark.parametrize(
+    ("commands", "answer"),
+    [
+        (b"EHLO client.test\r\n", b"250 HELP"),
+        # A refused sender does not count: a stranger cannot keep a session by trying.
+        (
+            b"EHLO client.test\r\nMAIL FROM:<mallory@evil.example>\r\n",
+            b"550 5.7.1 sender not authorized",
+        ),
+    ],
+    ids=["ehlo-only", "refused-mail-from"],
+)
+async def test_a_session_without_an_accepted_mail_is_closed_with_421(
+    start: Starter, commands: bytes, answer: bytes
+) -> None:
     run = await start(mail_timeout=0.2)
     reader, writer = await asyncio.open_connection("127.0.0.1", run.port)
     assert (await reader.readline()).startswith(b"220 acks.test")
-    writer.write(b"EHLO client.test\r\n")
+    writer.write(commands)
     lines = (await asyncio.wait_for(reader.read(), timeout=30)).splitlines()
+    assert answer in lines
     assert lines[-1] == b"421 4.4.2 acks.test no MAIL in time, closing"
     writer.close()
 
