@@ -715,6 +715,7 @@ async def test_failed_confirmation_is_logged(
         ("maint 2h kernel update", ("maint", 7200.0, "kernel update")),
         ("maint 1d", ("maint", 86400.0, "")),
         ("maint 90s", ("maint", 90.0, "")),
+        ("maint 366d", ("maint", 366 * 86400.0, "")),
         ("", ("ack", None, "")),
         ("\ufeff  \n\n  unack  \n", ("unack", None, "")),
         ("> quoted\n> unack\n", ("ack", None, "")),
@@ -750,6 +751,7 @@ def test_parse_command(text: str, expected: tuple[str, float | None, str]) -> No
         ("maint -5m", "is not a duration"),
         ("maint inf", "not a finite duration"),
         ("maint 99999999d", "'99999999d' is longer than 3650d"),
+        ("maint 366d1s", "^maint: must be at most 366 days$"),
     ],
 )
 def test_parse_command_refuses_bad_durations(text: str, reason: str) -> None:
