@@ -202,6 +202,12 @@ async def test_maint_with_a_bad_duration_names_it(daemon: Daemon, sh: Recorded) 
     assert not daemon.runtime.adhoc_windows
 
 
+async def test_maint_longer_than_ten_years_is_refused(daemon: Daemon, sh: Recorded) -> None:
+    assert not await sh.run("maint down 99999999d")
+    assert "maint: '99999999d' is longer than 3650d (ten years)" in sh.text
+    assert not daemon.runtime.adhoc_windows
+
+
 async def test_check_runs_now_and_shows_the_result(sh: Recorded) -> None:
     assert await sh.run("check 'web server'")
     assert "web server: check queued" in sh.text

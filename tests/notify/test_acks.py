@@ -114,10 +114,12 @@ def reply(
     sender: str = ALICE,
     headers: Sequence[str] = (),
     subject: str = "Re: [pymon] web ERROR",
+    from_header: str | None = None,
 ) -> bytes:
-    """A plain reply as a mail client would send it."""
+    """A plain reply as a mail client would send it (``from_header``: the From
+    header's value, else ``Alice <sender>``)."""
     lines = [
-        f"From: Alice <{sender}>",
+        f"From: {from_header or f'Alice <{sender}>'}",
         f"To: {REPLY_ADDRESS}",
         f"Subject: {subject}",
         "Message-ID: <reply-1@example.org>",
@@ -128,8 +130,10 @@ def reply(
     return "\r\n".join(lines).encode() + b"\r\n"
 
 
-def _session(port: int, raw: bytes, mail_from: str, rcpt: Sequence[str]) -> tuple[str, int, bytes]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+def _session(
+    port: int, raw: bytes, mail_from: str, rcpt: Sequence[str], source: str
+) -> tuple[str, int, bytes]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as smtp:
         smtp.ehlo("client.test")
         code, text = smtp.mail(mail_from)
         if code != 250:
@@ -143,10 +147,16 @@ def _session(port: int, raw: bytes, mail_from: str, rcpt: Sequence[str]) -> tupl
 
 
 async def send(
-    port: int, raw: bytes, *, mail_from: str = ALICE, rcpt: Sequence[str] = (REPLY_ADDRESS,)
+    port: int,
+    raw: bytes,
+    *,
+    mail_from: str = ALICE,
+    rcpt: Sequence[str] = (REPLY_ADDRESS,),
+    source: str = "127.0.0.1",
 ) -> tuple[str, int, str]:
-    """(the step that answered last, its code, its text) for one message over smtplib."""
-    step, code, text = await asyncio.to_thread(_session, port, raw, mail_from, rcpt)
+    """(the step that answered last, its code, its text) for one message over smtplib,
+    from the loopback address ``source``."""
+    step, code, text = await asyncio.to_thread(_session, port, raw, mail_from, rcpt, source)
     return step, code, text.decode("ascii", "replace")
 
 
@@ -243,6 +253,16 @@ async def test_maint_with_bad_duration_refused(start: Starter) -> None:
     assert run.target.requests == []
 
 
+async def test_maint_longer_than_ten_years_refused(start: Starter) -> None:
+    run = await start()
+    _, code, text = await send(run.port, reply("maint 99999999d forever"))
+    assert (code, text) == (
+        550,
+        "5.5.4 maint: '99999999d' is longer than 3650d (ten years), the longest duration taken",
+    )
+    assert run.target.requests == []
+
+
 async def test_comment_stops_at_attribution_and_quote(start: Starter) -> None:
     run = await start()
     body = (
@@ -283,6 +303,39 @@ async def test_authorized_envelope_but_foreign_from_refused(start: Starter) -> N
     assert (step, code) == ("DATA", 550)
     assert "sender not authorized" in text
     assert run.target.requests == []
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        f"{ALICE} <mallory@evil.example>",
+        f'"{ALICE}" <mallory@evil.example>',
+        "=?utf-8?q?alice=40example=2Eorg?= <mallory@evil.example>",
+        f"Alice <{ALICE}> (mallory@evil.example)",
+        f'"Alice (mallory@evil.example)" <{ALICE}>',
+    ],
+)
+async def test_from_with_another_address_in_its_display_name_refused(
+    start: Starter, from_header: str
+) -> None:
+    run = await start()
+    step, code, text = await send(run.port, reply(from_header=from_header))
+    assert (step, code) == ("DATA", 550), text
+    assert "sender not authorized: the From header shows another address" in text
+    assert run.target.requests == []
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [f'"Alice ({ALICE})" <{ALICE}>', f"ALICE@Example.org <{ALICE}>", ALICE, f"<{ALICE}>"],
+)
+async def test_from_naming_its_own_address_twice_acknowledges(
+    start: Starter, from_header: str
+) -> None:
+    run = await start()
+    _, code, text = await send(run.port, reply(from_header=from_header))
+    assert code == 250, text
+    assert run.target.requests[0].sender == ALICE
 
 
 async def test_domain_pattern_authorizes_the_whole_domain(start: Starter) -> None:
@@ -444,6 +497,60 @@ async def test_connections_beyond_the_limit_get_421(start: Starter) -> None:
     assert (await second_reader.readline()).startswith(b"421 4.3.2")
     for writer in (first_writer, second_writer):
         writer.close()
+
+
+async def test_connections_beyond_the_limit_per_address_get_421_and_others_get_in(
+    start: Starter,
+) -> None:
+    run = await start(max_sessions_per_address=2)
+    idle = [await asyncio.open_connection("127.0.0.1", run.port) for _ in range(2)]
+    for reader, _ in idle:
+        assert (await reader.readline()).startswith(b"220")
+    reader, writer = await asyncio.open_connection("127.0.0.1", run.port)
+    assert await reader.readline() == b"421 4.3.2 too many connections from your address\r\n"
+    assert await asyncio.wait_for(reader.read(), timeout=30) == b""
+    step, code, _ = await send(run.port, reply(), source="127.0.0.2")
+    assert (step, code) == ("DATA", 250)
+    for _, w in [*idle, (reader, writer)]:
+        w.close()
+
+
+async def test_fifty_idle_sessions_from_one_address_block_no_acknowledgement(
+    start: Starter,
+) -> None:
+    run = await start()
+    idle = [await asyncio.open_connection("127.0.0.1", run.port) for _ in range(50)]
+    banners = [await reader.readline() for reader, _ in idle]
+    assert all(b.startswith((b"220", b"421 4.3.2")) for b in banners)
+    step, code, _ = await send(run.port, reply(), source="127.0.0.2")
+    assert (step, code) == ("DATA", 250)
+    for _, writer in idle:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    ("commands", "answer"),
+    [
+        (b"EHLO client.test\r\n", b"250 HELP"),
+        # A refused sender does not count: a stranger cannot keep a session by trying.
+        (
+            b"EHLO client.test\r\nMAIL FROM:<mallory@evil.example>\r\n",
+            b"550 5.7.1 sender not authorized",
+        ),
+    ],
+    ids=["ehlo-only", "refused-mail-from"],
+)
+async def test_a_session_without_an_accepted_mail_is_closed_with_421(
+    start: Starter, commands: bytes, answer: bytes
+) -> None:
+    run = await start(mail_timeout=0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", run.port)
+    assert (await reader.readline()).startswith(b"220 acks.test")
+    writer.write(commands)
+    lines = (await asyncio.wait_for(reader.read(), timeout=30)).splitlines()
+    assert answer in lines
+    assert lines[-1] == b"421 4.4.2 acks.test no MAIL in time, closing"
+    writer.close()
 
 
 async def test_stop_closes_the_port(start: Starter) -> None:
@@ -608,6 +715,7 @@ async def test_failed_confirmation_is_logged(
         ("maint 2h kernel update", ("maint", 7200.0, "kernel update")),
         ("maint 1d", ("maint", 86400.0, "")),
         ("maint 90s", ("maint", 90.0, "")),
+        ("maint 366d", ("maint", 366 * 86400.0, "")),
         ("", ("ack", None, "")),
         ("\ufeff  \n\n  unack  \n", ("unack", None, "")),
         ("> quoted\n> unack\n", ("ack", None, "")),
@@ -642,6 +750,8 @@ def test_parse_command(text: str, expected: tuple[str, float | None, str]) -> No
         ("maint 0s", "above zero"),
         ("maint -5m", "is not a duration"),
         ("maint inf", "not a finite duration"),
+        ("maint 99999999d", "'99999999d' is longer than 3650d"),
+        ("maint 366d1s", "^maint: must be at most 366 days$"),
     ],
 )
 def test_parse_command_refuses_bad_durations(text: str, reason: str) -> None:

@@ -280,6 +280,37 @@ async def test_replies_that_may_not_acknowledge_are_refused(
     assert d.runtime.incidents["web"].ack is None
 
 
+async def refused_reply(
+    tmp_path: Path, sink: MailSink, daemons: list[Daemon], first_line: str
+) -> tuple[Daemon, int, bytes | str]:
+    """A daemon whose first alert got a reply saying ``first_line``, and the refusal
+    (code, text) that reply met."""
+    ack_port = free_port()
+    d = await start(daemons, ack_config(tmp_path, sink, ack_port, refused_port()))
+    [alert] = await sink.await_for(1)
+    reply = reply_to(alert, "oncall@example.org", first_line)
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        await asyncio.to_thread(send, ack_port, reply, "oncall@example.org")
+    return d, info.value.smtp_code, info.value.smtp_error
+
+
+async def test_unack_of_what_is_not_acknowledged_is_refused_as_the_api_refuses_it(
+    tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
+) -> None:
+    d, code, text = await refused_reply(tmp_path, sink, daemon_factory, "unack")
+    assert (code, text) == (550, b"5.7.0 web is not acknowledged")
+    assert d.runtime.incidents["web"].ack is None
+
+
+async def test_maint_for_longer_than_ten_years_is_refused_and_adds_no_window(
+    tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
+) -> None:
+    d, code, text = await refused_reply(tmp_path, sink, daemon_factory, "maint 99999999d")
+    assert code == 550
+    assert b"longer than 3650d (ten years)" in text
+    assert not d.runtime.adhoc_windows
+
+
 async def test_a_reply_to_a_closed_incident_is_refused(
     tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
 ) -> None:

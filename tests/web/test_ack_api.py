@@ -3,6 +3,7 @@ ack`` against a real daemon is in test_end_to_end.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,6 +13,7 @@ from pymon.model import Status
 from tests.support.port import FakePort, fake_port
 from tests.web.helpers import app_client
 
+TOO_LONG = "'99999999d' is longer than 3650d (ten years), the longest duration taken"
 CONFIG = """
 defaults: {flap_guard: {failed: 1}}
 services:
@@ -100,6 +102,31 @@ async def test_a_bad_field_is_named(
     answer = await client.post("/api/v1/services/down/ack", json=body)
     assert answer.status_code == 422
     assert [f["field"] for f in answer.json()["fields"]] == [field]
+
+
+async def test_an_ack_expiring_after_ten_years_is_refused(
+    port: FakePort, client: httpx.AsyncClient
+) -> None:
+    answer = await client.post("/api/v1/services/down/ack", json={"expires": "99999999d"})
+    assert answer.status_code == 422, answer.text
+    [field] = answer.json()["fields"]
+    assert field["field"] == "expires"
+    assert TOO_LONG in field["error"]
+    assert port.incidents["down"].ack is None
+
+
+async def test_the_ack_form_refuses_an_expiry_after_ten_years(
+    port: FakePort, client: httpx.AsyncClient
+) -> None:
+    html = (await client.get("/services/down")).text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', html)
+    assert csrf is not None
+    headers = {"Accept": "application/json", "X-CSRF-Token": csrf[1]}
+    form = {"expires": "99999999d"}
+    answer = await client.post("/services/down/ack", data=form, headers=headers)
+    assert answer.status_code == 422, answer.text
+    assert TOO_LONG in answer.text
+    assert port.incidents["down"].ack is None
 
 
 async def test_notifications_lists_deliveries(client: httpx.AsyncClient) -> None:

@@ -47,6 +47,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 from pymon.durations import Duration
 
 __all__ = [
+    "MAX_SPAN",
     "WEEKDAYS",
     "ConfigWindows",
     "MaintenanceWindow",
@@ -57,6 +58,10 @@ __all__ = [
     "one_off",
     "with_ids",
 ]
+
+MAX_SPAN = 366 * 86400.0
+"""The longest ad hoc window, in seconds from its start to its end, however it is asked
+for (the API, the web's forms, the shell, ``maint`` in a reply to an alert)."""
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Day names as ``days`` stores them, in the order of :meth:`datetime.date.weekday`."""

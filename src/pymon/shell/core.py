@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pymon.client import Client, ClientError
+from pymon.durations import parse_duration
 from pymon.engine.maintenance import literal_pattern
 from pymon.shell import render
 from pymon.shell.commands import (
@@ -235,6 +236,11 @@ class Shell:
 
     def _maint(self, args: list[str]) -> None:
         name, duration, comment = args[0], args[1], " ".join(args[2:])
+        try:
+            # Read here as the daemon reads it: a typo is named before anything is asked.
+            parse_duration(duration)
+        except ValueError as exc:
+            raise UsageError(f"maint: {exc}") from None
         # A window names services by glob: make sure it covers this one, and only it.
         self.client.service(name)
         window = self.client.maintenance(

@@ -22,13 +22,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pymon.config.windows import MaintenanceWindow, local_to_epoch, one_off
+from pymon.config.windows import MAX_SPAN, MaintenanceWindow, local_to_epoch, one_off
 from pymon.durations import Duration
 
 __all__ = ["MAX_SPAN", "CommandError", "MaintenanceCommand"]
-
-MAX_SPAN = 366 * 86400.0
-"""The longest window a command may make, in seconds (from its start to its end)."""
 
 
 class CommandError(ValueError):

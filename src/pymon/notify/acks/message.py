@@ -32,14 +32,20 @@ _MAX_DEPTH = 20
 _MAX_CANDIDATES = 20  # tokens tried per message: each one is a lookup
 _MULTIPART = re.compile(rb"^content-type:\s*(multipart|message)/", re.I | re.M)
 _AUTOMATIC_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\]\\,;:\"']+@[^\s<>()\[\]\\,;:\"']+")
 _QUOTED_HEADERS = ("in-reply-to", "references", "message-id", "x-pymon-incident", "x-pymon-token")
 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """What the server needs from a message, read off-loop in one go."""
+    """What the server needs from a message, read off-loop in one go.
+
+    ``disguise`` says why the From header cannot be trusted (an address in its
+    display name or comment other than the real one), else None.
+    """
 
     senders: tuple[str, ...]
+    disguise: str | None
     automatic: str | None
     headers: Mapping[str, tuple[str, ...]]
     subject: str
@@ -80,8 +86,10 @@ def read(raw: bytes) -> Reading:
     headers: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
         headers.setdefault(name.strip().lower(), []).append(str(value))
+    senders = _from_addresses(msg)
     return Reading(
-        senders=_from_addresses(msg),
+        senders=senders,
+        disguise=_disguise(headers.get("from", ()), msg, senders),
         automatic=_automatic(headers),
         headers={k: tuple(headers.get(k, ())) for k in _QUOTED_HEADERS},
         subject=_subject(msg),
@@ -95,6 +103,26 @@ def _from_addresses(msg: Message) -> tuple[str, ...]:
         return tuple(str(a.addr_spec) for h in found for a in getattr(h, "addresses", ()))
     except Exception:  # the header parser has corners that raise; unreadable = no sender
         return ()
+
+
+def _disguise(raw: Sequence[str], msg: Message, senders: Sequence[str]) -> str | None:
+    """Why the From header holds an address other than its real one, or None.
+
+    ``"oncall@example.org" <evil@evil.com>`` shows a reader (and a lenient parser
+    reads ``oncall@example.org <evil@evil.com>`` as) an authorized address that is
+    not the sender's. Every address-like word in the header, raw (comments) and
+    decoded (encoded words), must be the real address.
+    """
+    real = {s.strip().lower() for s in senders}
+    try:
+        decoded = [str(h) for h in msg.get_all("From") or []]
+    except Exception:  # the header parser has corners that raise; the raw text still counts
+        decoded = []
+    for text in (*raw, *decoded):
+        for word in _ADDRESS_LIKE.findall(text):
+            if word.strip(".").lower() not in real:
+                return f"the From header shows another address ({loggable(word)[:100]})"
+    return None
 
 
 def _subject(msg: Message) -> str:

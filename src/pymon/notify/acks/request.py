@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from pymon.config.windows import MAX_SPAN
 from pymon.durations import parse_duration
 from pymon.model import Incident
 from pymon.notify.acks.text import human_line
@@ -146,6 +147,9 @@ def _maint_duration(spec: str) -> float:
         raise ValueError(f"maint: {exc}") from None
     if seconds <= 0:
         raise ValueError("maint needs a duration above zero, e.g. 'maint 2h'")
+    if seconds > MAX_SPAN:
+        # The bound the API and the shell put on a window, so all of them answer alike.
+        raise ValueError("maint: must be at most 366 days")
     return seconds
 
 

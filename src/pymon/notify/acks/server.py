@@ -2,9 +2,11 @@
 loop, taking mail for one address (and its ``+token`` forms) only, never relaying.
 
 Its limits: the envelope sender is checked at MAIL FROM, recipients are capped, a
-session lives at most ten minutes and idles at most ``session_timeout``, sessions
-beyond ``max_sessions`` are answered 421 and closed, a message is at most
-``max_size``. Each message is read (:mod:`~pymon.notify.acks.message`), its sender
+session lives at most ten minutes, idles at most ``session_timeout`` and must reach
+an accepted MAIL FROM within ``mail_timeout``; sessions beyond ``max_sessions``, or
+beyond ``max_sessions_per_address`` from one peer address, are answered 421 and
+closed, so idle connections from one place never lock everyone else out; a message
+is at most ``max_size``. Each message is read (:mod:`~pymon.notify.acks.message`), its sender
 authorized and its command parsed (:mod:`~pymon.notify.acks.request`), the incident
 found by its tokens, the request carried out by the :class:`AckTarget`, and a
 confirmation (:mod:`~pymon.notify.acks.confirm`) sent in the background. Every
@@ -81,9 +83,14 @@ class _Busy(asyncio.Protocol):
 
 
 class _Session(SMTP):
-    """One SMTP connection; the server knows its sessions to close them on stop."""
+    """One SMTP connection; the server knows its sessions to close them on stop.
 
-    def __init__(self, owner: AckServer, *, timeout: float) -> None:
+    A connection its peer address may not open is answered 421 before aiosmtpd sees
+    it; one that has not had a MAIL FROM accepted within ``mail_timeout`` is
+    answered 421 and closed.
+    """
+
+    def __init__(self, owner: AckServer, *, timeout: float, mail_timeout: float) -> None:
         super().__init__(
             _Handler(owner),
             data_size_limit=owner._config.max_size,
@@ -95,19 +102,54 @@ class _Session(SMTP):
             loop=asyncio.get_running_loop(),
         )
         self._owner = owner
+        self._mail_timeout = mail_timeout
         self._cutoff: asyncio.TimerHandle | None = None
+        self._no_mail: asyncio.TimerHandle | None = None
+        self._address: str | None = None  # the peer address, once admitted
         self.closed: asyncio.Future[None] = self.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if not self._owner._admit(address):
+            # aiosmtpd never sees this connection: nothing of its session to tear down.
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(b"421 4.3.2 too many connections from your address\r\n")
+            transport.close()
+            return
+        self._address = address
         super().connection_made(transport)
         self._cutoff = self.loop.call_later(_SESSION_LIMIT, transport.close)
+        self._no_mail = self.loop.call_later(self._mail_timeout, self._idle_before_mail)
+
+    def mail_accepted(self) -> None:
+        """A MAIL FROM was accepted: the session is at work, not waiting for one."""
+        if self._no_mail is not None:
+            self._no_mail.cancel()
+            self._no_mail = None
+
+    def _idle_before_mail(self) -> None:
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            host = self._owner._hostname.encode("ascii", "replace")
+            transport.write(b"421 4.4.2 " + host + b" no MAIL in time, closing\r\n")
+            transport.close()
+
+    def eof_received(self) -> bool | None:
+        if self._address is None:
+            return False
+        return super().eof_received()
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
-            super().connection_lost(error)
+            if self._address is not None:
+                super().connection_lost(error)
         finally:
-            if self._cutoff is not None:
-                self._cutoff.cancel()
+            for timer in (self._cutoff, self._no_mail):
+                if timer is not None:
+                    timer.cancel()
+            if self._address is not None:
+                self._owner._release(self._address)
             self._owner._sessions.discard(self)
             if not self.closed.done():
                 self.closed.set_result(None)
@@ -126,6 +168,8 @@ class _Handler:
             return self._owner._refuse("550 5.7.1", address, "sender not authorized")
         envelope.mail_from = address
         envelope.mail_options.extend(options)
+        if isinstance(server, _Session):
+            server.mail_accepted()
         return "250 2.1.0 OK"
 
     async def handle_RCPT(
@@ -166,7 +210,9 @@ class AckServer:
         hostname: str = "pymon",
         confirm: Callable[[EmailMessage], Awaitable[None]] | None = None,
         session_timeout: float = 60.0,
+        mail_timeout: float = 10.0,
         max_sessions: int = 50,
+        max_sessions_per_address: int = 10,
     ) -> None:
         self._config = config
         self._tokens = tokens
@@ -174,7 +220,11 @@ class AckServer:
         self._hostname = hostname
         self._confirm = confirm
         self._session_timeout = session_timeout
+        self._mail_timeout = mail_timeout
         self._max_sessions = max_sessions
+        self._max_per_address = max_sessions_per_address
+        self._per_address: dict[str, int] = {}
+        self._crowding: set[str] = set()
         local, _, domain = config.address.lower().rpartition("@")
         self._domain = domain or hostname
         self._mailbox = re.compile(
@@ -237,11 +287,31 @@ class AckServer:
                 task.cancel()
 
     def _protocol(self) -> asyncio.BaseProtocol:
-        if len(self._sessions) >= self._max_sessions:
+        # Admitted sessions count; one refused per address is already on its way out.
+        if sum(self._per_address.values()) >= self._max_sessions:
             return _Busy()
-        session = _Session(self, timeout=self._session_timeout)
+        session = _Session(self, timeout=self._session_timeout, mail_timeout=self._mail_timeout)
         self._sessions.add(session)
         return session
+
+    def _admit(self, address: str) -> bool:
+        """Count a session from ``address`` in, unless it already holds its share."""
+        held = self._per_address.get(address, 0)
+        if held >= self._max_per_address:
+            if address not in self._crowding:  # once per crowding, not once per connection
+                self._crowding.add(address)
+                log.warning("acknowledgements: %s holds %d sessions; refusing more", address, held)
+            return False
+        self._per_address[address] = held + 1
+        return True
+
+    def _release(self, address: str) -> None:
+        held = self._per_address.get(address, 0) - 1
+        self._crowding.discard(address)
+        if held > 0:
+            self._per_address[address] = held
+        else:
+            self._per_address.pop(address, None)
 
     def _refuse(self, code: str, sender: str, reason: str) -> str:
         self.refused += 1
@@ -272,6 +342,8 @@ class AckServer:
             why = "no From address" if not reading.senders else "more than one From address"
             return self._refuse("550 5.7.1", envelope_sender, f"sender not authorized: {why}")
         sender = reading.senders[0].strip().lower()
+        if reading.disguise is not None:
+            return self._refuse("550 5.7.1", sender, f"sender not authorized: {reading.disguise}")
         if not authorized(sender, self._config.authorized):
             return self._refuse("550 5.7.1", sender, "sender not authorized")
         if reading.automatic is not None:
