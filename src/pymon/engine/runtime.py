@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import secrets
 import time
 import uuid
@@ -47,6 +46,7 @@ from pymon.engine import rules
 from pymon.engine.book import ServiceBook
 from pymon.engine.bus import Bus, Subscription
 from pymon.engine.flags import MaintenanceFlags
+from pymon.engine.parents import ParentWatch
 from pymon.engine.ports import (
     Health,
     NoticeDesk,
@@ -125,11 +125,7 @@ class Runtime:
         self.reload_status = ReloadStatus()
         self._maintenance = MaintenanceFlags(self.clock)
         self._tasks: list[asyncio.Task[None]] = []
-        # Children whose problem notice waits for a parent's fresh verdict, by parent;
-        # and the parents run on demand for them, with when they were asked (one run
-        # per parent, however many children ask).
-        self._waiting: dict[str, set[str]] = {}
-        self._asked: dict[str, float] = {}
+        self._parents = ParentWatch(self.scheduler.run_now)
 
     # -- life ----------------------------------------------------------------------
 
@@ -426,8 +422,7 @@ class Runtime:
         try:
             return await self._check_and_decide(name, lateness)
         finally:
-            if self._asked.get(name, math.inf) <= started:
-                del self._asked[name]  # the run asked for has been made (or given up)
+            self._parents.ran(name, started)
 
     async def _check_and_decide(self, name: str, lateness: float) -> float | None:
         service = self.configs.get(name)
@@ -487,7 +482,7 @@ class Runtime:
             now,
             maintenance=maintenance,
             parent_down=parent_was_down or self._parent_down(service),
-            parents=tuple(self._parent_view(p) for p in parents),
+            parents=tuple(ParentWatch.view(p, p.name in self.scheduler) for p in parents),
         )
 
     def _parent_down(self, service: ServiceConfig) -> bool:
@@ -498,35 +493,16 @@ class Runtime:
             for dep in service.depends_on
         )
 
-    def _parent_view(self, parent: ServiceState) -> rules.ParentView:
-        if parent.name not in self.scheduler:
-            return rules.ParentView(parent.name)  # never checked: nothing to wait for
-        return rules.ParentView(
-            parent.name,
-            decided=parent.confirmed or not parent.status.is_problem,
-            checked_from=-math.inf
-            if parent.last_check is None
-            else parent.last_check - parent.last_duration,
-        )
-
     def _wait_for_parents(self, outcome: rules.Outcome) -> None:
-        """A held notice waits for parents: run each now (once, however many children
-        ask) unless its verdict is only unconfirmed, which its own retry settles."""
+        """A held notice waits for parents: each is run now, once however many ask."""
         child = outcome.state.name
-        for parent in outcome.waiting_on:
-            self._waiting.setdefault(parent, set()).add(child)
-            state = self.states.get(parent)
-            if parent in self._asked or parent not in self.scheduler or state is None:
-                continue
-            if state.seq > 0 and state.status.is_problem and not state.confirmed:
-                continue  # an unconfirmed problem is retried soon by its own rhythm
-            self._asked[parent] = self.clock.time()
+        parents = [(p, self.states.get(p), p in self.scheduler) for p in outcome.waiting_on]
+        for parent in self._parents.wait(child, parents, self.clock.time()):
             log.debug("%s: checking %s now, before notifying", child, parent)
-            self.scheduler.run_now(parent)
 
     def _tell_children(self, parent: str) -> None:
         """``parent`` has a new result: decide again for the children waiting on it."""
-        for child in sorted(self._waiting.pop(parent, ())):
+        for child in self._parents.answered(parent):
             service = self.configs.get(child)
             if service is not None and service.enabled and child in self.states:
                 self._review_now(service)
