@@ -1,7 +1,7 @@
 """Flapping replayed end to end: a real daemon, plugin checks whose script answers from a
 schedule, notices counted per thread at a real SMTP sink.
 
-Each service flaps (down, then up, every 1.5 intervals) for half an hour, then stays up.
+Each service flaps (down, then up, every 1.5 intervals) for 20 minutes, then stays up.
 Its schedule is shifted by a different offset, and the scheduler gives each name its own
 phase, so the checks meet the flapping at several phases. The daemon runs on a fake
 clock the test moves in steps; the script reads that clock from a file, so what each
@@ -21,8 +21,8 @@ from tests.support.waiting import wait_for
 
 INTERVAL = 60
 HALF = 90  # down for 1.5 intervals, then up for 1.5 intervals
-FLAPPING_UNTIL = 1800
-STEADY_UNTIL = 3600
+FLAPPING_UNTIL = 1200
+STEADY_UNTIL = 2800
 STEP = 5
 OFFSETS = (0, 30, 60, 90, 120, 150)
 
