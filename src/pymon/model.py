@@ -132,7 +132,8 @@ class ServiceState:
     ``confirmed`` says whether ``status`` is that status. ``last_by_status`` maps a
     status name to the time of the last result with it. ``seq`` numbers the results.
     ``flap_history`` holds the statuses of the last results (one letter each, oldest
-    first) that flap detection weighs; ``incident`` is the id of the open incident.
+    first, upper case where the result confirmed a change) that flap detection weighs;
+    ``incident`` is the id of the open incident.
     Whether it is acknowledged or escalated lives on the Incident.
     """
 

@@ -500,3 +500,20 @@ def test_issues_on_one_line_follow_the_documented_key_order(tmp_path: Path) -> N
         "FILE:2: services[0].enabled: expected true or false, got 'x'",
         "FILE:2: services[0].tags: expected a list, got 3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("detection", "why"),
+    [
+        ("{changes: 1}", "changes must be 0 (off) or at least 2"),
+        (
+            "{window: 5, changes: 6}",
+            "changes (6) must not be above window (5): the window could never hold them",
+        ),
+    ],
+)
+def test_flap_detection_changes_must_fit_the_window(
+    tmp_path: Path, detection: str, why: str
+) -> None:
+    found = issues(tmp_path, f"defaults:\n  flap_detection: {detection}\n")
+    assert found == [f"FILE:2: defaults.flap_detection: {why}"]

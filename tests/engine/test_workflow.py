@@ -392,19 +392,111 @@ def test_flapping_sends_only_started_and_stopped() -> None:
     assert tail == [NoticeKind.FLAPPING_STOPPED, PROBLEM]
 
 
-def test_flapping_needs_a_full_window_to_start() -> None:
-    sim = Sim(svc=service(flap_detection=FlapDetection(window=21)))
+def test_flapping_by_percent_needs_a_full_window_to_start() -> None:
+    sim = Sim(svc=service(flap_detection=FlapDetection(window=21, changes=0)))
     for status in [OK, ERROR] * 5:
         sim.result(status)
     assert not sim.state.flapping and sim.state.flap_pct == 100.0
+    for status in [OK, ERROR] * 6:
+        sim.result(status)
+    assert sim.state.flapping
+
+
+def test_percent_rule_alone_is_nagios_flap_detection() -> None:
+    # Soft changes only (the guard never confirms a problem): the percent decides.
+    guard = FlapGuard(ok=1, warn=3, error=3, failed=3, unknown=3)
+    sim = Sim(svc=service(flap_guard=guard, flap_detection=FlapDetection()))
+    for status in [OK, OK, ERROR] * 7:
+        sim.result(status)
+    assert sim.incident is None and sim.state.flapping
+    assert sim.kinds() == [NoticeKind.FLAPPING_STARTED]
+
+
+# The flap guard pymon ships (ok 2, problems 3) and its default flap detection. Each
+# row is a run of results from a steady ok service, and the notices it costs.
+GUARDED = FlapGuard()
+P, R, FS, FE = PROBLEM, RECOVERY, NoticeKind.FLAPPING_STARTED, NoticeKind.FLAPPING_STOPPED
 
 
 @pytest.mark.parametrize(
-    ("history", "pct"),
-    [("", 0.0), ("o", 0.0), ("oooo", 0.0), ("oeoe", 100.0), ("oe", 100.0)],
+    ("results", "kinds"),
+    [
+        # An outage and its recovery: two confirmed changes, no flapping.
+        ([ERROR] * 3 + [OK] * 2, [P, R]),
+        # Back down soon after: the third confirmed change starts flapping instead of
+        # a second problem notice.
+        ([ERROR] * 3 + [OK] * 2 + [ERROR] * 3, [P, R, FS]),
+        ([ERROR] * 4 + [OK] * 3 + [ERROR] * 3 + [OK] * 2 + [ERROR] * 3, [P, R, FS]),
+        # Blips the guard never confirms are no confirmed change.
+        ([ERROR, ERROR, OK, ERROR, OK, OK, ERROR, ERROR, OK] + [ERROR] * 3, [P]),
+        # From the first result on: the first confirmed problem counts as a change.
+        ([OK, ERROR, ERROR, ERROR, OK, OK, ERROR, ERROR, ERROR], [P, R, FS]),
+        # Spread further apart than the window: each one is an outage of its own.
+        ([ERROR] * 3 + [OK] * 2 + [OK] * 16 + [ERROR] * 3 + [OK] * 2, [P, R, P, R]),
+        # A worse and then a milder status are changes too; the open incident's thread
+        # gets the flapping notice, and later its recovery.
+        ([WARN] * 3 + [ERROR] * 3 + [WARN] * 3 + [OK] * 2, [P, P, FS, R]),
+    ],
 )
-def test_flap_percent_edges(history: str, pct: float) -> None:
-    assert rules.flap_percent(history) == pct
+def test_confirmed_changes_start_flapping(results: list[Status], kinds: list[NoticeKind]) -> None:
+    sim = Sim(svc=service(flap_guard=GUARDED, flap_detection=FlapDetection()))
+    for status in results:
+        sim.result(status)
+    assert sim.kinds() == kinds
+
+
+def test_flapping_notice_joins_the_open_thread_and_says_notices_are_held() -> None:
+    sim = Sim(svc=service(flap_guard=GUARDED, flap_detection=FlapDetection()))
+    for status in [WARN] * 3 + [ERROR] * 3 + [WARN] * 3:
+        sim.result(status)
+    assert sim.incident is not None and sim.state.flapping
+    started = sim.notices[-1]
+    assert started.kind is FS and started.incident == sim.incident.id
+    assert started.message.startswith("flapping started: notices held; 3 confirmed changes")
+    for status in [OK] * 2:
+        sim.result(status)
+    recovery = sim.notices[-1]
+    assert recovery.kind is R and recovery.incident == started.incident
+    assert "still flapping" in recovery.message
+
+
+def test_flapping_stops_once_the_window_holds_no_confirmed_change() -> None:
+    detection = FlapDetection(window=10)
+    sim = Sim(svc=service(flap_guard=GUARDED, flap_detection=detection))
+    for status in [ERROR] * 3 + [OK] * 2 + [ERROR] * 3 + [OK] * 2:
+        sim.result(status)
+    assert sim.state.flapping
+    for _ in range(9):
+        sim.result(OK)
+    # The last confirmed change (the second OK above) is still the window's oldest result.
+    assert sim.state.flapping and sim.state.flap_history == "Oooooooooo"
+    sim.result(OK)
+    assert not sim.state.flapping and sim.kinds()[-1] is FE
+    # Steady again: one new outage is an outage, not flapping.
+    for status in [ERROR] * 3 + [OK] * 2:
+        sim.result(status)
+    assert sim.kinds()[-3:] == [FE, P, R]
+
+
+# Upper case marks a result that confirmed a change: counted by confirmed_changes,
+# ignored by the percent.
+@pytest.mark.parametrize(
+    ("history", "pct", "changes"),
+    [
+        ("", 0.0, 0),
+        ("o", 0.0, 0),
+        ("oooo", 0.0, 0),
+        ("oeoe", 100.0, 0),
+        ("oe", 100.0, 0),
+        ("oEoE", 100.0, 2),
+        ("ooOo", 0.0, 1),
+        ("OEOEO", 100.0, 5),
+        ("wWeEfFuU", 3 / 7 * 100, 4),
+    ],
+)
+def test_flap_percent_and_confirmed_changes(history: str, pct: float, changes: int) -> None:
+    assert rules.flap_percent(history) == pytest.approx(pct, abs=0.01)
+    assert rules.confirmed_changes(history) == changes
 
 
 def test_recent_changes_weigh_more() -> None:
@@ -465,7 +557,7 @@ def test_properties(
     steps: list[tuple[Status, bool, bool, str]], cutoff: int, renotify: float, flap: bool
 ) -> None:
     guard = FlapGuard(ok=2, warn=2, error=2, failed=2, unknown=2)
-    detection = FlapDetection(window=8, low=20, high=40) if flap else NO_FLAP
+    detection = FlapDetection(window=8, changes=3, low=20, high=40) if flap else NO_FLAP
     sim = Sim(
         svc=service(flap_guard=guard, flap_detection=detection),
         policy=NotificationsConfig(
@@ -475,6 +567,7 @@ def test_properties(
     opened: list[str] = []
     closed: list[str] = []
     problems: dict[str, int] = {}
+    recovered: list[str] = []
     for status, maintenance, parent_down, action in steps:
         if sim.incident is not None and sim.incident.open:
             if action == "ack":
@@ -509,8 +602,10 @@ def test_properties(
             else:
                 assert notice.kind is RECOVERY
                 assert notice.incident in problems  # only after a problem notice
-                assert not sim.state.flapping
+                recovered.append(notice.incident)
     assert all(count <= cutoff for count in problems.values())
+    # Every thread people saw is ended: a notified incident that closes gets its recovery.
+    assert sorted(recovered) == sorted(i for i in closed if i in problems)
     assert len(set(opened)) == len(opened)
     assert len(set(closed)) == len(closed)
     assert set(closed) <= set(opened)

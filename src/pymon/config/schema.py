@@ -96,21 +96,32 @@ class FlapGuard(StrictModel):
 
 
 class FlapDetection(StrictModel):
-    """Flap detection: weighted percent of state changes over the last ``window`` results.
+    """Flap detection over the last ``window`` results; see docs/states.md.
 
-    A service starts flapping when the percent rises to ``high`` or above and stops
-    when it falls below ``low`` (hysteresis, as Nagios does); see docs/states.md.
+    A service starts flapping when ``changes`` confirmed changes fall within the
+    window (0 turns this off), or when the window is full and the weighted percent of
+    state changes reaches ``high`` (as Nagios does). It stops when the window holds
+    no confirmed change and the percent is below ``low``.
     """
 
     enabled: bool = True
     window: int = Field(default=21, ge=3, le=100)
+    changes: int = Field(default=3, ge=0, le=100)
     low: float = Field(default=20.0, ge=0, le=100)
     high: float = Field(default=30.0, ge=0, le=100)
 
     @model_validator(mode="after")
-    def _low_below_high(self) -> FlapDetection:
+    def _consistent(self) -> FlapDetection:
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must not be above high ({self.high:g})")
+        if self.changes == 1:
+            # One confirmed change is every incident's start: it says nothing of flapping.
+            raise ValueError("changes must be 0 (off) or at least 2")
+        if self.changes > self.window:
+            raise ValueError(
+                f"changes ({self.changes}) must not be above window ({self.window}): "
+                "the window could never hold them"
+            )
         return self
 
 

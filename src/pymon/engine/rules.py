@@ -9,8 +9,11 @@ Nothing here does I/O or reads a clock, so every transition is a table test, and
 * **Flap guard**: a new status shows at once but is *unconfirmed* until it has been
   seen ``flap_guard[status]`` times in a row. Going back to the confirmed status is
   confirmed at once (a blip does not un-confirm the hard state).
-* **Flap detection**: a weighted percent of state changes over the last results,
-  with hysteresis between ``low`` and ``high``.
+* **Flap detection**: ``changes`` confirmed changes within the last ``window``
+  results (the original pymon's rule: a confirmed state held only briefly is a flap),
+  or the weighted percent of state changes over a full window reaching ``high`` (as
+  Nagios does); steady again once the window holds no confirmed change and the
+  percent is below ``low``.
 * **Incidents**: a confirmed problem opens one; a worse confirmed status makes it
   worse (and clears an acknowledgement); a confirmed ok (or disabling) closes it.
 * **Notices**: a problem notice is owed when an incident opens or gets worse, and
@@ -60,6 +63,7 @@ __all__ = [
     "acknowledge",
     "apply",
     "channels_for",
+    "confirmed_changes",
     "disable",
     "evaluate",
     "flap_percent",
@@ -68,7 +72,8 @@ __all__ = [
     "wants_retry",
 ]
 
-# One letter per status in ``ServiceState.flap_history``.
+# One letter per status in ``ServiceState.flap_history``; upper case when that result
+# confirmed a change (see ``confirmed_changes``).
 _LETTER = {
     Status.OK: "o",
     Status.WARN: "w",
@@ -162,10 +167,14 @@ def flap_percent(history: str) -> float:
     As Nagios does: the ``n - 1`` transitions between consecutive results weigh
     from 0.8 (oldest) to 1.2 (newest), so recent changes count more; the percent
     is the weight of the transitions that changed state over the total weight.
+    A letter's case (a confirmed change) does not matter here.
     """
     n = len(history)
     if n < 2 or history.count(history[0]) == n:
         return 0.0  # no change at all: the common case, without the weighing loop
+    history = history.lower()
+    if history.count(history[0]) == n:
+        return 0.0
     changed = total = 0.0
     for i in range(1, n):
         weight = 0.8 + 0.4 * (i - 1) / max(1, n - 2)
@@ -173,6 +182,18 @@ def flap_percent(history: str) -> float:
         if history[i] != history[i - 1]:
             changed += weight
     return round(min(100.0, 100.0 * changed / total), 2)
+
+
+def confirmed_changes(history: str) -> int:
+    """How many results in ``history`` confirmed a change of the confirmed status.
+
+    Those are the upper-case letters: a status that reached its flap-guard count
+    while another one was confirmed (before its first, a service counts as ok).
+    Only these open, worsen or close an incident, so only these cost notices.
+    """
+    if history.islower():
+        return 0  # the common case: no confirmed change in the window
+    return sum(map(str.isupper, history))
 
 
 def channels_for(
@@ -211,9 +232,8 @@ def apply(
 ) -> Outcome:
     """Fold one check result into a service's state, incident, events and notices."""
     status, message = evaluate(result, service.thresholds)
-    flap = _flap_fields(prev, status, service.flap_detection)
     state, events = _transition(
-        prev, status, message, result, service.flap_guard, situation.now, flap
+        prev, status, message, result, service.flap_guard, situation.now, service.flap_detection
     )
     flap_events, flap_notices = _flap_news(prev, state, service, policy, situation)
     return _workflow(
@@ -255,7 +275,7 @@ def disable(prev: ServiceState, incident: Incident | None, now: float) -> Outcom
     if prev.status is not Status.DISABLED:
         result = CheckResult(Status.DISABLED, "disabled in config", prev.metrics)
         state, events = _transition(
-            prev, Status.DISABLED, result.message, result, FlapGuard(), now, _NO_FLAP
+            prev, Status.DISABLED, result.message, result, FlapGuard(), now, None
         )
     state = replace(
         state,
@@ -307,7 +327,7 @@ def _transition(
     result: CheckResult,
     guard: FlapGuard,
     now: float,
-    flap: tuple[str, float, bool],
+    detection: FlapDetection | None,
 ) -> tuple[ServiceState, list[Event]]:
     events: list[Event] = []
     if status is prev.status and prev.count > 0:
@@ -317,11 +337,15 @@ def _transition(
         events.append(Event(prev.name, EventKind.CHANGED, now, status, prev.status, message))
 
     confirmed_status = prev.confirmed_status
+    change = False
     if status is confirmed_status:
         confirmed = True
     elif count >= guard.count_for(status):
         confirmed = True
         confirmed_status = status
+        # A service is presumed ok until it confirms anything: its first confirmed
+        # problem opens an incident like any other change does.
+        change = status is not (prev.confirmed_status or Status.OK)
         was = prev.confirmed_status or Status.UNKNOWN
         events.append(Event(prev.name, EventKind.CONFIRMED, now, status, was, message))
     else:
@@ -333,7 +357,9 @@ def _transition(
         and prev.confirmed_status is not None
         and prev.confirmed_status.is_problem
     )
-    flap_history, flap_pct, flapping = flap
+    flap_history, flap_pct, flapping = (
+        _NO_FLAP if detection is None else _flap_fields(prev, status, change, detection)
+    )
     # Built field by field rather than with dataclasses.replace: this runs once per
     # check, and replace's generic copy costs several times as much.
     state = ServiceState(
@@ -365,17 +391,24 @@ _NO_FLAP = ("", 0.0, False)
 
 
 def _flap_fields(
-    prev: ServiceState, status: Status, detection: FlapDetection
+    prev: ServiceState, status: Status, change: bool, detection: FlapDetection
 ) -> tuple[str, float, bool]:
-    """(history, percent, flapping) once a result with ``status`` follows ``prev``."""
+    """(history, percent, flapping) once a result with ``status`` follows ``prev``;
+    ``change``: this result confirmed a change."""
     if not detection.enabled:
         return _NO_FLAP
-    history = (prev.flap_history + _LETTER[status])[-detection.window :]
+    letter = _LETTER[status].upper() if change else _LETTER[status]
+    history = (prev.flap_history + letter)[-detection.window :]
     pct = flap_percent(history)
+    changes = confirmed_changes(history) if detection.changes else 0
     if prev.flapping:
-        flapping = pct >= detection.low
+        # Steady only once the whole window is free of confirmed changes: a single
+        # change after that cannot start it again (it takes ``changes`` new ones).
+        flapping = pct >= detection.low or changes > 0
     else:
-        flapping = len(history) >= detection.window and pct >= detection.high
+        flapping = (detection.changes > 0 and changes >= detection.changes) or (
+            len(history) >= detection.window and pct >= detection.high
+        )
     return history, pct, flapping
 
 
@@ -393,7 +426,10 @@ def _flap_news(
     now = situation.now
     if flapping:
         kind, notice_kind = EventKind.FLAPPING_STARTED, NoticeKind.FLAPPING_STARTED
-        text = f"flapping: {pct:g}% state change over the last {len(history)} results"
+        text = (
+            f"flapping started: notices held; {confirmed_changes(history)} confirmed "
+            f"changes, {pct:g}% state change over the last {len(history)} results"
+        )
     else:
         kind, notice_kind = EventKind.FLAPPING_STOPPED, NoticeKind.FLAPPING_STOPPED
         text = f"stopped flapping: {pct:g}% state change; now {state.status.value}"
@@ -538,9 +574,13 @@ def _on_confirmed(
     events = [Event(name, EventKind.INCIDENT_CLOSED, now, status, incident.status, state.message)]
     notices: list[Notice] = []
     channels = channels_for(service, policy, status)
-    recovered = status is Status.OK and incident.notices > 0 and not state.flapping
+    # Sent while flapping too: it ends a thread people saw (only an incident notified
+    # before the flapping started has one), and says the flapping goes on.
+    recovered = status is Status.OK and incident.notices > 0
     if policy.recovery and recovered and channels:
         text = f"recovered from {incident.worst.value}: {state.message}"
+        if state.flapping:
+            text = f"recovered from {incident.worst.value}, still flapping: {state.message}"
         notices.append(
             Notice(
                 f"{incident.id}:recovery",
