@@ -18,7 +18,7 @@ from pymon.config.schema import (
     Route,
     ServiceConfig,
 )
-from pymon.engine import rules
+from pymon.engine import flapping, rules
 from pymon.model import (
     Ack,
     CheckResult,
@@ -495,12 +495,12 @@ def test_flapping_stops_once_the_window_holds_no_confirmed_change() -> None:
     ],
 )
 def test_flap_percent_and_confirmed_changes(history: str, pct: float, changes: int) -> None:
-    assert rules.flap_percent(history) == pytest.approx(pct, abs=0.01)
-    assert rules.confirmed_changes(history) == changes
+    assert flapping.flap_percent(history) == pytest.approx(pct, abs=0.01)
+    assert flapping.confirmed_changes(history) == changes
 
 
 def test_recent_changes_weigh_more() -> None:
-    assert rules.flap_percent("oooooooooe") > rules.flap_percent("eooooooooo")
+    assert flapping.flap_percent("oooooooooe") > flapping.flap_percent("eooooooooo")
 
 
 def test_routes_choose_channels_by_status_and_tag() -> None:

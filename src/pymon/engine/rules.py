@@ -44,6 +44,7 @@ from pymon.config.schema import (
     NotificationsConfig,
     ServiceConfig,
 )
+from pymon.engine.flapping import NO_FLAP, confirmed_changes, flap_fields
 from pymon.model import (
     Ack,
     CheckResult,
@@ -63,25 +64,12 @@ __all__ = [
     "acknowledge",
     "apply",
     "channels_for",
-    "confirmed_changes",
     "disable",
     "evaluate",
-    "flap_percent",
     "review",
     "unacknowledge",
     "wants_retry",
 ]
-
-# One letter per status in ``ServiceState.flap_history``; upper case when that result
-# confirmed a change (see ``confirmed_changes``).
-_LETTER = {
-    Status.OK: "o",
-    Status.WARN: "w",
-    Status.ERROR: "e",
-    Status.FAILED: "f",
-    Status.UNKNOWN: "u",
-    Status.DISABLED: "d",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,41 +147,6 @@ def evaluate(result: CheckResult, thresholds: Mapping[str, MetricThresholds]) ->
     if status is result.status or not reasons:
         return status, result.message
     return status, "; ".join(reasons) + (f" - {result.message}" if result.message else "")
-
-
-def flap_percent(history: str) -> float:
-    """Weighted percent of state changes in ``history`` (one letter per result, oldest first).
-
-    As Nagios does: the ``n - 1`` transitions between consecutive results weigh
-    from 0.8 (oldest) to 1.2 (newest), so recent changes count more; the percent
-    is the weight of the transitions that changed state over the total weight.
-    A letter's case (a confirmed change) does not matter here.
-    """
-    n = len(history)
-    if n < 2 or history.count(history[0]) == n:
-        return 0.0  # no change at all: the common case, without the weighing loop
-    history = history.lower()
-    if history.count(history[0]) == n:
-        return 0.0
-    changed = total = 0.0
-    for i in range(1, n):
-        weight = 0.8 + 0.4 * (i - 1) / max(1, n - 2)
-        total += weight
-        if history[i] != history[i - 1]:
-            changed += weight
-    return round(min(100.0, 100.0 * changed / total), 2)
-
-
-def confirmed_changes(history: str) -> int:
-    """How many results in ``history`` confirmed a change of the confirmed status.
-
-    Those are the upper-case letters: a status that reached its flap-guard count
-    while another one was confirmed (before its first, a service counts as ok).
-    Only these open, worsen or close an incident, so only these cost notices.
-    """
-    if history.islower():
-        return 0  # the common case: no confirmed change in the window
-    return sum(map(str.isupper, history))
 
 
 def channels_for(
@@ -358,7 +311,7 @@ def _transition(
         and prev.confirmed_status.is_problem
     )
     flap_history, flap_pct, flapping = (
-        _NO_FLAP if detection is None else _flap_fields(prev, status, change, detection)
+        NO_FLAP if detection is None else flap_fields(prev, status, change, detection)
     )
     # Built field by field rather than with dataclasses.replace: this runs once per
     # check, and replace's generic copy costs several times as much.
@@ -385,31 +338,6 @@ def _transition(
         incident=prev.incident,
     )
     return state, events
-
-
-_NO_FLAP = ("", 0.0, False)
-
-
-def _flap_fields(
-    prev: ServiceState, status: Status, change: bool, detection: FlapDetection
-) -> tuple[str, float, bool]:
-    """(history, percent, flapping) once a result with ``status`` follows ``prev``;
-    ``change``: this result confirmed a change."""
-    if not detection.enabled:
-        return _NO_FLAP
-    letter = _LETTER[status].upper() if change else _LETTER[status]
-    history = (prev.flap_history + letter)[-detection.window :]
-    pct = flap_percent(history)
-    changes = confirmed_changes(history) if detection.changes else 0
-    if prev.flapping:
-        # Steady only once the whole window is free of confirmed changes: a single
-        # change after that cannot start it again (it takes ``changes`` new ones).
-        flapping = pct >= detection.low or changes > 0
-    else:
-        flapping = (detection.changes > 0 and changes >= detection.changes) or (
-            len(history) >= detection.window and pct >= detection.high
-        )
-    return history, pct, flapping
 
 
 def _flap_news(
