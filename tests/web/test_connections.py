@@ -187,3 +187,17 @@ def test_changed_limits_wait_for_a_restart() -> None:
         "web.connections changed: needs a restart (the running value is kept)"
     ]
     assert live_config(old, new).web.connections.max_total == 50
+
+
+async def test_a_long_answer_is_not_cut_by_the_header_deadline() -> None:
+    async with serving(header_timeout=0.3) as (server, port):
+        reader, writer = await connect(port)
+        writer.write(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(15):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+        # A connection opened after the stream's headers were in, closed for being
+        # late: the stream's own deadline (had it kept one) has passed as well.
+        assert await answer_to_nothing(await connect(port)) == b""
+        await wait_for(lambda: server.connections == 1)
+        assert not reader.at_eof()
+        writer.close()
