@@ -118,7 +118,14 @@ class Daemon:
         web = self.config.web
         if web.enabled:
             host, port = web.host_port()
-            self._web = WebServer(create_app(self.runtime), host, port, web.base_path)
+            self._web = WebServer(
+                create_app(self.runtime),
+                host,
+                port,
+                web.base_path,
+                limits=web.connections,
+                trusted_proxies=web.trusted_proxies,
+            )
             self.web_port = await self._web.start()
         self.runtime.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="store-writer")

@@ -1,5 +1,6 @@
 """Models of the ``web`` section: listen address, base path, public URL, trusted
-proxies, and the users and tokens of ``web.auth`` (argon2id hashes, never passwords).
+proxies, the users and tokens of ``web.auth`` (argon2id hashes, never passwords), and
+the limits on connections (``web.connections``).
 
 ``split_host_port`` and ``check_host_port`` read a ``HOST:PORT`` value; the
 acknowledgement server's ``listen`` uses them too.
@@ -23,6 +24,7 @@ __all__ = [
     "Argon2idHash",
     "WebAuthConfig",
     "WebConfig",
+    "WebConnections",
     "WebToken",
     "WebUser",
     "check_host_port",
@@ -111,6 +113,18 @@ def _check_network(value: str) -> str:
     return str(network)
 
 
+class WebConnections(StrictModel):
+    """How long a connection may take and how many there may be (see
+    docs/configuration.md#web): a client that holds connections open without asking
+    anything (slowloris, idle sockets) is closed, and one address cannot take them all.
+    """
+
+    header_timeout: Duration = Field(default=5.0, gt=0, le=300)
+    idle_timeout: Duration = Field(default=5.0, gt=0, le=3600)
+    max_total: int = Field(default=1000, ge=1, le=100_000)
+    max_per_address: int = Field(default=100, ge=1, le=100_000)
+
+
 class WebConfig(StrictModel):
     """The HTTP server for the API and the dashboard."""
 
@@ -119,6 +133,7 @@ class WebConfig(StrictModel):
     base_path: str = ""
     public_url: str = ""
     auth: WebAuthConfig = Field(default_factory=WebAuthConfig)
+    connections: WebConnections = Field(default_factory=WebConnections)
     trusted_proxies: list[Annotated[str, AfterValidator(_check_network)]] = Field(
         default_factory=list
     )

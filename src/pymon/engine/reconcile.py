@@ -160,6 +160,7 @@ def restart_needed(old: Config, new: Config) -> list[str]:
         ("web.enabled", old.web.enabled, new.web.enabled),
         ("web.listen", old.web.listen, new.web.listen),
         ("web.base_path", old.web.base_path, new.web.base_path),
+        ("web.connections", old.web.connections, new.web.connections),
         ("acknowledgements", old.acknowledgements, new.acknowledgements),
         ("scheduler.concurrency", old.scheduler.concurrency, new.scheduler.concurrency),
         ("notifications.delivery", old.notifications.delivery, new.notifications.delivery),
@@ -182,6 +183,7 @@ def live_config(old: Config, new: Config) -> Config:
             "enabled": old.web.enabled,
             "listen": old.web.listen,
             "base_path": old.web.base_path,
+            "connections": old.web.connections,
         }
     )
     notifications = new.notifications.model_copy(update={"delivery": old.notifications.delivery})

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from pymon import __version__
 from pymon.errors import CommandRefused, UnknownService
@@ -47,9 +49,14 @@ def create_app(port: EnginePort) -> FastAPI:
     app.include_router(pages.router, prefix=base)
     app.mount(f"{base}/static", StaticFiles(packages=[("pymon.web", "static")]), name="static")
 
+    # Starlette's own (an unknown path, a method a path lacks) as well as the routes':
+    # every error body is {"error": ...}, as docs/api.md promises.
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed(app, request))
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(UnknownService)
     async def unknown(_: Request, exc: UnknownService) -> JSONResponse:
@@ -68,3 +75,19 @@ def create_app(port: EnginePort) -> FastAPI:
         return JSONResponse({"error": "invalid request", "fields": fields}, status_code=422)
 
     return app
+
+
+def _allowed(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route takes at the request's path: Starlette names only the
+    first route's, and several routes share a path (``/ack``, ``/heartbeat``)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

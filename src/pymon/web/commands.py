@@ -17,15 +17,53 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from pymon.config.windows import MAX_SPAN, MaintenanceWindow, local_to_epoch, one_off
-from pymon.durations import Duration
+from pymon.durations import parse_duration
 
-__all__ = ["MAX_SPAN", "CommandError", "MaintenanceCommand"]
+__all__ = ["MAX_SPAN", "CommandError", "MaintenanceCommand", "Span"]
+
+# What the OpenAPI document promises a span takes: seconds, or one count of one unit,
+# both within MAX_SPAN. The parser reads more (``1h30m``); the document names only
+# what is accepted for sure, so that no body it allows is refused.
+_SPAN_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPAN},
+        {
+            "type": "string",
+            "pattern": r"^([1-9][0-9]{0,3}(ms|s|m)|[1-9][0-9]{0,2}h"
+            r"|([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])d)$",
+        },
+    ],
+    "description": "seconds, or a duration such as 30m, 2h, 1d (at most 366 days)",
+}
+
+Span = Annotated[float, BeforeValidator(parse_duration), Field(gt=0), WithJsonSchema(_SPAN_SCHEMA)]
+"""A positive duration (``2h``, ``30m``, seconds); at most :data:`MAX_SPAN` is checked
+where it is used, with a message naming the field."""
+
+
+def _whole_command(schema: dict[str, Any]) -> None:
+    # The rules to_window applies that JSON Schema can say, so that the document
+    # allows no body the route refuses for them: services and/or tags, end or
+    # duration (one of them), and no null where a value is optional.
+    properties = schema["properties"]
+    for key in ("start", "end", "duration"):
+        branches = properties[key].pop("anyOf")
+        properties[key].update(next(b for b in branches if b.get("type") != "null"))
+    schema["allOf"] = [
+        {
+            "anyOf": [
+                {"required": ["services"], "properties": {"services": {"minItems": 1}}},
+                {"required": ["tags"], "properties": {"tags": {"minItems": 1}}},
+            ]
+        },
+        {"oneOf": [{"required": ["end"]}, {"required": ["duration"]}]},
+    ]
 
 
 class CommandError(ValueError):
@@ -49,13 +87,13 @@ class MaintenanceCommand(BaseModel):
     """An ad hoc window: which services and/or tags, from when, until when or for how
     long, and why (the module docstring has the bounds)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_whole_command)
 
     services: list[str] = Field(default_factory=list, max_length=1000)
     tags: list[str] = Field(default_factory=list, max_length=1000)
     start: datetime | None = None
     end: datetime | None = None
-    duration: Duration | None = Field(default=None, gt=0)
+    duration: Span | None = None
     comment: str = Field(default="", max_length=2000)
     name: str = Field(default="", max_length=200)
     timezone: str = Field(default="UTC", max_length=100)

@@ -1,20 +1,81 @@
-"""What the API's routes share: the read dependency, a 422 that names a field, and
-pagination of lists the store cannot count cheaply."""
+"""What the API's routes share: the read dependency, a 422 that names a field,
+pagination of lists the store cannot count cheaply, the bounds of every integer
+parameter, and the error answers each route declares in the OpenAPI document."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from pymon.web.auth import require_read
 
-__all__ = ["READ", "bad_field", "page"]
+__all__ = [
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "READ",
+    "ErrorBody",
+    "InvalidRequest",
+    "Limit",
+    "Offset",
+    "bad_field",
+    "errors",
+    "page",
+]
 
 READ = [Depends(require_read)]
 """``dependencies=`` of a read route."""
+
+MAX_LIMIT = 10_000
+"""The most rows one page may ask for."""
+
+MAX_OFFSET = 1_000_000
+"""The deepest page start: every integer parameter is bounded, so a huge one is a 422
+naming it, never an integer the store cannot hold (a 500)."""
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows per page")]
+"""A page's size (each route gives its own default)."""
+
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip (at most 1,000,000)")]
+"""Where a page starts."""
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what went wrong, in one sentence."""
+
+    error: str
+
+
+class FieldError(BaseModel):
+    """One bad parameter or body field."""
+
+    field: str
+    error: str
+
+
+class InvalidRequest(BaseModel):
+    """A 422: ``error`` is "invalid request", ``fields`` names each bad field."""
+
+    error: str
+    fields: list[FieldError]
+
+
+_ANSWERS: dict[int, tuple[str, type[BaseModel]]] = {
+    400: ("the body cannot be read", ErrorBody),
+    401: ("credentials are needed (WWW-Authenticate says how)", ErrorBody),
+    403: ("the credentials are wrong, or may not do this", ErrorBody),
+    404: ("no such service, window or token", ErrorBody),
+    409: ("the engine refuses the command in the state it is in", ErrorBody),
+    422: ("a bad parameter or body field (named in fields)", InvalidRequest),
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` declaring the error answers ``codes`` a route gives."""
+    return {code: {"description": _ANSWERS[code][0], "model": _ANSWERS[code][1]} for code in codes}
 
 
 def bad_field(where: Literal["query", "body", "path"], field: str, message: str) -> Exception:

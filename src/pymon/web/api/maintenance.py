@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from pymon.web.api.common import READ, bad_field
+from pymon.web.api.common import READ, Limit, Offset, bad_field, errors
 from pymon.web.auth import require_write
 from pymon.web.commands import CommandError, MaintenanceCommand
 from pymon.web.engine import port_of
@@ -18,11 +18,11 @@ __all__ = ["MaintenanceRequestBody", "router"]
 router = APIRouter()
 
 
-@router.get("/api/v1/maintenance", dependencies=READ)
+@router.get("/api/v1/maintenance", dependencies=READ, responses=errors(401, 403, 422))
 async def list_maintenance(
     request: Request,
-    limit: int = Query(1000, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    limit: Limit = 1000,
+    offset: Offset = 0,
     active: bool | None = Query(None, description="only windows in force now (or not)"),
 ) -> dict[str, Any]:
     """Every maintenance window: the config's, then those added through the API."""
@@ -46,7 +46,7 @@ class MaintenanceRequestBody(MaintenanceCommand):
     # The command itself, under the name the OpenAPI document has always given it.
 
 
-@router.post("/api/v1/maintenance", status_code=201)
+@router.post("/api/v1/maintenance", status_code=201, responses=errors(400, 401, 403, 422))
 async def add_maintenance(
     request: Request, body: MaintenanceRequestBody, user: str = Depends(require_write)
 ) -> dict[str, Any]:
@@ -60,7 +60,7 @@ async def add_maintenance(
     return window_json(window, "api", port.now())
 
 
-@router.delete("/api/v1/maintenance/{window_id}")
+@router.delete("/api/v1/maintenance/{window_id}", responses=errors(401, 403, 404, 409, 422))
 async def delete_maintenance(
     request: Request, window_id: str, user: str = Depends(require_write)
 ) -> dict[str, Any]:

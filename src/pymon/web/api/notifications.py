@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from pymon.web.api.common import READ, page
+from pymon.web.api.common import READ, Limit, Offset, errors, page
 from pymon.web.engine import port_of
 from pymon.web.views import delivery_json, outbox_json
 
@@ -15,15 +15,15 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get("/api/v1/notifications", dependencies=READ)
+@router.get("/api/v1/notifications", dependencies=READ, responses=errors(401, 403, 422))
 async def list_notifications(
     request: Request,
     state: Literal["pending", "delivered", "failed"] | None = Query(
         None, description="only deliveries in this state (failed: given up)"
     ),
     service: str | None = None,
-    limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Every notice's delivery to each of its channels, newest first, with the last
     error of those that failed, and the outbox's counters since start."""

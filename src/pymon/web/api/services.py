@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from pymon.durations import Duration, parse_duration
-from pymon.web.api.common import READ, bad_field, page
+from pymon.durations import parse_duration
+from pymon.web.api.common import READ, Limit, Offset, bad_field, errors, page
 from pymon.web.auth import require_write
+from pymon.web.commands import MAX_SPAN, Span
 from pymon.web.downsample import Sample, downsample
 from pymon.web.engine import lookup, port_of
 from pymon.web.views import incident_json, service_json
@@ -44,11 +45,11 @@ def _matches(view: ServiceView, text: str) -> bool:
     )
 
 
-@router.get("/api/v1/services", dependencies=READ)
+@router.get("/api/v1/services", dependencies=READ, responses=errors(401, 403, 422))
 async def list_services(
     request: Request,
-    limit: int = Query(1000, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    limit: Limit = 1000,
+    offset: Offset = 0,
     status: Literal["ok", "warn", "error", "failed", "unknown", "disabled"] | None = Query(
         None, description="only services with this status"
     ),
@@ -104,12 +105,16 @@ def _moment(field: str, value: str | None, now: float) -> float | None:
     return moment.timestamp()
 
 
-@router.get("/api/v1/services/{name:path}/history", dependencies=READ)
+@router.get(
+    "/api/v1/services/{name:path}/history",
+    dependencies=READ,
+    responses=errors(401, 403, 404, 422),
+)
 async def service_history(
     request: Request,
     name: str,
-    limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    limit: Limit = 100,
+    offset: Offset = 0,
     since: str | None = Query(None, description="epoch seconds, ISO 8601, or e.g. 24h (ago)"),
     until: str | None = Query(None, description="epoch seconds, ISO 8601, or e.g. 1h (ago)"),
     points: int | None = Query(
@@ -158,11 +163,11 @@ async def service_history(
     return answer
 
 
-@router.get("/api/v1/events", dependencies=READ)
+@router.get("/api/v1/events", dependencies=READ, responses=errors(401, 403, 422))
 async def list_events(
     request: Request,
-    limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    limit: Limit = 100,
+    offset: Offset = 0,
     service: str | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
     """The newest transitions, newest first (of one service if given), paginated."""
@@ -185,7 +190,7 @@ class AckRequestBody(BaseModel):
 
     author: str | None = Field(default=None, min_length=1, max_length=200)
     comment: str = Field(default="", max_length=2000)
-    expires: Duration | None = Field(default=None, gt=0)
+    expires: Span | None = None
 
 
 def _author(user: str, claimed: str | None) -> str:
@@ -194,7 +199,7 @@ def _author(user: str, claimed: str | None) -> str:
     return (claimed or "api") if user == "local" else user
 
 
-@router.post("/api/v1/services/{name:path}/ack")
+@router.post("/api/v1/services/{name:path}/ack", responses=errors(400, 401, 403, 404, 409, 422))
 async def acknowledge(
     request: Request,
     name: str,
@@ -205,12 +210,14 @@ async def acknowledge(
     gets worse. 409 when there is no open incident."""
     port = port_of(request)
     body = body or AckRequestBody()
+    if body.expires is not None and body.expires > MAX_SPAN:
+        raise bad_field("body", "expires", "must be at most 366 days")
     expires = None if body.expires is None else port.now() + body.expires
     incident = await port.acknowledge(name, _author(user, body.author), body.comment, expires)
     return {"service": name, "incident": incident_json(incident)}
 
 
-@router.delete("/api/v1/services/{name:path}/ack")
+@router.delete("/api/v1/services/{name:path}/ack", responses=errors(401, 403, 404, 409, 422))
 async def unacknowledge(
     request: Request,
     name: str,
@@ -226,7 +233,11 @@ async def unacknowledge(
     return {"service": name, "incident": incident_json(incident)}
 
 
-@router.post("/api/v1/services/{name:path}/run", status_code=202)
+@router.post(
+    "/api/v1/services/{name:path}/run",
+    status_code=202,
+    responses=errors(401, 403, 404, 409, 422),
+)
 async def run_now(
     request: Request, name: str, user: str = Depends(require_write)
 ) -> dict[str, Any]:
@@ -236,7 +247,7 @@ async def run_now(
     return {"service": name, "queued": True, "by": user}
 
 
-@router.get("/api/v1/services/{name:path}", dependencies=READ)
+@router.get("/api/v1/services/{name:path}", dependencies=READ, responses=errors(401, 403, 404, 422))
 async def get_service(request: Request, name: str) -> dict[str, Any]:
     """One service's state: status, flags, message, metrics, times and counts."""
     return service_json(await lookup(port_of(request), name))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from pymon import __version__
 from pymon.engine.reconcile import fingerprints
-from pymon.web.api.common import READ
+from pymon.web.api.common import READ, errors
 from pymon.web.auth import require_write
 from pymon.web.engine import port_of
 from pymon.web.views import outbox_json
@@ -21,8 +21,8 @@ __all__ = ["healthz", "router"]
 router = APIRouter()
 
 
-@router.post("/api/v1/heartbeat/{token}", operation_id="heartbeat_post")
-@router.get("/api/v1/heartbeat/{token}", operation_id="heartbeat_get")
+@router.post("/api/v1/heartbeat/{token}", operation_id="heartbeat_post", responses=errors(404, 422))
+@router.get("/api/v1/heartbeat/{token}", operation_id="heartbeat_get", responses=errors(404, 422))
 async def heartbeat(
     request: Request,
     token: str,
@@ -36,7 +36,13 @@ async def heartbeat(
     return {"service": name, "status": status}
 
 
-@router.post("/api/v1/reload")
+@router.post(
+    "/api/v1/reload",
+    responses={
+        **errors(401, 403),
+        422: {"description": "the file is invalid: every error (the running config is kept)"},
+    },
+)
 async def reload_config(request: Request, user: str = Depends(require_write)) -> JSONResponse:
     """Read the config file again and apply it: 200 with what changed, or 422 with every
     error when it is invalid (the running config is kept)."""
@@ -44,7 +50,7 @@ async def reload_config(request: Request, user: str = Depends(require_write)) ->
     return JSONResponse(result.to_dict(), status_code=200 if result.ok else 422)
 
 
-@router.get("/api/v1/config", dependencies=READ)
+@router.get("/api/v1/config", dependencies=READ, responses=errors(401, 403))
 async def config_summary(request: Request) -> dict[str, Any]:
     """The running config: its source, checksum and a fingerprint per service.
 
