@@ -27,6 +27,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from pymon.config.interpolation import interpolate
+from pymon.config.messages import SECRET_KEYS, format_path
 from pymon.config.tree import KeyPath, Tree
 from pymon.errors import ConfigIssue
 
@@ -48,6 +49,17 @@ class _TooLarge(Exception):
     """The plain data would exceed :data:`MAX_NODES`."""
 
 
+class _NotPlain(ConstructorError):
+    """A node that is not plain data (see the module's docstring), at ``problem_mark``.
+
+    ``secret`` is the message without the value, for a key in ``SECRET_KEYS``.
+    """
+
+    def __init__(self, problem: str, mark: Any, secret: str | None = None) -> None:
+        super().__init__(None, None, problem, mark)
+        self.secret = problem if secret is None else secret
+
+
 class _PlainConstructor(RoundTripConstructor):
     """ruamel's round-trip constructor, refusing what a config never holds, at its line."""
 
@@ -55,9 +67,7 @@ class _PlainConstructor(RoundTripConstructor):
         """The value of ``node``; a ConstructorError at its line if it is not plain YAML."""
         wanted = str(node.tag if tag is None else tag)
         if wanted not in _PLAIN_TAGS:
-            raise ConstructorError(
-                None, None, f"unsupported tag {_tag_name(wanted)} ({_PLAIN})", node.start_mark
-            )
+            raise _NotPlain(f"unsupported tag {_tag_name(wanted)} ({_PLAIN})", node.start_mark)
         try:
             return super().construct_non_recursive_object(node, tag)
         except (YAMLError, RecursionError):
@@ -65,11 +75,10 @@ class _PlainConstructor(RoundTripConstructor):
         except Exception as exc:
             # The constructor only turns this node's text into a value (int("x"), a
             # date with month 13), so whatever it raises is about this node.
-            raise ConstructorError(
-                None,
-                None,
+            raise _NotPlain(
                 f"cannot read {_written(node)} as {_tag_name(wanted)}{_why(exc)}",
                 node.start_mark,
+                f"cannot read a value that is not shown (a secret) as {_tag_name(wanted)}",
             ) from exc
 
     # The signature is RoundTripConstructor's, which ruamel itself declares unlike its base's.
@@ -78,11 +87,8 @@ class _PlainConstructor(RoundTripConstructor):
         for key_node, _ in node.value:
             if not isinstance(key_node, ScalarNode):
                 kind = "a list" if isinstance(key_node, SequenceNode) else "a mapping"
-                raise ConstructorError(
-                    None,
-                    None,
-                    f"a key must be text or a number, not {kind} (a '? ' key)",
-                    key_node.start_mark,
+                raise _NotPlain(
+                    f"a key must be text or a number, not {kind} (a '? ' key)", key_node.start_mark
                 )
         return super().construct_mapping(node, maptyp, deep)
 
@@ -134,8 +140,14 @@ def decode(name: str, data: bytes) -> str | ConfigIssue:
 def read(tree: Tree, text: str, env: Mapping[str, str]) -> bool:
     """Parse ``text`` into ``tree.data``; False (with an issue) if it is not usable YAML."""
     line: int | None = None
+    path = ""
     try:
         tree.data = _Walk(tree, env).plain(_loader().load(text), (), 1)
+    except _NotPlain as exc:
+        line = exc.problem_mark.line + 1
+        where = _path_to(text, exc.problem_mark)
+        path = format_path(where)
+        message = exc.secret if where and where[-1] in SECRET_KEYS else str(exc.problem)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -148,8 +160,41 @@ def read(tree: Tree, text: str, env: Mapping[str, str]) -> bool:
         message = f"the config expands to more than {MAX_NODES:,} values (aliases?)"
     else:
         return True
-    tree.issues.append(ConfigIssue(tree.source, line, "", message))
+    tree.issues.append(ConfigIssue(tree.source, line, path, message))
     return False
+
+
+def _path_to(text: str, mark: Any) -> KeyPath:
+    """The key path of the node at ``mark`` in ``text``, which composes (it did once).
+
+    Found in the node graph, before any value is made: the deepest node starting
+    at ``mark`` (a mapping and its first key start together); a key that is itself
+    the problem gives its mapping's path. Aliases can make the graph cyclic.
+    """
+    found: KeyPath = ()
+    try:
+        root = YAML(typ="rt").compose(text)
+    except RecursionError:  # nested at the very limit: the line alone must do
+        return found
+    stack: list[tuple[Node, KeyPath]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        at = (node.start_mark.line, node.start_mark.column) == (mark.line, mark.column)
+        if at and len(path) >= len(found):
+            found = path
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode):
+                    stack.append((key, path))
+                    continue
+                stack.append((value, (*path, _key_text(key.value))))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
+    return found
 
 
 class _Walk:
