@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pymon.notify.templates import MAX_DEPTH, MAX_ENTRIES, Templates
+from tests.support.cli import pymon
 
 BROKEN = "{% if %}\n"
 
@@ -44,3 +45,14 @@ def test_templates_are_read_to_max_depth_and_hidden_directories_are_skipped(
     (tmp_path / ".git" / "hidden.txt.j2").write_text(BROKEN)
     problems = Templates(tmp_path).check()
     assert [problem.split(":")[0] for problem in problems] == [str(deepest / "last.txt.j2")]
+
+
+def test_validate_refuses_templates_at_the_root(tmp_path: Path) -> None:
+    cfg = tmp_path / "pymon.yaml"
+    cfg.write_text("notifications:\n  templates: /\n")
+    done = pymon("config", "validate", str(cfg))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"{cfg}: notifications.templates: /: the root directory cannot be the templates "
+        "directory (name the directory that holds email/)\n"
+    )
