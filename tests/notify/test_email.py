@@ -7,6 +7,7 @@ import base64
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.message import EmailMessage
+from email.policy import SMTPUTF8
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,38 @@ async def test_long_subject_is_capped_with_an_ellipsis(sender: EmailSender, sink
     subject = got.message["Subject"]
     assert len(subject) <= SUBJECT_MAX
     assert subject.endswith("…")
+
+
+def subject_of(length: int, word: str = "refused") -> str:
+    """A notice message making the subject ``length`` characters, words of ``word``."""
+    text = (f"{word} " * 20)[: length - len("[ACME] ERROR: web - ")]
+    return text[:-1] + "x" if text.endswith(" ") else text
+
+
+@pytest.mark.parametrize("length", [70, 73, 77])
+async def test_a_subject_just_over_one_line_folds_after_its_first_words(
+    sender: EmailSender, sink: MailSink, length: int
+) -> None:
+    # Left to the standard library, 70 to 77 characters went whole onto the next
+    # line ("Subject:\r\n [ACME] ..."), which some readers show with a leading space.
+    message = subject_of(length)
+    got = await deliver(sender, sink, make_notice(message=message), make_ctx())
+    header = re.search(rb"^Subject:.*?\r\n(?! )", got.raw, re.M | re.S)
+    assert header is not None
+    first, *rest = header[0].split(b"\r\n")[:-1]
+    assert re.fullmatch(rb"Subject: \[ACME\] ERROR: web - \S.*", first)
+    assert all(len(line) <= 78 for line in [first, *rest])
+    assert got.message["Subject"] == f"[ACME] ERROR: web - {message}"
+
+
+def test_a_subject_is_folded_after_its_first_words_under_smtputf8_too(
+    sender: EmailSender,
+) -> None:
+    """aiosmtplib flattens with SMTPUTF8 when an address is not ASCII: raw UTF-8, same fold."""
+    message = subject_of(74, word="café")
+    raw = sender.compose(make_notice(message=message), make_ctx()).as_bytes(policy=SMTPUTF8)
+    assert re.search(rb"^Subject: \[ACME\] ERROR: web - caf\xc3\xa9 ", raw, re.M)
+    assert b"Subject:\r\n" not in raw
 
 
 async def test_headers_identify_the_notice(sender: EmailSender, sink: MailSink) -> None:

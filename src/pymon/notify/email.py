@@ -20,8 +20,9 @@ import functools
 import logging
 import socket
 import ssl
+from email.headerregistry import BaseHeader, HeaderRegistry, UniqueUnstructuredHeader
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import formatdate
 from typing import TypeVar
 
@@ -47,9 +48,40 @@ SUBJECT_MAX = 200
 _HEADER_VALUE_MAX = 300
 # Server replies end up in logs and the web UI; a hostile server can send a lot.
 _REPLY_MAX = 200
+
+
+# BaseHeader is the base the registry adds at run time; typeshed's max_count of the
+# two differs in width only.
+class _Subject(UniqueUnstructuredHeader, BaseHeader):  # type: ignore[misc]
+    """The Subject header, folded after its first words, never right after ``Subject:``.
+
+    The standard library moves a value that does not fit beside ``Subject: `` but
+    would fit on a line of its own (70 to 77 characters) whole onto the next line:
+    ``Subject:\\r\\n [ACME] FAILED: ...``, which some readers show with a leading
+    space. This header splits such a value at its last space that fits instead.
+    The header object travels with the message, so the fold holds whatever policy
+    flattens it (aiosmtplib's own, SMTPUTF8 included).
+    """
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header as ``Subject: value`` lines, each ending in ``policy.linesep``."""
+        folded = super().fold(policy=policy)
+        end = policy.linesep
+        value = str(self)
+        if folded != f"{self.name}:{end} {value}{end}":
+            return folded  # folded well already, or encoded: not text to split here
+        room = (policy.max_line_length or len(folded)) - len(f"{self.name}: ")
+        cut = value.rfind(" ", 0, room + 1)
+        if cut <= 0:
+            return folded  # its first word alone is too long to go beside the name
+        return f"{self.name}: {value[:cut]}{end} {value[cut + 1 :]}{end}"
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("subject", _Subject)
 # CRLF line ends, and bodies in quoted-printable or base64 rather than raw 8-bit:
 # a relay that does not offer 8BITMIME must still carry them intact.
-_POLICY = SMTP.clone(cte_type="7bit")
+_POLICY = SMTP.clone(cte_type="7bit", header_factory=_HEADERS)
 # Text for a header or a log line: control and format characters (bidi overrides
 # too) made spaces; private-use and newer characters (emoji Python's Unicode
 # tables do not know yet) kept. Cut with one character of ellipsis.

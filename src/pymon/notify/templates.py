@@ -20,6 +20,11 @@ Templates see ``notice`` and ``ctx`` (:class:`~pymon.notify.base.NoticeContext`)
 to ``notice.at``, None without an incident) and whatever the channel adds. Filters:
 ``utc`` (epoch seconds to ``2024-05-01T03:12:00Z``), ``duration`` (seconds to
 ``1h 5m``) and ``number`` (a metric, without float noise).
+
+:meth:`Templates.check` reads the operator's directory to :data:`MAX_DEPTH` levels
+and at most :data:`MAX_ENTRIES` entries, skipping hidden directories (``.git``),
+and refuses the root directory: a mistyped ``templates: /`` must not walk the whole
+filesystem before the daemon starts.
 """
 
 from __future__ import annotations
@@ -28,10 +33,9 @@ import math
 import os
 import re
 import traceback
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import jinja2
 import jinja2.meta
@@ -40,7 +44,24 @@ from pymon.config.schema import Config
 from pymon.model import Notice
 from pymon.notify.base import DeliveryError, NoticeContext
 
-__all__ = ["Templates", "format_duration", "format_number", "format_utc", "template_dir"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_ENTRIES",
+    "Templates",
+    "format_duration",
+    "format_number",
+    "format_utc",
+    "template_dir",
+]
+
+MAX_DEPTH: Final = 4
+"""Directory levels below the templates directory that are read: the names looked up
+are one level deep (``email/default.txt.j2``); deeper files may still be extended
+or included, but are not checked ahead."""
+
+MAX_ENTRIES: Final = 1_000
+"""Files and directories read before giving up: a templates directory holds tens of
+files, so far more means the setting points at the wrong place (``/home``)."""
 
 # A check type becomes part of a template name; anything else (a path, a dot)
 # must never reach the loader.
@@ -172,8 +193,13 @@ class Templates:
             return []
         if not self.user_dir.is_dir():
             return [f"{self.user_dir}: templates directory does not exist"]
-        errors = []
-        for name in self._user_template_names():
+        if self.user_dir.resolve() == Path(self.user_dir.resolve().anchor):
+            return [
+                f"{self.user_dir}: the root directory cannot be the templates directory "
+                "(name the directory that holds email/)"
+            ]
+        names, errors = _template_names(self.user_dir)
+        for name in names:
             path = self.user_dir / name
             try:
                 source = path.read_text(encoding="utf-8")
@@ -181,6 +207,9 @@ class Templates:
                 self._env.compile(parsed, name, str(path))
             except UnicodeDecodeError as exc:
                 errors.append(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
+            except OSError as exc:
+                errors.append(f"{path}: cannot read: {exc.strerror or exc}")
                 continue
             except jinja2.TemplateSyntaxError as exc:
                 errors.append(f"{path}:{exc.lineno}: {exc.message}")
@@ -196,11 +225,52 @@ class Templates:
                     pass  # reported with its own file
         return errors
 
-    def _user_template_names(self) -> Iterator[str]:
-        assert self.user_dir is not None
-        for path in sorted(self.user_dir.rglob("*.j2")):
-            if path.is_file():
-                yield path.relative_to(self.user_dir).as_posix()
+
+def _template_names(root: Path) -> tuple[list[str], list[str]]:
+    """The ``*.j2`` files under ``root`` (names relative to it, sorted), and the problems met.
+
+    Reads :data:`MAX_DEPTH` levels and :data:`MAX_ENTRIES` entries at most; an entry
+    that vanishes while read (a process's ``/proc`` directory) is skipped.
+    """
+    names: list[str] = []
+    problems: list[str] = []
+    read = 0
+    pending = [(root, 0)]
+    while pending:
+        directory, depth = pending.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    read += 1
+                    if read > MAX_ENTRIES:
+                        return [], [
+                            f"{root}: more than {MAX_ENTRIES:,} files and directories; "
+                            "is this the templates directory?"
+                        ]
+                    _sort(entry, depth, pending, names, root)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"{directory}: cannot read: {exc.strerror or exc}")
+    return sorted(names), problems
+
+
+def _sort(
+    entry: os.DirEntry[str],
+    depth: int,
+    pending: list[tuple[Path, int]],
+    names: list[str],
+    root: Path,
+) -> None:
+    """Put ``entry`` in ``names`` if it is a template, in ``pending`` if a directory to read."""
+    try:
+        if entry.is_dir():
+            if depth < MAX_DEPTH and not entry.name.startswith("."):
+                pending.append((Path(entry.path), depth + 1))
+        elif entry.name.endswith(".j2") and entry.is_file():
+            names.append(Path(entry.path).relative_to(root).as_posix())
+    except OSError:
+        pass  # gone or unreadable since it was listed: not a template to check
 
 
 def _locate(exc: BaseException, fallback: str = "?") -> str:
