@@ -309,6 +309,29 @@ async def test_loopback_rule_refuses_forwarded_requests() -> None:
     assert answer.status_code == 403
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Real-IP",
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "X-Client-IP",
+        "X-Cluster-Client-IP",
+        "Forwarded-For",
+        "X-Forwarded",
+        "X-Original-Forwarded-For",
+        "Client-IP",
+    ],
+)
+async def test_loopback_rule_refuses_every_common_forwarding_header(header: str) -> None:
+    # A proxy on this machine that sets only X-Real-IP would otherwise make a remote
+    # client's write look local.
+    async with app_client(make()) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers={header: "203.0.113.9"})
+    assert answer.status_code == 403
+    assert answer.json()["error"] == NO_CREDENTIALS
+
+
 async def test_loopback_browser_write_needs_the_double_submitted_token() -> None:
     async with app_client(make()) as c:
         cross_site = await c.post(
