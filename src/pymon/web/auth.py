@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import MutableHeaders
 
 from pymon.web.credentials import (
@@ -45,12 +45,14 @@ from pymon.web.credentials import (
     password_ok,
 )
 from pymon.web.engine import port_of
+from pymon.web.limits import capped, over_limit, too_large
 from pymon.web.proxy import public_prefix, was_forwarded
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from pymon.config.schema import WebConfig
+    from pymon.engine.ports import EnginePort
 
 __all__ = [
     "CSRF_COOKIE",
@@ -85,6 +87,10 @@ _NEW_CSRF_KEY = "pymon_new_csrf"
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}", re.ASCII)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_OPEN_POSTS = frozenset({"/login", "/logout"})
+_HEARTBEAT = "/api/v1/heartbeat/"
+
 Via = Literal["token", "basic", "session", "none"]
 
 
@@ -103,8 +109,10 @@ _ANONYMOUS = Identity()
 
 
 class AuthMiddleware:
-    """ASGI middleware: reads each request's credentials once (see :class:`Identity`)
-    and sets the anonymous CSRF cookie when a page asked for one."""
+    """ASGI middleware: reads each request's credentials once (see :class:`Identity`),
+    refuses a write without good ones before its body is read, caps the body
+    (:mod:`pymon.web.limits`) and sets the anonymous CSRF cookie when a page asked
+    for one."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -116,7 +124,21 @@ class AuthMiddleware:
             return
         request = Request(scope)
         state = scope.setdefault("state", {})
-        state[_IDENTITY_KEY] = await _identify(request)
+        ident = state[_IDENTITY_KEY] = await _identify(request)
+        asgi = (scope, receive, send)
+        if _needs_write(scope):
+            # Refused before the route reads a byte of the body: an anonymous client
+            # must not make pymon read, keep or parse what it sends.
+            refused = _write_refusal(request, ident)
+            if refused is not None:
+                # Closing spares reading the body the client may still be sending.
+                headers = {**(refused.headers or {}), "Connection": "close"}
+                await _answer(HTTPException(refused.status_code, refused.detail, headers), *asgi)
+                return
+        limit = port_of(request).config.web.max_body
+        if over_limit(scope, limit):
+            await _answer(too_large(limit), *asgi)
+            return
 
         async def send_with_cookie(message: Message) -> None:
             fresh = state.get(_NEW_CSRF_KEY)
@@ -125,7 +147,13 @@ class AuthMiddleware:
                 headers.append("set-cookie", _cookie_header(request, CSRF_COOKIE, fresh, None))
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, capped(receive, limit), send_with_cookie)
+
+
+async def _answer(error: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
+    # The app's own error shape (web/app.py): {"error": detail}.
+    response = JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+    await response(scope, receive, send)
 
 
 async def _identify(request: Request) -> Identity:
@@ -229,25 +257,46 @@ async def require_write(request: Request) -> str:
     loopback rule). 401 without credentials; 403 with bad ones, without a CSRF token
     where one is needed, or when no credentials are configured (outside loopback)."""
     ident = _identity(request)
-    if ident.error is not None:
-        raise HTTPException(403, ident.error)
+    refused = _write_refusal(request, ident)
+    if refused is not None:
+        raise refused
     if ident.via == "token" and ident.user is not None:
         return ident.user
-    if ident.via == "session" and ident.user is not None and ident.csrf is not None:
+    if ident.via == "session" and ident.csrf is not None:
         if not await _csrf_matches(request, ident.csrf):
             raise HTTPException(403, "missing or wrong CSRF token")
-        return ident.user
-    if ident.via == "basic" and ident.user is not None:
-        if _from_browser(request) and not await _double_submitted(request):
-            raise HTTPException(403, "missing or wrong CSRF token")
-        return ident.user
-    if _web(request).auth.configured:
-        raise _unauthorized("writing needs credentials (a bearer token, a user or a session)")
-    if not local_writes_allowed(request):
-        raise HTTPException(403, NO_CREDENTIALS)
-    if _from_browser(request) and not await _double_submitted(request):
+    elif _from_browser(request) and not await _double_submitted(request):
         raise HTTPException(403, "missing or wrong CSRF token")
-    return "local"
+    return ident.user or "local"
+
+
+def _write_refusal(request: Request, ident: Identity) -> HTTPException | None:
+    """Why ``ident`` may not write, judged without the body (the CSRF check, which may
+    need the form, comes after); None when it may."""
+    if ident.error is not None:
+        return HTTPException(403, ident.error)
+    if ident.user is not None and ident.via != "none":
+        return None
+    if _web(request).auth.configured:
+        return _unauthorized("writing needs credentials (a bearer token, a user or a session)")
+    if not local_writes_allowed(request):
+        return HTTPException(403, NO_CREDENTIALS)
+    return None
+
+
+def _needs_write(scope: Scope) -> bool:
+    """Whether a request must pass :func:`require_write`'s credential check before its
+    body is read: every unsafe method, except on the routes anyone may post to (a job's
+    heartbeat, signing in and out, which check their own token or form)."""
+    if scope["method"] in _SAFE_METHODS:
+        return False
+    port: EnginePort = scope["app"].state.port
+    base = port.config.web.base_path
+    path: str = scope["path"]
+    if not path.startswith(base):
+        return True
+    path = path[len(base) :]
+    return path not in _OPEN_POSTS and not path.startswith(_HEARTBEAT)
 
 
 def local_writes_allowed(request: Request) -> bool:
