@@ -28,8 +28,9 @@ import ipaddress
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
@@ -47,6 +48,7 @@ from pymon.web.credentials import (
 from pymon.web.engine import port_of
 from pymon.web.limits import capped, over_limit, too_large
 from pymon.web.proxy import public_prefix, was_forwarded
+from pymon.web.throttle import retry_header
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,6 +74,7 @@ __all__ = [
     "logout_user",
     "require_read",
     "require_write",
+    "too_many_attempts",
 ]
 
 log = logging.getLogger("pymon.web")
@@ -87,6 +90,7 @@ _NEW_CSRF_KEY = "pymon_new_csrf"
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}", re.ASCII)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 
+_T = TypeVar("_T")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_POSTS = frozenset({"/login", "/logout"})
 _HEARTBEAT = "/api/v1/heartbeat/"
@@ -103,6 +107,8 @@ class Identity:
     via: Via = "none"
     csrf: str | None = None
     error: str | None = None
+    retry_after: float = 0.0
+    """Above 0: too many failed attempts; the credentials were not checked."""
 
 
 _ANONYMOUS = Identity()
@@ -126,6 +132,9 @@ class AuthMiddleware:
         state = scope.setdefault("state", {})
         ident = state[_IDENTITY_KEY] = await _identify(request)
         asgi = (scope, receive, send)
+        if ident.retry_after > 0:
+            await _answer(too_many_attempts(ident.retry_after), *asgi)
+            return
         if _needs_write(scope):
             # Refused before the route reads a byte of the body: an anonymous client
             # must not make pymon read, keep or parse what it sends.
@@ -168,15 +177,27 @@ async def _identify(request: Request) -> Identity:
         if len(value) > MAX_SECRET * 2:
             return Identity(error="bad credentials")
         if scheme.lower() == "bearer" and value:
-            for token in config.tokens:
-                if await auth_state.verifier.verify(token.token_hash, value):
-                    return Identity(user=token.name, via="token")
-            return Identity(error="bad token")
+
+            async def token_name() -> str | None:
+                for token in config.tokens:
+                    if await auth_state.verifier.verify(token.token_hash, value):
+                        return token.name
+                return None
+
+            found = await _throttled(request, None, token_name)
+            if isinstance(found, float):
+                return Identity(retry_after=found)
+            return Identity(user=found, via="token") if found else Identity(error="bad token")
         if scheme.lower() == "basic" and value:
             name, password = _basic(value)
             if name is None or password is None:
                 return Identity(error="malformed Basic credentials")
-            if await password_ok(port, auth_state, name, password):
+            ok = await _throttled(
+                request, name, lambda: password_ok(port, auth_state, name, password)
+            )
+            if isinstance(ok, float):
+                return Identity(retry_after=ok)
+            if ok:
                 return Identity(user=name, via="basic")
             return Identity(error="bad user name or password")
         return Identity(error="unsupported Authorization scheme (use Bearer or Basic)")
@@ -190,6 +211,42 @@ async def _identify(request: Request) -> Identity:
             if known is not None and hmac.compare_digest(print_, fingerprint(known.password_hash)):
                 return Identity(user=user, via="session", csrf=signer.csrf_for(session))
     return _ANONYMOUS
+
+
+async def _throttled(
+    request: Request, user: str | None, check: Callable[[], Awaitable[_T]]
+) -> _T | float:
+    """``check()``'s answer (falsy: refused) unless the client's address or ``user``
+    is blocked for failing too often: then the seconds left, and nothing is checked
+    (:mod:`pymon.web.throttle`)."""
+    port = port_of(request)
+    throttle = credentials_of(request.app).throttle
+    client = request.client.host if request.client else None
+    keys = throttle.keys(client, user)
+    wait = throttle.attempt(keys, port.now())
+    if wait > 0:
+        return wait
+    answer = await check()
+    if answer:
+        throttle.succeeded(keys, client, user)
+    elif (block := throttle.blocked_for(keys, port.now())) > 0:
+        log.warning(
+            "web: too many failed attempts from %s%s: refused for %.0f s",
+            client or "?",
+            f" for user {user[:100]!r}" if user is not None else "",
+            block,
+        )
+    return answer
+
+
+def too_many_attempts(wait: float) -> HTTPException:
+    """The 429 for a client or user blocked for ``wait`` more seconds."""
+    seconds = retry_header(wait)
+    return HTTPException(
+        429,
+        f"too many failed attempts: try again in {seconds} s",
+        headers={"Retry-After": seconds},
+    )
 
 
 def _basic(value: str) -> tuple[str | None, str | None]:
@@ -372,12 +429,16 @@ async def login_user(
     request: Request, name: str, password: str, next_url: str | None = None
 ) -> Response | None:
     """Check ``name`` and ``password``; on success a 303 redirect (to ``next_url`` if it
-    is a path under pymon, else the overview) that sets the session cookie. None when wrong.
+    is a path under pymon, else the overview) that sets the session cookie. None when
+    wrong; :func:`too_many_attempts` (429) when the client or user failed too often.
     """
     port = port_of(request)
     state = credentials_of(request.app)
     signer = await state.ready(port)
-    if not await password_ok(port, state, name, password):
+    ok = await _throttled(request, name, lambda: password_ok(port, state, name, password))
+    if isinstance(ok, float):
+        raise too_many_attempts(ok)
+    if not ok:
         log.warning("web: failed login for %r from %s", name[:100], _peer(request))
         return None
     user = next(u for u in port.config.web.auth.users if u.name == name)

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 
+from pymon.web.throttle import Throttle
+
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
 
@@ -158,10 +160,12 @@ def fingerprint(password_hash: str) -> str:
 
 
 class AppCredentials:
-    """Per app: the signing key (kept in the store) and the verifier's cache."""
+    """Per app: the signing key (kept in the store), the verifier's cache and the
+    brute-force throttle."""
 
     def __init__(self) -> None:
         self.verifier = Verifier()
+        self.throttle = Throttle()
         self.signer: SessionSigner | None = None
         self._lock = asyncio.Lock()
 
