@@ -5,12 +5,13 @@ real user by someone guessing elsewhere. Time is the fake port's clock."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import httpx
 import pytest
 
 from pymon.web.app import create_app
-from pymon.web.credentials import Verifier
+from pymon.web.credentials import Verifier, credentials_of
 from pymon.web.throttle import (
     FORGET_AFTER,
     FREE_PER_ADDRESS,
@@ -19,6 +20,7 @@ from pymon.web.throttle import (
     Throttle,
     address_key,
 )
+from tests.support.waiting import wait_for
 from tests.web.helpers import app_client
 from tests.web.test_auth import AUTH, BEARER, PASSWORD, READ_AUTH, basic, make
 from tests.web.test_pages import Dom, csrf
@@ -68,6 +70,15 @@ def test_a_success_takes_its_attempt_back() -> None:
     throttle.attempt(keys, 0.0)
     throttle.succeeded(keys, "192.0.2.1", "ann")
     assert throttle.blocked_for(keys, 0.0) == 0.0
+
+
+def test_an_unchecked_attempt_is_withdrawn() -> None:
+    # A check refused as busy (nothing was checked) must not count as a failure.
+    throttle, keys = Throttle(), [address_key("192.0.2.1")]
+    fail(throttle, keys, 0.0, FREE_PER_ADDRESS + 1)
+    throttle.withdraw(keys)
+    assert throttle.blocked_for(keys, 0.0) == 0.0
+    assert throttle.attempt(keys, 0.0) == 0.0
 
 
 def test_an_address_that_signed_in_as_the_user_escapes_the_users_key() -> None:
@@ -189,3 +200,34 @@ async def test_the_login_form_is_throttled_too() -> None:
     assert (blocked.status_code, blocked.headers["retry-after"]) == (429, "1")
     assert "too many failed attempts" in Dom(blocked.text).by_id("login-error").text
     assert right.status_code == 303
+
+
+async def test_checks_waiting_for_argon2_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A flood from many addresses (each under its own limit) must not queue argon2
+    # work without end: beyond the bound a check is refused (503) and not counted.
+    gate = threading.Event()
+    real = Verifier._check
+
+    def held(self: Verifier, hashed: str, secret: str) -> bool:
+        gate.wait(timeout=60)
+        return real(self, hashed, secret)
+
+    monkeypatch.setattr(Verifier, "_check", held)
+    app = create_app(make(AUTH))
+    credentials_of(app).verifier = Verifier(max_waiting=2)
+
+    async def post(n: int) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=(f"198.51.100.{n}", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return await c.post(ROUTE, headers={"Authorization": f"Bearer guess{n}"})
+
+    tasks = [asyncio.create_task(post(n)) for n in range(5)]
+    try:
+        await wait_for(lambda: sum(t.done() for t in tasks) == 3)
+    finally:
+        gate.set()
+    answers = await asyncio.gather(*tasks)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [403, 403, 503, 503, 503]
+    busy = next(a for a in answers if a.status_code == 503)
+    assert busy.headers["retry-after"] == "1"

@@ -39,6 +39,7 @@ from starlette.datastructures import MutableHeaders
 
 from pymon.web.credentials import (
     MAX_SECRET,
+    Busy,
     SessionSigner,
     credentials_of,
     fingerprint,
@@ -107,8 +108,6 @@ class Identity:
     via: Via = "none"
     csrf: str | None = None
     error: str | None = None
-    retry_after: float = 0.0
-    """Above 0: too many failed attempts; the credentials were not checked."""
 
 
 _ANONYMOUS = Identity()
@@ -130,10 +129,12 @@ class AuthMiddleware:
             return
         request = Request(scope)
         state = scope.setdefault("state", {})
-        ident = state[_IDENTITY_KEY] = await _identify(request)
         asgi = (scope, receive, send)
-        if ident.retry_after > 0:
-            await _answer(too_many_attempts(ident.retry_after), *asgi)
+        try:
+            ident = state[_IDENTITY_KEY] = await _identify(request)
+        except HTTPException as exc:
+            # Throttled, or the checks' queue is full: the credentials were not checked.
+            await _answer(exc, *asgi)
             return
         if _needs_write(scope):
             # Refused before the route reads a byte of the body: an anonymous client
@@ -185,8 +186,6 @@ async def _identify(request: Request) -> Identity:
                 return None
 
             found = await _throttled(request, None, token_name)
-            if isinstance(found, float):
-                return Identity(retry_after=found)
             return Identity(user=found, via="token") if found else Identity(error="bad token")
         if scheme.lower() == "basic" and value:
             name, password = _basic(value)
@@ -195,8 +194,6 @@ async def _identify(request: Request) -> Identity:
             ok = await _throttled(
                 request, name, lambda: password_ok(port, auth_state, name, password)
             )
-            if isinstance(ok, float):
-                return Identity(retry_after=ok)
             if ok:
                 return Identity(user=name, via="basic")
             return Identity(error="bad user name or password")
@@ -213,20 +210,25 @@ async def _identify(request: Request) -> Identity:
     return _ANONYMOUS
 
 
-async def _throttled(
-    request: Request, user: str | None, check: Callable[[], Awaitable[_T]]
-) -> _T | float:
-    """``check()``'s answer (falsy: refused) unless the client's address or ``user``
-    is blocked for failing too often: then the seconds left, and nothing is checked
-    (:mod:`pymon.web.throttle`)."""
+async def _throttled(request: Request, user: str | None, check: Callable[[], Awaitable[_T]]) -> _T:
+    """``check()``'s answer (falsy: refused). Raises, checking nothing,
+    :func:`too_many_attempts` when the client's address or ``user`` is blocked for
+    failing too often (:mod:`pymon.web.throttle`), or 503 when too many checks wait
+    for the argon2 threads already (:class:`~pymon.web.credentials.Busy`)."""
     port = port_of(request)
     throttle = credentials_of(request.app).throttle
     client = request.client.host if request.client else None
     keys = throttle.keys(client, user)
     wait = throttle.attempt(keys, port.now())
     if wait > 0:
-        return wait
-    answer = await check()
+        raise too_many_attempts(wait)
+    try:
+        answer = await check()
+    except Busy:
+        throttle.withdraw(keys)
+        raise HTTPException(
+            503, "too many credential checks at once: try again", headers={"Retry-After": "1"}
+        ) from None
     if answer:
         throttle.succeeded(keys, client, user)
     elif (block := throttle.blocked_for(keys, port.now())) > 0:
@@ -430,15 +432,13 @@ async def login_user(
 ) -> Response | None:
     """Check ``name`` and ``password``; on success a 303 redirect (to ``next_url`` if it
     is a path under pymon, else the overview) that sets the session cookie. None when
-    wrong; :func:`too_many_attempts` (429) when the client or user failed too often.
+    wrong. Raises :func:`too_many_attempts` (429) when the client or user failed too
+    often, 503 when too many checks are waiting already.
     """
     port = port_of(request)
     state = credentials_of(request.app)
     signer = await state.ready(port)
-    ok = await _throttled(request, name, lambda: password_ok(port, state, name, password))
-    if isinstance(ok, float):
-        raise too_many_attempts(ok)
-    if not ok:
+    if not await _throttled(request, name, lambda: password_ok(port, state, name, password)):
         log.warning("web: failed login for %r from %s", name[:100], _peer(request))
         return None
     user = next(u for u in port.config.web.auth.users if u.name == name)

@@ -101,19 +101,25 @@ class Throttle:
             self._records.popitem(last=False)
         return 0.0
 
+    def withdraw(self, keys: list[str]) -> None:
+        """Take back the failure :meth:`attempt` counted (the secret was not checked)."""
+        for key in keys:
+            record = self._records.get(key)
+            if record is not None:
+                record.failures -= 1
+                if record.failures <= _free(key):
+                    record.blocked_until = record.last
+
     def succeeded(self, keys: list[str], address: str | None, user: str | None) -> None:
         """A right secret: the address starts afresh, the user's key takes back the
         failure :meth:`attempt` counted (its other failures stay: someone else may be
         guessing), and ``address`` is remembered as one that signed in as ``user``, so
         the user's key no longer applies there and guessing elsewhere cannot lock it out.
         """
+        self.withdraw([k for k in keys if k.startswith("user:")])
         for key in keys:
             if not key.startswith("user:"):
                 self._records.pop(key, None)
-            elif (record := self._records.get(key)) is not None:
-                record.failures -= 1
-                if record.failures <= _free(key):
-                    record.blocked_until = record.last
         if user is None:
             return
         known = self._known.pop(user, OrderedDict())
