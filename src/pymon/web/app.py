@@ -51,14 +51,17 @@ def create_app(port: EnginePort) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        _forget(exc)
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(UnknownService)
     async def unknown(_: Request, exc: UnknownService) -> JSONResponse:
+        _forget(exc)
         return JSONResponse({"error": str(exc)}, status_code=404)
 
     @app.exception_handler(CommandRefused)
     async def refused(_: Request, exc: CommandRefused) -> JSONResponse:
+        _forget(exc)
         return JSONResponse({"error": str(exc)}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
@@ -74,17 +77,29 @@ def create_app(port: EnginePort) -> FastAPI:
 
 
 def _forget(exc: BaseException) -> None:
-    """Drop what an answered exception holds on to.
+    """Drop what an answered exception holds on to (every handler here calls it).
 
     FastAPI raises a JSON error ``from`` the decoder's exception inside the frame that
     holds the body's bytes and the new exception itself: a reference cycle that keeps
     the body, and the decoded text, until the collector's next full pass. Under
     pymon's relaxed collector (``pymon.tuning``) an idle daemon kept each refused
     200 MB body (~400 MB) for good; breaking the cycle frees them when answered.
+    Any exception raised where a request's body is a local makes the same cycle.
     """
+    chain: list[BaseException] = [exc]
     if isinstance(exc, RequestValidationError):
         exc.body = None
-    for link in (exc, exc.__cause__, exc.__context__):
-        if link is not None:
+        # A validator's own exception, kept in the error's context, closes a cycle too.
+        chain += [
+            e
+            for err in exc.errors()
+            if isinstance(e := err.get("ctx", {}).get("error"), BaseException)
+        ]
+    seen: set[int] = set()
+    while chain:
+        link = chain.pop()
+        if id(link) not in seen:
+            seen.add(id(link))
             link.__traceback__ = None
+            chain += [e for e in (link.__cause__, link.__context__) if e is not None]
     exc.__cause__ = exc.__context__ = None
