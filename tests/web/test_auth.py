@@ -209,17 +209,17 @@ async def test_a_changed_password_ends_sessions() -> None:
 async def test_login_user_sets_a_strict_http_only_cookie() -> None:
     app = create_app(make(AUTH))
 
-    @app.post("/test-login")
-    async def test_login(request: Request) -> object:
-        form = dict(x.split("=") for x in (await request.body()).decode().split("&"))
-        response = await login_user(request, form["u"], form["p"].replace("+", " "))
+    # A GET: an unsafe method on a route pymon does not know needs write credentials.
+    @app.get("/test-login")
+    async def test_login(request: Request, u: str, p: str) -> object:
+        response = await login_user(request, u, p)
         return response if response is not None else {"refused": True}
 
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-        wrong = await c.post("/test-login", content="u=ann&p=nope")
-        right = await c.post("/test-login", content="u=ann&p=correct+horse")
-        unknown = await c.post("/test-login", content="u=bob&p=correct+horse")
+        wrong = await c.get("/test-login", params={"u": "ann", "p": "nope"})
+        right = await c.get("/test-login", params={"u": "ann", "p": PASSWORD})
+        unknown = await c.get("/test-login", params={"u": "bob", "p": PASSWORD})
     assert wrong.json() == {"refused": True}
     assert unknown.json() == {"refused": True}
     assert right.status_code == 303
@@ -307,6 +307,29 @@ async def test_loopback_rule_refuses_forwarded_requests() -> None:
             "/api/v1/services/down/ack", headers={"X-Forwarded-Host": "pymon.example"}
         )
     assert answer.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Real-IP",
+        "True-Client-IP",
+        "CF-Connecting-IP",
+        "X-Client-IP",
+        "X-Cluster-Client-IP",
+        "Forwarded-For",
+        "X-Forwarded",
+        "X-Original-Forwarded-For",
+        "Client-IP",
+    ],
+)
+async def test_loopback_rule_refuses_every_common_forwarding_header(header: str) -> None:
+    # A proxy on this machine that sets only X-Real-IP would otherwise make a remote
+    # client's write look local.
+    async with app_client(make()) as c:
+        answer = await c.post("/api/v1/services/down/ack", headers={header: "203.0.113.9"})
+    assert answer.status_code == 403
+    assert answer.json()["error"] == NO_CREDENTIALS
 
 
 async def test_loopback_browser_write_needs_the_double_submitted_token() -> None:

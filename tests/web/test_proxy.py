@@ -67,6 +67,18 @@ async def test_nobody_is_trusted_by_default(probe: Probe) -> None:
     assert seen["prefix"] == "" and seen["client"] == "127.0.0.1"
 
 
+async def test_a_trusted_proxys_x_real_ip_names_the_client(probe: Probe) -> None:
+    async with probe("10.1.2.3", trusted='["10.0.0.0/8"]') as c:
+        alone = (await c.get("/probe", headers={"X-Real-IP": "198.51.100.9"})).json()
+        both = {"X-Real-IP": "198.51.100.9", "X-Forwarded-For": "203.0.113.5"}
+        beside = (await c.get("/probe", headers=both)).json()
+    async with probe("192.0.2.66", trusted='["10.0.0.0/8"]') as c:
+        spoofed = (await c.get("/probe", headers={"X-Real-IP": "198.51.100.9"})).json()
+    # X-Forwarded-For, when present, is the chain every proxy appends to: it wins.
+    assert (alone["client"], beside["client"]) == ("198.51.100.9", "203.0.113.5")
+    assert spoofed["client"] == "192.0.2.66"
+
+
 async def test_forwarded_prefix_comes_before_base_path(probe: Probe) -> None:
     async with probe("::1", trusted='["::1"]', base_path="/pymon") as c:
         seen = (await c.get("/pymon/probe", headers={"X-Forwarded-Prefix": "/ops"})).json()

@@ -137,6 +137,8 @@ class WebConfig(StrictModel):
     trusted_proxies: list[Annotated[str, AfterValidator(_check_network)]] = Field(
         default_factory=list
     )
+    max_body: int = Field(default=1_048_576, ge=1024, le=1_073_741_824)
+    """The largest request body taken, in bytes; a larger one is refused with 413."""
 
     @field_validator("listen")
     @classmethod

@@ -36,7 +36,9 @@ def create_app(port: EnginePort) -> FastAPI:
         redoc_url=None,
     )
     app.state.port = port
-    # Starlette runs the last added middleware first: proxy headers, then credentials.
+    # Starlette runs the last added middleware first: proxy headers, then credentials
+    # (an unauthenticated write is refused there, before its body is read, and the
+    # body is capped).
     app.add_middleware(AuthMiddleware)
     app.add_middleware(ProxyMiddleware)
     log_write_policy(port.config.web)
@@ -53,6 +55,7 @@ def create_app(port: EnginePort) -> FastAPI:
     # every error body is {"error": ...}, as docs/api.md promises.
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        _forget(exc)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed(app, request))
@@ -60,10 +63,12 @@ def create_app(port: EnginePort) -> FastAPI:
 
     @app.exception_handler(UnknownService)
     async def unknown(_: Request, exc: UnknownService) -> JSONResponse:
+        _forget(exc)
         return JSONResponse({"error": str(exc)}, status_code=404)
 
     @app.exception_handler(CommandRefused)
     async def refused(_: Request, exc: CommandRefused) -> JSONResponse:
+        _forget(exc)
         return JSONResponse({"error": str(exc)}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
@@ -72,6 +77,7 @@ def create_app(port: EnginePort) -> FastAPI:
             {"field": ".".join(str(p) for p in err["loc"][1:]), "error": err["msg"]}
             for err in exc.errors()
         ]
+        _forget(exc)
         return JSONResponse({"error": "invalid request", "fields": fields}, status_code=422)
 
     return app
@@ -91,3 +97,32 @@ def _allowed(app: FastAPI, request: Request) -> list[str]:
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _forget(exc: BaseException) -> None:
+    """Drop what an answered exception holds on to (every handler here calls it).
+
+    FastAPI raises a JSON error ``from`` the decoder's exception inside the frame that
+    holds the body's bytes and the new exception itself: a reference cycle that keeps
+    the body, and the decoded text, until the collector's next full pass. Under
+    pymon's relaxed collector (``pymon.tuning``) an idle daemon kept each refused
+    200 MB body (~400 MB) for good; breaking the cycle frees them when answered.
+    Any exception raised where a request's body is a local makes the same cycle.
+    """
+    chain: list[BaseException] = [exc]
+    if isinstance(exc, RequestValidationError):
+        exc.body = None
+        # A validator's own exception, kept in the error's context, closes a cycle too.
+        chain += [
+            e
+            for err in exc.errors()
+            if isinstance(e := err.get("ctx", {}).get("error"), BaseException)
+        ]
+    seen: set[int] = set()
+    while chain:
+        link = chain.pop()
+        if id(link) not in seen:
+            seen.add(id(link))
+            link.__traceback__ = None
+            chain += [e for e in (link.__cause__, link.__context__) if e is not None]
+    exc.__cause__ = exc.__context__ = None

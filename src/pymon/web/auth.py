@@ -28,16 +28,18 @@ import ipaddress
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import MutableHeaders
 
 from pymon.web.credentials import (
     MAX_SECRET,
+    Busy,
     SessionSigner,
     credentials_of,
     fingerprint,
@@ -45,12 +47,15 @@ from pymon.web.credentials import (
     password_ok,
 )
 from pymon.web.engine import port_of
+from pymon.web.limits import capped, over_limit, too_large
 from pymon.web.proxy import public_prefix, was_forwarded
+from pymon.web.throttle import retry_header
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from pymon.config.schema import WebConfig
+    from pymon.engine.ports import EnginePort
 
 __all__ = [
     "CSRF_COOKIE",
@@ -70,6 +75,7 @@ __all__ = [
     "logout_user",
     "require_read",
     "require_write",
+    "too_many_attempts",
 ]
 
 log = logging.getLogger("pymon.web")
@@ -84,6 +90,11 @@ _IDENTITY_KEY = "pymon_identity"
 _NEW_CSRF_KEY = "pymon_new_csrf"
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}", re.ASCII)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+_T = TypeVar("_T")
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_OPEN_POSTS = frozenset({"/login", "/logout"})
+_HEARTBEAT = "/api/v1/heartbeat/"
 
 Via = Literal["token", "basic", "session", "none"]
 
@@ -103,8 +114,10 @@ _ANONYMOUS = Identity()
 
 
 class AuthMiddleware:
-    """ASGI middleware: reads each request's credentials once (see :class:`Identity`)
-    and sets the anonymous CSRF cookie when a page asked for one."""
+    """ASGI middleware: reads each request's credentials once (see :class:`Identity`),
+    refuses a write without good ones before its body is read, caps the body
+    (:mod:`pymon.web.limits`) and sets the anonymous CSRF cookie when a page asked
+    for one."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -116,7 +129,26 @@ class AuthMiddleware:
             return
         request = Request(scope)
         state = scope.setdefault("state", {})
-        state[_IDENTITY_KEY] = await _identify(request)
+        asgi = (scope, receive, send)
+        try:
+            ident = state[_IDENTITY_KEY] = await _identify(request)
+        except HTTPException as exc:
+            # Throttled, or the checks' queue is full: the credentials were not checked.
+            await _answer(exc, *asgi)
+            return
+        if _needs_write(scope):
+            # Refused before the route reads a byte of the body: an anonymous client
+            # must not make pymon read, keep or parse what it sends.
+            refused = _write_refusal(request, ident)
+            if refused is not None:
+                # Closing spares reading the body the client may still be sending.
+                headers = {**(refused.headers or {}), "Connection": "close"}
+                await _answer(HTTPException(refused.status_code, refused.detail, headers), *asgi)
+                return
+        limit = port_of(request).config.web.max_body
+        if over_limit(scope, limit):
+            await _answer(too_large(limit), *asgi)
+            return
 
         async def send_with_cookie(message: Message) -> None:
             fresh = state.get(_NEW_CSRF_KEY)
@@ -125,7 +157,13 @@ class AuthMiddleware:
                 headers.append("set-cookie", _cookie_header(request, CSRF_COOKIE, fresh, None))
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        await self.app(scope, capped(receive, limit), send_with_cookie)
+
+
+async def _answer(error: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
+    # The app's own error shape (web/app.py): {"error": detail}.
+    response = JSONResponse({"error": error.detail}, error.status_code, headers=error.headers)
+    await response(scope, receive, send)
 
 
 async def _identify(request: Request) -> Identity:
@@ -140,15 +178,23 @@ async def _identify(request: Request) -> Identity:
         if len(value) > MAX_SECRET * 2:
             return Identity(error="bad credentials")
         if scheme.lower() == "bearer" and value:
-            for token in config.tokens:
-                if await auth_state.verifier.verify(token.token_hash, value):
-                    return Identity(user=token.name, via="token")
-            return Identity(error="bad token")
+
+            async def token_name() -> str | None:
+                for token in config.tokens:
+                    if await auth_state.verifier.verify(token.token_hash, value):
+                        return token.name
+                return None
+
+            found = await _throttled(request, None, token_name)
+            return Identity(user=found, via="token") if found else Identity(error="bad token")
         if scheme.lower() == "basic" and value:
             name, password = _basic(value)
             if name is None or password is None:
                 return Identity(error="malformed Basic credentials")
-            if await password_ok(port, auth_state, name, password):
+            ok = await _throttled(
+                request, name, lambda: password_ok(port, auth_state, name, password)
+            )
+            if ok:
                 return Identity(user=name, via="basic")
             return Identity(error="bad user name or password")
         return Identity(error="unsupported Authorization scheme (use Bearer or Basic)")
@@ -162,6 +208,47 @@ async def _identify(request: Request) -> Identity:
             if known is not None and hmac.compare_digest(print_, fingerprint(known.password_hash)):
                 return Identity(user=user, via="session", csrf=signer.csrf_for(session))
     return _ANONYMOUS
+
+
+async def _throttled(request: Request, user: str | None, check: Callable[[], Awaitable[_T]]) -> _T:
+    """``check()``'s answer (falsy: refused). Raises, checking nothing,
+    :func:`too_many_attempts` when the client's address or ``user`` is blocked for
+    failing too often (:mod:`pymon.web.throttle`), or 503 when too many checks wait
+    for the argon2 threads already (:class:`~pymon.web.credentials.Busy`)."""
+    port = port_of(request)
+    throttle = credentials_of(request.app).throttle
+    client = request.client.host if request.client else None
+    keys = throttle.keys(client, user)
+    wait = throttle.attempt(keys, port.now())
+    if wait > 0:
+        raise too_many_attempts(wait)
+    try:
+        answer = await check()
+    except Busy:
+        throttle.withdraw(keys)
+        raise HTTPException(
+            503, "too many credential checks at once: try again", headers={"Retry-After": "1"}
+        ) from None
+    if answer:
+        throttle.succeeded(keys, client, user)
+    elif (block := throttle.blocked_for(keys, port.now())) > 0:
+        log.warning(
+            "web: too many failed attempts from %s%s: refused for %.0f s",
+            client or "?",
+            f" for user {user[:100]!r}" if user is not None else "",
+            block,
+        )
+    return answer
+
+
+def too_many_attempts(wait: float) -> HTTPException:
+    """The 429 for a client or user blocked for ``wait`` more seconds."""
+    seconds = retry_header(wait)
+    return HTTPException(
+        429,
+        f"too many failed attempts: try again in {seconds} s",
+        headers={"Retry-After": seconds},
+    )
 
 
 def _basic(value: str) -> tuple[str | None, str | None]:
@@ -229,25 +316,46 @@ async def require_write(request: Request) -> str:
     loopback rule). 401 without credentials; 403 with bad ones, without a CSRF token
     where one is needed, or when no credentials are configured (outside loopback)."""
     ident = _identity(request)
-    if ident.error is not None:
-        raise HTTPException(403, ident.error)
+    refused = _write_refusal(request, ident)
+    if refused is not None:
+        raise refused
     if ident.via == "token" and ident.user is not None:
         return ident.user
-    if ident.via == "session" and ident.user is not None and ident.csrf is not None:
+    if ident.via == "session" and ident.csrf is not None:
         if not await _csrf_matches(request, ident.csrf):
             raise HTTPException(403, "missing or wrong CSRF token")
-        return ident.user
-    if ident.via == "basic" and ident.user is not None:
-        if _from_browser(request) and not await _double_submitted(request):
-            raise HTTPException(403, "missing or wrong CSRF token")
-        return ident.user
-    if _web(request).auth.configured:
-        raise _unauthorized("writing needs credentials (a bearer token, a user or a session)")
-    if not local_writes_allowed(request):
-        raise HTTPException(403, NO_CREDENTIALS)
-    if _from_browser(request) and not await _double_submitted(request):
+    elif _from_browser(request) and not await _double_submitted(request):
         raise HTTPException(403, "missing or wrong CSRF token")
-    return "local"
+    return ident.user or "local"
+
+
+def _write_refusal(request: Request, ident: Identity) -> HTTPException | None:
+    """Why ``ident`` may not write, judged without the body (the CSRF check, which may
+    need the form, comes after); None when it may."""
+    if ident.error is not None:
+        return HTTPException(403, ident.error)
+    if ident.user is not None and ident.via != "none":
+        return None
+    if _web(request).auth.configured:
+        return _unauthorized("writing needs credentials (a bearer token, a user or a session)")
+    if not local_writes_allowed(request):
+        return HTTPException(403, NO_CREDENTIALS)
+    return None
+
+
+def _needs_write(scope: Scope) -> bool:
+    """Whether a request must pass :func:`require_write`'s credential check before its
+    body is read: every unsafe method, except on the routes anyone may post to (a job's
+    heartbeat, signing in and out, which check their own token or form)."""
+    if scope["method"] in _SAFE_METHODS:
+        return False
+    port: EnginePort = scope["app"].state.port
+    base = port.config.web.base_path
+    path: str = scope["path"]
+    if not path.startswith(base):
+        return True
+    path = path[len(base) :]
+    return path not in _OPEN_POSTS and not path.startswith(_HEARTBEAT)
 
 
 def local_writes_allowed(request: Request) -> bool:
@@ -323,12 +431,14 @@ async def login_user(
     request: Request, name: str, password: str, next_url: str | None = None
 ) -> Response | None:
     """Check ``name`` and ``password``; on success a 303 redirect (to ``next_url`` if it
-    is a path under pymon, else the overview) that sets the session cookie. None when wrong.
+    is a path under pymon, else the overview) that sets the session cookie. None when
+    wrong. Raises :func:`too_many_attempts` (429) when the client or user failed too
+    often, 503 when too many checks are waiting already.
     """
     port = port_of(request)
     state = credentials_of(request.app)
     signer = await state.ready(port)
-    if not await password_ok(port, state, name, password):
+    if not await _throttled(request, name, lambda: password_ok(port, state, name, password)):
         log.warning("web: failed login for %r from %s", name[:100], _peer(request))
         return None
     user = next(u for u in port.config.web.auth.users if u.name == name)

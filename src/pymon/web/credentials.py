@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any
 from argon2 import PasswordHasher
 from argon2.exceptions import Argon2Error, InvalidHashError
 
+from pymon.web.throttle import Throttle
+
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
 
 __all__ = [
     "MAX_SECRET",
     "AppCredentials",
+    "Busy",
     "SessionSigner",
     "Verifier",
     "credentials_of",
@@ -44,6 +47,12 @@ MAX_SECRET = 1024
 """Longer "passwords" and tokens are refused before any hashing."""
 
 _CACHE_SIZE = 4096
+_MAX_WAITING = 32
+"""Distinct checks queued for the argon2 threads at most; more are refused (503)."""
+
+
+class Busy(Exception):
+    """Too many credential checks wait for the argon2 threads: refuse, do not queue."""
 
 
 def hash_secret(secret: str) -> str:
@@ -52,9 +61,11 @@ def hash_secret(secret: str) -> str:
 
 
 class Verifier:
-    """argon2 checks, deduplicated and cached by SHA-256 of (hash, secret), off the loop."""
+    """argon2 checks, deduplicated and cached by SHA-256 of (hash, secret), off the loop;
+    at most ``max_waiting`` distinct checks queued (beyond: :class:`Busy`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_waiting: int = _MAX_WAITING) -> None:
+        self._max_waiting = max_waiting
         self._hasher = PasswordHasher()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pymon-argon2")
         self._done: OrderedDict[bytes, bool] = OrderedDict()
@@ -70,6 +81,10 @@ class Verifier:
         running = self._running.get(key)
         if running is not None:
             return await asyncio.shield(running)
+        if len(self._running) >= self._max_waiting:
+            # Each check holds ~64 MiB for ~50 ms on one of two threads: a flood from
+            # many addresses must not pile up work (and memory) without end.
+            raise Busy
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, self._check, hashed, secret)
         self._running[key] = future
@@ -158,10 +173,12 @@ def fingerprint(password_hash: str) -> str:
 
 
 class AppCredentials:
-    """Per app: the signing key (kept in the store) and the verifier's cache."""
+    """Per app: the signing key (kept in the store), the verifier's cache and the
+    brute-force throttle."""
 
     def __init__(self) -> None:
         self.verifier = Verifier()
+        self.throttle = Throttle()
         self.signer: SessionSigner | None = None
         self._lock = asyncio.Lock()
 

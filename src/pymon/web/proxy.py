@@ -1,9 +1,10 @@
 """Running behind a reverse proxy: which forwarded headers to believe, and the public URL.
 
 Only a peer inside ``web.trusted_proxies`` may say, through ``X-Forwarded-Proto``,
-``X-Forwarded-Host``, ``X-Forwarded-Prefix`` and ``X-Forwarded-For``, how the
-request reached the proxy; from anyone else those headers are ignored, so a client
-cannot make pymon build links to a host of its choosing or pose as loopback.
+``X-Forwarded-Host``, ``X-Forwarded-Prefix`` and ``X-Forwarded-For`` (or, without
+it, ``X-Real-IP``), how the request reached the proxy; from anyone else those
+headers are ignored, so a client cannot make pymon build links to a host of its
+choosing or pose as loopback.
 :class:`ProxyMiddleware` rewrites the ASGI scope (scheme, ``Host``, client) for a
 trusted peer and records the forwarded prefix; :func:`public_prefix` and
 :func:`public_base_url` read the result.
@@ -45,12 +46,33 @@ _PREFIX_KEY = "pymon_forwarded_prefix"
 _FORWARDED_KEY = "pymon_forwarded"
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?", re.ASCII)
 _PREFIX = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*/?", re.ASCII)
-_FORWARDING_HEADERS = (
-    b"x-forwarded-for",
-    b"x-forwarded-proto",
-    b"x-forwarded-host",
-    b"x-forwarded-prefix",
-    b"forwarded",
+# Every header a common proxy or CDN uses to say who the client is or how it came:
+# any of them means the peer is not the client, so the loopback rule must not
+# take the request for a local one (nginx's X-Real-IP alone, for one, is common).
+_FORWARDING_HEADERS = frozenset(
+    {
+        b"forwarded",
+        b"forwarded-for",
+        b"x-forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-proto",
+        b"x-forwarded-scheme",
+        b"x-forwarded-server",
+        b"x-forwarded-ssl",
+        b"x-original-forwarded-for",
+        b"x-original-host",
+        b"x-real-ip",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"client-ip",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"fastly-client-ip",
+        b"x-proxyuser-ip",
+    }
 )
 
 
@@ -114,7 +136,7 @@ class ProxyMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         names = {name for name, _ in raw_headers}
-        state[_FORWARDED_KEY] = any(h in names for h in _FORWARDING_HEADERS)
+        state[_FORWARDED_KEY] = not names.isdisjoint(_FORWARDING_HEADERS)
         state[_PREFIX_KEY] = ""
         client = scope.get("client")
         if not is_trusted(client[0] if client else None, cidrs):
@@ -140,6 +162,9 @@ class ProxyMiddleware:
             else:
                 log.debug("ignored X-Forwarded-Prefix %r: not a URL path", prefix[:100])
         chain = headers.get(b"x-forwarded-for")
+        if chain is None:
+            # nginx's usual `proxy_set_header X-Real-IP $remote_addr` names the client alone.
+            chain = headers.get(b"x-real-ip")
         if chain is not None:
             real = forwarded_client(chain.decode("latin-1"), cidrs)
             if real is not None:

@@ -46,9 +46,14 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     if not _csrf_ok(request, form):
         return _login_again(request, form, 403, "the form expired: please sign in again")
-    done = await login_user(
-        request, form.get("username", ""), form.get("password", ""), form.get("next") or None
-    )
+    try:
+        done = await login_user(
+            request, form.get("username", ""), form.get("password", ""), form.get("next") or None
+        )
+    except HTTPException as exc:
+        page = _login_again(request, form, exc.status_code, str(exc.detail))
+        page.headers.update(exc.headers or {})
+        return page
     if done is None:
         return _login_again(request, form, 401, "wrong name or password")
     return done
