@@ -4,17 +4,22 @@ up, leases, and two senders on one database. Channels here are recorders (the se
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from pymon.config.schema import DeliveryConfig
+from pymon.config.schema import DeliveryConfig, EmailChannel
 from pymon.model import Notice, NoticeKind, Status
 from pymon.notify.base import DeliveryError, NoticeContext
+from pymon.notify.email import EmailSender
 from pymon.notify.outbox import Outbox
-from pymon.store.sql import SqlStore
+from pymon.notify.templates import Templates
+from pymon.store.sql import SqlStore, sqlite
 from tests.support.clock import FakeClock, settle
+from tests.support.mail import MailSink
+from tests.support.waiting import wait_for
 
 POLICY = DeliveryConfig(backoff=10.0, max_backoff=40.0, give_up_after=3600.0, concurrency=4)
 
@@ -237,3 +242,64 @@ async def test_run_wakes_for_new_notices(store: SqlStore) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class LockAfterSend:
+    """The real e-mail channel, after whose first 250 another process takes the
+    database's write lock (as a backup job or a second pymon did in the field)."""
+
+    def __init__(self, sender: EmailSender, holder: sqlite3.Connection) -> None:
+        self.sender = sender
+        self.holder = holder
+        self.locked = False
+
+    async def send(self, notice: Notice, ctx: NoticeContext) -> None:
+        await self.sender.send(notice, ctx)
+        if not self.locked:
+            self.holder.execute("BEGIN IMMEDIATE")
+            self.locked = True
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_store_locked_after_the_250_does_not_double_the_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A short busy timeout: the record fails in 0.1 s instead of 10 s, the same way.
+    monkeypatch.setattr(sqlite, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    db = tmp_path / "o.db"
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    clock = FakeClock()
+    try:
+        with MailSink() as sink:
+            config = EmailChannel.model_validate(
+                {
+                    "type": "email",
+                    "port": sink.port,
+                    "tls": "none",
+                    "from": "pymon@example.org",
+                    "to": ["ops@example.org"],
+                    "timeout": 5,
+                }
+            )
+            mail = LockAfterSend(EmailSender("ops", config, Templates()), holder)
+            box = Outbox(store, {"ops": mail}, context, POLICY, timeouts={"ops": 5.0}, clock=clock)
+            await store.write([], [], [], [], [notice(clock)])
+            assert await box.deliver_due() == 1
+            await wait_for(lambda: "cannot record the delivery" in caplog.text)
+            # The lock outlasts the claim's lease (5 s timeout + the margin).
+            await clock.advance(100.0)
+            holder.execute("COMMIT")
+            await box.deliver_due()
+            await clock.advance(60.0)
+            await asyncio.wait_for(box.drain(), timeout=10)
+            await run_once(box)
+            assert len(sink.messages) == 1
+            [done] = await store.deliveries()
+            assert (done.state, done.attempts) == ("delivered", 1)
+    finally:
+        holder.close()
+        await store.close()

@@ -9,14 +9,19 @@ runs in its own tasks with a concurrency bound, so a slow mail server never dela
 a check.
 
 Delivery is *at least once*: a notice stays pending until its channel took it, and
-one that was taken is never sent again. The only gap is a crash between a channel
-accepting and the store recording it (milliseconds); the retry then carries the
-same ``Message-ID`` / ``X-Pymon-Delivery`` id so the receiver can drop it.
+one that was taken is never sent again. An attempt's outcome is kept in memory until
+the store has recorded it: a locked or failing store is retried with backoff, and
+meanwhile the delivery keeps its slot and is never claimed again by this sender,
+however long its lease has run out. The only gap is a crash between a channel
+accepting and the store recording it (the record is written at once, ahead of
+queued batches); the retry then carries the same ``Message-ID`` /
+``X-Pymon-Delivery`` id so the receiver can drop it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,6 +51,10 @@ _BACKSTOP = 1.0
 # Look at the store at least this often even when nothing seems due (another
 # instance on the same database may have added work).
 _MAX_IDLE = 60.0
+# Recording an outcome the store refused (locked by another process, unreachable) is
+# tried again after this long, doubling up to the cap, until it is written.
+_RECORD_RETRY = 0.5
+_RECORD_RETRY_MAX = 5.0
 
 
 @dataclass(slots=True)
@@ -82,6 +91,10 @@ class Outbox:
         self._publish = publish
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        # (notice key, channel) of every attempt this sender has not finished
+        # recording: never claimed again here, even once its lease has run out.
+        self._held: set[tuple[str, str]] = set()
+        self._stopping = asyncio.Event()
         self.stats = OutboxStats()
 
     def use(self, channels: Mapping[str, Channel], timeouts: Mapping[str, float]) -> None:
@@ -122,10 +135,13 @@ class Outbox:
                     delay = self._policy.backoff
                 await sleep_or_wake(self._clock, self._wake, delay)
         finally:
+            self._stopping.set()
             await self.drain()
 
     async def drain(self) -> None:
-        """Wait for attempts in progress (each is bounded by its channel's timeout)."""
+        """Wait for attempts in progress (each is bounded by its channel's timeout, and
+        an outcome the store keeps refusing by the retries it gets: unbounded while
+        running, one more once stopping)."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
@@ -136,9 +152,15 @@ class Outbox:
             return 0
         now = self._clock.time()
         started = 0
-        for delivery in await self._store.due_deliveries(now, limit=free):
-            lease = now + self._timeout(delivery.channel) + _LEASE_MARGIN
+        for delivery in await self._store.due_deliveries(now, limit=free + len(self._held)):
+            if started >= free:
+                break
             key, channel = delivery.notice.key, delivery.channel
+            if (key, channel) in self._held:
+                # Its outcome is known here but not recorded yet (the store was
+                # locked past its lease): sending again would double it.
+                continue
+            lease = now + self._timeout(delivery.channel) + _LEASE_MARGIN
             claimed = await self._store.claim_delivery(
                 key, channel, delivery.next_at, lease, self._owner
             )
@@ -146,12 +168,14 @@ class Outbox:
                 continue  # another sender took it
             task = asyncio.create_task(self._attempt(delivery), name=f"deliver {key} {channel}")
             self._running.add(task)
-            task.add_done_callback(self._done)
+            self._held.add((key, channel))
+            task.add_done_callback(functools.partial(self._done, (key, channel)))
             started += 1
         return started
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, held: tuple[str, str], task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._held.discard(held)
         # A slot came free: there may be more due work waiting for one.
         self._wake.set()
 
@@ -159,7 +183,10 @@ class Outbox:
         due = await self._store.next_delivery_at()
         if due is None:
             return _MAX_IDLE
-        return min(max(due - self._clock.time(), 0.05), _MAX_IDLE)
+        # A held delivery's lapsed lease looks due at once; polling for it at full
+        # speed would only read the store until its record is written.
+        least = _RECORD_RETRY if self._held else 0.05
+        return min(max(due - self._clock.time(), least), _MAX_IDLE)
 
     def _timeout(self, channel: str) -> float:
         return self._timeouts.get(channel, 30.0)
@@ -216,16 +243,53 @@ class Outbox:
                     wait,
                     error,
                 )
-        try:
-            await self._store.finish_delivery(
-                notice.key, name, at=now, error=error, retry_at=retry_at
-            )
-        except Exception as exc:
-            # The lease runs out and the delivery is tried again: at least once.
-            log.error("outbox: cannot record the delivery of %s: %s", what, exc)
+        await self._record(notice.key, name, what, at=now, error=error, retry_at=retry_at)
         if self._publish is not None:
             self._publish(
                 NoticeSent(notice, name, attempt)
                 if error is None
                 else NoticeFailed(notice, name, attempt, error, final)
             )
+
+    async def _record(
+        self,
+        key: str,
+        channel: str,
+        what: str,
+        *,
+        at: float,
+        error: str | None,
+        retry_at: float | None,
+    ) -> None:
+        """Write an attempt's outcome, retrying until the store takes it.
+
+        While this runs the delivery stays held (see ``deliver_due``), so a store
+        locked for longer than the lease delays the record, never doubles the send.
+        Once the outbox is stopping, one more try; if that fails too the claim stays
+        in the store and the next start sends again (the same Message-ID).
+        """
+        wait = _RECORD_RETRY
+        while True:
+            try:
+                await self._store.finish_delivery(
+                    key, channel, at=at, error=error, retry_at=retry_at
+                )
+                return
+            except Exception as exc:
+                if self._stopping.is_set():
+                    log.error(
+                        "outbox: cannot record the delivery of %s while stopping, the next "
+                        "start tries it again: %s",
+                        what,
+                        exc,
+                    )
+                    return
+                log.error(
+                    "outbox: cannot record the delivery of %s, retry in %gs (not sent again "
+                    "meanwhile): %s",
+                    what,
+                    wait,
+                    exc,
+                )
+            await sleep_or_wake(self._clock, self._stopping, wait)
+            wait = min(wait * 2, _RECORD_RETRY_MAX)
