@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pymon.config.schema import DeliveryConfig, EmailChannel
-from pymon.model import Notice, NoticeKind, Status
+from pymon.model import Notice, NoticeKind, ServiceState, Status
 from pymon.notify.base import DeliveryError, NoticeContext
 from pymon.notify.email import EmailSender
 from pymon.notify.outbox import Outbox
@@ -300,6 +301,41 @@ async def test_a_store_locked_after_the_250_does_not_double_the_mail(
             assert len(sink.messages) == 1
             [done] = await store.deliveries()
             assert (done.state, done.attempts) == ("delivered", 1)
+    finally:
+        holder.close()
+        await store.close()
+
+
+async def test_the_delivered_mark_is_committed_before_queued_batches(tmp_path: Path) -> None:
+    # The mail is out once the server said 250; until the mark is committed a kill -9
+    # sends it again, so it must not wait for batch flushes queued before it.
+    db = tmp_path / "o.db"
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    clock = FakeClock()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        await store.write([], [], [], [], [notice(clock)])
+        [due] = await store.due_deliveries(clock.time())
+        await store.claim_delivery(due.notice.key, "ops", due.next_at, clock.time() + 35.0, "")
+        holder.execute("BEGIN IMMEDIATE")
+        done: list[str] = []
+
+        def task(name: str, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+            made = asyncio.create_task(job)
+            made.add_done_callback(lambda _: done.append(name))
+            return made
+
+        states = [ServiceState(name="web", seq=n) for n in (1, 2)]
+        tasks = [task("flushing", store.write(states[:1], [], []))]
+        await settle()
+        tasks.append(task("queued", store.write(states[1:], [], [])))
+        await settle()
+        tasks.append(task("mark", store.finish_delivery(due.notice.key, "ops", at=clock.time())))
+        await settle()
+        holder.execute("COMMIT")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=20)
+        assert done == ["flushing", "mark", "queued"]
     finally:
         holder.close()
         await store.close()
