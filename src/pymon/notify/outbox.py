@@ -31,7 +31,7 @@ from pymon.config.schema import DeliveryConfig
 from pymon.events import NoticeFailed, NoticeSent
 from pymon.model import Notice
 from pymon.notify.base import Channel, DeliveryError, NoticeContext
-from pymon.store.base import Delivery, Store
+from pymon.store.base import Delivery, Outcome, Store
 
 __all__ = ["ContextFor", "Outbox", "OutboxStats", "Publish"]
 
@@ -95,6 +95,9 @@ class Outbox:
         # recording: never claimed again here, even once its lease has run out.
         self._held: set[tuple[str, str]] = set()
         self._stopping = asyncio.Event()
+        # Outcomes waiting to be recorded, and the one record being written at a time.
+        self._unrecorded: dict[tuple[str, str], Outcome] = {}
+        self._recording = asyncio.Lock()
         self.stats = OutboxStats()
 
     def use(self, channels: Mapping[str, Channel], timeouts: Mapping[str, float]) -> None:
@@ -221,21 +224,23 @@ class Outbox:
         now = self._clock.time()
         what = f"{notice.kind.value} notice for {notice.service} to {name}"
         retry_at: float | None = None
-        final = False
+        wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
+        final = error is not None and (permanent or now - notice.at >= self._policy.give_up_after)
+        if error is not None and not final:
+            retry_at = now + wait
+        # The record first, the log lines after: a mail that is out stays unrecorded
+        # (sent again by a crash) for as short a time as can be.
+        await self._record(Outcome(notice.key, name, now, error, retry_at), what)
         if error is None:
             self.stats.sent += 1
             log.info("delivered %s (attempt %d)", what, attempt)
         else:
             self.stats.failed += 1
-            expired = now - notice.at >= self._policy.give_up_after
-            final = permanent or expired
             if final:
                 self.stats.gave_up += 1
                 why = "refused for good" if permanent else "too old to retry"
                 log.error("gave up on %s after %d attempts (%s): %s", what, attempt, why, error)
             else:
-                wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
-                retry_at = now + wait
                 log.warning(
                     "could not deliver %s (attempt %d), retry in %.0fs: %s",
                     what,
@@ -243,7 +248,6 @@ class Outbox:
                     wait,
                     error,
                 )
-        await self._record(notice.key, name, what, at=now, error=error, retry_at=retry_at)
         if self._publish is not None:
             self._publish(
                 NoticeSent(notice, name, attempt)
@@ -251,45 +255,47 @@ class Outbox:
                 else NoticeFailed(notice, name, attempt, error, final)
             )
 
-    async def _record(
-        self,
-        key: str,
-        channel: str,
-        what: str,
-        *,
-        at: float,
-        error: str | None,
-        retry_at: float | None,
-    ) -> None:
+    async def _record(self, outcome: Outcome, what: str) -> None:
         """Write an attempt's outcome, retrying until the store takes it.
 
-        While this runs the delivery stays held (see ``deliver_due``), so a store
-        locked for longer than the lease delays the record, never doubles the send.
-        Once the outbox is stopping, one more try; if that fails too the claim stays
-        in the store and the next start sends again (the same Message-ID).
+        Outcomes that end while a record is being written wait for it and then go
+        together, in one transaction (a burst of sends costs a commit or two, not one
+        each). While this runs the delivery stays held (see ``deliver_due``), so a
+        store locked for longer than the lease delays the record, never doubles the
+        send. Once the outbox is stopping, one more try; if that fails too the claim
+        stays in the store and the next start sends again (the same Message-ID).
         """
+        mine = (outcome.key, outcome.channel)
+        self._unrecorded[mine] = outcome
         wait = _RECORD_RETRY
         while True:
-            try:
-                await self._store.finish_delivery(
-                    key, channel, at=at, error=error, retry_at=retry_at
-                )
-                return
-            except Exception as exc:
-                if self._stopping.is_set():
+            async with self._recording:
+                if mine not in self._unrecorded:
+                    return  # an earlier waiter's commit took it along
+                batch = dict(self._unrecorded)
+                try:
+                    await self._store.finish_deliveries(list(batch.values()))
+                except Exception as exc:
+                    if self._stopping.is_set():
+                        del self._unrecorded[mine]
+                        log.error(
+                            "outbox: cannot record the delivery of %s while stopping, the "
+                            "next start tries it again: %s",
+                            what,
+                            exc,
+                        )
+                        return
                     log.error(
-                        "outbox: cannot record the delivery of %s while stopping, the next "
-                        "start tries it again: %s",
+                        "outbox: cannot record the delivery of %s (with %d more), retry in "
+                        "%gs (not sent again meanwhile): %s",
                         what,
+                        len(batch) - 1,
+                        wait,
                         exc,
                     )
+                else:
+                    for done in batch:
+                        del self._unrecorded[done]
                     return
-                log.error(
-                    "outbox: cannot record the delivery of %s, retry in %gs (not sent again "
-                    "meanwhile): %s",
-                    what,
-                    wait,
-                    exc,
-                )
             await sleep_or_wake(self._clock, self._stopping, wait)
             wait = min(wait * 2, _RECORD_RETRY_MAX)

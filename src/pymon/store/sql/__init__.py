@@ -37,7 +37,7 @@ from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
-from pymon.store.base import Delivery, ResultRecord
+from pymon.store.base import Delivery, Outcome, ResultRecord
 from pymon.store.sql import deliveries
 from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
@@ -340,8 +340,19 @@ class SqlStore:
         """Record an attempt's end: delivered (no ``error``), to be retried at ``retry_at``,
         or (an error and no ``retry_at``) given up for good. Urgent: it goes before
         queued batch writes (a mail already out is sent again if a crash comes first)."""
-        stmt = deliveries.finish(key, channel, at=at, error=error, retry_at=retry_at)
-        await self._change("record a delivery", stmt, urgent=True)
+        await self.finish_deliveries([Outcome(key, channel, at, error, retry_at)])
+
+    async def finish_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        """Record several attempts' ends in one transaction (the outbox gathers those
+        that end while a record is being written: one commit, not one each). Urgent,
+        like :meth:`finish_delivery`."""
+        if not outcomes:
+            return
+        async with self._connect("record deliveries", write=True, urgent=True) as conn:
+            for o in outcomes:
+                await conn.execute(
+                    deliveries.finish(o.key, o.channel, at=o.at, error=o.error, retry_at=o.retry_at)
+                )
 
     async def deliveries(
         self,
