@@ -4,6 +4,7 @@ up, leases, and two senders on one database. Channels here are recorders (the se
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
@@ -245,8 +246,8 @@ async def test_run_wakes_for_new_notices(store: SqlStore) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-class LockAfterSend:
-    """The real e-mail channel, after whose first 250 another process takes the
+class LockAtThe250:
+    """The real e-mail channel, at whose first 250 another process takes the
     database's write lock (as a backup job or a second pymon did in the field)."""
 
     def __init__(self, sender: EmailSender, holder: sqlite3.Connection) -> None:
@@ -255,10 +256,14 @@ class LockAfterSend:
         self.locked = False
 
     async def send(self, notice: Notice, ctx: NoticeContext) -> None:
-        await self.sender.send(notice, ctx)
-        if not self.locked:
-            self.holder.execute("BEGIN IMMEDIATE")
-            self.locked = True
+        def accepted() -> None:
+            if not self.locked:
+                self.holder.execute("BEGIN IMMEDIATE")
+                self.locked = True
+            if ctx.accepted is not None:
+                ctx.accepted()
+
+        await self.sender.send(notice, dataclasses.replace(ctx, accepted=accepted))
 
     async def close(self) -> None:
         return None
@@ -286,7 +291,7 @@ async def test_a_store_locked_after_the_250_does_not_double_the_mail(
                     "timeout": 5,
                 }
             )
-            mail = LockAfterSend(EmailSender("ops", config, Templates()), holder)
+            mail = LockAtThe250(EmailSender("ops", config, Templates()), holder)
             box = Outbox(store, {"ops": mail}, context, POLICY, timeouts={"ops": 5.0}, clock=clock)
             await store.write([], [], [], [], [notice(clock)])
             assert await box.deliver_due() == 1
@@ -339,3 +344,47 @@ async def test_the_delivered_mark_is_committed_before_queued_batches(tmp_path: P
     finally:
         holder.close()
         await store.close()
+
+
+async def test_a_delivery_is_recorded_at_the_250_before_the_server_says_goodbye(
+    store: SqlStore,
+) -> None:
+    # A kill -9 while the server takes its time over QUIT must find the mail recorded.
+    clock = FakeClock()
+    with MailSink() as sink:
+        config = EmailChannel.model_validate(
+            {
+                "type": "email",
+                "port": sink.port,
+                "tls": "none",
+                "from": "pymon@example.org",
+                "to": ["ops@example.org"],
+                "timeout": 10,
+            }
+        )
+        box = Outbox(
+            store,
+            {"ops": EmailSender("ops", config, Templates())},
+            context,
+            POLICY,
+            timeouts={"ops": 10.0},
+            clock=clock,
+        )
+        await store.write([], [], [], [], [notice(clock)])
+        sink.quit_open.clear()
+        try:
+            assert await box.deliver_due() == 1
+            await sink.await_for(1)
+
+            async def recorded() -> bool:
+                return [d.state for d in await store.deliveries()] == ["delivered"]
+
+            async with asyncio.timeout(10):
+                while not await recorded():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            assert box.in_flight == 1  # still waiting for the 221
+        finally:
+            sink.quit_open.set()
+        await asyncio.wait_for(box.drain(), timeout=10)
+    assert len(sink.messages) == 1
+    assert box.stats.sent == 1

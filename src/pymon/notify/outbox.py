@@ -21,6 +21,7 @@ queued batches); the retry then carries the same ``Message-ID`` /
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Mapping
@@ -199,15 +200,25 @@ class Outbox:
         attempt = delivery.attempts + 1
         error: str | None = None
         permanent = False
+        # The record of a delivery starts the moment the receiver took it (before the
+        # channel's goodbye), in a task of its own so the backstop cannot cut it off.
+        recording: list[asyncio.Task[None]] = []
+
+        def accepted() -> None:
+            if not recording:
+                outcome = Outcome(notice.key, name, self._clock.time())
+                recording.append(asyncio.create_task(self._record(outcome, _what(delivery))))
+
         channel = self._channels.get(name)
         if channel is None:
             error, permanent = f"channel {name!r} is not configured", True
         else:
+            ctx = dataclasses.replace(self._context(notice, name, attempt), accepted=accepted)
             try:
                 # The channel enforces its own timeout; this one is a backstop so a
                 # channel that hangs anyway can never hold its slot forever.
                 async with asyncio.timeout(self._timeout(name) + _BACKSTOP):
-                    await channel.send(notice, self._context(notice, name, attempt))
+                    await channel.send(notice, ctx)
             except DeliveryError as exc:
                 error, permanent = str(exc), exc.permanent
             except TimeoutError:
@@ -215,14 +226,29 @@ class Outbox:
             except Exception as exc:
                 log.exception("outbox: channel %s failed on notice %s", name, notice.key)
                 error = f"{type(exc).__name__}: {exc}"
-        await self._finish(delivery, attempt, error, permanent)
+        if recording:
+            if error is not None:
+                log.warning(
+                    "outbox: %s failed after it was accepted, so it counts as delivered: %s",
+                    _what(delivery),
+                    error,
+                )
+            await recording[0]
+            error = None
+        await self._finish(delivery, attempt, error, permanent, recorded=bool(recording))
 
     async def _finish(
-        self, delivery: Delivery, attempt: int, error: str | None, permanent: bool
+        self,
+        delivery: Delivery,
+        attempt: int,
+        error: str | None,
+        permanent: bool,
+        *,
+        recorded: bool,
     ) -> None:
         notice, name = delivery.notice, delivery.channel
         now = self._clock.time()
-        what = f"{notice.kind.value} notice for {notice.service} to {name}"
+        what = _what(delivery)
         retry_at: float | None = None
         wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
         final = error is not None and (permanent or now - notice.at >= self._policy.give_up_after)
@@ -230,7 +256,8 @@ class Outbox:
             retry_at = now + wait
         # The record first, the log lines after: a mail that is out stays unrecorded
         # (sent again by a crash) for as short a time as can be.
-        await self._record(Outcome(notice.key, name, now, error, retry_at), what)
+        if not recorded:
+            await self._record(Outcome(notice.key, name, now, error, retry_at), what)
         if error is None:
             self.stats.sent += 1
             log.info("delivered %s (attempt %d)", what, attempt)
@@ -299,3 +326,9 @@ class Outbox:
                     return
             await sleep_or_wake(self._clock, self._stopping, wait)
             wait = min(wait * 2, _RECORD_RETRY_MAX)
+
+
+def _what(delivery: Delivery) -> str:
+    """The delivery in words, for log lines."""
+    notice = delivery.notice
+    return f"{notice.kind.value} notice for {notice.service} to {delivery.channel}"
