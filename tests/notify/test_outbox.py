@@ -246,6 +246,20 @@ async def test_run_wakes_for_new_notices(store: SqlStore) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
+def mail_to(sink: MailSink, timeout: float) -> EmailChannel:
+    """An e-mail channel's config for ``sink``."""
+    return EmailChannel.model_validate(
+        {
+            "type": "email",
+            "port": sink.port,
+            "tls": "none",
+            "from": "pymon@example.org",
+            "to": ["ops@example.org"],
+            "timeout": timeout,
+        }
+    )
+
+
 class LockAtThe250:
     """The real e-mail channel, at whose first 250 another process takes the
     database's write lock (as a backup job or a second pymon did in the field)."""
@@ -281,16 +295,7 @@ async def test_a_store_locked_after_the_250_does_not_double_the_mail(
     clock = FakeClock()
     try:
         with MailSink() as sink:
-            config = EmailChannel.model_validate(
-                {
-                    "type": "email",
-                    "port": sink.port,
-                    "tls": "none",
-                    "from": "pymon@example.org",
-                    "to": ["ops@example.org"],
-                    "timeout": 5,
-                }
-            )
+            config = mail_to(sink, 5.0)
             mail = LockAtThe250(EmailSender("ops", config, Templates()), holder)
             box = Outbox(store, {"ops": mail}, context, POLICY, timeouts={"ops": 5.0}, clock=clock)
             await store.write([], [], [], [], [notice(clock)])
@@ -352,16 +357,7 @@ async def test_a_delivery_is_recorded_at_the_250_before_the_server_says_goodbye(
     # A kill -9 while the server takes its time over QUIT must find the mail recorded.
     clock = FakeClock()
     with MailSink() as sink:
-        config = EmailChannel.model_validate(
-            {
-                "type": "email",
-                "port": sink.port,
-                "tls": "none",
-                "from": "pymon@example.org",
-                "to": ["ops@example.org"],
-                "timeout": 10,
-            }
-        )
+        config = mail_to(sink, 10.0)
         box = Outbox(
             store,
             {"ops": EmailSender("ops", config, Templates())},
