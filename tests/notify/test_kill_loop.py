@@ -213,9 +213,10 @@ services:
     doubled = sum(n - 1 for n in received.values())
     report = (
         f"kill -9 loop: {KILLS} kills, {len(delivered)} notices, {doubled} sent twice"
-        f" ({doubled / max(len(delivered), 1):.2%}): "
-        + ", ".join(sorted(k for k, n in received.items() if n > 1))
+        f" ({doubled / max(len(delivered), 1):.2%})"
     )
+    if doubled:
+        report += ": " + ", ".join(sorted(k for k, n in received.items() if n > 1))
     print(report)
     if doubled:
         warnings.warn(report, stacklevel=1)
