@@ -4,17 +4,24 @@ up, leases, and two senders on one database. Channels here are recorders (the se
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+import sqlite3
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pymon.config.schema import DeliveryConfig
-from pymon.model import Notice, NoticeKind, Status
+from pymon.config.schema import DeliveryConfig, EmailChannel
+from pymon.model import Notice, NoticeKind, ServiceState, Status
 from pymon.notify.base import DeliveryError, NoticeContext
+from pymon.notify.email import EmailSender
 from pymon.notify.outbox import Outbox
-from pymon.store.sql import SqlStore
+from pymon.notify.templates import Templates
+from pymon.store.sql import SqlStore, sqlite
 from tests.support.clock import FakeClock, settle
+from tests.support.mail import MailSink
+from tests.support.waiting import wait_for
 
 POLICY = DeliveryConfig(backoff=10.0, max_backoff=40.0, give_up_after=3600.0, concurrency=4)
 
@@ -237,3 +244,143 @@ async def test_run_wakes_for_new_notices(store: SqlStore) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def mail_to(sink: MailSink, timeout: float) -> EmailChannel:
+    """An e-mail channel's config for ``sink``."""
+    return EmailChannel.model_validate(
+        {
+            "type": "email",
+            "port": sink.port,
+            "tls": "none",
+            "from": "pymon@example.org",
+            "to": ["ops@example.org"],
+            "timeout": timeout,
+        }
+    )
+
+
+class LockAtThe250:
+    """The real e-mail channel, at whose first 250 another process takes the
+    database's write lock (as a backup job or a second pymon did in the field)."""
+
+    def __init__(self, sender: EmailSender, holder: sqlite3.Connection) -> None:
+        self.sender = sender
+        self.holder = holder
+        self.locked = False
+
+    async def send(self, notice: Notice, ctx: NoticeContext) -> None:
+        def accepted() -> None:
+            if not self.locked:
+                self.holder.execute("BEGIN IMMEDIATE")
+                self.locked = True
+            if ctx.accepted is not None:
+                ctx.accepted()
+
+        await self.sender.send(notice, dataclasses.replace(ctx, accepted=accepted))
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_store_locked_after_the_250_does_not_double_the_mail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A short busy timeout: the record fails in 0.1 s instead of 10 s, the same way.
+    monkeypatch.setattr(sqlite, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    db = tmp_path / "o.db"
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    clock = FakeClock()
+    try:
+        with MailSink() as sink:
+            config = mail_to(sink, 5.0)
+            mail = LockAtThe250(EmailSender("ops", config, Templates()), holder)
+            box = Outbox(store, {"ops": mail}, context, POLICY, timeouts={"ops": 5.0}, clock=clock)
+            await store.write([], [], [], [], [notice(clock)])
+            assert await box.deliver_due() == 1
+            await wait_for(lambda: "cannot record the delivery" in caplog.text)
+            # The lock outlasts the claim's lease (5 s timeout + the margin).
+            await clock.advance(100.0)
+            holder.execute("COMMIT")
+            await box.deliver_due()
+            await clock.advance(60.0)
+            await asyncio.wait_for(box.drain(), timeout=10)
+            await run_once(box)
+            assert len(sink.messages) == 1
+            [done] = await store.deliveries()
+            assert (done.state, done.attempts) == ("delivered", 1)
+    finally:
+        holder.close()
+        await store.close()
+
+
+async def test_the_delivered_mark_is_committed_before_queued_batches(tmp_path: Path) -> None:
+    # The mail is out once the server said 250; until the mark is committed a kill -9
+    # sends it again, so it must not wait for batch flushes queued before it.
+    db = tmp_path / "o.db"
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    clock = FakeClock()
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        await store.write([], [], [], [], [notice(clock)])
+        [due] = await store.due_deliveries(clock.time())
+        await store.claim_delivery(due.notice.key, "ops", due.next_at, clock.time() + 35.0, "")
+        holder.execute("BEGIN IMMEDIATE")
+        done: list[str] = []
+
+        def task(name: str, job: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+            made = asyncio.create_task(job)
+            made.add_done_callback(lambda _: done.append(name))
+            return made
+
+        states = [ServiceState(name="web", seq=n) for n in (1, 2)]
+        tasks = [task("flushing", store.write(states[:1], [], []))]
+        await settle()
+        tasks.append(task("queued", store.write(states[1:], [], [])))
+        await settle()
+        tasks.append(task("mark", store.finish_delivery(due.notice.key, "ops", at=clock.time())))
+        await settle()
+        holder.execute("COMMIT")
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=20)
+        assert done == ["flushing", "mark", "queued"]
+    finally:
+        holder.close()
+        await store.close()
+
+
+async def test_a_delivery_is_recorded_at_the_250_before_the_server_says_goodbye(
+    store: SqlStore,
+) -> None:
+    # A kill -9 while the server takes its time over QUIT must find the mail recorded.
+    clock = FakeClock()
+    with MailSink() as sink:
+        config = mail_to(sink, 10.0)
+        box = Outbox(
+            store,
+            {"ops": EmailSender("ops", config, Templates())},
+            context,
+            POLICY,
+            timeouts={"ops": 10.0},
+            clock=clock,
+        )
+        await store.write([], [], [], [], [notice(clock)])
+        sink.quit_open.clear()
+        try:
+            assert await box.deliver_due() == 1
+            await sink.await_for(1)
+
+            async def recorded() -> bool:
+                return [d.state for d in await store.deliveries()] == ["delivered"]
+
+            async with asyncio.timeout(10):
+                while not await recorded():  # noqa: ASYNC110
+                    await asyncio.sleep(0.02)
+            assert box.in_flight == 1  # still waiting for the 221
+        finally:
+            sink.quit_open.set()
+        await asyncio.wait_for(box.drain(), timeout=10)
+    assert len(sink.messages) == 1
+    assert box.stats.sent == 1

@@ -82,6 +82,11 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         return self._sink._receive(server, session, envelope)
 
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not self._sink.quit_open.is_set():
+            await asyncio.to_thread(self._sink.quit_open.wait)
+        return "221 Bye"
+
 
 class MailSink:
     """An aiosmtpd server on 127.0.0.1 that records every message it accepts.
@@ -104,6 +109,9 @@ class MailSink:
     ) -> None:
         self.reply_to_rcpt = reply_to_rcpt
         self.fail_first = fail_first
+        #: While cleared, the answer to QUIT waits (a server slow to say goodbye).
+        self.quit_open = threading.Event()
+        self.quit_open.set()
         self.require_auth = require_auth
         self.port = free_port()
         self._failed = 0

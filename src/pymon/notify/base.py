@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +35,10 @@ class NoticeContext:
     is the incident's secret for acknowledging by reply, and ``ack_address`` the
     address replies go to (``ack+<token>@domain``); both None when
     acknowledgements by mail are off or the notice has no incident. ``attempt``
-    counts deliveries of this notice to this channel, 1 for the first.
+    counts deliveries of this notice to this channel, 1 for the first. ``accepted``,
+    when given, is called by the channel the moment the receiver has taken the
+    notice (the SMTP server's 250), before any goodbye: the outbox records the
+    delivery from there, so a crash during the goodbye cannot send it again.
     """
 
     instance: str
@@ -49,6 +52,7 @@ class NoticeContext:
     ack_token: str | None = None
     ack_address: str | None = None
     attempt: int = 1
+    accepted: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class Channel(Protocol):

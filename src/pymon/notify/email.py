@@ -20,6 +20,7 @@ import functools
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from email.headerregistry import BaseHeader, HeaderRegistry, UniqueUnstructuredHeader
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
@@ -141,7 +142,7 @@ class EmailSender:
         """Compose ``notice`` and hand it to the SMTP server; DeliveryError when it fails."""
         # Rendering may read template files and takes a while for big ones: off the loop.
         message = await asyncio.to_thread(self.compose, notice, ctx)
-        await send_message(self.config, message)
+        await send_message(self.config, message, accepted=ctx.accepted)
         log.debug("e-mail %s: sent %s to %s", self.name, notice.key, ", ".join(self.config.to))
 
     async def close(self) -> None:
@@ -157,12 +158,15 @@ class EmailSender:
         return tokens.message_id(key, self.name, ctx.ack_token, self._domain)
 
 
-async def send_message(config: EmailChannel, message: EmailMessage) -> None:
+async def send_message(
+    config: EmailChannel, message: EmailMessage, *, accepted: Callable[[], None] | None = None
+) -> None:
     """Send ``message`` through the SMTP server of ``config`` to its To/Cc/Bcc recipients.
 
     Returns once the server accepted it for at least one recipient (a partial
     refusal is logged, not raised: retrying would send the others a duplicate).
-    Raises :class:`DeliveryError` otherwise, within ``config.timeout``.
+    Raises :class:`DeliveryError` otherwise, within ``config.timeout``. ``accepted``
+    is called as soon as the server said 250, before QUIT.
     """
     where = f"smtp {config.host}:{config.port}"
     deadline = asyncio.get_running_loop().time() + config.timeout
@@ -206,6 +210,8 @@ async def send_message(config: EmailChannel, message: EmailMessage) -> None:
         )
     # Delivered: a QUIT that fails or hangs must not turn this into a retry (a
     # duplicate), nor take the send past its timeout.
+    if accepted is not None:
+        accepted()
     try:
         async with asyncio.timeout_at(deadline):
             await client.quit()

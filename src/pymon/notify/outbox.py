@@ -9,14 +9,20 @@ runs in its own tasks with a concurrency bound, so a slow mail server never dela
 a check.
 
 Delivery is *at least once*: a notice stays pending until its channel took it, and
-one that was taken is never sent again. The only gap is a crash between a channel
-accepting and the store recording it (milliseconds); the retry then carries the
-same ``Message-ID`` / ``X-Pymon-Delivery`` id so the receiver can drop it.
+one that was taken is never sent again. An attempt's outcome is kept in memory until
+the store has recorded it: a locked or failing store is retried with backoff, and
+meanwhile the delivery keeps its slot and is never claimed again by this sender,
+however long its lease has run out. The only gap is a crash between a channel
+accepting and the store recording it (the record is written at once, ahead of
+queued batches); the retry then carries the same ``Message-ID`` /
+``X-Pymon-Delivery`` id so the receiver can drop it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +32,7 @@ from pymon.config.schema import DeliveryConfig
 from pymon.events import NoticeFailed, NoticeSent
 from pymon.model import Notice
 from pymon.notify.base import Channel, DeliveryError, NoticeContext
-from pymon.store.base import Delivery, Store
+from pymon.store.base import Delivery, Outcome, Store
 
 __all__ = ["ContextFor", "Outbox", "OutboxStats", "Publish"]
 
@@ -46,6 +52,10 @@ _BACKSTOP = 1.0
 # Look at the store at least this often even when nothing seems due (another
 # instance on the same database may have added work).
 _MAX_IDLE = 60.0
+# Recording an outcome the store refused (locked by another process, unreachable) is
+# tried again after this long, doubling up to the cap, until it is written.
+_RECORD_RETRY = 0.5
+_RECORD_RETRY_MAX = 5.0
 
 
 @dataclass(slots=True)
@@ -82,6 +92,13 @@ class Outbox:
         self._publish = publish
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        # (notice key, channel) of every attempt this sender has not finished
+        # recording: never claimed again here, even once its lease has run out.
+        self._held: set[tuple[str, str]] = set()
+        self._stopping = asyncio.Event()
+        # Outcomes waiting to be recorded, and the one record being written at a time.
+        self._unrecorded: dict[tuple[str, str], Outcome] = {}
+        self._recording = asyncio.Lock()
         self.stats = OutboxStats()
 
     def use(self, channels: Mapping[str, Channel], timeouts: Mapping[str, float]) -> None:
@@ -122,10 +139,13 @@ class Outbox:
                     delay = self._policy.backoff
                 await sleep_or_wake(self._clock, self._wake, delay)
         finally:
+            self._stopping.set()
             await self.drain()
 
     async def drain(self) -> None:
-        """Wait for attempts in progress (each is bounded by its channel's timeout)."""
+        """Wait for attempts in progress (each is bounded by its channel's timeout, and
+        an outcome the store keeps refusing by the retries it gets: unbounded while
+        running, one more once stopping)."""
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
@@ -136,9 +156,15 @@ class Outbox:
             return 0
         now = self._clock.time()
         started = 0
-        for delivery in await self._store.due_deliveries(now, limit=free):
-            lease = now + self._timeout(delivery.channel) + _LEASE_MARGIN
+        for delivery in await self._store.due_deliveries(now, limit=free + len(self._held)):
+            if started >= free:
+                break
             key, channel = delivery.notice.key, delivery.channel
+            if (key, channel) in self._held:
+                # Its outcome is known here but not recorded yet (the store was
+                # locked past its lease): sending again would double it.
+                continue
+            lease = now + self._timeout(delivery.channel) + _LEASE_MARGIN
             claimed = await self._store.claim_delivery(
                 key, channel, delivery.next_at, lease, self._owner
             )
@@ -146,12 +172,14 @@ class Outbox:
                 continue  # another sender took it
             task = asyncio.create_task(self._attempt(delivery), name=f"deliver {key} {channel}")
             self._running.add(task)
-            task.add_done_callback(self._done)
+            self._held.add((key, channel))
+            task.add_done_callback(functools.partial(self._done, (key, channel)))
             started += 1
         return started
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, held: tuple[str, str], task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._held.discard(held)
         # A slot came free: there may be more due work waiting for one.
         self._wake.set()
 
@@ -159,7 +187,10 @@ class Outbox:
         due = await self._store.next_delivery_at()
         if due is None:
             return _MAX_IDLE
-        return min(max(due - self._clock.time(), 0.05), _MAX_IDLE)
+        # A held delivery's lapsed lease looks due at once; polling for it at full
+        # speed would only read the store until its record is written.
+        least = _RECORD_RETRY if self._held else 0.05
+        return min(max(due - self._clock.time(), least), _MAX_IDLE)
 
     def _timeout(self, channel: str) -> float:
         return self._timeouts.get(channel, 30.0)
@@ -169,15 +200,25 @@ class Outbox:
         attempt = delivery.attempts + 1
         error: str | None = None
         permanent = False
+        # The record of a delivery starts the moment the receiver took it (before the
+        # channel's goodbye), in a task of its own so the backstop cannot cut it off.
+        recording: list[asyncio.Task[None]] = []
+
+        def accepted() -> None:
+            if not recording:
+                outcome = Outcome(notice.key, name, self._clock.time())
+                recording.append(asyncio.create_task(self._record(outcome, _what(delivery))))
+
         channel = self._channels.get(name)
         if channel is None:
             error, permanent = f"channel {name!r} is not configured", True
         else:
+            ctx = dataclasses.replace(self._context(notice, name, attempt), accepted=accepted)
             try:
                 # The channel enforces its own timeout; this one is a backstop so a
                 # channel that hangs anyway can never hold its slot forever.
                 async with asyncio.timeout(self._timeout(name) + _BACKSTOP):
-                    await channel.send(notice, self._context(notice, name, attempt))
+                    await channel.send(notice, ctx)
             except DeliveryError as exc:
                 error, permanent = str(exc), exc.permanent
             except TimeoutError:
@@ -185,30 +226,48 @@ class Outbox:
             except Exception as exc:
                 log.exception("outbox: channel %s failed on notice %s", name, notice.key)
                 error = f"{type(exc).__name__}: {exc}"
-        await self._finish(delivery, attempt, error, permanent)
+        if recording:
+            if error is not None:
+                log.warning(
+                    "outbox: %s failed after it was accepted, so it counts as delivered: %s",
+                    _what(delivery),
+                    error,
+                )
+            await recording[0]
+            error = None
+        await self._finish(delivery, attempt, error, permanent, recorded=bool(recording))
 
     async def _finish(
-        self, delivery: Delivery, attempt: int, error: str | None, permanent: bool
+        self,
+        delivery: Delivery,
+        attempt: int,
+        error: str | None,
+        permanent: bool,
+        *,
+        recorded: bool,
     ) -> None:
         notice, name = delivery.notice, delivery.channel
         now = self._clock.time()
-        what = f"{notice.kind.value} notice for {notice.service} to {name}"
+        what = _what(delivery)
         retry_at: float | None = None
-        final = False
+        wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
+        final = error is not None and (permanent or now - notice.at >= self._policy.give_up_after)
+        if error is not None and not final:
+            retry_at = now + wait
+        # The record first, the log lines after: a mail that is out stays unrecorded
+        # (sent again by a crash) for as short a time as can be.
+        if not recorded:
+            await self._record(Outcome(notice.key, name, now, error, retry_at), what)
         if error is None:
             self.stats.sent += 1
             log.info("delivered %s (attempt %d)", what, attempt)
         else:
             self.stats.failed += 1
-            expired = now - notice.at >= self._policy.give_up_after
-            final = permanent or expired
             if final:
                 self.stats.gave_up += 1
                 why = "refused for good" if permanent else "too old to retry"
                 log.error("gave up on %s after %d attempts (%s): %s", what, attempt, why, error)
             else:
-                wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
-                retry_at = now + wait
                 log.warning(
                     "could not deliver %s (attempt %d), retry in %.0fs: %s",
                     what,
@@ -216,16 +275,60 @@ class Outbox:
                     wait,
                     error,
                 )
-        try:
-            await self._store.finish_delivery(
-                notice.key, name, at=now, error=error, retry_at=retry_at
-            )
-        except Exception as exc:
-            # The lease runs out and the delivery is tried again: at least once.
-            log.error("outbox: cannot record the delivery of %s: %s", what, exc)
         if self._publish is not None:
             self._publish(
                 NoticeSent(notice, name, attempt)
                 if error is None
                 else NoticeFailed(notice, name, attempt, error, final)
             )
+
+    async def _record(self, outcome: Outcome, what: str) -> None:
+        """Write an attempt's outcome, retrying until the store takes it.
+
+        Outcomes that end while a record is being written wait for it and then go
+        together, in one transaction (a burst of sends costs a commit or two, not one
+        each). While this runs the delivery stays held (see ``deliver_due``), so a
+        store locked for longer than the lease delays the record, never doubles the
+        send. Once the outbox is stopping, one more try; if that fails too the claim
+        stays in the store and the next start sends again (the same Message-ID).
+        """
+        mine = (outcome.key, outcome.channel)
+        self._unrecorded[mine] = outcome
+        wait = _RECORD_RETRY
+        while True:
+            async with self._recording:
+                if mine not in self._unrecorded:
+                    return  # an earlier waiter's commit took it along
+                batch = dict(self._unrecorded)
+                try:
+                    await self._store.finish_deliveries(list(batch.values()))
+                except Exception as exc:
+                    if self._stopping.is_set():
+                        del self._unrecorded[mine]
+                        log.error(
+                            "outbox: cannot record the delivery of %s while stopping, the "
+                            "next start tries it again: %s",
+                            what,
+                            exc,
+                        )
+                        return
+                    log.error(
+                        "outbox: cannot record the delivery of %s (with %d more), retry in "
+                        "%gs (not sent again meanwhile): %s",
+                        what,
+                        len(batch) - 1,
+                        wait,
+                        exc,
+                    )
+                else:
+                    for done in batch:
+                        del self._unrecorded[done]
+                    return
+            await sleep_or_wake(self._clock, self._stopping, wait)
+            wait = min(wait * 2, _RECORD_RETRY_MAX)
+
+
+def _what(delivery: Delivery) -> str:
+    """The delivery in words, for log lines."""
+    notice = delivery.notice
+    return f"{notice.kind.value} notice for {notice.service} to {delivery.channel}"

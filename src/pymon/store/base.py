@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
 
-__all__ = ["Delivery", "ResultRecord", "Store"]
+__all__ = ["Delivery", "Outcome", "ResultRecord", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +51,18 @@ class Delivery:
         if self.delivered_at is not None:
             return "delivered"
         return "failed" if self.failed_at is not None else "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt at a delivery ended, to be recorded: delivered (no ``error``),
+    to be retried at ``retry_at``, or (an error and no ``retry_at``) given up."""
+
+    key: str
+    channel: str
+    at: float
+    error: str | None = None
+    retry_at: float | None = None
 
 
 class Store(Protocol):
@@ -125,6 +137,10 @@ class Store(Protocol):
         retry_at: float | None = None,
     ) -> None:
         """Record an attempt: delivered, retry at ``retry_at``, or given up (error only)."""
+        ...
+
+    async def finish_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        """Record several attempts' ends in one transaction: all of them or none."""
         ...
 
     async def deliveries(

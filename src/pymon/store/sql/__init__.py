@@ -10,6 +10,8 @@ and PostgreSQL. The package holds:
     row codecs: pymon's values as rows and back.
 ``deliveries.py``
     the outbox's statements: due deliveries, claims (leases), their release.
+``turns.py``
+    writers' turns: one at a time, the outbox's records before queued batches.
 ``backend.py``
     the Backend interface (what differs between the databases) and picking one
     for a URL; ``sqlite.py`` and ``postgres.py`` are the two that fit it.
@@ -35,7 +37,7 @@ from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
-from pymon.store.base import Delivery, ResultRecord
+from pymon.store.base import Delivery, Outcome, ResultRecord
 from pymon.store.sql import deliveries
 from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
@@ -67,6 +69,7 @@ from pymon.store.sql.schema import (
     state_table,
     window_table,
 )
+from pymon.store.sql.turns import Turns
 
 __all__ = ["SqlStore"]
 
@@ -102,7 +105,7 @@ class SqlStore:
         self.backend = self._db.name
         # Writers (and on a memory database, readers) queue for this lock: see
         # Backend.queues_writes.
-        self._lock: asyncio.Lock | None = None
+        self._turns: Turns | None = None
         self._engine: AsyncEngine | None = None
         # Built once: the statements only differ by dialect, never by batch.
         insert = self._db.insert
@@ -147,7 +150,7 @@ class SqlStore:
                 ) from exc
             raise
         self._engine = engine
-        self._lock = asyncio.Lock() if self._db.queues_writes else None
+        self._turns = Turns() if self._db.queues_writes else None
 
     async def _create(self, conn: AsyncConnection) -> None:
         """Create the missing tables and fit the ring (in the backend's setup transaction)."""
@@ -161,14 +164,17 @@ class SqlStore:
             await engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def _connect(self, doing: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        """A connection (a transaction when ``write``), with failures as StoreError."""
+    async def _connect(
+        self, doing: str, *, write: bool, urgent: bool = False
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection (a transaction when ``write``), with failures as StoreError;
+        ``urgent`` goes before the writers still waiting for their turn."""
         engine = self._open_engine(doing)
-        lock = self._lock if (write or self._db.queues_reads) else None
+        turns = self._turns if (write or self._db.queues_reads) else None
         try:
             async with contextlib.AsyncExitStack() as stack:
-                if lock is not None:
-                    await stack.enter_async_context(lock)
+                if turns is not None:
+                    await stack.enter_async_context(turns.turn(urgent=urgent))
                 conn = await stack.enter_async_context(
                     engine.begin() if write else engine.connect()
                 )
@@ -249,9 +255,9 @@ class SqlStore:
         async with self._connect(doing, write=False) as conn:
             return (await conn.execute(stmt)).mappings().all()
 
-    async def _change(self, doing: str, stmt: Executable) -> int:
+    async def _change(self, doing: str, stmt: Executable, *, urgent: bool = False) -> int:
         """Run ``stmt`` in a transaction of its own; how many rows it changed."""
-        async with self._connect(doing, write=True) as conn:
+        async with self._connect(doing, write=True, urgent=urgent) as conn:
             result = await conn.execute(stmt)
         return int(result.rowcount)
 
@@ -332,9 +338,21 @@ class SqlStore:
         at: float,
     ) -> None:
         """Record an attempt's end: delivered (no ``error``), to be retried at ``retry_at``,
-        or (an error and no ``retry_at``) given up for good."""
-        stmt = deliveries.finish(key, channel, at=at, error=error, retry_at=retry_at)
-        await self._change("record a delivery", stmt)
+        or (an error and no ``retry_at``) given up for good. Urgent: it goes before
+        queued batch writes (a mail already out is sent again if a crash comes first)."""
+        await self.finish_deliveries([Outcome(key, channel, at, error, retry_at)])
+
+    async def finish_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        """Record several attempts' ends in one transaction (the outbox gathers those
+        that end while a record is being written: one commit, not one each). Urgent,
+        like :meth:`finish_delivery`."""
+        if not outcomes:
+            return
+        async with self._connect("record deliveries", write=True, urgent=True) as conn:
+            for o in outcomes:
+                await conn.execute(
+                    deliveries.finish(o.key, o.channel, at=o.at, error=o.error, retry_at=o.retry_at)
+                )
 
     async def deliveries(
         self,
