@@ -59,6 +59,10 @@ class ParentWatch:
             run.append(name)
         return run
 
+    def asked(self, name: str) -> bool:
+        """Whether ``name`` was asked to run out of turn and has not run since."""
+        return name in self._asked
+
     def ran(self, name: str, started: float) -> None:
         """A run of ``name`` that began at ``started`` ended: an ask before it is served."""
         if self._asked.get(name, math.inf) <= started:
@@ -66,4 +70,6 @@ class ParentWatch:
 
     def answered(self, parent: str) -> list[str]:
         """``parent`` has a new result: the children waiting on it, to decide again."""
+        if not self._waiting:
+            return []  # the common case, without a sort per result
         return sorted(self._waiting.pop(parent, ()))

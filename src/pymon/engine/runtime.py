@@ -418,11 +418,14 @@ class Runtime:
     # -- checks and decisions ----------------------------------------------------------
 
     async def _run_service(self, name: str, lateness: float) -> float | None:
-        started = self.clock.time()
-        try:
-            return await self._check_and_decide(name, lateness)
-        finally:
-            self._parents.ran(name, started)
+        if self._parents.asked(name):
+            # This run serves an out-of-turn ask made before it began (see ParentWatch).
+            started = self.clock.time()
+            try:
+                return await self._check_and_decide(name, lateness)
+            finally:
+                self._parents.ran(name, started)
+        return await self._check_and_decide(name, lateness)
 
     async def _check_and_decide(self, name: str, lateness: float) -> float | None:
         service = self.configs.get(name)
@@ -495,6 +498,8 @@ class Runtime:
 
     def _wait_for_parents(self, outcome: rules.Outcome) -> None:
         """A held notice waits for parents: each is run now, once however many ask."""
+        if not outcome.waiting_on:
+            return  # the common case: nothing held for a parent
         child = outcome.state.name
         parents = [(p, self.states.get(p), p in self.scheduler) for p in outcome.waiting_on]
         for parent in self._parents.wait(child, parents, self.clock.time()):
