@@ -114,9 +114,6 @@ class Runtime:
         self.sessions = HttpSessions()
         self.configs: dict[str, ServiceConfig] = {s.name: s for s in config.services}
         self.book = ServiceBook(writer, self.bus)
-        # The book's own mappings, read here often enough to deserve a short name.
-        self.states = self.book.states
-        self.incidents = self.book.incidents
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
         self.heartbeats = HeartbeatBoard(
             self.clock.time(), push_tokens({s.name: s.check for s in config.services})
@@ -126,6 +123,16 @@ class Runtime:
         self._maintenance = MaintenanceFlags(self.clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._parents = ParentWatch(self.scheduler.run_now)
+
+    @property
+    def states(self) -> dict[str, ServiceState]:
+        """Every service's current state: the book's own mapping (never replaced)."""
+        return self.book.states
+
+    @property
+    def incidents(self) -> dict[str, Incident]:
+        """Every service's open incident: the book's own mapping (never replaced)."""
+        return self.book.incidents
 
     # -- life ----------------------------------------------------------------------
 
