@@ -22,7 +22,7 @@ from pymon.daemon import Daemon
 from pymon.notify.webhook import verify
 from tests.conftest import need
 from tests.support.mail import MailSink, ReceivedMail
-from tests.support.servers import TcpListener, free_port, refused_port
+from tests.support.servers import TcpListener, free_port, refused_port, reserved_port
 from tests.support.waiting import wait_for
 
 T = TypeVar("T")
@@ -285,7 +285,7 @@ async def refused_reply(
 ) -> tuple[Daemon, int, bytes | str]:
     """A daemon whose first alert got a reply saying ``first_line``, and the refusal
     (code, text) that reply met."""
-    ack_port = free_port()
+    ack_port = reserved_port()
     d = await start(daemons, ack_config(tmp_path, sink, ack_port, refused_port()))
     [alert] = await sink.await_for(1)
     reply = reply_to(alert, "oncall@example.org", first_line)

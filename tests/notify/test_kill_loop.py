@@ -35,7 +35,7 @@ import pytest
 
 from tests.support.cli import PYMON
 from tests.support.mail import MailSink
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 from tests.test_cli import get
 
 KILLS = int(os.environ.get("PYMON_KILLS", "20"))
@@ -47,7 +47,9 @@ class Flipper:
     listens, ``flipping`` listens and stops every ``period`` seconds."""
 
     def __init__(self, period: float = 1.5) -> None:
-        self.steady, self.flipping = free_port(), free_port()
+        # Reserved for the run: the flipping port stays ours while it does not listen,
+        # and pymon's web port between one life and the next.
+        self.steady, self.flipping = reserved_port(), reserved_port()
         self.period = period
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -132,7 +134,7 @@ def flipper() -> Iterator[Flipper]:
 # About 3.5 s a life on an idle machine; room for a busy one, and the final round.
 @pytest.mark.timeout(120 + 12 * KILLS)
 def test_kill_9_loop_loses_nothing_and_counts_doubles(tmp_path: Path, flipper: Flipper) -> None:
-    web = free_port()
+    web = reserved_port()
     db = tmp_path / "p.db"
     cfg = tmp_path / "p.yaml"
     services = [

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import weakref
 
-__all__ = ["TcpListener", "free_port", "refused_port"]
+__all__ = ["TcpListener", "free_port", "refused_port", "reserved_port"]
 
 
 def free_port() -> int:
@@ -17,22 +17,33 @@ def free_port() -> int:
         return port
 
 
-_REFUSED: list[socket.socket] = []
+_RESERVED: list[socket.socket] = []
+
+
+def reserved_port() -> int:
+    """A TCP port on 127.0.0.1 kept for this test run alone.
+
+    A socket bound to it (``SO_REUSEADDR``, never listening) stays open until the
+    process ends, so no other server and no outgoing connection is handed the port,
+    while a server of the test (pymon's own bind with ``SO_REUSEADDR``, asyncio's
+    ``create_server``) can still listen on it, stop, and listen again.
+    """
+    reserve = socket.socket()
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserve.bind(("127.0.0.1", 0))
+    _RESERVED.append(reserve)
+    port: int = reserve.getsockname()[1]
+    return port
 
 
 def refused_port() -> int:
     """A TCP port on 127.0.0.1 where connecting is refused, for the whole test run.
 
-    Reserved like a stopped :class:`TcpListener`'s (bound, never listening, kept
-    open until the process ends): unlike a ``free_port()``, no server started
-    later can be handed it, so a service pointed at it fails for sure.
+    A :func:`reserved_port` nobody listens on (like a stopped :class:`TcpListener`'s):
+    unlike a ``free_port()``, no server started later can be handed it, so a service
+    pointed at it fails for sure.
     """
-    reserve = socket.socket()
-    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reserve.bind(("127.0.0.1", 0))
-    _REFUSED.append(reserve)
-    port: int = reserve.getsockname()[1]
-    return port
+    return reserved_port()
 
 
 class TcpListener:
