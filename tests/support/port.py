@@ -32,7 +32,14 @@ from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
 from pymon.engine.bus import Bus, Subscription
 from pymon.engine.maintenance import windows_for
-from pymon.engine.ports import EnginePort, Health, ReloadStatus, ServiceView, WindowView
+from pymon.engine.ports import (
+    EnginePort,
+    Health,
+    ReloadStatus,
+    ServiceView,
+    WindowView,
+    count_statuses,
+)
 from pymon.errors import CommandRefused, UnknownService
 from pymon.events import BusItem, CheckCompleted, NoticeQueued, StateChanged, from_transition
 from pymon.model import Ack, CheckResult, Event, Incident, ReloadResult, ServiceState, Status
@@ -94,6 +101,9 @@ class FakePort:
 
     async def service(self, name: str) -> ServiceView | None:
         return self._view(name)
+
+    async def status_counts(self) -> dict[str, int]:
+        return count_statuses(v.state for v in await self.services())
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:
         return sorted(self.results.get(name, []), key=lambda r: -r.seq)[:limit]

@@ -20,7 +20,8 @@ the web use a fake in memory that decides through the same pure rules
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -28,7 +29,7 @@ from pymon.config.schema import Config, ServiceConfig
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine.bus import Subscription
 from pymon.events import BusItem
-from pymon.model import Event, Incident, ReloadResult, ServiceState
+from pymon.model import Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
 
 __all__ = [
@@ -43,7 +44,14 @@ __all__ = [
     "ServiceView",
     "StoreFigures",
     "WindowView",
+    "count_statuses",
 ]
+
+
+def count_statuses(states: Iterable[ServiceState]) -> dict[str, int]:
+    """How many of ``states`` are in each status, every status named (zeros included)."""
+    counted = Counter(state.status for state in states)
+    return {status.value: counted.get(status, 0) for status in Status}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,10 @@ class EnginePort(Protocol):
 
     async def service(self, name: str) -> ServiceView | None:
         """One service, None when there is none of that name."""
+        ...
+
+    async def status_counts(self) -> dict[str, int]:
+        """How many services are in each status (every status named, zeros included)."""
         ...
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:

@@ -57,6 +57,7 @@ from pymon.engine.ports import (
     ServiceView,
     StoreFigures,
     WindowView,
+    count_statuses,
 )
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import CommandRefused, UnknownService
@@ -200,6 +201,10 @@ class Runtime:
     async def service(self, name: str) -> ServiceView | None:
         """One service, None when there is none of that name."""
         return self._view(name)
+
+    async def status_counts(self) -> dict[str, int]:
+        """Services per status, from the states alone (the live stream asks it often)."""
+        return count_statuses(self.states[n] for n in self.configs if n in self.states)
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:
         """The service's newest results, newest first, written or not."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,12 +30,11 @@ from fastapi.responses import StreamingResponse
 from pymon import __version__
 from pymon.engine.bus import Bus, Subscription
 from pymon.events import TRANSITION_TYPES, BusItem, StateChanged
-from pymon.model import Status
 from pymon.web.auth import require_read
 from pymon.web.views import service_json
 
 if TYPE_CHECKING:
-    from pymon.engine.ports import EnginePort, ServiceView
+    from pymon.engine.ports import EnginePort
 
 __all__ = ["StreamHub", "StreamSettings", "router"]
 
@@ -60,11 +58,6 @@ class StreamSettings:
 def _frame(kind: str, data: dict[str, Any]) -> bytes:
     # json.dumps escapes newlines, so the data is always one `data:` line.
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-def _counts(views: list[ServiceView]) -> dict[str, int]:
-    counted = Counter(view.state.status for view in views)
-    return {status.value: counted.get(status, 0) for status in Status}
 
 
 class StreamHub:
@@ -94,14 +87,14 @@ class StreamHub:
 
     async def hello(self) -> bytes:
         """The first frames a client gets: retry delay, hello, current counts."""
-        views = await self.port.services()
+        counts = await self.port.status_counts()
         hello = {
             "instance": self.port.config.instance.name,
             "version": __version__,
-            "services": len(views),
+            "services": sum(counts.values()),
         }
         retry = f"retry: {self.settings.retry_ms}\n".encode()
-        return retry + _frame("hello", hello) + _frame("counts", _counts(views))
+        return retry + _frame("hello", hello) + _frame("counts", counts)
 
     async def _run(self, source: Subscription[BusItem]) -> None:
         loop = asyncio.get_running_loop()
@@ -109,7 +102,7 @@ class StreamHub:
         pending: dict[str, None] = {}  # names in arrival order, each once
         flush_at = 0.0
         ping_at = loop.time() + settings.ping
-        counts = _counts(await self.port.services())
+        counts = await self.port.status_counts()
         while True:
             wake = flush_at if pending else ping_at
             items = await source.batch(max(0.0, wake - loop.time()))
@@ -139,7 +132,7 @@ class StreamHub:
             view = await self.port.service(name)
             if view is not None:  # else removed meanwhile
                 self.frames.publish(_frame("state", service_json(view)))
-        now_counts = _counts(await self.port.services())
+        now_counts = await self.port.status_counts()
         if now_counts != counts:
             self.frames.publish(_frame("counts", now_counts))
         return now_counts

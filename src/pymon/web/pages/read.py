@@ -23,7 +23,6 @@ from pymon.web.pages.render import (
     COLUMNS,
     PAGE_SIZE,
     SEVERITY,
-    STATUSES,
     event_rows,
     login_needed,
     render,
@@ -36,13 +35,6 @@ __all__ = ["router"]
 router = APIRouter()
 
 _PROBLEMS_SHOWN = 100
-
-
-def _counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    counts = dict.fromkeys(STATUSES, 0)
-    for row in rows:
-        counts[row["status"]] += 1
-    return counts
 
 
 @router.get("/")
@@ -59,7 +51,7 @@ async def overview(request: Request) -> Response:
         request,
         "overview.html",
         page="overview",
-        counts=_counts(rows),
+        counts=await port.status_counts(),
         problems=problems[:_PROBLEMS_SHOWN],
         more_problems=max(len(problems) - _PROBLEMS_SHOWN, 0),
         events=await event_rows(port, limit=20),
