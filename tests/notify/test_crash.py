@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mail import MailSink
+from tests.support.mail import MailSink, ReceivedMail
 from tests.support.servers import free_port, refused_port
 from tests.test_cli import get, start, wait_api
 
@@ -32,12 +32,8 @@ def wait(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> Non
         time.sleep(0.05)
 
 
-@pytest.mark.slow
-def test_kill_9_before_delivery_then_restart_sends_exactly_one(tmp_path: Path) -> None:
-    sink = MailSink()  # not serving yet: every attempt is refused
-    web = free_port()
-    db = tmp_path / "p.db"
-    cfg = tmp_path / "p.yaml"
+def write_config(cfg: Path, db: Path, web: int, sink: MailSink) -> None:
+    """One service that is down from its first check, one notice for it, one channel."""
     cfg.write_text(
         f"""
 storage: {{url: "sqlite:///{db}", flush_interval: 50ms}}
@@ -53,6 +49,29 @@ services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """
     )
+
+
+def restart_until_delivered(cfg: Path, db: Path, api: str) -> None:
+    """Start pymon, wait until every delivery is marked done and a few more checks ran,
+    stop it."""
+    proc = start(cfg)
+    try:
+        wait_api(api, proc)
+        wait(lambda: all(d is not None for _, d in deliveries(db)), "the delivery")
+        seq = get(api)["seq"]
+        wait(lambda: get(api)["seq"] >= seq + 5, "more checks")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_kill_9_before_delivery_then_restart_sends_exactly_one(tmp_path: Path) -> None:
+    sink = MailSink()  # not serving yet: every attempt is refused
+    web = free_port()
+    db = tmp_path / "p.db"
+    cfg = tmp_path / "p.yaml"
+    write_config(cfg, db, web, sink)
     api = f"http://127.0.0.1:{web}/api/v1/services/down"
     proc = start(cfg)
     try:
@@ -67,15 +86,7 @@ services:
     assert delivered is None
 
     with sink:
-        proc = start(cfg)
-        try:
-            wait_api(api, proc)
-            wait(lambda: all(d is not None for _, d in deliveries(db)), "the delivery")
-            seq = get(api)["seq"]
-            wait(lambda: get(api)["seq"] >= seq + 5, "more checks")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        restart_until_delivered(cfg, db, api)
         # Once more: a delivered notice is never sent again.
         proc = start(cfg)
         try:
@@ -87,3 +98,41 @@ services:
             proc.wait(timeout=10)
         assert len(sink.messages) == 1
         assert sink.messages[0].message["X-Pymon-Status"] == "FAILED"
+
+
+@pytest.mark.slow
+def test_kill_9_after_the_250_with_the_store_locked_sends_exactly_one(tmp_path: Path) -> None:
+    # The server took the mail, but the delivered mark cannot be committed: another
+    # process holds SQLite's write lock (a backup, a batch flush). A kill -9 now must
+    # not send the mail again at the next start: the journal has it.
+    web = free_port()
+    db = tmp_path / "p.db"
+    cfg = tmp_path / "p.yaml"
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False, timeout=30)
+    locked: list[bool] = []
+
+    def lock_the_store(_: ReceivedMail) -> None:
+        if not locked:
+            holder.execute("BEGIN IMMEDIATE")
+            locked.append(True)
+
+    with MailSink() as sink:
+        sink.on_message = lock_the_store
+        write_config(cfg, db, web, sink)
+        api = f"http://127.0.0.1:{web}/api/v1/services/down"
+        proc = start(cfg)
+        try:
+            sink.wait_for(1, timeout=30)
+            # pymon says QUIT once it has read the 250 (and started the mark).
+            wait(lambda: sink.quits >= 1, "QUIT after the 250")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        holder.execute("ROLLBACK")
+        holder.close()
+        [(_, delivered)] = deliveries(db)
+        assert delivered is None, "the mark was committed after all: nothing tested"
+
+        restart_until_delivered(cfg, db, api)
+        assert len(sink.messages) == 1
+        assert [p.stat().st_size for p in tmp_path.glob("p.db-sent-*")] == [0]

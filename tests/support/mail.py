@@ -15,6 +15,7 @@ import email.policy
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from types import TracebackType
@@ -83,6 +84,8 @@ class _Handler:
         return self._sink._receive(server, session, envelope)
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._sink._lock:
+            self._sink.quits += 1
         if not self._sink.quit_open.is_set():
             await asyncio.to_thread(self._sink.quit_open.wait)
         return "221 Bye"
@@ -112,6 +115,10 @@ class MailSink:
         #: While cleared, the answer to QUIT waits (a server slow to say goodbye).
         self.quit_open = threading.Event()
         self.quit_open.set()
+        #: QUIT commands received: a client says it once it has read the 250 before.
+        self.quits = 0
+        #: Called in the sink's thread with each message kept, before its 250 goes out.
+        self.on_message: Callable[[ReceivedMail], None] | None = None
         self.require_auth = require_auth
         self.port = free_port()
         self._failed = 0
@@ -203,17 +210,18 @@ class MailSink:
             parsed = email.message_from_bytes(raw, policy=email.policy.default)
             auth = session.auth_data
             login = auth.login.decode() if isinstance(auth, LoginPassword) else None
-            self._messages.append(
-                ReceivedMail(
-                    mail_from=envelope.mail_from or "",
-                    rcpt_tos=list(envelope.rcpt_tos),
-                    raw=raw,
-                    message=parsed,
-                    tls=server.transport is not None
-                    and server.transport.get_extra_info("ssl_object") is not None,
-                    login=login,
-                )
+            kept = ReceivedMail(
+                mail_from=envelope.mail_from or "",
+                rcpt_tos=list(envelope.rcpt_tos),
+                raw=raw,
+                message=parsed,
+                tls=server.transport is not None
+                and server.transport.get_extra_info("ssl_object") is not None,
+                login=login,
             )
+            self._messages.append(kept)
+        if self.on_message is not None:
+            self.on_message(kept)
         return "250 2.0.0 OK: queued"
 
     def _authenticate(

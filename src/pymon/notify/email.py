@@ -33,6 +33,7 @@ from pymon.config.schema import EmailChannel
 from pymon.model import Notice
 from pymon.notify import tokens
 from pymon.notify.base import DeliveryError, NoticeContext
+from pymon.notify.courier import deliver
 from pymon.notify.templates import Templates
 from pymon.text import one_line
 
@@ -142,7 +143,9 @@ class EmailSender:
         """Compose ``notice`` and hand it to the SMTP server; DeliveryError when it fails."""
         # Rendering may read template files and takes a while for big ones: off the loop.
         message = await asyncio.to_thread(self.compose, notice, ctx)
-        await send_message(self.config, message, accepted=ctx.accepted)
+        # On the courier's own loop: the 250 is read, and the outbox told, without
+        # waiting for whatever the daemon's loop is busy with.
+        await deliver(send_message(self.config, message, accepted=ctx.accepted))
         log.debug("e-mail %s: sent %s to %s", self.name, notice.key, ", ".join(self.config.to))
 
     async def close(self) -> None:
@@ -166,7 +169,7 @@ async def send_message(
     Returns once the server accepted it for at least one recipient (a partial
     refusal is logged, not raised: retrying would send the others a duplicate).
     Raises :class:`DeliveryError` otherwise, within ``config.timeout``. ``accepted``
-    is called as soon as the server said 250, before QUIT.
+    is called as soon as the server said 250, before QUIT, in the thread this runs in.
     """
     where = f"smtp {config.host}:{config.port}"
     deadline = asyncio.get_running_loop().time() + config.timeout

@@ -33,6 +33,7 @@ from pymon.notify.acks import AckRequest, AckServer
 from pymon.notify.base import Channel, NoticeContext
 from pymon.notify.command import CommandSender
 from pymon.notify.email import EmailSender, send_message
+from pymon.notify.journal import Journal, journal_path
 from pymon.notify.log import LogSender
 from pymon.notify.outbox import Outbox, Publish
 from pymon.notify.templates import Templates, template_dir
@@ -94,6 +95,8 @@ class Notifier:
         self._clock = clock
         self._port: EnginePort | None = None
         self.channels, timeouts = build_channels(config)
+        path = journal_path(config.storage.url, config.instance.name)
+        self._journal = Journal(path) if path is not None else None
         self.outbox = Outbox(
             store,
             self.channels,
@@ -103,6 +106,7 @@ class Notifier:
             clock=clock,
             owner=config.instance.name,
             publish=publish,
+            journal=self._journal,
         )
         self.tokens: AckTokens | None = None
         self.ack_server: AckServer | None = None
@@ -135,6 +139,8 @@ class Notifier:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._journal is not None:
+            self._journal.close()
         for channel in self.channels.values():
             await channel.close()
 

@@ -12,10 +12,12 @@ Delivery is *at least once*: a notice stays pending until its channel took it, a
 one that was taken is never sent again. An attempt's outcome is kept in memory until
 the store has recorded it: a locked or failing store is retried with backoff, and
 meanwhile the delivery keeps its slot and is never claimed again by this sender,
-however long its lease has run out. The only gap is a crash between a channel
-accepting and the store recording it (the record is written at once, ahead of
-queued batches); the retry then carries the same ``Message-ID`` /
-``X-Pymon-Delivery`` id so the receiver can drop it.
+however long its lease has run out. Before the store's mark, an accepted delivery
+is appended to a journal file (SQLite stores, ``notify/journal.py``) that the next
+start copies into the store before it sends anything, so a crash during the
+commit sends nothing twice. The only gap left is a crash between the receiver
+taking a notice and this process reading its answer; the retry then carries the
+same ``Message-ID`` / ``X-Pymon-Delivery`` id so the receiver can drop it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from pymon.clock import Clock, SystemClock, sleep_or_wake
@@ -32,6 +34,7 @@ from pymon.config.schema import DeliveryConfig
 from pymon.events import NoticeFailed, NoticeSent
 from pymon.model import Notice
 from pymon.notify.base import Channel, DeliveryError, NoticeContext
+from pymon.notify.journal import Journal
 from pymon.store.base import Delivery, Outcome, Store
 
 __all__ = ["ContextFor", "Outbox", "OutboxStats", "Publish"]
@@ -81,6 +84,7 @@ class Outbox:
         clock: Clock | None = None,
         owner: str = "",
         publish: Publish | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._store = store
         self._channels = channels
@@ -90,6 +94,9 @@ class Outbox:
         self._clock = clock or SystemClock()
         self._owner = owner
         self._publish = publish
+        self._journal = journal
+        # Deliveries noted in the journal whose store record is not written yet.
+        self._noted: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         # (notice key, channel) of every attempt this sender has not finished
@@ -119,9 +126,12 @@ class Outbox:
     async def run(self) -> None:
         """Deliver due notices until cancelled; store trouble is logged and retried.
 
-        First, attempts this owner (instance) had in flight when it last stopped
-        dead are made due at once instead of waiting out their leases.
+        First, what the journal holds from an earlier life goes into the store
+        (retried until it does: sending before would double those notices), then
+        attempts this owner (instance) had in flight when it last stopped dead are
+        made due at once instead of waiting out their leases.
         """
+        await self._replay_journal()
         try:
             released = await self._store.release_claims(self._owner, self._clock.time())
             if released:
@@ -141,6 +151,32 @@ class Outbox:
         finally:
             self._stopping.set()
             await self.drain()
+
+    async def _replay_journal(self) -> None:
+        if self._journal is None:
+            return
+        outcomes = self._journal.replay()
+        wait = _RECORD_RETRY
+        while outcomes:
+            try:
+                await self._store.finish_deliveries(outcomes)
+            except Exception as exc:
+                log.error(
+                    "outbox: cannot record %d deliveries accepted before a crash, retry in "
+                    "%gs (nothing is sent meanwhile): %s",
+                    len(outcomes),
+                    wait,
+                    exc,
+                )
+                await self._clock.sleep(wait)
+                wait = min(wait * 2, _RECORD_RETRY_MAX)
+            else:
+                log.warning(
+                    "outbox: recorded %d deliveries accepted just before a crash",
+                    len(outcomes),
+                )
+                break
+        self._journal.clear()
 
     async def drain(self) -> None:
         """Wait for attempts in progress (each is bounded by its channel's timeout, and
@@ -202,12 +238,25 @@ class Outbox:
         permanent = False
         # The record of a delivery starts the moment the receiver took it (before the
         # channel's goodbye), in a task of its own so the backstop cannot cut it off.
+        # A channel may report that from a thread of its own (the e-mail courier):
+        # the journal line is written there at once, the record starts on this loop.
         recording: list[asyncio.Task[None]] = []
+        taken: list[Outcome] = []
+        loop = asyncio.get_running_loop()
+
+        def record(outcome: Outcome) -> None:
+            if not recording:
+                if self._journal is not None:
+                    self._noted.add((outcome.key, outcome.channel))
+                recording.append(asyncio.create_task(self._record(outcome, _what(delivery))))
 
         def accepted() -> None:
-            if not recording:
-                outcome = Outcome(notice.key, name, self._clock.time())
-                recording.append(asyncio.create_task(self._record(outcome, _what(delivery))))
+            if taken:
+                return
+            taken.append(Outcome(notice.key, name, self._clock.time()))
+            if self._journal is not None:
+                self._journal.note(taken[0])
+            loop.call_soon_threadsafe(record, taken[0])
 
         channel = self._channels.get(name)
         if channel is None:
@@ -226,6 +275,8 @@ class Outbox:
             except Exception as exc:
                 log.exception("outbox: channel %s failed on notice %s", name, notice.key)
                 error = f"{type(exc).__name__}: {exc}"
+        if taken:
+            record(taken[0])  # accepted just as the attempt was cut off: not queued yet
         if recording:
             if error is not None:
                 log.warning(
@@ -304,6 +355,7 @@ class Outbox:
                     await self._store.finish_deliveries(list(batch.values()))
                 except Exception as exc:
                     if self._stopping.is_set():
+                        # The journal keeps it, if it was noted: the next start records it.
                         del self._unrecorded[mine]
                         log.error(
                             "outbox: cannot record the delivery of %s while stopping, the "
@@ -323,9 +375,19 @@ class Outbox:
                 else:
                     for done in batch:
                         del self._unrecorded[done]
+                    self._forget_noted(batch)
                     return
             await sleep_or_wake(self._clock, self._stopping, wait)
             wait = min(wait * 2, _RECORD_RETRY_MAX)
+
+    def _forget_noted(self, recorded: Iterable[tuple[str, str]]) -> None:
+        """The journal's lines for ``recorded`` are in the store now."""
+        if self._journal is None:
+            return
+        done = self._noted.intersection(recorded)
+        if done:
+            self._noted -= done
+            self._journal.recorded(len(done))
 
 
 def _what(delivery: Delivery) -> str:

@@ -1,0 +1,94 @@
+"""The outbox's journal of accepted deliveries: what it keeps, when it empties, and
+that a restart records what it holds before sending anything."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from pymon.notify.journal import Journal, journal_path
+from pymon.notify.outbox import Outbox
+from pymon.store.base import Outcome
+from pymon.store.sql import SqlStore
+from tests.notify.test_outbox import POLICY, Recorder, context, notice
+from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
+
+
+def test_its_place_is_beside_a_sqlite_file_only() -> None:
+    assert journal_path("sqlite:////var/lib/pymon/p.db", "node 1/a") == Path(
+        "/var/lib/pymon/p.db-sent-node_1_a"
+    )
+    assert journal_path("sqlite:///:memory:", "n") is None
+    assert journal_path("sqlite://", "n") is None
+    assert journal_path("postgresql://db.example.org/pymon", "n") is None
+
+
+def test_what_is_noted_is_replayed_and_a_torn_line_is_skipped(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    assert journal.replay() == []
+    journal.note(Outcome("i1:problem:1", "ops", 10.5))
+    journal.note(Outcome("i2:problem:1", "dev", 11.0))
+    journal.close()
+    with (tmp_path / "j").open("ab") as f:
+        f.write(b'["i3:probl')  # the process died in the middle of a write
+    assert Journal(tmp_path / "j").replay() == [
+        Outcome("i1:problem:1", "ops", 10.5),
+        Outcome("i2:problem:1", "dev", 11.0),
+    ]
+
+
+def test_it_empties_once_every_noted_delivery_is_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    journal = Journal(path)
+    journal.note(Outcome("a", "ops", 1.0))
+    journal.note(Outcome("b", "ops", 2.0))
+    journal.recorded(1)
+    assert len(journal.replay()) == 2
+    journal.recorded(1)
+    assert path.stat().st_size == 0
+    journal.note(Outcome("c", "ops", 3.0))  # appends from the start again
+    assert journal.replay() == [Outcome("c", "ops", 3.0)]
+    journal.clear()
+    assert journal.replay() == []
+    journal.close()
+
+
+def test_an_oversized_file_is_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(b"x" * (16 * 1024 * 1024 + 1))
+    assert Journal(path).replay() == []
+    assert "not read" in caplog.text
+
+
+async def test_a_restart_records_the_journal_before_it_sends(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path}/o.db")
+    await store.open()
+    clock, ops = FakeClock(), Recorder()
+    try:
+        await store.write([], [], [], [], [notice(clock), notice(clock, key="i2:problem:1")])
+        # The life before claimed both, the server took the first, and the process
+        # died before the store's mark was committed: only the journal knows.
+        for due in await store.due_deliveries(clock.time()):
+            key = due.notice.key
+            await store.claim_delivery(key, "ops", due.next_at, clock.time() + 35, "me")
+        journal = Journal(tmp_path / "j")
+        journal.note(Outcome("i1:problem:1", "ops", clock.time()))
+        journal.close()
+
+        journal = Journal(tmp_path / "j")
+        box = Outbox(store, {"ops": ops}, context, POLICY, clock=clock, owner="me", journal=journal)
+        task = asyncio.create_task(box.run())
+        try:
+            await wait_for(lambda: bool(ops.sent))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert ops.sent == [("i2:problem:1", 2)]
+        states = {d.notice.key: (d.state, d.attempts) for d in await store.deliveries()}
+        assert states == {"i1:problem:1": ("delivered", 1), "i2:problem:1": ("delivered", 2)}
+        assert (tmp_path / "j").stat().st_size == 0
+    finally:
+        await store.close()
