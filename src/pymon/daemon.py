@@ -27,6 +27,7 @@ from pymon.config.load import DEMO_CONFIG, load_config
 from pymon.config.schema import Config
 from pymon.config.watch import ConfigWatcher
 from pymon.engine.bus import Bus
+from pymon.engine.cluster import Membership, default_node_name, new_node, shard_map
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.reconcile import live_config, reconcile, restart_needed
 from pymon.engine.runtime import Runtime
@@ -59,16 +60,31 @@ class Daemon:
         store: Store | None = None,
         clock: Clock | None = None,
         resolver: Resolver | None = None,
+        node: str | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
         self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
         self.bus: Bus[BusItem] = Bus()
-        self.notifier = Notifier(config, self.store, self.clock, publish=self.bus.publish)
+        name = node or default_node_name()
+        web = config.web.listen if config.web.enabled else ""
+        self.membership = Membership(
+            self.store,
+            config.cluster,
+            new_node(name, config.checksum, web),
+            self._handover,
+            clock=self.clock,
+            rate=self._checks_per_s,
+        )
+        self.notifier = Notifier(
+            config, self.store, self.clock, publish=self.bus.publish, owner=name
+        )
         self.writer = BatchWriter(
             self.store,
             flush_interval=config.storage.flush_interval,
             clock=self.clock,
             on_notices=self.notifier.outbox.wake,
+            fence=self.membership.fence,
+            on_fenced=self.membership.lost,
         )
         self.reloader = Reloader(self)
         self.runtime = Runtime(
@@ -81,7 +97,10 @@ class Daemon:
             reloader=self.reloader.reload,
             notices=self.notifier,
         )
+        self.runtime.owns = self._owns
         self._wire_listeners()
+        self._membership_task: asyncio.Task[None] | None = None
+        self._checks_seen = (time.monotonic(), 0)
         self.web_port: int | None = None
         self._web: WebServer | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -103,16 +122,45 @@ class Daemon:
         """
         self.bus.listen(log_listener, *LOG_TYPES)
 
+    def _owns(self, name: str) -> bool:
+        return self.membership.shard_of.get(name) in self.membership.epochs
+
+    def _checks_per_s(self) -> float:
+        """Checks this node started per second since the last heartbeat."""
+        now, started = time.monotonic(), self.runtime.scheduler.stats.runs
+        then, before = self._checks_seen
+        self._checks_seen = (now, started)
+        return (started - before) / (now - then) if now > then else 0.0
+
+    async def _handover(self, gained: set[int], lost: set[int]) -> None:
+        """Stop the services of ``lost`` shards (their writes flushed, or refused if
+        another node took them) and start those of ``gained`` ones from the store."""
+        shard_of = self.membership.shard_of
+        if lost:
+            self.runtime.drop([n for n in list(self.runtime.states) if shard_of.get(n) in lost])
+            await self.writer.flush()
+        if gained:
+            names = [n for n in self.runtime.configs if shard_of.get(n) in gained]
+            restored = await self.runtime.take(names)
+            log.info("took %d services (%d restored from the store)", len(names), restored)
+
+    async def _settle(self) -> None:
+        """After a reload: services whose shard changed leave or join this node."""
+        mine = self.membership.services(list(self.runtime.configs))
+        self.runtime.drop([n for n in list(self.runtime.states) if n not in mine])
+        await self.runtime.take(sorted(mine - self.runtime.states.keys()))
+
     async def start(self) -> None:
-        """Open the store, restore every service's last state, start checks and the web server."""
+        """Open the store, join the cluster (take this node's shards and their
+        services' last states), start checks and the web server."""
         await self.store.open()
-        restored = await self.runtime.load()
+        await self.runtime.load()
         await self.notifier.start(self.runtime)
         log.info(
-            "pymon %s starting: %d services (%d restored from %s)",
+            "pymon %s starting as node %s: %d services configured, store %s",
             __version__,
+            self.membership.name,
             len(self.runtime.configs),
-            restored,
             _redact(self.config.storage.url),
         )
         web = self.config.web
@@ -129,6 +177,9 @@ class Daemon:
             self.web_port = await self._web.start()
         self.runtime.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="store-writer")
+        config = self.config
+        await self.membership.start(shard_map(config.services, config.cluster.shards))
+        self._membership_task = asyncio.create_task(self.membership.run(), name="cluster")
         path = self.reloader.path
         if path is not None and self.config.reload.watch:
             # The globs of the config at start: a reload that adds an include glob
@@ -146,6 +197,9 @@ class Daemon:
         """Stop checks, flush every pending write, close the web server and the store."""
         if self._watcher is not None:
             await self._watcher.stop()
+        if self._membership_task is not None:
+            self._membership_task.cancel()
+            await asyncio.gather(self._membership_task, return_exceptions=True)
         await self.runtime.stop()
         if self._writer_task is not None:
             self._writer_task.cancel()
@@ -155,6 +209,8 @@ class Daemon:
         await self.notifier.stop()
         try:
             await self.writer.flush()
+            # Every write is in: the other nodes may take the shards now, not after the lease.
+            await self.membership.leave()
         except Exception as exc:
             log.error("final store write failed: %s", exc)
         await self.store.close()
@@ -251,7 +307,9 @@ class Reloader:
         warnings = tuple(restart_needed(old, new))
         config = live_config(old, new)
         stale = daemon.notifier.apply(config, channels)
+        daemon.membership.shard_of = shard_map(config.services, config.cluster.shards)
         changes = await reconcile(daemon.runtime, config)
+        await daemon._settle()
         for channel in stale:
             await channel.close()
         for warning in warnings:

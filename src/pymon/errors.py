@@ -6,6 +6,7 @@
     ├── ConfigError             a config file that cannot be used; carries every ConfigIssue
     ├── CheckSetupError         a check that cannot run at all here (e.g. no ICMP permission)
     ├── StoreError              the store cannot be opened, read or written
+    │   └── Fenced              a write for shards this node no longer holds was refused
     ├── DeliveryError           a channel could not deliver a notice; ``permanent``: do
     │                           not retry (defined in ``notify/base.py``, beside the channels)
     ├── UnknownService          a command or query named no configured service
@@ -28,6 +29,7 @@ __all__ = [
     "CommandRefused",
     "ConfigError",
     "ConfigIssue",
+    "Fenced",
     "PymonError",
     "StoreError",
     "UnknownService",
@@ -66,6 +68,15 @@ class CheckSetupError(PymonError):
 
 class StoreError(PymonError):
     """The store could not be opened, read or written."""
+
+
+class Fenced(StoreError):
+    """A write was refused: another node took ``shards`` (their epochs rose) since this
+    node's lease, so what it wrote for them would overwrite the new owner's work."""
+
+    def __init__(self, shards: frozenset[int]) -> None:
+        super().__init__(f"no longer holds shards {sorted(shards)}: another node took them")
+        self.shards = shards
 
 
 class UnknownService(PymonError):

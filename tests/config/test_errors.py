@@ -15,7 +15,7 @@ from tests.config.helpers import issues, write
 
 KNOWN_TYPES = ", ".join(sorted(REGISTRY))
 TOP_KEYS = (
-    "instance, log, storage, web, scheduler, defaults, notifications, acknowledgements, "
+    "instance, log, storage, web, scheduler, cluster, defaults, notifications, acknowledgements, "
     "maintenance, services, reload, include"
 )
 TCP_KEYS = (
@@ -371,7 +371,7 @@ def test_many_errors_are_reported_at_once_in_line_order(tmp_path: Path) -> None:
         """
         instance:
           name: test
-        colour: blue
+        flavour: blue
         defaults:
           interval: 0
         services:
@@ -389,7 +389,7 @@ def test_many_errors_are_reported_at_once_in_line_order(tmp_path: Path) -> None:
         """,
     )
     assert found == [
-        f"FILE:3: colour: unknown key (allowed: {TOP_KEYS})",
+        f"FILE:3: flavour: unknown key (allowed: {TOP_KEYS})",
         "FILE:5: defaults.interval: must be greater than 0, got 0",
         "FILE:10: services[0].port: expected an integer, got 'abc'",
         "FILE:11: services[0].depends_on[0]: unknown service 'nobody'",

@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from pymon.errors import Fenced
 from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceState, Status
-from pymon.store.base import ResultRecord
+from pymon.store.base import Fence, ResultRecord
 from pymon.store.writer import BatchWriter
 
 
@@ -21,6 +22,8 @@ class ListStore:
         self.incidents: list[Incident] = []
         self.notices: list[Notice] = []
         self.failures = failures
+        #: Shards another node took: a fenced write touching them is refused.
+        self.taken: frozenset[int] = frozenset()
 
     async def write(
         self,
@@ -29,7 +32,15 @@ class ListStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        *,
+        fence: Fence | None = None,
     ) -> None:
+        if fence is not None:
+            touched = {fence.shard_of[s.name] for s in states} | {
+                fence.shard_of[r.service] for r in results
+            }
+            if touched & self.taken:
+                raise Fenced(frozenset(touched & self.taken))
         if self.failures:
             self.failures -= 1
             raise OSError("disk on fire")
@@ -158,3 +169,17 @@ async def test_reads_answer_what_is_not_written_yet_without_a_flush() -> None:
     assert [e.service for e in await w.events(10)] == ["b", "a"]
     assert [e.service for e in await w.events(10, "a")] == ["a"]
     assert len(store.batches) == 1  # the reads wrote nothing
+
+
+async def test_rows_of_shards_another_node_took_are_dropped_and_the_rest_written() -> None:
+    store = ListStore()
+    store.taken = frozenset({1})
+    told: list[frozenset[int]] = []
+    fence = Fence("me", {0: 3, 1: 3}, {"a": 0, "b": 1})
+    writer = BatchWriter(store, fence=lambda: fence, on_fenced=told.append)
+    writer.add(ServiceState("a", seq=1), None, [])
+    writer.add(ServiceState("b", seq=1), None, [])
+    await writer.flush()
+    assert told == [frozenset({1})]
+    assert [[s.name for s in states] for states, _, _ in store.batches] == [["a"]]
+    assert writer.pending == 0

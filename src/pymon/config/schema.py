@@ -42,6 +42,7 @@ __all__ = [
     "AcknowledgementsConfig",
     "ChannelConfig",
     "CheckSpec",
+    "ClusterConfig",
     "CommandChannel",
     "Config",
     "Defaults",
@@ -213,9 +214,34 @@ class StorageConfig(StrictModel):
 
 
 class SchedulerConfig(StrictModel):
-    """How many checks may run at once, over all services."""
+    """How many checks may run at once, over all services, and how many local worker
+    processes (nodes) ``pymon run`` starts (``auto``: one per core)."""
 
     concurrency: int = Field(default=1000, ge=1, le=100_000)
+    workers: int | Literal["auto"] = Field(default=1)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_in_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("workers must be 1 to 256, or auto")
+        return value
+
+
+class ClusterConfig(StrictModel):
+    """How nodes share the services (docs/cluster.md): every service belongs to one of
+    ``shards``; a node holds a shard while it renews its lease every ``heartbeat``;
+    a lease not renewed for ``lease`` goes to another node."""
+
+    heartbeat: Duration = Field(default=2.0, gt=0, le=3600)
+    lease: Duration = Field(default=10.0, gt=0, le=86_400)
+    shards: int = Field(default=256, ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> ClusterConfig:
+        if self.lease < 2 * self.heartbeat:
+            raise ValueError("lease must be at least twice the heartbeat")
+        return self
 
 
 class ReloadConfig(StrictModel):
@@ -395,6 +421,7 @@ class Config(StrictModel):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)

@@ -163,6 +163,8 @@ def restart_needed(old: Config, new: Config) -> list[str]:
         ("web.connections", old.web.connections, new.web.connections),
         ("acknowledgements", old.acknowledgements, new.acknowledgements),
         ("scheduler.concurrency", old.scheduler.concurrency, new.scheduler.concurrency),
+        ("scheduler.workers", old.scheduler.workers, new.scheduler.workers),
+        ("cluster", old.cluster, new.cluster),
         ("notifications.delivery", old.notifications.delivery, new.notifications.delivery),
         ("log", old.log, new.log),
     )
@@ -193,6 +195,7 @@ def live_config(old: Config, new: Config) -> Config:
             "web": web,
             "acknowledgements": old.acknowledgements,
             "scheduler": old.scheduler,
+            "cluster": old.cluster,
             "notifications": notifications,
             "log": old.log,
         }

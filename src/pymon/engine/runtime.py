@@ -28,7 +28,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -124,6 +124,9 @@ class Runtime:
         self._maintenance = MaintenanceFlags(self.clock)
         self._tasks: list[asyncio.Task[None]] = []
         self._parents = ParentWatch(self.scheduler.run_now)
+        #: Whether this node runs a service (its shard's lease is held); the daemon
+        #: sets it from the cluster's membership.
+        self.owns: Callable[[str], bool] = lambda name: True
 
     @property
     def states(self) -> dict[str, ServiceState]:
@@ -137,11 +140,9 @@ class Runtime:
 
     # -- life ----------------------------------------------------------------------
 
-    async def load(self) -> int:
-        """Restore every service's last state, the open incidents, pushes and windows
-        from the store (before the first check); the number of states restored."""
-        restored = await self.store.load_states()
-        self.incidents.update(await self.store.open_incidents())
+    async def load(self) -> None:
+        """Restore what the whole cluster shares from the store: pushes and run-time
+        maintenance windows (a service's own state comes with it, :meth:`take`)."""
         self.heartbeats.restore((await self.store.load_heartbeats()).values())
         for window_id, data in (await self.store.load_windows()).items():
             try:
@@ -150,23 +151,39 @@ class Runtime:
                 log.error(
                     "maintenance window %s in the store is unusable, skipped: %s", window_id, exc
                 )
-        now = self.clock.time()
-        for service in self._config.services:
-            state = restored.get(service.name) or ServiceState(service.name)
-            self.states[service.name] = state
-            if not service.enabled:
-                self.book.apply(rules.disable(state, self.incidents.get(service.name), now))
-        return sum(1 for name in self.states if name in restored)
 
     def start(self) -> None:
-        """Schedule every enabled service and start the scheduler and the maintenance sweeper."""
-        for service in self._config.services:
-            if service.enabled:
-                self.scheduler.add(service.name, service.interval)
+        """Start the scheduler and the maintenance sweeper (services join with :meth:`take`)."""
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self._maintenance.sweep(self._flipped), name="maintenance"),
         ]
+
+    async def take(self, names: Iterable[str]) -> int:
+        """Run these services from now on (this node took their shards): each goes on
+        from its last committed state and open incident, as after a restart; the
+        number that the store remembered."""
+        wanted = [n for n in names if n in self.configs]
+        if not wanted:
+            return 0
+        restored = await self.store.load_states()
+        incidents = await self.store.open_incidents()
+        # Nothing awaits from here: a reload or another handover never sees half of it.
+        fresh = [n for n in wanted if n in self.configs and n not in self.states]
+        for name in fresh:
+            if name in incidents:
+                self.incidents[name] = incidents[name]
+            self.begin(self.configs[name], restored.get(name))
+        return sum(1 for name in fresh if name in restored)
+
+    def drop(self, names: Iterable[str]) -> None:
+        """Stop running these services, keeping what the store has of them (another
+        node runs them now): no incident is closed, nothing is written."""
+        for name in names:
+            if name in self.states:
+                self.scheduler.remove(name)
+                self.book.drop(name)
+                self.bus.publish(StateChanged(name))
 
     async def stop(self) -> None:
         """Stop checking; in-flight checks are cancelled, the shared HTTP session closed."""
@@ -397,6 +414,8 @@ class Runtime:
         """Go on with ``service``'s new settings, on its rhythm (disabled: stop checking)."""
         now = self.clock.time()
         name = service.name
+        if name not in self.states:
+            return  # another node runs it
         if not service.enabled:
             self.scheduler.remove(name)
             self.book.apply(rules.disable(self.states[name], self.incidents.get(name), now))
@@ -408,7 +427,10 @@ class Runtime:
         self.bus.publish(StateChanged(name))
 
     def begin(self, service: ServiceConfig, restored: ServiceState | None) -> None:
-        """Start ``service`` (from ``restored`` if the store remembers it) at its phase."""
+        """Start ``service`` (from ``restored`` if the store remembers it) at its phase,
+        if this node runs it."""
+        if not self.owns(service.name) or service.name in self.states:
+            return
         state = restored or ServiceState(service.name)
         self.states[service.name] = state
         if service.enabled:
@@ -457,9 +479,11 @@ class Runtime:
         parent_was_down = self._parent_down(service)
         result = await run_check(check_type(service.type), service.check, ctx)
         current = self.configs.get(name)
-        if current is None or not current.enabled:
-            return None  # removed or disabled by a reload while it ran: nothing to apply
-        prev = self.states.get(name) or ServiceState(name)
+        if current is None or not current.enabled or name not in self.states:
+            # Removed or disabled by a reload, or handed to another node, while it
+            # ran: nothing to apply.
+            return None
+        prev = self.states[name]
         outcome = rules.apply(
             prev,
             self.incidents.get(name),

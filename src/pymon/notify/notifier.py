@@ -89,13 +89,16 @@ class Notifier:
         clock: Clock,
         *,
         publish: Publish | None = None,
+        owner: str | None = None,
     ) -> None:
         self.config = config
         self._store = store
         self._clock = clock
         self._port: EnginePort | None = None
         self.channels, timeouts = build_channels(config)
-        path = journal_path(config.storage.url, config.instance.name)
+        # The outbox's claims and journal are this node's (the instance name, alone).
+        owner = owner or config.instance.name
+        path = journal_path(config.storage.url, owner)
         self._journal = Journal(path) if path is not None else None
         self.outbox = Outbox(
             store,
@@ -104,7 +107,7 @@ class Notifier:
             config.notifications.delivery,
             timeouts=timeouts,
             clock=clock,
-            owner=config.instance.name,
+            owner=owner,
             publish=publish,
             journal=self._journal,
         )

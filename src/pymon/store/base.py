@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
 
-__all__ = ["Delivery", "Outcome", "ResultRecord", "Store"]
+__all__ = ["Delivery", "Fence", "Lease", "NodeRecord", "Outcome", "ResultRecord", "Store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,47 @@ class Outcome:
     retry_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One node of a cluster as its heartbeat row says (docs/cluster.md).
+
+    ``heartbeat_at`` is the last renewal, ``stopped_at`` set when it stopped cleanly;
+    ``checks_per_s`` its rate over the last heartbeat; ``web`` the address its
+    dashboard listens on (empty when off).
+    """
+
+    name: str
+    host: str
+    pid: int
+    location: str
+    config_checksum: str
+    started_at: float
+    heartbeat_at: float
+    checks_per_s: float = 0.0
+    web: str = ""
+    stopped_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who holds a shard, until when, and its epoch (rises with every change of owner)."""
+
+    shard: int
+    owner: str | None
+    until: float
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a node's write must still hold to land: the epoch of every shard it
+    writes for, and which shard each service is in."""
+
+    owner: str
+    epochs: Mapping[int, int]
+    shard_of: Mapping[str, int]
+
+
 class Store(Protocol):
     """Durable state, bounded result history and events.
 
@@ -91,6 +132,8 @@ class Store(Protocol):
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        *,
+        fence: Fence | None = None,
     ) -> None:
         """Persist a batch atomically: upsert states and incidents, add results, events
         and notices (a notice whose key is already stored is left alone)."""
@@ -191,4 +234,38 @@ class Store(Protocol):
 
     async def load_heartbeats(self) -> dict[str, Heartbeat]:
         """The last push of every heartbeat service, keyed by service name."""
+        ...
+
+    async def add_shards(self, count: int) -> None:
+        """Create shards 0 to ``count - 1`` where missing."""
+        ...
+
+    async def beat(self, node: NodeRecord) -> None:
+        """Write ``node``'s heartbeat row."""
+        ...
+
+    async def node_stopped(self, name: str, at: float) -> None:
+        """Mark node ``name`` as stopped cleanly at ``at``."""
+        ...
+
+    async def nodes(self) -> list[NodeRecord]:
+        """Every node that ever beat on this store."""
+        ...
+
+    async def leases(self) -> list[Lease]:
+        """Every shard's lease, by shard."""
+        ...
+
+    async def claim_shards(
+        self, owner: str, shards: Sequence[int], now: float, until: float
+    ) -> dict[int, int]:
+        """Take the free or lapsed ones of ``shards``; their new epochs, by shard."""
+        ...
+
+    async def renew_shards(self, owner: str, until: float) -> dict[int, int]:
+        """Extend ``owner``'s leases; the epoch of each shard it holds, by shard."""
+        ...
+
+    async def release_shards(self, owner: str, shards: Sequence[int]) -> None:
+        """Give ``shards`` up at once."""
         ...

@@ -7,7 +7,8 @@ States are coalesced per service (only the newest is written); results and event
 are kept in order. A batch with events (a transition) is flushed at once rather
 than after ``flush_interval``, so a transition is on disk within one round trip.
 A failed flush keeps its data and retries with backoff: nothing is dropped while
-the process lives.
+the process lives, except what a fence refuses: rows of shards another node took
+(docs/cluster.md) are dropped, and the node is told.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import logging
 from collections.abc import Callable
 
 from pymon.clock import Clock, SystemClock
+from pymon.errors import Fenced
 from pymon.model import Event, Incident, Notice, ServiceState
-from pymon.store.base import ResultRecord, Store
+from pymon.store.base import Fence, ResultRecord, Store
 
 __all__ = ["BatchWriter"]
 
@@ -36,8 +38,14 @@ class BatchWriter:
         max_batch: int = 5000,
         clock: Clock | None = None,
         on_notices: Callable[[], None] | None = None,
+        fence: Callable[[], Fence] | None = None,
+        on_fenced: Callable[[frozenset[int]], None] | None = None,
     ) -> None:
         self._store = store
+        # What each write must still hold (the node's shard epochs), and who hears
+        # of shards a write found taken.
+        self._fence = fence
+        self._on_fenced = on_fenced
         self._interval = flush_interval
         self._max_batch = max_batch
         self._clock = clock or SystemClock()
@@ -114,7 +122,20 @@ class BatchWriter:
             self._incidents, self._notices = {}, []
             self._writing = (results, events)
             try:
-                await self._store.write(states, results, events, incidents, notices)
+                while True:
+                    fence = self._fence() if self._fence is not None else None
+                    try:
+                        await self._store.write(
+                            states, results, events, incidents, notices, fence=fence
+                        )
+                        break
+                    except Fenced as exc:
+                        assert fence is not None
+                        states, results, events, incidents, notices = _without(
+                            exc.shards, fence, states, results, events, incidents, notices
+                        )
+                        if self._on_fenced is not None:
+                            self._on_fenced(exc.shards)
             except BaseException:
                 # Put the batch back in front of anything queued meanwhile; a newer
                 # state or incident wins over the one that failed to land.
@@ -151,3 +172,31 @@ class BatchWriter:
                 log.error("store write failed, will retry in %.1fs: %s", backoff, exc)
                 await self._clock.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+
+def _without(
+    shards: frozenset[int],
+    fence: Fence,
+    states: list[ServiceState],
+    results: list[ResultRecord],
+    events: list[Event],
+    incidents: list[Incident],
+    notices: list[Notice],
+) -> tuple[list[ServiceState], list[ResultRecord], list[Event], list[Incident], list[Notice]]:
+    """The batch without the rows of services in ``shards`` (another node runs them now
+    and wrote its own; these would go back in time or double a notice)."""
+
+    def kept(name: str) -> bool:
+        return fence.shard_of.get(name) not in shards
+
+    dropped = sum(1 for s in states if not kept(s.name))
+    log.warning(
+        "store: %d services' rows dropped: another node took shards %s", dropped, sorted(shards)
+    )
+    return (
+        [s for s in states if kept(s.name)],
+        [r for r in results if kept(r.service)],
+        [e for e in events if kept(e.service)],
+        [i for i in incidents if kept(i.service)],
+        [n for n in notices if kept(n.service)],
+    )

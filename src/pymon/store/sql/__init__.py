@@ -35,10 +35,10 @@ from sqlalchemy.engine import Dialect, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from pymon.errors import StoreError
+from pymon.errors import Fenced, StoreError
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
-from pymon.store.base import Delivery, Outcome, ResultRecord
-from pymon.store.sql import deliveries
+from pymon.store.base import Delivery, Fence, Lease, NodeRecord, Outcome, ResultRecord
+from pymon.store.sql import cluster, deliveries
 from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
     delivery_from_row,
@@ -64,8 +64,10 @@ from pymon.store.sql.schema import (
     incident_table,
     meta_table,
     metadata,
+    node_table,
     notice_table,
     result_table,
+    shard_table,
     state_table,
     window_table,
 )
@@ -121,6 +123,8 @@ class SqlStore:
         self._event_insert = insert(event_table)
         self._delivery_insert = insert_new(insert(delivery_table), ["key", "channel"])
         self._meta_insert = insert_new(insert(meta_table), ["key"])
+        self._node_upsert = upsert(insert(node_table), ["name"])
+        self._shard_insert = insert_new(insert(shard_table), ["shard"])
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -195,8 +199,14 @@ class SqlStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        *,
+        fence: Fence | None = None,
     ) -> None:
         """Persist one batch in one transaction: all of it, or (on error) none of it.
+
+        With a ``fence``, the batch lands only while its node still holds every shard
+        it writes for at the epoch it was given; else nothing is written and
+        :class:`Fenced` names the shards that were taken.
 
         States are upserted by name (the last one in the batch wins); results go to
         their ring slots (when two land in the same slot, the higher ``seq`` wins);
@@ -215,6 +225,8 @@ class SqlStore:
             self._statements, dialect, states, results, events, incidents, notices
         )
         async with self._connect("write a batch", write=True) as conn:
+            if fence is not None:
+                await _check_fence(conn, fence, states, results, events, incidents, notices)
             for statement, params in statements:
                 if isinstance(statement, str):
                     await conn.exec_driver_sql(statement, params)
@@ -402,6 +414,56 @@ class SqlStore:
         rows = await self._read("load heartbeats", select(heartbeat_table))
         return {row["service"]: heartbeat_from_row(row) for row in rows}
 
+    # -- the cluster (docs/cluster.md) ---------------------------------------------------
+
+    async def add_shards(self, count: int) -> None:
+        """Create shards 0 to ``count - 1`` where missing (nobody's, epoch 0)."""
+        async with self._connect("create shards", write=True) as conn:
+            await conn.execute(self._shard_insert, cluster.shard_rows(count))
+
+    async def beat(self, node: NodeRecord) -> None:
+        """Write ``node``'s heartbeat row."""
+        async with self._connect("write a node's heartbeat", write=True, urgent=True) as conn:
+            await conn.execute(self._node_upsert, [cluster.node_row(node)])
+
+    async def node_stopped(self, name: str, at: float) -> None:
+        """Mark node ``name`` as stopped cleanly at ``at``."""
+        await self._change("mark a node stopped", cluster.stopped(name, at), urgent=True)
+
+    async def nodes(self) -> list[NodeRecord]:
+        """Every node that ever beat on this database, by name."""
+        return [cluster.node_from_row(r) for r in await self._read("read nodes", cluster.nodes())]
+
+    async def leases(self) -> list[Lease]:
+        """Every shard's lease, by shard."""
+        rows = await self._read("read shard leases", cluster.leases())
+        return [cluster.lease_from_row(r) for r in rows]
+
+    async def claim_shards(
+        self, owner: str, shards: Sequence[int], now: float, until: float
+    ) -> dict[int, int]:
+        """Take those of ``shards`` that are free or whose lease ended before ``now``,
+        until ``until``; the epoch of each one taken, by shard."""
+        if not shards:
+            return {}
+        stmt = cluster.claim(owner, sorted(shards), now, until)
+        return await self._shard_epochs("claim shards", stmt)
+
+    async def renew_shards(self, owner: str, until: float) -> dict[int, int]:
+        """Extend ``owner``'s leases to ``until``; the epoch of each shard it holds now."""
+        return await self._shard_epochs("renew shard leases", cluster.renew(owner, until))
+
+    async def release_shards(self, owner: str, shards: Sequence[int]) -> None:
+        """Give ``shards`` up at once, for another node to claim."""
+        if shards:
+            stmt = cluster.release(owner, sorted(shards))
+            await self._change("release shards", stmt, urgent=True)
+
+    async def _shard_epochs(self, doing: str, stmt: Executable) -> dict[int, int]:
+        async with self._connect(doing, write=True, urgent=True) as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {int(shard): int(epoch) for shard, epoch in rows}
+
     async def forget(self, names: Sequence[str]) -> None:
         """Delete the state, result history and last heartbeat of services that left the config.
 
@@ -417,3 +479,29 @@ class SqlStore:
             await conn.execute(delete(state_table).where(state_table.c.name.in_(unique)))
             await conn.execute(delete(result_table).where(result_table.c.service.in_(unique)))
             await conn.execute(delete(heartbeat_table).where(heartbeat_table.c.service.in_(unique)))
+
+
+async def _check_fence(
+    conn: AsyncConnection,
+    fence: Fence,
+    states: Sequence[ServiceState],
+    results: Sequence[ResultRecord],
+    events: Sequence[Event],
+    incidents: Sequence[Incident],
+    notices: Sequence[Notice],
+) -> None:
+    """Raise :class:`Fenced` unless ``fence.owner`` still holds, at the epochs it was
+    given, every shard this batch writes for (services outside the map are not fenced)."""
+    names = {s.name for s in states}
+    names.update(r.service for r in results)
+    names.update(e.service for e in events)
+    names.update(i.service for i in incidents)
+    names.update(n.service for n in notices)
+    touched = {fence.shard_of[n] for n in names if n in fence.shard_of}
+    if not touched:
+        return
+    await conn.execute(cluster.take_write_lock(fence.owner))
+    held = dict((await conn.execute(cluster.fence(fence.owner, sorted(touched)))).all())
+    lost = frozenset(s for s in touched if held.get(s) != fence.epochs.get(s))
+    if lost:
+        raise Fenced(lost)

@@ -61,8 +61,10 @@ __all__ = [
     "incident_table",
     "meta_table",
     "metadata",
+    "node_table",
     "notice_table",
     "result_table",
+    "shard_table",
     "state_table",
     "window_table",
 ]
@@ -210,6 +212,34 @@ heartbeat_table = Table(
     Column("at", Double, nullable=False),
     Column("ok", Boolean, nullable=False),
     Column("message", Text, nullable=False),
+)
+
+# The nodes of a cluster (docs/cluster.md): each renews its row every heartbeat.
+node_table = Table(
+    "nodes",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("location", String(200), nullable=False),
+    Column("config_checksum", String(64), nullable=False),
+    Column("started_at", Double, nullable=False),
+    Column("heartbeat_at", Double, nullable=False),
+    Column("stopped_at", Double, nullable=True),
+    Column("checks_per_s", Double, nullable=False),
+    Column("web", String(300), nullable=False),
+)
+
+# Every service belongs to one shard; a node owns a shard while its lease runs.
+# ``epoch`` rises with every change of owner: a write carries the epoch its node
+# holds and is refused once another node has taken the shard (fencing).
+shard_table = Table(
+    "shards",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(200), nullable=True),
+    Column("lease_until", Double, nullable=False),
+    Column("epoch", BigInteger, nullable=False),
 )
 
 

@@ -1,0 +1,263 @@
+"""Nodes, shards, leases and epochs: which services this node runs (docs/cluster.md).
+
+Every service belongs to one of ``cluster.shards`` shards; a node runs the services
+of the shards it holds a lease on. One node alone takes every shard, so a single
+process is the same code, not a special case. Each heartbeat a node writes its row
+in the nodes table, renews its leases, works out its fair share among the live
+nodes (:func:`plan`, pure) and claims free shards or gives its extra ones up. A
+claim raises the shard's epoch; the node's writes carry the epochs it holds
+(:class:`~pymon.store.base.Fence`), so a node that was paused past its lease
+cannot overwrite the new owner's work.
+
+A service is placed by the root of its ``depends_on`` tree, so a parent and its
+children live on one node and the dependency rules see the parent's state at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from pymon.clock import Clock, sleep_or_wake
+from pymon.config.schema import ClusterConfig, ServiceConfig
+from pymon.store.base import Fence, Lease, NodeRecord, Store
+
+__all__ = [
+    "Membership",
+    "Plan",
+    "default_node_name",
+    "fair_share",
+    "live_nodes",
+    "new_node",
+    "plan",
+    "shard_map",
+    "shard_of",
+]
+
+log = logging.getLogger("pymon.cluster")
+
+
+def default_node_name() -> str:
+    """The host name and the process id: unique on a machine, readable in a list."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def shard_of(key: str, shards: int) -> int:
+    """The shard of ``key``: CRC-32 of its UTF-8 bytes modulo ``shards`` (the same on
+    every node and every run, unlike Python's salted ``hash``)."""
+    return zlib.crc32(key.encode()) % shards
+
+
+def shard_map(services: Sequence[ServiceConfig], shards: int) -> dict[str, int]:
+    """Every service's shard: that of the first (by name) root of its ``depends_on``
+    tree, so a dependency tree stays on one node. A parent that is not configured
+    counts as no parent."""
+    parents = {s.name: list(s.depends_on) for s in services}
+    roots: dict[str, str] = {}
+
+    def root(name: str, seen: frozenset[str]) -> str:
+        if name in roots:
+            return roots[name]
+        up = [p for p in parents.get(name, []) if p in parents and p not in seen]
+        found = min((root(p, seen | {name}) for p in up), default=name)
+        roots[name] = found
+        return found
+
+    return {name: shard_of(root(name, frozenset()), shards) for name in parents}
+
+
+def live_nodes(nodes: Sequence[NodeRecord], now: float, lease: float) -> list[str]:
+    """Names of the nodes that beat within ``lease`` and did not stop, sorted."""
+    return sorted(n.name for n in nodes if n.stopped_at is None and now - n.heartbeat_at <= lease)
+
+
+def fair_share(me: str, live: Sequence[str], shards: int) -> int:
+    """How many shards ``me`` should hold among ``live`` (sorted names): an equal part,
+    the first ``shards % len(live)`` names one more. Every node works out the same."""
+    names = sorted(set(live) | {me})
+    base, extra = divmod(shards, len(names))
+    return base + (1 if names.index(me) < extra else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a node does this heartbeat: shards to claim, shards to give up."""
+
+    claim: tuple[int, ...] = ()
+    release: tuple[int, ...] = ()
+
+
+def plan(me: str, live: Sequence[str], leases: Sequence[Lease], now: float) -> Plan:
+    """Claim free shards (nobody's, lapsed, or held by a node that is not live) up to
+    this node's fair share; give up those beyond it, only while some live node holds
+    fewer than its own share (it will claim them). Pure; the same inputs give every
+    node the same targets."""
+    shards = len(leases)
+    if shards == 0:
+        return Plan()
+    target = fair_share(me, live, shards)
+    alive = set(live) | {me}
+    mine = sorted(lease.shard for lease in leases if lease.owner == me)
+    if len(mine) > target:
+        held: dict[str, int] = {}
+        for lease in leases:
+            if lease.owner in alive and lease.until >= now:
+                held[lease.owner or ""] = held.get(lease.owner or "", 0) + 1
+        short = any(held.get(n, 0) < fair_share(n, live, shards) for n in alive if n != me)
+        if short:
+            # The highest shards go: stable, so a joiner gets the same ones from each.
+            return Plan(release=tuple(mine[target:]))
+        return Plan()
+    free = [
+        lease.shard
+        for lease in leases
+        if lease.owner != me
+        and (lease.owner is None or lease.until < now or lease.owner not in alive)
+    ]
+    return Plan(claim=tuple(free[: target - len(mine)]))
+
+
+#: Told which services to start and stop (their shards were gained or lost).
+Handover = Callable[[set[int], set[int]], Awaitable[None]]
+
+
+class Membership:
+    """This node's place in the cluster: its heartbeat, its leases and their epochs.
+
+    ``changed(gained, lost)`` is awaited with the shards this node gained and lost
+    at each heartbeat that changed them; shards it gives away are handed over only
+    after ``changed`` returned (the node stopped their services and flushed their
+    writes), so the next owner reads everything.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        config: ClusterConfig,
+        node: NodeRecord,
+        changed: Handover,
+        *,
+        clock: Clock,
+        rate: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self._store = store
+        self._config = config
+        self.node = node
+        self._changed = changed
+        self._clock = clock
+        self._rate = rate
+        #: The epoch of every shard held, by shard (what this node's writes carry).
+        self.epochs: dict[int, int] = {}
+        self.shard_of: Mapping[str, int] = {}
+        self._wake = asyncio.Event()
+        # Shards a write found taken, to hand over at the next heartbeat (soon).
+        self._taken: set[int] = set()
+        self.last_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        """This node's name."""
+        return self.node.name
+
+    def fence(self) -> Fence:
+        """What this node's writes must still hold to land."""
+        return Fence(self.node.name, dict(self.epochs), self.shard_of)
+
+    def services(self, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` in shards this node holds."""
+        return {n for n in names if self.shard_of.get(n) in self.epochs}
+
+    async def start(self, shard_of: Mapping[str, int]) -> None:
+        """Create the shards, beat once and take this node's first share."""
+        self.shard_of = shard_of
+        await self._store.add_shards(self._config.shards)
+        await self.step()
+
+    def lost(self, shards: frozenset[int]) -> None:
+        """A write found ``shards`` taken by another node: stop their services now."""
+        if shards & self.epochs.keys():
+            for shard in shards:
+                self.epochs.pop(shard, None)
+            self._taken |= shards
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Beat every ``heartbeat`` until cancelled; store trouble is logged and retried
+        (leases run out meanwhile and fencing keeps the writes honest)."""
+        while True:
+            await sleep_or_wake(self._clock, self._wake, self._config.heartbeat)
+            self._wake.clear()
+            try:
+                await self.step()
+            except Exception as exc:
+                self.last_error = str(exc)
+                log.error("cluster: heartbeat failed, will retry: %s", exc)
+
+    async def step(self) -> None:
+        """One heartbeat: beat, renew, plan, hand over, claim."""
+        now = self._clock.time()
+        until = now + self._config.lease
+        self.node = replace(self.node, heartbeat_at=now, checks_per_s=self._rate())
+        await self._store.beat(self.node)
+        held = await self._store.renew_shards(self.node.name, until)
+        lost = (set(self.epochs) - set(held)) | self._taken
+        self._taken = set()
+        if lost:
+            # Taken by another node (this one was paused or cut off past its lease):
+            # its writes for them are refused already; stop their services.
+            self.epochs = {s: e for s, e in held.items() if s not in lost}
+            await self._changed(set(), lost)
+        live = live_nodes(await self._store.nodes(), now, self._config.lease)
+        decided = plan(self.node.name, live, await self._store.leases(), now)
+        given = set(decided.release)
+        if given:
+            # Services stopped and their writes flushed while the epochs still hold;
+            # then the shards go, and the next owner reads all of it.
+            await self._changed(set(), given)
+            await self._store.release_shards(self.node.name, sorted(given))
+        held = {s: e for s, e in held.items() if s not in lost and s not in given}
+        claimed = await self._store.claim_shards(self.node.name, decided.claim, now, until)
+        gained = set(claimed) - set(self.epochs)
+        self.epochs = {**held, **claimed}
+        self.last_error = None
+        if gained:
+            await self._changed(gained, set())
+        if lost:
+            log.warning("cluster: lost %d shards to other nodes", len(lost))
+        if gained or given:
+            log.info(
+                "cluster: %s holds %d shards (+%d -%d) among %d live nodes",
+                self.node.name,
+                len(self.epochs),
+                len(gained),
+                len(given),
+                len(live),
+            )
+
+    async def leave(self) -> None:
+        """Give every shard up and say this node stopped (a clean stop: the others
+        take over at their next heartbeat, not after the lease)."""
+        shards = sorted(self.epochs)
+        self.epochs = {}
+        await self._store.release_shards(self.node.name, shards)
+        await self._store.node_stopped(self.node.name, self._clock.time())
+
+
+def new_node(name: str, checksum: str, web: str, location: str = "") -> NodeRecord:
+    """This process as a node that has not beaten yet."""
+    return NodeRecord(
+        name=name,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        location=location,
+        config_checksum=checksum,
+        started_at=time.time(),
+        heartbeat_at=0.0,
+        web=web,
+    )
