@@ -176,7 +176,7 @@ async def test_rows_of_shards_another_node_took_are_dropped_and_the_rest_written
     store.taken = frozenset({1})
     told: list[frozenset[int]] = []
     fence = Fence("me", {0: 3, 1: 3}, {"a": 0, "b": 1})
-    writer = BatchWriter(store, fence=lambda: fence, on_fenced=told.append)
+    writer = BatchWriter(store, fence=lambda: fence, on_fenced=told.append)  # type: ignore[arg-type]
     writer.add(ServiceState("a", seq=1), None, [])
     writer.add(ServiceState("b", seq=1), None, [])
     await writer.flush()

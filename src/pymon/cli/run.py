@@ -12,9 +12,10 @@ import signal
 import sys
 
 import click
+from pydantic import ValidationError
 
 from pymon.cli.common import config_option, load
-from pymon.config.schema import Config
+from pymon.config.schema import Config, WebConfig
 from pymon.errors import PymonError
 from pymon.tuning import loop_factory, relaxed_gc
 
@@ -38,28 +39,52 @@ def _setup_logging(level: str) -> None:
 
 @click.command()
 @config_option()
-def run(config_path: str | None) -> None:
+@click.option(
+    "--node",
+    metavar="NAME",
+    help="This node's name in the cluster (default: host name and process id).",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Serve the dashboard here instead of web.listen (several nodes from one file).",
+)
+def run(config_path: str | None, node: str | None, listen: str | None) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     config = load(config_path)
     _setup_logging(config.log.level)
+    if listen is not None:
+        try:
+            web = WebConfig.model_validate({**config.web.model_dump(), "listen": listen})
+        except ValidationError as exc:
+            raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--listen") from None
+        config = config.model_copy(update={"web": web})
+    if config.scheduler.workers != 1:
+        log.error(
+            "scheduler.workers: %s: local worker processes are not built yet; start one "
+            "`pymon run --node NAME --listen HOST:PORT` per worker on the same storage.url "
+            "(docs/cluster.md)",
+            config.scheduler.workers,
+        )
+        sys.exit(2)
     factory, loop_name = loop_factory()
     log.info("event loop: %s", loop_name)
     try:
         with relaxed_gc(), asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve(config))
+            runner.run(_serve(config, node))
     except PymonError as exc:
         log.error("%s", exc)
         sys.exit(1)
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, node: str | None) -> None:
     from pymon.daemon import Daemon
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config)
+    daemon = Daemon(config, node=node)
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:

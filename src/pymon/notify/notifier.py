@@ -99,7 +99,7 @@ class Notifier:
         # The outbox's claims and journal are this node's (the instance name, alone).
         owner = owner or config.instance.name
         path = journal_path(config.storage.url, owner)
-        self._journal = Journal(path) if path is not None else None
+        self._journal = Journal(path, owner) if path is not None else None
         self.outbox = Outbox(
             store,
             self.channels,

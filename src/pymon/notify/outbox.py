@@ -153,18 +153,21 @@ class Outbox:
             await self.drain()
 
     async def _replay_journal(self) -> None:
+        """Record what the journals beside the database hold (this node's and those of
+        nodes that are gone: see ``notify/journal.py``), then give the gone nodes'
+        claims back, so what they had not sent goes out now rather than after its lease."""
         if self._journal is None:
             return
-        outcomes = self._journal.replay()
+        replay = self._journal.take_over()
         wait = _RECORD_RETRY
-        while outcomes:
+        while replay.outcomes:
             try:
-                await self._store.finish_deliveries(outcomes)
+                await self._store.finish_deliveries(replay.outcomes)
             except Exception as exc:
                 log.error(
                     "outbox: cannot record %d deliveries accepted before a crash, retry in "
                     "%gs (nothing is sent meanwhile): %s",
-                    len(outcomes),
+                    len(replay.outcomes),
                     wait,
                     exc,
                 )
@@ -173,10 +176,18 @@ class Outbox:
             else:
                 log.warning(
                     "outbox: recorded %d deliveries accepted just before a crash",
-                    len(outcomes),
+                    len(replay.outcomes),
                 )
                 break
-        self._journal.clear()
+        for gone in replay.gone:
+            try:
+                released = await self._store.release_claims(gone, self._clock.time())
+            except Exception as exc:
+                log.error("outbox: cannot release the claims of %s: %s", gone, exc)
+            else:
+                if released:
+                    log.warning("outbox: retrying %d deliveries of stopped node %s", released, gone)
+        self._journal.done(replay)
 
     async def drain(self) -> None:
         """Wait for attempts in progress (each is bounded by its channel's timeout, and

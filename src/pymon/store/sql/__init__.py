@@ -502,6 +502,8 @@ async def _check_fence(
         return
     await conn.execute(cluster.take_write_lock(fence.owner))
     held = dict((await conn.execute(cluster.fence(fence.owner, sorted(touched)))).all())
-    lost = frozenset(s for s in touched if held.get(s) != fence.epochs.get(s))
+    # A shard missing from the fence is one this node no longer holds, whatever the
+    # store says: its rows must not land.
+    lost = frozenset(s for s in touched if s not in fence.epochs or held.get(s) != fence.epochs[s])
     if lost:
         raise Fenced(lost)

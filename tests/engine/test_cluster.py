@@ -1,0 +1,406 @@
+"""Shards, fair shares and the heartbeat plan (pure), and Membership on a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from pymon.checks.tcp import TcpSpec
+from pymon.config.schema import ClusterConfig, ServiceConfig
+from pymon.engine.cluster import (
+    Membership,
+    Plan,
+    fair_share,
+    live_nodes,
+    plan,
+    shard_map,
+    shard_of,
+)
+from pymon.errors import Fenced
+from pymon.store.base import Lease, NodeRecord
+from pymon.store.sql import SqlStore
+from tests.support.clock import FakeClock
+
+NOW = 1_700_000_000.0
+
+
+def service(name: str, depends_on: Sequence[str] = ()) -> ServiceConfig:
+    return ServiceConfig(
+        name=name,
+        type="tcp",
+        check=TcpSpec(host="127.0.0.1", port=1),
+        depends_on=list(depends_on),
+    )
+
+
+def leases(owners: Sequence[str | None], until: float = NOW + 10) -> list[Lease]:
+    """One lease per shard, in order, held by ``owners[shard]`` until ``until``."""
+    return [Lease(shard, owner, until if owner else 0.0, 1) for shard, owner in enumerate(owners)]
+
+
+# -- shard_of, shard_map --------------------------------------------------------------
+
+
+def test_shard_of_is_crc32_and_stable() -> None:
+    # zlib.crc32(b"web") == 365508689: the same on every node, run and Python version.
+    assert shard_of("web", 256) == 365508689 % 256 == 81
+    assert shard_of("web", 8) == 1
+    assert shard_of("db", 256) == 40
+
+
+@pytest.mark.parametrize("shards", [1, 2, 7, 256, 4096])
+def test_shard_of_is_in_range(shards: int) -> None:
+    for n in range(200):
+        assert 0 <= shard_of(f"service-{n}", shards) < shards
+
+
+def test_shard_map_places_a_child_in_its_parents_shard() -> None:
+    names = [f"parent-{n}" for n in range(20)]
+    services = [service(n) for n in names]
+    services += [service(f"child-of-{n}", depends_on=[n]) for n in names]
+    services += [service(f"grandchild-of-{n}", depends_on=[f"child-of-{n}"]) for n in names]
+    placed = shard_map(services, 16)
+    assert set(placed) == {s.name for s in services}
+    for n in names:
+        assert placed[n] == shard_of(n, 16)
+        assert placed[f"child-of-{n}"] == placed[n]
+        assert placed[f"grandchild-of-{n}"] == placed[n]
+    # Not all in one shard: the parents do spread.
+    assert len({placed[n] for n in names}) > 1
+
+
+def test_shard_map_uses_the_first_root_by_name_and_ignores_unknown_parents() -> None:
+    services = [
+        service("zeta"),
+        service("alpha"),
+        service("child", depends_on=["zeta", "alpha"]),
+        service("orphan", depends_on=["not-configured"]),
+    ]
+    placed = shard_map(services, 4096)
+    assert placed["child"] == shard_of("alpha", 4096)
+    assert placed["orphan"] == shard_of("orphan", 4096)
+
+
+def test_shard_map_survives_a_dependency_cycle() -> None:
+    services = [service("a", depends_on=["b"]), service("b", depends_on=["a"])]
+    placed = shard_map(services, 64)
+    assert set(placed) == {"a", "b"}
+
+
+# -- live_nodes, fair_share --------------------------------------------------------------
+
+
+def node(name: str, heartbeat_at: float, stopped_at: float | None = None) -> NodeRecord:
+    return NodeRecord(
+        name=name,
+        host="host",
+        pid=1,
+        location="",
+        config_checksum="sum",
+        started_at=NOW - 100,
+        heartbeat_at=heartbeat_at,
+        stopped_at=stopped_at,
+    )
+
+
+def test_live_nodes_are_recent_and_not_stopped_sorted() -> None:
+    nodes = [
+        node("c", NOW - 1),
+        node("a", NOW - 10),  # exactly at the lease: still live
+        node("b", NOW - 10.5),  # lapsed
+        node("d", NOW, stopped_at=NOW),
+    ]
+    assert live_nodes(nodes, NOW, 10) == ["a", "c"]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 8, 10, 255, 256])
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 7])
+def test_fair_shares_sum_to_the_shards_and_differ_by_at_most_one(shards: int, count: int) -> None:
+    live = [f"node-{n}" for n in range(count)]
+    shares = [fair_share(me, live, shards) for me in live]
+    assert sum(shares) == shards
+    assert max(shares) - min(shares) <= 1
+    # The extra ones go to the first names.
+    assert shares == sorted(shares, reverse=True)
+
+
+def test_fair_share_counts_me_even_when_not_yet_live() -> None:
+    assert fair_share("b", ["a"], 8) == 4
+    assert fair_share("a", [], 8) == 8
+
+
+# -- plan --------------------------------------------------------------------------------
+
+
+def test_a_lone_node_claims_every_free_shard() -> None:
+    assert plan("a", ["a"], leases([None] * 8), NOW) == Plan(claim=tuple(range(8)))
+
+
+def test_no_shards_no_plan() -> None:
+    assert plan("a", ["a"], [], NOW) == Plan()
+
+
+def test_the_holder_releases_its_highest_surplus_to_a_newcomer() -> None:
+    held = leases(["a"] * 8)
+    assert plan("a", ["a", "b"], held, NOW) == Plan(release=(4, 5, 6, 7))
+    # The newcomer waits: nothing is free yet.
+    assert plan("b", ["a", "b"], held, NOW) == Plan()
+    # Once given up, the newcomer takes them.
+    after = leases(["a"] * 4 + [None] * 4)
+    assert plan("b", ["a", "b"], after, NOW) == Plan(claim=(4, 5, 6, 7))
+    assert plan("a", ["a", "b"], after, NOW) == Plan()
+
+
+def test_uneven_shares_release_only_the_surplus() -> None:
+    held = leases(["b"] * 10)
+    # Three live nodes, ten shards: a gets 4, b and c 3 each.
+    assert plan("b", ["a", "b", "c"], held, NOW) == Plan(release=(3, 4, 5, 6, 7, 8, 9))
+    assert plan("a", ["a", "b", "c"], leases(["b"] * 3 + [None] * 7), NOW) == Plan(
+        claim=(3, 4, 5, 6)
+    )
+
+
+def test_a_node_at_its_share_does_nothing() -> None:
+    held = leases(["a"] * 4 + ["b"] * 4)
+    assert plan("a", ["a", "b"], held, NOW) == Plan()
+    assert plan("b", ["a", "b"], held, NOW) == Plan()
+
+
+def test_a_node_one_over_its_share_releases_its_highest() -> None:
+    held = leases(["a"] * 5 + ["b"] * 3)
+    assert plan("a", ["a", "b"], held, NOW) == Plan(release=(4,))
+    assert plan("b", ["a", "b"], held, NOW) == Plan()
+
+
+def test_lapsed_leases_are_claimable() -> None:
+    # b is live but did not renew: its lapsed leases are free, up to a's share.
+    lapsed = [Lease(s, "b", NOW - 1, 3) for s in range(4)]
+    assert plan("a", ["a", "b"], lapsed, NOW) == Plan(claim=(0, 1))
+    assert plan("a", ["a"], lapsed, NOW) == Plan(claim=(0, 1, 2, 3))
+
+
+def test_a_lease_ending_right_now_is_not_yet_claimable() -> None:
+    # claim_shards takes a lease only when it ended before now (lease_until < now).
+    ending = [Lease(0, "b", NOW, 1), Lease(1, None, 0.0, 0)]
+    assert plan("a", ["a", "b"], ending, NOW) == Plan(claim=(1,))
+
+
+def test_shards_of_dead_owners_are_claimable() -> None:
+    # c holds valid leases but did not beat: it is not live, its shards are free.
+    held = [Lease(s, "c", NOW + 100, 2) for s in range(4)]
+    assert plan("a", ["a"], held, NOW) == Plan(claim=(0, 1, 2, 3))
+    assert plan("a", ["a", "b"], held, NOW) == Plan(claim=(0, 1))
+
+
+def test_claims_stop_at_the_fair_share() -> None:
+    held = leases(["a"] + [None] * 7)
+    assert plan("a", ["a", "b"], held, NOW) == Plan(claim=(1, 2, 3))
+
+
+# -- Membership on a real store ----------------------------------------------------------
+
+CONFIG = ClusterConfig(heartbeat=1.0, lease=5.0, shards=8)
+
+
+class Changes:
+    """A ``changed`` callback recording its calls, and who held the lost shards then."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.calls: list[tuple[set[int], set[int]]] = []
+        self.owners_when_lost: list[dict[int, str | None]] = []
+
+    async def __call__(self, gained: set[int], lost: set[int]) -> None:
+        self.calls.append((set(gained), set(lost)))
+        if lost:
+            now = {lease.shard: lease.owner for lease in await self.store.leases()}
+            self.owners_when_lost.append({s: now[s] for s in lost})
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    sql_store = SqlStore(f"sqlite:///{tmp_path}/data/pymon.db")
+    await sql_store.open()
+    try:
+        yield sql_store
+    finally:
+        await sql_store.close()
+
+
+def member(store: SqlStore, clock: FakeClock, name: str) -> tuple[Membership, Changes]:
+    changes = Changes(store)
+    me = NodeRecord(
+        name=name,
+        host="host",
+        pid=1,
+        location="",
+        config_checksum="sum",
+        started_at=clock.time(),
+        heartbeat_at=0.0,
+    )
+    return Membership(store, CONFIG, me, changes, clock=clock), changes
+
+
+async def owners(store: SqlStore) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for lease in await store.leases():
+        found.setdefault(lease.owner or "", set()).add(lease.shard)
+    return found
+
+
+async def test_two_members_split_the_shards(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, a_changes = member(store, clock, "a")
+    b, b_changes = member(store, clock, "b")
+
+    await a.start({})
+    assert a.epochs == dict.fromkeys(range(8), 1)
+    assert a_changes.calls == [(set(range(8)), set())]
+    assert await owners(store) == {"a": set(range(8))}
+
+    await clock.advance(1)
+    await b.start({})
+    assert b.epochs == {}  # nothing free yet
+    assert b_changes.calls == []
+
+    await clock.advance(0.5)
+    await a.step()
+    moved = {4, 5, 6, 7}
+    assert a_changes.calls[-1] == (set(), moved)
+    # Told before the shards went: a still held them when its services were stopped.
+    assert a_changes.owners_when_lost == [dict.fromkeys(moved, "a")]
+    assert a.epochs == dict.fromkeys(range(4), 1)
+    assert await owners(store) == {"a": {0, 1, 2, 3}, "": moved}
+
+    await clock.advance(0.5)
+    await b.step()
+    assert b_changes.calls == [(moved, set())]
+    assert a.epochs == dict.fromkeys(range(4), 1)
+    assert b.epochs == dict.fromkeys(moved, 2)  # the epochs of the moved shards rose
+    assert {lease.shard: lease.epoch for lease in await store.leases()} == {
+        **dict.fromkeys(range(4), 1),
+        **dict.fromkeys(moved, 2),
+    }
+
+    # Steady: further steps change nothing.
+    await clock.advance(1)
+    await a.step()
+    await b.step()
+    assert len(a_changes.calls) == 2
+    assert len(b_changes.calls) == 1
+    assert await owners(store) == {"a": {0, 1, 2, 3}, "b": moved}
+
+
+async def test_services_follow_the_held_shards(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    placed = {"web": shard_of("web", 8), "db": shard_of("db", 8)}
+    await a.start(placed)
+    assert a.services(["web", "db", "unplaced"]) == {"web", "db"}
+    fence = a.fence()
+    assert fence.owner == "a"
+    assert fence.epochs == dict.fromkeys(range(8), 1)
+    assert dict(fence.shard_of) == placed
+
+
+async def test_leave_hands_everything_over_at_the_next_step(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    b, b_changes = member(store, clock, "b")
+    await a.start({})
+    await b.start({})
+    await a.step()
+    await b.step()
+    assert set(b.epochs) == {4, 5, 6, 7}
+
+    await clock.advance(1)
+    await a.leave()
+    assert a.epochs == {}
+    stopped = {n.name: n.stopped_at for n in await store.nodes()}
+    assert stopped == {"a": clock.time(), "b": None}
+    assert await owners(store) == {"": {0, 1, 2, 3}, "b": {4, 5, 6, 7}}
+
+    # Well within a's lease: a clean stop needs no waiting.
+    await b.step()
+    assert b_changes.calls[-1] == ({0, 1, 2, 3}, set())
+    assert b.epochs == {**dict.fromkeys(range(4), 2), **dict.fromkeys(range(4, 8), 2)}
+    assert await owners(store) == {"b": set(range(8))}
+
+
+async def test_a_lapsed_member_loses_its_shards_and_is_told(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, a_changes = member(store, clock, "a")
+    b, b_changes = member(store, clock, "b")
+    await a.start({})
+    await b.start({})
+    await a.step()
+    await b.step()
+    a_shards = {0, 1, 2, 3}
+    assert set(a.epochs) == a_shards
+
+    # a is paused past its lease; b keeps beating.
+    await clock.advance(CONFIG.lease + 1)
+    await b.step()
+    assert b_changes.calls[-1] == (a_shards, set())
+    assert b.epochs == dict.fromkeys(range(8), 2)
+    assert await owners(store) == {"b": set(range(8))}
+    # a has not noticed yet: it still believes it holds them.
+    assert set(a.epochs) == a_shards
+
+    calls_before = len(a_changes.calls)
+    await a.step()
+    assert a_changes.calls[calls_before] == (set(), a_shards)
+    assert a.epochs == {}
+    # b holds its share's worth and more, a is live again and short, so b gives back
+    # at its next step and a claims at its own, with higher epochs still.
+    await b.step()
+    await a.step()
+    assert set(b.epochs) == {0, 1, 2, 3}
+    assert a.epochs == dict.fromkeys(range(4, 8), 3)
+    assert a_changes.calls[-1] == ({4, 5, 6, 7}, set())
+
+
+async def test_lost_from_a_write_is_handed_over_at_the_next_step(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, a_changes = member(store, clock, "a")
+    await a.start({})
+    a.lost(frozenset({2, 3}))
+    assert set(a.epochs) == {0, 1, 4, 5, 6, 7}
+    await a.step()
+    # The shards are reported lost, even though the store still has a holding them.
+    assert (set(), {2, 3}) in a_changes.calls
+
+
+async def test_a_flush_on_loss_does_not_overwrite_the_new_owner(store: SqlStore) -> None:
+    from pymon.model import ServiceState, Status
+
+    clock = FakeClock()
+    placed = {"web": shard_of("web", 8)}
+    refused: list[frozenset[int]] = []
+    a_node = NodeRecord("a", "host", 1, "", "sum", clock.time(), 0.0)
+    b_node = NodeRecord("b", "host", 2, "", "sum", clock.time(), 0.0)
+
+    async def a_changed(gained: set[int], lost: set[int]) -> None:
+        if placed["web"] in lost:
+            # What Daemon._handover does: flush the queued rows of the lost services.
+            try:
+                await store.write(
+                    [ServiceState("web", Status.ERROR, seq=1)], [], [], fence=a.fence()
+                )
+            except Fenced as exc:
+                refused.append(exc.shards)
+
+    async def b_changed(gained: set[int], lost: set[int]) -> None:
+        pass
+
+    a = Membership(store, CONFIG, a_node, a_changed, clock=clock)
+    b = Membership(store, CONFIG, b_node, b_changed, clock=clock)
+    await a.start(placed)
+    await clock.advance(CONFIG.lease + 1)
+    await b.start(placed)  # a lapsed: b takes every shard
+    await store.write([ServiceState("web", Status.OK, seq=5)], [], [], fence=b.fence())
+    await a.step()
+    assert refused == [frozenset({placed["web"]})]
+    assert (await store.load_states())["web"].seq == 5
