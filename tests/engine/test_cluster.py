@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -13,8 +16,10 @@ from pymon.engine.cluster import (
     Membership,
     Plan,
     fair_share,
+    gone_here,
     live_nodes,
     plan,
+    process_alive,
     shard_map,
     shard_of,
 )
@@ -233,7 +238,8 @@ def member(store: SqlStore, clock: FakeClock, name: str) -> tuple[Membership, Ch
     changes = Changes(store)
     me = NodeRecord(
         name=name,
-        host="host",
+        # One host each: on one host, a node whose pid is gone is taken over at once.
+        host=f"host-{name}",
         pid=1,
         location="",
         config_checksum="sum",
@@ -404,3 +410,30 @@ async def test_a_flush_on_loss_does_not_overwrite_the_new_owner(store: SqlStore)
     await a.step()
     assert refused == [frozenset({placed["web"]})]
     assert (await store.load_states())["web"].seq == 5
+
+
+def test_a_process_is_alive_only_while_it_runs_and_is_the_same_one() -> None:
+    assert process_alive(os.getpid(), time.time())
+    # This pid started long after "started_at": a later process given a dead one's pid.
+    assert not process_alive(os.getpid(), 0.0)
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    assert not process_alive(finished.pid, time.time())
+
+
+def test_nodes_of_this_machine_whose_process_is_gone_are_found() -> None:
+    def record(
+        name: str, host: str = "h1", pid: int = 1, stopped: float | None = None
+    ) -> NodeRecord:
+        return NodeRecord(name, host, pid, "", "c", 0.0, 0.0, stopped_at=stopped)
+
+    me = record("me", pid=10)
+    nodes = [
+        me,
+        record("dead", pid=11),
+        record("running", pid=12),
+        record("stopped", pid=13, stopped=5.0),
+        record("elsewhere", host="h2", pid=14),
+    ]
+    running = {10, 12}
+    assert gone_here(nodes, me, lambda pid, _: pid in running) == [nodes[1]]

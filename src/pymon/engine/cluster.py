@@ -24,6 +24,8 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import psutil
+
 from pymon.clock import Clock, sleep_or_wake
 from pymon.config.schema import ClusterConfig, ServiceConfig
 from pymon.store.base import Fence, Lease, NodeRecord, Store
@@ -33,9 +35,11 @@ __all__ = [
     "Plan",
     "default_node_name",
     "fair_share",
+    "gone_here",
     "live_nodes",
     "new_node",
     "plan",
+    "process_alive",
     "shard_map",
     "shard_of",
 ]
@@ -83,6 +87,37 @@ def fair_share(me: str, live: Sequence[str], shards: int) -> int:
     names = sorted(set(live) | {me})
     base, extra = divmod(shards, len(names))
     return base + (1 if names.index(me) < extra else 0)
+
+
+def process_alive(pid: int, started_at: float) -> bool:
+    """Whether process ``pid`` of this machine still runs and is the one that started
+    at ``started_at`` (not a later process given the same pid)."""
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists but unreadable: another user's, so not ours to judge
+    return created <= started_at + 1.0
+
+
+def gone_here(
+    nodes: Sequence[NodeRecord],
+    me: NodeRecord,
+    alive: Callable[[int, float], bool] = process_alive,
+) -> list[NodeRecord]:
+    """Nodes of this machine (same host name) that did not stop cleanly and whose
+    process is gone: a pymon killed and started again is a new node (its name holds
+    its pid), and waiting out the old one's leases would leave its services
+    unchecked for that long."""
+    return [
+        n
+        for n in nodes
+        if n.host == me.host
+        and n.name != me.name
+        and n.stopped_at is None
+        and not alive(n.pid, n.started_at)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +248,24 @@ class Membership:
             # its writes for them are refused already; stop their services.
             self.epochs = {s: e for s, e in held.items() if s not in lost}
             await self._changed(set(), lost)
-        live = live_nodes(await self._store.nodes(), now, self._config.lease)
-        decided = plan(self.node.name, live, await self._store.leases(), now)
+        nodes = await self._store.nodes()
+        leases = await self._store.leases()
+        gone = gone_here(nodes, self.node)
+        for node in gone:
+            theirs = [lease.shard for lease in leases if lease.owner == node.name]
+            log.warning(
+                "cluster: node %s (pid %d) is gone; its %d shards are free now",
+                node.name,
+                node.pid,
+                len(theirs),
+            )
+            await self._store.release_shards(node.name, theirs)
+            await self._store.node_stopped(node.name, now)
+        if gone:
+            leases = await self._store.leases()
+            nodes = await self._store.nodes()
+        live = live_nodes(nodes, now, self._config.lease)
+        decided = plan(self.node.name, live, leases, now)
         given = set(decided.release)
         if given:
             # Services stopped and their writes flushed while the epochs still hold;
