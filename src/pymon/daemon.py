@@ -310,6 +310,7 @@ class Reloader:
         daemon.membership.shard_of = shard_map(config.services, config.cluster.shards)
         changes = await reconcile(daemon.runtime, config)
         await daemon._settle()
+        daemon.membership.config_changed(config.checksum)
         for channel in stale:
             await channel.close()
         for warning in warnings:

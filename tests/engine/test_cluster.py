@@ -15,6 +15,7 @@ from pymon.config.schema import ClusterConfig, ServiceConfig
 from pymon.engine.cluster import (
     Membership,
     Plan,
+    cluster_checksum,
     fair_share,
     gone_here,
     live_nodes,
@@ -234,7 +235,9 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
         await sql_store.close()
 
 
-def member(store: SqlStore, clock: FakeClock, name: str) -> tuple[Membership, Changes]:
+def member(
+    store: SqlStore, clock: FakeClock, name: str, checksum: str = "sum"
+) -> tuple[Membership, Changes]:
     changes = Changes(store)
     me = NodeRecord(
         name=name,
@@ -242,7 +245,7 @@ def member(store: SqlStore, clock: FakeClock, name: str) -> tuple[Membership, Ch
         host=f"host-{name}",
         pid=1,
         location="",
-        config_checksum="sum",
+        config_checksum=checksum,
         started_at=clock.time(),
         heartbeat_at=0.0,
     )
@@ -437,3 +440,37 @@ def test_nodes_of_this_machine_whose_process_is_gone_are_found() -> None:
     ]
     running = {10, 12}
     assert gone_here(nodes, me, lambda pid, _: pid in running) == [nodes[1]]
+
+
+def test_the_cluster_runs_the_config_most_live_nodes_run_else_the_oldest_nodes() -> None:
+    def record(name: str, checksum: str, started_at: float) -> NodeRecord:
+        return NodeRecord(name, "h", 1, "", checksum, started_at, 0.0)
+
+    assert cluster_checksum([]) == ""
+    two_to_one = [record("a", "new", 3.0), record("b", "old", 1.0), record("c", "new", 2.0)]
+    assert cluster_checksum(two_to_one) == "new"
+    tie = [record("a", "new", 3.0), record("b", "old", 1.0)]
+    assert cluster_checksum(tie) == "old"
+
+
+async def test_a_node_whose_config_differs_holds_no_shards_until_it_agrees(
+    store: SqlStore,
+) -> None:
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    await a.start({})
+    await clock.advance(0.5)
+    b, _ = member(store, clock, "b", checksum="edited")
+    await b.start({})
+    await a.step()
+    await b.step()
+    assert b.epochs == {}
+    assert b.problem is not None and "differs" in b.problem
+    assert await owners(store) == {"a": set(range(8))}
+    # b reloads the same file as a: it takes its share.
+    b.config_changed("sum")
+    await b.step()
+    await a.step()
+    await b.step()
+    assert b.problem is None
+    assert len(b.epochs) == 4

@@ -33,6 +33,7 @@ from pymon.store.base import Fence, Lease, NodeRecord, Store
 __all__ = [
     "Membership",
     "Plan",
+    "cluster_checksum",
     "default_node_name",
     "fair_share",
     "gone_here",
@@ -120,6 +121,20 @@ def gone_here(
     ]
 
 
+def cluster_checksum(nodes: Sequence[NodeRecord]) -> str:
+    """The config the cluster runs: the checksum most of ``nodes`` (the live ones) run;
+    on a tie, that of the node running longest (a node reloaded or started with a
+    new file does not take the cluster over by arriving)."""
+    counts: dict[str, int] = {}
+    for node in nodes:
+        counts[node.config_checksum] = counts.get(node.config_checksum, 0) + 1
+    if not counts:
+        return ""
+    most = max(counts.values())
+    tied = [n for n in nodes if counts[n.config_checksum] == most]
+    return min(tied, key=lambda n: (n.started_at, n.name)).config_checksum
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """What a node does this heartbeat: shards to claim, shards to give up."""
@@ -194,6 +209,8 @@ class Membership:
         # Shards a write found taken, to hand over at the next heartbeat (soon).
         self._taken: set[int] = set()
         self.last_error: str | None = None
+        #: Why this node holds no shards though it could (its config differs), or None.
+        self.problem: str | None = None
 
     @property
     def name(self) -> str:
@@ -248,24 +265,9 @@ class Membership:
             # its writes for them are refused already; stop their services.
             self.epochs = {s: e for s, e in held.items() if s not in lost}
             await self._changed(set(), lost)
-        nodes = await self._store.nodes()
-        leases = await self._store.leases()
-        gone = gone_here(nodes, self.node)
-        for node in gone:
-            theirs = [lease.shard for lease in leases if lease.owner == node.name]
-            log.warning(
-                "cluster: node %s (pid %d) is gone; its %d shards are free now",
-                node.name,
-                node.pid,
-                len(theirs),
-            )
-            await self._store.release_shards(node.name, theirs)
-            await self._store.node_stopped(node.name, now)
-        if gone:
-            leases = await self._store.leases()
-            nodes = await self._store.nodes()
+        nodes, leases = await self._free_gone(now)
         live = live_nodes(nodes, now, self._config.lease)
-        decided = plan(self.node.name, live, leases, now)
+        decided = self._decide(nodes, live, leases, now)
         given = set(decided.release)
         if given:
             # Services stopped and their writes flushed while the epochs still hold;
@@ -290,6 +292,52 @@ class Membership:
                 len(given),
                 len(live),
             )
+
+    async def _free_gone(self, now: float) -> tuple[list[NodeRecord], list[Lease]]:
+        """The nodes and leases, after freeing the shards of this machine's nodes whose
+        process is gone (:func:`gone_here`)."""
+        nodes, leases = await self._store.nodes(), await self._store.leases()
+        gone = gone_here(nodes, self.node)
+        for node in gone:
+            theirs = [lease.shard for lease in leases if lease.owner == node.name]
+            log.warning(
+                "cluster: node %s (pid %d) is gone; its %d shards are free now",
+                node.name,
+                node.pid,
+                len(theirs),
+            )
+            await self._store.release_shards(node.name, theirs)
+            await self._store.node_stopped(node.name, now)
+        if not gone:
+            return nodes, leases
+        return await self._store.nodes(), await self._store.leases()
+
+    def _decide(
+        self, nodes: Sequence[NodeRecord], live: Sequence[str], leases: Sequence[Lease], now: float
+    ) -> Plan:
+        """:func:`plan` among the live nodes that run the cluster's config; a node whose
+        config differs holds no shards (it would check with other settings)."""
+        running = [n for n in nodes if n.name in live]
+        agreed = cluster_checksum(running)
+        mine = self.node.config_checksum
+        if mine != agreed:
+            if self.problem is None:
+                log.error(
+                    "cluster: this node's config (checksum %s) differs from the cluster's "
+                    "(%s): it holds no shards until they agree (reload it, or the others)",
+                    mine[:12],
+                    agreed[:12],
+                )
+            self.problem = f"config checksum {mine[:12]} differs from the cluster's {agreed[:12]}"
+            return Plan(release=tuple(sorted(self.epochs)))
+        self.problem = None
+        agreeing = [n.name for n in running if n.config_checksum == agreed]
+        return plan(self.node.name, agreeing, leases, now)
+
+    def config_changed(self, checksum: str) -> None:
+        """This node runs a config with ``checksum`` now (a reload); told at the next beat."""
+        self.node = replace(self.node, config_checksum=checksum)
+        self._wake.set()
 
     async def leave(self) -> None:
         """Give every shard up and say this node stopped (a clean stop: the others
