@@ -74,6 +74,7 @@ class Daemon:
             self._handover,
             clock=self.clock,
             rate=self._checks_per_s,
+            one_machine=config.storage.url.startswith("sqlite"),
         )
         self.notifier = Notifier(
             config, self.store, self.clock, publish=self.bus.publish, owner=name

@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from pymon.engine.cluster import (
     shard_map,
     shard_of,
 )
-from pymon.errors import Fenced
+from pymon.errors import Fenced, StoreError
 from pymon.store.base import Lease, NodeRecord
 from pymon.store.sql import SqlStore
 from tests.support.clock import FakeClock
@@ -474,3 +475,20 @@ async def test_a_node_whose_config_differs_holds_no_shards_until_it_agrees(
     await b.step()
     assert b.problem is None
     assert len(b.epochs) == 4
+
+
+async def test_a_sqlite_file_is_refused_to_a_node_of_another_machine(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    await a.start({})
+    b = Membership(
+        store,
+        CONFIG,
+        replace(a.node, name="b", host="elsewhere"),
+        Changes(store),
+        clock=clock,
+        one_machine=True,
+    )
+    with pytest.raises(StoreError, match="needs PostgreSQL"):
+        await b.start({})
+    assert await owners(store) == {"a": set(range(8))}

@@ -28,6 +28,7 @@ import psutil
 
 from pymon.clock import Clock, sleep_or_wake
 from pymon.config.schema import ClusterConfig, ServiceConfig
+from pymon.errors import StoreError
 from pymon.store.base import Fence, Lease, NodeRecord, Store
 
 __all__ = [
@@ -195,8 +196,12 @@ class Membership:
         *,
         clock: Clock,
         rate: Callable[[], float] = lambda: 0.0,
+        one_machine: bool = False,
     ) -> None:
         self._store = store
+        # A SQLite file: every node must be on this machine (network file systems
+        # do not lock SQLite files reliably).
+        self._one_machine = one_machine
         self._config = config
         self.node = node
         self._changed = changed
@@ -229,6 +234,19 @@ class Membership:
         """Create the shards, beat once and take this node's first share."""
         self.shard_of = shard_of
         await self._store.add_shards(self._config.shards)
+        if self._one_machine:
+            now = self._clock.time()
+            live = set(live_nodes(await self._store.nodes(), now, self._config.lease))
+            elsewhere = sorted(
+                f"{n.name} on {n.host}"
+                for n in await self._store.nodes()
+                if n.name in live and n.host != self.node.host
+            )
+            if elsewhere:
+                raise StoreError(
+                    f"nodes on other machines use this SQLite file ({', '.join(elsewhere)}):"
+                    " a cluster of several machines needs PostgreSQL (docs/cluster.md)"
+                )
         await self.step()
 
     def lost(self, shards: frozenset[int]) -> None:
