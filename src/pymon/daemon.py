@@ -31,7 +31,7 @@ from pymon.engine.cluster import Membership, default_node_name, new_node, shard_
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.reconcile import live_config, reconcile, restart_needed
 from pymon.engine.runtime import Runtime
-from pymon.errors import ConfigError, ConfigIssue, PymonError
+from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
 from pymon.events import BusItem
 from pymon.model import ReloadResult
 from pymon.notify.notifier import Notifier, build_channels
@@ -44,6 +44,11 @@ from pymon.web.server import WebServer
 __all__ = ["Daemon", "Reloader", "parse"]
 
 log = logging.getLogger("pymon")
+
+# Opening a database server that does not answer is tried again after this long,
+# doubling up to the cap.
+_OPEN_RETRY = 1.0
+_OPEN_RETRY_MAX = 30.0
 
 
 class Daemon:
@@ -151,10 +156,27 @@ class Daemon:
         self.runtime.drop([n for n in list(self.runtime.states) if n not in mine])
         await self.runtime.take(sorted(mine - self.runtime.states.keys()))
 
+    async def _open_store(self) -> None:
+        """Open the store. A database server that cannot be reached (down, restarting,
+        a network gap) is tried again with backoff until it answers or the daemon is
+        stopped: nothing is checked meanwhile, since no shard is held. A SQLite file
+        that cannot be opened is a local mistake and fails at once."""
+        wait = _OPEN_RETRY
+        while True:
+            try:
+                await self.store.open()
+                return
+            except StoreError as exc:
+                if self.config.storage.url.startswith("sqlite"):
+                    raise
+                log.error("%s; checking nothing, trying again in %gs", exc, wait)
+            await self.clock.sleep(wait)
+            wait = min(wait * 2, _OPEN_RETRY_MAX)
+
     async def start(self) -> None:
         """Open the store, join the cluster (take this node's shards and their
         services' last states), start checks and the web server."""
-        await self.store.open()
+        await self._open_store()
         await self.runtime.load()
         await self.notifier.start(self.runtime)
         log.info(

@@ -287,6 +287,15 @@ class PostgresServer:
         self.psql(f'CREATE DATABASE "{name}"{strategy}')
         return self.url(name)
 
+    def halt(self) -> None:
+        """Stop the server at once, keeping its data and port (see :meth:`resume`)."""
+        self._pg_ctl("stop", "-m", "immediate", "-w")
+
+    def resume(self) -> None:
+        """Start the halted server again on the same port."""
+        self._pg_ctl_start()
+        self._wait_ready()
+
     def drop_database(self, name: str) -> None:
         """Drop ``name``, disconnecting whoever is still connected to it."""
         self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -93,7 +93,18 @@ async def _serve(config: Config, node: str | None) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    await daemon.start()
+    # A stop while starting (a database that does not answer yet) ends the start.
+    starting = asyncio.ensure_future(daemon.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await daemon.stop()
+        return
+    stopping.cancel()
+    starting.result()  # a start that failed raises here
     try:
         await stop.wait()
         log.info("stopping")

@@ -359,7 +359,10 @@ class Membership:
 
     async def leave(self) -> None:
         """Give every shard up and say this node stopped (a clean stop: the others
-        take over at their next heartbeat, not after the lease)."""
+        take over at their next heartbeat, not after the lease). Nothing, for a node
+        that never beat (its store never opened)."""
+        if self.node.heartbeat_at == 0.0:
+            return
         shards = sorted(self.epochs)
         self.epochs = {}
         await self._store.release_shards(self.node.name, shards)
