@@ -492,3 +492,28 @@ async def test_a_sqlite_file_is_refused_to_a_node_of_another_machine(store: SqlS
     with pytest.raises(StoreError, match="needs PostgreSQL"):
         await b.start({})
     assert await owners(store) == {"a": set(range(8))}
+
+
+async def test_a_name_taken_by_a_running_node_is_refused(store: SqlStore) -> None:
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    await a.start({})
+    twin = Membership(store, CONFIG, replace(a.node, host="elsewhere"), Changes(store), clock=clock)
+    with pytest.raises(StoreError, match="already running"):
+        await twin.start({})
+
+
+async def test_a_node_restarted_under_its_name_runs_the_shards_its_earlier_life_held(
+    store: SqlStore,
+) -> None:
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    await a.start({})
+    # The process died (kill -9) and starts again at once, under the same name.
+    changes = Changes(store)
+    again = Membership(
+        store, CONFIG, replace(a.node, pid=2), changes, clock=clock, alive=lambda pid, _: pid == 2
+    )
+    await again.start({})
+    assert changes.calls == [(set(range(8)), set())]
+    assert again.epochs == dict.fromkeys(range(8), 2)

@@ -197,8 +197,10 @@ class Membership:
         clock: Clock,
         rate: Callable[[], float] = lambda: 0.0,
         one_machine: bool = False,
+        alive: Callable[[int, float], bool] = process_alive,
     ) -> None:
         self._store = store
+        self._alive = alive
         # A SQLite file: every node must be on this machine (network file systems
         # do not lock SQLite files reliably).
         self._one_machine = one_machine
@@ -234,6 +236,7 @@ class Membership:
         """Create the shards, beat once and take this node's first share."""
         self.shard_of = shard_of
         await self._store.add_shards(self._config.shards)
+        await self._after_earlier_life()
         if self._one_machine:
             now = self._clock.time()
             live = set(live_nodes(await self._store.nodes(), now, self._config.lease))
@@ -248,6 +251,26 @@ class Membership:
                     " a cluster of several machines needs PostgreSQL (docs/cluster.md)"
                 )
         await self.step()
+
+    async def _after_earlier_life(self) -> None:
+        """Refuse a name another running node has; give back the shards an earlier
+        process of this name still holds (it is gone: this one claims them anew, with
+        new epochs, and runs their services)."""
+        now = self._clock.time()
+        me = self.node
+        for node in await self._store.nodes():
+            if node.name != me.name or (node.pid == me.pid and node.host == me.host):
+                continue
+            running = node.stopped_at is None and now - node.heartbeat_at <= self._config.lease
+            if running and (node.host != me.host or self._alive(node.pid, node.started_at)):
+                raise StoreError(
+                    f"node {me.name} is already running (pid {node.pid} on {node.host}):"
+                    " give each node its own --node name"
+                )
+        held = [lease.shard for lease in await self._store.leases() if lease.owner == me.name]
+        if held:
+            log.info("cluster: %d shards of an earlier %s given back", len(held), me.name)
+            await self._store.release_shards(me.name, held)
 
     def lost(self, shards: frozenset[int]) -> None:
         """A write found ``shards`` taken by another node: stop their services now."""
@@ -315,7 +338,7 @@ class Membership:
         """The nodes and leases, after freeing the shards of this machine's nodes whose
         process is gone (:func:`gone_here`)."""
         nodes, leases = await self._store.nodes(), await self._store.leases()
-        gone = gone_here(nodes, self.node)
+        gone = gone_here(nodes, self.node, self._alive)
         for node in gone:
             theirs = [lease.shard for lease in leases if lease.owner == node.name]
             log.warning(
