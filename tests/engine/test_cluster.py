@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pymon.checks.tcp import TcpSpec
@@ -420,9 +421,16 @@ def test_a_process_is_alive_only_while_it_runs_and_is_the_same_one() -> None:
     assert process_alive(os.getpid(), time.time())
     # This pid started long after "started_at": a later process given a dead one's pid.
     assert not process_alive(os.getpid(), 0.0)
-    finished = subprocess.Popen(["true"])
-    finished.wait()
-    assert not process_alive(finished.pid, time.time())
+    with subprocess.Popen(["sleep", "60"]) as child:
+        child.kill()
+        # Killed, not reaped yet: a zombie, gone all the same.
+        wait_until = time.monotonic() + 10
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < wait_until
+            time.sleep(0.01)
+        assert not process_alive(child.pid, time.time())
+        child.wait()
+    assert not process_alive(child.pid, time.time())
 
 
 def test_nodes_of_this_machine_whose_process_is_gone_are_found() -> None:

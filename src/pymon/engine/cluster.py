@@ -95,7 +95,11 @@ def process_alive(pid: int, started_at: float) -> bool:
     """Whether process ``pid`` of this machine still runs and is the one that started
     at ``started_at`` (not a later process given the same pid)."""
     try:
-        created = psutil.Process(pid).create_time()
+        process = psutil.Process(pid)
+        # A killed process its parent has not reaped yet is a zombie: gone.
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = process.create_time()
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
