@@ -55,7 +55,9 @@ class Daemon:
     """A running pymon: call :meth:`start`, then :meth:`stop` (or use :meth:`serve`).
 
     ``runtime`` is the engine (and its port); ``store``, ``writer`` and ``notifier``
-    are its edges, built here.
+    are its edges, built here. ``worker`` (1..N) says it is a local worker of ``pymon
+    run --workers N``: its web server shares the dashboard's port with the other
+    workers (SO_REUSEPORT) and only worker 1 runs the acknowledgement server.
     """
 
     def __init__(
@@ -66,7 +68,9 @@ class Daemon:
         clock: Clock | None = None,
         resolver: Resolver | None = None,
         node: str | None = None,
+        worker: int | None = None,
     ) -> None:
+        self.worker = worker
         self.clock = clock or SystemClock()
         self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
         self.bus: Bus[BusItem] = Bus()
@@ -82,7 +86,12 @@ class Daemon:
             one_machine=config.storage.url.startswith("sqlite"),
         )
         self.notifier = Notifier(
-            config, self.store, self.clock, publish=self.bus.publish, owner=name
+            config,
+            self.store,
+            self.clock,
+            publish=self.bus.publish,
+            owner=name,
+            serve_acks=worker in (None, 1),
         )
         self.writer = BatchWriter(
             self.store,
@@ -196,6 +205,7 @@ class Daemon:
                 web.base_path,
                 limits=web.connections,
                 trusted_proxies=web.trusted_proxies,
+                reuse_port=self.worker is not None,
             )
             self.web_port = await self._web.start()
         self.runtime.start()

@@ -1,6 +1,12 @@
 """``pymon run``: the daemon in the foreground, on the event loop ``pymon.tuning``
 picks, logging to standard error; SIGTERM or Ctrl-C stop it within seconds, SIGHUP
 reloads its config.
+
+With ``--workers N`` (or ``scheduler.workers``) above 1 it runs no daemon itself: it
+supervises N local worker processes (:mod:`pymon.cli.supervisor`), each a ``pymon run``
+node given the hidden ``--worker I``. A worker binds the dashboard's port with
+SO_REUSEPORT, so the kernel spreads connections over the workers at one address, and
+only worker 1 runs the acknowledgement server.
 """
 
 from __future__ import annotations
@@ -9,12 +15,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
+from typing import Literal
 
 import click
 from pydantic import ValidationError
 
 from pymon.cli.common import config_option, load
+from pymon.cli.supervisor import Supervisor, Worker, usable_cpus, worker_count
 from pymon.config.schema import Config, WebConfig
 from pymon.errors import PymonError
 from pymon.tuning import loop_factory, relaxed_gc
@@ -37,19 +46,55 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+class _WorkersType(click.ParamType[int | Literal["auto"], object]):
+    """``--workers``: 1 to 256, or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | Literal["auto"]:
+        if value == "auto":
+            return "auto"
+        try:
+            count = int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of workers (1 to 256, or auto)", param, ctx)
+        if not 1 <= count <= 256:
+            self.fail(f"{count}: workers must be 1 to 256, or auto", param, ctx)
+        return count
+
+
 @click.command()
 @config_option()
 @click.option(
+    "--workers",
+    type=_WorkersType(),
+    default=None,
+    metavar="N|auto",
+    help="Local worker processes sharing the services (default scheduler.workers; "
+    "auto: one per core).",
+)
+@click.option(
     "--node",
     metavar="NAME",
-    help="This node's name in the cluster (default: host name and process id).",
+    help="This node's name in the cluster (default: host name and process id; with "
+    "--workers N the workers are NAME-w1 to NAME-wN, NAME the host name by default).",
 )
 @click.option(
     "--listen",
     metavar="HOST:PORT",
     help="Serve the dashboard here instead of web.listen (several nodes from one file).",
 )
-def run(config_path: str | None, node: str | None, listen: str | None) -> None:
+# Set by the supervisor on its children (I is 1..N), not by people.
+@click.option("--worker", type=click.IntRange(min=1), default=None, hidden=True)
+def run(
+    config_path: str | None,
+    workers: int | Literal["auto"] | None,
+    node: str | None,
+    listen: str | None,
+    worker: int | None,
+) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     config = load(config_path)
     _setup_logging(config.log.level)
@@ -59,32 +104,51 @@ def run(config_path: str | None, node: str | None, listen: str | None) -> None:
         except ValidationError as exc:
             raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--listen") from None
         config = config.model_copy(update={"web": web})
-    if config.scheduler.workers != 1:
-        log.error(
-            "scheduler.workers: %s: local worker processes are not built yet; start one "
-            "`pymon run --node NAME --listen HOST:PORT` per worker on the same storage.url "
-            "(docs/cluster.md)",
-            config.scheduler.workers,
-        )
-        sys.exit(2)
+    count = worker_count(workers or config.scheduler.workers, usable_cpus())
+    if count > 1:
+        sys.exit(_supervise(config, config_path, count, node, listen))
     factory, loop_name = loop_factory()
     log.info("event loop: %s", loop_name)
     try:
         with relaxed_gc(), asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve(config, node))
+            runner.run(_serve(config, node, worker))
     except PymonError as exc:
         log.error("%s", exc)
         sys.exit(1)
 
 
-async def _serve(config: Config, node: str | None) -> None:
+def _supervise(
+    config: Config, config_path: str | None, count: int, node: str | None, listen: str | None
+) -> int:
+    """Run ``count`` workers until SIGTERM or SIGINT; the exit status."""
+    if config.web.enabled and config.web.host_port()[1] == 0:
+        raise click.UsageError(
+            f"web.listen {config.web.listen}: with --workers {count} the workers share one "
+            "port: give a port, not 0"
+        )
+    base = node or socket.gethostname()
+    common = [sys.executable, "-m", "pymon", "run", "--workers", "1"]
+    if config_path is not None:
+        common += ["-c", config_path]
+    if listen is not None:
+        common += ["--listen", listen]
+    log.info("supervisor: %d workers, %s-w1 to %s-w%d", count, base, base, count)
+    return Supervisor(
+        [
+            Worker(f"{base}-w{i}", [*common, "--node", f"{base}-w{i}", "--worker", str(i)])
+            for i in range(1, count + 1)
+        ]
+    ).run()
+
+
+async def _serve(config: Config, node: str | None, worker: int | None) -> None:
     from pymon.daemon import Daemon
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config, node=node)
+    daemon = Daemon(config, node=node, worker=worker)
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:

@@ -80,7 +80,12 @@ def service_url(config: Config, name: str) -> str:
 
 
 class Notifier:
-    """Delivers notices and takes acknowledgements by reply for one daemon."""
+    """Delivers notices and takes acknowledgements by reply for one daemon.
+
+    ``serve_acks`` False: no acknowledgement server here even with
+    ``acknowledgements.listen`` (another local worker runs it); notices still carry
+    the reply address and token.
+    """
 
     def __init__(
         self,
@@ -90,8 +95,10 @@ class Notifier:
         *,
         publish: Publish | None = None,
         owner: str | None = None,
+        serve_acks: bool = True,
     ) -> None:
         self.config = config
+        self._serve_acks = serve_acks
         self._store = store
         self._clock = clock
         self._port: EnginePort | None = None
@@ -123,7 +130,7 @@ class Notifier:
         key = await self._store.keep_meta("ack_key", secrets.token_hex(32))
         self.tokens = AckTokens(bytes.fromhex(key))
         acks = self.config.acknowledgements
-        if acks.listen is not None:
+        if acks.listen is not None and self._serve_acks:
             self.ack_server = AckServer(
                 acks,
                 self.tokens,

@@ -37,7 +37,11 @@ log = logging.getLogger("pymon")
 
 
 class WebServer:
-    """``app`` on ``host:port`` (0: any free port); :meth:`start` returns the bound port."""
+    """``app`` on ``host:port`` (0: any free port); :meth:`start` returns the bound port.
+
+    ``reuse_port``: bind with SO_REUSEPORT, so that the local workers of ``pymon run
+    --workers N`` all listen on one port and the kernel spreads the connections.
+    """
 
     def __init__(
         self,
@@ -48,8 +52,10 @@ class WebServer:
         *,
         limits: WebConnections | None = None,
         trusted_proxies: Sequence[str] = (),
+        reuse_port: bool = False,
     ) -> None:
         self._app = app
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
         self._base_path = base_path
@@ -60,7 +66,7 @@ class WebServer:
 
     async def start(self) -> int:
         """Bind (a clear error when the address is taken) and serve in the background."""
-        sock = _bind(self._host, self._port)
+        sock = _bind(self._host, self._port, reuse_port=self._reuse_port)
         # proxy_headers off: uvicorn would believe X-Forwarded-* from any local peer;
         # pymon.web.proxy honours them only from web.trusted_proxies.
         config = uvicorn.Config(
@@ -92,10 +98,15 @@ class WebServer:
                 await asyncio.wait_for(self._task, timeout=3)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            sock.close()
+            raise PymonError("web: local workers need SO_REUSEPORT, which this system lacks")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
