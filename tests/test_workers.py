@@ -10,16 +10,26 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
+from pymon.cli.supervisor import Backoff, exit_text, worker_count
+from pymon.config.load import load_config_text
+from pymon.daemon import Daemon
 from tests.support.cli import PYMON, pymon
-from tests.support.servers import reserved_port
+from tests.support.nodes import accepting_port, wait
+from tests.support.servers import free_port, reserved_port
 from tests.test_cli import get
-from tests.test_cluster_nodes import SERVICES, owners, rows, seqs, up, wait, write_config
+from tests.test_cluster_nodes import SERVICES, owners, rows, seqs, write_config
 
-__all__ = ["up"]  # the fixture, imported to be found here
+
+@pytest.fixture
+def up() -> Iterator[int]:
+    with accepting_port() as port:
+        yield port
 
 
 def pids(db: Path) -> dict[str, int]:
@@ -35,11 +45,22 @@ def healthy(address: str) -> bool:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def supervise(cfg: Path, dashboard: str, log: IO[str]) -> subprocess.Popen[bytes]:
+    """``pymon run --workers 2`` as node base ``box``, its output in ``log``."""
+    return subprocess.Popen(
+        [*PYMON, "run", "-c", str(cfg), "--workers", "2", "--node", "box", "--listen", dashboard],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 @pytest.mark.slow
@@ -88,6 +109,12 @@ def test_workers_share_restart_and_stop_together(tmp_path: Path, up: int) -> Non
             assert not alive(first["box-w2"])
             assert healthy(dashboard)
 
+            supervisor.send_signal(signal.SIGHUP)
+            wait(
+                lambda: (tmp_path / "workers.log").read_text().count("reload (SIGHUP)") == 2,
+                "both workers to reload",
+            )
+
             last = pids(db)
             supervisor.send_signal(signal.SIGTERM)
             assert supervisor.wait(timeout=30) == 0
@@ -103,9 +130,83 @@ def test_workers_share_restart_and_stop_together(tmp_path: Path, up: int) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path, up: int) -> None:
+    cfg, db = write_config(tmp_path, up)
+    with (tmp_path / "workers.log").open("w") as log:
+        dashboard = f"127.0.0.1:{reserved_port()}"
+        supervisor = supervise(cfg, dashboard, log)
+        try:
+            wait(lambda: healthy(dashboard), "the dashboard to answer")
+            wait(lambda: owners(db) == {"box-w1": 8, "box-w2": 8}, "both workers")
+            workers = pids(db)
+            supervisor.kill()
+            supervisor.wait()
+            wait(lambda: not any(alive(pid) for pid in workers.values()), "the workers to stop")
+            # Each stopped cleanly: its shards handed over, itself marked stopped.
+            assert owners(db) == {None: 16}
+            assert rows(db, "SELECT count(*) FROM nodes WHERE stopped_at IS NULL") == [(0,)]
+        finally:
+            if supervisor.poll() is None:
+                supervisor.kill()
+                supervisor.wait()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["0", "x", "257"])
 def test_a_bad_number_of_workers_is_a_usage_error(value: str) -> None:
     result = pymon("run", "--workers", value)
     assert result.returncode == 2
     assert "--workers" in result.stderr
     assert "1 to 256, or auto" in result.stderr
+
+
+def test_auto_is_one_worker_per_usable_core() -> None:
+    assert worker_count("auto", 6) == 6
+    assert worker_count("auto", None) == 1
+    assert worker_count(3, 6) == 3
+
+
+def test_the_backoff_doubles_to_its_cap_and_resets_after_a_steady_run() -> None:
+    backoff = Backoff(first=0.5, cap=4.0, steady=60.0)
+    assert [backoff.after(1.0) for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert backoff.after(60.0) == 0.5
+    assert backoff.after(2.0) == 1.0
+    with pytest.raises(ValueError, match="first <= cap"):
+        Backoff(first=5.0, cap=1.0)
+
+
+def test_an_exit_status_reads_as_a_status_or_a_signal() -> None:
+    assert exit_text(3) == "exit status 3"
+    assert exit_text(-9) == "killed by SIGKILL"
+    assert exit_text(-200) == "killed by signal 200"
+
+
+async def test_workers_share_the_dashboard_port_and_worker_1_alone_takes_acks(
+    tmp_path: Path,
+) -> None:
+    text = f"""
+storage: {{url: "sqlite:///{tmp_path}/p.db"}}
+web: {{listen: "127.0.0.1:{reserved_port()}"}}
+acknowledgements:
+  listen: "127.0.0.1:{free_port()}"
+  address: ack@example.org
+  authorized: [oncall@example.org]
+  confirm: false
+reload: {{watch: false}}
+services:
+  - {{name: web, type: tcp, host: 127.0.0.1, port: {reserved_port()}, interval: 1h}}
+"""
+    first = Daemon(load_config_text(text), node="box-w1", worker=1)
+    second = Daemon(load_config_text(text), node="box-w2", worker=2)
+    await first.start()
+    try:
+        await second.start()
+        try:
+            assert first.web_port == second.web_port
+            assert first.notifier.ack_server is not None
+            assert second.notifier.ack_server is None
+        finally:
+            await second.stop()
+    finally:
+        await first.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -157,6 +158,7 @@ async def _serve(config: Config, node: str | None, worker: int | None) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    watch = asyncio.ensure_future(_orphaned(os.getppid(), stop)) if worker is not None else None
     # A stop while starting (a database that does not answer yet) ends the start.
     starting = asyncio.ensure_future(daemon.start())
     stopping = asyncio.ensure_future(stop.wait())
@@ -173,6 +175,20 @@ async def _serve(config: Config, node: str | None, worker: int | None) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        if watch is not None:
+            watch.cancel()
         # SIGTERM must end the process within seconds even if a target hangs.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(daemon.stop(), timeout=4.5)
+
+
+async def _orphaned(supervisor: int, stop: asyncio.Event) -> None:
+    """Set ``stop`` once the worker's supervisor is gone (killed with SIGKILL, it could
+    not stop its workers; the worker would run on, out of anyone's control)."""
+    while os.getppid() == supervisor:
+        # The parent is looked at every second: nothing tells a child its parent died.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+            return
+    log.error("worker: the supervisor (pid %d) is gone: stopping", supervisor)
+    stop.set()
