@@ -1,151 +1,26 @@
 """Several real ``pymon run`` nodes on one database: one owner per service, handover on
 a clean stop, failover after kill -9, and fencing of a node paused past its lease.
 
-Each node's API lists the services it runs (from memory); the shards table says who
-holds what. Lease times are short here (heartbeat 0.2 s, lease 2 s) so the suite
+Each node's API says which node runs each service; the shards table says who holds
+what. Lease times are short here (heartbeat 0.2 s, lease 2 s) so the suite
 stays quick; the defaults are 2 s and 10 s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import socket
-import sqlite3
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
-from tests.support.cli import PYMON
-from tests.support.servers import refused_port, reserved_port
-from tests.test_cli import get
-
-SERVICES = 40
-
-
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db, timeout=30) as con:
-        return con.execute(sql).fetchall()
-
-
-def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-class Node:
-    """One ``pymon run --node NAME --listen ...`` process, its log in a file."""
-
-    def __init__(self, name: str, cfg: Path, log: IO[str]) -> None:
-        self.name = name
-        self.port = reserved_port()
-        self._cfg, self._log = cfg, log
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> Node:
-        self.proc = subprocess.Popen(
-            [
-                *PYMON,
-                "run",
-                "-c",
-                str(self._cfg),
-                "--node",
-                self.name,
-                "--listen",
-                f"127.0.0.1:{self.port}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        return self
-
-    def services(self) -> set[str]:
-        """The services this node runs now (empty while it does not answer)."""
-        try:
-            answer = get(f"http://127.0.0.1:{self.port}/api/v1/services?limit=1000")
-        except OSError:
-            return set()
-        return {s["name"] for s in answer["services"]}
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+from tests.support.nodes import SERVICES, Node, always_up, owners, seqs, wait, write_config
 
 
 @pytest.fixture
 def up() -> Iterator[int]:
-    """A port that accepts (and closes) every connection, from a thread."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
-    server.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                server.accept()[0].close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        done.set()
-        thread.join()
-        server.close()
-
-
-def write_config(tmp_path: Path, up_port: int) -> tuple[Path, Path]:
-    db = tmp_path / "p.db"
-    cfg = tmp_path / "p.yaml"
-    down = refused_port()
-    services = [
-        f"  - {{name: s{n:02d}, type: tcp, host: 127.0.0.1, "
-        f"port: {down if n % 10 == 0 else up_port}}}"
-        for n in range(SERVICES)
-    ]
-    cfg.write_text(
-        f"""
-storage: {{url: "sqlite:///{db}", flush_interval: 100ms}}
-defaults: {{interval: 200ms, timeout: 1s}}
-cluster: {{heartbeat: 200ms, lease: 2s, shards: 16}}
-reload: {{watch: false}}
-services:
-"""
-        + "\n".join(services)
-        + "\n"
-    )
-    return cfg, db
-
-
-def owners(db: Path) -> dict[str | None, int]:
-    counted: dict[str | None, int] = {}
-    for (owner,) in rows(db, "SELECT owner FROM shards"):
-        counted[owner] = counted.get(owner, 0) + 1
-    return counted
-
-
-def seqs(db: Path) -> dict[str, int]:
-    return dict(rows(db, "SELECT name, seq FROM service_state"))
+    with always_up() as port:
+        yield port
 
 
 @pytest.mark.slow
