@@ -5,6 +5,8 @@ table says), both nodes alive with all the shards between them, in the API, in
 
 from __future__ import annotations
 
+import json
+import signal
 import urllib.request
 from collections.abc import Iterator
 from functools import partial
@@ -35,6 +37,16 @@ def runs(db: Path) -> dict[str, str | None]:
 
 def shown(node: Node) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in node.listed()}
+
+
+def hello(node: Node) -> dict[str, Any]:
+    """The live stream's first frame on ``node``."""
+    with urllib.request.urlopen(f"{node.url}/api/v1/stream", timeout=5) as stream:
+        for line in stream:
+            if line.startswith(b"data: "):
+                frame: dict[str, Any] = json.loads(line[len(b"data: ") :])
+                return frame
+    raise AssertionError("the stream ended before its hello")
 
 
 def shows_the_cluster(node: Node, db: Path) -> bool:
@@ -82,6 +94,24 @@ def test_every_node_shows_every_service_and_node(tmp_path: Path, up: int) -> Non
                 for name in ("north", "south"):
                     assert any(line.split()[:2] == [name, "alive"] for line in lines), lines
                 assert "2 nodes: 2 alive, 16 shards held" in printed.stdout
+
+                assert hello(node)["services"] == SERVICES
+
+            # A clean stop: north runs everything, and says south is gone.
+            south.signal(signal.SIGTERM)
+            assert south.proc is not None and south.proc.wait(timeout=20) == 0
+            wait(lambda: north.services() == EVERY, "north to run every service")
+            # What north read of the store may be a second old: wait for the next read.
+            wait(
+                lambda: (
+                    [
+                        (n["name"], n["alive"], n["shards"])
+                        for n in get(f"{north.url}/api/v1/nodes")["nodes"]
+                    ]
+                    == [("north", True, SHARDS), ("south", False, 0)]
+                ),
+                "north to see south gone",
+            )
         finally:
             north.stop()
             south.stop()

@@ -6,9 +6,9 @@ server, and whatever triggers a reload talk to the engine through
 store's writer; what is not written yet is answered from memory) and **commands**
 that change something and answer with what they did.
 
-Queries that may need the store are ``async``: one node answers for its own
-services from memory, and a node of a cluster will answer for the services
-another node owns from the store, behind the same signatures. A command on a
+Queries that may need the store are ``async``: a node answers for its own
+services from memory, and for the services another node of its cluster runs from
+the store (:mod:`pymon.engine.peers`), behind the same signatures. A command on a
 service raises :class:`~pymon.errors.UnknownService` when there is no such
 service and :class:`~pymon.errors.CommandRefused` when the service cannot do it
 now (nothing to acknowledge, disabled, a window from the config...).
