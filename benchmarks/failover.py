@@ -36,7 +36,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from tests.support.nodes import accepting_port
+from tests.support.nodes import always_up
 from tests.support.postgres import PostgresServer
 from tests.support.servers import reserved_port
 
@@ -157,7 +157,7 @@ async def round_(cluster: Cluster, victim: str, mode: str, shards: dict[str, int
 
 
 async def measure(args: argparse.Namespace, url: str, workdir: Path) -> list[float]:
-    with accepting_port() as port:
+    with always_up() as port:
         cfg = workdir / "pymon.yaml"
         cfg.write_text(config_text(url, args.services, port))
         # Only names (and depends_on, none here) place a service in a shard.

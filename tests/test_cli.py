@@ -202,6 +202,7 @@ def test_every_command_is_on_the_group() -> None:
         "check",
         "config",
         "hash-password",
+        "nodes",
         "run",
         "shell",
     ]

@@ -1,70 +1,26 @@
 """Several real ``pymon run`` nodes on one database: one owner per service, handover on
 a clean stop, failover after kill -9, and fencing of a node paused past its lease.
 
-Each node's API lists the services it runs (from memory); the shards table says who
-holds what. Lease times are short here (heartbeat 0.2 s, lease 2 s) so the suite
+Each node's API says which node runs each service; the shards table says who holds
+what. Lease times are short here (heartbeat 0.2 s, lease 2 s) so the suite
 stays quick; the defaults are 2 s and 10 s.
 """
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.nodes import Node, accepting_port, wait
-from tests.support.servers import refused_port
-
-SERVICES = 40
-
-
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db, timeout=30) as con:
-        return con.execute(sql).fetchall()
+from tests.support.nodes import SERVICES, Node, always_up, owners, seqs, wait, write_config
 
 
 @pytest.fixture
 def up() -> Iterator[int]:
-    with accepting_port() as port:
+    with always_up() as port:
         yield port
-
-
-def write_config(tmp_path: Path, up_port: int) -> tuple[Path, Path]:
-    db = tmp_path / "p.db"
-    cfg = tmp_path / "p.yaml"
-    down = refused_port()
-    services = [
-        f"  - {{name: s{n:02d}, type: tcp, host: 127.0.0.1, "
-        f"port: {down if n % 10 == 0 else up_port}}}"
-        for n in range(SERVICES)
-    ]
-    cfg.write_text(
-        f"""
-storage: {{url: "sqlite:///{db}", flush_interval: 100ms}}
-defaults: {{interval: 200ms, timeout: 1s}}
-cluster: {{heartbeat: 200ms, lease: 2s, shards: 16}}
-reload: {{watch: false}}
-services:
-"""
-        + "\n".join(services)
-        + "\n"
-    )
-    return cfg, db
-
-
-def owners(db: Path) -> dict[str | None, int]:
-    counted: dict[str | None, int] = {}
-    for (owner,) in rows(db, "SELECT owner FROM shards"):
-        counted[owner] = counted.get(owner, 0) + 1
-    return counted
-
-
-def seqs(db: Path) -> dict[str, int]:
-    return dict(rows(db, "SELECT name, seq FROM service_state"))
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import need
 from tests.support.mail import MailSink
-from tests.support.nodes import Node, accepting_port, wait
+from tests.support.nodes import Node, always_up, wait
 from tests.support.postgres import PostgresServer, PostgresUnavailable
 from tests.support.servers import refused_port
 
@@ -106,7 +106,7 @@ def test_three_nodes_survive_kills_and_a_database_restart(
     url = server.create_database("cluster_kills")
     db = Db(server, "cluster_kills")
     rng = random.Random(15)
-    with accepting_port() as up, MailSink() as sink, (tmp_path / "nodes.log").open("w") as log:
+    with always_up() as up, MailSink() as sink, (tmp_path / "nodes.log").open("w") as log:
         cfg = write_config(tmp_path, url, up, sink)
         nodes = [Node(name, cfg, log) for name in ("a", "b", "c")]
         try:
@@ -153,7 +153,7 @@ def test_a_node_waits_for_a_database_that_does_not_answer_yet(
 ) -> None:
     url = server.create_database("cluster_late")
     db = Db(server, "cluster_late")
-    with accepting_port() as up, MailSink() as sink, (tmp_path / "node.log").open("w") as log:
+    with always_up() as up, MailSink() as sink, (tmp_path / "node.log").open("w") as log:
         cfg = write_config(tmp_path, url, up, sink)
         server.halt()
         node = Node("late", cfg, log)

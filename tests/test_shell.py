@@ -112,6 +112,15 @@ async def test_status_lists_every_service(sh: Recorded) -> None:
     assert "4 services: 1 ok, 1 failed, 2 disabled" in sh.text
 
 
+async def test_nodes_lists_the_cluster(sh: Recorded, daemon: Daemon) -> None:
+    assert await sh.run("nodes")
+    (row,) = [line for line in sh.text.splitlines() if line.startswith(daemon.membership.name)]
+    shards = daemon.config.cluster.shards
+    assert row.split()[1:3] == ["alive", str(shards)]
+    assert daemon.config.checksum[:12] in row
+    assert f"1 node: 1 alive, {shards} shards held" in sh.text
+
+
 async def test_status_filters_by_status_name(sh: Recorded) -> None:
     assert await sh.run("status failed")
     assert "down" in sh.text

@@ -20,15 +20,13 @@ from pymon.cli.supervisor import Backoff, exit_text, worker_count
 from pymon.config.load import load_config_text
 from pymon.daemon import Daemon
 from tests.support.cli import PYMON, pymon
-from tests.support.nodes import accepting_port, wait
+from tests.support.nodes import SERVICES, always_up, get, owners, rows, seqs, wait, write_config
 from tests.support.servers import free_port, reserved_port
-from tests.test_cli import get
-from tests.test_cluster_nodes import SERVICES, owners, rows, seqs, write_config
 
 
 @pytest.fixture
 def up() -> Iterator[int]:
-    with accepting_port() as port:
+    with always_up() as port:
         yield port
 
 

@@ -132,6 +132,11 @@ class Client:
         """Ask the daemon to read its config again; waits up to ``RELOAD_TIMEOUT``."""
         return self._call("POST", "/api/v1/reload", timeout=max(self._timeout, RELOAD_TIMEOUT))
 
+    def nodes(self) -> list[dict[str, Any]]:
+        """The cluster's nodes by name: alive, shards, heartbeat age, checks/s, config."""
+        nodes: list[dict[str, Any]] = self._call("GET", "/api/v1/nodes").get("nodes") or []
+        return nodes
+
     def config(self) -> dict[str, Any]:
         """The running config's source, checksum and a fingerprint per service."""
         return self._call("GET", "/api/v1/config")

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import multiprocessing
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -29,10 +30,11 @@ from pymon.config.watch import ConfigWatcher
 from pymon.engine.bus import Bus
 from pymon.engine.cluster import Membership, default_node_name, new_node, shard_map
 from pymon.engine.listeners import LOG_TYPES, log_listener
+from pymon.engine.peers import Peers
 from pymon.engine.reconcile import live_config, reconcile, restart_needed
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
-from pymon.events import BusItem
+from pymon.events import BusItem, StateChanged
 from pymon.model import ReloadResult
 from pymon.notify.notifier import Notifier, build_channels
 from pymon.store.base import Store
@@ -102,6 +104,14 @@ class Daemon:
             on_fenced=self.membership.lost,
         )
         self.reloader = Reloader(self)
+        peers = Peers(
+            self.store,
+            node=name,
+            shard_of=lambda: self.membership.shard_of,
+            lease=config.cluster.lease,
+            clock=self.clock,
+            changed=self._others_changed,
+        )
         self.runtime = Runtime(
             config,
             store=self.store,
@@ -111,6 +121,7 @@ class Daemon:
             resolver=resolver,
             reloader=self.reloader.reload,
             notices=self.notifier,
+            peers=peers,
         )
         self.runtime.owns = self._owns
         self._wire_listeners()
@@ -139,6 +150,12 @@ class Daemon:
 
     def _owns(self, name: str) -> bool:
         return self.membership.shard_of.get(name) in self.membership.epochs
+
+    def _others_changed(self, names: Iterable[str]) -> None:
+        """The store shows other nodes' services changed: the live stream shows them."""
+        for name in names:
+            if not self._owns(name):
+                self.bus.publish(StateChanged(name))
 
     def _checks_per_s(self) -> float:
         """Checks this node started per second since the last heartbeat."""

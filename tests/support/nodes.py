@@ -1,53 +1,60 @@
-"""Real ``pymon run`` nodes for the cluster tests: start, ask, signal, stop."""
+"""Real ``pymon run --node NAME --listen ...`` processes sharing one SQLite file, for
+the multi-process cluster tests: the nodes, their config, a port that is always up,
+and what the database says."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tests.support.cli import PYMON
-from tests.support.servers import reserved_port
-from tests.test_cli import get
+from tests.support.servers import refused_port, reserved_port
 
-__all__ = ["Node", "accepting_port", "wait"]
+__all__ = [
+    "SERVICES",
+    "Node",
+    "always_up",
+    "get",
+    "owners",
+    "rows",
+    "seqs",
+    "wait",
+    "write_config",
+]
+
+#: Services in :func:`write_config`'s config: ``s00`` ... ``s39``.
+SERVICES = 40
+
+
+def get(url: str) -> Any:
+    """The JSON a GET of ``url`` answers."""
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return json.load(resp)
+
+
+def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` reads from the SQLite file ``db``."""
+    with sqlite3.connect(db, timeout=30) as con:
+        return con.execute(sql).fetchall()
 
 
 def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until true; AssertionError naming ``what`` after ``timeout``."""
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def accepting_port() -> Iterator[int]:
-    """A port that accepts (and closes) every connection, from a thread."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
-    server.settimeout(0.2)
-    done = threading.Event()
-
-    def serve() -> None:
-        while not done.is_set():
-            with contextlib.suppress(TimeoutError):
-                server.accept()[0].close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1]
-    finally:
-        done.set()
-        thread.join()
-        server.close()
 
 
 class Node:
@@ -56,6 +63,7 @@ class Node:
     def __init__(self, name: str, cfg: Path, log: IO[str]) -> None:
         self.name = name
         self.port = reserved_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         self._cfg, self._log = cfg, log
         self.proc: subprocess.Popen[str] | None = None
 
@@ -78,13 +86,18 @@ class Node:
         )
         return self
 
-    def services(self) -> set[str]:
-        """The services this node runs now (empty while it does not answer)."""
+    def listed(self) -> list[dict[str, Any]]:
+        """Every service this node's API lists (empty while it does not answer)."""
         try:
-            answer = get(f"http://127.0.0.1:{self.port}/api/v1/services?limit=1000")
+            answer = get(f"{self.url}/api/v1/services?limit=1000")
         except OSError:
-            return set()
-        return {s["name"] for s in answer["services"]}
+            return []
+        services: list[dict[str, Any]] = answer["services"]
+        return services
+
+    def services(self) -> set[str]:
+        """The services this node runs now, as its own API says."""
+        return {s["name"] for s in self.listed() if s["node"] == self.name}
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None
@@ -99,3 +112,64 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+@contextlib.contextmanager
+def always_up() -> Iterator[int]:
+    """A port that accepts (and closes) every connection, from a thread."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    server.settimeout(0.2)
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                server.accept()[0].close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+
+
+def write_config(tmp_path: Path, up_port: int) -> tuple[Path, Path]:
+    """A config of :data:`SERVICES` tcp services (every tenth one down) on a SQLite
+    file, with short cluster times (heartbeat 0.2 s, lease 2 s, 16 shards); the
+    config's path and the database's."""
+    db = tmp_path / "p.db"
+    cfg = tmp_path / "p.yaml"
+    down = refused_port()
+    services = [
+        f"  - {{name: s{n:02d}, type: tcp, host: 127.0.0.1, "
+        f"port: {down if n % 10 == 0 else up_port}}}"
+        for n in range(SERVICES)
+    ]
+    cfg.write_text(
+        f"""
+storage: {{url: "sqlite:///{db}", flush_interval: 100ms}}
+defaults: {{interval: 200ms, timeout: 1s}}
+cluster: {{heartbeat: 200ms, lease: 2s, shards: 16}}
+reload: {{watch: false}}
+services:
+"""
+        + "\n".join(services)
+        + "\n"
+    )
+    return cfg, db
+
+
+def owners(db: Path) -> dict[str | None, int]:
+    """How many shards each node holds (None: nobody's), as the shards table says."""
+    counted: dict[str | None, int] = {}
+    for (owner,) in rows(db, "SELECT owner FROM shards"):
+        counted[owner] = counted.get(owner, 0) + 1
+    return counted
+
+
+def seqs(db: Path) -> dict[str, int]:
+    """Every service's last persisted sequence number."""
+    return dict(rows(db, "SELECT name, seq FROM service_state"))

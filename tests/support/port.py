@@ -35,6 +35,7 @@ from pymon.engine.maintenance import windows_for
 from pymon.engine.ports import (
     EnginePort,
     Health,
+    NodeView,
     ReloadStatus,
     ServiceView,
     WindowView,
@@ -67,6 +68,10 @@ class FakePort:
     tokens: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     figures: Health | None = None
+    #: The cluster's nodes as ``nodes()`` answers them (none: a port with no cluster).
+    node_views: list[NodeView] = field(default_factory=list)
+    #: The node running each service (those not named: None, nobody holds its shard).
+    owners: dict[str, str] = field(default_factory=dict)
     reload_result: ReloadResult | None = None
     reload_status: ReloadStatus = field(default_factory=ReloadStatus)
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
@@ -94,7 +99,13 @@ class FakePort:
         service = self._config.service(name)
         if service is None or name not in self.states:
             return None
-        return ServiceView(service, self.states[name], self.incidents.get(name), service.enabled)
+        return ServiceView(
+            service,
+            self.states[name],
+            self.incidents.get(name),
+            service.enabled,
+            self.owners.get(name),
+        )
 
     async def services(self) -> list[ServiceView]:
         return [v for s in self._config.services if (v := self._view(s.name)) is not None]
@@ -130,6 +141,9 @@ class FakePort:
             and (service is None or d.notice.service == service)
         ]
         return rows[offset : offset + limit]
+
+    async def nodes(self) -> list[NodeView]:
+        return sorted(self.node_views, key=lambda n: n.name)
 
     def windows(self) -> list[WindowView]:
         return [WindowView(w, "config") for w in self._config.maintenance] + [

@@ -128,6 +128,7 @@ async def doc(client: httpx.AsyncClient) -> dict[str, Any]:
         ("post", "/api/v1/maintenance", {"400", "401", "403", "422"}),
         ("delete", "/api/v1/maintenance/{window_id}", {"401", "403", "404", "409"}),
         ("get", "/api/v1/notifications", {"401", "403", "422"}),
+        ("get", "/api/v1/nodes", {"401", "403"}),
         ("get", "/api/v1/heartbeat/{token}", {"404", "422"}),
         ("post", "/api/v1/reload", {"401", "403", "422"}),
     ],

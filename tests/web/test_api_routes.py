@@ -373,6 +373,7 @@ async def test_openapi_lists_every_route(client: httpx.AsyncClient) -> None:
         "/api/v1/maintenance",
         "/api/v1/maintenance/{window_id}",
         "/api/v1/notifications",
+        "/api/v1/nodes",
         "/api/v1/heartbeat/{token}",
         "/healthz",
         "/metrics",

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -302,6 +302,15 @@ async def test_an_idle_stream_gets_ping_comments(port: FakePort) -> None:
         await opened(stream)
         assert await stream.next() == Frame(":", "ping")
         assert await stream.next() == Frame(":", "ping")
+
+
+async def test_counts_changed_without_a_hint_show_at_the_next_poll(port: FakePort) -> None:
+    # Another node's service changed in the store: no hint on this node's bus.
+    async with streaming(app_for(port, StreamSettings(coalesce=0.0, poll=0.01))) as stream:
+        await opened(stream)
+        port.states["web"] = replace(port.states["web"], status=Status.FAILED)
+        counts = await stream.next_of("counts")
+    assert (counts.json()["ok"], counts.json()["failed"]) == (1, 1)
 
 
 async def test_a_slow_client_is_dropped_while_a_fast_one_keeps_up(

@@ -1,4 +1,4 @@
-"""The ``pymon`` command line: run, check, config validate, ack, shell, bench,
+"""The ``pymon`` command line: run, check, config validate, ack, nodes, shell, bench,
 hash-password. ``main`` is the ``pymon`` script's entry point; ``cli`` the click group,
 its commands listed here, each defined in the module of its kind:
 
@@ -7,7 +7,7 @@ its commands listed here, each defined in the module of its kind:
 ``check.py``
     ``check`` and ``config validate``, tried once without a daemon;
 ``remote.py``
-    ``ack`` and ``shell``, on a running daemon;
+    ``ack``, ``nodes`` and ``shell``, on a running daemon;
 ``tools.py``
     ``bench`` and ``hash-password``;
 ``common.py``
@@ -20,7 +20,7 @@ import click
 
 from pymon import __version__
 from pymon.cli.check import check, config
-from pymon.cli.remote import ack, shell
+from pymon.cli.remote import ack, nodes, shell
 from pymon.cli.run import run
 from pymon.cli.tools import bench, hash_password
 
@@ -33,7 +33,7 @@ def cli() -> None:
     """pymon: watch hosts, services and processes; tell the right people once."""
 
 
-for _command in (run, check, config, ack, shell, bench, hash_password):
+for _command in (run, check, config, ack, nodes, shell, bench, hash_password):
     cli.add_command(_command)
 
 

@@ -1,5 +1,5 @@
-"""Commands on a running daemon, over its JSON API: ``pymon ack`` (and ``--undo``)
-and ``pymon shell``. Both find the daemon by ``--url``, else by the config's web
+"""Commands on a running daemon, over its JSON API: ``pymon ack`` (and ``--undo``),
+``pymon nodes`` and ``pymon shell``. Both find the daemon by ``--url``, else by the config's web
 address, and pass ``--token`` (or ``$PYMON_TOKEN``).
 """
 
@@ -15,7 +15,7 @@ import click
 from pymon.cli.common import config_option, load
 from pymon.client import Client, ClientError
 
-__all__ = ["ack", "shell"]
+__all__ = ["ack", "nodes", "shell"]
 
 
 def _api_url(url: str | None, config_path: str | None) -> str:
@@ -80,6 +80,18 @@ def ack(
         click.echo(f"{name}: acknowledgement taken back ({incident.get('status', '?')})")
     else:
         click.echo(f"{name}: {incident.get('status', '?')} acknowledged by {who}")
+
+
+@click.command()
+@config_option()
+@_daemon_options
+def nodes(config_path: str | None, url: str | None, token: str | None) -> None:
+    """The cluster's nodes as the running daemon sees them: alive, shards, heartbeat
+    age, checks/s, config checksum and location (the shell's ``nodes``)."""
+    from pymon.shell import main as shell_main
+
+    address = _api_url(url, config_path)
+    sys.exit(shell_main(address, token=token, commands=["nodes"], author=_default_author()))
 
 
 @click.command()

@@ -6,9 +6,9 @@ server, and whatever triggers a reload talk to the engine through
 store's writer; what is not written yet is answered from memory) and **commands**
 that change something and answer with what they did.
 
-Queries that may need the store are ``async``: one node answers for its own
-services from memory, and a node of a cluster will answer for the services
-another node owns from the store, behind the same signatures. A command on a
+Queries that may need the store are ``async``: a node answers for its own
+services from memory, and for the services another node of its cluster runs from
+the store (:mod:`pymon.engine.peers`), behind the same signatures. A command on a
 service raises :class:`~pymon.errors.UnknownService` when there is no such
 service and :class:`~pymon.errors.CommandRefused` when the service cannot do it
 now (nothing to acknowledge, disabled, a window from the config...).
@@ -36,6 +36,7 @@ __all__ = [
     "AckFigures",
     "EnginePort",
     "Health",
+    "NodeView",
     "NoticeDesk",
     "OutboxFigures",
     "Reload",
@@ -59,18 +60,39 @@ class ServiceView:
     """One service as the outside sees it: its settings, its state, its open incident.
 
     ``scheduled`` says whether its check runs (enabled, and on the schedule), so a
-    caller can tell before asking for a run.
+    caller can tell before asking for a run. ``node`` is the node of the cluster that
+    runs it (None while nobody holds its shard).
     """
 
     config: ServiceConfig
     state: ServiceState
     incident: Incident | None = None
     scheduled: bool = True
+    node: str | None = None
 
     @property
     def name(self) -> str:
         """The service's name."""
         return self.config.name
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node of the cluster as its heartbeat row and the shards table say.
+
+    ``alive``: it beat within the lease and did not stop; ``shards``: how many shards
+    it holds a lease on now; ``heartbeat_age``: seconds since its last heartbeat.
+    """
+
+    name: str
+    host: str
+    pid: int
+    location: str
+    alive: bool
+    shards: int
+    heartbeat_age: float
+    config_checksum: str
+    checks_per_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +216,10 @@ class EnginePort(Protocol):
         offset: int = 0,
     ) -> list[Delivery]:
         """Notice deliveries, newest first (what the outbox has been given)."""
+        ...
+
+    async def nodes(self) -> list[NodeView]:
+        """Every node of the cluster that ever beat on the store, by name."""
         ...
 
     def windows(self) -> list[WindowView]:

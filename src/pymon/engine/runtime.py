@@ -47,8 +47,10 @@ from pymon.engine.book import ServiceBook
 from pymon.engine.bus import Bus, Subscription
 from pymon.engine.flags import MaintenanceFlags
 from pymon.engine.parents import ParentWatch
+from pymon.engine.peers import Peers, Sighting
 from pymon.engine.ports import (
     Health,
+    NodeView,
     NoticeDesk,
     OutboxFigures,
     Reload,
@@ -100,6 +102,7 @@ class Runtime:
         resolver: Resolver | None = None,
         reloader: Reload | None = None,
         notices: NoticeDesk | None = None,
+        peers: Peers | None = None,
     ) -> None:
         self._config = config
         self.clock = clock or SystemClock()
@@ -109,6 +112,8 @@ class Runtime:
         self.bus: Bus[BusItem] = bus if bus is not None else Bus()
         self._reloader = reloader
         self._notices = notices
+        #: The other nodes' services (None: this node is alone and runs every one).
+        self._peers = peers
         self.scheduler = Scheduler(
             self._run_service, concurrency=config.scheduler.concurrency, clock=self.clock
         )
@@ -209,31 +214,84 @@ class Runtime:
         state = self.states.get(name)
         if service is None or state is None:
             return None
-        return ServiceView(service, state, self.incidents.get(name), name in self.scheduler)
+        node = self._peers.node if self._peers is not None else None
+        return ServiceView(service, state, self.incidents.get(name), name in self.scheduler, node)
+
+    async def _others(self) -> Sighting | None:
+        """What the store says of the services another node runs; None when this node
+        runs every one (no store read then: the single node's hot path)."""
+        if self._peers is None or all(name in self.states for name in self.configs):
+            return None
+        return await self._peers.sighting()
+
+    def _their_view(self, name: str, seen: Sighting) -> ServiceView:
+        """Service ``name`` as the store has it from the node that runs it (never
+        checked yet: unknown)."""
+        assert self._peers is not None
+        service = self.configs[name]
+        state = seen.states.get(name) or ServiceState(name)
+        return ServiceView(
+            service,
+            state,
+            seen.incidents.get(name),
+            service.enabled,
+            self._peers.owner(name, seen),
+        )
 
     async def services(self) -> list[ServiceView]:
-        """Every service with its state, in config order."""
-        return [v for name in self.configs if (v := self._view(name)) is not None]
+        """Every service with its state, in config order: this node's from memory, the
+        others' from the store (as of at most a second ago)."""
+        seen = await self._others()
+        views = []
+        for name in self.configs:
+            view = self._view(name)
+            if view is None and seen is not None:
+                view = self._their_view(name, seen)
+            if view is not None:
+                views.append(view)
+        return views
 
     async def service(self, name: str) -> ServiceView | None:
         """One service, None when there is none of that name."""
-        return self._view(name)
+        view = self._view(name)
+        if view is not None or name not in self.configs or self._peers is None:
+            return view
+        return self._their_view(name, await self._peers.sighting())
 
     async def status_counts(self) -> dict[str, int]:
         """Services per status, from the states alone (the live stream asks it often)."""
-        return count_statuses(self.states[n] for n in self.configs if n in self.states)
+        seen = await self._others()
+        if seen is None:
+            return count_statuses(self.states[n] for n in self.configs if n in self.states)
+        return count_statuses(
+            self.states.get(n) or seen.states.get(n) or ServiceState(n) for n in self.configs
+        )
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:
-        """The service's newest results, newest first, written or not."""
+        """The service's newest results, newest first, written or not (another node's
+        service: what that node wrote)."""
         return await self.writer.history(name, limit)
 
     async def events(self, limit: int, service: str | None = None) -> list[Event]:
-        """The newest transitions, newest first, written or not."""
+        """The newest transitions of every node, newest first, written or not."""
         return await self.writer.events(limit, service)
 
     async def open_incidents(self) -> list[Incident]:
-        """Every open incident."""
-        return [i for i in self.incidents.values() if i.open]
+        """Every open incident: this node's from memory, the others' from the store."""
+        mine = [i for i in self.incidents.values() if i.open]
+        seen = await self._others()
+        if seen is None:
+            return mine
+        theirs = [
+            i
+            for name, i in seen.incidents.items()
+            if i.open and name in self.configs and name not in self.states
+        ]
+        return mine + theirs
+
+    async def nodes(self) -> list[NodeView]:
+        """Every node of the cluster, by name (none without a cluster's view)."""
+        return [] if self._peers is None else await self._peers.nodes()
 
     async def deliveries(
         self,

@@ -70,6 +70,9 @@ COMMANDS: dict[str, Command] = {
         "service",
     ),
     "check": Command("check NAME", "run NAME's check now and show the result", 1, 1, "service"),
+    "nodes": Command(
+        "nodes", "the cluster's nodes: alive, shards, heartbeat age, checks/s, config, location"
+    ),
     "reload": Command("reload", "make the daemon read its config again"),
     "watch": Command(
         "watch [N]",

@@ -73,6 +73,7 @@ class Shell:
             "unack": self._unack,
             "maint": self._maint,
             "check": self._check,
+            "nodes": self._nodes,
             "reload": self._reload,
             "watch": self._watch,
             "help": self._help,
@@ -271,6 +272,32 @@ class Shell:
                 return
             time.sleep(0.1)
         self.say(f"{name}: no result yet; `show {shlex.quote(name)}` later")
+
+    def _nodes(self, args: list[str]) -> None:
+        rows = self.client.nodes()
+        if not rows:
+            self.say("no node has joined yet")
+            return
+        table = render.table(
+            self.console, "node", "state", "shards", "heartbeat", "checks/s", "config", "location"
+        )
+        for row in rows:
+            up = bool(row.get("alive"))
+            rate = row.get("checks_per_s")
+            table.add_row(
+                Text(render.clean(row.get("name", ""))),
+                Text("alive" if up else "gone", style="green" if up else "bold red"),
+                Text(str(row.get("shards", 0))),
+                Text(f"{render.seconds(row.get('heartbeat_age'))} ago"),
+                Text(f"{rate:.1f}" if isinstance(rate, int | float) else "-"),
+                Text(render.clean(str(row.get("config_checksum", ""))[:12])),
+                Text(render.clean(row.get("location", "")) or "-"),
+            )
+        self.console.print(table)
+        alive = sum(1 for row in rows if row.get("alive"))
+        shards = sum(int(row.get("shards") or 0) for row in rows)
+        plural = "s" if len(rows) != 1 else ""
+        self.say(f"{len(rows)} node{plural}: {alive} alive, {shards} shards held")
 
     def _reload(self, args: list[str]) -> None:
         try:

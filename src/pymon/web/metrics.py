@@ -2,11 +2,16 @@
 
 Each scrape reads the engine's port once and renders that snapshot, so checks
 keep no metric bookkeeping of their own: what a scrape shows is what the API shows.
+
+In a cluster every node shows every service, each labelled with the ``node`` that
+runs it (empty while nobody holds its shard), and one series per node of the
+``pymon_node_*`` families; scraping one node is enough (scraping several gives the
+same series from each, told apart by the scrape's own ``instance`` label).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -25,7 +30,7 @@ from pymon.web.auth import require_read
 from pymon.web.engine import port_of
 
 if TYPE_CHECKING:
-    from pymon.engine.ports import Health, ServiceView
+    from pymon.engine.ports import Health, NodeView, ServiceView
 
 __all__ = ["Snapshot", "router"]
 
@@ -37,15 +42,23 @@ _STATUSES = tuple(s.value for s in Status)
 class Snapshot(Collector):
     """pymon's metrics as read through the port at one scrape."""
 
-    def __init__(self, services: list[ServiceView], health: Health, instance: str) -> None:
+    def __init__(
+        self,
+        services: list[ServiceView],
+        health: Health,
+        instance: str,
+        nodes: list[NodeView] | None = None,
+    ) -> None:
         self._services = services
         self._health = health
         self._instance = instance
+        self._nodes = nodes or []
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family of this scrape."""
         health = self._health
         yield from self._service_families()
+        yield from self._node_families()
         stats = health.scheduler
         yield from _counters(
             ("pymon_scheduler_runs", "Checks started by the scheduler.", stats.runs),
@@ -114,27 +127,60 @@ class Snapshot(Collector):
         status = GaugeMetricFamily(
             "pymon_service_status",
             "1 for the service's current status, 0 for the others.",
-            labels=["service", "type", "status"],
+            labels=["service", "type", "status", "node"],
         )
         up = GaugeMetricFamily(
-            "pymon_service_up", "1 when the service's status is ok.", labels=["service"]
+            "pymon_service_up", "1 when the service's status is ok.", labels=["service", "node"]
         )
         duration = GaugeMetricFamily(
             "pymon_check_duration_seconds",
             "How long the service's last check took.",
-            labels=["service"],
+            labels=["service", "node"],
         )
         for view in self._services:
-            name, state = view.name, view.state
+            name, state, node = view.name, view.state, view.node or ""
             current = state.status.value
             for value in _STATUSES:
-                status.add_metric([name, view.config.type, value], 1.0 if value == current else 0.0)
-            up.add_metric([name], 1.0 if state.status is Status.OK else 0.0)
+                status.add_metric(
+                    [name, view.config.type, value, node], 1.0 if value == current else 0.0
+                )
+            up.add_metric([name, node], 1.0 if state.status is Status.OK else 0.0)
             if state.last_duration is not None:
-                duration.add_metric([name], state.last_duration)
+                duration.add_metric([name, node], state.last_duration)
         yield status
         yield up
         yield duration
+
+    def _node_families(self) -> Iterator[Metric]:
+        for name, documentation, value in _NODE_FAMILIES:
+            yield _labelled(
+                GaugeMetricFamily,
+                name,
+                documentation,
+                "node",
+                ((node.name, value(node)) for node in self._nodes),
+            )
+
+
+#: The per-node gauges: name, documentation, and what of a node each shows.
+_NODE_FAMILIES: tuple[tuple[str, str, Callable[[NodeView], float]], ...] = (
+    (
+        "pymon_node_up",
+        "1 when the cluster's node beat within its lease and did not stop.",
+        lambda node: float(node.alive),
+    ),
+    ("pymon_node_shards", "Shards the node holds a lease on.", lambda node: node.shards),
+    (
+        "pymon_node_heartbeat_age_seconds",
+        "Seconds since the node's last heartbeat.",
+        lambda node: node.heartbeat_age,
+    ),
+    (
+        "pymon_node_checks_per_second",
+        "Checks the node started per second over its last heartbeat.",
+        lambda node: node.checks_per_s,
+    ),
+)
 
 
 def _counters(*rows: tuple[str, str, float]) -> Iterator[Metric]:
@@ -162,5 +208,8 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format (behind read auth when ``web.auth.read`` is true)."""
     port = port_of(request)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Snapshot(await port.services(), port.health(), port.config.instance.name))
+    snapshot = Snapshot(
+        await port.services(), port.health(), port.config.instance.name, await port.nodes()
+    )
+    registry.register(snapshot)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

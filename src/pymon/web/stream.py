@@ -13,6 +13,11 @@ of services), ``event: counts`` (services per status), then as things happen
 ``event: state`` (a service as the API shows it), ``event: event`` (a transition, as
 ``/api/v1/events`` shows it) and ``event: counts`` whenever the counts change; a
 ``: ping`` comment keeps idle connections (and the proxies between) alive.
+
+In a cluster, the services another node runs change in the store, not on this
+node's bus: while clients are connected the hub asks the counts every ``poll``
+seconds, which reads the store again when its copy is old, and the engine hints
+the services that changed there as it does its own.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class StreamSettings:
     client_queue: int = 1000  # frames a client may fall behind before it is dropped
     source_queue: int = 100_000  # bus items the hub may fall behind (then every client resyncs)
     retry_ms: int = 2000  # the browser's reconnection delay
+    poll: float = 1.0  # seconds between asks for the counts (other nodes' changes)
 
 
 def _frame(kind: str, data: dict[str, Any]) -> bytes:
@@ -102,9 +108,10 @@ class StreamHub:
         pending: dict[str, None] = {}  # names in arrival order, each once
         flush_at = 0.0
         ping_at = loop.time() + settings.ping
+        poll_at = loop.time() + settings.poll
         counts = await self.port.status_counts()
         while True:
-            wake = flush_at if pending else ping_at
+            wake = flush_at if pending else min(ping_at, poll_at)
             items = await source.batch(max(0.0, wake - loop.time()))
             if source.closed:
                 break
@@ -119,6 +126,12 @@ class StreamHub:
             if pending and now >= flush_at:
                 counts = await self._flush(pending, counts)
                 pending = {}
+            elif not pending and now >= poll_at:
+                # Nothing of this node's waits: the others' may have changed the counts.
+                fresh = await self.port.status_counts()
+                if fresh != counts:
+                    self.frames.publish(_frame("counts", fresh))
+                counts, poll_at = fresh, now + settings.poll
             if now >= ping_at:
                 self.frames.publish(b": ping\n\n")
                 ping_at = now + settings.ping

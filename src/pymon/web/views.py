@@ -14,11 +14,18 @@ from pymon.engine.maintenance import active_at
 
 if TYPE_CHECKING:
     from pymon.config.windows import MaintenanceWindow
-    from pymon.engine.ports import OutboxFigures, ServiceView
+    from pymon.engine.ports import NodeView, OutboxFigures, ServiceView
     from pymon.model import Incident
     from pymon.store.base import Delivery
 
-__all__ = ["delivery_json", "incident_json", "outbox_json", "service_json", "window_json"]
+__all__ = [
+    "delivery_json",
+    "incident_json",
+    "node_json",
+    "outbox_json",
+    "service_json",
+    "window_json",
+]
 
 # What an incident's own dict says that the web leaves out: its service (the row it
 # rides on names it) and whether a notice is owed (the engine's business).
@@ -34,7 +41,8 @@ def incident_json(incident: Incident | None) -> dict[str, Any] | None:
 
 
 def service_json(view: ServiceView) -> dict[str, Any]:
-    """A service as the API, the pages and the live stream show it."""
+    """A service as the API, the pages and the live stream show it, with the ``node``
+    that runs it (null while nobody holds its shard)."""
     service, state, incident = view.config, view.state, view.incident
     return {
         **state.to_dict(),
@@ -46,6 +54,22 @@ def service_json(view: ServiceView) -> dict[str, Any]:
         "enabled": service.enabled,
         "interval": service.interval,
         "tags": service.tags,
+        "node": view.node,
+    }
+
+
+def node_json(node: NodeView) -> dict[str, Any]:
+    """A node of the cluster as the API and the pages show it."""
+    return {
+        "name": node.name,
+        "host": node.host,
+        "pid": node.pid,
+        "location": node.location,
+        "alive": node.alive,
+        "shards": node.shards,
+        "heartbeat_age": round(node.heartbeat_age, 3),
+        "config_checksum": node.config_checksum,
+        "checks_per_s": round(node.checks_per_s, 3),
     }
 
 

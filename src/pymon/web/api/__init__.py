@@ -15,6 +15,7 @@ OpenAPI document lists them so):
   commands on a service (acknowledge, run now);
 * ``maintenance``: the maintenance windows, adding and removing one;
 * ``notifications``: the notices' deliveries;
+* ``nodes``: the cluster's nodes;
 * ``system``: a job's heartbeat push, reload, the running config, ``/healthz``.
 
 ``common`` holds what they share (the read dependency, field errors, pagination);
@@ -25,10 +26,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pymon.web.api import maintenance, notifications, services, system
+from pymon.web.api import maintenance, nodes, notifications, services, system
 
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (services, maintenance, notifications, system):
+for _module in (services, maintenance, notifications, nodes, system):
     router.include_router(_module.router)

@@ -11,7 +11,7 @@ The modules:
 
 * ``render``: the template environment and its filters, rendering with the security
   headers, the redirect to the login page, reading a form, columns and flags;
-* ``read``: the pages that show (overview, services, a service, events, health),
+* ``read``: the pages that show (overview, services, a service, events, nodes, health),
   with ``chart`` drawing a service's chart and timeline;
 * ``actions``: a service page's actions (acknowledge, take back, run, maintenance);
 * ``maintenance``: the maintenance page, adding and removing a window;

@@ -1,5 +1,5 @@
-"""The pages that show: the overview, the services table, one service, the events and
-the health page (each sends a reader without credentials to the login page when
+"""The pages that show: the overview, the services table, one service, the events, the
+cluster's nodes and the health page (each sends a reader without credentials to the login page when
 reading needs them)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pymon.web.pages.render import (
     render,
 )
 from pymon.web.proxy import public_prefix
-from pymon.web.views import service_json
+from pymon.web.views import node_json, service_json
 
 __all__ = ["router"]
 
@@ -209,6 +209,23 @@ async def events(
         previous=link(page - 1) if page > 1 else None,
         next=link(page + 1) if len(rows) > PAGE_SIZE and page < 100 else None,
         service=service,
+    )
+
+
+@router.get("/nodes")
+async def nodes(request: Request) -> Response:
+    """The cluster's nodes: alive or gone, shards, heartbeat age, checks/s, config, location."""
+    if (login := await login_needed(request)) is not None:
+        return login
+    port = port_of(request)
+    rows = [node_json(node) for node in await port.nodes()]
+    return render(
+        request,
+        "nodes.html",
+        page="nodes",
+        nodes=rows,
+        shards=port.config.cluster.shards,
+        checksum=port.config.checksum,
     )
 
 
