@@ -124,6 +124,7 @@ class Daemon:
             peers=peers,
         )
         self.runtime.owns = self._owns
+        self.runtime.cluster_figures = self.membership.figures
         self._wire_listeners()
         self._membership_task: asyncio.Task[None] | None = None
         self._checks_seen = (time.monotonic(), 0)

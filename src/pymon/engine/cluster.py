@@ -28,6 +28,7 @@ import psutil
 
 from pymon.clock import Clock, sleep_or_wake
 from pymon.config.schema import ClusterConfig, ServiceConfig
+from pymon.engine.ports import ClusterFigures
 from pymon.errors import StoreError
 from pymon.store.base import Fence, Lease, NodeRecord, Store
 
@@ -227,6 +228,10 @@ class Membership:
     def name(self) -> str:
         """This node's name."""
         return self.node.name
+
+    def figures(self) -> ClusterFigures:
+        """This node for the health figures."""
+        return ClusterFigures(self.node.name, len(self.epochs), self.problem, self.last_error)
 
     def fence(self) -> Fence:
         """What this node's writes must still hold to land."""

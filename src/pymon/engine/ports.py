@@ -34,6 +34,7 @@ from pymon.store.base import Delivery, ResultRecord
 
 __all__ = [
     "AckFigures",
+    "ClusterFigures",
     "EnginePort",
     "Health",
     "NodeView",
@@ -116,6 +117,17 @@ class SchedulerFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterFigures:
+    """This node in its cluster: its name, the shards it holds, why it holds none
+    though it could (its config differs), and the last heartbeat's failure."""
+
+    node: str = ""
+    shards: int = 0
+    problem: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreFigures:
     """The store's writer: writes waiting, flushes done, flushes failed."""
 
@@ -165,6 +177,7 @@ class Health:
     notifications: OutboxFigures = OutboxFigures()
     acks: AckFigures | None = None
     reload: ReloadStatus = ReloadStatus()
+    cluster: ClusterFigures = ClusterFigures()
     #: Typed events published since start, by type label (``check_completed``...).
     events: Mapping[str, int] = field(default_factory=dict)
 

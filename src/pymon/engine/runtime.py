@@ -49,6 +49,7 @@ from pymon.engine.flags import MaintenanceFlags
 from pymon.engine.parents import ParentWatch
 from pymon.engine.peers import Peers, Sighting
 from pymon.engine.ports import (
+    ClusterFigures,
     Health,
     NodeView,
     NoticeDesk,
@@ -132,6 +133,8 @@ class Runtime:
         #: Whether this node runs a service (its shard's lease is held); the daemon
         #: sets it from the cluster's membership.
         self.owns: Callable[[str], bool] = lambda name: True
+        #: This node's place in the cluster, for the health figures (set by the daemon).
+        self.cluster_figures: Callable[[], ClusterFigures] = ClusterFigures
 
     @property
     def states(self) -> dict[str, ServiceState]:
@@ -328,6 +331,7 @@ class Runtime:
             notifications=notices.outbox_figures() if notices else OutboxFigures(),
             acks=notices.ack_figures() if notices else None,
             reload=self.reload_status,
+            cluster=self.cluster_figures(),
             events=dict(self.book.event_counts),
         )
 

@@ -93,6 +93,12 @@ async def healthz(request: Request) -> dict[str, Any]:
             "lateness_p99": stats.lateness_p99,
         },
         "notifications": outbox_json(health.notifications),
+        "cluster": {
+            "node": health.cluster.node,
+            "shards": health.cluster.shards,
+            "problem": health.cluster.problem,
+            "error": health.cluster.error,
+        },
         "store": {
             "pending": health.store.pending,
             "flushes": health.store.flushes,
