@@ -59,6 +59,7 @@ from pymon.engine.ports import (
     WindowView,
     count_statuses,
 )
+from pymon.engine.relay import Relay
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import CommandRefused, UnknownService
 from pymon.events import (
@@ -100,6 +101,7 @@ class Runtime:
         resolver: Resolver | None = None,
         reloader: Reload | None = None,
         notices: NoticeDesk | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self._config = config
         self.clock = clock or SystemClock()
@@ -127,6 +129,8 @@ class Runtime:
         #: Whether this node runs a service (its shard's lease is held); the daemon
         #: sets it from the cluster's membership.
         self.owns: Callable[[str], bool] = lambda name: True
+        #: Sends commands for services another node runs to that node (None: one node).
+        self.relay = relay
 
     @property
     def states(self) -> dict[str, ServiceState]:
@@ -288,6 +292,8 @@ class Runtime:
     ) -> Incident:
         """Acknowledge the open incident of ``name``; its notices stop until it closes or
         gets worse."""
+        if self.relay is not None and self._elsewhere(name):
+            return await self.relay.acknowledge(name, author, comment, expires)
         service, incident = self._open_incident(name)
         incident, events = rules.acknowledge(
             incident, Ack(author, comment, self.clock.time(), expires)
@@ -296,6 +302,8 @@ class Runtime:
 
     async def unacknowledge(self, name: str, author: str) -> Incident:
         """Take the acknowledgement of ``name``'s open incident back."""
+        if self.relay is not None and self._elsewhere(name):
+            return await self.relay.unacknowledge(name, author)
         service, incident = self._open_incident(name)
         if incident.ack is None:
             raise CommandRefused(f"{name} is not acknowledged")
@@ -334,17 +342,26 @@ class Runtime:
                 )
             return False
         await self.store.delete_window(window_id)
-        del self.adhoc_windows[window_id]
+        # The relay may have taken the deletion up already, while this awaited.
+        self.adhoc_windows.pop(window_id, None)
         self._windows_changed()
         return True
 
     async def run_now(self, name: str) -> None:
         """Run the named service's check at once (outside its rhythm)."""
+        if self.relay is not None and self._elsewhere(name):
+            await self.relay.run_now(name)
+            return
         if name not in self.configs:
             raise UnknownService(f"no service named {name!r}")
         if name not in self.scheduler:
             raise CommandRefused(f"{name} is disabled: there is no check to run")
         self.scheduler.run_now(name)
+
+    def _elsewhere(self, name: str) -> bool:
+        """Whether ``name`` is configured but run by another node (its commands go
+        through the relay to that node)."""
+        return name in self.configs and not self.owns(name)
 
     async def push_heartbeat(self, token: str, *, ok: bool, message: str) -> str | None:
         """Record a job's push; returns the service it belongs to, None for an unknown token.
