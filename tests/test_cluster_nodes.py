@@ -9,22 +9,15 @@ stays quick; the defaults are 2 s and 10 s.
 from __future__ import annotations
 
 import signal
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.nodes import Node, accepting_port, wait
+from tests.support.nodes import Node, accepting_port, owners, rows, wait
 from tests.support.servers import refused_port
 
 SERVICES = 40
-
-
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db, timeout=30) as con:
-        return con.execute(sql).fetchall()
 
 
 @pytest.fixture
@@ -54,13 +47,6 @@ services:
         + "\n"
     )
     return cfg, db
-
-
-def owners(db: Path) -> dict[str | None, int]:
-    counted: dict[str | None, int] = {}
-    for (owner,) in rows(db, "SELECT owner FROM shards"):
-        counted[owner] = counted.get(owner, 0) + 1
-    return counted
 
 
 def seqs(db: Path) -> dict[str, int]:

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from tests.support.cli import PYMON
 from tests.support.servers import reserved_port
 from tests.test_cli import get
 
-__all__ = ["Node", "accepting_port", "wait"]
+__all__ = ["Node", "accepting_port", "call", "owners", "rows", "wait"]
 
 
 def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -26,6 +30,35 @@ def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """What ``sql`` (with ``params``) reads from the SQLite file ``db``."""
+    with sqlite3.connect(db, timeout=30) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def owners(db: Path) -> dict[str | None, int]:
+    """How many shards each node holds, by the shards table of ``db`` (None: nobody)."""
+    counted: dict[str | None, int] = {}
+    for (owner,) in rows(db, "SELECT owner FROM shards"):
+        counted[owner] = counted.get(owner, 0) + 1
+    return counted
+
+
+def call(method: str, url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
+    """An HTTP request with ``body`` as JSON (if any): the status and the JSON answer,
+    error statuses included."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.load(err)
 
 
 @contextlib.contextmanager
@@ -58,6 +91,11 @@ class Node:
         self.port = reserved_port()
         self._cfg, self._log = cfg, log
         self.proc: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL of this node's web server."""
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Node:
         self.proc = subprocess.Popen(

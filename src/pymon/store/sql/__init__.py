@@ -5,7 +5,7 @@ and PostgreSQL. The package holds:
     SqlStore, the one implementation of :class:`~pymon.store.base.Store`: opening,
     batched writes, queries; it re-exports the tables.
 ``schema.py``
-    the nine tables, each named with what it holds, and the ring's re-slotting.
+    the tables, each named with what it holds, and the ring's re-slotting.
 ``rows.py``
     row codecs: pymon's values as rows and back.
 ``deliveries.py``
