@@ -4,6 +4,7 @@ against a store where nobody answers."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,8 @@ from pymon.config.windows import MaintenanceWindow
 from pymon.daemon import Daemon
 from pymon.engine.relay import Relay
 from pymon.errors import CommandRefused, UnknownService
+from pymon.model import Incident
+from pymon.store.base import CommandRecord
 from pymon.store.sql import SqlStore
 from tests.support.servers import refused_port
 from tests.support.waiting import wait_for
@@ -175,3 +178,89 @@ def test_bounds_are_checked() -> None:
         Relay(None, "a", clock=clock, timeout=1000)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="keep"):
         Relay(None, "a", clock=clock, timeout=10, keep=5)  # type: ignore[arg-type]
+
+
+class Owner:
+    """A target that runs ``mine`` and records what it was asked."""
+
+    def __init__(self, mine: set[str]) -> None:
+        self.adhoc_windows: dict[str, MaintenanceWindow] = {}
+        self.mine = mine
+        self.ran: list[str] = []
+        self.reviews = 0
+
+    def owns(self, name: str) -> bool:
+        return name in self.mine
+
+    async def acknowledge(
+        self, name: str, author: str, comment: str = "", expires: float | None = None
+    ) -> Incident:
+        raise RuntimeError("the disk is full")
+
+    async def unacknowledge(self, name: str, author: str) -> Incident:
+        raise CommandRefused(f"{name} is not acknowledged")
+
+    async def run_now(self, name: str) -> None:
+        self.ran.append(name)
+
+    def review_windows(self) -> None:
+        self.reviews += 1
+
+
+async def found(store: SqlStore, command_id: str) -> CommandRecord:
+    record = await store.command(command_id)
+    assert record is not None
+    return record
+
+
+async def test_the_owner_takes_only_its_services_and_answers_every_one(store: SqlStore) -> None:
+    owner = Owner({"web", "db"})
+    relay = Relay(store, "a", clock=SystemClock())
+    ran = await store.send_command("web", "run_now", {}, "b", time.time())
+    theirs = await store.send_command("mail", "run_now", {}, "b", time.time())
+    broken = await store.send_command("web", "unack", {}, "b", time.time())
+    failing = await store.send_command("db", "ack", {"author": "ann"}, "b", time.time())
+    odd = await store.send_command("db", "reboot", {}, "b", time.time())
+    assert await relay.step(owner) == 4
+    assert owner.ran == ["web"]
+    answers = {c: await found(store, c) for c in (ran, theirs, broken, failing, odd)}
+    assert {c: r.error_kind for c, r in answers.items()} == {
+        ran: None,
+        theirs: None,
+        broken: "refused",
+        failing: "refused",
+        odd: "refused",
+    }
+    assert answers[ran].done_at is not None and answers[theirs].taken_by is None
+    assert "malformed" in (answers[broken].error or "")
+    assert "the disk is full" in (answers[failing].error or "")
+    assert "unknown command 'reboot'" in (answers[odd].error or "")
+    assert await relay.step(owner) == 0
+
+
+async def test_windows_of_other_nodes_are_taken_up_and_dropped(store: SqlStore) -> None:
+    owner = Owner(set())
+    relay = Relay(store, "a", clock=SystemClock())
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    data = {"services": ["web"], "start": start.isoformat(), "end": "2030-01-02T00:00:00+00:00"}
+    assert not await relay.sync_windows(owner)
+    await store.save_window("w1", data)
+    await store.save_window("bad", {"services": 3})
+    assert await relay.sync_windows(owner)
+    assert set(owner.adhoc_windows) == {"w1"} and owner.reviews == 1
+    assert not await relay.sync_windows(owner)
+    await store.delete_window("w1")
+    assert await relay.sync_windows(owner)
+    assert owner.adhoc_windows == {} and owner.reviews == 2
+
+
+async def test_a_window_not_read_yet_is_removed_from_the_store(
+    nodes: tuple[Daemon, Daemon],
+) -> None:
+    a, _ = nodes
+    data = {"services": ["x"], "start": "2030-01-01T00:00:00+00:00", "end": "2030-01-02T00:00:00Z"}
+    # Written by "another node" this instant: a has not read it yet.
+    await a.store.save_window("fresh", data)
+    assert await a.runtime.remove_maintenance("fresh")
+    assert "fresh" not in await a.store.load_windows()
+    assert not await a.runtime.remove_maintenance("fresh")

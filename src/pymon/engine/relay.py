@@ -18,14 +18,14 @@ on another node is taken up here, and the services it covers are reviewed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from pymon.clock import Clock
 from pymon.config.windows import MaintenanceWindow
-from pymon.errors import CommandRefused, StoreError, UnknownService
+from pymon.errors import CommandRefused, UnknownService
 from pymon.model import Incident
 from pymon.store.base import CommandRecord, Store
 
@@ -41,7 +41,10 @@ class Target(Protocol):
     """What the relay applies commands to and keeps windows in: the runtime."""
 
     adhoc_windows: dict[str, MaintenanceWindow]
-    owns: Callable[[str], bool]
+
+    def owns(self, name: str) -> bool:
+        """Whether this node runs ``name``."""
+        ...
 
     async def acknowledge(
         self, name: str, author: str, comment: str = "", expires: float | None = None
@@ -147,7 +150,7 @@ class Relay:
 
     async def run(self, target: Target) -> None:
         """Apply the commands for ``target``'s services and take up other nodes'
-        windows, until cancelled; store trouble is logged and retried."""
+        windows, until cancelled; trouble (the store's, mostly) is logged and retried."""
         windows_at = prune_at = self._clock.monotonic()
         while True:
             await self._clock.sleep(self._every)
@@ -160,8 +163,8 @@ class Relay:
                 if now >= prune_at:
                     prune_at = now + min(self._keep, 60.0)
                     await self._store.prune_commands(self._clock.time() - self._keep)
-            except StoreError as exc:
-                log.error("relay: the store failed, will retry: %s", exc)
+            except Exception as exc:
+                log.error("relay: failed, will retry: %s", exc)
 
     async def step(self, target: Target) -> int:
         """Take and apply the open commands for services ``target`` runs; how many."""
@@ -189,6 +192,10 @@ class Relay:
             error, kind = str(exc), "refused"
         except (KeyError, TypeError, ValueError) as exc:
             error, kind = f"malformed command {command.kind!r}: {exc!r}", "refused"
+        except Exception as exc:
+            # The sender gets an answer rather than a timeout, and the loop goes on.
+            log.exception("relay: %s %s failed", command.kind, command.service)
+            error, kind = f"{command.service}: the owner failed to apply it: {exc}", "refused"
         log.info(
             "relay: %s %s from %s: %s",
             command.kind,

@@ -340,7 +340,9 @@ class Runtime:
                     f"maintenance window {window_id!r} is defined in the config; "
                     "edit the config file (and reload) to change or remove it"
                 )
-            return False
+            # Added on another node a moment ago (the relay has not read it yet)?
+            # The store is the cluster's list; the other nodes drop it from there.
+            return await self.store.delete_window(window_id)
         await self.store.delete_window(window_id)
         # The relay may have taken the deletion up already, while this awaited.
         self.adhoc_windows.pop(window_id, None)
