@@ -106,6 +106,26 @@ def test_an_ack_sent_to_any_node_reaches_the_owner_once(tmp_path: Path) -> None:
                 "acknowledged by api: here too",
             ]
 
+            # Taking it back and running the check go the same way.
+            status, answer = call("DELETE", b.url + url + "?author=bob")
+            assert status == 200 and answer["incident"]["ack"] is None, answer
+            status, shown = call("GET", f"{a.url}/api/v1/services/{name}")
+            assert shown["acknowledged"] is False
+            status, answer = call("DELETE", b.url + url)
+            assert status == 409 and "not acknowledged" in answer["error"], answer
+            status, answer = call("POST", f"{b.url}/api/v1/services/{name}/run")
+            assert status == 202, answer
+            kinds = rows(
+                db, "SELECT kind, taken_by, error_kind FROM commands WHERE service = ?", name
+            )
+            assert kinds == [
+                ("ack", "a", None),
+                ("ack", "a", None),
+                ("unack", "a", None),
+                ("unack", "a", "refused"),
+                ("run_now", "a", None),
+            ]
+
             # The owner hangs (paused: its lease runs on, its process is there, so nobody
             # takes its shards over): the command fails cleanly in time.
             a.signal(signal.SIGSTOP)
