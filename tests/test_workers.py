@@ -20,10 +20,10 @@ from pymon.cli.supervisor import Backoff, exit_text, worker_count
 from pymon.config.load import load_config_text
 from pymon.daemon import Daemon
 from tests.support.cli import PYMON, pymon
-from tests.support.nodes import accepting_port, wait
+from tests.support.nodes import accepting_port, owners, rows, wait
 from tests.support.servers import free_port, reserved_port
 from tests.test_cli import get
-from tests.test_cluster_nodes import SERVICES, owners, rows, seqs, write_config
+from tests.test_cluster_nodes import SERVICES, seqs, write_config
 
 
 @pytest.fixture
