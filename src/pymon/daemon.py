@@ -32,6 +32,7 @@ from pymon.engine.cluster import Membership, default_node_name, new_node, shard_
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.peers import Peers
 from pymon.engine.reconcile import live_config, reconcile, restart_needed
+from pymon.engine.relay import Relay
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
 from pymon.events import BusItem, StateChanged
@@ -112,6 +113,7 @@ class Daemon:
             clock=self.clock,
             changed=self._others_changed,
         )
+        self.relay = Relay(self.store, name, clock=self.clock)
         self.runtime = Runtime(
             config,
             store=self.store,
@@ -122,11 +124,13 @@ class Daemon:
             reloader=self.reloader.reload,
             notices=self.notifier,
             peers=peers,
+            relay=self.relay,
         )
         self.runtime.owns = self._owns
         self.runtime.cluster_figures = self.membership.figures
         self._wire_listeners()
         self._membership_task: asyncio.Task[None] | None = None
+        self._relay_task: asyncio.Task[None] | None = None
         self._checks_seen = (time.monotonic(), 0)
         self.web_port: int | None = None
         self._web: WebServer | None = None
@@ -231,6 +235,7 @@ class Daemon:
         config = self.config
         await self.membership.start(shard_map(config.services, config.cluster.shards))
         self._membership_task = asyncio.create_task(self.membership.run(), name="cluster")
+        self._relay_task = asyncio.create_task(self.relay.run(self.runtime), name="relay")
         path = self.reloader.path
         if path is not None and self.config.reload.watch:
             # The globs of the config at start: a reload that adds an include glob
@@ -248,9 +253,10 @@ class Daemon:
         """Stop checks, flush every pending write, close the web server and the store."""
         if self._watcher is not None:
             await self._watcher.stop()
-        if self._membership_task is not None:
-            self._membership_task.cancel()
-            await asyncio.gather(self._membership_task, return_exceptions=True)
+        for task in (self._relay_task, self._membership_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.runtime.stop()
         if self._writer_task is not None:
             self._writer_task.cancel()

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "SERVICES",
     "Node",
     "always_up",
+    "call",
     "get",
     "owners",
     "rows",
@@ -43,10 +45,25 @@ def get(url: str) -> Any:
         return json.load(resp)
 
 
-def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    """The rows ``sql`` reads from the SQLite file ``db``."""
+def rows(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` (with ``params``) reads from the SQLite file ``db``."""
     with sqlite3.connect(db, timeout=30) as con:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params).fetchall()
+
+
+def call(method: str, url: str, body: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
+    """An HTTP request with ``body`` as JSON (if any): the status and the JSON answer,
+    error statuses included."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.load(err)
 
 
 def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

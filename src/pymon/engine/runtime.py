@@ -62,6 +62,7 @@ from pymon.engine.ports import (
     WindowView,
     count_statuses,
 )
+from pymon.engine.relay import Relay
 from pymon.engine.scheduler import Scheduler
 from pymon.errors import CommandRefused, UnknownService
 from pymon.events import (
@@ -104,6 +105,7 @@ class Runtime:
         reloader: Reload | None = None,
         notices: NoticeDesk | None = None,
         peers: Peers | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self._config = config
         self.clock = clock or SystemClock()
@@ -135,6 +137,8 @@ class Runtime:
         self.owns: Callable[[str], bool] = lambda name: True
         #: This node's place in the cluster, for the health figures (set by the daemon).
         self.cluster_figures: Callable[[], ClusterFigures] = ClusterFigures
+        #: Sends commands for services another node runs to that node (None: one node).
+        self.relay = relay
 
     @property
     def states(self) -> dict[str, ServiceState]:
@@ -350,6 +354,8 @@ class Runtime:
     ) -> Incident:
         """Acknowledge the open incident of ``name``; its notices stop until it closes or
         gets worse."""
+        if self.relay is not None and self._elsewhere(name):
+            return await self.relay.acknowledge(name, author, comment, expires)
         service, incident = self._open_incident(name)
         incident, events = rules.acknowledge(
             incident, Ack(author, comment, self.clock.time(), expires)
@@ -358,6 +364,8 @@ class Runtime:
 
     async def unacknowledge(self, name: str, author: str) -> Incident:
         """Take the acknowledgement of ``name``'s open incident back."""
+        if self.relay is not None and self._elsewhere(name):
+            return await self.relay.unacknowledge(name, author)
         service, incident = self._open_incident(name)
         if incident.ack is None:
             raise CommandRefused(f"{name} is not acknowledged")
@@ -394,19 +402,30 @@ class Runtime:
                     f"maintenance window {window_id!r} is defined in the config; "
                     "edit the config file (and reload) to change or remove it"
                 )
-            return False
+            # Added on another node a moment ago (the relay has not read it yet)?
+            # The store is the cluster's list; the other nodes drop it from there.
+            return await self.store.delete_window(window_id)
         await self.store.delete_window(window_id)
-        del self.adhoc_windows[window_id]
+        # The relay may have taken the deletion up already, while this awaited.
+        self.adhoc_windows.pop(window_id, None)
         self._windows_changed()
         return True
 
     async def run_now(self, name: str) -> None:
         """Run the named service's check at once (outside its rhythm)."""
+        if self.relay is not None and self._elsewhere(name):
+            await self.relay.run_now(name)
+            return
         if name not in self.configs:
             raise UnknownService(f"no service named {name!r}")
         if name not in self.scheduler:
             raise CommandRefused(f"{name} is disabled: there is no check to run")
         self.scheduler.run_now(name)
+
+    def _elsewhere(self, name: str) -> bool:
+        """Whether ``name`` is configured but run by another node (its commands go
+        through the relay to that node)."""
+        return name in self.configs and not self.owns(name)
 
     async def push_heartbeat(self, token: str, *, ok: bool, message: str) -> str | None:
         """Record a job's push; returns the service it belongs to, None for an unknown token.

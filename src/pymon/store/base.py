@@ -8,7 +8,16 @@ from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
 
-__all__ = ["Delivery", "Fence", "Lease", "NodeRecord", "Outcome", "ResultRecord", "Store"]
+__all__ = [
+    "CommandRecord",
+    "Delivery",
+    "Fence",
+    "Lease",
+    "NodeRecord",
+    "Outcome",
+    "ResultRecord",
+    "Store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +113,30 @@ class Fence:
     owner: str
     epochs: Mapping[int, int]
     shard_of: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """A command for a service another node runs, as the commands table holds it.
+
+    ``kind`` is ``ack``, ``unack`` or ``run_now``; ``arguments`` its JSON arguments;
+    ``origin`` the node that sent it. The owner sets ``taken_by``/``taken_at`` when it
+    takes it, then ``done_at`` with ``answer`` (JSON) or ``error`` and ``error_kind``
+    (``unknown``, ``refused``, or ``expired`` when the sender gave up waiting first).
+    """
+
+    id: str
+    service: str
+    kind: str
+    arguments: Mapping[str, Any]
+    origin: str
+    created_at: float
+    taken_by: str | None = None
+    taken_at: float | None = None
+    done_at: float | None = None
+    answer: Mapping[str, Any] | None = None
+    error: str | None = None
+    error_kind: str | None = None
 
 
 class Store(Protocol):
@@ -268,4 +301,43 @@ class Store(Protocol):
 
     async def release_shards(self, owner: str, shards: Sequence[int]) -> None:
         """Give ``shards`` up at once."""
+        ...
+
+    async def send_command(
+        self, service: str, kind: str, arguments: Mapping[str, Any], origin: str, at: float
+    ) -> str:
+        """Queue a command for the node that runs ``service``; its id."""
+        ...
+
+    async def open_commands(self, since: float, limit: int) -> list[CommandRecord]:
+        """Commands nobody took yet, sent at or after ``since``, oldest first."""
+        ...
+
+    async def take_commands(self, owner: str, ids: Sequence[str], at: float) -> list[CommandRecord]:
+        """Take those of ``ids`` nobody took yet for ``owner``; the ones it got."""
+        ...
+
+    async def finish_command(
+        self,
+        command_id: str,
+        at: float,
+        *,
+        answer: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> None:
+        """Record a taken command's answer (or error)."""
+        ...
+
+    async def withdraw_command(self, command_id: str, at: float) -> bool:
+        """Close a command nobody took yet (its sender stopped waiting); False when
+        it was taken already."""
+        ...
+
+    async def command(self, command_id: str) -> CommandRecord | None:
+        """One command as it stands, None when there is none with that id."""
+        ...
+
+    async def prune_commands(self, before: float) -> int:
+        """Delete the commands sent before ``before``; how many."""
         ...

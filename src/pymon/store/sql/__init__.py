@@ -5,11 +5,14 @@ and PostgreSQL. The package holds:
     SqlStore, the one implementation of :class:`~pymon.store.base.Store`: opening,
     batched writes, queries; it re-exports the tables.
 ``schema.py``
-    the nine tables, each named with what it holds, and the ring's re-slotting.
+    the tables, each named with what it holds, and the ring's re-slotting.
 ``rows.py``
     row codecs: pymon's values as rows and back.
 ``deliveries.py``
     the outbox's statements: due deliveries, claims (leases), their release.
+``cluster.py``, ``commands.py``
+    the cluster's statements: nodes, leases and fencing; commands for another
+    node (sent, taken once, answered, pruned).
 ``turns.py``
     writers' turns: one at a time, the outbox's records before queued batches.
 ``backend.py``
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -37,8 +41,16 @@ from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import Fenced, StoreError
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState
-from pymon.store.base import Delivery, Fence, Lease, NodeRecord, Outcome, ResultRecord
-from pymon.store.sql import cluster, deliveries
+from pymon.store.base import (
+    CommandRecord,
+    Delivery,
+    Fence,
+    Lease,
+    NodeRecord,
+    Outcome,
+    ResultRecord,
+)
+from pymon.store.sql import cluster, commands, deliveries
 from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
     delivery_from_row,
@@ -57,6 +69,7 @@ from pymon.store.sql.rows import (
     state_row,
 )
 from pymon.store.sql.schema import (
+    command_table,
     delivery_table,
     event_table,
     fit_ring,
@@ -125,6 +138,7 @@ class SqlStore:
         self._meta_insert = insert_new(insert(meta_table), ["key"])
         self._node_upsert = upsert(insert(node_table), ["name"])
         self._shard_insert = insert_new(insert(shard_table), ["shard"])
+        self._command_insert = insert(command_table)
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -463,6 +477,70 @@ class SqlStore:
         async with self._connect(doing, write=True, urgent=True) as conn:
             rows = (await conn.execute(stmt)).all()
         return {int(shard): int(epoch) for shard, epoch in rows}
+
+    # Commands go before queued batches (urgent): an operator waits for each answer.
+
+    async def send_command(
+        self, service: str, kind: str, arguments: Mapping[str, Any], origin: str, at: float
+    ) -> str:
+        """Queue a command for the node that runs ``service``; its id (random)."""
+        command_id = uuid.uuid4().hex
+        row = {
+            "id": command_id,
+            "service": service,
+            "kind": kind,
+            "arguments": dict(arguments),
+            "origin": origin,
+            "created_at": at,
+        }
+        async with self._connect("send a command", write=True, urgent=True) as conn:
+            await conn.execute(self._command_insert, [row])
+        return command_id
+
+    async def open_commands(self, since: float, limit: int = 100) -> list[CommandRecord]:
+        """Commands nobody took yet, sent at or after ``since``, oldest first."""
+        if limit <= 0:
+            return []
+        rows = await self._read("read open commands", commands.open_since(since, limit))
+        return [commands.command_from_row(row) for row in rows]
+
+    async def take_commands(self, owner: str, ids: Sequence[str], at: float) -> list[CommandRecord]:
+        """Take those of ``ids`` nobody took yet for ``owner`` (one statement: of two
+        nodes taking one command, one gets it); the ones taken, oldest first."""
+        if not ids:
+            return []
+        stmt = commands.take(owner, sorted(set(ids)), at)
+        async with self._connect("take commands", write=True, urgent=True) as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        taken = [commands.command_from_row(row) for row in rows]
+        return sorted(taken, key=lambda c: (c.created_at, c.id))
+
+    async def finish_command(
+        self,
+        command_id: str,
+        at: float,
+        *,
+        answer: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+    ) -> None:
+        """Record a taken command's answer, or its error and the error's kind."""
+        stmt = commands.finish(command_id, at, answer, error, error_kind)
+        await self._change("answer a command", stmt, urgent=True)
+
+    async def withdraw_command(self, command_id: str, at: float) -> bool:
+        """Close a command nobody took yet; False when a node took it already."""
+        stmt = commands.withdraw(command_id, at)
+        return bool(await self._change("withdraw a command", stmt, urgent=True))
+
+    async def command(self, command_id: str) -> CommandRecord | None:
+        """One command as it stands, None when there is none with that id."""
+        rows = await self._read("read a command", commands.find(command_id))
+        return commands.command_from_row(rows[0]) if rows else None
+
+    async def prune_commands(self, before: float) -> int:
+        """Delete the commands sent before ``before``, answered or not; how many."""
+        return await self._change("prune commands", commands.prune(before))
 
     async def forget(self, names: Sequence[str]) -> None:
         """Delete the state, result history and last heartbeat of services that left the config.

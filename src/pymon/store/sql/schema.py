@@ -29,6 +29,11 @@
     the config).
 ``heartbeats``
     the last push of each ``heartbeat`` service (never its token), upserted.
+``nodes``, ``shards``
+    the cluster's nodes (heartbeats) and the leases on its shards (docs/cluster.md).
+``commands``
+    commands sent to a node that does not run their service, for the node that
+    does: taken once, answered, then pruned after a while (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
+    "command_table",
     "delivery_table",
     "event_table",
     "fit_ring",
@@ -240,6 +246,29 @@ shard_table = Table(
     Column("owner", String(200), nullable=True),
     Column("lease_until", Double, nullable=False),
     Column("epoch", BigInteger, nullable=False),
+)
+
+
+# A command (ack, unack, run now) for a service another node runs: the owner takes
+# it by setting ``taken_by`` where it is still NULL (one taker wins), applies it and
+# records ``answer`` (JSON) or ``error`` and ``error_kind``; the sender polls the row.
+command_table = Table(
+    "commands",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("service", String, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("arguments", JSON, nullable=False),
+    Column("origin", String(200), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("taken_by", String(200), nullable=True),
+    Column("taken_at", Double, nullable=True),
+    Column("done_at", Double, nullable=True),
+    Column("answer", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_kind", String(16), nullable=True),
+    Index("ix_commands_open", "done_at", "taken_by", "created_at"),
+    Index("ix_commands_created", "created_at"),
 )
 
 
