@@ -19,6 +19,7 @@ from pymon.model import Incident, ServiceState, Status
 from pymon.store.base import NodeRecord
 from pymon.store.sql import SqlStore
 from pymon.store.writer import BatchWriter
+from tests.store.test_cluster_store import event
 from tests.support.clock import FakeClock
 
 LEASE = 5.0
@@ -73,6 +74,9 @@ async def hold(store: SqlStore, owner: str, names: Iterable[str], until: float) 
     await store.claim_shards(owner, shards, 0.0, until)
 
 
+MAX_AGE = 10.0
+
+
 def peers(store: SqlStore, clock: FakeClock, changed: list[str] | None = None) -> Peers:
     return Peers(
         store,
@@ -80,6 +84,7 @@ def peers(store: SqlStore, clock: FakeClock, changed: list[str] | None = None) -
         shard_of=lambda: SHARD_OF,
         lease=LEASE,
         clock=clock,
+        max_age=MAX_AGE,
         changed=(changed if changed is not None else []).extend,
     )
 
@@ -123,12 +128,24 @@ async def test_a_sighting_is_read_once_per_ttl_and_one_read_at_a_time(
     assert all(s is first[0] for s in first)
     assert first[0].states["db"].status is Status.FAILED
 
-    await store.write([ServiceState("db", status=Status.OK, seq=2)], [], [])
+    # A transition (an event in the batch) moves the change mark: read at the next ttl.
+    recovered = ServiceState("db", status=Status.OK, seq=2)
+    await store.write([recovered], [], [event("db", 2)])
     await clock.advance(0.5)
     assert (await seen.sighting()).states["db"].status is Status.FAILED
     await clock.advance(0.5)
-    assert (await seen.sighting()).states["db"].status is Status.OK
+    assert (await seen.sighting()).states["db"] == recovered
     assert store.reads == 2
+
+    # A state written without a transition (another check, the same status) does not
+    # move it: the states are read again only once they are max_age old.
+    await store.write([ServiceState("db", status=Status.OK, seq=3)], [], [])
+    await clock.advance(1.0)
+    assert (await seen.sighting()).states["db"].seq == 2
+    assert store.reads == 2
+    await clock.advance(MAX_AGE)
+    assert (await seen.sighting()).states["db"].seq == 3
+    assert store.reads == 3
 
 
 async def test_changes_between_reads_are_told(store: SqlStore) -> None:

@@ -291,3 +291,38 @@ async def test_a_write_for_a_shard_missing_from_the_fence_is_fenced(store: SqlSt
         await store.write([state("web", 9)], [result("web", 9)], [], fence=after_loss)
     assert caught.value.shards == frozenset({0})
     assert await store.load_states() == {}
+
+
+async def test_the_change_mark_moves_with_a_transition_only(store_url: str) -> None:
+    # Two stores on one database: what one commits, the other hears (PostgreSQL's
+    # NOTIFY reaches another connection; SQLite's counter is read by any).
+    writer, reader = SqlStore(store_url), SqlStore(store_url)
+    await writer.open()
+    await reader.open()
+    try:
+        before = await reader.change_mark()
+        await asyncio.sleep(0)  # the listener, where there is one, settles first
+        settled = await wait_steady(reader)
+        await writer.write([state("web", 1)], [result("web", 1)], [])
+        assert await wait_steady(reader) == settled, "a write without a transition moved it"
+        await writer.write([state("web", 2)], [result("web", 2)], [event("web", 2)])
+        async with asyncio.timeout(10):
+            while await reader.change_mark() == settled:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        assert before <= settled
+    finally:
+        await writer.close()
+        await reader.close()
+
+
+async def wait_steady(store: SqlStore) -> int:
+    """The change mark once it stops moving (a listener that just connected may
+    count its own start once)."""
+    last = await store.change_mark()
+    for _ in range(50):
+        await asyncio.sleep(0.02)
+        now = await store.change_mark()
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the change mark never settled")

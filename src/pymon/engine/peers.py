@@ -3,9 +3,13 @@ open incidents, who holds which shard, and every node's heartbeat row.
 
 A node keeps its own services in memory; the others' it reads from the store, where
 their owners write them. :class:`Peers` keeps one copy of what the store says
-(:class:`Sighting`) and reads it again when a query finds it older than ``ttl``
-(one read at a time however many ask; a store that fails keeps the last copy, and
-the failure is logged). Services whose state or incident changed since the last
+(:class:`Sighting`) and looks again when a query finds it older than ``ttl`` (one
+look at a time however many ask; a store that fails keeps the last copy, and the
+failure is logged). A look reads the leases and nodes (a few hundred rows); every
+state and incident only when the store's change mark moved (some node committed a
+transition: NOTIFY on PostgreSQL, a counter on SQLite) or the states are older than
+``max_age`` (their last-check times and counts), so an idle or steady cluster is
+not read whole every second. Services whose state or incident changed since the last
 read are told to ``changed``, so the live stream shows them too.
 """
 
@@ -63,6 +67,7 @@ class Peers:
         lease: float,
         clock: Clock,
         ttl: float = 1.0,
+        max_age: float = 10.0,
         changed: Callable[[Iterable[str]], None] = lambda names: None,
     ) -> None:
         self.node = node
@@ -72,7 +77,11 @@ class Peers:
         self._clock = clock
         self._ttl = ttl
         self._changed = changed
+        self._max_age = max_age
         self._seen = Sighting()
+        # When the states were last read whole, and the change mark then.
+        self._states_at = float("-inf")
+        self._mark: int | None = None
         self._lock = asyncio.Lock()
 
     async def sighting(self) -> Sighting:
@@ -118,23 +127,26 @@ class Peers:
 
     async def _read(self) -> None:
         now = self._clock.time()
+        before = self._seen
         try:
+            mark = await self._store.change_mark()
+            whole = mark != self._mark or now - self._states_at >= self._max_age
             seen = Sighting(
                 now,
-                await self._store.load_states(),
-                await self._store.open_incidents(),
+                await self._store.load_states() if whole else before.states,
+                await self._store.open_incidents() if whole else before.incidents,
                 tuple(await self._store.leases()),
                 tuple(await self._store.nodes()),
             )
         except StoreError as exc:
             # The last copy stays (marked read now, so a failing store is asked once
             # per ttl, not by every query).
-            self._seen = Sighting(
-                now, self._seen.states, self._seen.incidents, self._seen.leases, self._seen.nodes
-            )
+            self._seen = Sighting(now, before.states, before.incidents, before.leases, before.nodes)
             log.error("cluster: reading the other nodes' services failed: %s", exc)
             return
-        before, self._seen = self._seen, seen
+        if whole:
+            self._mark, self._states_at = mark, now
+        self._seen = seen
         if before.at != float("-inf"):
             self._changed(_differences(before, seen, self._shard_of()))
 

@@ -341,3 +341,7 @@ class Store(Protocol):
     async def prune_commands(self, before: float) -> int:
         """Delete the commands sent before ``before``; how many."""
         ...
+
+    async def change_mark(self) -> int:
+        """A number that moves whenever any node committed a transition."""
+        ...

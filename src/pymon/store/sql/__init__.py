@@ -51,7 +51,7 @@ from pymon.store.base import (
     ResultRecord,
 )
 from pymon.store.sql import cluster, commands, deliveries
-from pymon.store.sql.backend import DB_ERRORS, backend_for, insert_new, reason, upsert
+from pymon.store.sql.backend import DB_ERRORS, Watch, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
     delivery_from_row,
     delivery_rows,
@@ -69,6 +69,7 @@ from pymon.store.sql.rows import (
     state_row,
 )
 from pymon.store.sql.schema import (
+    change_table,
     command_table,
     delivery_table,
     event_table,
@@ -122,6 +123,9 @@ class SqlStore:
         # Backend.queues_writes.
         self._turns: Turns | None = None
         self._engine: AsyncEngine | None = None
+        # Change signals heard (PostgreSQL's LISTEN): see change_mark.
+        self._watch: Watch | None = None
+        self._signals = 0
         # Built once: the statements only differ by dialect, never by batch.
         insert = self._db.insert
         self._state_upsert = upsert(insert(state_table), ["name"])
@@ -173,10 +177,32 @@ class SqlStore:
     async def _create(self, conn: AsyncConnection) -> None:
         """Create the missing tables and fit the ring (in the backend's setup transaction)."""
         await conn.run_sync(metadata.create_all)
+        await conn.execute(insert_new(self._db.insert(change_table), ["id"]), [{"id": 1, "seq": 0}])
         await fit_ring(conn, self.history_size)
+
+    async def change_mark(self) -> int:
+        """A number that moves whenever a batch with a transition (an event, an incident
+        or a notice) was committed by any node: read the others' services again only
+        when it moved. PostgreSQL pushes it (LISTEN, started on first use); while that
+        is not connected, every call answers a new number. SQLite's is polled."""
+        engine = self._open_engine("read the change mark")
+        if self._db.name == "sqlite":
+            rows = await self._read("read the change mark", select(change_table.c.seq))
+            return int(rows[0]["seq"]) if rows else 0
+        if self._watch is None:
+            self._watch = await self._db.watch(engine, self._signalled)
+        if self._watch is None or not self._watch.connected:
+            self._signals += 1
+        return self._signals
+
+    def _signalled(self) -> None:
+        self._signals += 1
 
     async def close(self) -> None:
         """Close every pooled connection. Safe to call twice or without :meth:`open`."""
+        if self._watch is not None:
+            await self._watch.close()
+            self._watch = None
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
@@ -241,6 +267,9 @@ class SqlStore:
         async with self._connect("write a batch", write=True) as conn:
             if fence is not None:
                 await _check_fence(conn, fence, states, results, events, incidents, notices)
+            if events or incidents or notices:
+                # A transition: other nodes showing this service read it again now.
+                await conn.execute(self._db.change_signal())
             for statement, params in statements:
                 if isinstance(statement, str):
                     await conn.exec_driver_sql(statement, params)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import Table
+from sqlalchemy import Executable, Table
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,7 +22,20 @@ from pymon.errors import StoreError
 from pymon.store.sql.postgres import PostgresBackend
 from pymon.store.sql.sqlite import SqliteBackend
 
-__all__ = ["DB_ERRORS", "Backend", "backend_for", "insert_new", "reason", "upsert"]
+__all__ = ["DB_ERRORS", "Backend", "Watch", "backend_for", "insert_new", "reason", "upsert"]
+
+
+class Watch(Protocol):
+    """A running subscription to change signals."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether signals arrive now (else a change may go unseen: read anyway)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop listening."""
+        ...
 
 
 class Backend(Protocol):
@@ -68,6 +81,16 @@ class Backend(Protocol):
 
     def insert(self, table: Table) -> Insert:
         """An INSERT into ``table`` in this dialect (which has ON CONFLICT)."""
+        ...
+
+    def change_signal(self) -> Executable:
+        """The statement a batch that changes services' states runs in its
+        transaction, so other nodes learn of it (a counter, or a NOTIFY)."""
+        ...
+
+    async def watch(self, engine: AsyncEngine, on_change: Callable[[], None]) -> Watch | None:
+        """Call ``on_change`` whenever another connection signals a change, if the
+        database can push (None: poll :func:`change_count` instead)."""
         ...
 
     def batch(

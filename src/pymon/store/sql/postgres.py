@@ -7,16 +7,23 @@ setup under an advisory lock, and batches sent as one executemany per table.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Executable, Table, func, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-__all__ = ["POSTGRES_CONNECT_TIMEOUT_S", "PostgresBackend"]
+__all__ = ["CHANGES_CHANNEL", "POSTGRES_CONNECT_TIMEOUT_S", "Listener", "PostgresBackend"]
+
+log = logging.getLogger("pymon.store")
+
+#: The NOTIFY channel a batch that changed services' states signals on.
+CHANGES_CHANNEL = "pymon_changes"
 
 #: How long opening a PostgreSQL connection may take before it counts as unreachable.
 POSTGRES_CONNECT_TIMEOUT_S = 10.0
@@ -63,6 +70,16 @@ class PostgresBackend:
             await conn.execute(select(func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
             await create(conn)
 
+    def change_signal(self) -> Executable:
+        """NOTIFY the other nodes (delivered when the batch commits, not before)."""
+        return select(func.pg_notify(CHANGES_CHANNEL, ""))
+
+    async def watch(self, engine: AsyncEngine, on_change: Callable[[], None]) -> Listener:
+        """LISTEN for the other nodes' change signals on a connection of its own."""
+        listener = Listener(engine, on_change)
+        listener.start()
+        return listener
+
     def insert(self, table: Table) -> Insert:
         return pg_dialect.insert(table)
 
@@ -71,3 +88,58 @@ class PostgresBackend:
     ) -> Iterator[tuple[Insert, list[dict[str, Any]]]]:
         """``stmt`` with all of ``rows``: one executemany."""
         yield stmt, rows
+
+
+class Listener:
+    """Holds one connection that LISTENs on :data:`CHANGES_CHANNEL` and calls
+    ``on_change`` for each signal; reconnects with backoff when the server goes away
+    (a restart), and says whether it is connected, so a reader knows when a change
+    may have been missed."""
+
+    def __init__(self, engine: AsyncEngine, on_change: Callable[[], None]) -> None:
+        self._engine = engine
+        self._on_change = on_change
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False
+
+    def start(self) -> None:
+        """Start listening in a task of its own."""
+        self._task = asyncio.create_task(self._run(), name="store-listener")
+
+    async def close(self) -> None:
+        """Stop listening and give the connection back."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.connected = False
+
+    def _notified(self, *_: object) -> None:
+        self._on_change()
+
+    async def _run(self) -> None:
+        wait = 0.5
+        while True:
+            lost = asyncio.Event()
+            try:
+                async with self._engine.connect() as conn:
+                    raw = (await conn.get_raw_connection()).driver_connection
+                    assert raw is not None
+                    raw.add_termination_listener(_setter(lost))
+                    await raw.add_listener(CHANGES_CHANNEL, self._notified)
+                    self.connected = True
+                    wait = 0.5
+                    # What changed while this was not listening is unknown: say so.
+                    self._on_change()
+                    await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("store: listening for changes failed, retry in %gs: %s", wait, exc)
+            self.connected = False
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 10.0)
+
+
+def _setter(event: asyncio.Event) -> Callable[[object], None]:
+    """A callback that sets ``event``, whatever it is given."""
+    return lambda _: event.set()

@@ -59,6 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
+    "change_table",
     "command_table",
     "delivery_table",
     "event_table",
@@ -269,6 +270,16 @@ command_table = Table(
     Column("error_kind", String(16), nullable=True),
     Index("ix_commands_open", "done_at", "taken_by", "created_at"),
     Index("ix_commands_created", "created_at"),
+)
+
+# How many batches changed a service's state or incident (one row, id 1): on SQLite,
+# nodes poll it to know whether the others' services need reading again (PostgreSQL
+# tells them with NOTIFY instead).
+change_table = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
 )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Executable, Table, event, update
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import OperationalError
@@ -23,6 +23,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
+from pymon.store.sql.schema import change_table
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_MS", "SqliteBackend"]
 
@@ -131,6 +132,15 @@ class SqliteBackend:
             engine = create_async_engine(self.url)
         event.listen(engine.sync_engine, "connect", _pragmas)
         return engine
+
+    def change_signal(self) -> Executable:
+        """Count the batch in the changes table (other nodes poll it)."""
+        table = change_table
+        return update(table).where(table.c.id == 1).values(seq=table.c.seq + 1)
+
+    async def watch(self, engine: AsyncEngine, on_change: Callable[[], None]) -> None:
+        """SQLite cannot push: the changes table is polled."""
+        return
 
     async def set_up(
         self, engine: AsyncEngine, create: Callable[[AsyncConnection], Awaitable[None]]
