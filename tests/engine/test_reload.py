@@ -306,7 +306,11 @@ async def test_reload_under_load_drops_and_doubles_nothing(tmp_path: Path) -> No
                 missing += max(steps - 1, 0)
                 if steps > 1:
                     print("GAP", name, a - t0, b - t0)
-                assert abs((b - a) - steps) < 0.05, f"{name}: off the rhythm {a} -> {b}"
+                # A due time is read back as started_at - lateness, two clock readings
+                # the loop may run other tasks between when the machine is busy (this
+                # ran 0.34 s apart once under CI plus three pymon nodes): what must hold
+                # is that each step rounds to whole intervals unambiguously.
+                assert abs((b - a) - steps) < 0.45, f"{name}: off the rhythm {a} -> {b}"
     finally:
         await store.close()
     assert doubled == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import selectors
 import signal
 import socket
 import sqlite3
@@ -24,6 +25,7 @@ from tests.support.servers import refused_port, reserved_port
 
 __all__ = [
     "SERVICES",
+    "CountingPorts",
     "Node",
     "always_up",
     "call",
@@ -151,6 +153,42 @@ def always_up() -> Iterator[int]:
         done.set()
         thread.join()
         server.close()
+
+
+class CountingPorts:
+    """``count`` ports that accept (and close) every connection, from a thread, and
+    note when each connection came: one port per service shows whether two nodes
+    ever ran the same service at once, and the longest time it went unchecked."""
+
+    def __init__(self, count: int) -> None:
+        self._servers = [socket.create_server(("127.0.0.1", 0), backlog=256) for _ in range(count)]
+        self.ports = [server.getsockname()[1] for server in self._servers]
+        #: Monotonic times of the connections to each port.
+        self.seen: dict[int, list[float]] = {port: [] for port in self.ports}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> CountingPorts:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+        for server in self._servers:
+            server.close()
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            for server in self._servers:
+                server.setblocking(False)
+                sel.register(server, selectors.EVENT_READ)
+            while not self._done.is_set():
+                for key, _ in sel.select(timeout=0.1):
+                    listener: socket.socket = key.fileobj  # type: ignore[assignment]
+                    with contextlib.suppress(BlockingIOError):
+                        listener.accept()[0].close()
+                        self.seen[listener.getsockname()[1]].append(time.monotonic())
 
 
 def write_config(tmp_path: Path, up_port: int) -> tuple[Path, Path]:
