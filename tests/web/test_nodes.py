@@ -10,9 +10,9 @@ import pytest
 from argon2 import PasswordHasher
 from prometheus_client.parser import text_string_to_metric_families
 
-from pymon.engine.ports import NodeView
+from pymon.engine.ports import ClusterFigures, Health, NodeView
 from pymon.model import Status
-from tests.support.port import FakePort, fake_port
+from tests.support.port import SOME_TIME, FakePort, fake_port
 from tests.web.helpers import app_client
 
 TOKEN_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash("t0ken")
@@ -100,6 +100,18 @@ async def test_the_nodes_page_lists_each_node(client: httpx.AsyncClient) -> None
     assert "alive" in north and ">256<" in north and "dc-1" in north and "12.3" in north
     south = html[html.index('data-node="south"') :]
     assert "gone" in south and "42 s ago" in south and "differs" in south
+    assert "(this node)" not in html  # the fake port is no node of its own
+
+
+async def test_the_nodes_page_marks_this_node(port: FakePort) -> None:
+    port.figures = Health(
+        started_at=SOME_TIME - 60, services=3, cluster=ClusterFigures("north", 256)
+    )
+    async with app_client(port, headers={"Authorization": "Bearer t0ken"}) as c:
+        html = (await c.get("/nodes")).text
+    north = html[html.index('data-node="north"') : html.index('data-node="south"')]
+    assert "(this node)" in north
+    assert "(this node)" not in html[html.index('data-node="south"') :]
 
 
 async def test_a_service_page_names_its_node(client: httpx.AsyncClient) -> None:
@@ -131,3 +143,15 @@ async def test_metrics_label_services_by_node_and_show_each_node(
         "pymon_node_heartbeat_age_seconds": {"north": 0.4, "south": 42.5},
         "pymon_node_checks_per_second": {"north": 12.345, "south": 0.0},
     }
+
+
+async def test_healthz_and_the_health_page_say_why_a_node_holds_no_shards(port: FakePort) -> None:
+    problem = "config checksum abc differs from the cluster's def"
+    port.figures = Health(
+        started_at=SOME_TIME - 60, services=3, cluster=ClusterFigures("north", 0, problem)
+    )
+    async with app_client(port, headers={"Authorization": "Bearer t0ken"}) as c:
+        health = (await c.get("/healthz")).json()
+        page = (await c.get("/health")).text
+    assert health["cluster"] == {"node": "north", "shards": 0, "problem": problem, "error": None}
+    assert "Holds none because" in page and "differs from the cluster" in page

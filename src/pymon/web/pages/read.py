@@ -226,6 +226,7 @@ async def nodes(request: Request) -> Response:
         nodes=rows,
         shards=port.config.cluster.shards,
         checksum=port.config.checksum,
+        me=port.health().cluster.node,
     )
 
 
