@@ -1,0 +1,78 @@
+"""One worker of a point of several (``--workers N``): one daemon, one node of the cluster.
+
+Its program is ``python -m benchmarks.harness.worker SPEC`` (workers.py starts it):
+``SPEC`` is a JSON :class:`~benchmarks.harness.workers.WorkerSpec`. Once its daemon
+runs it prints ``ready``; the parent answers with the window's wall-clock start on
+a line of stdin (the same for every worker, so their windows coincide); it measures
+the window as a single-process run does, writes its
+:class:`~benchmarks.harness.workers.WorkerDump` as JSON and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from benchmarks.harness.bench import Measured, loop_factory, measure
+from benchmarks.harness.workers import WorkerDump, WorkerSpec
+from benchmarks.harness.workload import build_config
+from pymon.config.schema import ClusterConfig, Config
+from pymon.tuning import relaxed_gc
+
+__all__ = ["main"]
+
+
+def _dump(node: str, measured: Measured) -> WorkerDump:
+    store = measured.store
+    return WorkerDump(
+        node=node,
+        shards=measured.shards,
+        origin=store.origin,
+        results=[[status.value, lateness, msg] for status, lateness, msg in store.results],
+        all_batches=[list(b) for b in store.batches],
+        batches=[list(b) for b in measured.batches],
+        seconds={str(k): v for k, v in store.seconds.items()},
+        samples=asdict(measured.samples),
+    )
+
+
+async def _run(spec: WorkerSpec) -> WorkerDump:
+    options = spec.bench_options()
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def config() -> Config:
+        cluster = ClusterConfig(**spec.cluster)
+        return build_config(options, spec.tcp_ports, spec.http_ports, Path(spec.db), cluster)
+
+    async def window_start() -> float:
+        print("ready", flush=True)
+        start = float(await reader.readline())
+        await asyncio.sleep(max(0.0, start - time.time()))
+        return start
+
+    measured = await measure(
+        options, config, window_start, lambda _msg: None, node=spec.node, worker=spec.worker
+    )
+    return _dump(spec.node, measured)
+
+
+def main(argv: list[str]) -> None:
+    """Run the worker of the SPEC file ``argv[1]``."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+    spec = WorkerSpec(**json.loads(Path(argv[1]).read_text()))
+    options = spec.bench_options()
+    # As `pymon run` does, and as a single-process point runs.
+    with relaxed_gc(), asyncio.Runner(loop_factory=loop_factory(options.loop)) as runner:
+        dump = runner.run(_run(spec))
+    Path(spec.out).write_text(json.dumps(asdict(dump)))
+
+
+if __name__ == "__main__":
+    main(sys.argv)
