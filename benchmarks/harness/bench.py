@@ -98,7 +98,7 @@ async def _measure(
     say: Progress,
     reference: tuple[float, float],
 ) -> BenchReport:
-    async def after_warmup() -> float:
+    async def after_warmup(_daemon: BenchDaemon) -> float:
         await asyncio.sleep(options.effective_warmup)
         return time.time()
 
@@ -130,15 +130,15 @@ class Measured:
 async def measure(
     options: BenchOptions,
     config_of: Callable[[], Config],
-    opens: Callable[[], Awaitable[float]],
+    opens: Callable[[BenchDaemon], Awaitable[float]],
     say: Progress,
     *,
     target: TargetProcess | None = None,
     node: str | None = None,
     worker: int | None = None,
 ) -> Measured:
-    """Build and start a daemon on ``config_of()``, await ``opens()`` (the warm-up: it
-    returns the window's wall-clock start), measure ``options.duration`` from there
+    """Build and start a daemon on ``config_of()``, await ``opens(daemon)`` (the warm-up:
+    it returns the window's wall-clock start), measure ``options.duration`` from there
     and stop it. Without ``target`` (a worker of several) its figures stay zero:
     the process that owns the target reads them."""
     # Every module the daemon needs is imported by now (at the top of this package's
@@ -154,7 +154,7 @@ async def measure(
     store.origin = time.time()
     await daemon.start()
     try:
-        t_start = await opens()
+        t_start = await opens(daemon)
         rss_running = rss_bytes()
         shards = daemon.shards
 
