@@ -46,6 +46,7 @@ def _num(value: float | None, digits: int = 2) -> str:
 COLUMNS = (
     ("services", lambda r: f"{r['run']['services']:,}"),
     ("variant", lambda r: r.get("variant", "")),
+    ("workers", lambda r: str(r["run"].get("workers", 1))),
     (
         "checks/s",
         lambda r: f"{r['checks']['per_second']:,.0f} / {r['checks']['expected_per_second']:,.0f}",
@@ -58,6 +59,9 @@ COLUMNS = (
     ("CPU %", lambda r: f"{r['cpu']['pymon_utilization']:.0%}"),
     ("loop CPU s/1k", lambda r: _num(r["cpu"].get("loop_thread_per_1000_checks_s"), 3)),
     ("loop thread %", lambda r: _pct(r["cpu"].get("loop_thread_utilization"))),
+    ("DB thread %", lambda r: _pct(r["cpu"].get("db_thread_share"))),
+    ("DB tx/s", lambda r: _num(r["store"].get("batches_per_s"), 1)),
+    ("rows/s", lambda r: _num(r["store"].get("results_per_s"), 0)),
     ("target CPU %", lambda r: f"{r['cpu']['target_utilization']:.0%}"),
     ("others", lambda r: _num(r["cpu"].get("others_cores"))),
     ("KiB/svc", lambda r: f"{r['memory']['per_service_kb']:.1f}"),
@@ -76,13 +80,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _points(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
-    """(name, tree) per run of one point: the variants (tree None), or with ``--trees``
-    each tree in turn, ``--repeat`` times, alternating."""
+def _points(args: argparse.Namespace) -> list[tuple[str, Path | None, int]]:
+    """(name, tree, workers) per run of one point: each variant (tree None), or with
+    ``--trees`` each tree, on each of ``--workers``, in turn, ``--repeat`` times: the
+    runs alternate, so a change of the machine's load falls on all of them."""
+    workers = [int(w) for w in args.workers.split(",")]
+    named: list[tuple[str, Path | None]]
     if args.trees is None:
-        return [(variant, None) for variant in args.variants.split(",")]
-    trees = [item.partition("=") for item in args.trees.split(",")]
-    return [(name, Path(path).resolve()) for _ in range(args.repeat) for name, _, path in trees]
+        named = [(variant, None) for variant in args.variants.split(",")]
+    else:
+        trees = [item.partition("=") for item in args.trees.split(",")]
+        named = [(name, Path(path).resolve()) for name, _, path in trees]
+    return [(name, tree, w) for _ in range(args.repeat) for name, tree in named for w in workers]
 
 
 def _commit(tree: Path | None = None) -> str:
@@ -117,6 +126,7 @@ def _one(args: argparse.Namespace) -> None:
         duration=args.duration,
         warmup=args.warmup,
         loop=loop,
+        workers=args.workers_one,
     )
     options = apply_variants(args.variant, options)
     report = run_bench(options).to_dict()
@@ -134,12 +144,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs per point")
+    parser.add_argument("--workers", default="1", help="comma-separated worker counts")
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument("--table", type=Path, default=None, help="print the table of a file")
     parser.add_argument("--trees", default=None, help="NAME=PATH,...: each tree's pymon bench")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--services-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--workers-one", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -153,43 +165,48 @@ def main() -> None:
 
     rows = []
     for services in (int(s) for s in args.services.split(",")):
-        for variant, tree in _points(args):
-            for _ in range(args.repeat) if tree is None else range(1):
-                with tempfile.TemporaryDirectory() as tmp:
-                    out = Path(tmp) / "report.json"
-                    env = os.environ | {"PYTHONHASHSEED": "0"}
-                    if tree is None:
-                        cmd = [
-                            sys.executable, "-m", "benchmarks.run", "--one",
-                            "--services-one", str(services), "--variant", variant,
-                            "--interval", str(args.interval), "--duration", str(args.duration),
-                            *(["--warmup", str(args.warmup)] if args.warmup is not None else []),
-                            "--json", str(out),
-                        ]  # fmt: skip
-                    else:
-                        # The tree's own pymon and harness, on the loop `pymon run` uses.
-                        cmd = [
-                            sys.executable, "-m", "pymon", "bench", "--services", str(services),
-                            "--interval", f"{args.interval}s", "--duration", f"{args.duration}s",
-                            *(["--warmup", f"{args.warmup}s"] if args.warmup is not None else []),
-                            "--json", str(out),
-                        ]  # fmt: skip
-                        env["PYTHONPATH"] = f"{tree / 'src'}{os.pathsep}{tree}"
-                    print(f"# {services} services, {variant}", file=sys.stderr, flush=True)
-                    proc = subprocess.run(cmd, env=env, cwd=tree)
-                    if proc.returncode != 0:
-                        print(f"#   failed with exit code {proc.returncode}", file=sys.stderr)
-                        continue
-                    row = json.loads(out.read_text())
-                    if tree is not None:
-                        row["variant"] = variant
-                        row["commit"] = _commit(tree)
-                rows.append(row)
-                if args.out is not None:
-                    args.out.parent.mkdir(parents=True, exist_ok=True)
-                    with args.out.open("a") as fh:
-                        fh.write(json.dumps(row) + "\n")
-                print(table([row]).splitlines()[-1], flush=True)
+        for variant, tree, workers in _points(args):
+            # Older trees' pymon bench has no --workers: one worker is its default.
+            several = ["--workers", str(workers)] if workers != 1 else []
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "report.json"
+                env = os.environ | {"PYTHONHASHSEED": "0"}
+                if tree is None:
+                    cmd = [
+                        sys.executable, "-m", "benchmarks.run", "--one",
+                        "--services-one", str(services), "--variant", variant,
+                        "--interval", str(args.interval), "--duration", str(args.duration),
+                        *(["--warmup", str(args.warmup)] if args.warmup is not None else []),
+                        "--workers-one", str(workers), "--json", str(out),
+                    ]  # fmt: skip
+                else:
+                    # The tree's own pymon and harness, on the loop `pymon run` uses.
+                    cmd = [
+                        sys.executable, "-m", "pymon", "bench", "--services", str(services),
+                        "--interval", f"{args.interval}s", "--duration", f"{args.duration}s",
+                        *(["--warmup", f"{args.warmup}s"] if args.warmup is not None else []),
+                        *several, "--json", str(out),
+                    ]  # fmt: skip
+                    env["PYTHONPATH"] = f"{tree / 'src'}{os.pathsep}{tree}"
+                print(
+                    f"# {services} services, {variant}, {workers} worker(s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                proc = subprocess.run(cmd, env=env, cwd=tree)
+                if proc.returncode != 0:
+                    print(f"#   failed with exit code {proc.returncode}", file=sys.stderr)
+                    continue
+                row = json.loads(out.read_text())
+                if tree is not None:
+                    row["variant"] = variant
+                    row["commit"] = _commit(tree)
+            rows.append(row)
+            if args.out is not None:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with args.out.open("a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+            print(table([row]).splitlines()[-1], flush=True)
     print(table(rows))
 
 

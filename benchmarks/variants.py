@@ -320,6 +320,9 @@ def apply_variants(spec: str, options: BenchOptions) -> BenchOptions:
             known = ", ".join(VARIANTS)
             raise SystemExit(f"unknown variant {name!r} (known: {known})")
         opts, patches = VARIANTS[name]
+        if patches and options.workers > 1:
+            # The patches change this process; the workers are processes of their own.
+            raise SystemExit(f"variant {name!r} patches pymon: not with several workers")
         changes.update(opts)
         for patch in patches:
             patch()

@@ -102,3 +102,50 @@ def test_bench_command_outside_a_source_checkout_says_so(monkeypatch: pytest.Mon
         "Error: pymon bench runs from a source checkout (clone the repository, pip install -e .):"
         " this installation has no benchmarks/harness"
     ]
+
+
+async def test_bench_with_two_workers_sums_both_workers(tmp_path: Path) -> None:
+    options = BenchOptions(
+        services=20,
+        interval=1.0,
+        warmup=3.0,
+        duration=2.0,
+        workdir=tmp_path,
+        reference=0,
+        workers=2,
+    )
+    report = (await run_bench(options)).to_dict()
+
+    for section, keys in SECTIONS.items():
+        assert keys <= set(report[section]), section
+    assert report["run"]["workers"] == 2
+    workers = report["workers"]
+    assert [w["node"] for w in workers] == ["bench-w1", "bench-w2"]
+    # The cluster split the shards between them, and each checked its own services.
+    assert sum(w["shards"] for w in workers) == 256
+    assert all(w["shards"] > 0 and w["checks"] > 0 for w in workers)
+    checks = report["checks"]
+    assert checks["failed"] == 0, checks["failure_samples"]
+    assert checks["total"] == sum(w["checks"] for w in workers)
+    assert report["lateness"]["samples"] == checks["total"]
+    assert report["store"]["batches"] == sum(w["batches"] for w in workers)
+    assert report["store"]["results_written"] == sum(w["results_written"] for w in workers)
+    assert report["cpu"]["pymon_s"] == pytest.approx(
+        sum(w["pymon_cpu_s"] for w in workers), abs=0.01
+    )
+    assert report["cpu"]["db_thread_s"] <= report["cpu"]["pymon_s"]
+    # One target served both workers, and the parent read it over the common window.
+    assert report["target"]["http_requests"] > 0
+    assert report["target"]["tcp_accepts"] > 0
+    assert any(t["in_window"] and t["checks"] for t in report["timeline"])
+
+
+def test_bench_command_prints_each_worker(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    args = ["bench", "--services", "4", "--interval", "1s", "--warmup", "3s", "--workers", "2"]
+    args += ["--reference", "0s", "--duration", "1s", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "per worker" in result.output
+    report = json.loads(out.read_text())
+    assert [w["node"] for w in report["workers"]] == ["bench-w1", "bench-w2"]

@@ -24,7 +24,9 @@ A timing belongs here, never in a pass/fail test.
 Modules: ``options`` (one point), ``bench`` (running it), ``targets`` (the target
 process), ``meters`` (what is read on the pymon side), ``reference`` (the bare
 operations without pymon), ``report`` (the figures), ``render`` (the tables),
-``engine`` (the one contact with pymon's daemon). It lives in the source
+``engine`` (the one contact with pymon's daemon), ``workload`` (the services'
+config), ``workers`` and ``worker`` (a point run by N worker nodes of one
+cluster, ``--workers N``: the parent's side and each worker's program). It lives in the source
 checkout, not in the pymon package; see benchmarks/README.md.
 """
 
@@ -33,7 +35,7 @@ from __future__ import annotations
 from benchmarks.harness.bench import run, run_bench
 from benchmarks.harness.meters import MeteredStore, machine_info
 from benchmarks.harness.options import BenchOptions, LoopName
-from benchmarks.harness.render import render_report, render_timeline
+from benchmarks.harness.render import render_report, render_timeline, render_workers
 from benchmarks.harness.report import BenchReport, TimelineSecond
 from benchmarks.harness.targets import TargetProcess
 
@@ -47,6 +49,7 @@ __all__ = [
     "machine_info",
     "render_report",
     "render_timeline",
+    "render_workers",
     "run",
     "run_bench",
 ]

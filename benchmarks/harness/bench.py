@@ -12,37 +12,31 @@ import importlib
 import math
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from benchmarks.harness.engine import BenchDaemon
 from benchmarks.harness.meters import (
     GcMeter,
     MeteredStore,
+    db_thread_cpu,
     loadavg,
     machine_busy,
     probe_loop_lag,
     rss_bytes,
 )
-from benchmarks.harness.options import BenchOptions
+from benchmarks.harness.options import BenchOptions, LoopName
 from benchmarks.harness.reference import measure_reference
 from benchmarks.harness.report import BenchReport, TargetFigures, WindowSamples, build_report
 from benchmarks.harness.targets import TargetProcess, cpu_split
-from pymon.checks import check_type
-from pymon.checks.http import HttpSpec
-from pymon.checks.tcp import TcpSpec
-from pymon.config.schema import (
-    Config,
-    SchedulerConfig,
-    ServiceConfig,
-    StorageConfig,
-    WebConfig,
-)
+from benchmarks.harness.workers import measure_workers
+from benchmarks.harness.workload import build_config
+from pymon.config.schema import Config
 from pymon.store.sql import SqlStore
 from pymon.tuning import relaxed_gc
 
-__all__ = ["Progress", "run", "run_bench"]
+__all__ = ["Measured", "Progress", "loop_factory", "measure", "run", "run_bench"]
 
 # After the window closes, checks that started inside it still have to finish and
 # be written; this is how long they get before the daemon is stopped.
@@ -54,15 +48,20 @@ Progress = Callable[[str], None]
 def run(options: BenchOptions, progress: Progress | None = None) -> BenchReport:
     """Run one benchmark point in a fresh event loop (asyncio's or uvloop's)."""
     options.validate()
-    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if options.loop == "uvloop":
-        try:
-            uvloop = importlib.import_module("uvloop")
-        except ImportError as exc:
-            raise RuntimeError("--loop uvloop needs uvloop installed (pip install uvloop)") from exc
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=loop_factory(options.loop)) as runner:
         return runner.run(run_bench(options, progress))
+
+
+def loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory of ``loop`` (None: asyncio's own)."""
+    if loop != "uvloop":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError as exc:
+        raise RuntimeError("--loop uvloop needs uvloop installed (pip install uvloop)") from exc
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchReport:
@@ -82,57 +81,14 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
                 if options.reference > 0:
                     say(f"reference: bare GETs and connects for {options.reference:g}s")
                     reference = await measure_reference(target, options.reference)
+                if options.workers > 1:
+                    return await measure_workers(options, target, workdir, say, reference)
                 return await _measure(options, target, workdir, say, reference)
         finally:
             await target.stop()
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-def _build_config(options: BenchOptions, target: TargetProcess, db: Path) -> Config:
-    # The http type's default thresholds (status code table), as load.py would
-    # merge them: the rules then do the work they do in production.
-    http_thresholds = dict(check_type("http").thresholds)
-    services: list[ServiceConfig] = []
-    for i in range(options.services):
-        if i % 2 == 0:
-            port = target.tcp_ports[(i // 2) % len(target.tcp_ports)]
-            services.append(
-                ServiceConfig(
-                    name=f"tcp-{i:06d}",
-                    type="tcp",
-                    check=TcpSpec(host="127.0.0.1", port=port),
-                    interval=options.interval,
-                    timeout=options.effective_timeout,
-                )
-            )
-        else:
-            port = target.http_ports[(i // 2) % len(target.http_ports)]
-            services.append(
-                ServiceConfig(
-                    name=f"http-{i:06d}",
-                    type="http",
-                    check=HttpSpec(url=f"http://127.0.0.1:{port}/health/{i}"),
-                    interval=options.interval,
-                    timeout=options.effective_timeout,
-                    thresholds=http_thresholds,
-                )
-            )
-    storage: dict[str, Any] = {"url": f"sqlite:///{db}"}
-    if options.flush_interval is not None:
-        storage["flush_interval"] = options.flush_interval
-    scheduler = (
-        SchedulerConfig()
-        if options.concurrency is None
-        else SchedulerConfig(concurrency=options.concurrency)
-    )
-    return Config(
-        services=tuple(services),
-        storage=StorageConfig(**storage),
-        web=WebConfig(enabled=False),
-        scheduler=scheduler,
-    )
 
 
 async def _measure(
@@ -142,29 +98,67 @@ async def _measure(
     say: Progress,
     reference: tuple[float, float],
 ) -> BenchReport:
-    # Every module the daemon needs is imported by now (at the top of this package's
-    # modules), so that module code is not counted as memory per service.
-    gc.collect()
-    rss_before = rss_bytes()
-    config = _build_config(options, target, workdir / "bench.db")
-    store = MeteredStore(SqlStore(config.storage.url, history=config.storage.history))
-    daemon = BenchDaemon(config, store)
-    lag: list[float] = []
-    lag_task: asyncio.Task[None] | None = None
-    gc_meter = GcMeter()
+    async def after_warmup(_daemon: BenchDaemon) -> float:
+        await asyncio.sleep(options.effective_warmup)
+        return time.time()
+
+    def config() -> Config:
+        return build_config(options, target.tcp_ports, target.http_ports, workdir / "bench.db")
+
     say(
         f"{options.services} services ({(options.services + 1) // 2} tcp, "
         f"{options.services // 2} http) every {options.interval:g}s; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
+    measured = await measure(options, config, after_warmup, say, target=target)
+    measured.samples.reference = (options.reference, *reference)
+    m = measured
+    return build_report(options, m.config, m.store, m.batches, m.samples)
+
+
+@dataclass(slots=True)
+class Measured:
+    """What :func:`measure` took: the store's meter, the window's batches, the samples."""
+
+    config: Config
+    store: MeteredStore
+    batches: list[tuple[float, int, float]]
+    samples: WindowSamples
+    shards: int  # held by this node when the window opened
+
+
+async def measure(
+    options: BenchOptions,
+    config_of: Callable[[], Config],
+    opens: Callable[[BenchDaemon], Awaitable[float]],
+    say: Progress,
+    *,
+    target: TargetProcess | None = None,
+    node: str | None = None,
+    worker: int | None = None,
+) -> Measured:
+    """Build and start a daemon on ``config_of()``, await ``opens(daemon)`` (the warm-up:
+    it returns the window's wall-clock start), measure ``options.duration`` from there
+    and stop it. Without ``target`` (a worker of several) its figures stay zero:
+    the process that owns the target reads them."""
+    # Every module the daemon needs is imported by now (at the top of this package's
+    # modules), so that module code is not counted as memory per service.
+    gc.collect()
+    rss_before = rss_bytes()
+    config = config_of()
+    store = MeteredStore(SqlStore(config.storage.url, history=config.storage.history))
+    daemon = BenchDaemon(config, store, node=node, worker=worker)
+    lag: list[float] = []
+    lag_task: asyncio.Task[None] | None = None
+    gc_meter = GcMeter()
     store.origin = time.time()
     await daemon.start()
     try:
-        await asyncio.sleep(options.effective_warmup)
+        t_start = await opens(daemon)
         rss_running = rss_bytes()
+        shards = daemon.shards
 
         # The window opens: snapshot every counter.
-        t_start = time.time()
         store.window = (t_start, math.inf)
         batches_before = len(store.batches)
         failures_before = daemon.writer_failures
@@ -173,20 +167,22 @@ async def _measure(
         # The event loop's own thread: the one that saturates first (the rest of
         # the process is SQLite's thread, the resolver's and the kernel on their behalf).
         loop_before = time.thread_time()
+        db_before = db_thread_cpu()
         load_before = loadavg()
         busy_before = machine_busy()
-        target_before = await target.stats()
+        target_before = await target.stats() if target is not None else None
         lag_task = asyncio.create_task(probe_loop_lag(lag))
         gc.callbacks.append(gc_meter)
         say("measuring...")
 
-        await asyncio.sleep(options.duration)
+        await asyncio.sleep(max(0.0, t_start + options.duration - time.time()))
 
         t_end = time.time()
         cpu_after = cpu_split()
         loop_cpu = time.thread_time() - loop_before
+        db_after = db_thread_cpu()
         busy = machine_busy() - busy_before
-        target_after = await target.stats()
+        target_after = await target.stats() if target is not None else None
         skipped = daemon.skipped_runs - skipped_before
         store.window = (t_start, t_end)
         lag_task.cancel()
@@ -200,6 +196,12 @@ async def _measure(
             gc.callbacks.remove(gc_meter)
         await daemon.stop()
     batches = [b for b in store.batches[batches_before:] if b[0] < t_end]
+    target_cpu, answered = 0.0, TargetFigures(0, 0)
+    if target_before is not None and target_after is not None:
+        target_cpu = target_after.cpu - target_before.cpu
+        answered = TargetFigures(
+            target_after.http - target_before.http, target_after.tcp - target_before.tcp
+        )
     samples = WindowSamples(
         window=t_end - t_start,
         skipped=skipped,
@@ -208,13 +210,12 @@ async def _measure(
         loop_cpu=loop_cpu,
         load=(load_before, loadavg()),
         busy=busy,
-        target_cpu=target_after.cpu - target_before.cpu,
-        target=TargetFigures(
-            target_after.http - target_before.http, target_after.tcp - target_before.tcp
-        ),
+        target_cpu=target_cpu,
+        target=answered,
         rss=(rss_before, rss_running),
         lag=lag,
         gc_pauses=gc_meter.pauses,
-        reference=(options.reference, *reference),
+        reference=(0.0, 0.0, 0.0),
+        db_cpu=sum(db_after[t] - db_before.get(t, 0.0) for t in db_after),
     )
-    return build_report(options, config, store, batches, samples)
+    return Measured(config, store, batches, samples, shards)

@@ -17,11 +17,14 @@ __all__ = ["BenchDaemon", "Daemon"]
 
 
 class BenchDaemon:
-    """A daemon on ``config`` writing to ``store``, as the bench drives it."""
+    """A daemon on ``config`` writing to ``store``, as the bench drives it; ``node``
+    and ``worker`` name it as ``pymon run --workers N`` names its workers."""
 
-    def __init__(self, config: Config, store: object) -> None:
+    def __init__(
+        self, config: Config, store: object, *, node: str | None = None, worker: int | None = None
+    ) -> None:
         # ``store`` is a MeteredStore: a proxy with the Store protocol's methods.
-        self._daemon = Daemon(config, store=cast(Store, store))
+        self._daemon = Daemon(config, store=cast(Store, store), node=node, worker=worker)
 
     async def start(self) -> None:
         """Start the daemon: every service is scheduled."""
@@ -35,6 +38,11 @@ class BenchDaemon:
     def skipped_runs(self) -> int:
         """Runs the scheduler dropped because the previous run was still going."""
         return self._daemon.runtime.scheduler.stats.skipped
+
+    @property
+    def shards(self) -> int:
+        """Shards this node holds now."""
+        return len(self._daemon.membership.epochs)
 
     @property
     def writer_failures(self) -> int:

@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from pymon.store.base import ResultRecord, Store
 __all__ = [
     "GcMeter",
     "MeteredStore",
+    "db_thread_cpu",
     "loadavg",
     "machine_busy",
     "machine_info",
@@ -128,6 +130,34 @@ def machine_busy() -> float:
     ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
     busy = sum(ticks) - ticks[3] - ticks[4]
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+# aiosqlite runs each connection in a thread of its own; Python names a thread after
+# its target, so this is how that thread is told from the rest.
+_DB_THREAD = "(_connection_worker_thread)"
+
+
+def db_thread_cpu() -> dict[int, float]:
+    """CPU seconds so far of each of this process's SQLite threads, by native thread id.
+
+    That is where SQLite itself runs (statements, pages, the WAL's writes and fsyncs),
+    so the difference over a window is the database's share of the process's CPU; a
+    thread that ends inside the window takes its seconds with it (an undercount).
+    Empty where there is no /proc or no such thread.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds: dict[int, float] = {}
+    for thread in threading.enumerate():
+        if not thread.name.endswith(_DB_THREAD) or thread.native_id is None:
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces): utime, stime are 14, 15.
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds[thread.native_id] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
 
 
 def loadavg() -> float:

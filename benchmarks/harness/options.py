@@ -28,7 +28,9 @@ class BenchOptions:
     ``warmup`` defaults to two intervals: the first interval starts every service
     (their phases are spread over it), the second confirms their state (flap
     guard), so the window sees only steady-state runs. It must be at least one
-    interval. ``concurrency`` None keeps the config default.
+    interval. ``concurrency`` None keeps the config default. ``workers`` above 1 runs
+    that many daemons, each a worker process and a node of one cluster on the same
+    SQLite file (as ``pymon run --workers N``), sharing the services by shards.
     """
 
     services: int = 10_000
@@ -42,6 +44,7 @@ class BenchOptions:
     ports_per_kind: int | None = None
     workdir: Path | None = None
     reference: float = REFERENCE_SECONDS
+    workers: int = 1
 
     @property
     def effective_warmup(self) -> float:
@@ -78,5 +81,7 @@ class BenchOptions:
             raise ValueError("concurrency must be at least 1")
         if self.ports_per_kind is not None and self.ports_per_kind < 1:
             raise ValueError("ports per kind must be at least 1")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
         if self.reference < 0:
             raise ValueError("reference must not be negative")

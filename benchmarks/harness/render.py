@@ -6,7 +6,7 @@ from typing import Any
 
 from benchmarks.harness.report import BenchReport
 
-__all__ = ["render_report", "render_timeline"]
+__all__ = ["render_report", "render_timeline", "render_workers"]
 
 
 def render_timeline(report: BenchReport) -> Any:
@@ -27,6 +27,30 @@ def render_timeline(report: BenchReport) -> Any:
     return table
 
 
+def render_workers(report: BenchReport) -> Any:
+    """A rich Table of each worker's own figures (a point of several workers)."""
+    from rich.table import Table
+
+    table = Table(title="per worker (the report above is their sum, percentiles merged)")
+    names = ("node", "shards", "checks/s", "p50 / p99 ms", "not ok", "skipped", "CPU s")
+    for name in (*names, "loop thread", "DB thread s", "batches"):
+        table.add_column(name, justify="right")
+    for w in report.workers:
+        table.add_row(
+            w.node,
+            f"{w.shards}",
+            f"{w.per_second:,.1f}",
+            f"{w.lateness_p50_ms:.1f} / {w.lateness_p99_ms:.1f}",
+            f"{w.failed:,}",
+            f"{w.skipped_runs:,}",
+            f"{w.pymon_cpu_s:.2f}",
+            f"{w.loop_thread_utilization:.0%}",
+            f"{w.db_thread_s:.2f}",
+            f"{w.batches:,}",
+        )
+    return table
+
+
 def render_report(report: BenchReport) -> Any:
     """A rich Table of the report's headline figures."""
     from rich.table import Table
@@ -36,6 +60,7 @@ def render_report(report: BenchReport) -> Any:
         title=(
             f"pymon bench: {r.services} services ({r.tcp} tcp, {r.http} http) every "
             f"{r.interval_s:g}s, {r.window_s:g}s window, loop={r.loop}"
+            + (f", {r.workers} workers" if r.workers > 1 else "")
         ),
         show_header=True,
     )
@@ -65,7 +90,13 @@ def render_report(report: BenchReport) -> Any:
         (
             "pymon CPU / 1,000 checks",
             f"{report.cpu.pymon_per_1000_checks_s:.3f} s",
-            f"{report.cpu.pymon_utilization:.0%} of one core",
+            f"{report.cpu.pymon_utilization:.0%} of one core"
+            + (" (all workers)" if r.workers > 1 else ""),
+        ),
+        (
+            "SQLite threads' CPU",
+            f"{report.cpu.db_thread_s:.2f} s",
+            f"{report.cpu.db_thread_share:.0%} of pymon's CPU",
         ),
         (
             "event loop thread CPU",
@@ -92,7 +123,9 @@ def render_report(report: BenchReport) -> Any:
             f"{report.store.batches:,}",
             f"mean {report.store.mean_batch:,.0f} results, "
             f"write p50 {report.store.write_ms.p50_ms:.0f} / p99 "
-            f"{report.store.write_ms.p99_ms:.0f} ms, busy {report.store.write_busy:.0%}",
+            f"{report.store.write_ms.p99_ms:.0f} ms, busy {report.store.write_busy:.0%}; "
+            f"{report.store.batches_per_s:,.1f} batches, "
+            f"{report.store.results_per_s:,.0f} results / s",
         ),
         (
             "reference (no pymon)",

@@ -8,9 +8,9 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from benchmarks.harness.meters import MeteredStore, machine_info
+from benchmarks.harness.meters import machine_info
 from benchmarks.harness.options import BenchOptions
 from pymon.config.schema import Config
 from pymon.model import Status
@@ -25,9 +25,11 @@ __all__ = [
     "ReferenceFigures",
     "RunFigures",
     "StoreFigures",
+    "Tally",
     "TargetFigures",
     "TimelineSecond",
     "WindowSamples",
+    "WorkerFigures",
     "build_report",
 ]
 
@@ -47,6 +49,7 @@ class RunFigures:
     flush_interval_s: float
     loop: str
     ports_per_kind: int
+    workers: int = 1
 
 
 @dataclass(slots=True)
@@ -104,6 +107,9 @@ class CpuFigures:
     target_utilization: float
     machine_busy_cores: float
     others_cores: float
+    # SQLite's own threads (meters.db_thread_cpu): the database's CPU, on SQLite.
+    db_thread_s: float = 0.0
+    db_thread_share: float = 0.0
 
 
 @dataclass(slots=True)
@@ -125,6 +131,8 @@ class StoreFigures:
     write_ms: Percentiles
     write_busy: float
     writer_failures: int
+    batches_per_s: float = 0.0
+    results_per_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -196,6 +204,25 @@ class TargetFigures:
 
 
 @dataclass(slots=True)
+class WorkerFigures:
+    """One worker's own figures in a point of several (``--workers N``)."""
+
+    node: str
+    shards: int
+    checks: int
+    per_second: float
+    lateness_p50_ms: float
+    lateness_p99_ms: float
+    failed: int
+    skipped_runs: int
+    pymon_cpu_s: float
+    loop_thread_utilization: float
+    db_thread_s: float
+    batches: int
+    results_written: int
+
+
+@dataclass(slots=True)
 class BenchReport:
     """Everything one run measured; :meth:`to_dict` is the JSON form."""
 
@@ -211,6 +238,8 @@ class BenchReport:
     reference: ReferenceFigures
     timeline: list[TimelineSecond] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
+    # With several workers, each one's figures (the rest is their sum or merge).
+    workers: list[WorkerFigures] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready nested dict."""
@@ -234,6 +263,18 @@ class WindowSamples:
     lag: list[float]
     gc_pauses: list[tuple[int, float]]
     reference: tuple[float, float, float]  # seconds spent, GET and connect CPU seconds
+    db_cpu: float = 0.0  # CPU seconds of SQLite's threads
+    workers: int = 1
+
+
+class Tally(Protocol):
+    """What a report reads off the store's meter (a MeteredStore, or several merged)."""
+
+    results: list[tuple[Status, float, str]]
+    batches: list[tuple[float, int, float]]
+    origin: float
+    seconds: dict[int, list[float]]
+    window: tuple[float, float]
 
 
 _NUMBERS = re.compile(r"\d+(\.\d+)?")
@@ -248,7 +289,7 @@ def _failure_kind(message: str) -> str:
 def build_report(
     options: BenchOptions,
     config: Config,
-    store: MeteredStore,
+    store: Tally,
     batches: list[tuple[float, int, float]],
     s: WindowSamples,
 ) -> BenchReport:
@@ -274,6 +315,7 @@ def build_report(
             flush_interval_s=config.storage.flush_interval,
             loop=options.loop,
             ports_per_kind=options.effective_ports,
+            workers=s.workers,
         ),
         checks=CheckFigures(
             total=total,
@@ -302,6 +344,8 @@ def build_report(
             target_utilization=round(s.target_cpu / window, 3),
             machine_busy_cores=round(s.busy / window, 3),
             others_cores=round(max(0.0, s.busy - sum(cpu) - s.target_cpu) / window, 3),
+            db_thread_s=round(s.db_cpu, 3),
+            db_thread_share=round(s.db_cpu / sum(cpu), 3) if sum(cpu) else 0.0,
         ),
         memory=MemoryFigures(
             rss_before_mb=round(rss[0] / 2**20, 1),
@@ -315,6 +359,8 @@ def build_report(
             write_ms=Percentiles.of([seconds for _, _, seconds in batches]),
             write_busy=round(sum(seconds for _, _, seconds in batches) / window, 3),
             writer_failures=s.writer_failures,
+            batches_per_s=round(len(batches) / window, 1),
+            results_per_s=round(written / window, 1),
         ),
         target=s.target,
         reference=_reference_figures(s.reference, loop_cpu * per_1000 / 1000),
@@ -323,7 +369,7 @@ def build_report(
     )
 
 
-def _timeline(store: MeteredStore) -> list[TimelineSecond]:
+def _timeline(store: Tally) -> list[TimelineSecond]:
     """Per second since the daemon's start: checks, latest check, store batches."""
     writes: dict[int, list[float]] = {}
     for start, _, seconds in store.batches:

@@ -93,6 +93,13 @@ def _checkout_on_path() -> None:
     help="Time first spent on bare GETs and connects without pymon (0s: skip).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run the services on N worker nodes of one cluster, as `pymon run --workers N`.",
+)
+@click.option(
     "--timeline",
     is_flag=True,
     help="Also print each second since start: checks, latest start, store writes.",
@@ -112,6 +119,7 @@ def bench(
     concurrency: int | None,
     loop_name: str | None,
     reference: float,
+    workers: int,
     timeline: bool,
     json_path: str | None,
 ) -> None:
@@ -119,12 +127,18 @@ def bench(
 
     The targets (an HTTP server and a TCP listener on 127.0.0.1) run in a separate
     process; storage is a real SQLite file in a temporary directory; web is off.
+    With --workers N, N worker processes share the services by the cluster's shards.
     """
     from rich.console import Console
 
     _checkout_on_path()
     try:
-        from benchmarks.harness import BenchOptions, render_report, render_timeline
+        from benchmarks.harness import (
+            BenchOptions,
+            render_report,
+            render_timeline,
+            render_workers,
+        )
         from benchmarks.harness import run as run_bench
     except ModuleNotFoundError as exc:
         if exc.name not in ("benchmarks", "benchmarks.harness"):
@@ -143,6 +157,7 @@ def bench(
         concurrency=concurrency,
         loop="uvloop" if (loop_name or loop_factory()[1]).startswith("uvloop") else "asyncio",
         reference=reference,
+        workers=workers,
     )
     try:
         options.validate()
@@ -154,6 +169,8 @@ def bench(
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     Console().print(render_report(report))
+    if report.workers:
+        Console().print(render_workers(report))
     if timeline:
         Console().print(render_timeline(report))
     if json_path is not None:
