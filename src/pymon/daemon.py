@@ -253,10 +253,13 @@ class Daemon:
         """Stop checks, flush every pending write, close the web server and the store."""
         if self._watcher is not None:
             await self._watcher.stop()
-        for task in (self._relay_task, self._membership_task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        # The leases are still renewed while the last writes go in (a final flush that
+        # outlasted the lease would let another node take the shards and fence it),
+        # but no shard changes hands any more.
+        self.membership.hold()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            await asyncio.gather(self._relay_task, return_exceptions=True)
         await self.runtime.stop()
         if self._writer_task is not None:
             self._writer_task.cancel()
@@ -266,10 +269,16 @@ class Daemon:
         await self.notifier.stop()
         try:
             await self.writer.flush()
+        except Exception as exc:
+            log.error("final store write failed: %s", exc)
+        if self._membership_task is not None:
+            self._membership_task.cancel()
+            await asyncio.gather(self._membership_task, return_exceptions=True)
+        try:
             # Every write is in: the other nodes may take the shards now, not after the lease.
             await self.membership.leave()
         except Exception as exc:
-            log.error("final store write failed: %s", exc)
+            log.error("cannot give the shards up (the others wait out the lease): %s", exc)
         await self.store.close()
         log.info("pymon stopped")
 

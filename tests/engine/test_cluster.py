@@ -525,3 +525,23 @@ async def test_a_node_restarted_under_its_name_runs_the_shards_its_earlier_life_
     await again.start({})
     assert changes.calls == [(set(range(8)), set())]
     assert again.epochs == dict.fromkeys(range(8), 2)
+
+
+async def test_a_stopping_member_renews_but_hands_nothing_over_until_it_leaves(
+    store: SqlStore,
+) -> None:
+    clock = FakeClock()
+    a, a_changes = member(store, clock, "a")
+    await a.start({})
+    b, _ = member(store, clock, "b")
+    await b.start({})
+    a.hold()  # stopping: its last writes are being flushed
+    await clock.advance(CONFIG.lease - 1)
+    await a.step()
+    await clock.advance(2)
+    await b.step()
+    assert await owners(store) == {"a": set(range(8))}, "a gave shards up, or they lapsed"
+    assert a_changes.calls == [(set(range(8)), set())]
+    await a.leave()
+    await b.step()
+    assert await owners(store) == {"b": set(range(8))}

@@ -223,6 +223,8 @@ class Membership:
         self.last_error: str | None = None
         #: Why this node holds no shards though it could (its config differs), or None.
         self.problem: str | None = None
+        # Stopping: beat and renew, but neither claim nor give up shards.
+        self._holding = False
 
     @property
     def name(self) -> str:
@@ -281,6 +283,11 @@ class Membership:
             log.info("cluster: %d shards of an earlier %s given back", len(held), me.name)
             await self._store.release_shards(me.name, held)
 
+    def hold(self) -> None:
+        """From now on only renew the leases held (the node is stopping and flushing)."""
+        self._holding = True
+        self._wake.set()
+
     def lost(self, shards: frozenset[int]) -> None:
         """A write found ``shards`` taken by another node: stop their services now."""
         if shards & self.epochs.keys():
@@ -315,6 +322,8 @@ class Membership:
             # its writes for them are refused already; stop their services.
             self.epochs = {s: e for s, e in held.items() if s not in lost}
             await self._changed(set(), lost)
+        if self._holding:
+            return
         nodes, leases = await self._free_gone(now)
         live = live_nodes(nodes, now, self._config.lease)
         decided = self._decide(nodes, live, leases, now)
