@@ -19,7 +19,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.postgres import PostgresServer
 
-__all__ = ["CpuMeter", "Snapshot", "postgres_pids", "report", "snapshot", "table"]
+__all__ = [
+    "CpuMeter",
+    "Snapshot",
+    "events_between",
+    "postgres_pids",
+    "report",
+    "snapshot",
+    "table",
+]
 
 #: The tables a simulated cluster writes, in the order they are reported.
 TABLES = (
@@ -49,9 +57,11 @@ _DAY = 86_400
 
 @dataclass(frozen=True)
 class Snapshot:
-    """PostgreSQL's counters at one moment (``at``: time.monotonic())."""
+    """PostgreSQL's counters at one moment (``at``: time.monotonic(); ``wall``:
+    time.time(), which the events' own times are in)."""
 
     at: float
+    wall: float
     database: dict[str, int]
     tables: dict[str, dict[str, int]]
     sizes: dict[str, int]
@@ -90,6 +100,7 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
         ).scalar()
     return Snapshot(
         time.monotonic(),
+        time.time(),
         dict(zip(_DB_COUNTERS, map(int, db), strict=True)),
         tables,
         sizes,
@@ -97,6 +108,15 @@ async def snapshot(engine: AsyncEngine) -> Snapshot:
         None if wal is None else int(wal),
         float(rate or 0.0),
     )
+
+
+async def events_between(engine: AsyncEngine, start: float, end: float) -> dict[str, int]:
+    """Events by kind whose time falls in [start, end), counted in the table itself:
+    exact where the statistics' counts may lag by a flush."""
+    sql = text("SELECT kind, count(*) FROM events WHERE at >= :start AND at < :end GROUP BY kind")
+    async with engine.connect() as conn:
+        rows = await conn.execute(sql, {"start": start, "end": end})
+        return {str(kind): int(count) for kind, count in rows}
 
 
 def postgres_pids(server: PostgresServer | None, postmaster: int | None) -> list[int]:
@@ -145,6 +165,7 @@ def report(
     before: Snapshot,
     after: Snapshot,
     *,
+    events: dict[str, int],
     pg_cpu: float | None,
     nodes_cpu: float | None,
     settings: dict[str, object],
@@ -188,6 +209,7 @@ def report(
         "node_row_updates_per_s": rows["nodes"]["upd_per_s"],
         "notify_per_s": 0,
         "rows": rows,
+        "events_per_s": {kind: round(n / window, 2) for kind, n in sorted(events.items())},
         "pg_cpu_cores": None if pg_cpu is None else round(pg_cpu / window, 3),
         "pg_cpu_cores_per_1k_checks": None if pg_cpu is None else round(pg_cpu / window / kilo, 3),
         "nodes_cpu_cores": None if nodes_cpu is None else round(nodes_cpu / window, 3),
@@ -212,6 +234,7 @@ def table(result: dict[str, object]) -> str:
     growth = result["growth_bytes_per_s"]
     assert isinstance(rows, dict) and isinstance(growth, dict)
     lines = [f"{key:<30} {value}" for key, value in result.items() if not isinstance(value, dict)]
+    lines.append(f"{'events_per_s (by their time)':<30} {result['events_per_s']}")
     heading = ("table", "ins/s", "upd/s", "hot/s", "del/s", "grew B/s")
     lines.append(f"{heading[0]:<14}" + "".join(f" {h:>9}" for h in heading[1:]))
     for name, r in rows.items():

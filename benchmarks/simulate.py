@@ -38,7 +38,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.support.postgres import PostgresServer
 
-from benchmarks.pgstats import CpuMeter, Snapshot, postgres_pids, report, snapshot, table
+from benchmarks.pgstats import (
+    CpuMeter,
+    Snapshot,
+    events_between,
+    postgres_pids,
+    report,
+    snapshot,
+    table,
+)
 from pymon.durations import parse_duration
 
 SHARDS = 256
@@ -161,6 +169,19 @@ async def spread(engine: AsyncEngine, nodes: Nodes) -> None:
         await asyncio.sleep(1.0)
 
 
+async def checked(engine: AsyncEngine, nodes: Nodes, services: int) -> None:
+    """Wait until every service has a confirmed status: the events of a first result
+    and of its confirmation (at the flap guard's count, retried sooner) come once per
+    service and must not fall in the window."""
+    sql = text("SELECT count(*) FROM service_state WHERE confirmed_status IS NOT NULL")
+    while True:
+        nodes.check_running()
+        async with engine.connect() as conn:
+            if (await conn.execute(sql)).scalar_one() >= services:
+                return
+        await asyncio.sleep(1.0)
+
+
 async def measure(
     args: argparse.Namespace, url: str, server: PostgresServer | None, workdir: Path
 ) -> dict[str, object]:
@@ -174,6 +195,9 @@ async def measure(
             await spread(engine, nodes)
         settled_s = time.monotonic() - started
         print(f"shards spread over {args.nodes} nodes after {settled_s:.0f} s", flush=True)
+        async with asyncio.timeout(args.start_timeout):
+            await checked(engine, nodes, args.services)
+        print(f"every service confirmed after {time.monotonic() - started:.0f} s", flush=True)
         await asyncio.sleep(args.warmup)
         nodes.check_running()
         pg = CpuMeter(lambda: postgres_pids(server, args.pg_pid))
@@ -188,6 +212,7 @@ async def measure(
         return report(
             before,
             after,
+            events=await events_between(engine, before.wall, after.wall),
             pg_cpu=pg_cpu,
             nodes_cpu=nodes_cpu,
             settings={

@@ -58,5 +58,6 @@ def test_simulate_runs_nodes_and_reports_what_postgres_did(tmp_path: Path) -> No
     assert report["rows"]["results"]["ins_per_s"] > 0
     assert report["rows"]["shards"]["upd_per_s"] > 0
     assert report["notify_per_s"] == 0
+    assert isinstance(report["events_per_s"], dict)
     assert report["pg_cpu_cores"] is not None and report["nodes_cpu_cores"] is not None
     assert report["wal_bytes_per_s"] is not None
