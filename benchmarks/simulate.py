@@ -6,8 +6,9 @@ the real ``pymon run`` (scheduler, rules, batch writer, leases, relay, outbox) w
 the tcp row of the check registry swapped for a fake that sleeps ``--answer`` and
 returns ok, no socket opened; ``--fail`` of the services (1 % by default) fail for
 five intervals at a time, so incidents open and close and notices go to a ``log``
-channel. Once the shards are spread and a warm-up has passed, it measures a window
-from PostgreSQL's own statistics (:mod:`benchmarks.pgstats`) and psutil::
+channel. Once the shards are spread, every service has a confirmed status and a
+warm-up has passed, it measures a window from PostgreSQL's own statistics
+(:mod:`benchmarks.pgstats`) and psutil::
 
     .venv/bin/python -m benchmarks.simulate --nodes 10 --services 100000 \\
         --interval 60 --answer 50ms --duration 60
@@ -47,7 +48,7 @@ from benchmarks.pgstats import (
     snapshot,
     table,
 )
-from pymon.durations import parse_duration
+from pymon.durations import parse_duration as duration
 
 SHARDS = 256
 # A failing service fails this many intervals in a row: enough to confirm the
@@ -140,6 +141,7 @@ class Nodes:
                 )
 
     def stop(self) -> None:
+        """SIGTERM every node (each hands its shards over), SIGKILL a node that hangs."""
         for proc in self.procs:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -185,6 +187,7 @@ async def checked(engine: AsyncEngine, nodes: Nodes, services: int) -> None:
 async def measure(
     args: argparse.Namespace, url: str, server: PostgresServer | None, workdir: Path
 ) -> dict[str, object]:
+    """Start the nodes, wait for a steady cluster, measure the window; the report."""
     cfg = workdir / "pymon.yaml"
     cfg.write_text(config_text(url, args.services, args.interval))
     engine = create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://"))
@@ -230,10 +233,6 @@ async def measure(
         await engine.dispose()
 
 
-def _duration(value: str) -> float:
-    return parse_duration(value)
-
-
 def main() -> None:
     if sys.argv[1:2] == ["node"]:
         parser = argparse.ArgumentParser(prog="benchmarks.simulate node")
@@ -247,12 +246,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--services", type=int, default=100_000)
-    parser.add_argument("--interval", type=_duration, default=60.0)
-    parser.add_argument("--answer", type=_duration, default=0.05, help="the fake's answer time")
+    parser.add_argument("--interval", type=duration, default=60.0)
+    parser.add_argument("--answer", type=duration, default=0.05, help="the fake answers after")
     parser.add_argument("--fail", type=float, default=0.01, help="fraction of services failing")
-    parser.add_argument("--duration", type=_duration, default=60.0, help="the window")
-    parser.add_argument("--warmup", type=_duration, help="after the spread (default: interval)")
-    parser.add_argument("--start-timeout", type=_duration, default=900.0)
+    parser.add_argument("--duration", type=duration, default=60.0, help="the window")
+    parser.add_argument("--warmup", type=duration, help="after confirmed (default: interval)")
+    parser.add_argument("--start-timeout", type=duration, default=900.0)
     parser.add_argument("--url", help="a PostgreSQL database to use (default: start one)")
     parser.add_argument("--pg-pid", type=int, help="with --url: the postmaster's pid, for CPU")
     parser.add_argument("--out", default="benchmarks/results/2026-12-07-simulate.jsonl")
