@@ -607,7 +607,11 @@ async def _check_fence(
     touched = {fence.shard_of[n] for n in names if n in fence.shard_of}
     if not touched:
         return
-    await conn.execute(cluster.take_write_lock(fence.owner))
+    if conn.dialect.name == "sqlite":
+        # SQLite reads a snapshot until the first write: take the write lock first, so
+        # the epochs read next cannot change before the commit. PostgreSQL's fence is
+        # the FOR SHARE on the shards' rows.
+        await conn.execute(cluster.take_write_lock(fence.owner))
     held = dict((await conn.execute(cluster.fence(fence.owner, sorted(touched)))).all())
     # A shard missing from the fence is one this node no longer holds, whatever the
     # store says: its rows must not land.

@@ -126,7 +126,7 @@ def release(owner: str, shards: Sequence[int]) -> Update:
 
 
 def take_write_lock(owner: str) -> Update:
-    """A write that changes nothing, first in a fenced batch: on SQLite it takes the
+    """A write that changes nothing, first in a fenced batch on SQLite: it takes the
     database's write lock, so the epochs read next cannot change before the commit."""
     return update(_n).where(_n.c.name == owner).values(heartbeat_at=_n.c.heartbeat_at)
 
