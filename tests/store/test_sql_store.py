@@ -572,3 +572,12 @@ def test_sqlite_survives_kill_9_mid_write(tmp_path: Path) -> None:
     assert history[0].seq == last
     assert len(history) == min(last, 50)
     assert n_events == 40 * last  # no batch landed in part
+
+
+def test_a_url_listing_several_postgresql_hosts_names_them_all() -> None:
+    one = SqlStore("postgresql://u:secret@db.example.org/pymon")
+    assert one.where == "db.example.org:5432/pymon"
+    several = SqlStore(
+        "postgresql://u@/pymon?host=a:5432&host=b:5433&target_session_attrs=read-write"
+    )
+    assert several.where == "a:5432,b:5433/pymon"

@@ -48,10 +48,16 @@ class PostgresBackend:
 
     @property
     def where(self) -> str:
-        """``host:port/database``."""
+        """``host:port/database``; the hosts in turn for a URL that lists several
+        (``postgresql://u@/db?host=a:5432&host=b:5432``, for a primary and replicas)."""
+        database = self.url.database or ""
+        listed = self.url.query.get("host")
+        if not self.url.host and listed:
+            hosts = (listed,) if isinstance(listed, str) else tuple(listed)
+            return f"{','.join(hosts)}/{database}"
         host = self.url.host or "localhost"
         port = self.url.port or 5432
-        return f"{host}:{port}/{self.url.database or ''}"
+        return f"{host}:{port}/{database}"
 
     async def create_engine(self) -> AsyncEngine:
         return create_async_engine(
