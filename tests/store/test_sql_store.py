@@ -13,7 +13,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Table
@@ -33,6 +36,7 @@ from pymon.model import (
 from pymon.store.base import ResultRecord, Store
 from pymon.store.sql import SqlStore
 from pymon.store.sql.schema import event_table, heartbeat_table, result_table, state_table
+from pymon.store.sql.sqlite import SqliteBatches
 from tests.support.postgres import PostgresServer
 
 T0 = 1_700_000_000.0
@@ -581,3 +585,39 @@ def test_a_url_listing_several_postgresql_hosts_names_them_all() -> None:
         "postgresql://u@/pymon?host=a:5432&host=b:5433&target_session_attrs=read-write"
     )
     assert several.where == "a:5432,b:5433/pymon"
+
+
+async def test_a_sqlite_batch_commits_while_the_event_loop_is_blocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The write lock must be held for the writing alone: a batch that needed the
+    # event loop between its statements held it for seconds on a saturated loop,
+    # and another worker on the file lost its leases (docs/performance.md).
+    db = tmp_path / "p.db"
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    started, go = threading.Event(), threading.Event()
+    write = SqliteBatches._write
+
+    def gated(self: SqliteBatches, *args: Any, **kwargs: Any) -> None:
+        started.set()
+        go.wait(30)
+        write(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqliteBatches, "_write", gated)
+    try:
+        batch = [ServiceState(name=f"s{n}", status=Status.OK, seq=1) for n in range(2000)]
+        writing = asyncio.create_task(store.write(batch, [result(s.name, 1) for s in batch], []))
+        assert await asyncio.to_thread(started.wait, 10), "the batch never reached its thread"
+        # From here the loop is blocked (this code does not await), and the batch
+        # must land all the same.
+        go.set()
+        deadline = time.monotonic() + 30
+        with sqlite3.connect(db, timeout=30) as reader:
+            while not reader.execute("SELECT count(*) FROM service_state").fetchone()[0]:
+                assert time.monotonic() < deadline, "the batch waited for the event loop"
+                time.sleep(0.01)  # noqa: ASYNC251 - blocking the loop is the point
+        await writing
+        assert len(await store.load_states()) == 2000
+    finally:
+        await store.close()

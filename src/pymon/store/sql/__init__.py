@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -85,6 +86,7 @@ from pymon.store.sql.schema import (
     state_table,
     window_table,
 )
+from pymon.store.sql.sqlite import FenceQuery, SqliteBatches
 from pymon.store.sql.turns import Turns
 
 __all__ = ["SqlStore"]
@@ -123,6 +125,8 @@ class SqlStore:
         # Backend.queues_writes.
         self._turns: Turns | None = None
         self._engine: AsyncEngine | None = None
+        # SQLite files: whole batches written in one go from a thread (SqliteBatches).
+        self._batches: SqliteBatches | None = None
         # Change signals heard (PostgreSQL's LISTEN): see change_mark.
         self._watch: Watch | None = None
         self._signals = 0
@@ -173,6 +177,7 @@ class SqlStore:
             raise
         self._engine = engine
         self._turns = Turns() if self._db.queues_writes else None
+        self._batches = self._db.batches()
 
     async def _create(self, conn: AsyncConnection) -> None:
         """Create the missing tables and fit the ring (in the backend's setup transaction)."""
@@ -203,6 +208,9 @@ class SqlStore:
         if self._watch is not None:
             await self._watch.close()
             self._watch = None
+        if self._batches is not None:
+            await self._batches.close()
+            self._batches = None
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
@@ -225,6 +233,16 @@ class SqlStore:
                 yield conn
         except DB_ERRORS as exc:
             raise StoreError(f"cannot {doing} at {self.where}: {reason(exc)}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, doing: str) -> AsyncIterator[None]:
+        """This process's turn to write (see :class:`Turns`), without a connection."""
+        self._open_engine(doing)
+        if self._turns is None:
+            yield
+            return
+        async with self._turns.turn():
+            yield
 
     def _open_engine(self, doing: str) -> AsyncEngine:
         """The engine; StoreError saying what could not be done when the store is not open."""
@@ -264,10 +282,19 @@ class SqlStore:
         statements = await _prepare(
             self._statements, dialect, states, results, events, incidents, notices
         )
+        touched = _touched(fence, states, results, events, incidents, notices)
+        signal = bool(events or incidents or notices)
+        if self._batches is not None:
+            query: FenceQuery | None = None
+            if fence is not None and touched:
+                query = (fence.owner, touched, functools.partial(_compare, fence, touched))
+            async with self._turn("write a batch"):
+                await self._batches.write(_texts(statements), query, signal=signal)
+            return
         async with self._connect("write a batch", write=True) as conn:
-            if fence is not None:
-                await _check_fence(conn, fence, states, results, events, incidents, notices)
-            if events or incidents or notices:
+            if fence is not None and touched:
+                await _check_fence(conn, fence, touched)
+            if signal:
                 # A transition: other nodes showing this service read it again now.
                 await conn.execute(self._db.change_signal())
             for statement, params in statements:
@@ -588,33 +615,51 @@ class SqlStore:
             await conn.execute(delete(heartbeat_table).where(heartbeat_table.c.service.in_(unique)))
 
 
-async def _check_fence(
-    conn: AsyncConnection,
-    fence: Fence,
+def _touched(
+    fence: Fence | None,
     states: Sequence[ServiceState],
     results: Sequence[ResultRecord],
     events: Sequence[Event],
     incidents: Sequence[Incident],
     notices: Sequence[Notice],
-) -> None:
-    """Raise :class:`Fenced` unless ``fence.owner`` still holds, at the epochs it was
-    given, every shard this batch writes for (services outside the map are not fenced)."""
+) -> list[int]:
+    """The shards a batch writes for, by ``fence``'s map (services outside it are not
+    fenced); none without a fence."""
+    if fence is None:
+        return []
     names = {s.name for s in states}
     names.update(r.service for r in results)
     names.update(e.service for e in events)
     names.update(i.service for i in incidents)
     names.update(n.service for n in notices)
-    touched = {fence.shard_of[n] for n in names if n in fence.shard_of}
-    if not touched:
-        return
+    return sorted({fence.shard_of[n] for n in names if n in fence.shard_of})
+
+
+def _compare(fence: Fence, touched: Sequence[int], held: Mapping[int, int]) -> None:
+    """Raise :class:`Fenced` unless ``fence.owner`` holds (``held``: the epochs the
+    store has for it) every shard of ``touched`` at the epoch it was given. A shard
+    missing from the fence is one this node no longer holds, whatever the store says."""
+    lost = frozenset(s for s in touched if s not in fence.epochs or held.get(s) != fence.epochs[s])
+    if lost:
+        raise Fenced(lost)
+
+
+async def _check_fence(conn: AsyncConnection, fence: Fence, touched: Sequence[int]) -> None:
+    """:func:`_compare` inside the batch's transaction, the write lock held first."""
     if conn.dialect.name == "sqlite":
         # SQLite reads a snapshot until the first write: take the write lock first, so
         # the epochs read next cannot change before the commit. PostgreSQL's fence is
         # the FOR SHARE on the shards' rows.
         await conn.execute(cluster.take_write_lock(fence.owner))
-    held = dict((await conn.execute(cluster.fence(fence.owner, sorted(touched)))).all())
-    # A shard missing from the fence is one this node no longer holds, whatever the
-    # store says: its rows must not land.
-    lost = frozenset(s for s in touched if s not in fence.epochs or held.get(s) != fence.epochs[s])
-    if lost:
-        raise Fenced(lost)
+    held = dict((await conn.execute(cluster.fence(fence.owner, list(touched)))).all())
+    _compare(fence, touched, held)
+
+
+def _texts(statements: Sequence[tuple[Insert | str, Any]]) -> list[tuple[str, Sequence[Any]]]:
+    """SQLite's batch statements, which are all text (``SqliteBackend.batch``)."""
+    texts: list[tuple[str, Sequence[Any]]] = []
+    for statement, params in statements:
+        if not isinstance(statement, str):
+            raise TypeError(f"a SQLite batch statement must be text, got {statement!r}")
+        texts.append((statement, params))
+    return texts

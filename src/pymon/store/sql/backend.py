@@ -20,7 +20,7 @@ from sqlalchemy.sql.dml import Insert
 
 from pymon.errors import StoreError
 from pymon.store.sql.postgres import PostgresBackend
-from pymon.store.sql.sqlite import SqliteBackend
+from pymon.store.sql.sqlite import SqliteBackend, SqliteBatches
 
 __all__ = ["DB_ERRORS", "Backend", "Watch", "backend_for", "insert_new", "reason", "upsert"]
 
@@ -81,6 +81,11 @@ class Backend(Protocol):
 
     def insert(self, table: Table) -> Insert:
         """An INSERT into ``table`` in this dialect (which has ON CONFLICT)."""
+        ...
+
+    def batches(self) -> SqliteBatches | None:
+        """A writer of whole batches in one go outside the async driver, where the
+        database needs one (a SQLite file); None: batches go through the engine."""
         ...
 
     def change_signal(self) -> Executable:
