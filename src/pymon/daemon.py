@@ -257,9 +257,8 @@ class Daemon:
         # outlasted the lease would let another node take the shards and fence it),
         # but no shard changes hands any more.
         self.membership.hold()
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            await asyncio.gather(self._relay_task, return_exceptions=True)
+        self.relay.close()
+        await _finish(self._relay_task)
         await self.runtime.stop()
         if self._writer_task is not None:
             self._writer_task.cancel()
@@ -271,9 +270,8 @@ class Daemon:
             await self.writer.flush()
         except Exception as exc:
             log.error("final store write failed: %s", exc)
-        if self._membership_task is not None:
-            self._membership_task.cancel()
-            await asyncio.gather(self._membership_task, return_exceptions=True)
+        self.membership.close()
+        await _finish(self._membership_task)
         try:
             # Every write is in: the other nodes may take the shards now, not after the lease.
             await self.membership.leave()
@@ -289,6 +287,19 @@ class Daemon:
             await stop.wait()
         finally:
             await self.stop()
+
+
+async def _finish(task: asyncio.Task[None] | None) -> None:
+    """Wait for a loop told to close to end its step; cancel it only if that takes
+    longer than a store's busy timeout would (a cancel inside a transaction can
+    leave the connection holding SQLite's write lock)."""
+    if task is None:
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=15)
+    except TimeoutError:
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _load_issues(path: Path) -> Config | list[ConfigIssue]:

@@ -225,6 +225,7 @@ class Membership:
         self.problem: str | None = None
         # Stopping: beat and renew, but neither claim nor give up shards.
         self._holding = False
+        self._closing = False
 
     @property
     def name(self) -> str:
@@ -283,6 +284,13 @@ class Membership:
             log.info("cluster: %d shards of an earlier %s given back", len(held), me.name)
             await self._store.release_shards(me.name, held)
 
+    def close(self) -> None:
+        """End :meth:`run` after the step in progress, if any. A task cancelled in the
+        middle of a transaction can leave its connection behind, holding SQLite's
+        write lock for as long as the process lives."""
+        self._closing = True
+        self._wake.set()
+
     def hold(self) -> None:
         """From now on only renew the leases held (the node is stopping and flushing)."""
         self._holding = True
@@ -297,11 +305,13 @@ class Membership:
             self._wake.set()
 
     async def run(self) -> None:
-        """Beat every ``heartbeat`` until cancelled; store trouble is logged and retried
-        (leases run out meanwhile and fencing keeps the writes honest)."""
-        while True:
+        """Beat every ``heartbeat`` until :meth:`close`; store trouble is logged and
+        retried (leases run out meanwhile and fencing keeps the writes honest)."""
+        while not self._closing:
             await sleep_or_wake(self._clock, self._wake, self._config.heartbeat)
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await self.step()
             except Exception as exc:

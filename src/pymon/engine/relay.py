@@ -17,13 +17,14 @@ on another node is taken up here, and the services it covers are reviewed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from pymon.clock import Clock
+from pymon.clock import Clock, sleep_or_wake
 from pymon.config.windows import MaintenanceWindow
 from pymon.errors import CommandRefused, UnknownService
 from pymon.model import Incident
@@ -99,6 +100,7 @@ class Relay:
         self._every = every
         self._windows_every = windows_every
         self._keep = keep
+        self._closing = asyncio.Event()
         # The windows table as last read: what changed since is what another node did.
         self._windows_seen: dict[str, dict[str, Any]] | None = None
 
@@ -150,10 +152,12 @@ class Relay:
 
     async def run(self, target: Target) -> None:
         """Apply the commands for ``target``'s services and take up other nodes'
-        windows, until cancelled; trouble (the store's, mostly) is logged and retried."""
+        windows, until :meth:`close`; trouble (the store's, mostly) is logged and retried."""
         windows_at = prune_at = self._clock.monotonic()
-        while True:
-            await self._clock.sleep(self._every)
+        while not self._closing.is_set():
+            await sleep_or_wake(self._clock, self._closing, self._every)
+            if self._closing.is_set():
+                return
             try:
                 await self.step(target)
                 now = self._clock.monotonic()
@@ -165,6 +169,11 @@ class Relay:
                     await self._store.prune_commands(self._clock.time() - self._keep)
             except Exception as exc:
                 log.error("relay: failed, will retry: %s", exc)
+
+    def close(self) -> None:
+        """End :meth:`run` after the step in progress (never in the middle of one: a
+        task cancelled inside a transaction can leave its connection holding the lock)."""
+        self._closing.set()
 
     async def step(self, target: Target) -> int:
         """Take and apply the open commands for services ``target`` runs; how many."""
