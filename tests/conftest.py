@@ -7,14 +7,31 @@ failure, so CI cannot pass by silently skipping the real thing.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support.postgres import PostgresServer, PostgresUnavailable
 from tests.support.servers import TcpListener
 
 REQUIRE_ALL = os.environ.get("PYMON_REQUIRE_ALL") == "1"
+
+
+@contextlib.contextmanager
+def postgres_or_skip() -> Iterator[PostgresServer]:
+    """A started throwaway PostgreSQL, stopped on exit; the test skips (fails under
+    PYMON_REQUIRE_ALL) when the server binaries are not installed."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as exc:
+        need(False, str(exc))
+        raise  # need() does not return when it is not ok; this keeps mypy honest
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def need(ok: bool, reason: str) -> None:

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import postgres_or_skip
 from tests.support.mail import MailSink
 from tests.support.nodes import CountingPorts, Node, always_up, wait
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.support.postgres import PostgresServer
 from tests.support.servers import refused_port
 
 SERVICES, DOWN_EVERY = 60, 10
@@ -32,15 +32,8 @@ SERVICES, DOWN_EVERY = 60, 10
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this module's own: the tests stop and start it."""
-    try:
-        started = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        need(False, str(exc))
-        raise
-    try:
+    with postgres_or_skip() as started:
         yield started
-    finally:
-        started.stop()
 
 
 class Db:
@@ -87,8 +80,7 @@ notifications:
   renotify: 0
   delivery: {{backoff: 200ms, max_backoff: 1s}}
   channels:
-    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
-           from: pymon@example.org, to: [ops@example.org]}}
+    {sink.channel()}
 services:
 """
         + "\n".join(services)

@@ -52,8 +52,7 @@ defaults:
 notifications:
   delivery: {{backoff: 100ms, max_backoff: 200ms}}
   channels:
-    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
-           from: pymon@example.org, to: [ops@example.org]}}
+    {sink.channel()}
 services:
 """ + "\n".join(services)
 

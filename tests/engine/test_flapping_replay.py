@@ -50,8 +50,7 @@ web: {{enabled: false}}
 defaults: {{interval: {INTERVAL}s, timeout: 10s}}
 notifications:
   channels:
-    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
-           from: pymon@example.org, to: [ops@example.org]}}
+    {sink.channel()}
 services:
 {services}
 """

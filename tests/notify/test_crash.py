@@ -43,8 +43,7 @@ notifications:
   cutoff: 1
   delivery: {{backoff: 200ms, max_backoff: 500ms}}
   channels:
-    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
-           from: pymon@example.org, to: [ops@example.org]}}
+    {sink.channel()}
 services:
   - {{name: down, type: tcp, host: 127.0.0.1, port: {refused_port()}}}
 """

@@ -54,13 +54,6 @@ services:
 """
 
 
-def mail_channel(sink: MailSink) -> str:
-    return (
-        f"    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,\n"
-        "           from: pymon@example.org, to: [ops@example.org]}"
-    )
-
-
 @pytest.fixture
 def sink() -> Iterator[MailSink]:
     with MailSink() as s:
@@ -86,7 +79,7 @@ async def test_cutoff_renotify_threading_and_recovery_by_email(
     tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
 ) -> None:
     target = TcpListener()
-    d = await start(daemon_factory, config(tmp_path, target.port, mail_channel(sink)))
+    d = await start(daemon_factory, config(tmp_path, target.port, f"    {sink.channel()}"))
     first, second = await sink.await_for(2)
     await wait_for(lambda: d.runtime.states["web"].seq >= 20)  # six renotify periods later ...
     assert len(sink.messages) == 2  # ... still two: the cut-off holds
@@ -116,7 +109,7 @@ async def test_failed_deliveries_are_visible_and_retried(
     tmp_path: Path, daemon_factory: list[Daemon]
 ) -> None:
     down = MailSink()  # not started yet: its port refuses connections
-    d = await start(daemon_factory, config(tmp_path, refused_port(), mail_channel(down)))
+    d = await start(daemon_factory, config(tmp_path, refused_port(), f"    {down.channel()}"))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as client:
 
         async def pending() -> list[dict[str, object]]:
@@ -205,7 +198,7 @@ acknowledgements:
   address: ack@pymon.example.org
   authorized: [oncall@example.org, "@sre.example.org"]
 """
-    return config(tmp_path, target, mail_channel(sink), acks)
+    return config(tmp_path, target, f"    {sink.channel()}", acks)
 
 
 def reply_to(alert: ReceivedMail, sender: str, first_line: str) -> EmailMessage:

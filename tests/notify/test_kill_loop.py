@@ -155,8 +155,7 @@ defaults: {{interval: 2s, timeout: 1s, flap_guard: {{failed: 1, ok: 1}},
 notifications:
   delivery: {{backoff: 200ms, max_backoff: 1s}}
   channels:
-    mail: {{type: email, host: 127.0.0.1, port: {sink.port}, tls: none,
-           from: pymon@example.org, to: [ops@example.org]}}
+    {sink.channel()}
 services:
 """
             + "\n".join(services)

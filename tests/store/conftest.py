@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pymon.store.sql import SqlStore
-from tests.conftest import need
-from tests.support.postgres import PostgresServer, PostgresUnavailable
+from tests.conftest import postgres_or_skip
+from tests.support.postgres import PostgresServer
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -21,15 +21,8 @@ BACKENDS = ["sqlite", "postgresql"]
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A PostgreSQL server for the whole session; skipped (or failed) when not installed."""
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as exc:
-        need(False, str(exc))
-        raise  # need() does not return when it is not ok; this keeps mypy honest
-    try:
+    with postgres_or_skip() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -147,6 +147,14 @@ class MailSink:
         self._running = True
         return self
 
+    def channel(self, name: str = "mail") -> str:
+        """A config's e-mail channel to this sink, as one YAML line (``name: {...}``),
+        for a test's ``notifications.channels``."""
+        return (
+            f"{name}: {{type: email, host: 127.0.0.1, port: {self.port}, tls: none,"
+            " from: pymon@example.org, to: [ops@example.org]}"
+        )
+
     def stop(self) -> None:
         """Stop serving and drop open connections."""
         if self._running:

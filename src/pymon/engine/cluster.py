@@ -250,11 +250,11 @@ class Membership:
         await self._store.add_shards(self._config.shards)
         await self._after_earlier_life()
         if self._one_machine:
-            now = self._clock.time()
-            live = set(live_nodes(await self._store.nodes(), now, self._config.lease))
+            nodes = await self._store.nodes()
+            live = set(live_nodes(nodes, self._clock.time(), self._config.lease))
             elsewhere = sorted(
                 f"{n.name} on {n.host}"
-                for n in await self._store.nodes()
+                for n in nodes
                 if n.name in live and n.host != self.node.host
             )
             if elsewhere:
