@@ -74,6 +74,9 @@ class Daemon:
         worker: int | None = None,
     ) -> None:
         self.worker = worker
+        # A SQLite file: nodes on one machine only, and a store that will not open is a
+        # local mistake, not a server to wait for.
+        self._on_sqlite = config.storage.url.startswith("sqlite")
         self.clock = clock or SystemClock()
         self.store: Store = store or SqlStore(config.storage.url, history=config.storage.history)
         self.bus: Bus[BusItem] = Bus()
@@ -86,7 +89,7 @@ class Daemon:
             self._handover,
             clock=self.clock,
             rate=self._checks_per_s,
-            one_machine=config.storage.url.startswith("sqlite"),
+            one_machine=self._on_sqlite,
         )
         self.notifier = Notifier(
             config,
@@ -198,7 +201,7 @@ class Daemon:
                 await self.store.open()
                 return
             except StoreError as exc:
-                if self.config.storage.url.startswith("sqlite"):
+                if self._on_sqlite:
                     raise
                 log.error("%s; checking nothing, trying again in %gs", exc, wait)
             await self.clock.sleep(wait)

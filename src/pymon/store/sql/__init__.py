@@ -645,12 +645,10 @@ def _compare(fence: Fence, touched: Sequence[int], held: Mapping[int, int]) -> N
 
 
 async def _check_fence(conn: AsyncConnection, fence: Fence, touched: Sequence[int]) -> None:
-    """:func:`_compare` inside the batch's transaction, the write lock held first."""
-    if conn.dialect.name == "sqlite":
-        # SQLite reads a snapshot until the first write: take the write lock first, so
-        # the epochs read next cannot change before the commit. PostgreSQL's fence is
-        # the FOR SHARE on the shards' rows.
-        await conn.execute(cluster.take_write_lock(fence.owner))
+    """:func:`_compare` inside the batch's transaction: on PostgreSQL the shards' rows
+    are read FOR SHARE, so a claim waits for the commit. (A SQLite file's batches go
+    through :class:`SqliteBatches`, which takes the write lock with BEGIN IMMEDIATE;
+    a memory database has one connection that every reader and writer queues for.)"""
     held = dict((await conn.execute(cluster.fence(fence.owner, list(touched)))).all())
     _compare(fence, touched, held)
 

@@ -31,7 +31,6 @@ __all__ = [
     "renew",
     "shard_rows",
     "stopped",
-    "take_write_lock",
 ]
 
 _s, _n = shard_table, node_table
@@ -123,12 +122,6 @@ def release(owner: str, shards: Sequence[int]) -> Update:
         .where(_s.c.owner == owner, _s.c.shard.in_(shards))
         .values(owner=None, lease_until=0.0)
     )
-
-
-def take_write_lock(owner: str) -> Update:
-    """A write that changes nothing, first in a fenced batch on SQLite: it takes the
-    database's write lock, so the epochs read next cannot change before the commit."""
-    return update(_n).where(_n.c.name == owner).values(heartbeat_at=_n.c.heartbeat_at)
 
 
 def fence(owner: str, shards: Sequence[int]) -> Select[Any]:
