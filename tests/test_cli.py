@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 
@@ -97,7 +98,8 @@ def wait_api(url: str, proc: subprocess.Popen[str], timeout: float = 20) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"pymon exited: {proc.stderr.read() if proc.stderr else ''}")
+            config = Path(cast(list[str], proc.args)[-1])  # as start() gave it
+            raise AssertionError(f"pymon exited: {log_of(config).read_text()}")
         try:
             return get(url)
         except OSError:
@@ -105,14 +107,23 @@ def wait_api(url: str, proc: subprocess.Popen[str], timeout: float = 20) -> Any:
     raise AssertionError(f"{url} did not answer")
 
 
-def start(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*PYMON, "run", "-c", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def log_of(config: Path) -> Path:
+    """Where :func:`start` writes the daemon's output."""
+    return config.with_name(config.name + ".log")
+
+
+def start(config: Path, log: IO[str] | None = None) -> subprocess.Popen[str]:
+    """``pymon run -c config``, its output to ``log`` or else :func:`log_of` ``config``:
+    a pipe that nobody reads fills up and stalls the daemon's logging, and its loop."""
+    with contextlib.ExitStack() as files:
+        out = log or files.enter_context(log_of(config).open("w"))
+        return subprocess.Popen(
+            [*PYMON, "run", "-c", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 @pytest.mark.slow
@@ -188,7 +199,7 @@ services:
         proc.terminate()
         code = proc.wait(timeout=10)
         elapsed = time.monotonic() - t0
-    logged = proc.stderr.read() if proc.stderr else ""
+    logged = log_of(cfg).read_text()
     assert code == 0, logged
     assert elapsed < 5
     # uvloop is a dependency on this platform, and the log names the loop in use.

@@ -72,8 +72,15 @@ class Daemon:
         resolver: Resolver | None = None,
         node: str | None = None,
         worker: int | None = None,
+        listen: str | None = None,
+        config_read_at: float | None = None,
     ) -> None:
         self.worker = worker
+        # ``pymon run --listen``: it outlives reloads, which read web.listen anew.
+        self.listen = listen
+        # When the config's files were read (wall clock), if known: an edit after it
+        # and before the file watch starts is caught up on (ConfigWatcher's since).
+        self._config_read_at = config_read_at
         # A SQLite file: nodes on one machine only, and a store that will not open is a
         # local mistake, not a server to wait for.
         self._on_sqlite = config.storage.url.startswith("sqlite")
@@ -244,7 +251,10 @@ class Daemon:
             # The globs of the config at start: a reload that adds an include glob
             # in a new directory needs a restart to watch it (SIGHUP reloads it).
             self._watcher = ConfigWatcher(
-                path, self.config.include, lambda: self.reload("file change")
+                path,
+                self.config.include,
+                lambda: self.reload("file change"),
+                since=self._config_read_at,
             )
             self._watcher.start()
 
@@ -351,7 +361,15 @@ class Reloader:
     async def reload(self, source: str) -> ReloadResult:
         """Load the config file again and apply it if it is valid."""
         async with self._lock:
-            return await self._reload(source)
+            try:
+                return await self._reload(source)
+            except Exception as exc:
+                # Whoever asked (a signal, the file watch) has nobody to tell: say it
+                # here, with the traceback, since the running config may be half applied.
+                log.exception("reload (%s) failed unexpectedly", source)
+                return ReloadResult(
+                    False, source, time.time(), self._daemon.config.checksum, errors=(repr(exc),)
+                )
 
     async def _reload(self, source: str) -> ReloadResult:
         daemon = self._daemon
@@ -363,7 +381,7 @@ class Reloader:
             log.error("reload (%s) refused: %s", source, error)
             return ReloadResult(False, source, at, old.checksum, errors=(error,))
         try:
-            new = await parse(path)
+            new = (await parse(path)).listening_on(daemon.listen)
             channels = (
                 build_channels(new)
                 if new.notifications.channels != old.notifications.channels

@@ -315,3 +315,19 @@ async def test_reload_under_load_drops_and_doubles_nothing(tmp_path: Path) -> No
         await store.close()
     assert doubled == 0
     assert missing <= skipped, f"{missing} runs missing, the scheduler skipped {skipped}"
+
+
+async def test_a_reload_that_breaks_unexpectedly_is_logged_and_refused(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("a bug in reconcile")
+
+    # Nobody waits on a reload asked by a signal or the file watch: the log must say it.
+    monkeypatch.setattr("pymon.daemon.reconcile", broken)
+    setup.write(tcp("keep", setup.port))
+    result = await setup.d.reload("SIGHUP")
+    assert not result.ok
+    assert "a bug in reconcile" in result.errors[0]
+    assert "reload (SIGHUP) failed unexpectedly" in caplog.text
+    assert "RuntimeError: a bug in reconcile" in caplog.text

@@ -29,14 +29,13 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
-from tests.support.cli import PYMON
 from tests.support.mail import MailSink
 from tests.support.servers import reserved_port
-from tests.test_cli import get
+from tests.test_cli import get, start
 
 KILLS = int(os.environ.get("PYMON_KILLS", "20"))
 STEADY, FLIPPING = 280, 20
@@ -102,17 +101,6 @@ def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
 
 
-def launch(cfg: Path, log: IO[str]) -> subprocess.Popen[str]:
-    # Output to a file: a pipe nobody reads would fill and stall the daemon.
-    return subprocess.Popen(
-        [*PYMON, "run", "-c", str(cfg)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 def first_answer(url: str, proc: subprocess.Popen[str], log: Path) -> Any:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -169,7 +157,7 @@ services:
         notices: set[str] = set()
         with log_path.open("w") as log:
             for _ in range(KILLS):
-                proc = launch(cfg, log)
+                proc = start(cfg, log)
                 try:
                     answer = first_answer(url, proc, log_path)
                     older = {
@@ -194,7 +182,7 @@ services:
 
             # One last life, calm: every stored notice must go out.
             flipper.hold_open()
-            proc = launch(cfg, log)
+            proc = start(cfg, log)
             try:
                 first_answer(url, proc, log_path)
                 deadline = time.monotonic() + 60

@@ -68,11 +68,16 @@ def call(method: str, url: str, body: Any = None, timeout: float = 30.0) -> tupl
             return err.code, json.load(err)
 
 
-def wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds."""
+def wait(
+    predicate: Callable[[], bool], what: str, timeout: float = 30.0, *, log: Path | None = None
+) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds,
+    with the end of ``log`` (the processes' output) if given."""
     deadline = time.monotonic() + timeout
     while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            tail = "" if log is None else "\n" + log.read_text()[-4000:]
+            raise AssertionError(f"timed out waiting for {what}{tail}")
         time.sleep(0.05)
 
 

@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from typing import Literal
 
 import click
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 
 from pymon.cli.common import config_option, load
 from pymon.cli.supervisor import Supervisor, Worker, usable_cpus, worker_count
-from pymon.config.schema import Config, WebConfig
+from pymon.config.schema import Config
 from pymon.errors import PymonError
 from pymon.tuning import loop_factory, relaxed_gc
 
@@ -97,14 +98,13 @@ def run(
     worker: int | None,
 ) -> None:
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
+    read_at = time.time()
     config = load(config_path)
     _setup_logging(config.log.level)
-    if listen is not None:
-        try:
-            web = WebConfig.model_validate({**config.web.model_dump(), "listen": listen})
-        except ValidationError as exc:
-            raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--listen") from None
-        config = config.model_copy(update={"web": web})
+    try:
+        config = config.listening_on(listen)
+    except ValidationError as exc:
+        raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--listen") from None
     count = worker_count(workers or config.scheduler.workers, usable_cpus())
     if count > 1:
         sys.exit(_supervise(config, config_path, count, node, listen))
@@ -112,7 +112,7 @@ def run(
     log.info("event loop: %s", loop_name)
     try:
         with relaxed_gc(), asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve(config, node, worker))
+            runner.run(_serve(config, node, worker, listen, read_at))
     except PymonError as exc:
         log.error("%s", exc)
         sys.exit(1)
@@ -142,14 +142,16 @@ def _supervise(
     ).run()
 
 
-async def _serve(config: Config, node: str | None, worker: int | None) -> None:
+async def _serve(
+    config: Config, node: str | None, worker: int | None, listen: str | None, read_at: float
+) -> None:
     from pymon.daemon import Daemon
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config, node=node, worker=worker)
+    daemon = Daemon(config, node=node, worker=worker, listen=listen, config_read_at=read_at)
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:

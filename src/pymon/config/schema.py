@@ -435,3 +435,12 @@ class Config(StrictModel):
     def service(self, name: str) -> ServiceConfig | None:
         """The service called ``name``, if any."""
         return next((s for s in self.services if s.name == name), None)
+
+    def listening_on(self, listen: str | None) -> Config:
+        """This config with the dashboard at ``listen`` instead of ``web.listen``
+        (``pymon run --listen``); itself for None. Raises pydantic's ValidationError
+        for an address that is not ``HOST:PORT``."""
+        if listen is None:
+            return self
+        web = WebConfig.model_validate({**self.web.model_dump(), "listen": listen})
+        return self.model_copy(update={"web": web})

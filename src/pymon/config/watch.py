@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import glob
 import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -28,6 +30,8 @@ log = logging.getLogger("pymon")
 
 DEBOUNCE_MS = 500
 """Changes closer together than this become one reload."""
+
+_MTIME_SLACK = 0.05
 
 
 def _norm(path: str | Path) -> str:
@@ -67,14 +71,29 @@ class ConfigWatcher:
         includes: Iterable[str],
         reload: Callable[[], Awaitable[object]],
         *,
+        since: float | None = None,
         debounce_ms: int = DEBOUNCE_MS,
     ) -> None:
         self._main, self._patterns = watched_dirs(config, includes)
+        self._since = since
         self._reload = reload
         self._debounce = debounce_ms
-        self._stop = asyncio.Event()
+        self._stop = threading.Event()
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._thread: threading.Thread | None = None
+
+    def changed_since(self, when: float) -> bool:
+        """Whether the config or an included file was modified at ``when`` or later
+        (wall-clock seconds; a file's time stamp lags the clock by a tick, hence the slack)."""
+        paths = [self._main, *(p for pattern in self._patterns for p in glob.glob(pattern))]
+        for path in paths:
+            try:
+                if os.stat(path).st_mtime >= when - _MTIME_SLACK:
+                    return True
+            except OSError:
+                continue
+        return False
 
     def relevant(self, path: str) -> bool:
         """Whether a change of ``path`` concerns the config."""
@@ -89,10 +108,14 @@ class ConfigWatcher:
 
     def start(self) -> None:
         """Start watching (in the running loop)."""
-        self._tasks = [
-            asyncio.create_task(self._watch(), name="config-watch"),
-            asyncio.create_task(self._reloads(), name="config-reload"),
-        ]
+        loop = asyncio.get_running_loop()
+        # A thread of its own: the watch blocks in native code between batches, and
+        # one plain thread needs nothing of awatch's per-batch task group and pool.
+        self._thread = threading.Thread(
+            target=self._watch, args=(loop,), name="pymon-config-watch", daemon=True
+        )
+        self._thread.start()
+        self._tasks = [asyncio.create_task(self._reloads(), name="config-reload")]
 
     async def stop(self) -> None:
         """Stop watching; a reload in progress is cancelled with it."""
@@ -100,22 +123,37 @@ class ConfigWatcher:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._thread is not None:
+            # The watch looks at the stop event every step (50 ms).
+            await asyncio.to_thread(self._thread.join)
 
-    async def _watch(self) -> None:
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The watch, in its thread: tells the loop when a reload is due."""
         dirs = self.directories
         log.info("config: watching %s for changes", ", ".join(dirs))
         try:
-            async for _ in watchfiles.awatch(
+            for changes in watchfiles.watch(
                 *dirs,
-                watch_filter=lambda _change, path: self.relevant(path),
+                # Unfiltered, so that every batch yields: a directory that also holds
+                # the database changes all the time, and a filtered watch would then
+                # neither yield nor time out, leaving the first yield below unseen.
+                watch_filter=None,
                 debounce=self._debounce,
                 step=50,
                 recursive=False,
                 stop_event=self._stop,
-                yield_on_timeout=False,
+                yield_on_timeout=True,
                 rust_timeout=1000,
+                raise_interrupt=False,
             ):
-                self._dirty.set()
+                # The first yield comes once the directories are watched. An edit made
+                # after the config was read and before that (the daemon was starting)
+                # raised no event: the file's time stamp tells.
+                since, self._since = self._since, None
+                ours = any(self.relevant(path) for _change, path in changes)
+                if ours or (since is not None and self.changed_since(since)):
+                    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                        loop.call_soon_threadsafe(self._dirty.set)
         except (OSError, RuntimeError) as exc:
             # A directory that vanished or a watch limit reached: reloads still work
             # through SIGHUP and the API, so say so and keep running.
