@@ -1,4 +1,5 @@
-"""Running external programs safely: the plugin check and the command channel both do.
+"""Running external programs safely (the plugin check and the command channel both do),
+and telling whether a process of this machine still runs.
 
 A :class:`Program` runs in a session and process group of its own, with its
 standard output and error read as they come into :class:`CappedOutput` buffers
@@ -28,12 +29,15 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Literal
 
+import psutil
+
 __all__ = [
     "DRAIN_GRACE",
     "KILL_GRACE",
     "CappedOutput",
     "Keep",
     "Program",
+    "process_alive",
     "signal_name",
 ]
 
@@ -259,3 +263,19 @@ def signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
+
+
+def process_alive(pid: int, started_at: float) -> bool:
+    """Whether process ``pid`` of this machine still runs and is the one that started
+    at ``started_at`` (not a later process given the same pid)."""
+    try:
+        process = psutil.Process(pid)
+        # A killed process its parent has not reaped yet is a zombie: gone.
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = process.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists but unreadable: another user's, so not ours to judge
+    return created <= started_at + 1.0

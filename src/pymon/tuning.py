@@ -1,4 +1,5 @@
-"""Process-wide settings for a long-running daemon: the event loop and the garbage collector.
+"""Process-wide settings for a long-running daemon: the event loop, the garbage
+collector and logging.
 
 ``pymon run`` and ``pymon bench`` both use them, so the benchmark measures the
 daemon as it runs in production. The figures behind each choice are in
@@ -11,9 +12,11 @@ import asyncio
 import contextlib
 import gc
 import importlib
+import logging
+import sys
 from collections.abc import Callable, Iterator
 
-__all__ = ["GC_THRESHOLD", "LoopFactory", "loop_factory", "relaxed_gc"]
+__all__ = ["GC_THRESHOLD", "LoopFactory", "loop_factory", "relaxed_gc", "setup_logging"]
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -55,3 +58,17 @@ def loop_factory() -> tuple[LoopFactory | None, str]:
         return None, "asyncio"
     factory: LoopFactory = uvloop.new_event_loop
     return factory, f"uvloop {getattr(uvloop, '__version__', '')}".rstrip()
+
+
+def setup_logging(level: str) -> None:
+    """Log to standard error at ``level`` (the daemon and its helper processes alike)."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # aiosmtpd (the acknowledgement server) logs every SMTP command at INFO, watchfiles
+    # every change it sees; pymon logs what matters of both itself.
+    for chatty in ("mail.log", "watchfiles"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))

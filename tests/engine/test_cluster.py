@@ -22,11 +22,11 @@ from pymon.engine.cluster import (
     gone_here,
     live_nodes,
     plan,
-    process_alive,
     shard_map,
     shard_of,
 )
 from pymon.errors import Fenced, StoreError
+from pymon.programs import process_alive
 from pymon.store.base import Lease, NodeRecord
 from pymon.store.sql import SqlStore
 from tests.support.clock import FakeClock

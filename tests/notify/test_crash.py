@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -138,3 +139,42 @@ def test_kill_9_after_the_250_with_the_store_locked_sends_exactly_one(tmp_path: 
         # only its header line.
         [journal] = tmp_path.glob("p.db-sent-*")
         assert journal.read_bytes().count(b"\n") == 1
+
+
+@pytest.mark.slow
+def test_kill_9_before_the_250_is_read_sends_exactly_one(tmp_path: Path) -> None:
+    # The server has kept the mail and is about to answer 250 when pymon is killed.
+    # Nothing in pymon's own process could note that answer; its courier process
+    # still reads it and journals it, so the next start does not send it again.
+    web = free_port()
+    db = tmp_path / "p.db"
+    cfg = tmp_path / "p.yaml"
+    running: list[subprocess.Popen[str]] = []
+
+    def kill_pymon_first(_: ReceivedMail) -> None:
+        if len(running) == 1:
+            proc = running.pop()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+    with MailSink() as sink:
+        sink.on_message = kill_pymon_first
+        write_config(cfg, db, web, sink)
+        api = f"http://127.0.0.1:{web}/api/v1/services/down"
+        proc = start(cfg)
+        running.append(proc)
+        try:
+            sink.wait_for(1, timeout=30)
+            assert proc.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert not running, "the sink never saw pymon's mail"
+        # The orphaned courier read the 250 and says QUIT: its conversation is over.
+        wait(lambda: sink.quits >= 1, "the courier's QUIT")
+        [(_, delivered)] = deliveries(db)
+        assert delivered is None, "the mark was committed after all: nothing tested"
+
+        restart_until_delivered(cfg, db, api)
+        assert len(sink.messages) == 1

@@ -19,7 +19,8 @@ from pymon.config.schema import EmailChannel
 from pymon.model import Notice, NoticeKind, Status
 from pymon.notify import tokens
 from pymon.notify.base import DeliveryError, NoticeContext
-from pymon.notify.email import SUBJECT_MAX, EmailSender, send_message
+from pymon.notify.email import SUBJECT_MAX, EmailSender
+from pymon.notify.smtp import send_message
 from pymon.notify.templates import Templates, format_duration
 from tests.support.mail import MailSink
 from tests.support.servers import free_port

@@ -4,6 +4,8 @@ that a restart records what it holds before sending anything."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -44,12 +46,16 @@ def test_what_is_noted_is_replayed_and_a_torn_line_is_skipped(tmp_path: Path) ->
 def test_it_empties_once_every_noted_delivery_is_recorded(tmp_path: Path) -> None:
     path = tmp_path / "p.db-sent-n1"
     journal = Journal(path, "n1")
+    journal.reserve()
+    journal.reserve()
     journal.note(Outcome("a", "ops", 1.0))
     journal.note(Outcome("b", "ops", 2.0))
-    journal.recorded(1)
+    journal.settled(1)
     assert len(Journal(path, "other").take_over().outcomes) == 2
-    journal.recorded(1)
-    assert path.read_bytes() == b'["node", "n1"]\n'
+    journal.settled(1)
+    [header] = path.read_bytes().splitlines()
+    assert json.loads(header)[:3] == ["node", "n1", os.getpid()]
+    journal.reserve()
     journal.note(Outcome("c", "ops", 3.0))  # appends after the header again
     assert Journal(path, "other").take_over().outcomes == [Outcome("c", "ops", 3.0)]
     journal.close()

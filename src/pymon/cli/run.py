@@ -28,24 +28,11 @@ from pymon.cli.common import config_option, load
 from pymon.cli.supervisor import Supervisor, Worker, usable_cpus, worker_count
 from pymon.config.schema import Config
 from pymon.errors import PymonError
-from pymon.tuning import loop_factory, relaxed_gc
+from pymon.tuning import loop_factory, relaxed_gc, setup_logging
 
 __all__ = ["run"]
 
 log = logging.getLogger("pymon")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    # aiosmtpd (the acknowledgement server) logs every SMTP command at INFO, watchfiles
-    # every change it sees; pymon logs what matters of both itself.
-    for chatty in ("mail.log", "watchfiles"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 class _WorkersType(click.ParamType[int | Literal["auto"], object]):
@@ -100,7 +87,7 @@ def run(
     """Run the daemon in the foreground (SIGTERM or Ctrl-C stops it cleanly)."""
     read_at = time.time()
     config = load(config_path)
-    _setup_logging(config.log.level)
+    setup_logging(config.log.level)
     try:
         config = config.listening_on(listen)
     except ValidationError as exc:

@@ -24,12 +24,11 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-import psutil
-
 from pymon.clock import Clock, sleep_or_wake
 from pymon.config.schema import ClusterConfig, ServiceConfig
 from pymon.engine.ports import ClusterFigures
 from pymon.errors import StoreError
+from pymon.programs import process_alive
 from pymon.store.base import Fence, Lease, NodeRecord, Store
 
 __all__ = [
@@ -42,7 +41,6 @@ __all__ = [
     "live_nodes",
     "new_node",
     "plan",
-    "process_alive",
     "shard_map",
     "shard_of",
 ]
@@ -90,22 +88,6 @@ def fair_share(me: str, live: Sequence[str], shards: int) -> int:
     names = sorted(set(live) | {me})
     base, extra = divmod(shards, len(names))
     return base + (1 if names.index(me) < extra else 0)
-
-
-def process_alive(pid: int, started_at: float) -> bool:
-    """Whether process ``pid`` of this machine still runs and is the one that started
-    at ``started_at`` (not a later process given the same pid)."""
-    try:
-        process = psutil.Process(pid)
-        # A killed process its parent has not reaped yet is a zombie: gone.
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        created = process.create_time()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return True  # exists but unreadable: another user's, so not ours to judge
-    return created <= started_at + 1.0
 
 
 def gone_here(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pymon.errors import PymonError
 from pymon.model import Notice
+
+if TYPE_CHECKING:
+    # Typing only: a helper process that imports this must not pay for the journal's.
+    from pymon.notify.journal import Receipt
 
 __all__ = ["Channel", "DeliveryError", "NoticeContext"]
 
@@ -39,6 +43,9 @@ class NoticeContext:
     when given, is called by the channel the moment the receiver has taken the
     notice (the SMTP server's 250), before any goodbye: the outbox records the
     delivery from there, so a crash during the goodbye cannot send it again.
+    ``receipt``, when given, is where a channel that talks from another process
+    (the e-mail courier) has that process journal the acceptance itself, so it is
+    kept even if pymon is killed while the receiver answers.
     """
 
     instance: str
@@ -53,6 +60,7 @@ class NoticeContext:
     ack_address: str | None = None
     attempt: int = 1
     accepted: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    receipt: Receipt | None = field(default=None, compare=False, repr=False)
 
 
 class Channel(Protocol):

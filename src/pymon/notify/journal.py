@@ -23,6 +23,16 @@ it reads every journal beside the database, and one whose lock it can take
 belonged to a process that is gone (the kernel drops the locks of a killed
 process): it records those lines too, gives that node's delivery claims back at
 once, and deletes the file.
+
+A channel that talks to its receiver from another process (the e-mail courier,
+``notify/courier.py``) gets a :class:`Receipt`: the journal's file descriptor and
+the line's key. That process appends the line itself, so it lands even when the
+daemon was killed while the receiver was answering. It holds the descriptor, and
+with it the lock, until its conversation is over: a node starting meanwhile waits
+for the lock (:data:`LOCK_WAIT`) before it reads the journal, rather than find it
+"held by a live node" or read it before the last line is in. The header names the
+process that wrote it, so that a lock still held after that process died is
+known to be its courier's, and waited for.
 """
 
 from __future__ import annotations
@@ -34,14 +44,14 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
+from pymon.programs import process_alive
 from pymon.store.base import Outcome
 
-__all__ = ["Journal", "Replay", "journal_path"]
+__all__ = ["LOCK_WAIT", "Journal", "Receipt", "Replay", "journal_path", "line"]
 
 log = logging.getLogger("pymon.notify")
 
@@ -49,10 +59,35 @@ log = logging.getLogger("pymon.notify")
 # file is emptied whenever the store has caught up); refuse to read it all.
 _MAX_BYTES = 16 * 1024 * 1024
 
+LOCK_WAIT = 70.0
+"""How long a starting node waits for a journal still locked by the courier of a
+process that is gone (it ends its conversations within 60 s of being orphaned)."""
+
+_LOCK_POLL = 0.05
+
+
+def line(key: str, channel: str, at: float) -> bytes:
+    """The journal line saying the delivery of notice ``key`` to ``channel`` was
+    accepted at ``at``."""
+    return json.dumps([key, channel, at]).encode() + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where a channel working from another process notes that the receiver took
+    the notice: append :func:`line` for ``key`` and ``channel`` to file ``fd``."""
+
+    fd: int
+    key: str
+    channel: str
+
 
 def journal_path(storage_url: str, owner: str) -> Path | None:
     """Where the outbox of ``owner`` keeps its journal for the database at
     ``storage_url``: beside a SQLite file, else None (no journal)."""
+    # Imported here: the courier process reads journals' lines, never their places.
+    from sqlalchemy.engine import make_url
+
     url = make_url(storage_url)
     if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
         return None
@@ -79,14 +114,30 @@ class Journal:
         self.owner = owner
         self._lock = threading.Lock()
         self._fd: int | None = None
-        self._header = (json.dumps(["node", owner]) + "\n").encode()
-        # Lines noted and not yet reported recorded: the file is emptied at zero.
+        # The process writing it, and since when: a lock outliving it is its courier's.
+        header = ["node", owner, os.getpid(), time.time()]
+        self._header = (json.dumps(header) + "\n").encode()
+        # Deliveries that may have a line in the file and are not yet settled
+        # (recorded in the store, or never accepted): the file is emptied at zero.
         self._open = 0
 
-    def take_over(self) -> Replay:
+    @property
+    def fd(self) -> int:
+        """The journal's open descriptor (opened and locked on first use)."""
+        with self._lock:
+            self._open_own()
+            assert self._fd is not None
+            return self._fd
+
+    def take_over(self, wait: float = 0.0) -> Replay:
         """Open this node's journal (locked) and read every journal beside it; lock
-        and claim the files of nodes that are gone. Unreadable lines are skipped."""
-        self._open_own()
+        and claim the files of nodes that are gone. A file whose writer is gone but
+        whose lock is held (its courier is finishing a conversation) is waited for,
+        up to ``wait`` seconds in all. Unreadable lines are skipped. Blocks: call it
+        off the event loop."""
+        deadline = time.monotonic() + wait
+        with self._lock:
+            self._open_own(deadline)
         outcomes = _read(self.path)[1]
         gone: list[str] = []
         files: list[tuple[Path, int]] = []
@@ -97,11 +148,11 @@ class Journal:
                 fd = os.open(other, os.O_RDWR | os.O_CLOEXEC)
             except OSError:
                 continue
+            taken = _lock(fd, deadline if _writer_gone(other) else 0.0, other)
+            # Read once locked, when the lock is had: its courier's last line is in.
             owner, lines = _read(other)
             outcomes.extend(lines)  # recording a delivery twice is harmless
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            if not taken:
                 os.close(fd)  # its node runs: it empties its own file
                 continue
             files.append((other, fd))
@@ -118,22 +169,26 @@ class Journal:
                 path.unlink()
             os.close(fd)
 
+    def reserve(self) -> None:
+        """A delivery is about to be attempted: its line may come (from this process
+        or its courier), so the file is not emptied until it is :meth:`settled`."""
+        with self._lock:
+            self._open += 1
+
     def note(self, outcome: Outcome) -> None:
-        """Append ``outcome`` (a delivery accepted at ``outcome.at``); a failure is logged,
-        never raised (the store's mark still follows)."""
-        line = json.dumps([outcome.key, outcome.channel, outcome.at]).encode() + b"\n"
+        """Append ``outcome`` (a reserved delivery accepted at ``outcome.at``); a failure
+        is logged, never raised (the store's mark still follows)."""
         with self._lock:
             try:
                 self._open_own()
                 assert self._fd is not None
-                os.write(self._fd, line)
+                os.write(self._fd, line(outcome.key, outcome.channel, outcome.at))
             except OSError as exc:
                 log.error("outbox: cannot write %s: %s", self.path, exc)
-                return
-            self._open += 1
 
-    def recorded(self, count: int = 1) -> None:
-        """``count`` noted deliveries are now in the store; empty the file once all are."""
+    def settled(self, count: int = 1) -> None:
+        """``count`` reserved deliveries are settled (recorded in the store, or never
+        accepted); empty the file once all are."""
         with self._lock:
             self._open = max(0, self._open - count)
             if self._open == 0:
@@ -152,18 +207,20 @@ class Journal:
                 os.close(self._fd)
                 self._fd = None
 
-    def _open_own(self) -> None:
+    def _open_own(self, deadline: float = 0.0) -> None:
+        """Open and lock this node's file (the caller holds ``_lock``); a lock held by
+        another process is waited for until ``deadline`` (monotonic)."""
         if self._fd is not None:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _lock(fd, deadline, self.path):
             log.error(
                 "outbox: %s is locked: is another process running as node %s?",
                 self.path,
                 self.owner,
             )
+        # An earlier life's header stays until the file is first emptied (at start,
+        # once its lines are in the store): then it names this process.
         if os.fstat(fd).st_size == 0:
             os.write(fd, self._header)
         self._fd = fd
@@ -173,9 +230,45 @@ class Journal:
         if self._fd is None:
             return
         try:
-            os.ftruncate(self._fd, len(self._header))
+            # Nothing is reserved, so no courier appends meanwhile (O_APPEND: the
+            # header goes to the start of the emptied file).
+            os.ftruncate(self._fd, 0)
+            os.write(self._fd, self._header)
         except OSError as exc:
             log.error("outbox: cannot empty %s: %s", self.path, exc)
+
+
+def _lock(fd: int, deadline: float, path: Path) -> bool:
+    """Take the exclusive lock of ``fd``, waiting for it until ``deadline``
+    (monotonic; the past: no wait); whether it was taken."""
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+        if not told:
+            log.warning(
+                "outbox: waiting for the deliveries still in flight from a stopped "
+                "process to end (%s is locked)",
+                path,
+            )
+            told = True
+        time.sleep(_LOCK_POLL)
+
+
+def _writer_gone(path: Path) -> bool:
+    """Whether the process named in the header of journal ``path`` has ended (a
+    header without one, from an older pymon, cannot tell: not gone)."""
+    try:
+        with path.open("rb") as f:
+            header = json.loads(f.readline())
+        _, _, pid, since = header
+        return not process_alive(int(pid), float(since))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _stem(path: Path) -> str:
@@ -195,10 +288,10 @@ def _read(path: Path) -> tuple[str | None, list[Outcome]]:
         return None, []
     owner: str | None = None
     outcomes: list[Outcome] = []
-    for line in data.splitlines():
+    for text in data.splitlines():
         try:
-            item = json.loads(line)
-            if item[0] == "node" and len(item) == 2:
+            item = json.loads(text)
+            if item[0] == "node" and len(item) in (2, 4):
                 owner = str(item[1])
                 continue
             key, channel, at = item

@@ -32,10 +32,11 @@ from pymon.model import Ack, Incident, Notice
 from pymon.notify.acks import AckRequest, AckServer
 from pymon.notify.base import Channel, NoticeContext
 from pymon.notify.command import CommandSender
-from pymon.notify.email import EmailSender, send_message
+from pymon.notify.email import EmailSender
 from pymon.notify.journal import Journal, journal_path
 from pymon.notify.log import LogSender
 from pymon.notify.outbox import Outbox, Publish
+from pymon.notify.smtp import send_message
 from pymon.notify.templates import Templates, template_dir
 from pymon.notify.tokens import AckTokens
 from pymon.notify.webhook import WebhookSender

@@ -34,7 +34,7 @@ from pymon.config.schema import DeliveryConfig
 from pymon.events import NoticeFailed, NoticeSent
 from pymon.model import Notice
 from pymon.notify.base import Channel, DeliveryError, NoticeContext
-from pymon.notify.journal import Journal
+from pymon.notify.journal import LOCK_WAIT, Journal, Receipt
 from pymon.store.base import Delivery, Outcome, Store
 
 __all__ = ["ContextFor", "Outbox", "OutboxStats", "Publish"]
@@ -158,7 +158,8 @@ class Outbox:
         claims back, so what they had not sent goes out now rather than after its lease."""
         if self._journal is None:
             return
-        replay = self._journal.take_over()
+        # Off the loop: it may wait for a killed life's courier to end its conversation.
+        replay = await asyncio.to_thread(self._journal.take_over, LOCK_WAIT)
         wait = _RECORD_RETRY
         while replay.outcomes:
             try:
@@ -266,14 +267,21 @@ class Outbox:
                 return
             taken.append(Outcome(notice.key, name, self._clock.time()))
             if self._journal is not None:
+                # A courier may have written this line already: twice is harmless.
                 self._journal.note(taken[0])
             loop.call_soon_threadsafe(record, taken[0])
 
+        receipt: Receipt | None = None
+        if self._journal is not None:
+            self._journal.reserve()
+            receipt = Receipt(self._journal.fd, notice.key, name)
         channel = self._channels.get(name)
         if channel is None:
             error, permanent = f"channel {name!r} is not configured", True
         else:
-            ctx = dataclasses.replace(self._context(notice, name, attempt), accepted=accepted)
+            ctx = dataclasses.replace(
+                self._context(notice, name, attempt), accepted=accepted, receipt=receipt
+            )
             try:
                 # The channel enforces its own timeout; this one is a backstop so a
                 # channel that hangs anyway can never hold its slot forever.
@@ -288,6 +296,8 @@ class Outbox:
                 error = f"{type(exc).__name__}: {exc}"
         if taken:
             record(taken[0])  # accepted just as the attempt was cut off: not queued yet
+        elif self._journal is not None:
+            self._journal.settled()  # never accepted: no line to keep
         if recording:
             if error is not None:
                 log.warning(
@@ -398,7 +408,7 @@ class Outbox:
         done = self._noted.intersection(recorded)
         if done:
             self._noted -= done
-            self._journal.recorded(len(done))
+            self._journal.settled(len(done))
 
 
 def _what(delivery: Delivery) -> str:
