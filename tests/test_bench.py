@@ -149,3 +149,15 @@ def test_bench_command_prints_each_worker(tmp_path: Path) -> None:
     assert "per worker" in result.output
     report = json.loads(out.read_text())
     assert [w["node"] for w in report["workers"]] == ["bench-w1", "bench-w2"]
+
+
+def test_config_load_benchmark_loads_its_configs_both_ways(tmp_path: Path) -> None:
+    from benchmarks.config_load import measure, write_config
+    from pymon.config.load import load_config
+
+    path = tmp_path / "c.yaml"
+    write_config(path, 6)
+    assert [s.name for s in load_config(path).services][:2] == ["http-000000", "tcp-000001"]
+    figures = measure(path, rounds=2)
+    assert sorted(figures) == ["load", "load-ruamel", "read", "read-ruamel"]
+    assert all(len(times) == 2 and min(times) > 0 for times in figures.values())

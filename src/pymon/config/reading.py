@@ -26,6 +26,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from pymon.config.fastread import Lined, LinedMap, LinedSeq, key_text, read_plain
 from pymon.config.interpolation import interpolate
 from pymon.config.messages import SECRET_KEYS, format_path
 from pymon.config.tree import KeyPath, Tree
@@ -138,7 +139,17 @@ def decode(name: str, data: bytes) -> str | ConfigIssue:
 
 
 def read(tree: Tree, text: str, env: Mapping[str, str]) -> bool:
-    """Parse ``text`` into ``tree.data``; False (with an issue) if it is not usable YAML."""
+    """Parse ``text`` into ``tree.data``; False (with an issue) if it is not usable YAML.
+
+    Plain documents go through libyaml (``fastread.py``, a tenth of the time); anything
+    it does not take, and every document with a problem, through ruamel.yaml here, so
+    the values, lines and messages are ruamel's either way.
+    """
+    fast = read_plain(text)
+    if fast is not None:
+        walk = _Walk(tree, env)
+        tree.data = walk.lined(fast, (), 1)
+        return True
     line: int | None = None
     path = ""
     try:
@@ -191,7 +202,7 @@ def _path_to(text: str, mark: Any) -> KeyPath:
                 if not isinstance(key, ScalarNode):
                     stack.append((key, path))
                     continue
-                stack.append((value, (*path, _key_text(key.value))))
+                stack.append((value, (*path, key_text(key.value))))
         elif isinstance(node, SequenceNode):
             stack.extend((item, (*path, i)) for i, item in enumerate(node.value))
     return found
@@ -213,7 +224,7 @@ class _Walk:
         if isinstance(node, dict):
             out: dict[str, Any] = {}
             for key, value in node.items():
-                name = _key_text(key)
+                name = key_text(key)
                 key_line = _key_line(node, key, line)
                 self.tree.lines[(*path, name)] = key_line
                 out[name] = self.plain(value, (*path, name), key_line)
@@ -225,6 +236,10 @@ class _Walk:
                 self.tree.lines[(*path, i)] = item_line
                 items.append(self.plain(value, (*path, i), item_line))
             return items
+        return self._scalar(node, path)
+
+    def _scalar(self, node: Any, path: KeyPath) -> Any:
+        """A scalar of ruamel's as plain Python."""
         if isinstance(node, str):
             return self._interpolate(str(node), path)
         if isinstance(node, ScalarBoolean | bool):  # ScalarBoolean (an anchored bool) is an int
@@ -237,6 +252,23 @@ class _Walk:
             return node.isoformat()
         return node
 
+    def lined(self, value: Lined, path: KeyPath, line: int) -> Any:
+        """A :func:`read_plain` value as plain Python; records the line of each key and
+        item beneath it, as :meth:`plain` does."""
+        if isinstance(value, LinedMap):
+            out: dict[str, Any] = {}
+            for (name, key_line), item in zip(value.keys, value.values, strict=True):
+                self.tree.lines[(*path, name)] = key_line
+                out[name] = self.lined(item, (*path, name), key_line)
+            return out
+        if isinstance(value, LinedSeq):
+            items: list[Any] = []
+            for i, (item_line, item) in enumerate(zip(value.lines, value.values, strict=True)):
+                self.tree.lines[(*path, i)] = item_line
+                items.append(self.lined(item, (*path, i), item_line))
+            return items
+        return self._scalar(value, path)
+
     def _interpolate(self, text: str, path: KeyPath) -> str:
         done = interpolate(text, self.env)
         if done.from_env:
@@ -244,12 +276,6 @@ class _Walk:
         for problem in done.problems:
             self.tree.issue(path, problem)
         return done.text
-
-
-def _key_text(key: Any) -> str:
-    if isinstance(key, ScalarBoolean | bool):
-        return "true" if key else "false"
-    return "null" if key is None else str(key)
 
 
 def _key_line(node: Any, key: Any, fallback: int) -> int:

@@ -1,0 +1,89 @@
+"""How long a large config takes to load: libyaml's fast path against ruamel alone.
+
+From the repository root::
+
+    .venv/bin/python -m benchmarks.config_load [--services 20000,100000] [--rounds 3]
+
+For each size it writes a config of that many services (half tcp in flow style,
+half http in block style, as people write them) and loads it with
+``load_config``, rounds alternating between the two readers in one process: the
+fast path as shipped, and ruamel for everything (``read_plain`` patched to
+decline). It prints the median wall time of each, the YAML reading's share
+(``reading.read`` alone), and the speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from unittest import mock
+
+from pymon.config import reading
+from pymon.config.load import load_config
+from pymon.config.tree import Tree
+
+
+def write_config(path: Path, services: int) -> None:
+    """A config of ``services`` services."""
+    lines = ['storage: {url: "sqlite:///bench.db"}', "defaults: {interval: 5s, timeout: 2s}"]
+    lines.append("services:")
+    for i in range(services):
+        if i % 2:
+            lines.append(
+                f"  - {{name: tcp-{i:06d}, type: tcp, host: 127.0.0.1, port: {1000 + i % 5000},"
+                f" tags: [web, t{i % 7}]}}"
+            )
+        else:
+            lines += [
+                f"  - name: http-{i:06d}",
+                "    type: http",
+                f'    url: "http://127.0.0.1:{2000 + i % 100}/health"',
+                "    contains: ok",
+            ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def measure(path: Path, rounds: int) -> dict[str, list[float]]:
+    """Seconds per round of each reader: whole load and YAML reading alone."""
+    text = path.read_text()
+    figures: dict[str, list[float]] = {"load": [], "read": [], "load-ruamel": [], "read-ruamel": []}
+    for _ in range(rounds):
+        figures["load"].append(timed(lambda: load_config(path)))
+        figures["read"].append(timed(lambda: reading.read(Tree("b"), text, {})))
+        with mock.patch("pymon.config.reading.read_plain", return_value=None):
+            figures["load-ruamel"].append(timed(lambda: load_config(path)))
+            figures["read-ruamel"].append(timed(lambda: reading.read(Tree("b"), text, {})))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--services", default="20000,100000", help="comma-separated sizes")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print("| services | load (fast) | of which YAML | load (ruamel) | of which YAML | speed-up |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (int(s) for s in args.services.split(",")):
+            path = Path(tmp) / f"{size}.yaml"
+            write_config(path, size)
+            f = {k: statistics.median(v) for k, v in measure(path, args.rounds).items()}
+            print(
+                f"| {size:,} | {f['load']:.2f} s | {f['read']:.2f} s | {f['load-ruamel']:.2f} s"
+                f" | {f['read-ruamel']:.2f} s | {f['load-ruamel'] / f['load']:.1f}x |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
