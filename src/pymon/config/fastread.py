@@ -1,4 +1,5 @@
-"""Plain YAML through libyaml's C parser: the common config read at a tenth of the cost.
+"""Plain YAML through libyaml's C parser: the common config read at a tenth of the cost
+(docs/performance.md, "Loading a large config").
 
 ruamel.yaml's round-trip loader (``reading.py``) keeps every key's line, but it is
 pure Python: about half a millisecond per service, two minutes for 100,000. Most
@@ -47,6 +48,7 @@ _CORE: Final = "tag:yaml.org,2002:"
 _STR: Final = _CORE + "str"
 # What a scalar may resolve to here (ruamel builds each as its round trip does).
 _BUILT: Final = frozenset(_CORE + name for name in ("int", "float", "bool", "null", "timestamp"))
+_DIRECT: Final = tuple(_CORE + name for name in ("int", "float", "bool", "null"))
 _MERGE: Final = "<<"
 
 
@@ -85,6 +87,10 @@ class _Reader:
         if yaml.resolver.yaml_path_resolvers:
             raise _NotPlain
         self._constructor = yaml.constructor
+        # Numbers, booleans and nulls straight from their construct method (the
+        # generic path looks the tag up again, as an object, for every scalar).
+        table_of = type(self._constructor).yaml_constructors
+        self._direct = {tag: table_of[tag] for tag in _DIRECT}
         # The resolver's table, looked up as its ``resolve`` does (which asks for the
         # YAML version twice per scalar: most of the cost of this whole reading).
         table = yaml.resolver.versioned_resolver
@@ -127,6 +133,9 @@ class _Reader:
         if tag not in _BUILT:
             raise _NotPlain
         node = ScalarNode(tag, event.value, style=event.style)
+        direct = self._direct.get(tag)
+        if direct is not None:
+            return direct(self._constructor, node)
         return self._constructor.construct_object(node, deep=True)
 
     def _tag(self, value: str, plain: bool) -> str:
