@@ -43,10 +43,16 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _kind(run: dict[str, Any]) -> str:
+    """What a run's services checked: mixed, tcp or http."""
+    return "mixed" if run["tcp"] and run["http"] else "tcp" if run["tcp"] else "http"
+
+
 COLUMNS = (
     ("services", lambda r: f"{r['run']['services']:,}"),
     ("variant", lambda r: r.get("variant", "")),
     ("workers", lambda r: str(r["run"].get("workers", 1))),
+    ("type", lambda r: _kind(r["run"])),
     (
         "checks/s",
         lambda r: f"{r['checks']['per_second']:,.0f} / {r['checks']['expected_per_second']:,.0f}",
@@ -127,6 +133,7 @@ def _one(args: argparse.Namespace) -> None:
         warmup=args.warmup,
         loop=loop,
         workers=args.workers_one,
+        kind=args.type,
     )
     options = apply_variants(args.variant, options)
     report = run_bench(options).to_dict()
@@ -145,6 +152,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs per point")
     parser.add_argument("--workers", default="1", help="comma-separated worker counts")
+    parser.add_argument("--type", default="mixed", choices=["mixed", "tcp", "http"])
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument("--table", type=Path, default=None, help="print the table of a file")
     parser.add_argument("--trees", default=None, help="NAME=PATH,...: each tree's pymon bench")
@@ -168,6 +176,8 @@ def main() -> None:
         for variant, tree, workers in _points(args):
             # Older trees' pymon bench has no --workers: one worker is its default.
             several = ["--workers", str(workers)] if workers != 1 else []
+            # Likewise --type, before issue 16: mixed is what they run.
+            typed = ["--type", args.type] if args.type != "mixed" else []
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "report.json"
                 env = os.environ | {"PYTHONHASHSEED": "0"}
@@ -177,7 +187,7 @@ def main() -> None:
                         "--services-one", str(services), "--variant", variant,
                         "--interval", str(args.interval), "--duration", str(args.duration),
                         *(["--warmup", str(args.warmup)] if args.warmup is not None else []),
-                        "--workers-one", str(workers), "--json", str(out),
+                        "--workers-one", str(workers), "--type", args.type, "--json", str(out),
                     ]  # fmt: skip
                 else:
                     # The tree's own pymon and harness, on the loop `pymon run` uses.
@@ -185,7 +195,7 @@ def main() -> None:
                         sys.executable, "-m", "pymon", "bench", "--services", str(services),
                         "--interval", f"{args.interval}s", "--duration", f"{args.duration}s",
                         *(["--warmup", f"{args.warmup}s"] if args.warmup is not None else []),
-                        *several, "--json", str(out),
+                        *several, *typed, "--json", str(out),
                     ]  # fmt: skip
                     env["PYTHONPATH"] = f"{tree / 'src'}{os.pathsep}{tree}"
                 print(

@@ -74,6 +74,35 @@ async def test_bench_can_skip_the_reference(tmp_path: Path) -> None:
     assert report["checks"]["failed"] == 0
 
 
+@pytest.mark.parametrize("kind", ["tcp", "http"])
+def test_bench_command_runs_one_type_only(tmp_path: Path, kind: str) -> None:
+    out = tmp_path / "report.json"
+    args = ["bench", "--type", kind, "--services", "3", "--interval", "500ms"]
+    args += ["--warmup", "500ms", "--duration", "1s", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    other = "http" if kind == "tcp" else "tcp"
+    assert (report["run"][kind], report["run"][other]) == (3, 0)
+    answered = {"tcp": "tcp_accepts", "http": "http_requests"}
+    assert report["target"][answered[kind]] > 0
+    assert report["target"][answered[other]] == 0
+    assert report["checks"]["failed"] == 0, report["checks"]["failure_samples"]
+    # The reference mix is this type's bare operation alone.
+    bare = {"tcp": "connect_us", "http": "get_us"}[kind]
+    assert report["reference"]["mix_us"] == report["reference"][bare]
+
+
+def test_bench_options_split_the_services_by_type() -> None:
+    mixed, tcp, http = (BenchOptions(services=5, kind=k) for k in ("mixed", "tcp", "http"))
+    assert [mixed.is_tcp(i) for i in range(5)] == [True, False, True, False, True]
+    assert (mixed.tcp_services, tcp.tcp_services, http.tcp_services) == (3, 5, 0)
+    assert not any(http.is_tcp(i) for i in range(5))
+    with pytest.raises(ValueError, match="at least 2"):
+        BenchOptions(services=1).validate()
+    BenchOptions(services=1, kind="tcp").validate()
+
+
 def test_bench_command_refuses_a_warmup_shorter_than_an_interval() -> None:
     result = CliRunner().invoke(cli, ["bench", "--interval", "5s", "--warmup", "1s"])
     assert result.exit_code == 2

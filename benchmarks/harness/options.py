@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["REFERENCE_SECONDS", "BenchOptions", "LoopName"]
+__all__ = ["REFERENCE_SECONDS", "BenchOptions", "Kind", "LoopName"]
 
 LoopName = Literal["asyncio", "uvloop"]
+
+Kind = Literal["mixed", "tcp", "http"]
+"""What the services check: half tcp and half http (``mixed``), or one type only."""
 
 # Services per target port and kind. One listening socket can queue ``BACKLOG``
 # connections (targets.py); spreading keeps a short stall of the target from
@@ -31,6 +34,7 @@ class BenchOptions:
     interval. ``concurrency`` None keeps the config default. ``workers`` above 1 runs
     that many daemons, each a worker process and a node of one cluster on the same
     SQLite file (as ``pymon run --workers N``), sharing the services by shards.
+    ``kind`` is what the services check (:data:`Kind`).
     """
 
     services: int = 10_000
@@ -45,6 +49,17 @@ class BenchOptions:
     workdir: Path | None = None
     reference: float = REFERENCE_SECONDS
     workers: int = 1
+    kind: Kind = "mixed"
+
+    @property
+    def tcp_services(self) -> int:
+        """How many of the services are tcp (the rest are http)."""
+        shares = {"mixed": (self.services + 1) // 2, "tcp": self.services, "http": 0}
+        return shares[self.kind]
+
+    def is_tcp(self, index: int) -> bool:
+        """Whether service number ``index`` is a tcp one (mixed: every other)."""
+        return self.kind == "tcp" or (self.kind == "mixed" and index % 2 == 0)
 
     @property
     def effective_warmup(self) -> float:
@@ -61,13 +76,15 @@ class BenchOptions:
         """Listening ports per check kind on the target."""
         if self.ports_per_kind is not None:
             return self.ports_per_kind
-        per_kind = math.ceil(self.services / 2)
+        per_kind = max(self.tcp_services, self.services - self.tcp_services)
         return max(1, min(MAX_PORTS_PER_KIND, math.ceil(per_kind / SERVICES_PER_PORT)))
 
     def validate(self) -> None:
         """Raise ValueError naming the first option that cannot make a run."""
-        if self.services < 2:
+        if self.services < (2 if self.kind == "mixed" else 1):
             raise ValueError("services must be at least 2 (half tcp, half http)")
+        if self.kind not in ("mixed", "tcp", "http"):
+            raise ValueError(f"type must be mixed, tcp or http, not {self.kind!r}")
         if self.interval <= 0:
             raise ValueError("interval must be positive")
         if self.duration <= 0:

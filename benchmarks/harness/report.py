@@ -180,7 +180,8 @@ class ReferenceFigures:
 
     A bare aiohttp GET on a fresh connection and a bare socket connect + close, in
     a plain loop against the same targets: what the machine charges for the I/O
-    alone. ``mix_us`` is their mean (the bench's half-and-half mix), ``per_core``
+    alone. ``mix_us`` is their mean weighted as the bench's services are (half and
+    half when mixed), ``per_core``
     how many such operations one core could do, and ``pymon_ratio`` pymon's event
     loop CPU per check over ``mix_us``: the engine's own cost as a factor. It is
     measured in the seconds before the run, so a change of the machine's speed
@@ -305,8 +306,8 @@ def build_report(
     return BenchReport(
         run=RunFigures(
             services=options.services,
-            tcp=(options.services + 1) // 2,
-            http=options.services // 2,
+            tcp=options.tcp_services,
+            http=options.services - options.tcp_services,
             interval_s=options.interval,
             warmup_s=options.effective_warmup,
             window_s=round(window, 3),
@@ -363,7 +364,9 @@ def build_report(
             results_per_s=round(written / window, 1),
         ),
         target=s.target,
-        reference=_reference_figures(s.reference, loop_cpu * per_1000 / 1000),
+        reference=_reference_figures(
+            s.reference, loop_cpu * per_1000 / 1000, options.tcp_services / options.services
+        ),
         timeline=_timeline(store),
         machine=machine_info() | {"loadavg_1m_before": s.load[0], "loadavg_1m_after": s.load[1]},
     )
@@ -393,10 +396,10 @@ def _timeline(store: Tally) -> list[TimelineSecond]:
 
 
 def _reference_figures(
-    reference: tuple[float, float, float], loop_per_check: float
+    reference: tuple[float, float, float], loop_per_check: float, tcp_share: float
 ) -> ReferenceFigures:
     seconds, get, connect = reference
-    mix = (get + connect) / 2
+    mix = get * (1 - tcp_share) + connect * tcp_share
     return ReferenceFigures(
         seconds=seconds,
         get_us=round(get * 1e6, 1),

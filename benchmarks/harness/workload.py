@@ -29,15 +29,17 @@ def build_config(
     db: Path,
     cluster: ClusterConfig | None = None,
 ) -> Config:
-    """The bench's config: ``options.services`` services, half tcp and half http,
-    spread over the target's ports; SQLite at ``db``; web off."""
+    """The bench's config: ``options.services`` services of ``options.kind`` (mixed:
+    half tcp, half http) spread over the target's ports; SQLite at ``db``; web off."""
     # The http type's default thresholds (status code table), as load.py would
     # merge them: the rules then do the work they do in production.
     http_thresholds = dict(check_type("http").thresholds)
     services: list[ServiceConfig] = []
     for i in range(options.services):
-        if i % 2 == 0:
-            port = tcp_ports[(i // 2) % len(tcp_ports)]
+        # Each kind's services spread over its ports in turn.
+        slot = i // 2 if options.kind == "mixed" else i
+        if options.is_tcp(i):
+            port = tcp_ports[slot % len(tcp_ports)]
             services.append(
                 ServiceConfig(
                     name=f"tcp-{i:06d}",
@@ -48,7 +50,7 @@ def build_config(
                 )
             )
         else:
-            port = http_ports[(i // 2) % len(http_ports)]
+            port = http_ports[slot % len(http_ports)]
             services.append(
                 ServiceConfig(
                     name=f"http-{i:06d}",

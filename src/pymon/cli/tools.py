@@ -44,10 +44,18 @@ def _checkout_on_path() -> None:
 @click.command()
 @click.option(
     "--services",
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=1),
     default=10_000,
     show_default=True,
-    help="Services to run, half tcp and half http.",
+    help="Services to run (of --type).",
+)
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["mixed", "tcp", "http"]),
+    default="mixed",
+    show_default=True,
+    help="What the services check: half tcp and half http, or one type only.",
 )
 @click.option(
     "--interval",
@@ -113,6 +121,7 @@ def _checkout_on_path() -> None:
 )
 def bench(
     services: int,
+    kind: str,
     interval: float,
     duration: float,
     warmup: float | None,
@@ -151,6 +160,7 @@ def bench(
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     options = BenchOptions(
         services=services,
+        kind="tcp" if kind == "tcp" else "http" if kind == "http" else "mixed",
         interval=interval,
         duration=duration,
         warmup=warmup,
