@@ -485,6 +485,29 @@ async def test_a_node_whose_config_differs_holds_no_shards_until_it_agrees(
     assert len(b.epochs) == 4
 
 
+async def test_a_reload_during_a_heartbeat_does_not_set_a_node_against_its_old_self(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reload lands while the heartbeat reads the nodes: the row just written still
+    # holds the old checksum. The node alone must not see a cluster that disagrees.
+    clock = FakeClock()
+    a, changes = member(store, clock, "a")
+    await a.start({})
+    read_nodes = store.nodes
+
+    async def nodes_then_reload() -> list[NodeRecord]:
+        found = await read_nodes()
+        a.config_changed("edited")
+        return found
+
+    monkeypatch.setattr(store, "nodes", nodes_then_reload)
+    await clock.advance(1)
+    await a.step()
+    assert a.problem is None
+    assert a.epochs == dict.fromkeys(range(8), 1)
+    assert all(lost == set() for _, lost in changes.calls)
+
+
 async def test_a_sqlite_file_is_refused_to_a_node_of_another_machine(store: SqlStore) -> None:
     clock = FakeClock()
     a, _ = member(store, clock, "a")

@@ -368,9 +368,12 @@ class Membership:
     ) -> Plan:
         """:func:`plan` among the live nodes that run the cluster's config; a node whose
         config differs holds no shards (it would check with other settings)."""
-        running = [n for n in nodes if n.name in live]
+        me = self.node
+        # This node as it is now, not as its last beat wrote it: a reload between that
+        # read and this decision would otherwise set it against its own old config.
+        running = [me if n.name == me.name else n for n in nodes if n.name in live]
         agreed = cluster_checksum(running)
-        mine = self.node.config_checksum
+        mine = me.config_checksum
         if mine != agreed:
             if self.problem is None:
                 log.error(
