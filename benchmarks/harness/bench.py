@@ -106,8 +106,8 @@ async def _measure(
         return build_config(options, target.tcp_ports, target.http_ports, workdir / "bench.db")
 
     say(
-        f"{options.services} services ({(options.services + 1) // 2} tcp, "
-        f"{options.services // 2} http) every {options.interval:g}s; "
+        f"{options.services} services ({options.tcp_services} tcp, "
+        f"{options.services - options.tcp_services} http) every {options.interval:g}s; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
     measured = await measure(options, config, after_warmup, say, target=target)

@@ -204,8 +204,9 @@ async def measure_workers(
         for i in range(1, n + 1)
     ]
     say(
-        f"{options.services} services ({(options.services + 1) // 2} tcp, "
-        f"{options.services // 2} http) every {options.interval:g}s on {n} workers; "
+        f"{options.services} services ({options.tcp_services} tcp, "
+        f"{options.services - options.tcp_services} http) every {options.interval:g}s "
+        f"on {n} workers; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
     origin = time.time()

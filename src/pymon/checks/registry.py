@@ -15,7 +15,6 @@ unexpected exception into a result are done here, in :func:`run_check`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 
 from pymon.checks import dns, ftp, heartbeat, http, ping, plugin, process, smtp, tcp, tls
 from pymon.checks.base import CheckContext
+from pymon.checks.deadlines import within
 from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
@@ -108,8 +108,7 @@ async def run_check(kind: CheckType, spec: CheckSpec, ctx: CheckContext) -> Chec
     started_at = ctx.clock.time()
     t0 = ctx.clock.monotonic()
     try:
-        async with asyncio.timeout(ctx.timeout):
-            result = await kind.run(spec, ctx)
+        result = await within(ctx.timeout, kind.run(spec, ctx))
     except TimeoutError:
         result = CheckResult(Status.FAILED, f"timed out after {ctx.timeout:g}s while {ctx.stage}")
     except CheckSetupError as exc:
