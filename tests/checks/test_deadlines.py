@@ -43,29 +43,28 @@ async def test_many_checks_share_a_slot_and_only_the_slow_ones_time_out() -> Non
     assert results == ["timed out", "ok"] * 100
 
 
-async def test_a_cancellation_from_elsewhere_is_not_turned_into_a_timeout() -> None:
+async def waiting_check(seconds: float) -> asyncio.Task[None]:
+    """A task in a check that waits forever under a ``seconds`` timeout, once waiting."""
     started = asyncio.Event()
 
     async def check() -> None:
         started.set()
-        await within(10.0, asyncio.Event().wait())
+        await within(seconds, asyncio.Event().wait())
 
     task = asyncio.create_task(check())
     await started.wait()
+    return task
+
+
+async def test_a_cancellation_from_elsewhere_is_not_turned_into_a_timeout() -> None:
+    task = await waiting_check(10.0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
 
 async def test_a_cancellation_together_with_the_deadline_stays_a_cancellation() -> None:
-    started = asyncio.Event()
-
-    async def check() -> None:
-        started.set()
-        await within(10.0, asyncio.Event().wait())
-
-    task = asyncio.create_task(check())
-    await started.wait()
+    task = await waiting_check(10.0)
     # Both before the task runs again: a cancel from elsewhere, and every deadline
     # slot fired now (the module's own timers, driven by hand to make them meet).
     task.cancel()
