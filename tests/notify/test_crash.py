@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mail import MailSink, ReceivedMail
-from tests.support.servers import free_port, refused_port
+from tests.support.servers import refused_port, reserved_port
 from tests.test_cli import get, start, wait_api
 
 
@@ -68,7 +68,7 @@ def restart_until_delivered(cfg: Path, db: Path, api: str) -> None:
 @pytest.mark.slow
 def test_kill_9_before_delivery_then_restart_sends_exactly_one(tmp_path: Path) -> None:
     sink = MailSink()  # not serving yet: every attempt is refused
-    web = free_port()
+    web = reserved_port()
     db = tmp_path / "p.db"
     cfg = tmp_path / "p.yaml"
     write_config(cfg, db, web, sink)
@@ -105,7 +105,7 @@ def test_kill_9_after_the_250_with_the_store_locked_sends_exactly_one(tmp_path: 
     # The server took the mail, but the delivered mark cannot be committed: another
     # process holds SQLite's write lock (a backup, a batch flush). A kill -9 now must
     # not send the mail again at the next start: the journal has it.
-    web = free_port()
+    web = reserved_port()
     db = tmp_path / "p.db"
     cfg = tmp_path / "p.yaml"
     holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False, timeout=30)
@@ -146,7 +146,7 @@ def test_kill_9_before_the_250_is_read_sends_exactly_one(tmp_path: Path) -> None
     # The server has kept the mail and is about to answer 250 when pymon is killed.
     # Nothing in pymon's own process could note that answer; its courier process
     # still reads it and journals it, so the next start does not send it again.
-    web = free_port()
+    web = reserved_port()
     db = tmp_path / "p.db"
     cfg = tmp_path / "p.yaml"
     running: list[subprocess.Popen[str]] = []

@@ -11,8 +11,8 @@ resolver and constructor, so a value reads exactly as ruamel reads it.
 Anything else gives None and the document goes through ruamel, which then decides
 the values, the lines and the messages: an error of any kind, a tag, an anchor or
 alias, a merge key, a key that is not a scalar, a duplicate key, a ``%`` directive,
-more than one document, a timestamp, or no libyaml at all (PyYAML built without
-it). ``tests/config/test_fastread.py`` holds the two paths to the same results.
+more than one document, or no libyaml at all (PyYAML built without it).
+``tests/config/test_fastread.py`` holds the two paths to the same results.
 """
 
 from __future__ import annotations

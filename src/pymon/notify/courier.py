@@ -130,14 +130,13 @@ class _Process:
             if not self.alive:
                 raise DeliveryError("the e-mail courier process has ended")
             self.jobs[job.id] = waiting
-        rights = (
-            []
-            if journal is None
-            else [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(struct.pack("i", journal)))]
-        )
         try:
             with self._send:
-                sent = self.sock.sendmsg([frame], rights)
+                sent = (
+                    self.sock.send(frame)
+                    if journal is None
+                    else socket.send_fds(self.sock, [frame], [journal])
+                )
                 if sent < len(frame):
                     self.sock.sendall(frame[sent:])
         except OSError as exc:

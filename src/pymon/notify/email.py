@@ -14,7 +14,6 @@ courier process (``notify/courier.py``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from email.headerregistry import BaseHeader, HeaderRegistry, UniqueUnstructuredHeader
 from email.message import EmailMessage
@@ -26,8 +25,8 @@ from pymon.model import Notice
 from pymon.notify import tokens
 from pymon.notify.base import NoticeContext
 from pymon.notify.courier import deliver
+from pymon.notify.smtp import mail_line
 from pymon.notify.templates import Templates
-from pymon.text import one_line
 
 __all__ = ["SUBJECT_MAX", "EmailSender"]
 
@@ -72,10 +71,6 @@ _HEADERS.map_to_type("subject", _Subject)
 # CRLF line ends, and bodies in quoted-printable or base64 rather than raw 8-bit:
 # a relay that does not offer 8BITMIME must still carry them intact.
 _POLICY = SMTP.clone(cte_type="7bit", header_factory=_HEADERS)
-# Text for a header or a log line: control and format characters (bidi overrides
-# too) made spaces; private-use and newer characters (emoji Python's Unicode
-# tables do not know yet) kept. Cut with one character of ellipsis.
-_one_line = functools.partial(one_line, ellipsis="…", blank=frozenset({"Cc", "Cf"}))
 
 
 class EmailSender:
@@ -116,13 +111,13 @@ class EmailSender:
         message["Auto-Submitted"] = "auto-generated"
         # Exchange ignores Auto-Submitted; this keeps its out-of-office replies away.
         message["X-Auto-Response-Suppress"] = "All"
-        message["X-Pymon-Service"] = _one_line(ctx.service_uri, _HEADER_VALUE_MAX)
+        message["X-Pymon-Service"] = mail_line(ctx.service_uri, _HEADER_VALUE_MAX)
         message["X-Pymon-Status"] = status
         if notice.incident is not None:
-            message["X-Pymon-Incident"] = _one_line(notice.incident, _HEADER_VALUE_MAX)
+            message["X-Pymon-Incident"] = mail_line(notice.incident, _HEADER_VALUE_MAX)
         if ctx.ack_token:
             message["X-Pymon-Token"] = ctx.ack_token
-        message["X-Pymon-Notice"] = _one_line(notice.key, _HEADER_VALUE_MAX)
+        message["X-Pymon-Notice"] = mail_line(notice.key, _HEADER_VALUE_MAX)
         message.set_content(text, subtype="plain", charset="utf-8")
         message.add_alternative(html, subtype="html", charset="utf-8")
         return message
@@ -140,10 +135,10 @@ class EmailSender:
         """Nothing to release: each send opens and closes its own SMTP session."""
 
     def _subject(self, notice: Notice, ctx: NoticeContext) -> str:
-        origin = _one_line(ctx.organization or ctx.host, 60)
+        origin = mail_line(ctx.organization or ctx.host, 60)
         status = notice.status.value.upper()
-        subject = f"[{origin}] {status}: {_one_line(notice.service)} - {_one_line(notice.message)}"
-        return _one_line(subject, SUBJECT_MAX)
+        subject = f"[{origin}] {status}: {mail_line(notice.service)} - {mail_line(notice.message)}"
+        return mail_line(subject, SUBJECT_MAX)
 
     def _message_id(self, key: str, ctx: NoticeContext) -> str:
         return tokens.message_id(key, self.name, ctx.ack_token, self._domain)

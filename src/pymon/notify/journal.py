@@ -148,7 +148,7 @@ class Journal:
                 fd = os.open(other, os.O_RDWR | os.O_CLOEXEC)
             except OSError:
                 continue
-            taken = _lock(fd, deadline if _writer_gone(other) else 0.0, other)
+            taken = _take_lock(fd, deadline if _writer_gone(other) else 0.0, other)
             # Read once locked, when the lock is had: its courier's last line is in.
             owner, lines = _read(other)
             outcomes.extend(lines)  # recording a delivery twice is harmless
@@ -213,7 +213,7 @@ class Journal:
         if self._fd is not None:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        if not _lock(fd, deadline, self.path):
+        if not _take_lock(fd, deadline, self.path):
             log.error(
                 "outbox: %s is locked: is another process running as node %s?",
                 self.path,
@@ -238,7 +238,7 @@ class Journal:
             log.error("outbox: cannot empty %s: %s", self.path, exc)
 
 
-def _lock(fd: int, deadline: float, path: Path) -> bool:
+def _take_lock(fd: int, deadline: float, path: Path) -> bool:
     """Take the exclusive lock of ``fd``, waiting for it until ``deadline``
     (monotonic; the past: no wait); whether it was taken."""
     told = False

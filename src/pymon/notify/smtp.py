@@ -23,7 +23,7 @@ import aiosmtplib
 from pymon.notify.base import DeliveryError
 from pymon.text import one_line
 
-__all__ = ["Server", "SmtpSettings", "send_message"]
+__all__ = ["Server", "SmtpSettings", "mail_line", "send_message"]
 
 log = logging.getLogger("pymon.notify")
 
@@ -32,7 +32,10 @@ _E = TypeVar("_E", bound=BaseException)
 # Server replies end up in logs and the web UI; a hostile server can send a lot.
 _REPLY_MAX = 200
 
-_one_line = functools.partial(one_line, ellipsis="…", blank=frozenset({"Cc", "Cf"}))
+# Text for a header or a log line: control and format characters (bidi overrides
+# too) made spaces; private-use and newer characters (emoji Python's Unicode
+# tables do not know yet) kept. Cut with one character of ellipsis.
+mail_line = functools.partial(one_line, ellipsis="…", blank=frozenset({"Cc", "Cf"}))
 
 
 class SmtpSettings(Protocol):
@@ -186,10 +189,10 @@ def _reason(config: SmtpSettings, exc: BaseException) -> tuple[str, bool]:
         return f"timed out after {config.timeout:g}s", False
     certificate = _find(exc, ssl.SSLCertVerificationError)
     if certificate is not None:
-        return f"TLS certificate not trusted: {_one_line(certificate.verify_message)}", False
+        return f"TLS certificate not trusted: {mail_line(certificate.verify_message)}", False
     tls = _find(exc, ssl.SSLError)
     if tls is not None:
-        reason = _one_line(tls.reason or str(tls), _REPLY_MAX)
+        reason = mail_line(tls.reason or str(tls), _REPLY_MAX)
         if reason == "WRONG_VERSION_NUMBER":
             reason += " (the server does not speak TLS here: tls is for port 465, starttls for 587)"
         return f"TLS handshake failed: {reason}", False
@@ -199,7 +202,7 @@ def _reason(config: SmtpSettings, exc: BaseException) -> tuple[str, bool]:
     if unresolved is not None:
         return f"cannot resolve {config.host}: {unresolved.strerror or unresolved}", False
     if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return f"server closed the connection ({_one_line(exc.message, _REPLY_MAX)})", False
+        return f"server closed the connection ({mail_line(exc.message, _REPLY_MAX)})", False
     if isinstance(exc, aiosmtplib.SMTPException):
         if "STARTTLS extension not supported" in exc.message:
             return "STARTTLS is required (tls: starttls) but the server does not offer it", False
@@ -208,15 +211,15 @@ def _reason(config: SmtpSettings, exc: BaseException) -> tuple[str, bool]:
             return f"cannot log in: the server does not offer AUTH{hint}", False
         cause = _find_outside_smtp(exc)
         if cause is None:
-            return _one_line(exc.message, _REPLY_MAX), False
+            return mail_line(exc.message, _REPLY_MAX), False
         exc = cause
     if isinstance(exc, OSError):
-        return _one_line(exc.strerror or str(exc), _REPLY_MAX), False
-    return f"{type(exc).__name__}: {_one_line(str(exc), _REPLY_MAX)}", False
+        return mail_line(exc.strerror or str(exc), _REPLY_MAX), False
+    return f"{type(exc).__name__}: {mail_line(str(exc), _REPLY_MAX)}", False
 
 
 def _reply(code: int, message: str) -> str:
-    return f"{code} {_one_line(message, _REPLY_MAX)}"
+    return f"{code} {mail_line(message, _REPLY_MAX)}"
 
 
 def _find(exc: BaseException, kind: type[_E]) -> _E | None:
