@@ -16,7 +16,14 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 
-__all__ = ["GC_THRESHOLD", "LoopFactory", "loop_factory", "relaxed_gc", "setup_logging"]
+__all__ = [
+    "GC_THRESHOLD",
+    "LoopFactory",
+    "loop_factory",
+    "paused_gc",
+    "relaxed_gc",
+    "setup_logging",
+]
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
@@ -44,6 +51,24 @@ def relaxed_gc() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Run the block with the cyclic collector off, for work that builds and keeps.
+
+    A config load makes millions of objects, none of them garbage; the collector,
+    set off by their count, walked them all again and again: a third of the time of
+    a 100,000-service load (docs/performance.md). Reference counting still frees
+    what dies; a collector already off stays off.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def loop_factory() -> tuple[LoopFactory | None, str]:

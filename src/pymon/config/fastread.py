@@ -17,12 +17,15 @@ more than one document, or no libyaml at all (PyYAML built without it).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.scalarbool import ScalarBoolean
+
+from pymon.config.tree import KeyPath
 
 try:
     from yaml import _yaml
@@ -42,7 +45,7 @@ try:
 except ImportError:  # PyYAML without its C extension: ruamel reads everything
     _CParser = None
 
-__all__ = ["Lined", "LinedMap", "LinedSeq", "key_text", "read_plain"]
+__all__ = ["Plain", "key_text", "plain_scalar", "read_plain"]
 
 _CORE: Final = "tag:yaml.org,2002:"
 _STR: Final = _CORE + "str"
@@ -53,28 +56,40 @@ _MERGE: Final = "<<"
 
 
 @dataclass(slots=True)
-class LinedMap:
-    """A mapping: each key's text and 1-based line, and its values in order."""
+class Plain:
+    """A document as plain Python, with the line of each key and item.
 
-    keys: list[tuple[str, int]] = field(default_factory=list)
-    values: list[Lined] = field(default_factory=list)
+    ``data``: dicts, lists, text, numbers, booleans and None (a date as its ISO text);
+    ``lines``: the 1-based line of each key path; ``texts``: the paths of the strings
+    holding a ``$``, the only ones ``${VAR}`` interpolation can change.
+    """
 
-
-@dataclass(slots=True)
-class LinedSeq:
-    """A list: each item's 1-based line, and the items in order."""
-
-    lines: list[int] = field(default_factory=list)
-    values: list[Lined] = field(default_factory=list)
+    data: Any
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    texts: list[KeyPath] = field(default_factory=list)
 
 
-# Scalars are as ruamel's round-trip constructor makes them (``ScalarInt``,
-# ``ScalarBoolean``, ``TimeStamp``...): ``reading._Walk`` makes them plain.
-Lined = LinedMap | LinedSeq | Any
+def plain_scalar(value: Any) -> Any:
+    """A scalar of ruamel's (``ScalarInt``, ``ScalarBoolean``, ``TimeStamp``...) as
+    plain Python."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, ScalarBoolean | bool):  # ScalarBoolean (an anchored bool) is an int
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dt.date):  # also datetime; the models want text, as written
+        return value.isoformat()
+    return value
 
 
 class _NotPlain(Exception):
     """The document needs ruamel (see the module's docstring)."""
+
+
+_UNSET: Final = object()
 
 
 class _Reader:
@@ -96,79 +111,105 @@ class _Reader:
         table = yaml.resolver.versioned_resolver
         self._by_first: dict[str, list[tuple[Any, Any]]] = table
         self._general: list[tuple[Any, Any]] = list(table.get(None, []))
+        # A config repeats its words (types, hosts, keys) thousands of times: each
+        # plain scalar is resolved once. Every value kept is immutable.
+        self._values: dict[str, Any] = {}
+        self._keys: dict[tuple[str, bool], str] = {}
+        self.out = Plain(None)
 
-    def document(self) -> Lined:
+    def document(self) -> Plain:
         if not isinstance(self._next(), StreamStartEvent):
             raise _NotPlain
         start = self._next()
         if not isinstance(start, DocumentStartEvent) or start.version or start.tags:
             raise _NotPlain
-        value = self._value(self._next())
+        self.out.data = self._value(self._next(), ())
         if not isinstance(self._next(), DocumentEndEvent):
             raise _NotPlain
         if not isinstance(self._next(), StreamEndEvent):
             raise _NotPlain  # more than one document
-        return value
+        return self.out
 
-    def _value(self, event: Any) -> Lined:
+    def _value(self, event: Any, path: KeyPath) -> Any:
         # Aliases have no anchor attribute of this kind; every other node may.
         if getattr(event, "anchor", None) is not None:
             raise _NotPlain
         if isinstance(event, ScalarEvent):
-            return self._scalar(event)
+            value = self._scalar(event)
+            if isinstance(value, str) and "$" in value:
+                self.out.texts.append(path)
+            return value
         if event.tag is not None:
             raise _NotPlain
         if isinstance(event, MappingStartEvent):
-            return self._mapping()
+            return self._mapping(path)
         if isinstance(event, SequenceStartEvent):
-            return self._sequence()
+            return self._sequence(path)
         raise _NotPlain  # an alias
 
-    def _scalar(self, event: Any) -> Lined:
+    def _scalar(self, event: Any) -> Any:
         if event.tag is not None:
             raise _NotPlain
-        tag = self._tag(event.value, event.implicit[0])
+        text: str = event.value
+        if not event.implicit[0]:
+            return text  # quoted (or a block): text, whatever it says
+        value = self._values.get(text, _UNSET)
+        if value is _UNSET:
+            value = self._values[text] = plain_scalar(self._construct(text, event.style))
+        return value
+
+    def _construct(self, text: str, style: Any) -> Any:
+        """A plain scalar as ruamel's round trip makes it."""
+        tag = self._tag(text)
         if tag == _STR:
-            return str(event.value)
+            return text
         if tag not in _BUILT:
             raise _NotPlain
-        node = ScalarNode(tag, event.value, style=event.style)
+        node = ScalarNode(tag, text, style=style)
         direct = self._direct.get(tag)
         if direct is not None:
             return direct(self._constructor, node)
         return self._constructor.construct_object(node, deep=True)
 
-    def _tag(self, value: str, plain: bool) -> str:
-        """The tag ruamel's resolver gives a scalar written ``value``: only a plain
-        (unquoted) one is looked at; quoted text is text."""
-        if plain:
-            for tag, pattern in (*self._by_first.get(value[:1], ()), *self._general):
-                if pattern.match(value):
-                    return str(tag)
+    def _tag(self, text: str) -> str:
+        """The tag ruamel's resolver gives a plain (unquoted) scalar written ``text``."""
+        for tag, pattern in (*self._by_first.get(text[:1], ()), *self._general):
+            if pattern.match(text):
+                return str(tag)
         return _STR
 
-    def _mapping(self) -> LinedMap:
-        out = LinedMap()
-        seen: set[str] = set()
+    def _key(self, event: Any) -> str:
+        """A mapping key's text as the config's key paths name it (``1``, ``true``...)."""
+        if not isinstance(event, ScalarEvent) or event.anchor is not None or event.tag is not None:
+            raise _NotPlain
+        plain = bool(event.implicit[0])
+        name = self._keys.get((event.value, plain))
+        if name is None:
+            written = self._construct(event.value, event.style) if plain else event.value
+            if written == _MERGE and plain:
+                raise _NotPlain
+            name = self._keys[event.value, plain] = key_text(written)
+        return name
+
+    def _mapping(self, path: KeyPath) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        lines = self.out.lines
         while not isinstance(key := self._next(), MappingEndEvent):
-            if not isinstance(key, ScalarEvent) or key.anchor is not None:
-                raise _NotPlain
-            written = self._scalar(key)
-            if written == _MERGE and key.implicit[0]:
-                raise _NotPlain
-            name = key_text(written)
-            if name in seen:
+            name = self._key(key)
+            if name in out:
                 raise _NotPlain  # ruamel says which key, and where
-            seen.add(name)
-            out.keys.append((name, _line(key)))
-            out.values.append(self._value(self._next()))
+            where = (*path, name)
+            lines[where] = _line(key)
+            out[name] = self._value(self._next(), where)
         return out
 
-    def _sequence(self) -> LinedSeq:
-        out = LinedSeq()
+    def _sequence(self, path: KeyPath) -> list[Any]:
+        out: list[Any] = []
+        lines = self.out.lines
         while not isinstance(item := self._next(), SequenceEndEvent):
-            out.lines.append(_line(item))
-            out.values.append(self._value(item))
+            where = (*path, len(out))
+            lines[where] = _line(item)
+            out.append(self._value(item, where))
         return out
 
 
@@ -187,9 +228,9 @@ def key_text(key: Any) -> str:
     return "null" if key is None else str(key)
 
 
-def read_plain(text: str) -> Lined | None:
-    """The value of ``text`` with the line of every key and item, if it is plain YAML
-    that libyaml reads; None when ruamel must read it (then it may still be valid)."""
+def read_plain(text: str) -> Plain | None:
+    """``text`` as plain Python with the line of every key and item, if it is plain
+    YAML that libyaml reads; None when ruamel must read it (then it may still be valid)."""
     if _CParser is None or not text.strip():
         return None
     try:

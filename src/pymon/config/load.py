@@ -25,6 +25,7 @@ rules this implements.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pymon.checks import REGISTRY
+from pymon.checks.spec import CheckSpec
 from pymon.config.crosscheck import check_channels, check_reply_channel, check_services
 from pymon.config.defaults import Inheritance, read_defaults
 from pymon.config.includes import include
@@ -42,6 +44,7 @@ from pymon.config.schema import Config, Defaults, ServiceCommon, ServiceConfig
 from pymon.config.tree import KeyPath, Tree
 from pymon.config.validation import validate
 from pymon.errors import ConfigError, ConfigIssue
+from pymon.tuning import paused_gc
 
 __all__ = [
     "DEMO_CONFIG",
@@ -105,14 +108,15 @@ def _load(
 ) -> Config:
     """One load: ``own`` is the file itself, ``start`` where relative include globs start."""
     tree = Tree(source)
-    config = _build(
-        tree,
-        text,
-        checksum,
-        os.environ if env is None else env,
-        Path.cwd() if start is None else start,
-        own,
-    )
+    with paused_gc():
+        config = _build(
+            tree,
+            text,
+            checksum,
+            os.environ if env is None else env,
+            Path.cwd() if start is None else start,
+            own,
+        )
     if tree.issues or config is None:
         raise tree.error()
     return config
@@ -191,23 +195,28 @@ def _service(tree: Tree, raw: Any, path: KeyPath, inheritance: Inheritance) -> S
         # A missing or non-string type is reported by ServiceCommon's validation below.
         known = ", ".join(sorted(REGISTRY))
         tree.issue((*path, "type"), f"unknown check type {kind_name!r} (known: {known})")
-    common_keys = ServiceCommon.key_order
-    given = {k: v for k, v in raw.items() if k in common_keys}
-    common = validate(tree, ServiceCommon, given, path, order=common_keys)
+    given = {k: v for k, v in raw.items() if k in _COMMON_KEYS}
+    common = validate(tree, ServiceCommon, given, path, order=ServiceCommon.key_order)
     if kind is None:
         # Without a known type its own keys cannot be judged; saying "unknown key"
         # for each of them would only bury the real problem.
         return None
-    own = {k: v for k, v in raw.items() if k not in common_keys}
+    own = {k: v for k, v in raw.items() if k not in _COMMON_KEYS}
     spec = validate(
-        tree,
-        kind.spec,
-        {**inheritance.own(kind), **own},
-        path,
-        allowed=[*kind.spec.model_fields, *common_keys],
+        tree, kind.spec, {**inheritance.own(kind), **own}, path, allowed=_allowed(kind.spec)
     )
     if common is None or spec is None:
         return None
+    # A model's __dict__ holds its fields (dict(model) is pydantic's slower iterator).
     return ServiceConfig.model_validate(
-        {**dict(common), **inherit(inheritance.inherited(kind), common), "check": spec}
+        {**common.__dict__, **inherit(inheritance.inherited(kind), common), "check": spec}
     )
+
+
+_COMMON_KEYS: Final = frozenset(ServiceCommon.key_order)
+
+
+@functools.cache
+def _allowed(spec: type[CheckSpec]) -> tuple[str, ...]:
+    """The keys a service whose type has ``spec`` may have, as an unknown key is told them."""
+    return (*spec.model_fields, *ServiceCommon.key_order)

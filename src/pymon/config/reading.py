@@ -14,7 +14,6 @@ own errors for those are tracebacks, not messages.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -24,9 +23,8 @@ from ruamel.yaml.comments import merge_attrib
 from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.scalarbool import ScalarBoolean
 
-from pymon.config.fastread import Lined, LinedMap, LinedSeq, key_text, read_plain
+from pymon.config.fastread import key_text, plain_scalar, read_plain
 from pymon.config.interpolation import interpolate
 from pymon.config.messages import SECRET_KEYS, format_path
 from pymon.config.tree import KeyPath, Tree
@@ -147,8 +145,17 @@ def read(tree: Tree, text: str, env: Mapping[str, str]) -> bool:
     """
     fast = read_plain(text)
     if fast is not None:
+        tree.lines = fast.lines
         walk = _Walk(tree, env)
-        tree.data = walk.lined(fast, (), 1)
+        # The document in a box, so that a path is never empty (a lone "$x" is a document).
+        box: list[Any] = [fast.data]
+        for at in fast.texts:
+            holder: Any = box
+            last: str | int = 0
+            for part in at:
+                holder, last = holder[last], part
+            holder[last] = walk.text(holder[last], at)
+        tree.data = box[0]
         return True
     line: int | None = None
     path = ""
@@ -240,36 +247,11 @@ class _Walk:
 
     def _scalar(self, node: Any, path: KeyPath) -> Any:
         """A scalar of ruamel's as plain Python."""
-        if isinstance(node, str):
-            return self._interpolate(str(node), path)
-        if isinstance(node, ScalarBoolean | bool):  # ScalarBoolean (an anchored bool) is an int
-            return bool(node)
-        if isinstance(node, int):
-            return int(node)
-        if isinstance(node, float):
-            return float(node)
-        if isinstance(node, dt.date):  # also datetime; the models want text, as written
-            return node.isoformat()
-        return node
+        value = plain_scalar(node)
+        return self.text(value, path) if isinstance(value, str) else value
 
-    def lined(self, value: Lined, path: KeyPath, line: int) -> Any:
-        """A :func:`read_plain` value as plain Python; records the line of each key and
-        item beneath it, as :meth:`plain` does."""
-        if isinstance(value, LinedMap):
-            out: dict[str, Any] = {}
-            for (name, key_line), item in zip(value.keys, value.values, strict=True):
-                self.tree.lines[(*path, name)] = key_line
-                out[name] = self.lined(item, (*path, name), key_line)
-            return out
-        if isinstance(value, LinedSeq):
-            items: list[Any] = []
-            for i, (item_line, item) in enumerate(zip(value.lines, value.values, strict=True)):
-                self.tree.lines[(*path, i)] = item_line
-                items.append(self.lined(item, (*path, i), item_line))
-            return items
-        return self._scalar(value, path)
-
-    def _interpolate(self, text: str, path: KeyPath) -> str:
+    def text(self, text: str, path: KeyPath) -> str:
+        """A string value at ``path`` with its ``${VAR}`` references interpolated."""
         done = interpolate(text, self.env)
         if done.from_env:
             self.tree.written[path] = text
