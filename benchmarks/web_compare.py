@@ -15,7 +15,7 @@ takes turns: each request or page load goes to every tree in turn, the first tre
 changing every round, so a busy moment of the machine falls on all of them alike.
 
 ``requests``
-    ``GET /api/v1/services?limit=N`` and ``GET /services``, ``--requests`` each per
+    ``GET /api/v1/services?limit=N``, ``GET /services`` and ``GET /``, ``--requests`` each per
     tree: the **server time** (:class:`benchmarks.web.ServerTimer`, arrival to last
     body byte) p50/p99, the client's time p50, the size. The trees after the first
     also answer ``fields=name,status,last_check`` and ``format=ndjson`` (the first
@@ -165,6 +165,7 @@ async def time_requests(trees: Sequence[Tree], services: int, count: int) -> dic
         ),
         "API, NDJSON": (f"/api/v1/services?limit={services}&format=ndjson", True),
         "services page": ("/services", False),
+        "overview page": ("/", False),
     }
     figures: dict[str, Any] = {}
     async with httpx.AsyncClient(timeout=120) as client:
