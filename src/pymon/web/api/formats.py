@@ -36,9 +36,13 @@ __all__ = [
 ]
 
 Format = Literal["json", "ndjson"]
+"""What the ``format`` parameter takes."""
 
 JSON = "application/json"
+"""The media type of the JSON answer."""
+
 NDJSON = "application/x-ndjson"
+"""The media type of the NDJSON answer."""
 
 NDJSON_LINE: dict[str, Any] = {
     "type": "object",
