@@ -69,12 +69,17 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pct(samples: Sequence[float], p: float) -> float:
+def percentile_ms(samples: Sequence[float], p: float) -> float:
     """Nearest-rank percentile of ``samples`` (seconds), in milliseconds."""
     if not samples:
         return math.nan
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))] * 1000
+
+
+SAMPLES_PATH = "/__bench/samples"
+"""Where a :class:`ServerTimer` answers its samples (and forgets them): how a benchmark
+in another process reads them."""
 
 
 class ServerTimer:
@@ -85,6 +90,13 @@ class ServerTimer:
         self.samples: list[float] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == SAMPLES_PATH:
+            body = json.dumps(self.samples).encode()
+            self.samples.clear()
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         if scope["type"] != "http" or scope["path"].endswith("/stream"):
             await self.app(scope, receive, send)
             return
@@ -170,10 +182,10 @@ async def time_requests(
                 "path": path,
                 "status": answer.status_code,
                 "bytes": len(answer.content),
-                "server_p50_ms": round(_pct(timer.samples, 50), 2),
-                "server_p99_ms": round(_pct(timer.samples, 99), 2),
-                "client_p50_ms": round(_pct(seen, 50), 2),
-                "client_p99_ms": round(_pct(seen, 99), 2),
+                "server_p50_ms": round(percentile_ms(timer.samples, 50), 2),
+                "server_p99_ms": round(percentile_ms(timer.samples, 99), 2),
+                "client_p50_ms": round(percentile_ms(seen, 50), 2),
+                "client_p99_ms": round(percentile_ms(seen, 99), 2),
             }
     return figures
 
@@ -220,8 +232,8 @@ async def fan_out(
         "frames_received": frames,
         "frames_expected": expected * clients,
         "dropped_clients": result["ended_early"],
-        "latency_p50_ms": round(_pct(latencies, 50), 1),
-        "latency_p99_ms": round(_pct(latencies, 99), 1),
+        "latency_p50_ms": round(percentile_ms(latencies, 50), 1),
+        "latency_p99_ms": round(percentile_ms(latencies, 99), 1),
         "server_cpu_s": round(cpu, 3),
         "server_cpu_share": round(cpu / wall, 3),
         "server_cpu_per_change_us": round(cpu / expected * 1e6, 1),

@@ -16,6 +16,7 @@ from pymon import __version__
 from pymon.errors import CommandRefused, UnknownService
 from pymon.web import api, pages, stream
 from pymon.web.auth import AuthMiddleware, log_write_policy
+from pymon.web.fragments import ServiceFragments
 from pymon.web.metrics import router as metrics_router
 from pymon.web.proxy import ProxyMiddleware
 
@@ -36,6 +37,8 @@ def create_app(port: EnginePort) -> FastAPI:
         redoc_url=None,
     )
     app.state.port = port
+    # Each service's JSON, kept between listings (GET /api/v1/services).
+    app.state.fragments = ServiceFragments()
     # Starlette runs the last added middleware first: proxy headers, then credentials
     # (an unauthenticated write is refused there, before its body is read, and the
     # body is capped).

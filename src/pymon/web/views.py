@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pymon.engine.maintenance import active_at
+from pymon.model import ServiceState
 
 if TYPE_CHECKING:
     from pymon.config.windows import MaintenanceWindow
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pymon.store.base import Delivery
 
 __all__ = [
+    "SERVICE_FIELDS",
     "delivery_json",
     "incident_json",
     "node_json",
@@ -38,6 +40,14 @@ def incident_json(incident: Incident | None) -> dict[str, Any] | None:
     if incident is None:
         return None
     return {k: v for k, v in incident.to_dict().items() if k not in _INCIDENT_UNSHOWN}
+
+
+SERVICE_FIELDS = (
+    *ServiceState("").to_dict(),
+    *("acknowledged", "escalated", "type", "description", "enabled", "interval", "tags", "node"),
+)
+"""The keys of :func:`service_json`, in its order (``incident``, the state's id there,
+becomes the incident itself)."""
 
 
 def service_json(view: ServiceView) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import importlib.util
 import json
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,8 +89,10 @@ def config_text(
     base_path: str = "",
     auth: Mapping[str, Any] | None = None,
     proxied: bool = False,
+    extra: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The suite's config as JSON (which YAML reads as is): no quoting of hostile names."""
+    """The suite's config as JSON (which YAML reads as is): no quoting of hostile names.
+    ``extra`` services come after the suite's own."""
     web: dict[str, Any] = {"listen": f"127.0.0.1:{port}", "base_path": base_path}
     if proxied:
         # Trusting a proxy on loopback ends the loopback rule: writes then need a login.
@@ -115,7 +117,8 @@ def config_text(
                 "tags": tags,
             }
             for name, _, tags in SERVICES
-        ],
+        ]
+        + list(extra),
     }
     return json.dumps(config, indent=2)
 
@@ -146,18 +149,25 @@ StartPymon = Callable[..., Awaitable[Running]]
 async def start_pymon(
     tmp_path: Path, targets: Targets, browser_ready: None
 ) -> AsyncIterator[StartPymon]:
-    """``await start_pymon(base_path=..., auth=..., proxied=...)``: a running ``pymon run``."""
+    """``await start_pymon(base_path=..., auth=..., proxied=..., extra=...)``: a running
+    ``pymon run``."""
     started: list[Running] = []
 
     async def start(
-        *, base_path: str = "", auth: Mapping[str, Any] | None = None, proxied: bool = False
+        *,
+        base_path: str = "",
+        auth: Mapping[str, Any] | None = None,
+        proxied: bool = False,
+        extra: Sequence[Mapping[str, Any]] = (),
     ) -> Running:
         port = free_port()
         work = tmp_path / f"pymon-{len(started)}"
         work.mkdir()
         config = work / "pymon.yaml"
         config.write_text(
-            config_text(work, port, targets, base_path=base_path, auth=auth, proxied=proxied)
+            config_text(
+                work, port, targets, base_path=base_path, auth=auth, proxied=proxied, extra=extra
+            )
         )
         log = work / "pymon.log"
         with log.open("wb") as out:

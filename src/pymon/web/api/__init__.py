@@ -18,8 +18,9 @@ OpenAPI document lists them so):
 * ``nodes``: the cluster's nodes;
 * ``system``: a job's heartbeat push, reload, the running config, ``/healthz``.
 
-``common`` holds what they share (the read dependency, field errors, pagination);
-the JSON shapes are in :mod:`pymon.web.views`.
+``common`` holds what they share (the read dependency, field errors, pagination),
+``formats`` how the list of services is answered (JSON or NDJSON, ``fields=``); the
+JSON shapes are in :mod:`pymon.web.views`.
 """
 
 from __future__ import annotations

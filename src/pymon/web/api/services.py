@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pymon.durations import parse_duration
 from pymon.web.api.common import READ, Limit, Offset, bad_field, errors, page
+from pymon.web.api.formats import (
+    NDJSON,
+    NDJSON_LINE,
+    Format,
+    chosen_format,
+    json_list,
+    ndjson_list,
+    selected_fields,
+)
 from pymon.web.auth import require_write
 from pymon.web.commands import MAX_SPAN, Span
 from pymon.web.downsample import Sample, downsample
@@ -24,6 +33,7 @@ from pymon.web.views import incident_json, service_json
 
 if TYPE_CHECKING:
     from pymon.engine.ports import ServiceView
+    from pymon.web.fragments import ServiceFragments
 
 __all__ = ["AckRequestBody", "router"]
 
@@ -45,7 +55,18 @@ def _matches(view: ServiceView, text: str) -> bool:
     )
 
 
-@router.get("/api/v1/services", dependencies=READ, responses=errors(401, 403, 422))
+@router.get(
+    "/api/v1/services",
+    dependencies=READ,
+    response_model=dict[str, Any],
+    responses={
+        200: {
+            "content": {NDJSON: {"schema": NDJSON_LINE}},
+            "headers": {"X-Total-Count": {"description": "NDJSON: services that matched"}},
+        },
+        **errors(401, 403, 422),
+    },
+)
 async def list_services(
     request: Request,
     limit: Limit = 1000,
@@ -57,21 +78,32 @@ async def list_services(
     q: str | None = Query(
         None, max_length=200, description="text in the name, message, type or tags"
     ),
-) -> dict[str, Any]:
-    """Every service with its current state, in config order, filtered and paginated."""
+    fields: str | None = Query(
+        None, max_length=2000, description="only these keys of each service (name,status,...)"
+    ),
+    format: Annotated[
+        Format | None,
+        Query(description="json (the default) or ndjson (one service per line, streamed)"),
+    ] = None,
+) -> Response:
+    """Every service with its current state, in config order, filtered and paginated;
+    as JSON, or NDJSON (``format=ndjson`` or ``Accept: application/x-ndjson``)."""
+    chosen = selected_fields(fields)
+    views = await port_of(request).services()
+    fragments: ServiceFragments = request.app.state.fragments
+    fragments.keep_only(view.name for view in views)
+    encode = fragments.encoder(chosen)
     picked = [
         view
-        for view in await port_of(request).services()
+        for view in views
         if (status is None or view.state.status == status)
         and (tag is None or tag in view.config.tags)
         and (not q or _matches(view, q))
     ]
-    return {
-        "total": len(picked),
-        "offset": offset,
-        "limit": limit,
-        "services": [service_json(view) for view in picked[offset : offset + limit]],
-    }
+    shown = picked[offset : offset + limit]
+    if chosen_format(format, request.headers.get("accept", "")) == "ndjson":
+        return ndjson_list(len(picked), shown, encode)
+    return json_list(len(picked), offset, limit, shown, encode)
 
 
 def _moment(field: str, value: str | None, now: float) -> float | None:

@@ -179,14 +179,15 @@ export function startLive(handlers = {}) {
 
 /**
  * Live updates for a page that shows every service: `services` (a Map, name → the
- * API's service JSON) is refilled from the API on every resync, then `loaded()` runs;
- * each state event updates it, then `changed()` runs once the first fill is in.
+ * API's service JSON, or only its `fields` when given) is refilled from the API on
+ * every resync, then `loaded()` runs; each state event updates it (the whole JSON),
+ * then `changed()` runs once the first fill is in.
  */
-export function startLiveServices(services, { loaded, changed }) {
+export function startLiveServices(services, { fields = null, loaded, changed }) {
   let filled = false;
   startLive({
     async resync() {
-      const all = await fetchAllServices();
+      const all = await fetchAllServices(fields);
       services.clear();
       for (const s of all) services.set(s.name, s);
       filled = true;

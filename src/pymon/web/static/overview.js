@@ -44,6 +44,8 @@ function render() {
 }
 
 startLiveServices(services, {
+  // What the counts and the problems list read of each service.
+  fields: ["name", "status", "acknowledged", "message", "last_change"],
   loaded: render,
   changed() {
     if (timer === null) timer = setTimeout(render, 100);
