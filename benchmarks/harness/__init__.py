@@ -34,18 +34,21 @@ from __future__ import annotations
 
 from benchmarks.harness.bench import run, run_bench
 from benchmarks.harness.meters import MeteredStore, machine_info
-from benchmarks.harness.options import BenchOptions, LoopName
+from benchmarks.harness.options import KINDS, BenchOptions, LoopName
+from benchmarks.harness.preflight import Unavailable
 from benchmarks.harness.render import render_report, render_timeline, render_workers
 from benchmarks.harness.report import BenchReport, TimelineSecond
 from benchmarks.harness.targets import TargetProcess
 
 __all__ = [
+    "KINDS",
     "BenchOptions",
     "BenchReport",
     "LoopName",
     "MeteredStore",
     "TargetProcess",
     "TimelineSecond",
+    "Unavailable",
     "machine_info",
     "render_report",
     "render_timeline",

@@ -55,10 +55,11 @@ def render_report(report: BenchReport) -> Any:
     """A rich Table of the report's headline figures."""
     from rich.table import Table
 
-    r, c = report.run, report.checks
+    r, c, t = report.run, report.checks, report.target
+    types = ", ".join(f"{n} {kind}" for kind, n in r.by_type.items())
     table = Table(
         title=(
-            f"pymon bench: {r.services} services ({r.tcp} tcp, {r.http} http) every "
+            f"pymon bench: {r.services} services ({types}) every "
             f"{r.interval_s:g}s, {r.window_s:g}s window, loop={r.loop}"
             + (f", {r.workers} workers" if r.workers > 1 else "")
         ),
@@ -77,6 +78,11 @@ def render_report(report: BenchReport) -> Any:
             f"max {report.lateness.max_ms:.1f} ms",
         ),
         (
+            "check duration p50 / p99",
+            f"{report.duration.p50_ms:.1f} / {report.duration.p99_ms:.1f} ms",
+            f"max {report.duration.max_ms:.1f} ms",
+        ),
+        (
             "loop lag p50 / p99",
             f"{report.loop_lag.p50_ms:.1f} / {report.loop_lag.p99_ms:.1f} ms",
             f"max {report.loop_lag.max_ms:.1f} ms",
@@ -92,6 +98,11 @@ def render_report(report: BenchReport) -> Any:
             f"{report.cpu.pymon_per_1000_checks_s:.3f} s",
             f"{report.cpu.pymon_utilization:.0%} of one core"
             + (" (all workers)" if r.workers > 1 else ""),
+        ),
+        (
+            "programs checks ran",
+            f"{report.cpu.children_per_1000_checks_s:.3f} s / 1,000",
+            f"{report.cpu.children_s:.2f} s of CPU (plugins, not in pymon's own CPU)",
         ),
         (
             "SQLite threads' CPU",
@@ -136,8 +147,8 @@ def render_report(report: BenchReport) -> Any:
         ),
         (
             "target answered",
-            f"{report.target.http_requests + report.target.tcp_accepts:,}",
-            f"http {report.target.http_requests:,}, tcp {report.target.tcp_accepts:,}",
+            f"{t.http_requests + t.tcp_accepts + t.dns_queries:,}",
+            f"http {t.http_requests:,}, tcp {t.tcp_accepts:,}, dns {t.dns_queries:,} ({t.server})",
         ),
     ]
     for row in rows:

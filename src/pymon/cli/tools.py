@@ -52,7 +52,7 @@ def _checkout_on_path() -> None:
 @click.option(
     "--type",
     "kind",
-    type=click.Choice(["mixed", "tcp", "http"]),
+    type=click.Choice(["mixed", "tcp", "http", "ping", "dns", "plugin"]),
     default="mixed",
     show_default=True,
     help="What the services check: half tcp and half http, or one type only.",
@@ -143,7 +143,9 @@ def bench(
     _checkout_on_path()
     try:
         from benchmarks.harness import (
+            KINDS,
             BenchOptions,
+            Unavailable,
             render_report,
             render_timeline,
             render_workers,
@@ -160,7 +162,7 @@ def bench(
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     options = BenchOptions(
         services=services,
-        kind="tcp" if kind == "tcp" else "http" if kind == "http" else "mixed",
+        kind=next(k for k in KINDS if k == kind),
         interval=interval,
         duration=duration,
         warmup=warmup,
@@ -176,6 +178,10 @@ def bench(
     console = Console(stderr=True)
     try:
         report = run_bench(options, progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    except Unavailable as exc:
+        # The machine lacks what the point needs: said plainly, not a failed run.
+        console.print(f"skipped: {exc}")
+        return
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     Console().print(render_report(report))
