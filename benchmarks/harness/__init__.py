@@ -36,7 +36,7 @@ from benchmarks.harness.bench import run, run_bench
 from benchmarks.harness.meters import MeteredStore, machine_info
 from benchmarks.harness.options import KINDS, BenchOptions, LoopName
 from benchmarks.harness.preflight import Unavailable
-from benchmarks.harness.render import render_report, render_timeline, render_workers
+from benchmarks.harness.render import render_peers, render_report, render_timeline, render_workers
 from benchmarks.harness.report import BenchReport, TimelineSecond
 from benchmarks.harness.targets import TargetProcess
 
@@ -50,6 +50,7 @@ __all__ = [
     "TimelineSecond",
     "Unavailable",
     "machine_info",
+    "render_peers",
     "render_report",
     "render_timeline",
     "render_workers",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import math
@@ -28,10 +29,11 @@ from benchmarks.harness.meters import (
     rss_bytes,
 )
 from benchmarks.harness.options import BenchOptions, LoopName
+from benchmarks.harness.peers.lineup import compare, shared_target
 from benchmarks.harness.preflight import Unavailable, icmp_unavailable
 from benchmarks.harness.reference import measure_reference
 from benchmarks.harness.report import BenchReport, TargetFigures, WindowSamples, build_report
-from benchmarks.harness.targets import TargetProcess, cpu_split
+from benchmarks.harness.targets import Target, TargetProcess, cpu_split
 from benchmarks.harness.workers import measure_workers
 from benchmarks.harness.workload import Endpoints, build_config, plugin_command
 from pymon.config.schema import Config
@@ -85,7 +87,7 @@ def preflight(options: BenchOptions) -> None:
         raise Unavailable(f"--type ping skipped: {reason}")
 
 
-def endpoints_of(target: TargetProcess, workdir: Path) -> Endpoints:
+def endpoints_of(target: Target, workdir: Path) -> Endpoints:
     """Where a point's services go: ``target``'s ports, and the plugin to run."""
     return Endpoints(target.tcp_ports, target.http_ports, target.dns_port, plugin_command(workdir))
 
@@ -103,30 +105,48 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
         tmp = tempfile.TemporaryDirectory(prefix="pymon-bench-")
     workdir = options.workdir or Path(tmp.name if tmp is not None else ".")
     try:
-        target = await TargetProcess.start(options.effective_ports)
+        process = await TargetProcess.start(options.effective_ports)
         try:
-            # As `pymon run` does: the benchmark measures the daemon as it runs.
-            with relaxed_gc():
-                reference = (0.0, 0.0)
-                if options.effective_reference > 0:
-                    say(f"reference: bare GETs and connects for {options.reference:g}s")
-                    reference = await measure_reference(target, options.reference)
-                endpoints = endpoints_of(target, workdir)
-                if options.workers > 1:
-                    return await measure_workers(
-                        options, target, endpoints, workdir, say, reference
+            async with contextlib.AsyncExitStack() as stack:
+                target: Target = process
+                served_by = process.description
+                if options.peers:
+                    target, served_by = await stack.enter_async_context(
+                        shared_target(options, process, workdir)
                     )
-                return await _measure(options, target, endpoints, workdir, say, reference)
+                endpoints = endpoints_of(target, workdir)
+                report = await _point(options, target, endpoints, workdir, say)
+                report.target.server = served_by
+                if options.peers:
+                    report.peers = await compare(
+                        options, endpoints, workdir, say, report, served_by
+                    )
+                return report
         finally:
-            await target.stop()
+            await process.stop()
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
+async def _point(
+    options: BenchOptions, target: Target, endpoints: Endpoints, workdir: Path, say: Progress
+) -> BenchReport:
+    """pymon's point: the reference phase, then one process or several workers."""
+    # As `pymon run` does: the benchmark measures the daemon as it runs.
+    with relaxed_gc():
+        reference = (0.0, 0.0)
+        if options.effective_reference > 0:
+            say(f"reference: bare GETs and connects for {options.reference:g}s")
+            reference = await measure_reference(target, options.reference)
+        if options.workers > 1:
+            return await measure_workers(options, target, endpoints, workdir, say, reference)
+        return await _measure(options, target, endpoints, workdir, say, reference)
+
+
 async def _measure(
     options: BenchOptions,
-    target: TargetProcess,
+    target: Target,
     endpoints: Endpoints,
     workdir: Path,
     say: Progress,
@@ -166,7 +186,7 @@ async def measure(
     opens: Callable[[BenchDaemon], Awaitable[float]],
     say: Progress,
     *,
-    target: TargetProcess | None = None,
+    target: Target | None = None,
     node: str | None = None,
     worker: int | None = None,
 ) -> Measured:

@@ -39,7 +39,8 @@ class BenchOptions:
     interval. ``concurrency`` None keeps the config default. ``workers`` above 1 runs
     that many daemons, each a worker process and a node of one cluster on the same
     SQLite file (as ``pymon run --workers N``), sharing the services by shards.
-    ``kind`` is what the services check (:data:`Kind`).
+    ``kind`` is what the services check (:data:`Kind`). ``peers`` runs the same
+    workload through the peer tools after pymon's point (``benchmarks/harness/peers``).
     """
 
     services: int = 10_000
@@ -55,6 +56,7 @@ class BenchOptions:
     reference: float = REFERENCE_SECONDS
     workers: int = 1
     kind: Kind = "mixed"
+    peers: bool = False
 
     def type_of(self, index: int) -> str:
         """The check type of service number ``index`` (mixed: tcp and http in turn)."""
@@ -82,6 +84,11 @@ class BenchOptions:
     def describe(self) -> str:
         """The services as the progress lines name them: ``10 tcp, 10 http``."""
         return ", ".join(f"{n} {kind}" for kind, n in self.by_type.items())
+
+    @property
+    def web_kind(self) -> bool:
+        """Whether the services check http or tcp targets (nginx can stand in for them)."""
+        return self.kind in _REFERENCE_KINDS
 
     @property
     def effective_reference(self) -> float:

@@ -4,9 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.harness.peers.figures import Comparison
 from benchmarks.harness.report import BenchReport
 
-__all__ = ["render_report", "render_timeline", "render_workers"]
+__all__ = ["render_peers", "render_report", "render_timeline", "render_workers"]
+
+
+def render_peers(comparison: Comparison) -> Any:
+    """A rich Table of pymon and its peers on one workload, with the ratios and skips."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"the same workload through each tool: {comparison.workload}; "
+        f"http and tcp target: {comparison.target}"
+    )
+    names = ("tool", "checks/s (demanded)", "not ok", "late p50 / p99 ms")
+    for name in (*names, "check p50 / p99 ms", "CPU s / 1,000", "pymon / it: checks/s, CPU"):
+        table.add_column(name, justify="left" if name == "tool" else "right")
+    ratios = comparison.ratios
+    notes = [f"{row.tool}: {row.note}" for row in comparison.rows]
+    notes += [f"{skip.tool} skipped: {skip.reason}" for skip in comparison.skipped]
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
+    for row in comparison.rows:
+        ratio = ratios.get(row.tool)
+        table.add_row(
+            row.tool,
+            f"{row.per_second:,.1f} ({row.demanded_per_second:,.1f})",
+            f"{row.not_ok:,}",
+            f"{row.lateness.p50_ms:,.1f} / {row.lateness.p99_ms:,.1f}",
+            f"{row.duration.p50_ms:,.1f} / {row.duration.p99_ms:,.1f}",
+            f"{row.cpu_per_1000_checks_s:.3f}",
+            f"{ratio['checks_per_s']:.2f} / {ratio['cpu_per_check']:.2f}" if ratio else "",
+        )
+    for skip in comparison.skipped:
+        table.add_row(skip.tool, "skipped", "", "", "", "", "")
+    return table
 
 
 def render_timeline(report: BenchReport) -> Any:

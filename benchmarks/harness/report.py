@@ -8,11 +8,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarks.harness.meters import machine_info
 from benchmarks.harness.options import BenchOptions
 from benchmarks.harness.targets import TargetStats
+
+if TYPE_CHECKING:
+    from benchmarks.harness.peers.figures import Comparison
 from pymon.config.schema import Config
 from pymon.model import Status
 
@@ -210,7 +213,7 @@ class TargetFigures:
     tcp_accepts: int
     dns_queries: int = 0
     # What answered: pymon's own target process, or another server (the peers' run).
-    server: str = "pymon target process"
+    server: str = "pymon's target process"
 
     @classmethod
     def between(cls, before: TargetStats, after: TargetStats) -> TargetFigures:
@@ -257,10 +260,12 @@ class BenchReport:
     machine: dict[str, Any] = field(default_factory=dict)
     # With several workers, each one's figures (the rest is their sum or merge).
     workers: list[WorkerFigures] = field(default_factory=list)
+    # The same workload through the peer tools (``--peers``).
+    peers: Comparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready nested dict."""
-        return asdict(self)
+        return asdict(self) | {"peers": self.peers.to_dict() if self.peers else None}
 
 
 @dataclass(slots=True)

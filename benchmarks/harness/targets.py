@@ -18,10 +18,11 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 __all__ = [
     "DNS_ADDRESS",
+    "Target",
     "TargetProcess",
     "TargetStats",
     "cpu_split",
@@ -192,8 +193,23 @@ class TargetStats:
     dns: int
 
 
+class Target(Protocol):
+    """What a point's services are pointed at, and what it answered so far."""
+
+    http_ports: list[int]
+    tcp_ports: list[int]
+    dns_port: int
+    description: str
+
+    async def stats(self) -> TargetStats:
+        """Its CPU seconds so far and what it answered."""
+        ...
+
+
 class TargetProcess:
     """The parent's handle on the target process (also used by load tests)."""
+
+    description = "pymon's target process"
 
     def __init__(
         self, proc: asyncio.subprocess.Process, http: list[int], tcp: list[int], dns: int

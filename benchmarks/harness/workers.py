@@ -35,7 +35,7 @@ from benchmarks.harness.report import (
     WorkerFigures,
     build_report,
 )
-from benchmarks.harness.targets import TargetProcess
+from benchmarks.harness.targets import Target
 from benchmarks.harness.workload import Endpoints, build_config
 from pymon.config.schema import ClusterConfig
 from pymon.model import Status
@@ -187,7 +187,7 @@ async def _ready(proc: asyncio.subprocess.Process, node: str) -> None:
 
 async def measure_workers(
     options: BenchOptions,
-    target: TargetProcess,
+    target: Target,
     endpoints: Endpoints,
     workdir: Path,
     say: Callable[[str], None],

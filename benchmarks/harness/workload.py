@@ -27,7 +27,15 @@ from pymon.config.schema import (
     WebConfig,
 )
 
-__all__ = ["DNS_QUERY", "PING_HOST", "Endpoints", "build_config", "plugin_command"]
+__all__ = [
+    "DNS_QUERY",
+    "PING_HOST",
+    "Endpoints",
+    "Planned",
+    "build_config",
+    "plan",
+    "plugin_command",
+]
 
 # What the ping services ping, and the name the dns services ask the target for.
 PING_HOST = "127.0.0.1"
@@ -59,21 +67,47 @@ def plugin_command(workdir: Path) -> tuple[str, ...]:
     return (str(script),)
 
 
-def _spec(kind: str, slot: int, index: int, endpoints: Endpoints) -> CheckSpec:
-    """The check of service ``index``, the ``slot``-th of its kind (ports taken in turn)."""
-    if kind == "tcp":
-        port = endpoints.tcp_ports[slot % len(endpoints.tcp_ports)]
-        return TcpSpec(host="127.0.0.1", port=port)
-    if kind == "http":
-        port = endpoints.http_ports[slot % len(endpoints.http_ports)]
-        return HttpSpec(url=f"http://127.0.0.1:{port}/health/{index}")
-    if kind == "ping":
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """One service of the workload, as every tool is given it: its name, type, and the
+    target's port (tcp, http, dns; 0 for the others) and URL path (http)."""
+
+    name: str
+    kind: str
+    port: int = 0
+    path: str = ""
+
+
+def plan(options: BenchOptions, endpoints: Endpoints) -> list[Planned]:
+    """The workload's services in order; each kind's services take its ports in turn."""
+    planned: list[Planned] = []
+    for i in range(options.services):
+        kind = options.type_of(i)
+        slot = i // 2 if options.kind == "mixed" else i
+        name = f"{kind}-{i:06d}"
+        if kind == "tcp":
+            planned.append(
+                Planned(name, kind, endpoints.tcp_ports[slot % len(endpoints.tcp_ports)])
+            )
+        elif kind == "http":
+            port = endpoints.http_ports[slot % len(endpoints.http_ports)]
+            planned.append(Planned(name, kind, port, f"/health/{i}"))
+        else:
+            planned.append(Planned(name, kind, endpoints.dns_port if kind == "dns" else 0))
+    return planned
+
+
+def _spec(service: Planned, endpoints: Endpoints) -> CheckSpec:
+    """pymon's check of ``service``."""
+    if service.kind == "tcp":
+        return TcpSpec(host="127.0.0.1", port=service.port)
+    if service.kind == "http":
+        return HttpSpec(url=f"http://127.0.0.1:{service.port}{service.path}")
+    if service.kind == "ping":
         # One echo a check, as each peer's ping sends.
         return PingSpec(host=PING_HOST, count=1)
-    if kind == "dns":
-        return DnsSpec(
-            query=DNS_QUERY, server="127.0.0.1", port=endpoints.dns_port, expect=[DNS_ADDRESS]
-        )
+    if service.kind == "dns":
+        return DnsSpec(query=DNS_QUERY, server="127.0.0.1", port=service.port, expect=[DNS_ADDRESS])
     return PluginSpec(command=list(endpoints.plugin))
 
 
@@ -85,23 +119,19 @@ def build_config(
 ) -> Config:
     """The bench's config: ``options.services`` services of ``options.kind`` (mixed:
     half tcp, half http) against ``endpoints``; SQLite at ``db``; web off."""
-    services: list[ServiceConfig] = []
-    for i in range(options.services):
-        kind = options.type_of(i)
-        # Each kind's services spread over its ports in turn.
-        slot = i // 2 if options.kind == "mixed" else i
-        services.append(
-            ServiceConfig(
-                name=f"{kind}-{i:06d}",
-                type=kind,
-                check=_spec(kind, slot, i, endpoints),
-                interval=options.interval,
-                timeout=options.effective_timeout,
-                # The type's default thresholds (the http status code table...), as
-                # load.py would merge them: the rules then do the work they do in production.
-                thresholds=dict(check_type(kind).thresholds),
-            )
+    services = [
+        ServiceConfig(
+            name=service.name,
+            type=service.kind,
+            check=_spec(service, endpoints),
+            interval=options.interval,
+            timeout=options.effective_timeout,
+            # The type's default thresholds (the http status code table...), as load.py
+            # would merge them: the rules then do the work they do in production.
+            thresholds=dict(check_type(service.kind).thresholds),
         )
+        for service in plan(options, endpoints)
+    ]
     storage: dict[str, Any] = {"url": f"sqlite:///{db}"}
     if options.flush_interval is not None:
         storage["flush_interval"] = options.flush_interval

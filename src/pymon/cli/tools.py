@@ -108,6 +108,11 @@ def _checkout_on_path() -> None:
     help="Run the services on N worker nodes of one cluster, as `pymon run --workers N`.",
 )
 @click.option(
+    "--peers",
+    is_flag=True,
+    help="Then run the same workload through Nagios 4 and blackbox_exporter; compare.",
+)
+@click.option(
     "--timeline",
     is_flag=True,
     help="Also print each second since start: checks, latest start, store writes.",
@@ -129,6 +134,7 @@ def bench(
     loop_name: str | None,
     reference: float,
     workers: int,
+    peers: bool,
     timeline: bool,
     json_path: str | None,
 ) -> None:
@@ -137,6 +143,9 @@ def bench(
     The targets (an HTTP server and a TCP listener on 127.0.0.1) run in a separate
     process; storage is a real SQLite file in a temporary directory; web is off.
     With --workers N, N worker processes share the services by the cluster's shards.
+    With --peers the same services then run through each peer installed (Nagios 4 with
+    the monitoring plugins, blackbox_exporter), against the same targets (nginx for
+    http and tcp when installed), and one table compares them.
     """
     from rich.console import Console
 
@@ -146,6 +155,7 @@ def bench(
             KINDS,
             BenchOptions,
             Unavailable,
+            render_peers,
             render_report,
             render_timeline,
             render_workers,
@@ -170,6 +180,7 @@ def bench(
         loop="uvloop" if (loop_name or loop_factory()[1]).startswith("uvloop") else "asyncio",
         reference=reference,
         workers=workers,
+        peers=peers,
     )
     try:
         options.validate()
@@ -187,6 +198,8 @@ def bench(
     Console().print(render_report(report))
     if report.workers:
         Console().print(render_workers(report))
+    if report.peers is not None:
+        Console().print(render_peers(report.peers))
     if timeline:
         Console().print(render_timeline(report))
     if json_path is not None:
