@@ -163,25 +163,16 @@ class BlackboxExporter:
         async with aiohttp.ClientSession(connector=connector) as session:
             await _healthy(session, base, child)
             scraping = asyncio.create_task(driver.run(session))
-            driver_cpu = time.thread_time()
             try:
                 window: Window = await measure_window(options, child.cpu)
-                driver_cpu = time.thread_time() - driver_cpu
             finally:
                 scraping.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await scraping
             await driver.settle()
         samples = [sample for due, sample in driver.done if window.holds(due)]
-        return PeerFigures.of(
-            self.name,
-            samples,
-            window.cpu,
-            window.seconds,
-            options.services / options.interval,
-            note=f"the exporter only; its driver (Prometheus' part) took {driver_cpu:.2f} s "
-            "of CPU over warm-up and window",
-        )
+        note = f"the exporter only (its driver, Prometheus' part, took {window.bench_cpu:.2f} s)"
+        return PeerFigures.of(self.name, samples, window, options, note)
 
 
 async def _healthy(session: aiohttp.ClientSession, base: str, child: Child) -> None:

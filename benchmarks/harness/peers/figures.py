@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmarks.harness.options import BenchOptions
+from benchmarks.harness.peers.window import Window
 from benchmarks.harness.report import BenchReport, Percentiles
 
 __all__ = ["Comparison", "PeerFigures", "Sample", "Skipped"]
@@ -42,24 +44,23 @@ class PeerFigures:
         cls,
         tool: str,
         samples: Sequence[Sample],
-        cpu: float,
-        window: float,
-        demanded: float,
+        window: Window,
+        options: BenchOptions,
         note: str = "",
     ) -> PeerFigures:
-        """The row of ``samples`` taken over ``window`` seconds, at ``cpu`` seconds."""
-        checks = len(samples)
+        """The row of ``samples`` that started in ``window``, for ``options``' workload."""
+        checks, cpu, seconds = len(samples), window.cpu, window.seconds
         return cls(
             tool=tool,
             checks=checks,
-            per_second=round(checks / window, 1) if window else 0.0,
-            demanded_per_second=round(demanded, 1),
+            per_second=round(checks / seconds, 1),
+            demanded_per_second=round(options.services / options.interval, 1),
             not_ok=sum(1 for _, _, ok in samples if not ok),
             lateness=Percentiles.of([late for late, _, _ in samples]),
             duration=Percentiles.of([took for _, took, _ in samples]),
             cpu_s=round(cpu, 3),
             cpu_per_1000_checks_s=round(cpu * 1000 / checks, 4) if checks else 0.0,
-            window_s=round(window, 3),
+            window_s=round(seconds, 3),
             note=note,
         )
 

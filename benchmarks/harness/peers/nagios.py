@@ -185,11 +185,5 @@ class Nagios:
             samples = await asyncio.to_thread(_samples, home / "perfdata.tsv", window)
         except FileNotFoundError:
             raise RuntimeError(f"nagios4 wrote no check results: {child.tail()}") from None
-        return PeerFigures.of(
-            self.name,
-            samples,
-            window.cpu,
-            window.seconds,
-            options.services / options.interval,
-            note="core + check workers + plugins; lateness = check latency",
-        )
+        note = "core, check workers and plugins; lateness is Nagios' check latency"
+        return PeerFigures.of(self.name, samples, window, options, note)

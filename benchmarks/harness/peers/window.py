@@ -15,11 +15,13 @@ __all__ = ["Window", "measure_window"]
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A window's wall-clock bounds and the CPU the peer took in it."""
+    """A window's wall-clock bounds, the CPU the peer took in it, and the CPU of the
+    bench's own thread (where a peer's driver runs)."""
 
     start: float
     end: float
     cpu: float
+    bench_cpu: float
 
     @property
     def seconds(self) -> float:
@@ -40,6 +42,6 @@ async def measure_window(options: BenchOptions, cpu: Callable[[], float]) -> Win
     start = math.ceil(time.time() + options.effective_warmup)
     end = start + math.ceil(options.duration)
     await asyncio.sleep(start - time.time())
-    before = cpu()
+    before, bench_before = cpu(), time.thread_time()
     await asyncio.sleep(end - time.time())
-    return Window(start, end, cpu() - before)
+    return Window(start, end, cpu() - before, time.thread_time() - bench_before)
