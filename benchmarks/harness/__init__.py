@@ -26,7 +26,9 @@ process), ``meters`` (what is read on the pymon side), ``reference`` (the bare
 operations without pymon), ``report`` (the figures), ``render`` (the tables),
 ``engine`` (the one contact with pymon's daemon), ``workload`` (the services'
 config), ``workers`` and ``worker`` (a point run by N worker nodes of one
-cluster, ``--workers N``: the parent's side and each worker's program). It lives in the source
+cluster, ``--workers N``: the parent's side and each worker's program),
+``preflight`` (what a point needs from the machine) and ``peers`` (the same
+workload through the peer tools, ``--peers``). It lives in the source
 checkout, not in the pymon package; see benchmarks/README.md.
 """
 

@@ -49,6 +49,11 @@ _PERF_TEMPLATE = "\\t".join(
 )
 
 
+def _timeout(options: BenchOptions) -> int:
+    """The check timeout in the whole seconds Nagios and its plugins take."""
+    return max(1, math.ceil(options.effective_timeout))
+
+
 def _commands(endpoints: Endpoints, timeout: int) -> dict[str, str]:
     """A command line per check type; ``$ARG1$`` is the port, ``$ARG2$`` the URL path."""
     t = f"-t {timeout}"
@@ -67,7 +72,7 @@ def _commands(endpoints: Endpoints, timeout: int) -> dict[str, str]:
 
 def _objects(options: BenchOptions, endpoints: Endpoints) -> str:
     """The object definitions: one host, a command per type, a service per pymon service."""
-    timeout = max(1, math.ceil(options.effective_timeout))
+    timeout = _timeout(options)
     days = "".join(
         f"  {day} 00:00-24:00\n"
         for day in ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -137,7 +142,7 @@ def _main_config(home: Path, timeout: int) -> str:
 def _write_config(home: Path, options: BenchOptions, endpoints: Endpoints) -> None:
     home.mkdir()
     (home / "objects.cfg").write_text(_objects(options, endpoints))
-    timeout = max(1, math.ceil(options.effective_timeout))
+    timeout = _timeout(options)
     (home / "nagios.cfg").write_text(_main_config(home, timeout))
 
 
