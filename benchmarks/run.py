@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import BenchOptions, LoopName
+from benchmarks.harness import KINDS, BenchOptions, LoopName
 from benchmarks.harness import run as run_bench
 
 
@@ -44,7 +44,9 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def _kind(run: dict[str, Any]) -> str:
-    """What a run's services checked: mixed, tcp or http."""
+    """What a run's services checked (older result files name no kind: tcp, http or both)."""
+    if "kind" in run:
+        return str(run["kind"])
     return "mixed" if run["tcp"] and run["http"] else "tcp" if run["tcp"] else "http"
 
 
@@ -152,7 +154,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs per point")
     parser.add_argument("--workers", default="1", help="comma-separated worker counts")
-    parser.add_argument("--type", default="mixed", choices=["mixed", "tcp", "http"])
+    parser.add_argument("--type", default="mixed", choices=KINDS)
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument("--table", type=Path, default=None, help="print the table of a file")
     parser.add_argument("--trees", default=None, help="NAME=PATH,...: each tree's pymon bench")

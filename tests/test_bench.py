@@ -7,14 +7,20 @@ belongs in the benchmark, never in a pass/fail test.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 
+import dns.message
+import dns.rcode
 import pytest
 from click.testing import CliRunner
 
-from benchmarks.harness import BenchOptions, run_bench
+from benchmarks.harness import BenchOptions, bench, run_bench
+from benchmarks.harness.preflight import icmp_unavailable
+from benchmarks.harness.targets import DNS_ADDRESS, dns_answer
 from pymon.cli import cli
+from tests.conftest import need
 
 SECTIONS = {
     "run": {"services", "tcp", "http", "interval_s", "warmup_s", "window_s", "concurrency"},
@@ -95,12 +101,66 @@ def test_bench_command_runs_one_type_only(tmp_path: Path, kind: str) -> None:
 
 def test_bench_options_split_the_services_by_type() -> None:
     mixed, tcp, http = (BenchOptions(services=5, kind=k) for k in ("mixed", "tcp", "http"))
-    assert [mixed.is_tcp(i) for i in range(5)] == [True, False, True, False, True]
+    assert [mixed.type_of(i) for i in range(5)] == ["tcp", "http", "tcp", "http", "tcp"]
     assert (mixed.tcp_services, tcp.tcp_services, http.tcp_services) == (3, 5, 0)
-    assert not any(http.is_tcp(i) for i in range(5))
+    assert mixed.by_type == {"tcp": 3, "http": 2}
+    assert {http.type_of(i) for i in range(5)} == {"http"}
+    assert BenchOptions(services=5, kind="dns").by_type == {"dns": 5}
     with pytest.raises(ValueError, match="at least 2"):
         BenchOptions(services=1).validate()
     BenchOptions(services=1, kind="tcp").validate()
+
+
+@pytest.mark.parametrize("kind", ["ping", "dns", "plugin"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bench_command_runs_the_other_types(tmp_path: Path, kind: str, workers: int) -> None:
+    if kind == "ping":
+        reason = icmp_unavailable()
+        need(reason is None, str(reason))
+    out = tmp_path / "report.json"
+    args = ["bench", "--type", kind, "--services", "4", "--interval", "1s", "--duration", "1s"]
+    args += ["--warmup", "3s" if workers > 1 else "1s", "--workers", str(workers)]
+    result = CliRunner().invoke(cli, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["run"]["by_type"] == {kind: 4}
+    assert report["checks"]["total"] > 0
+    assert report["checks"]["failed"] == 0, report["checks"]["failure_samples"]
+    assert report["duration"]["samples"] == report["checks"]["total"]
+    # The dns services asked the target; the plugin ones ran a program each.
+    assert (report["target"]["dns_queries"] > 0) == (kind == "dns")
+    assert (report["cpu"]["children_s"] > 0) == (kind == "plugin")
+    # There is no bare operation to compare these types with.
+    assert report["reference"]["seconds"] == 0
+
+
+def test_the_dns_target_answers_an_a_query_and_nothing_else() -> None:
+    query = dns.message.make_query("bench.pymon.test", "A")
+    answer = dns.message.from_wire(dns_answer(query.to_wire()) or b"")
+    assert answer.id == query.id and answer.rcode() == dns.rcode.NOERROR
+    assert [r.to_text() for r in answer.answer[0]] == [DNS_ADDRESS]
+    other = dns.message.from_wire(
+        dns_answer(dns.message.make_query("x.test", "MX").to_wire()) or b""
+    )
+    assert other.answer == []
+    assert dns_answer(b"short") is None
+    assert dns_answer(answer.to_wire()) is None  # an answer is not a query
+
+
+def test_ping_without_the_privilege_is_skipped_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*_args: object) -> None:
+        raise PermissionError("no")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    reason = icmp_unavailable()
+    assert reason is not None and "ping_group_range" in reason
+    monkeypatch.undo()
+    monkeypatch.setattr(bench, "icmp_unavailable", lambda: reason)
+    result = CliRunner().invoke(cli, ["bench", "--type", "ping", "--services", "2"])
+    assert result.exit_code == 0, result.output
+    assert "--type ping skipped: ICMP needs root" in result.output
 
 
 def test_bench_command_refuses_a_warmup_shorter_than_an_interval() -> None:

@@ -26,7 +26,9 @@ process), ``meters`` (what is read on the pymon side), ``reference`` (the bare
 operations without pymon), ``report`` (the figures), ``render`` (the tables),
 ``engine`` (the one contact with pymon's daemon), ``workload`` (the services'
 config), ``workers`` and ``worker`` (a point run by N worker nodes of one
-cluster, ``--workers N``: the parent's side and each worker's program). It lives in the source
+cluster, ``--workers N``: the parent's side and each worker's program),
+``preflight`` (what a point needs from the machine) and ``peers`` (the same
+workload through the peer tools, ``--peers``). It lives in the source
 checkout, not in the pymon package; see benchmarks/README.md.
 """
 
@@ -34,19 +36,23 @@ from __future__ import annotations
 
 from benchmarks.harness.bench import run, run_bench
 from benchmarks.harness.meters import MeteredStore, machine_info
-from benchmarks.harness.options import BenchOptions, LoopName
-from benchmarks.harness.render import render_report, render_timeline, render_workers
+from benchmarks.harness.options import KINDS, BenchOptions, LoopName
+from benchmarks.harness.preflight import Unavailable
+from benchmarks.harness.render import render_peers, render_report, render_timeline, render_workers
 from benchmarks.harness.report import BenchReport, TimelineSecond
 from benchmarks.harness.targets import TargetProcess
 
 __all__ = [
+    "KINDS",
     "BenchOptions",
     "BenchReport",
     "LoopName",
     "MeteredStore",
     "TargetProcess",
     "TimelineSecond",
+    "Unavailable",
     "machine_info",
+    "render_peers",
     "render_report",
     "render_timeline",
     "render_workers",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import math
@@ -20,6 +21,7 @@ from benchmarks.harness.engine import BenchDaemon
 from benchmarks.harness.meters import (
     GcMeter,
     MeteredStore,
+    children_cpu,
     db_thread_cpu,
     loadavg,
     machine_busy,
@@ -27,16 +29,27 @@ from benchmarks.harness.meters import (
     rss_bytes,
 )
 from benchmarks.harness.options import BenchOptions, LoopName
+from benchmarks.harness.peers.lineup import compare, shared_target
+from benchmarks.harness.preflight import Unavailable, icmp_unavailable
 from benchmarks.harness.reference import measure_reference
 from benchmarks.harness.report import BenchReport, TargetFigures, WindowSamples, build_report
-from benchmarks.harness.targets import TargetProcess, cpu_split
+from benchmarks.harness.targets import Target, TargetProcess, cpu_split
 from benchmarks.harness.workers import measure_workers
-from benchmarks.harness.workload import build_config
+from benchmarks.harness.workload import Endpoints, build_config, plugin_command
 from pymon.config.schema import Config
 from pymon.store.sql import SqlStore
 from pymon.tuning import relaxed_gc
 
-__all__ = ["Measured", "Progress", "loop_factory", "measure", "run", "run_bench"]
+__all__ = [
+    "Measured",
+    "Progress",
+    "endpoints_of",
+    "loop_factory",
+    "measure",
+    "preflight",
+    "run",
+    "run_bench",
+]
 
 # After the window closes, checks that started inside it still have to finish and
 # be written; this is how long they get before the daemon is stopped.
@@ -46,8 +59,12 @@ Progress = Callable[[str], None]
 
 
 def run(options: BenchOptions, progress: Progress | None = None) -> BenchReport:
-    """Run one benchmark point in a fresh event loop (asyncio's or uvloop's)."""
+    """Run one benchmark point in a fresh event loop (asyncio's or uvloop's).
+
+    Raises :class:`Unavailable` (before any loop starts) when the machine cannot run it.
+    """
     options.validate()
+    preflight(options)
     with asyncio.Runner(loop_factory=loop_factory(options.loop)) as runner:
         return runner.run(run_bench(options, progress))
 
@@ -64,36 +81,73 @@ def loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop] | No
     return factory
 
 
+def preflight(options: BenchOptions) -> None:
+    """Raise :class:`Unavailable` with the reason when this machine cannot run the point."""
+    if options.kind == "ping" and (reason := icmp_unavailable()) is not None:
+        raise Unavailable(f"--type ping skipped: {reason}")
+
+
+def endpoints_of(target: Target, workdir: Path) -> Endpoints:
+    """Where a point's services go: ``target``'s ports, and the plugin to run."""
+    return Endpoints(target.tcp_ports, target.http_ports, target.dns_port, plugin_command(workdir))
+
+
 async def run_bench(options: BenchOptions, progress: Progress | None = None) -> BenchReport:
-    """Run one benchmark point in the running loop and return what it measured."""
+    """Run one benchmark point in the running loop and return what it measured.
+
+    Raises :class:`Unavailable` (before starting anything) when the machine cannot run it.
+    """
     options.validate()
+    preflight(options)
     say = progress or (lambda _msg: None)
     tmp = None
     if options.workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="pymon-bench-")
     workdir = options.workdir or Path(tmp.name if tmp is not None else ".")
     try:
-        target = await TargetProcess.start(options.effective_ports)
+        process = await TargetProcess.start(options.effective_ports)
         try:
-            # As `pymon run` does: the benchmark measures the daemon as it runs.
-            with relaxed_gc():
-                reference = (0.0, 0.0)
-                if options.reference > 0:
-                    say(f"reference: bare GETs and connects for {options.reference:g}s")
-                    reference = await measure_reference(target, options.reference)
-                if options.workers > 1:
-                    return await measure_workers(options, target, workdir, say, reference)
-                return await _measure(options, target, workdir, say, reference)
+            async with contextlib.AsyncExitStack() as stack:
+                target: Target = process
+                served_by = process.description
+                if options.peers:
+                    target, served_by = await stack.enter_async_context(
+                        shared_target(options, process, workdir)
+                    )
+                endpoints = endpoints_of(target, workdir)
+                report = await _point(options, target, endpoints, workdir, say)
+                report.target.server = served_by
+                if options.peers:
+                    report.peers = await compare(
+                        options, endpoints, workdir, say, report, served_by
+                    )
+                return report
         finally:
-            await target.stop()
+            await process.stop()
     finally:
         if tmp is not None:
             tmp.cleanup()
 
 
+async def _point(
+    options: BenchOptions, target: Target, endpoints: Endpoints, workdir: Path, say: Progress
+) -> BenchReport:
+    """pymon's point: the reference phase, then one process or several workers."""
+    # As `pymon run` does: the benchmark measures the daemon as it runs.
+    with relaxed_gc():
+        reference = (0.0, 0.0)
+        if options.effective_reference > 0:
+            say(f"reference: bare GETs and connects for {options.reference:g}s")
+            reference = await measure_reference(target, options.reference)
+        if options.workers > 1:
+            return await measure_workers(options, target, endpoints, workdir, say, reference)
+        return await _measure(options, target, endpoints, workdir, say, reference)
+
+
 async def _measure(
     options: BenchOptions,
-    target: TargetProcess,
+    target: Target,
+    endpoints: Endpoints,
     workdir: Path,
     say: Progress,
     reference: tuple[float, float],
@@ -103,15 +157,14 @@ async def _measure(
         return time.time()
 
     def config() -> Config:
-        return build_config(options, target.tcp_ports, target.http_ports, workdir / "bench.db")
+        return build_config(options, endpoints, workdir / "bench.db")
 
     say(
-        f"{options.services} services ({options.tcp_services} tcp, "
-        f"{options.services - options.tcp_services} http) every {options.interval:g}s; "
+        f"{options.services} services ({options.describe()}) every {options.interval:g}s; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
     measured = await measure(options, config, after_warmup, say, target=target)
-    measured.samples.reference = (options.reference, *reference)
+    measured.samples.reference = (options.effective_reference, *reference)
     m = measured
     return build_report(options, m.config, m.store, m.batches, m.samples)
 
@@ -133,7 +186,7 @@ async def measure(
     opens: Callable[[BenchDaemon], Awaitable[float]],
     say: Progress,
     *,
-    target: TargetProcess | None = None,
+    target: Target | None = None,
     node: str | None = None,
     worker: int | None = None,
 ) -> Measured:
@@ -164,6 +217,7 @@ async def measure(
         failures_before = daemon.writer_failures
         skipped_before = daemon.skipped_runs
         cpu_before = cpu_split()
+        children_before = children_cpu()
         # The event loop's own thread: the one that saturates first (the rest of
         # the process is SQLite's thread, the resolver's and the kernel on their behalf).
         loop_before = time.thread_time()
@@ -179,6 +233,7 @@ async def measure(
 
         t_end = time.time()
         cpu_after = cpu_split()
+        children = children_cpu() - children_before
         loop_cpu = time.thread_time() - loop_before
         db_after = db_thread_cpu()
         busy = machine_busy() - busy_before
@@ -199,9 +254,7 @@ async def measure(
     target_cpu, answered = 0.0, TargetFigures(0, 0)
     if target_before is not None and target_after is not None:
         target_cpu = target_after.cpu - target_before.cpu
-        answered = TargetFigures(
-            target_after.http - target_before.http, target_after.tcp - target_before.tcp
-        )
+        answered = TargetFigures.between(target_before, target_after)
     samples = WindowSamples(
         window=t_end - t_start,
         skipped=skipped,
@@ -217,5 +270,6 @@ async def measure(
         gc_pauses=gc_meter.pauses,
         reference=(0.0, 0.0, 0.0),
         db_cpu=sum(db_after[t] - db_before.get(t, 0.0) for t in db_after),
+        children_cpu=children,
     )
     return Measured(config, store, batches, samples, shards)

@@ -9,6 +9,7 @@ import math
 import os
 import platform
 import re
+import resource
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ from pymon.store.base import ResultRecord, Store
 __all__ = [
     "GcMeter",
     "MeteredStore",
+    "children_cpu",
     "db_thread_cpu",
     "loadavg",
     "machine_busy",
@@ -46,7 +48,8 @@ class MeteredStore:
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.window: tuple[float, float] = (math.inf, math.inf)
-        self.results: list[tuple[Status, float, str]] = []
+        # (status, lateness, message, duration) of each result that started in the window.
+        self.results: list[tuple[Status, float, str, float]] = []
         self.batches: list[tuple[float, int, float]] = []  # (start, results, seconds)
         # Per second since ``origin`` (the daemon's start): [checks, max lateness].
         self.origin = math.inf
@@ -77,7 +80,7 @@ class MeteredStore:
         origin, seconds = self.origin, self.seconds
         for r in results:
             if lo <= r.started_at < hi:
-                keep((r.status, r.lateness, r.message))
+                keep((r.status, r.lateness, r.message, r.duration))
             tally = seconds.setdefault(int(r.started_at - origin), [0, 0.0])
             tally[0] += 1
             tally[1] = max(tally[1], r.lateness)
@@ -115,6 +118,16 @@ def rss_bytes() -> int:
         return 0
     m = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)
     return int(m[1]) * 1024 if m else 0
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have exited and been waited for.
+
+    Over a window that is what the programs a check ran took (a plugin's fork and
+    exec): pymon pays for them as a monitor that runs plugins does.
+    """
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_busy() -> float:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-__all__ = ["REFERENCE_SECONDS", "BenchOptions", "Kind", "LoopName"]
+__all__ = ["KINDS", "REFERENCE_SECONDS", "BenchOptions", "Kind", "LoopName"]
 
 LoopName = Literal["asyncio", "uvloop"]
 
-Kind = Literal["mixed", "tcp", "http"]
+Kind = Literal["mixed", "tcp", "http", "ping", "dns", "plugin"]
 """What the services check: half tcp and half http (``mixed``), or one type only."""
+
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+# The kinds the reference phase has a bare operation for (reference.py).
+_REFERENCE_KINDS = ("mixed", "tcp", "http")
 
 # Services per target port and kind. One listening socket can queue ``BACKLOG``
 # connections (targets.py); spreading keeps a short stall of the target from
@@ -34,7 +39,8 @@ class BenchOptions:
     interval. ``concurrency`` None keeps the config default. ``workers`` above 1 runs
     that many daemons, each a worker process and a node of one cluster on the same
     SQLite file (as ``pymon run --workers N``), sharing the services by shards.
-    ``kind`` is what the services check (:data:`Kind`).
+    ``kind`` is what the services check (:data:`Kind`). ``peers`` runs the same
+    workload through the peer tools after pymon's point (``benchmarks/harness/peers``).
     """
 
     services: int = 10_000
@@ -50,16 +56,44 @@ class BenchOptions:
     reference: float = REFERENCE_SECONDS
     workers: int = 1
     kind: Kind = "mixed"
+    peers: bool = False
+
+    def type_of(self, index: int) -> str:
+        """The check type of service number ``index`` (mixed: tcp and http in turn)."""
+        if self.kind == "mixed":
+            return "tcp" if index % 2 == 0 else "http"
+        return self.kind
+
+    @property
+    def by_type(self) -> dict[str, int]:
+        """How many services check each type."""
+        if self.kind == "mixed":
+            return {"tcp": (self.services + 1) // 2, "http": self.services // 2}
+        return {self.kind: self.services}
 
     @property
     def tcp_services(self) -> int:
-        """How many of the services are tcp (the rest are http)."""
-        shares = {"mixed": (self.services + 1) // 2, "tcp": self.services, "http": 0}
-        return shares[self.kind]
+        """How many of the services are tcp."""
+        return self.by_type.get("tcp", 0)
 
-    def is_tcp(self, index: int) -> bool:
-        """Whether service number ``index`` is a tcp one (mixed: every other)."""
-        return self.kind == "tcp" or (self.kind == "mixed" and index % 2 == 0)
+    @property
+    def http_services(self) -> int:
+        """How many of the services are http."""
+        return self.by_type.get("http", 0)
+
+    def describe(self) -> str:
+        """The services as the progress lines name them: ``10 tcp, 10 http``."""
+        return ", ".join(f"{n} {kind}" for kind, n in self.by_type.items())
+
+    @property
+    def web_kind(self) -> bool:
+        """Whether the services check http or tcp targets (nginx can stand in for them)."""
+        return self.kind in _REFERENCE_KINDS
+
+    @property
+    def effective_reference(self) -> float:
+        """Seconds of the reference phase: none for a type it has no bare operation for."""
+        return self.reference if self.kind in _REFERENCE_KINDS else 0.0
 
     @property
     def effective_warmup(self) -> float:
@@ -76,15 +110,15 @@ class BenchOptions:
         """Listening ports per check kind on the target."""
         if self.ports_per_kind is not None:
             return self.ports_per_kind
-        per_kind = max(self.tcp_services, self.services - self.tcp_services)
+        per_kind = max(self.tcp_services, self.http_services)
         return max(1, min(MAX_PORTS_PER_KIND, math.ceil(per_kind / SERVICES_PER_PORT)))
 
     def validate(self) -> None:
         """Raise ValueError naming the first option that cannot make a run."""
         if self.services < (2 if self.kind == "mixed" else 1):
             raise ValueError("services must be at least 2 (half tcp, half http)")
-        if self.kind not in ("mixed", "tcp", "http"):
-            raise ValueError(f"type must be mixed, tcp or http, not {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"type must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.interval <= 0:
             raise ValueError("interval must be positive")
         if self.duration <= 0:

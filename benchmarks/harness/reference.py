@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from benchmarks.harness.targets import TargetProcess
+from benchmarks.harness.targets import Target
 from pymon.checks.tcp import connect_and_close
 
 __all__ = ["measure_reference"]
@@ -24,7 +24,7 @@ REFERENCE_CONCURRENCY = 50
 
 
 async def measure_reference(
-    target: TargetProcess, seconds: float, concurrency: int = REFERENCE_CONCURRENCY
+    target: Target, seconds: float, concurrency: int = REFERENCE_CONCURRENCY
 ) -> tuple[float, float]:
     """CPU seconds of one bare aiohttp GET and of one bare connect, measured alternately.
 

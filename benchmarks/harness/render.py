@@ -4,9 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.harness.peers.figures import Comparison
 from benchmarks.harness.report import BenchReport
 
-__all__ = ["render_report", "render_timeline", "render_workers"]
+__all__ = ["render_peers", "render_report", "render_timeline", "render_workers"]
+
+
+def render_peers(comparison: Comparison) -> Any:
+    """A rich Table of pymon and its peers on one workload, with the ratios and skips."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"the same workload through each tool: {comparison.workload}; "
+        f"http and tcp target: {comparison.target}"
+    )
+    names = ("tool", "checks/s (demanded)", "not ok", "late p50 / p99 ms")
+    for name in (*names, "check p50 / p99 ms", "CPU s / 1,000", "pymon / it: checks/s, CPU"):
+        table.add_column(name, justify="left" if name == "tool" else "right")
+    ratios = comparison.ratios
+    notes = [f"{row.tool}: {row.note}" for row in comparison.rows]
+    notes += [f"{skip.tool} skipped: {skip.reason}" for skip in comparison.skipped]
+    table.caption = "\n".join(notes)
+    table.caption_justify = "left"
+    for row in comparison.rows:
+        ratio = ratios.get(row.tool)
+        table.add_row(
+            row.tool,
+            f"{row.per_second:,.1f} ({row.demanded_per_second:,.1f})",
+            f"{row.not_ok:,}",
+            f"{row.lateness.p50_ms:,.1f} / {row.lateness.p99_ms:,.1f}",
+            f"{row.duration.p50_ms:,.1f} / {row.duration.p99_ms:,.1f}",
+            f"{row.cpu_per_1000_checks_s:.3f}",
+            f"{ratio['checks_per_s']:.2f} / {ratio['cpu_per_check']:.2f}" if ratio else "",
+        )
+    for skip in comparison.skipped:
+        table.add_row(skip.tool, "skipped", "", "", "", "", "")
+    return table
 
 
 def render_timeline(report: BenchReport) -> Any:
@@ -55,10 +88,11 @@ def render_report(report: BenchReport) -> Any:
     """A rich Table of the report's headline figures."""
     from rich.table import Table
 
-    r, c = report.run, report.checks
+    r, c, t = report.run, report.checks, report.target
+    types = ", ".join(f"{n} {kind}" for kind, n in r.by_type.items())
     table = Table(
         title=(
-            f"pymon bench: {r.services} services ({r.tcp} tcp, {r.http} http) every "
+            f"pymon bench: {r.services} services ({types}) every "
             f"{r.interval_s:g}s, {r.window_s:g}s window, loop={r.loop}"
             + (f", {r.workers} workers" if r.workers > 1 else "")
         ),
@@ -77,6 +111,11 @@ def render_report(report: BenchReport) -> Any:
             f"max {report.lateness.max_ms:.1f} ms",
         ),
         (
+            "check duration p50 / p99",
+            f"{report.duration.p50_ms:.1f} / {report.duration.p99_ms:.1f} ms",
+            f"max {report.duration.max_ms:.1f} ms",
+        ),
+        (
             "loop lag p50 / p99",
             f"{report.loop_lag.p50_ms:.1f} / {report.loop_lag.p99_ms:.1f} ms",
             f"max {report.loop_lag.max_ms:.1f} ms",
@@ -92,6 +131,11 @@ def render_report(report: BenchReport) -> Any:
             f"{report.cpu.pymon_per_1000_checks_s:.3f} s",
             f"{report.cpu.pymon_utilization:.0%} of one core"
             + (" (all workers)" if r.workers > 1 else ""),
+        ),
+        (
+            "programs checks ran",
+            f"{report.cpu.children_per_1000_checks_s:.3f} s / 1,000",
+            f"{report.cpu.children_s:.2f} s of CPU (plugins, not in pymon's own CPU)",
         ),
         (
             "SQLite threads' CPU",
@@ -136,8 +180,8 @@ def render_report(report: BenchReport) -> Any:
         ),
         (
             "target answered",
-            f"{report.target.http_requests + report.target.tcp_accepts:,}",
-            f"http {report.target.http_requests:,}, tcp {report.target.tcp_accepts:,}",
+            f"{t.http_requests + t.tcp_accepts + t.dns_queries:,}",
+            f"http {t.http_requests:,}, tcp {t.tcp_accepts:,}, dns {t.dns_queries:,} ({t.server})",
         ),
     ]
     for row in rows:

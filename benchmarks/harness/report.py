@@ -8,10 +8,14 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from benchmarks.harness.meters import machine_info
 from benchmarks.harness.options import BenchOptions
+from benchmarks.harness.targets import TargetStats
+
+if TYPE_CHECKING:
+    from benchmarks.harness.peers.figures import Comparison
 from pymon.config.schema import Config
 from pymon.model import Status
 
@@ -50,6 +54,8 @@ class RunFigures:
     loop: str
     ports_per_kind: int
     workers: int = 1
+    kind: str = "mixed"
+    by_type: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -110,6 +116,9 @@ class CpuFigures:
     # SQLite's own threads (meters.db_thread_cpu): the database's CPU, on SQLite.
     db_thread_s: float = 0.0
     db_thread_share: float = 0.0
+    # The programs checks ran (plugins), waited for in the window (meters.children_cpu).
+    children_s: float = 0.0
+    children_per_1000_checks_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -202,6 +211,14 @@ class TargetFigures:
 
     http_requests: int
     tcp_accepts: int
+    dns_queries: int = 0
+    # What answered: pymon's own target process, or another server (the peers' run).
+    server: str = "pymon's target process"
+
+    @classmethod
+    def between(cls, before: TargetStats, after: TargetStats) -> TargetFigures:
+        """What the target answered from ``before`` to ``after``."""
+        return cls(after.http - before.http, after.tcp - before.tcp, after.dns - before.dns)
 
 
 @dataclass(slots=True)
@@ -230,6 +247,8 @@ class BenchReport:
     run: RunFigures
     checks: CheckFigures
     lateness: Percentiles
+    # How long each check took, start to result (the check's own duration).
+    duration: Percentiles
     loop_lag: Percentiles
     gc: GcFigures
     cpu: CpuFigures
@@ -241,10 +260,12 @@ class BenchReport:
     machine: dict[str, Any] = field(default_factory=dict)
     # With several workers, each one's figures (the rest is their sum or merge).
     workers: list[WorkerFigures] = field(default_factory=list)
+    # The same workload through the peer tools (``--peers``).
+    peers: Comparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready nested dict."""
-        return asdict(self)
+        return asdict(self) | {"peers": self.peers.to_dict() if self.peers else None}
 
 
 @dataclass(slots=True)
@@ -266,12 +287,13 @@ class WindowSamples:
     reference: tuple[float, float, float]  # seconds spent, GET and connect CPU seconds
     db_cpu: float = 0.0  # CPU seconds of SQLite's threads
     workers: int = 1
+    children_cpu: float = 0.0  # CPU seconds of the programs checks ran
 
 
 class Tally(Protocol):
     """What a report reads off the store's meter (a MeteredStore, or several merged)."""
 
-    results: list[tuple[Status, float, str]]
+    results: list[tuple[Status, float, str, float]]
     batches: list[tuple[float, int, float]]
     origin: float
     seconds: dict[int, list[float]]
@@ -298,8 +320,10 @@ def build_report(
     window, and what was sampled around it."""
     results = store.results
     total = len(results)
-    by_status = Counter(status.value for status, _, _ in results)
-    failures = Counter(_failure_kind(msg) for status, _, msg in results if status is not Status.OK)
+    by_status = Counter(status.value for status, _, _, _ in results)
+    failures = Counter(
+        _failure_kind(msg) for status, _, msg, _ in results if status is not Status.OK
+    )
     per_1000 = 1000 / total if total else 0.0
     written = sum(n for _, n, _ in batches)
     window, cpu, loop_cpu, rss = s.window, s.cpu, s.loop_cpu, s.rss
@@ -307,7 +331,7 @@ def build_report(
         run=RunFigures(
             services=options.services,
             tcp=options.tcp_services,
-            http=options.services - options.tcp_services,
+            http=options.http_services,
             interval_s=options.interval,
             warmup_s=options.effective_warmup,
             window_s=round(window, 3),
@@ -317,6 +341,8 @@ def build_report(
             loop=options.loop,
             ports_per_kind=options.effective_ports,
             workers=s.workers,
+            kind=options.kind,
+            by_type=options.by_type,
         ),
         checks=CheckFigures(
             total=total,
@@ -328,7 +354,8 @@ def build_report(
             failure_samples=dict(failures.most_common(5)),
             skipped_runs=s.skipped,
         ),
-        lateness=Percentiles.of([lateness for _, lateness, _ in results]),
+        lateness=Percentiles.of([lateness for _, lateness, _, _ in results]),
+        duration=Percentiles.of([duration for _, _, _, duration in results]),
         loop_lag=Percentiles.of(s.lag),
         gc=GcFigures.of(s.gc_pauses, window),
         cpu=CpuFigures(
@@ -347,6 +374,8 @@ def build_report(
             others_cores=round(max(0.0, s.busy - sum(cpu) - s.target_cpu) / window, 3),
             db_thread_s=round(s.db_cpu, 3),
             db_thread_share=round(s.db_cpu / sum(cpu), 3) if sum(cpu) else 0.0,
+            children_s=round(s.children_cpu, 3),
+            children_per_1000_checks_s=round(s.children_cpu * per_1000, 4),
         ),
         memory=MemoryFigures(
             rss_before_mb=round(rss[0] / 2**20, 1),

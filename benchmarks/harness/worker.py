@@ -39,7 +39,7 @@ def _dump(node: str, measured: Measured) -> WorkerDump:
         node=node,
         shards=measured.shards,
         origin=store.origin,
-        results=[[status.value, lateness, msg] for status, lateness, msg in store.results],
+        results=[[status.value, late, msg, took] for status, late, msg, took in store.results],
         all_batches=[list(b) for b in store.batches],
         batches=[list(b) for b in measured.batches],
         seconds={str(k): v for k, v in store.seconds.items()},
@@ -55,7 +55,7 @@ async def _run(spec: WorkerSpec) -> WorkerDump:
 
     def config() -> Config:
         cluster = ClusterConfig(**spec.cluster)
-        return build_config(options, spec.tcp_ports, spec.http_ports, Path(spec.db), cluster)
+        return build_config(options, spec.endpoints(), Path(spec.db), cluster)
 
     async def window_start(daemon: BenchDaemon) -> float:
         # The first node up takes every shard and hands half over at a later beat;

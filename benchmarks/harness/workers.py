@@ -35,8 +35,8 @@ from benchmarks.harness.report import (
     WorkerFigures,
     build_report,
 )
-from benchmarks.harness.targets import TargetProcess
-from benchmarks.harness.workload import build_config
+from benchmarks.harness.targets import Target
+from benchmarks.harness.workload import Endpoints, build_config
 from pymon.config.schema import ClusterConfig
 from pymon.model import Status
 
@@ -59,6 +59,8 @@ class WorkerSpec:
     options: dict[str, Any]  # BenchOptions' fields but workdir
     tcp_ports: list[int]
     http_ports: list[int]
+    dns_port: int
+    plugin: list[str]
     db: str
     cluster: dict[str, Any]  # ClusterConfig's fields
     node: str
@@ -69,13 +71,17 @@ class WorkerSpec:
         """The point's options, as the parent has them."""
         return BenchOptions(**self.options)
 
+    def endpoints(self) -> Endpoints:
+        """Where the services go, as the parent has it."""
+        return Endpoints(self.tcp_ports, self.http_ports, self.dns_port, self.plugin)
+
 
 @dataclass(frozen=True, slots=True)
 class WorkerDump:
     """What a worker measured, raw, so that the parent merges samples, not percentiles.
 
     ``results``, ``all_batches``, ``seconds`` and ``origin`` are its MeteredStore's
-    (results as ``[status, lateness, message]``, seconds keyed by their string),
+    (results as ``[status, lateness, message, duration]``, seconds keyed by their string),
     ``batches`` those of the window, ``samples`` its WindowSamples as a dict.
     """
 
@@ -93,7 +99,7 @@ class WorkerDump:
 class MergedTally:
     """The workers' store meters as one (report.Tally), seconds counted from ``origin``."""
 
-    results: list[tuple[Status, float, str]]
+    results: list[tuple[Status, float, str, float]]
     batches: list[tuple[float, int, float]]
     origin: float
     seconds: dict[int, list[float]]
@@ -110,7 +116,7 @@ class MergedTally:
                 tally[0] += checks
                 tally[1] = max(tally[1], latest)
         return cls(
-            results=[(Status(s), lateness, msg) for d in dumps for s, lateness, msg in d.results],
+            results=[(Status(r[0]), r[1], r[2], r[3]) for d in dumps for r in d.results],
             batches=sorted((b[0], int(b[1]), b[2]) for d in dumps for b in d.all_batches),
             origin=origin,
             seconds=seconds,
@@ -181,7 +187,8 @@ async def _ready(proc: asyncio.subprocess.Process, node: str) -> None:
 
 async def measure_workers(
     options: BenchOptions,
-    target: TargetProcess,
+    target: Target,
+    endpoints: Endpoints,
     workdir: Path,
     say: Callable[[str], None],
     reference: tuple[float, float],
@@ -193,8 +200,10 @@ async def measure_workers(
     specs = [
         WorkerSpec(
             options=fields,
-            tcp_ports=target.tcp_ports,
-            http_ports=target.http_ports,
+            tcp_ports=list(endpoints.tcp_ports),
+            http_ports=list(endpoints.http_ports),
+            dns_port=endpoints.dns_port,
+            plugin=list(endpoints.plugin),
             db=str(db),
             cluster=BENCH_CLUSTER.model_dump(),
             node=f"bench-w{i}",
@@ -204,8 +213,7 @@ async def measure_workers(
         for i in range(1, n + 1)
     ]
     say(
-        f"{options.services} services ({options.tcp_services} tcp, "
-        f"{options.services - options.tcp_services} http) every {options.interval:g}s "
+        f"{options.services} services ({options.describe()}) every {options.interval:g}s "
         f"on {n} workers; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
@@ -249,18 +257,17 @@ async def measure_workers(
         load=(load_before, load_after),
         busy=busy,
         target_cpu=target_after.cpu - target_before.cpu,
-        target=TargetFigures(
-            target_after.http - target_before.http, target_after.tcp - target_before.tcp
-        ),
+        target=TargetFigures.between(target_before, target_after),
         rss=(sum(p["rss"][0] for p in parts), sum(p["rss"][1] for p in parts)),
         lag=[lag for p in parts for lag in p["lag"]],
         gc_pauses=[(int(g), s) for p in parts for g, s in p["gc_pauses"]],
-        reference=(options.reference, *reference),
+        reference=(options.effective_reference, *reference),
         db_cpu=sum(p["db_cpu"] for p in parts),
         workers=n,
+        children_cpu=sum(p["children_cpu"] for p in parts),
     )
     # Only the scheduler's and storage's settings of the config reach the report.
-    config = build_config(options, target.tcp_ports, target.http_ports, db, BENCH_CLUSTER)
+    config = build_config(options, endpoints, db, BENCH_CLUSTER)
     tally = MergedTally.of(dumps, origin, (t_start, t_end))
     report = build_report(options, config, tally, _window_batches(dumps), samples)
     report.workers = [_worker_figures(d, window) for d in dumps]

@@ -52,7 +52,7 @@ def _checkout_on_path() -> None:
 @click.option(
     "--type",
     "kind",
-    type=click.Choice(["mixed", "tcp", "http"]),
+    type=click.Choice(["mixed", "tcp", "http", "ping", "dns", "plugin"]),
     default="mixed",
     show_default=True,
     help="What the services check: half tcp and half http, or one type only.",
@@ -108,6 +108,11 @@ def _checkout_on_path() -> None:
     help="Run the services on N worker nodes of one cluster, as `pymon run --workers N`.",
 )
 @click.option(
+    "--peers",
+    is_flag=True,
+    help="Then run the same workload through Nagios 4 and blackbox_exporter; compare.",
+)
+@click.option(
     "--timeline",
     is_flag=True,
     help="Also print each second since start: checks, latest start, store writes.",
@@ -129,6 +134,7 @@ def bench(
     loop_name: str | None,
     reference: float,
     workers: int,
+    peers: bool,
     timeline: bool,
     json_path: str | None,
 ) -> None:
@@ -137,13 +143,19 @@ def bench(
     The targets (an HTTP server and a TCP listener on 127.0.0.1) run in a separate
     process; storage is a real SQLite file in a temporary directory; web is off.
     With --workers N, N worker processes share the services by the cluster's shards.
+    With --peers the same services then run through each peer installed (Nagios 4 with
+    the monitoring plugins, blackbox_exporter), against the same targets (nginx for
+    http and tcp when installed), and one table compares them.
     """
     from rich.console import Console
 
     _checkout_on_path()
     try:
         from benchmarks.harness import (
+            KINDS,
             BenchOptions,
+            Unavailable,
+            render_peers,
             render_report,
             render_timeline,
             render_workers,
@@ -160,7 +172,7 @@ def bench(
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     options = BenchOptions(
         services=services,
-        kind="tcp" if kind == "tcp" else "http" if kind == "http" else "mixed",
+        kind=next(k for k in KINDS if k == kind),
         interval=interval,
         duration=duration,
         warmup=warmup,
@@ -168,6 +180,7 @@ def bench(
         loop="uvloop" if (loop_name or loop_factory()[1]).startswith("uvloop") else "asyncio",
         reference=reference,
         workers=workers,
+        peers=peers,
     )
     try:
         options.validate()
@@ -176,11 +189,17 @@ def bench(
     console = Console(stderr=True)
     try:
         report = run_bench(options, progress=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    except Unavailable as exc:
+        # The machine lacks what the point needs: said plainly, not a failed run.
+        console.print(f"skipped: {exc}")
+        return
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     Console().print(render_report(report))
     if report.workers:
         Console().print(render_workers(report))
+    if report.peers is not None:
+        Console().print(render_peers(report.peers))
     if timeline:
         Console().print(render_timeline(report))
     if json_path is not None:
