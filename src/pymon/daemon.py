@@ -31,7 +31,7 @@ from pymon.engine.bus import Bus
 from pymon.engine.cluster import Membership, default_node_name, new_node, shard_map
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.peers import Peers
-from pymon.engine.reconcile import live_config, reconcile, restart_needed
+from pymon.engine.reconcile import diff, live_config, reconcile, restart_needed
 from pymon.engine.relay import Relay
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
@@ -404,9 +404,14 @@ class Reloader:
             return ReloadResult(False, source, at, old.checksum, errors=(str(exc),))
         warnings = tuple(restart_needed(old, new))
         config = live_config(old, new)
+        # The long parts (a second each for 100,000 services) in a thread, so that checks
+        # keep their turns; both configs are immutable, and nothing is applied before.
+        running = daemon.runtime.config
+        plan = await asyncio.to_thread(diff, running, config)
+        shards = await asyncio.to_thread(shard_map, config.services, config.cluster.shards)
         stale = daemon.notifier.apply(config, channels)
-        daemon.membership.shard_of = shard_map(config.services, config.cluster.shards)
-        changes = await reconcile(daemon.runtime, config)
+        daemon.membership.shard_of = shards
+        changes = await reconcile(daemon.runtime, config, plan)
         await daemon._settle()
         daemon.membership.config_changed(config.checksum)
         for channel in stale:
