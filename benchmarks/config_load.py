@@ -10,12 +10,22 @@ half http in block style, as people write them) and loads it with
 fast path as shipped, and ruamel for everything (``read_plain`` patched to
 decline). It prints the median wall time of each, the YAML reading's share
 (``reading.read`` alone), and the speed-up.
+
+``--trees before=PATH,after=.`` compares source trees instead (e.g. a worktree of an
+older commit): each round loads the file once per tree, in a fresh process each,
+trees alternating, and prints the median wall and CPU time of each tree's load::
+
+    .venv/bin/python -m benchmarks.config_load --services 100000 --rounds 3 \
+        --trees before=/tmp/before,after=.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -66,11 +76,53 @@ def measure(path: Path, rounds: int) -> dict[str, list[float]]:
     return figures
 
 
+# A tree's load, timed in a process of its own (run with that tree's sources first
+# on the path): wall and CPU seconds.
+_TIMED_LOAD = (
+    "import sys, time; from pymon.config.load import load_config; "
+    "w, c = time.perf_counter(), time.process_time(); load_config(sys.argv[1]); "
+    "print(time.perf_counter() - w, time.process_time() - c)"
+)
+
+
+def compare_trees(path: Path, trees: dict[str, Path], rounds: int) -> dict[str, list[float]]:
+    """Median wall and CPU seconds of each tree's load of ``path``, trees alternating."""
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
+    for _ in range(rounds):
+        for label, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(tree.resolve() / "src")}
+            out = subprocess.run(
+                [sys.executable, "-c", _TIMED_LOAD, str(path)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            runs[label].append((float(out[0]), float(out[1])))
+    return {
+        label: [statistics.median(r[0] for r in done), statistics.median(r[1] for r in done)]
+        for label, done in runs.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", default="20000,100000", help="comma-separated sizes")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trees", help="LABEL=PATH,...: compare source trees' loads")
     args = parser.parse_args()
+    if args.trees:
+        trees = {k: Path(v) for k, v in (t.split("=", 1) for t in args.trees.split(","))}
+        print("| services | " + " | ".join(f"{t} wall / CPU" for t in trees) + " |")
+        print("|---|" + "---|" * len(trees))
+        with tempfile.TemporaryDirectory() as tmp:
+            for size in (int(s) for s in args.services.split(",")):
+                path = Path(tmp) / f"{size}.yaml"
+                write_config(path, size)
+                got = compare_trees(path, trees, args.rounds)
+                cells = " | ".join(f"{w:.2f} / {c:.2f} s" for w, c in got.values())
+                print(f"| {size:,} | {cells} |", flush=True)
+        return
     print("| services | load (fast) | of which YAML | load (ruamel) | of which YAML | speed-up |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

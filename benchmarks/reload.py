@@ -115,6 +115,19 @@ def lateness(db: Path, since: float, until: float) -> dict[str, float]:
     }
 
 
+def timeline(db: Path, since: float, until: float) -> list[float]:
+    """The largest lateness (ms) of the checks that started in each second from ``since``."""
+    worst = [0.0] * max(0, int(until - since))
+    with sqlite3.connect(db) as conn:
+        for started, late in conn.execute(
+            "SELECT started_at, lateness FROM results WHERE started_at >= ? AND started_at < ?",
+            (since, since + len(worst)),
+        ):
+            second = int(started - since)
+            worst[second] = max(worst[second], late * 1000)
+    return worst
+
+
 def run(
     services: int, interval: float, settle: float, after: float, spy: Path | None = None
 ) -> dict[str, Any]:
@@ -143,7 +156,7 @@ def run(
             profiler = None
             if spy is not None:
                 profiler = subprocess.Popen(
-                    ["py-spy", "record", "-q", "-o", str(spy), "--pid", str(proc.pid)]
+                    ["py-spy", "record", "-o", str(spy), "--pid", str(proc.pid)]
                     + (["--format", "raw"] if spy.suffix == ".txt" else []),
                     stdout=subprocess.DEVNULL,
                 )
@@ -163,6 +176,7 @@ def run(
         before = lateness(db, sent - settle, sent)
         during = lateness(db, sent, sent + took + 5)
         later = lateness(db, sent + took + 5, sent + took + 5 + after)
+        seconds = timeline(db, sent - 2, sent + took + 5)
     return {
         "services": services,
         "interval": interval,
@@ -172,6 +186,7 @@ def run(
         "before": before,
         "during": during,
         "after": later,
+        "timeline_from_minus_2s": [round(ms, 1) for ms in seconds],
     }
 
 
@@ -203,6 +218,10 @@ def main() -> None:
             f"| {span} the reload | {f['checks']:,} | {f['p50']:.1f} ms | {f['p99']:.1f} ms"
             f" | {f['max']:.1f} ms |"
         )
+    print(
+        "worst lateness (ms) per second from 2 s before the SIGHUP: "
+        + " ".join(f"{ms:.0f}" for ms in figures["timeline_from_minus_2s"])
+    )
     if args.out is not None:
         with args.out.open("a") as out:
             out.write(json.dumps(figures) + "\n")

@@ -38,7 +38,7 @@ from benchmarks.harness.workers import measure_workers
 from benchmarks.harness.workload import Endpoints, build_config, plugin_command
 from pymon.config.schema import Config
 from pymon.store.sql import SqlStore
-from pymon.tuning import relaxed_gc
+from pymon.tuning import freeze_heap, relaxed_gc
 
 __all__ = [
     "Measured",
@@ -206,6 +206,7 @@ async def measure(
     gc_meter = GcMeter()
     store.origin = time.time()
     await daemon.start()
+    freeze_heap()  # as pymon run does once started
     try:
         t_start = await opens(daemon)
         rss_running = rss_bytes()

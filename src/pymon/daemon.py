@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import pickle
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -25,13 +26,13 @@ from pymon import __version__
 from pymon.checks.base import Resolver
 from pymon.clock import Clock, SystemClock
 from pymon.config.load import DEMO_CONFIG, load_config
-from pymon.config.schema import Config
+from pymon.config.schema import Config, ServiceConfig
 from pymon.config.watch import ConfigWatcher
 from pymon.engine.bus import Bus
 from pymon.engine.cluster import Membership, default_node_name, new_node, shard_map
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.peers import Peers
-from pymon.engine.reconcile import diff, live_config, reconcile, restart_needed
+from pymon.engine.reconcile import diff_in_turns, live_config, reconcile, restart_needed
 from pymon.engine.relay import Relay
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
@@ -41,6 +42,7 @@ from pymon.notify.notifier import Notifier, build_channels
 from pymon.store.base import Store
 from pymon.store.sql import SqlStore
 from pymon.store.writer import BatchWriter
+from pymon.tuning import freeze_heap, paused_gc
 from pymon.web.app import create_app
 from pymon.web.server import WebServer
 
@@ -315,27 +317,52 @@ async def _finish(task: asyncio.Task[None] | None) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def _load_issues(path: Path) -> Config | list[ConfigIssue]:
-    """:func:`load_config` in a worker process: the Config, or the issues (both pickle)."""
+# Services per pickled piece of a reloaded config: unpickling one takes ~20 ms, and
+# checks run between pieces.
+_PIECE = 1000
+
+
+def _load_pieces(path: Path) -> tuple[Config, list[bytes]] | list[ConfigIssue]:
+    """:func:`load_config` in a worker process: the issues, or the Config without its
+    services and the services pickled in pieces of :data:`_PIECE`."""
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as err:
         return err.issues
+    services = config.services
+    pieces = [pickle.dumps(services[i : i + _PIECE]) for i in range(0, len(services), _PIECE)]
+    return config.model_copy(update={"services": ()}), pieces
 
 
 async def parse(path: Path) -> Config:
     """Load and validate ``path`` in a separate process; raises ConfigError like load_config.
 
-    Parsing is pure Python (10,000 services take seconds): in a thread it would hold
+    Parsing is pure Python (100,000 services take seconds): in a thread it would hold
     the GIL against the event loop and make checks late or time out. A fresh
     ``spawn`` process shares nothing with the daemon (no forked loop or sockets).
+    Unpickling 100,000 services here takes two seconds too, and holds the GIL for
+    half a second at a time, so the services come in pieces, unpickled on the loop
+    with checks running between them and the cyclic collector paused.
     """
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        outcome = await loop.run_in_executor(pool, _load_issues, path)
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        outcome = await loop.run_in_executor(pool, _load_pieces, path)
+    finally:
+        # Joining the worker takes a fifth of a second: not on the loop.
+        await asyncio.to_thread(pool.shutdown)
     if isinstance(outcome, list):
         raise ConfigError(outcome)
-    return outcome
+    bare, pieces = outcome
+    services: list[ServiceConfig] = []
+    # The collector, set off by the objects these make, would walk the whole heap
+    # (every service's config and state) again and again: pauses of half a second.
+    with paused_gc():
+        for piece in pieces:
+            services.extend(pickle.loads(piece))
+            await asyncio.sleep(0)
+        freeze_heap()
+    return bare.model_copy(update={"services": tuple(services)})
 
 
 class Reloader:
@@ -404,11 +431,9 @@ class Reloader:
             return ReloadResult(False, source, at, old.checksum, errors=(str(exc),))
         warnings = tuple(restart_needed(old, new))
         config = live_config(old, new)
-        # The long parts (a second each for 100,000 services) in a thread, so that checks
-        # keep their turns; both configs are immutable, and nothing is applied before.
-        running = daemon.runtime.config
-        plan = await asyncio.to_thread(diff, running, config)
-        shards = await asyncio.to_thread(shard_map, config.services, config.cluster.shards)
+        # Compared in turns (a second for 100,000 services): nothing is applied before.
+        plan = await diff_in_turns(daemon.runtime.config, config)
+        shards = shard_map(config.services, config.cluster.shards)
         stale = daemon.notifier.apply(config, channels)
         daemon.membership.shard_of = shards
         changes = await reconcile(daemon.runtime, config, plan)

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.harness import TargetProcess
 from pymon.config.load import load_config, load_config_text
 from pymon.daemon import Daemon
-from pymon.engine.reconcile import diff, fingerprint
+from pymon.engine.reconcile import diff, diff_in_turns, fingerprint
 from pymon.model import Status
 from pymon.store.sql import SqlStore
 from tests.support.servers import TcpListener, refused_port
@@ -238,6 +238,22 @@ def test_fingerprint_ignores_secrets_and_diff_compares_by_value() -> None:
     changes = diff(a, b)
     assert (changes.changed, changes.unchanged) == (("w", "t"), ())
     assert changes.summary() == "2 changed (w, t)"
+
+
+async def test_diff_in_turns_is_the_diff() -> None:
+    def config(names: list[str], port: int) -> str:
+        lines = [f"  - {{name: {n}, type: tcp, host: h, port: {port}}}" for n in names]
+        return "services:\n" + "\n".join(lines) + "\n"
+
+    old = load_config_text(config([f"s{i}" for i in range(7)], 1))
+    changed = load_config_text(config([f"s{i}" for i in range(3, 12)], 2))
+    kept = load_config_text(config([f"s{i}" for i in range(2, 9)], 1))
+    for new in (changed, kept):
+        # A turn smaller than the list, one that does not divide it, and the whole list.
+        for turn in (1, 4, 100):
+            assert await diff_in_turns(old, new, turn) == diff(old, new)
+    assert diff(old, kept).added == ("s7", "s8")
+    assert diff(old, kept).removed == ("s0", "s1")
 
 
 async def test_concurrent_reloads_run_one_at_a_time(setup: Setup) -> None:

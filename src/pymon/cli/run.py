@@ -28,7 +28,7 @@ from pymon.cli.common import config_option, load
 from pymon.cli.supervisor import Supervisor, Worker, usable_cpus, worker_count
 from pymon.config.schema import Config
 from pymon.errors import PymonError
-from pymon.tuning import loop_factory, relaxed_gc, setup_logging
+from pymon.tuning import freeze_heap, loop_factory, relaxed_gc, setup_logging
 
 __all__ = ["run"]
 
@@ -160,6 +160,7 @@ async def _serve(
         return
     stopping.cancel()
     starting.result()  # a start that failed raises here
+    freeze_heap()
     try:
         await stop.wait()
         log.info("stopping")

@@ -63,7 +63,7 @@ def shard_map(services: Sequence[ServiceConfig], shards: int) -> dict[str, int]:
     """Every service's shard: that of the first (by name) root of its ``depends_on``
     tree, so a dependency tree stays on one node. A parent that is not configured
     counts as no parent."""
-    parents = {s.name: list(s.depends_on) for s in services}
+    parents = {s.name: s.depends_on for s in services}
     roots: dict[str, str] = {}
 
     def root(name: str, seen: frozenset[str]) -> str:
@@ -74,7 +74,11 @@ def shard_map(services: Sequence[ServiceConfig], shards: int) -> dict[str, int]:
         roots[name] = found
         return found
 
-    return {name: shard_of(root(name, frozenset()), shards) for name in parents}
+    # Most services have no parent: their own name is their root.
+    return {
+        name: shard_of(root(name, frozenset()) if deps else name, shards)
+        for name, deps in parents.items()
+    }
 
 
 def live_nodes(nodes: Sequence[NodeRecord], now: float, lease: float) -> list[str]:
