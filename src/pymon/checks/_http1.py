@@ -54,6 +54,10 @@ class Failed(Exception):
     """No usable answer; the text is the check's message, worded as for aiohttp's errors."""
 
 
+class _Unanswered(Failed):
+    """The connection ended before a response head: aiohttp asks once more, and so do we."""
+
+
 def unreachable(host: str, port: int | None, exc: OSError) -> str:
     """Why connecting to ``host`` port ``port`` failed, TLS included, in the check's words."""
     where = f"({host} port {port})"
@@ -330,7 +334,7 @@ class _Exchange(asyncio.Protocol):
             if exc is not None:
                 self._fail(Handover(f"the connection broke: {exc}"))
             else:
-                self._fail(Failed("server closed the connection without a complete response"))
+                self._fail(_Unanswered("server closed the connection without a complete response"))
         elif not self.body.done():
             if exc is None and self._left == -1:
                 self._complete()
@@ -373,8 +377,15 @@ class Http1Client:
         sent: CIMultiDict[str] = CIMultiDict(self.headers)
         sent.update(headers)
         redirects = 0
+        retry = True  # once per request, redirects included, as aiohttp retries
         while True:
-            exchange = await self._exchange(url, method, sent, tls, limit, ctx)
+            try:
+                exchange = await self._exchange(url, method, sent, tls, limit, ctx)
+            except _Unanswered:
+                if not retry:
+                    raise
+                retry = False
+                continue
             if exchange.status not in REDIRECTS or not follow:
                 return Reply(exchange, url.with_fragment(None), redirects)
             redirects += 1
