@@ -43,7 +43,6 @@ import asyncio
 import functools
 import importlib
 import resource
-import ssl
 import statistics
 import tempfile
 import time
@@ -123,17 +122,16 @@ SizedRound = Callable[[int], Awaitable[tuple[float, int]]]
 
 
 def http_alternatives(
-    ports: list[int], scheme: str = "http", trust: ssl.SSLContext | None = None
+    ports: list[int],
 ) -> tuple[dict[str, SizedRound], Callable[[], Awaitable[None]]]:
     """The ways of running an http check against ``ports``, by name: a round of
-    ``n`` checks each; and what closes their sessions afterwards. ``trust``
-    verifies the targets' certificates (https)."""
+    ``n`` checks each; and what closes their sessions afterwards."""
     kind = check_type("http")
-    specs = [HttpSpec(url=f"{scheme}://127.0.0.1:{p}/x") for p in ports]
+    specs = [HttpSpec(url=f"http://127.0.0.1:{p}/x") for p in ports]
     sessions = {
-        "aiohttp: new_session(lean=False)": new_session(trust, lean=False),
-        "lean path: new_session() (checks/_http1.py)": new_session(trust),
-        "aiohttp, no happy eyeballs (http-nohe)": lean_session(new_session(trust, lean=False)),
+        "aiohttp: new_session(lean=False)": new_session(lean=False),
+        "lean path: new_session() (checks/_http1.py)": new_session(),
+        "aiohttp, no happy eyeballs (http-nohe)": lean_session(new_session(lean=False)),
     }
     raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run))
     alternatives: dict[str, SizedRound] = {

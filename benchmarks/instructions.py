@@ -31,10 +31,10 @@ from benchmarks.harness import TargetProcess
 _TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
-async def _run(name: str, n: int, scheme: str) -> None:
+async def _run(name: str, n: int) -> None:
     target = await TargetProcess.start(2)
     try:
-        alternatives, close = http_alternatives(target.http_ports, scheme)
+        alternatives, close = http_alternatives(target.http_ports)
         try:
             await alternatives[name](n)
         finally:
@@ -43,13 +43,13 @@ async def _run(name: str, n: int, scheme: str) -> None:
         await target.stop()
 
 
-async def _names(scheme: str) -> list[str]:
-    alternatives, close = http_alternatives([], scheme)
+async def _names() -> list[str]:
+    alternatives, close = http_alternatives([])
     await close()
     return list(alternatives)
 
 
-def _instructions(name: str, n: int, loop: str, scheme: str) -> int:
+def _instructions(name: str, n: int, loop: str) -> int:
     """Ir of one process that runs ``n`` checks of alternative ``name``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
@@ -67,8 +67,6 @@ def _instructions(name: str, n: int, loop: str, scheme: str) -> int:
                 str(n),
                 "--loop",
                 loop,
-                "--scheme",
-                scheme,
             ],
             check=True,
             stdout=subprocess.DEVNULL,
@@ -85,7 +83,6 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("alternatives", nargs="*", metavar="ALTERNATIVE")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
-    parser.add_argument("--scheme", choices=["http"], default="http")
     parser.add_argument("-n", default="200,1200", help="checks in the short and the long run")
     parser.add_argument("--one", metavar="ALTERNATIVE", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -94,10 +91,10 @@ def cli() -> None:
         if args.loop == "uvloop":
             factory = importlib.import_module("uvloop").new_event_loop
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_run(args.one, int(args.n), args.scheme))
+            runner.run(_run(args.one, int(args.n)))
         return
     short, long = (int(n) for n in args.n.split(","))
-    known = asyncio.run(_names(args.scheme))
+    known = asyncio.run(_names())
     chosen = args.alternatives or known
     unknown = set(chosen) - set(known)
     if unknown:
@@ -105,10 +102,9 @@ def cli() -> None:
     print(f"# loop={args.loop}, Ir per check = (Ir({long}) - Ir({short})) / {long - short}")
     first: float | None = None
     for name in chosen:
-        per = (
-            _instructions(name, long, args.loop, args.scheme)
-            - _instructions(name, short, args.loop, args.scheme)
-        ) / (long - short)
+        per = (_instructions(name, long, args.loop) - _instructions(name, short, args.loop)) / (
+            long - short
+        )
         first = first or per
         print(f"  {name:42s} {per / 1000:8.1f} k Ir/check  x{per / first:.2f}", flush=True)
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pymon.checks import CheckContext, check_type, run_check
-from pymon.checks.http import new_session
+from pymon.checks.http import HttpSpec, _lean, new_session
 from pymon.model import CheckResult
 
 # Past the check's timeout in the slow cases, and how often a dripping server writes.
@@ -407,3 +407,25 @@ def test_encoded_bodies_get_the_same_verdict(
         "not_contains": ["\x00\x00"],
     }
     asyncio.run(_same_verdict(_ok(encoded, *headers), cuts, spec))
+
+
+@pytest.mark.parametrize(
+    ("extra", "lean"),
+    [
+        ({}, True),
+        ({"method": "HEAD", "headers": {"Authorization": "Bearer x"}}, True),
+        ({"basic_auth": {"username": "u", "password": "p"}}, True),
+        ({"url": "http://127.0.0.1/users/me@example.org"}, True),
+        ({"method": "POST", "body": "x"}, False),
+        ({"method": "OPTIONS"}, False),
+        ({"url": "http://user:pw@127.0.0.1/"}, False),
+        ({"headers": {"accept-encoding": "br"}}, False),
+        ({"headers": {"Connection": "keep-alive"}}, False),
+    ],
+)
+async def test_one_place_decides_which_client_asks(extra: dict[str, object], lean: bool) -> None:
+    spec = HttpSpec.model_validate({"url": "http://127.0.0.1/", **extra})
+    async with new_session() as session:
+        assert (_lean(spec, session) is not None) is lean
+    async with new_session(lean=False) as session:
+        assert _lean(spec, session) is None

@@ -452,7 +452,7 @@ def _lean(spec: HttpSpec, session: aiohttp.ClientSession) -> Http1Client | None:
     is one more header. Anything the lean client meets at run time that is out
     of its scope hands the check over to aiohttp (``_http1.Handover``).
     """
-    if spec.method not in ("GET", "HEAD") or "@" in spec.url:
+    if spec.method not in ("GET", "HEAD") or "@" in _parsed(spec.url).raw_authority:
         return None
     if any(name.lower() in _EXCHANGE_HEADERS for name in spec.headers):
         return None
