@@ -9,9 +9,11 @@ Parts:
 ``tcp``
     one tcp check, connect only (``check_tcp`` uses a bare socket for it);
 ``http``
-    one http check through ``new_session()``'s session, against the same session
-    without happy eyeballs; and a GET on a bare asyncio Protocol (how much of the
-    cost is the HTTP client itself);
+    one http check through aiohttp (``new_session(lean=False)``), through the lean
+    HTTP/1.1 client (``new_session()``, ``checks/_http1.py``), through aiohttp
+    without happy eyeballs; and a GET on a bare asyncio Protocol (the headroom
+    probe ``http-raw``); ``benchmarks/instructions.py`` counts the same
+    alternatives' instructions under callgrind;
 ``engine``
     the daemon running a check that does no I/O at 2,000 runs/s (scheduler,
     run_check, rules, writer; no store), the scheduler's 10 ms tick against a
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import resource
 import statistics
@@ -112,6 +115,44 @@ def _check_round(n: int, kind: CheckType, specs: list[Any], session: Any = None)
         return _cpu() - c0, n
 
     return one_round
+
+
+SizedRound = Callable[[int], Awaitable[tuple[float, int]]]
+"""A measuring round of ``n`` operations."""
+
+
+def http_alternatives(
+    ports: list[int],
+) -> tuple[dict[str, SizedRound], Callable[[], Awaitable[None]]]:
+    """The ways of running an http check against ``ports``, by name: a round of
+    ``n`` checks each; and what closes their sessions afterwards."""
+    kind = check_type("http")
+    specs = [HttpSpec(url=f"http://127.0.0.1:{p}/x") for p in ports]
+    sessions = {
+        "aiohttp: new_session(lean=False)": new_session(lean=False),
+        "lean path: new_session() (checks/_http1.py)": new_session(),
+        "aiohttp, no happy eyeballs (http-nohe)": lean_session(new_session(lean=False)),
+    }
+    raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run))
+    alternatives: dict[str, SizedRound] = {
+        name: functools.partial(_sized_round, kind, specs, session)
+        for name, session in sessions.items()
+    }
+    alternatives["bare asyncio Protocol (headroom probe)"] = functools.partial(
+        _sized_round, raw, specs, None
+    )
+
+    async def close() -> None:
+        for session in sessions.values():
+            await session.close()
+
+    return alternatives, close
+
+
+async def _sized_round(
+    kind: CheckType, specs: list[Any], session: Any, n: int
+) -> tuple[float, int]:
+    return await _check_round(n, kind, specs, session)()
 
 
 class _NoStore(SqlStore):
@@ -281,27 +322,17 @@ async def main(args: argparse.Namespace) -> None:
                 rounds,
             )
         if target is not None and "http" in parts:
-            kind = check_type("http")
-            hspecs = [HttpSpec(url=f"http://127.0.0.1:{p}/x") for p in target.http_ports]
-            sessions = {
-                "new_session() as is": new_session(),
-                "no happy eyeballs (prototype http-nohe)": lean_session(new_session()),
-            }
-            raw = CheckType(kind.name, kind.spec, http_raw_check(kind.run))
+            alternatives, close = http_alternatives(target.http_ports)
             try:
-                for session in sessions.values():
-                    await _check_round(300, kind, hspecs, session)()  # warm-up
-                alternatives = {
-                    name: _check_round(args.n, kind, hspecs, session)
-                    for name, session in sessions.items()
-                }
-                alternatives["bare asyncio Protocol (headroom probe)"] = _check_round(
-                    args.n, raw, hspecs
+                for one_round in alternatives.values():
+                    await one_round(300)  # warm-up
+                await compare(
+                    "http check (run_check)",
+                    {name: functools.partial(one, args.n) for name, one in alternatives.items()},
+                    rounds,
                 )
-                await compare("http check (run_check)", alternatives, rounds)
             finally:
-                for session in sessions.values():
-                    await session.close()
+                await close()
         if "engine" in parts:
             await _engine(args.rate, rounds, with_store=False)
             await _engine(args.rate, rounds, with_store=True)

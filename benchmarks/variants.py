@@ -58,6 +58,18 @@ def _http_nohe() -> None:
     sessions.new_session = session
 
 
+def _http_aiohttp() -> None:
+    """checks/_session.py new_session: every http check through aiohttp, no lean client."""
+    import pymon.checks._session as sessions
+
+    made = sessions.new_session
+
+    def session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        return made(*args, **{**kwargs, "lean": False})
+
+    sessions.new_session = session
+
+
 class _OneResponse(asyncio.Protocol):
     """Sends one request; resolves ``done`` with the raw response when it is complete."""
 
@@ -302,6 +314,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], list[Patch]]] = {
     "flush-2": ({"flush_interval": 2.0}, []),
     "ports-1": ({"ports_per_kind": 1}, []),
     "http-nohe": ({}, [_http_nohe]),
+    "http-aiohttp": ({}, [_http_aiohttp]),
     "http-raw": ({}, [_http_raw]),
     "store-on-loop": ({}, [_store_on_loop]),
     "gc-freeze": ({}, [_gc_freeze]),

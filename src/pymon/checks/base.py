@@ -25,6 +25,7 @@ __all__ = [
     "SystemResolver",
     "Unreachable",
     "connect_first",
+    "ip_literal",
     "os_reason",
     "resolve_host",
 ]
@@ -89,7 +90,7 @@ class CheckContext:
 
 
 @functools.lru_cache(maxsize=4096)
-def _ip_literal(host: str) -> str | None:
+def ip_literal(host: str) -> str | None:
     """``host`` as an IP address literal, or None for a name (cached: once per check)."""
     try:
         return str(ipaddress.ip_address(host))
@@ -102,7 +103,7 @@ async def resolve_host(host: str, ctx: CheckContext) -> list[str]:
 
     Raises OSError when the name does not resolve (or resolves to nothing).
     """
-    literal = _ip_literal(host)
+    literal = ip_literal(host)
     if literal is not None:
         return [literal]
     ctx.stage = f"resolving {host}"

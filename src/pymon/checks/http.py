@@ -9,8 +9,9 @@ import functools
 import json
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Literal, Protocol, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -25,15 +26,17 @@ from pydantic import (
 )
 from yarl import URL
 
-from pymon.checks._session import HttpSessions, Response, current_check, new_session
+from pymon.checks._http1 import Failed, Handover, Http1Client, unreachable
+from pymon.checks._session import (
+    HttpSessions,
+    Response,
+    current_check,
+    lean_client,
+    new_session,
+)
 from pymon.checks.base import CheckContext
 from pymon.checks.spec import CheckSpec, MetricThresholds
-from pymon.checks.tls import (
-    TrustSpec,
-    read_certificate,
-    ssl_reason,
-    verifying_context,
-)
+from pymon.checks.tls import UNVERIFIED, TrustSpec, read_certificate, verifying_context
 from pymon.model import CheckResult, Status
 from pymon.ranges import parse_ranges
 
@@ -237,24 +240,13 @@ def _failure(exc: aiohttp.ClientError) -> str:
     """Why no usable answer came, in the operator's words."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert = exc.certificate_error
-        reason = (
-            cert.verify_message.rstrip(".")
-            if isinstance(cert, ssl.SSLCertVerificationError)
-            else cert
-        )
-        return f"TLS certificate verify failed: {reason} ({exc.host} port {exc.port})"
-    if isinstance(exc, aiohttp.ClientConnectorSSLError):
-        return f"TLS handshake failed: {ssl_reason(exc.os_error)} ({exc.host} port {exc.port})"
+        if isinstance(cert, OSError):
+            return unreachable(exc.host, exc.port, cert)
+        return f"TLS certificate verify failed: {cert} ({exc.host} port {exc.port})"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"cannot resolve {exc.host}: {exc.os_error.strerror or exc.os_error}"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        os_error = exc.os_error
-        reason = (
-            "connection refused"
-            if isinstance(os_error, ConnectionRefusedError)
-            else f"cannot connect: {os_error.strerror or os_error}"
-        )
-        return f"{reason} ({exc.host} port {exc.port})"
+        return unreachable(exc.host, exc.port, exc.os_error)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "server closed the connection without a complete response"
     if isinstance(exc, aiohttp.TooManyRedirects):
@@ -265,19 +257,6 @@ def _failure(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientPayloadError):
         return f"response body broken: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-async def _read_body(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of the body, and whether more may have followed."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks), not content.at_eof()
 
 
 def _decode(body: bytes, charset: str | None) -> str:
@@ -432,24 +411,64 @@ def _problems(
     return problems
 
 
-async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
-    """Request ``url``; judge the status code, headers, texts and JSON values in the body."""
-    session = await ctx.http_session()
-    # A bool keeps the session's verifying context (True) or skips verification (False).
-    tls: ssl.SSLContext | bool = (
-        await verifying_context(spec.ca_file) if spec.ca_file is not None else spec.verify_tls
-    )
-    headers = spec.headers
-    if spec.basic_auth is not None:
-        headers = {**headers, "Authorization": spec.basic_auth.header()}
-    # The stage goes "connecting", "waiting for response headers" (_Response.start;
-    # then "following a redirect" for each hop), "reading body".
-    ctx.stage = "connecting"
+class _Reply(Protocol):
+    """A response whose head is in, from either client: aiohttp's (``_session.Response``)
+    or the lean one (``_http1.Reply``)."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def url(self) -> URL: ...
+    @property
+    def redirects(self) -> int: ...
+    @property
+    def peer_cert(self) -> bytes | None: ...
+    @property
+    def charset(self) -> str | None: ...
+
+    async def read_at_most(self, limit: int) -> tuple[bytes, bool]: ...
+
+    def close(self) -> None: ...
+
+
+# Request headers the lean client leaves to aiohttp: they change how the exchange runs.
+_EXCHANGE_HEADERS = frozenset(
+    {"connection", "accept-encoding", "host", "expect", "upgrade", "te", "transfer-encoding"}
+)
+
+
+def _lean(spec: HttpSpec, session: aiohttp.ClientSession) -> Http1Client | None:
+    """The lean client, when the request is within its scope; None sends it through aiohttp.
+
+    The one place that decides. In scope: a GET or HEAD (no request body) to an
+    http or https URL without credentials in it, with headers that do not change
+    the exchange itself (``Connection``, ``Accept-Encoding``, ``Host``, ``Expect``,
+    ``Upgrade``, ``TE``, ``Transfer-Encoding``), on a session made by
+    ``new_session()`` (which also gives the lean client its trust). ``basic_auth``
+    is one more header. Anything the lean client meets at run time that is out
+    of its scope hands the check over to aiohttp (``_http1.Handover``).
+    """
+    if spec.method not in ("GET", "HEAD") or "@" in _parsed(spec.url).raw_authority:
+        return None
+    if any(name.lower() in _EXCHANGE_HEADERS for name in spec.headers):
+        return None
+    return lean_client(session)
+
+
+async def _via_aiohttp(
+    session: aiohttp.ClientSession,
+    spec: HttpSpec,
+    headers: dict[str, str],
+    tls: ssl.SSLContext | bool,
+    ctx: CheckContext,
+) -> _Reply:
     current = current_check.set(ctx)
-    t0 = ctx.clock.monotonic()
-    metrics: dict[str, float] = {}
     try:
-        async with session.request(
+        resp = await session.request(
             spec.method,
             _parsed(spec.url),
             headers=headers,
@@ -457,34 +476,78 @@ async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
             json=spec.json_body,
             allow_redirects=spec.follow_redirects,
             ssl=tls,
-        ) as resp:
+        )
+    finally:
+        current_check.reset(current)
+    if not isinstance(resp, Response):
+        resp.close()
+        raise TypeError("the http check needs a session made by new_session()")
+    return resp
+
+
+async def _answer(
+    spec: HttpSpec,
+    ctx: CheckContext,
+    request: Callable[[], Awaitable[_Reply]],
+) -> CheckResult:
+    """Make the request and judge the reply: the check after the client's choice."""
+    # The stage goes "connecting", "waiting for response headers" (then "following
+    # a redirect" for each hop), "reading body".
+    ctx.stage = "connecting"
+    t0 = ctx.clock.monotonic()
+    metrics: dict[str, float] = {}
+    try:
+        resp = await request()
+        try:
             response_ms = (ctx.clock.monotonic() - t0) * 1000
             metrics["status_code"] = resp.status
             metrics["response_time_ms"] = round(response_ms, 3)
-            if isinstance(resp, Response) and resp.peer_cert is not None:
+            if resp.peer_cert is not None:
                 # A certificate OpenSSL took but cryptography cannot read has no metric.
                 with contextlib.suppress(ValueError):
                     cert = read_certificate(resp.peer_cert)
                     metrics["cert_days_left"] = cert.days_left(ctx.clock.time())
             ctx.stage = "reading body"
-            body, truncated = await _read_body(resp.content, spec.max_body)
-            if truncated:
-                # Drop the connection rather than let the rest of the body be drained.
-                resp.close()
-            charset = resp.charset
+            body, truncated = await resp.read_at_most(spec.max_body)
+        finally:
+            resp.close()
     except aiohttp.ClientError as exc:
         return CheckResult(Status.FAILED, _failure(exc), metrics)
-    finally:
-        current_check.reset(current)
+    except Failed as exc:
+        return CheckResult(Status.FAILED, str(exc), metrics)
     metrics["body_bytes"] = len(body)
     size = f"{len(body)} bytes (cut at max_body)" if truncated else f"{len(body)} bytes"
     summary = f"HTTP {resp.status} {resp.reason or ''}".rstrip()
-    if resp.history:
-        hops = len(resp.history)
+    if resp.redirects:
+        hops = resp.redirects
         summary += f" from {resp.url} after {hops} redirect{'s' if hops > 1 else ''}"
     summary += f", {size} in {response_ms:.0f} ms"
-    problems = _problems(spec, resp.headers, body, charset)
+    problems = _problems(spec, resp.headers, body, resp.charset)
     if problems:
         only = f"; only the first {len(body)} bytes were read" if truncated else ""
         return CheckResult(Status.ERROR, f"{'; '.join(problems)} ({summary}{only})", metrics)
     return CheckResult(Status.OK, summary, metrics)
+
+
+async def check_http(spec: HttpSpec, ctx: CheckContext) -> CheckResult:
+    """Request ``url``; judge the status code, headers, texts and JSON values in the body."""
+    session = await ctx.http_session()
+    headers = spec.headers
+    if spec.basic_auth is not None:
+        headers = {**headers, "Authorization": spec.basic_auth.header()}
+    ca = await verifying_context(spec.ca_file) if spec.ca_file is not None else None
+    lean = _lean(spec, session)
+    if lean is not None:
+        tls = ca or (lean.verifying if spec.verify_tls else UNVERIFIED)
+        url = _parsed(spec.url)
+
+        async def lean_request() -> _Reply:
+            return await lean.get(
+                url, spec.method, headers, tls, spec.max_body, spec.follow_redirects, ctx
+            )
+
+        with contextlib.suppress(Handover):
+            return await _answer(spec, ctx, lean_request)
+    # A bool keeps the session's verifying context (True) or skips verification (False).
+    trust: ssl.SSLContext | bool = ca or spec.verify_tls
+    return await _answer(spec, ctx, lambda: _via_aiohttp(session, spec, headers, trust, ctx))
