@@ -9,9 +9,11 @@ log says it was applied). Lateness (how long after its due time a check started)
 is read afterwards from the results table, for the checks that started before the
 reload, while it ran (and 5 s after), and for ``--after`` seconds after that. With
 ``--py-spy FILE`` the reload is profiled (``.txt``: collapsed stacks, else an SVG flame
-graph). From the repository root::
+graph); with ``--tree PATH`` the daemon is that source tree's (e.g. a worktree of an
+older commit), for a before/after. From the repository root::
 
     .venv/bin/python -m benchmarks.reload --services 100000 --interval 60s
+    .venv/bin/python -m benchmarks.reload --services 100000 --interval 60s --tree /tmp/before
 
 Prints one table and appends a JSON line to ``--out`` if given.
 """
@@ -128,8 +130,18 @@ def timeline(db: Path, since: float, until: float) -> list[float]:
     return worst
 
 
+def _sources(tree: Path | None) -> dict[str, str]:
+    """The environment that makes ``pymon run`` the daemon of source tree ``tree``."""
+    return {} if tree is None else {"PYTHONPATH": str(tree.resolve() / "src")}
+
+
 def run(
-    services: int, interval: float, settle: float, after: float, spy: Path | None = None
+    services: int,
+    interval: float,
+    settle: float,
+    after: float,
+    spy: Path | None = None,
+    tree: Path | None = None,
 ) -> dict[str, Any]:
     ports = max(1, min(16, -(-services // SERVICES_PER_PORT)))
     # One loop holds the target process's pipes from its start to its stop.
@@ -143,7 +155,7 @@ def run(
             [sys.executable, "-m", "pymon", "run", "-c", str(cfg)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **_sources(tree)},
         )
         try:
             wait_for(lambda: healthy(web), "/healthz", 600)
@@ -198,6 +210,7 @@ def main() -> None:
     parser.add_argument("--after", default="30s", help="time measured after the reload")
     parser.add_argument("--out", type=Path, help="append a JSON line here")
     parser.add_argument("--py-spy", type=Path, help="a py-spy flame graph of the reload, here")
+    parser.add_argument("--tree", type=Path, help="run the daemon of this source tree instead")
     args = parser.parse_args()
     figures = run(
         args.services,
@@ -205,6 +218,7 @@ def main() -> None:
         parse_duration(args.settle),
         parse_duration(args.after),
         args.py_spy,
+        args.tree,
     )
     print(
         f"{figures['services']:,} tcp services every {figures['interval']:g}s: start-up "

@@ -77,6 +77,10 @@ def _probe_figures(body: str) -> tuple[bool, float]:
     return values.get("probe_success") == 1.0, values.get("probe_duration_seconds", 0.0)
 
 
+# The driver's connections to the exporter at most (each an open file).
+_CONNECTIONS = 2000
+
+
 class _Driver:
     """The Prometheus stand-in: scrapes every target once per interval, phases spread."""
 
@@ -158,9 +162,13 @@ class BlackboxExporter:
         self, options: BenchOptions, endpoints: Endpoints, child: Child, base: str
     ) -> PeerFigures:
         driver = _Driver(base, plan(options, endpoints), options)
-        # Prometheus keeps its connections to an exporter open; no limit on them.
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        # Prometheus keeps its connections to an exporter open, and gives up on a scrape
+        # at its scrape timeout (the probe's timeout here): an exporter that falls
+        # behind then fails scrapes instead of piling up connections without end (a
+        # 2,000/s http point ran the driver out of file descriptors).
+        connector = aiohttp.TCPConnector(limit=_CONNECTIONS)
+        timeout = aiohttp.ClientTimeout(total=options.effective_timeout + END_GRACE)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             await _healthy(session, base, child)
             scraping = asyncio.create_task(driver.run(session))
             try:
