@@ -210,6 +210,7 @@ def test_every_command_is_on_the_group() -> None:
     assert sorted(cli.commands) == [
         "ack",
         "bench",
+        "capacity",
         "check",
         "config",
         "hash-password",

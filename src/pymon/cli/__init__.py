@@ -1,5 +1,5 @@
 """The ``pymon`` command line: run, check, config validate, ack, nodes, shell, bench,
-hash-password. ``main`` is the ``pymon`` script's entry point; ``cli`` the click group,
+capacity, hash-password. ``main`` is the ``pymon`` script's entry point; ``cli`` the click group,
 its commands listed here, each defined in the module of its kind:
 
 ``run.py``
@@ -10,6 +10,8 @@ its commands listed here, each defined in the module of its kind:
     ``ack``, ``nodes`` and ``shell``, on a running daemon;
 ``tools.py``
     ``bench`` and ``hash-password``;
+``capacity.py``
+    ``capacity``, the limits of a config on this machine;
 ``common.py``
     the ``-c/--config`` option and loading the config.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import click
 
 from pymon import __version__
+from pymon.cli.capacity import capacity
 from pymon.cli.check import check, config
 from pymon.cli.remote import ack, nodes, shell
 from pymon.cli.run import run
@@ -33,7 +36,7 @@ def cli() -> None:
     """pymon: watch hosts, services and processes; tell the right people once."""
 
 
-for _command in (run, check, config, ack, nodes, shell, bench, hash_password):
+for _command in (run, check, config, ack, nodes, shell, bench, capacity, hash_password):
     cli.add_command(_command)
 
 

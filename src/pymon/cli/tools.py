@@ -5,20 +5,22 @@ hash-password`` (hashes for ``web.auth``).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from pymon.tuning import loop_factory
 
-__all__ = ["bench", "hash_password"]
+__all__ = ["bench", "checkout_harness", "duration_option", "hash_password"]
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+def duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
     """A click callback reading ``500ms``, ``5s``, ``2m`` or plain seconds."""
     from pymon.config.schema import parse_duration
 
@@ -41,6 +43,21 @@ def _checkout_on_path() -> None:
         sys.path.insert(0, str(checkout))
 
 
+@contextlib.contextmanager
+def checkout_harness(command: str) -> Iterator[None]:
+    """Import the benchmark harness in the block; a plain error if this pymon has none."""
+    _checkout_on_path()
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("benchmarks", "benchmarks.harness"):
+            raise
+        raise click.ClickException(
+            f"pymon {command} runs from a source checkout (clone the repository, pip install"
+            " -e .): this installation has no benchmarks/harness"
+        ) from None
+
+
 @click.command()
 @click.option(
     "--services",
@@ -60,7 +77,7 @@ def _checkout_on_path() -> None:
 @click.option(
     "--interval",
     metavar="DURATION",
-    callback=_duration,
+    callback=duration_option,
     default="5s",
     show_default=True,
     help="Check interval of every service.",
@@ -68,7 +85,7 @@ def _checkout_on_path() -> None:
 @click.option(
     "--duration",
     metavar="DURATION",
-    callback=_duration,
+    callback=duration_option,
     default="60s",
     show_default=True,
     help="Length of the measuring window.",
@@ -76,7 +93,7 @@ def _checkout_on_path() -> None:
 @click.option(
     "--warmup",
     metavar="DURATION",
-    callback=_duration,
+    callback=duration_option,
     default=None,
     help="Wait before measuring (default two intervals; at least one).",
 )
@@ -95,7 +112,7 @@ def _checkout_on_path() -> None:
 )
 @click.option(
     "--reference",
-    callback=_duration,
+    callback=duration_option,
     default="4s",
     show_default=True,
     help="Time first spent on bare GETs and connects without pymon (0s: skip).",
@@ -149,8 +166,7 @@ def bench(
     """
     from rich.console import Console
 
-    _checkout_on_path()
-    try:
+    with checkout_harness("bench"):
         from benchmarks.harness import (
             KINDS,
             BenchOptions,
@@ -161,13 +177,6 @@ def bench(
             render_workers,
         )
         from benchmarks.harness import run as run_bench
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("benchmarks", "benchmarks.harness"):
-            raise
-        raise click.ClickException(
-            "pymon bench runs from a source checkout (clone the repository, pip install -e .):"
-            " this installation has no benchmarks/harness"
-        ) from None
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     options = BenchOptions(

@@ -396,20 +396,21 @@ class Runtime:
     async def remove_maintenance(self, window_id: str) -> bool:
         """Remove a window added at run time; False when there is none with that id.
         A window of the config is refused: it changes only with the config file."""
-        if window_id not in self.adhoc_windows:
-            if any(w.id == window_id for w in self._config.maintenance):
-                raise CommandRefused(
-                    f"maintenance window {window_id!r} is defined in the config; "
-                    "edit the config file (and reload) to change or remove it"
-                )
-            # Added on another node a moment ago (the relay has not read it yet)?
-            # The store is the cluster's list; the other nodes drop it from there.
-            return await self.store.delete_window(window_id)
-        await self.store.delete_window(window_id)
-        # The relay may have taken the deletion up already, while this awaited.
-        self.adhoc_windows.pop(window_id, None)
-        self._windows_changed()
-        return True
+        if window_id not in self.adhoc_windows and any(
+            w.id == window_id for w in self._config.maintenance
+        ):
+            raise CommandRefused(
+                f"maintenance window {window_id!r} is defined in the config; "
+                "edit the config file (and reload) to change or remove it"
+            )
+        # The store is the cluster's list: a window added on another node a moment ago
+        # (not read here yet) is removed there too, and the other nodes drop it from
+        # there. The relay may take the window up, or its deletion, while this awaits:
+        # either way it is gone now, and the store says whether it was there to remove.
+        deleted = await self.store.delete_window(window_id)
+        if self.adhoc_windows.pop(window_id, None) is not None:
+            self._windows_changed()
+        return deleted
 
     async def run_now(self, name: str) -> None:
         """Run the named service's check at once (outside its rhythm)."""

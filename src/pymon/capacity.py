@@ -1,0 +1,333 @@
+"""How much of this machine a config takes, and how far it can grow: ``pymon capacity``.
+
+Pure arithmetic over three inputs: what the config demands (:func:`demand`: checks
+per second of each check type), what a check of each type costs here (``Cost``,
+measured by the command's calibration), and what the machine allows (``Machine``,
+read from the system by :func:`read_machine`). :func:`estimate` turns them into
+the limits and the first bottleneck, with the advice that follows
+(docs/capacity.md explains each figure).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from pymon.config.schema import Config
+
+__all__ = [
+    "SATURATION",
+    "TIME_WAIT",
+    "Cost",
+    "Demand",
+    "Estimate",
+    "Machine",
+    "Pressure",
+    "demand",
+    "estimate",
+    "read_machine",
+]
+
+SATURATION: Final = 0.85
+"""The share of one core one pymon process can use before its checks start late.
+
+One process runs its checks on one event loop (the rest of its threads wait for
+the same interpreter lock): lateness grew past 86-87 % of a core in every type
+measured (docs/performance.md, "One type at a time", "A lean HTTP/1.1 path")."""
+
+TIME_WAIT: Final = 60.0
+"""Seconds a closed connection keeps its local port on Linux (TIME_WAIT)."""
+
+# Types whose checks close their connection first, so that its local port waits in
+# TIME_WAIT on this machine (an http or smtp server closes first: the wait is its).
+_CLOSES_FIRST: Final = frozenset({"tcp", "tls"})
+_LOOPBACK: Final = ("127.", "::1", "localhost")
+# File descriptors a check in flight holds: a socket, a plugin's three pipes.
+_FDS_PER_CHECK: Final = {"plugin": 3, "process": 1}
+# What the daemon itself keeps open (store, web, logs, the loop) beside its checks.
+_BASE_FDS: Final = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What a config asks of one check type: services, and checks per second."""
+
+    kind: str
+    services: int
+    per_second: float
+    # New connections per second to the busiest (host, port), of the checks that close
+    # first: all of them, and those to hosts other than this machine's loopback.
+    busiest: float = 0.0
+    busiest_remote: float = 0.0
+
+    @property
+    def mean_interval(self) -> float:
+        """The services' interval on average (weighted by their checks)."""
+        return self.services / self.per_second if self.per_second else math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one check of a type costs here, measured: pymon's CPU seconds per check
+    (all its threads), the children's (a plugin's process), and memory per service."""
+
+    kind: str
+    cpu: float
+    children: float = 0.0
+    memory: float = 0.0  # bytes per service
+    duration: float = 0.0  # seconds a check takes, start to result (mean)
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """What the system allows: cores, open files, local ports and their reuse."""
+
+    cores: int
+    open_files: int
+    ports: int  # local ports for outgoing connections (net.ipv4.ip_local_port_range)
+    # net.ipv4.tcp_tw_reuse: 1 reuses a port in TIME_WAIT, 2 (the default) only
+    # towards loopback addresses, 0 never.
+    reuse_time_wait: int
+    memory: int  # bytes of RAM
+
+
+@dataclass(frozen=True, slots=True)
+class Pressure:
+    """One resource: how much the config uses of what there is (1.0 = all of it)."""
+
+    resource: str
+    used: float
+    detail: str
+    advice: str = ""
+    # The part of ``used`` that does not grow with the config (a daemon's own files).
+    fixed: float = 0.0
+
+    @property
+    def growth(self) -> float:
+        """How many times the config's use of this resource could grow before it runs out."""
+        grows = self.used - self.fixed
+        return (1 - self.fixed) / grows if grows > 0 else math.inf
+
+
+@dataclass(slots=True)
+class Estimate:
+    """The limits of one config on one machine (see the module's docstring)."""
+
+    workers: int
+    per_second: float  # checks per second the config demands
+    cores: float  # cores pymon (and its plugins) will use for them
+    share: float  # of the machine's cores
+    headroom: float  # how many times the config could grow, as it is mixed
+    most_services: dict[str, int]  # per type, alone, at its own mean interval
+    memory: float  # bytes for the config's services
+    pressures: list[Pressure] = field(default_factory=list)
+
+    @property
+    def bottleneck(self) -> Pressure:
+        """The resource the config uses most of: the first one to run out."""
+        return max(self.pressures, key=lambda p: p.used)
+
+
+def demand(config: Config) -> dict[str, Demand]:
+    """Checks per second of each check type the config's enabled services use."""
+    services: dict[str, int] = defaultdict(int)
+    rates: dict[str, float] = defaultdict(float)
+    towards: dict[str, dict[tuple[str, int], float]] = defaultdict(lambda: defaultdict(float))
+    for service in config.services:
+        if not service.enabled:
+            continue
+        services[service.type] += 1
+        # A passive heartbeat waits for pushes: it runs no check of its own.
+        if service.type == "heartbeat":
+            continue
+        rates[service.type] += 1 / service.interval
+        where = _destination(service.check)
+        if where is not None and service.type in _CLOSES_FIRST:
+            towards[service.type][where] += 1 / service.interval
+    return {
+        kind: Demand(
+            kind,
+            count,
+            rates[kind],
+            max(towards[kind].values(), default=0.0),
+            max(
+                (r for (host, _), r in towards[kind].items() if not host.startswith(_LOOPBACK)),
+                default=0.0,
+            ),
+        )
+        for kind, count in services.items()
+    }
+
+
+def _destination(spec: object) -> tuple[str, int] | None:
+    """The (host, port) a check connects to, when its spec says."""
+    host, port = getattr(spec, "host", None), getattr(spec, "port", None)
+    if isinstance(host, str) and isinstance(port, int):
+        return host, port
+    url = getattr(spec, "url", None)
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        default = 443 if parts.scheme == "https" else 80
+        try:
+            return parts.hostname or "", parts.port or default
+        except ValueError:
+            return None
+    return None
+
+
+def estimate(
+    demands: Mapping[str, Demand],
+    costs: Mapping[str, Cost],
+    machine: Machine,
+    *,
+    workers: int = 1,
+    concurrency: int = 1000,
+) -> Estimate:
+    """The limits of ``demands`` at ``costs`` on ``machine`` with ``workers`` processes.
+
+    Every type in ``demands`` that runs checks needs a cost (KeyError otherwise).
+    """
+    running = [d for d in demands.values() if d.per_second > 0]
+    loop = sum(d.per_second * costs[d.kind].cpu for d in running)
+    children = sum(d.per_second * costs[d.kind].children for d in running)
+    usable = SATURATION * workers
+    cores = loop + children
+    most = {
+        d.kind: int(usable / costs[d.kind].cpu * d.mean_interval)
+        for d in running
+        if costs[d.kind].cpu > 0
+    }
+    services = sum(d.services for d in demands.values())
+    memory = sum(d.services * costs[d.kind].memory for d in demands.values() if d.kind in costs)
+    pressures = [
+        Pressure(
+            "loop CPU",
+            loop / usable if usable else math.inf,
+            f"{loop:.2f} of the {usable:.2f} cores {workers} worker(s) can use "
+            f"({SATURATION:.0%} of one each)",
+            _workers_advice(loop, workers, machine),
+        ),
+        Pressure(
+            "machine CPU",
+            cores / machine.cores,
+            f"{cores:.2f} of {machine.cores} cores, plugins' processes included",
+            "fewer or cheaper checks, or a second machine (a cluster on PostgreSQL)",
+        ),
+        _open_files(running, costs, machine, concurrency, workers),
+        Pressure(
+            "memory",
+            memory / machine.memory if machine.memory else 0.0,
+            f"{memory / 2**20:,.0f} MiB for {services:,} services "
+            f"of {machine.memory / 2**30:,.1f} GiB",
+            "more memory, or the services over several machines",
+        ),
+    ]
+    pressures += _local_ports(running, machine)
+    headroom = min((p.growth for p in pressures), default=math.inf)
+    return Estimate(
+        workers,
+        sum(d.per_second for d in running),
+        cores,
+        cores / machine.cores,
+        headroom,
+        most,
+        memory,
+        pressures,
+    )
+
+
+def _workers_advice(loop: float, workers: int, machine: Machine) -> str:
+    needed = math.ceil(loop / SATURATION) if loop else 1
+    if needed <= workers:
+        return ""
+    if needed <= machine.cores:
+        return f"run --workers {needed} (scheduler.workers: {needed})"
+    return (
+        f"needs {needed} workers and this machine has {machine.cores} cores: "
+        "several machines in a cluster (PostgreSQL), or longer intervals"
+    )
+
+
+def _open_files(
+    running: Sequence[Demand],
+    costs: Mapping[str, Cost],
+    machine: Machine,
+    concurrency: int,
+    workers: int,
+) -> Pressure:
+    """Checks in flight hold files: on average rate x duration, at worst the bound."""
+    flight = sum(
+        d.per_second * costs[d.kind].duration * _FDS_PER_CHECK.get(d.kind, 1) for d in running
+    )
+    worst = min(concurrency, sum(d.per_second for d in running) * 10) * max(
+        (_FDS_PER_CHECK.get(d.kind, 1) for d in running), default=1
+    )
+    per_worker = (max(flight, worst) / workers) + _BASE_FDS
+    return Pressure(
+        "open files",
+        per_worker / machine.open_files,
+        f"up to {per_worker:,.0f} per worker (scheduler.concurrency {concurrency} checks "
+        f"in flight) of a limit of {machine.open_files:,} (ulimit -n)",
+        f"ulimit -n {max(4096, int(per_worker * 2))} (or LimitNOFILE= in the unit)",
+        fixed=_BASE_FDS / machine.open_files,
+    )
+
+
+def _local_ports(running: Sequence[Demand], machine: Machine) -> list[Pressure]:
+    """A connection this machine closes keeps its local port for TIME_WAIT; towards one
+    destination only ``ports / TIME_WAIT`` new connections a second find a free one."""
+    if machine.reuse_time_wait == 1:
+        return []
+    loopback_too = machine.reuse_time_wait == 0
+    per_second = max(
+        (d.busiest if loopback_too else d.busiest_remote for d in running), default=0.0
+    )
+    if not per_second:
+        return []
+    limit = machine.ports / TIME_WAIT
+    return [
+        Pressure(
+            "local ports",
+            per_second / limit,
+            f"{per_second:,.0f} new connections/s to the busiest host and port, of "
+            f"{limit:,.0f} that {machine.ports:,} local ports allow ({TIME_WAIT:g} s "
+            "in TIME_WAIT each)",
+            "sysctl net.ipv4.tcp_tw_reuse=1, or widen net.ipv4.ip_local_port_range",
+        )
+    ]
+
+
+def read_machine(proc: Path = Path("/proc")) -> Machine:
+    """This machine's cores, open-file limit, local port range, TIME_WAIT reuse and RAM."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low, high = 32768, 60999  # Linux's default range
+    text = _read(proc / "sys/net/ipv4/ip_local_port_range")
+    if text is not None and len(text.split()) == 2:
+        low, high = (int(x) for x in text.split())
+    reuse = _read(proc / "sys/net/ipv4/tcp_tw_reuse")
+    memory = 0
+    meminfo = _read(proc / "meminfo") or ""
+    for line in meminfo.splitlines():
+        if line.startswith("MemTotal:"):
+            memory = int(line.split()[1]) * 1024
+    return Machine(
+        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
+        open_files=soft if soft != resource.RLIM_INFINITY else 1 << 20,
+        ports=high - low + 1,
+        reuse_time_wait=int(reuse) if reuse is not None and reuse.strip().isdigit() else 2,
+        memory=memory,
+    )
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None

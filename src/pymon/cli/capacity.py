@@ -1,0 +1,187 @@
+"""``pymon capacity``: what a config takes of this machine, and how far it can grow.
+
+It measures what one check of each type the config uses costs here (a short run of
+the benchmark harness against local targets, as ``pymon bench`` does), then works
+the limits out with :mod:`pymon.capacity`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from typing import Any, Final
+
+import click
+
+from pymon.capacity import Cost, Demand, Estimate, Machine, demand, estimate, read_machine
+from pymon.cli.common import config_option, load
+from pymon.cli.tools import checkout_harness, duration_option
+from pymon.tuning import loop_factory
+
+__all__ = ["capacity"]
+
+# Checks per second each type is calibrated at: about half of one process's limit.
+# Below the limit, so that the cost measured is a check's and not a saturated loop's;
+# not far below, since a check costs more on a quiet loop (fewer checks share each
+# wake-up and each store batch: 150 µs a tcp check at 1,000/s, 110 at 8,000).
+_CALIBRATION_RATE: Final = {"tcp": 4000, "http": 2500, "dns": 1000, "ping": 1000, "plugin": 100}
+_CALIBRATION_INTERVAL: Final = 2.0
+
+
+@click.command()
+@config_option("The config whose services to weigh (default ./pymon.yaml, else the demo).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes to plan for (default: the config's scheduler.workers).",
+)
+@click.option(
+    "--seconds",
+    "window",
+    default="5s",
+    show_default=True,
+    callback=duration_option,
+    help="How long each check type is measured.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def capacity(config_path: str | None, workers: int | None, window: float, as_json: bool) -> None:
+    """Measure what each check type of a config costs here; print the limits.
+
+    Prints the checks per second the config demands, the cores they take, how many
+    services of each type one machine holds at their intervals, memory, and the
+    first resource to run out (loop CPU, cores, open files, local ports, memory),
+    with what to change. Calibrates tcp, http, dns, ping and plugin checks against
+    local targets; runs from a source checkout, as ``pymon bench`` does.
+    """
+    config = load(config_path)
+    demands = demand(config)
+    measured = sorted(k for k, d in demands.items() if d.per_second > 0)
+    if not measured:
+        raise click.ClickException("the config has no enabled service that runs checks")
+    unknown = [k for k in measured if k not in _CALIBRATION_RATE]
+    if unknown:
+        raise click.ClickException(
+            f"cannot calibrate {', '.join(unknown)} checks on this machine: there is no local"
+            f" target for them (calibrated here: {', '.join(_CALIBRATION_RATE)})"
+        )
+    machine = read_machine()
+    planned = workers or _configured_workers(config.scheduler.workers, machine)
+    costs = {kind: _calibrate(kind, window) for kind in measured}
+    found = estimate(
+        demands, costs, machine, workers=planned, concurrency=config.scheduler.concurrency
+    )
+    if as_json:
+        click.echo(json.dumps(_as_dict(demands, costs, machine, found), indent=2))
+    else:
+        _print(demands, costs, machine, found)
+
+
+def _configured_workers(workers: int | str, machine: Machine) -> int:
+    return machine.cores if workers == "auto" else int(workers)
+
+
+def _calibrate(kind: str, window: float) -> Cost:
+    """One short bench point of ``kind``: what a check costs here."""
+    with checkout_harness("capacity"):
+        from benchmarks.harness import KINDS, BenchOptions, Unavailable
+        from benchmarks.harness import run as run_bench
+
+    rate = _CALIBRATION_RATE[kind]
+    options = BenchOptions(
+        services=int(rate * _CALIBRATION_INTERVAL),
+        kind=next(k for k in KINDS if k == kind),
+        interval=_CALIBRATION_INTERVAL,
+        duration=window,
+        warmup=2 * _CALIBRATION_INTERVAL,
+        reference=0.0,
+        loop="uvloop" if loop_factory()[1].startswith("uvloop") else "asyncio",
+    )
+    click.echo(f"measuring {kind} checks at {rate:,}/s for {window:g}s...", err=True)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+    try:
+        report = run_bench(options)
+    except (Unavailable, RuntimeError) as exc:
+        raise click.ClickException(f"cannot calibrate {kind} checks: {exc}") from None
+    if report.checks.total == 0 or report.checks.failed:
+        raise click.ClickException(
+            f"cannot calibrate {kind} checks: {report.checks.failed} of "
+            f"{report.checks.total} failed against the local target"
+        )
+    return Cost(
+        kind,
+        cpu=report.cpu.pymon_per_1000_checks_s / 1000,
+        children=report.cpu.children_per_1000_checks_s / 1000,
+        memory=report.memory.per_service_kb * 1024,
+        duration=report.duration.p50_ms / 1000,
+    )
+
+
+def _print(
+    demands: dict[str, Demand], costs: dict[str, Cost], machine: Machine, found: Estimate
+) -> None:
+    click.echo(
+        f"this machine: {machine.cores} cores, {machine.memory / 2**30:.1f} GiB, "
+        f"ulimit -n {machine.open_files:,}, {machine.ports:,} local ports, "
+        f"tcp_tw_reuse {machine.reuse_time_wait}"
+    )
+    click.echo(f"planned for {found.workers} worker process(es)\n")
+    click.echo(
+        f"{'type':<8} {'services':>9} {'checks/s':>9} {'µs/check':>9} {'+plugin':>8}"
+        f" {'KiB/svc':>8} {'most services':>14}"
+    )
+    for kind, d in sorted(demands.items()):
+        cost = costs.get(kind)
+        if cost is None:  # passive (heartbeat): no check of its own
+            click.echo(f"{kind:<8} {d.services:>9,} {'-':>9} {'-':>9} {'-':>8} {'-':>8} {'-':>14}")
+            continue
+        click.echo(
+            f"{kind:<8} {d.services:>9,} {d.per_second:>9,.1f} {cost.cpu * 1e6:>9,.0f}"
+            f" {cost.children * 1e6:>8,.0f} {cost.memory / 1024:>8,.1f}"
+            f" {found.most_services.get(kind, 0):>14,}"
+        )
+    click.echo(
+        f"\ndemanded: {found.per_second:,.1f} checks/s, {found.cores:.2f} cores "
+        f"({found.share:.0%} of the machine), memory for the services "
+        f"{found.memory / 2**20:,.0f} MiB"
+    )
+    click.echo(
+        f"the config could grow {found.headroom:,.1f}x, as it is mixed, before the first"
+        " resource runs out:\n"
+    )
+    for p in sorted(found.pressures, key=lambda p: -p.used):
+        click.echo(f"  {p.resource:<12} {p.used:>7.1%}  {p.detail}")
+    first = found.bottleneck
+    click.echo(f"\nfirst bottleneck: {first.resource} ({first.used:.0%} used)")
+    if first.advice and first.used > 0.5:
+        click.echo(f"advice: {first.advice}")
+    for p in found.pressures:
+        if p is not first and p.used > 0.8 and p.advice:
+            click.echo(f"also: {p.resource}: {p.advice}")
+
+
+def _as_dict(
+    demands: dict[str, Demand], costs: dict[str, Cost], machine: Machine, found: Estimate
+) -> dict[str, Any]:
+    return {
+        "machine": asdict(machine),
+        "workers": found.workers,
+        "types": {
+            kind: {
+                "services": d.services,
+                "per_second": d.per_second,
+                "cost": asdict(costs[kind]) if kind in costs else None,
+                "most_services": found.most_services.get(kind),
+            }
+            for kind, d in sorted(demands.items())
+        },
+        "per_second": found.per_second,
+        "cores": found.cores,
+        "share": found.share,
+        "headroom": found.headroom,
+        "memory": found.memory,
+        "pressures": [asdict(p) for p in found.pressures],
+        "bottleneck": found.bottleneck.resource,
+    }
