@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from pymon.tuning import GC_THRESHOLD, loop_factory, relaxed_gc
+from pymon.tuning import FREEZE_FROM, GC_THRESHOLD, freeze_heap, loop_factory, paused_gc, relaxed_gc
 
 
 def test_relaxed_gc_sets_the_thresholds_and_restores_them() -> None:
@@ -24,6 +24,27 @@ def test_relaxed_gc_restores_the_thresholds_after_an_error() -> None:
     with pytest.raises(RuntimeError), relaxed_gc():
         raise RuntimeError("boom")
     assert gc.get_threshold() == before
+
+
+def test_paused_gc_pauses_and_leaves_an_off_collector_off() -> None:
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_the_heap_is_frozen_only_for_a_large_daemon() -> None:
+    before = gc.get_freeze_count()
+    freeze_heap(FREEZE_FROM - 1)
+    assert gc.get_freeze_count() == before
+    try:
+        freeze_heap(FREEZE_FROM)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
 
 
 def test_asyncio_loop_without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -206,7 +206,7 @@ async def measure(
     gc_meter = GcMeter()
     store.origin = time.time()
     await daemon.start()
-    freeze_heap()  # as pymon run does once started
+    freeze_heap(len(config.services))  # as pymon run does once started
     try:
         t_start = await opens(daemon)
         rss_running = rss_bytes()

@@ -361,7 +361,7 @@ async def parse(path: Path) -> Config:
         for piece in pieces:
             services.extend(pickle.loads(piece))
             await asyncio.sleep(0)
-        freeze_heap()
+        freeze_heap(len(services))
     return bare.model_copy(update={"services": tuple(services)})
 
 

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 __all__ = [
+    "FREEZE_FROM",
     "GC_THRESHOLD",
     "LoopFactory",
     "freeze_heap",
@@ -73,16 +74,23 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def freeze_heap() -> None:
-    """Take every object alive now out of the cyclic collector's sight (``gc.freeze``).
+# Services from which freezing pays: a full collection over fewer is short.
+FREEZE_FROM = 5_000
+
+
+def freeze_heap(services: int) -> None:
+    """Take every object alive now out of the cyclic collector's sight (``gc.freeze``),
+    when there are ``services`` of at least :data:`FREEZE_FROM`.
 
     Called once the services are built (at start, and after a reload's new config is
     made): at 100,000 services a full collection walked millions of config and state
     objects, pauses of 0.4-0.6 s (docs/performance.md). Frozen objects are still freed
     by reference counting when they die; only a reference cycle among them that dies
-    later stays (what checks in flight at that moment leave behind, at most).
+    later stays (what checks in flight at that moment leave behind, at most), which
+    is why a small daemon, whose full collections are short, is left alone.
     """
-    gc.freeze()
+    if services >= FREEZE_FROM:
+        gc.freeze()
 
 
 def loop_factory() -> tuple[LoopFactory | None, str]:

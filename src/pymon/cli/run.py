@@ -160,7 +160,7 @@ async def _serve(
         return
     stopping.cancel()
     starting.result()  # a start that failed raises here
-    freeze_heap()
+    freeze_heap(len(config.services))
     try:
         await stop.wait()
         log.info("stopping")
