@@ -38,6 +38,7 @@ from typing import Any
 
 from tests.support.servers import reserved_port
 
+from benchmarks.harness.meters import rss_bytes
 from benchmarks.harness.options import SERVICES_PER_PORT
 from benchmarks.harness.targets import TargetProcess
 from pymon.durations import parse_duration
@@ -79,12 +80,6 @@ def healthy(port: int) -> bool:
             return bool(answer.status == 200)
     except OSError:
         return False
-
-
-def rss_mib(pid: int) -> float:
-    text = Path(f"/proc/{pid}/status").read_text()
-    found = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)
-    return int(found[1]) / 1024 if found else 0.0
 
 
 def checked(db: Path) -> int:
@@ -163,7 +158,7 @@ def run(
             db = Path(tmp) / "pymon.db"
             wait_for(lambda: checked(db) >= services, "every service checked", interval * 3 + 60)
             time.sleep(settle)
-            rss = rss_mib(proc.pid)
+            rss = rss_bytes(proc.pid) / 2**20
             cfg.write_text(cfg.read_text().replace("s000000,", "s000000, description: x,", 1))
             profiler = None
             if spy is not None:

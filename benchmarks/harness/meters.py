@@ -110,10 +110,10 @@ async def probe_loop_lag(samples: list[float], period: float = LAG_PROBE_PERIOD)
         samples.append(max(0.0, loop.time() - t0 - period))
 
 
-def rss_bytes() -> int:
-    """VmRSS of this process from /proc/self/status (0 where there is no /proc)."""
+def rss_bytes(pid: int | None = None) -> int:
+    """VmRSS of process ``pid`` (default: this one) from /proc (0 where there is none)."""
     try:
-        text = Path("/proc/self/status").read_text()
+        text = Path(f"/proc/{pid or 'self'}/status").read_text()
     except OSError:
         return 0
     m = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)

@@ -50,7 +50,9 @@ TIME_WAIT: Final = 60.0
 _CLOSES_FIRST: Final = frozenset({"tcp", "tls"})
 _LOOPBACK: Final = ("127.", "::1", "localhost")
 # File descriptors a check in flight holds: a socket, a plugin's three pipes.
-_FDS_PER_CHECK: Final = {"plugin": 3, "process": 1}
+_FDS_PER_CHECK: Final = {"plugin": 3}
+# At worst every check hangs until it times out: this long (the default timeout).
+_HANGING: Final = 10.0
 # What the daemon itself keeps open (store, web, logs, the loop) beside its checks.
 _BASE_FDS: Final = 64
 
@@ -82,7 +84,7 @@ class Cost:
     cpu: float
     children: float = 0.0
     memory: float = 0.0  # bytes per service
-    duration: float = 0.0  # seconds a check takes, start to result (mean)
+    duration: float = 0.0  # seconds a check takes, start to result (median)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +268,7 @@ def _open_files(
     flight = sum(
         d.per_second * costs[d.kind].duration * _FDS_PER_CHECK.get(d.kind, 1) for d in running
     )
-    worst = min(concurrency, sum(d.per_second for d in running) * 10) * max(
+    worst = min(concurrency, sum(d.per_second for d in running) * _HANGING) * max(
         (_FDS_PER_CHECK.get(d.kind, 1) for d in running), default=1
     )
     per_worker = (max(flight, worst) / workers) + _BASE_FDS

@@ -67,6 +67,7 @@ def capacity(config_path: str | None, workers: int | None, window: float, as_jso
             f"cannot calibrate {', '.join(unknown)} checks on this machine: there is no local"
             f" target for them (calibrated here: {', '.join(_CALIBRATION_RATE)})"
         )
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     machine = read_machine()
     planned = workers or _configured_workers(config.scheduler.workers, machine)
     costs = {kind: _calibrate(kind, window) for kind in measured}
@@ -100,7 +101,6 @@ def _calibrate(kind: str, window: float) -> Cost:
         loop="uvloop" if loop_factory()[1].startswith("uvloop") else "asyncio",
     )
     click.echo(f"measuring {kind} checks at {rate:,}/s for {window:g}s...", err=True)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     try:
         report = run_bench(options)
     except (Unavailable, RuntimeError) as exc:
