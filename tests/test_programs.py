@@ -65,3 +65,27 @@ async def test_without_input_the_program_reads_end_of_file_at_once() -> None:
 
 def test_signal_name_names_known_signals_and_numbers_the_rest() -> None:
     assert (signal_name(signal.SIGSEGV), signal_name(250)) == ("SIGSEGV", "250")
+
+
+@pytest.mark.parametrize("pidfd", [True, False])
+async def test_output_exit_and_input_through_either_way_of_starting(
+    pidfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With a pidfd (Linux) the program is started by Popen and watched on the loop;
+    # without one, by the loop's own subprocess support. Both read the same.
+    if not pidfd:
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    code = (
+        "import sys; data = sys.stdin.read(); print(data.upper()); "
+        "sys.stderr.write('e'); sys.exit(3)"
+    )
+    program = await Program.start(
+        [sys.executable, "-c", code], env=dict(os.environ), keep="head", limit=1024, stdin=b"hi"
+    )
+    async with program:
+        async with asyncio.timeout(30):
+            await program.wait()
+        assert await program.drain()
+    assert program.returncode == 3
+    assert (program.stdout.text(), program.stderr.text()) == ("HI\n", "e")
+    assert not program.output_open
