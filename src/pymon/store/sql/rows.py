@@ -9,6 +9,7 @@ the acknowledgement spread over ``ack_*`` columns.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
@@ -40,6 +41,7 @@ __all__ = [
     "heartbeat_row",
     "incident_from_row",
     "incident_row",
+    "json_text",
     "notice_from_row",
     "notice_row",
     "result_from_row",
@@ -57,6 +59,35 @@ _NONFINITE_IN = {v: float(k) for k, v in _NONFINITE_OUT.items()}
 # An incident's acknowledgement has a column per field (``ack_author``...), all
 # None when there is none.
 _ACK_FIELDS = tuple(f.name for f in fields(Ack))
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _json_encoder() -> Any:
+    """``json.dumps``'s own C encoder, made once: ``dumps`` makes one for every value,
+    which was most of what writing a JSON column cost. None where the interpreter
+    has no C encoder, or one of another shape."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        # markers, default, key encoder, indent, separators, sort_keys, skipkeys, allow_nan
+        ascii_text = json.encoder.encode_basestring_ascii
+        return make(None, _refuse, ascii_text, None, ": ", ", ", False, False, True)
+    except TypeError:
+        return None
+
+
+_ENCODER = _json_encoder()
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text, exactly as ``json.dumps(value)`` writes it."""
+    if _ENCODER is None:
+        return json.dumps(value)
+    return "".join(_ENCODER(value, 0))
 
 
 def encode_floats(values: Mapping[str, float]) -> Mapping[str, float | str]:
