@@ -8,6 +8,9 @@ import os
 import socket
 from collections.abc import Iterator
 
+import pytest
+
+from pymon.checks import tcp
 from pymon.checks.tcp import unescape
 from pymon.model import Status
 from tests.checks.targets import FakeResolver, RawServer, RunCheck, until_eof
@@ -76,11 +79,38 @@ def _full_backlog() -> Iterator[tuple[socket.socket, int]]:
                 filler.close()
 
 
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the connects that waited on the loop for their handshake."""
+    counted: list[int] = []
+    settle = tcp._settle
+
+    def counting(done: asyncio.Future[None]) -> None:
+        counted.append(1)
+        settle(done)
+
+    monkeypatch.setattr(tcp, "_settle", counting)
+    return counted
+
+
+async def test_connect_done_within_the_call_does_not_wait_on_the_loop(
+    check: RunCheck, raw_server: RawServer, waits: list[int]
+) -> None:
+    # Towards this machine the kernel completes the handshake inside connect():
+    # the check sees it done and asks nothing of the loop.
+    async with raw_server(until_eof) as port:
+        result = await check("tcp", {"host": "127.0.0.1", "port": port})
+    assert result.status is Status.OK, result.message
+    assert waits == []
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-async def test_connect_waiting_for_the_handshake_succeeds(check: RunCheck) -> None:
+async def test_connect_waiting_for_the_handshake_succeeds(
+    check: RunCheck, waits: list[int]
+) -> None:
     # The SYN is dropped; the kernel sends it again a second later, by when the
     # queue has room: the check waits for the handshake instead of failing.
     with _full_backlog() as (server, port):
@@ -93,6 +123,7 @@ async def test_connect_waiting_for_the_handshake_succeeds(check: RunCheck) -> No
         result = await running
     assert result.status is Status.OK, result.message
     assert result.metrics["connect_ms"] >= 500
+    assert waits == [1]
 
 
 async def test_connect_that_never_completes_times_out_and_leaves_no_socket(
