@@ -147,7 +147,8 @@ def machine_busy() -> float:
 
 # aiosqlite runs each connection in a thread of its own; Python names a thread after
 # its target, so this is how that thread is told from the rest.
-_DB_THREAD = "(_connection_worker_thread)"
+# aiosqlite's thread (reads, schema, leases) and the store's batch writer's.
+_DB_THREADS = ("(_connection_worker_thread)", "pymon-sqlite-batch")
 
 
 def db_thread_cpu() -> dict[int, float]:
@@ -161,7 +162,8 @@ def db_thread_cpu() -> dict[int, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     seconds: dict[int, float] = {}
     for thread in threading.enumerate():
-        if not thread.name.endswith(_DB_THREAD) or thread.native_id is None:
+        named = thread.name.endswith(_DB_THREADS[0]) or thread.name.startswith(_DB_THREADS[1])
+        if not named or thread.native_id is None:
             continue
         try:
             stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
