@@ -1,18 +1,39 @@
 """``pymon capacity``: the arithmetic on made-up costs and machines, the machine's
-readings from a /proc of the test's own, and the command on a small config."""
+readings from a /proc of the test's own, and the command on a small config, calibrated
+locally and live (against targets the test starts)."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
-from pymon.capacity import SATURATION, Cost, Machine, demand, estimate, read_machine
+from benchmarks.harness.live import derived_config, idle_name, live_services, sample
+from pymon.capacity import (
+    ROUGH,
+    SATURATION,
+    Basis,
+    Cost,
+    Estimate,
+    Machine,
+    Pressure,
+    above_idle,
+    caveats,
+    demand,
+    estimate,
+    read_machine,
+)
 from pymon.cli import cli
 from pymon.config.load import load_config_text
+from pymon.engine.scheduler import phase
+from tests.support.mail import MailSink
+from tests.support.nodes import CountingPorts
+from tests.support.servers import refused_port
 
 MACHINE = Machine(cores=2, open_files=1024, ports=28232, reuse_time_wait=2, memory=8 << 30)
 
@@ -146,3 +167,174 @@ def test_capacity_measures_and_prints_the_limits(tmp_path: Path) -> None:
     text = CliRunner().invoke(cli, ["capacity", "-c", str(cfg), "--seconds", "1s"])
     assert text.exit_code == 0, text.output
     assert "first bottleneck:" in text.stdout and "µs/check" in text.stdout
+
+
+def _open_files(found: Estimate) -> Pressure:
+    return next(p for p in found.pressures if p.resource == "open files")
+
+
+def test_a_types_timeout_is_its_services_weighted_by_their_checks() -> None:
+    demands = demand(
+        load_config_text(
+            "services:\n"
+            "  - {name: a, type: tcp, host: 10.0.0.1, port: 22, interval: 1s, timeout: 2s}\n"
+            "  - {name: b, type: tcp, host: 10.0.0.1, port: 22, interval: 10s, timeout: 20s}\n"
+            "  - {name: h, type: http, url: 'http://10.0.0.2/'}\n"
+        )
+    )
+    # a runs ten times as often as b: (1 x 2 + 0.1 x 20) / 1.1.
+    assert demands["tcp"].timeout == pytest.approx(4 / 1.1)
+    assert demands["http"].timeout == pytest.approx(10)  # the config's default
+
+
+def test_the_open_files_worst_case_holds_each_check_until_its_own_timeout() -> None:
+    text = (
+        "services:\n"
+        + "".join(
+            f"  - {{name: t{i}, type: tcp, host: 10.0.0.1, port: 22, interval: 10s, timeout: 2s}}\n"
+            for i in range(100)
+        )
+        + "".join(
+            f"  - {{name: p{i}, type: plugin, command: [/bin/true], interval: 5s, timeout: 30s}}\n"
+            for i in range(20)
+        )
+    )
+    demands = demand(load_config_text(text))
+    costs = {"tcp": Cost("tcp", cpu=100e-6), "plugin": Cost("plugin", cpu=1e-3)}
+    base = 64  # the daemon's own files
+
+    def used(workers: int = 1, concurrency: int = 1000) -> float:
+        found = estimate(demands, costs, MACHINE, workers=workers, concurrency=concurrency)
+        return _open_files(found).used
+
+    # tcp: 10 checks/s hanging 2 s, a socket each; plugin: 4/s hanging 30 s, three pipes.
+    assert used() == pytest.approx((10 * 2 + 4 * 30 * 3 + base) / MACHINE.open_files)
+    # Two workers share the checks, each with its own scheduler.concurrency.
+    assert used(workers=2) == pytest.approx((10 + 60 * 3 + base) / MACHINE.open_files)
+    # Fewer slots than hanging checks: at worst the plugins hold them all...
+    assert used(concurrency=50) == pytest.approx((50 * 3 + base) / MACHINE.open_files)
+    # ...and the tcp checks what the 120 plugins leave.
+    assert used(concurrency=130) == pytest.approx((120 * 3 + 10 + base) / MACHINE.open_files)
+
+
+def test_a_live_cost_is_read_against_the_idle_daemon_and_says_what_it_rests_on() -> None:
+    assert above_idle(0.1, 0.04, 30) == pytest.approx(0.002)
+    assert above_idle(0.03, 0.04, 30) == 0  # an idle daemon that happened to take more
+    assert above_idle(0.03, 0.0, 0) == 0
+    bases = {
+        "tcp": Basis(checks=200, failed=3, sampled=200, failure="connection refused"),
+        "smtp": Basis(checks=ROUGH - 1, sampled=40),
+        "ftp": Basis(checks=2, failed=2, sampled=2, failure="timed out"),
+    }
+    lines = caveats(bases)
+    assert lines[0].startswith("EVERY ftp check failed (2 of 2: timed out): its cost is that")
+    assert lines[1] == "tcp: 3 of 200 checks failed: connection refused"
+    assert [line.split(":")[0] for line in lines[2:]] == ["ftp", "smtp"]
+    assert all("rough" in line for line in lines[2:])
+    assert not bases["tcp"].rough and not bases["tcp"].all_failed
+    assert not Basis(0).all_failed
+
+
+def test_a_live_sample_keeps_the_configs_intervals_and_tells_no_one() -> None:
+    config = load_config_text(
+        "notifications:\n"
+        "  channels: {mail: {type: email, from: p@example.org, to: [o@example.org]}}\n"
+        "acknowledgements: {listen: '127.0.0.1:2525', address: ack@example.org,"
+        " authorized: ['@example.org']}\n"
+        "defaults: {notify: [mail]}\n"
+        "services:\n"
+        "  - {name: up, type: tcp, host: 10.0.0.1, port: 22, interval: 500ms}\n"
+        "  - {name: slow, type: tcp, host: 10.0.0.1, port: 22, interval: 1m, depends_on: [up]}\n"
+    )
+    assert sample(range(1000), 4) == [0, 250, 500, 750]
+    assert sample(range(3), 4) == [0, 1, 2]
+    live = live_services(config.services, 2.0)
+    assert [(s.name, s.interval) for s in live] == [("up", 2.0), ("slow", 60.0)]
+    assert all(s.notify is False and not s.depends_on for s in live)
+    derived = derived_config(config, live, Path("/tmp/x.db"))
+    assert not derived.notifications.enabled and not derived.notifications.channels
+    assert derived.acknowledgements.listen is None and not derived.web.enabled
+    assert derived.scheduler.workers == 1 and derived.storage.url == "sqlite:////tmp/x.db"
+    # Renamed for the idle daemon and the copies: first due past half their interval.
+    taken: set[str] = set()
+    names = [idle_name("up", taken) for _ in range(50)]
+    assert len(set(names)) == 50 and all(phase(name) >= 0.5 for name in names)
+
+
+def _services(kind: str, count: int, port: int, interval: str) -> str:
+    """``count`` services of ``kind`` to 127.0.0.1:``port``, as a config's lines."""
+    return "".join(
+        f"  - {{name: {kind}{i}, type: {kind}, host: 127.0.0.1, port: {port},"
+        f" interval: {interval}}}\n"
+        for i in range(count)
+    )
+
+
+def _live(cfg: Path, *args: str) -> tuple[Result, float]:
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["capacity", "-c", str(cfg), "--live", *args])
+    return result, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_capacity_live_measures_every_type_on_its_own_targets(tmp_path: Path) -> None:
+    tcp, smtp, interval = 30, 4, 1.0
+    with CountingPorts(1) as target, MailSink() as sink:
+        (port,) = target.ports
+        cfg = tmp_path / "p.yaml"
+        cfg.write_text(
+            "services:\n"
+            + _services("tcp", tcp, port, "1s")
+            + _services("smtp", smtp, sink.port, "1s")
+        )
+        result, took = _live(cfg, "--seconds", "1s", "--json")
+        connections, goodbyes = len(target.seen[port]), sink.quits
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["live"] is True and report["idle_cpu_per_second"] > 0
+    for kind, services in (("tcp", tcp), ("smtp", smtp)):
+        entry = report["types"][kind]
+        assert entry["cost"]["cpu"] >= 0 and entry["cost"]["memory"] > 0
+        assert entry["cost"]["duration"] > 0
+        basis = entry["basis"]
+        assert basis["checks"] > 0 and basis["sampled"] == services and basis["failed"] == 0
+    # Each service was checked about once in the window, never more often than its
+    # interval: the targets saw no more than that over the whole run.
+    assert report["types"]["tcp"]["basis"]["checks"] <= connections
+    assert connections <= tcp * (math.ceil(took / interval) + 1)
+    assert goodbyes <= smtp * (math.ceil(took / interval) + 1)
+    assert not sink.messages
+    rough = [line for line in report["warnings"] if "rough" in line]
+    assert [line.split(":")[0] for line in rough] == ["smtp"]
+
+
+@pytest.mark.slow
+def test_capacity_live_reports_a_type_whose_every_check_fails(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("services:\n" + _services("ftp", 3, refused_port(), "1s"))
+    result, _ = _live(cfg, "--seconds", "1s")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "cannot calibrate" not in result.output
+    # Each service is due once a second, and measured for one: about once each.
+    assert re.search(r"warning: EVERY ftp check failed \((\d) of \1: connection refused", out)
+    assert re.search(r"warning: ftp: the cost rests on \d check\(s\), fewer than 20", out)
+    assert "first bottleneck:" in out
+
+
+@pytest.mark.slow
+def test_capacity_live_warns_when_the_window_holds_few_checks(tmp_path: Path) -> None:
+    with CountingPorts(1) as target:
+        (port,) = target.ports
+        cfg = tmp_path / "p.yaml"
+        # Every 30 s, measured for a second: one service in thirty is due in the window.
+        cfg.write_text("services:\n" + _services("tcp", 30, port, "30s"))
+        result, took = _live(cfg, "--seconds", "1s", "--sample", "20", "--json")
+        connections = len(target.seen[port])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    basis = report["types"]["tcp"]["basis"]
+    assert basis["sampled"] == 20 and basis["rough"] is True
+    assert basis["checks"] < ROUGH
+    assert any(line.startswith("tcp: the cost rests on") for line in report["warnings"])
+    assert connections <= 20 * (math.ceil(took / 30) + 1)

@@ -163,7 +163,7 @@ async def _measure(
         f"{options.services} services ({options.describe()}) every {options.interval:g}s; "
         f"warm-up {options.effective_warmup:g}s, then measuring {options.duration:g}s"
     )
-    measured = await measure(options, config, after_warmup, say, target=target)
+    measured = await measure(options.duration, config, after_warmup, say, target=target)
     measured.samples.reference = (options.effective_reference, *reference)
     m = measured
     return build_report(options, m.config, m.store, m.batches, m.samples)
@@ -181,7 +181,7 @@ class Measured:
 
 
 async def measure(
-    options: BenchOptions,
+    duration: float,
     config_of: Callable[[], Config],
     opens: Callable[[BenchDaemon], Awaitable[float]],
     say: Progress,
@@ -189,11 +189,15 @@ async def measure(
     target: Target | None = None,
     node: str | None = None,
     worker: int | None = None,
+    settle: Callable[[BenchDaemon], Awaitable[None]] | None = None,
+    grace: float = END_GRACE,
 ) -> Measured:
     """Build and start a daemon on ``config_of()``, await ``opens(daemon)`` (the warm-up:
-    it returns the window's wall-clock start), measure ``options.duration`` from there
-    and stop it. Without ``target`` (a worker of several) its figures stay zero:
-    the process that owns the target reads them."""
+    it returns the window's wall-clock start), measure ``duration`` seconds from there
+    and stop it ``grace`` seconds after the window closed. ``settle(daemon)``, when
+    given, is awaited before the window closes: it holds the window open past
+    ``duration`` (until the checks it started are done). Without ``target`` (a worker
+    of several) its figures stay zero: the process that owns the target reads them."""
     # Every module the daemon needs is imported by now (at the top of this package's
     # modules), so that module code is not counted as memory per service.
     gc.collect()
@@ -230,7 +234,9 @@ async def measure(
         gc.callbacks.append(gc_meter)
         say("measuring...")
 
-        await asyncio.sleep(max(0.0, t_start + options.duration - time.time()))
+        await asyncio.sleep(max(0.0, t_start + duration - time.time()))
+        if settle is not None:
+            await settle(daemon)
 
         t_end = time.time()
         cpu_after = cpu_split()
@@ -244,7 +250,7 @@ async def measure(
         lag_task.cancel()
         gc.callbacks.remove(gc_meter)
         # Let checks that started in the window finish and be written.
-        await asyncio.sleep(END_GRACE)
+        await asyncio.sleep(grace)
     finally:
         if lag_task is not None:
             lag_task.cancel()

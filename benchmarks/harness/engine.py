@@ -1,5 +1,5 @@
 """The benchmarks' one contact with pymon's daemon: where it lives, how it is built,
-started and stopped, and the two counters the bench reads off it.
+started and stopped, and the counters the bench reads off it.
 
 Everything under benchmarks/ reaches the daemon through this module, so when the
 composition root moves (``pymon.daemon`` today) this is the file to re-point.
@@ -38,6 +38,17 @@ class BenchDaemon:
     def skipped_runs(self) -> int:
         """Runs the scheduler dropped because the previous run was still going."""
         return self._daemon.runtime.scheduler.stats.skipped
+
+    def hold(self) -> None:
+        """Start no more checks; those in flight run to their end."""
+        runtime = self._daemon.runtime
+        for name in list(runtime.configs):
+            runtime.scheduler.remove(name)
+
+    @property
+    def in_flight(self) -> int:
+        """Checks running or waiting for a slot right now."""
+        return self._daemon.runtime.scheduler.in_flight
 
     @property
     def shards(self) -> int:

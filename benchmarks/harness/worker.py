@@ -71,7 +71,12 @@ async def _run(spec: WorkerSpec) -> WorkerDump:
         return start
 
     measured = await measure(
-        options, config, window_start, lambda _msg: None, node=spec.node, worker=spec.worker
+        options.duration,
+        config,
+        window_start,
+        lambda _msg: None,
+        node=spec.node,
+        worker=spec.worker,
     )
     return _dump(spec.node, measured)
 

@@ -2,9 +2,10 @@
 
 Pure arithmetic over three inputs: what the config demands (:func:`demand`: checks
 per second of each check type), what a check of each type costs here (``Cost``,
-measured by the command's calibration), and what the machine allows (``Machine``,
-read from the system by :func:`read_machine`). :func:`estimate` turns them into
-the limits and the first bottleneck, with the advice that follows
+measured by the command's calibration, with the ``Basis`` it rests on), and what the
+machine allows (``Machine``, read from the system by :func:`read_machine`).
+:func:`estimate` turns them into the limits and the first bottleneck, with the
+advice that follows; :func:`caveats` says which costs to read with care
 (docs/capacity.md explains each figure).
 """
 
@@ -23,13 +24,17 @@ from urllib.parse import urlsplit
 from pymon.config.schema import Config
 
 __all__ = [
+    "ROUGH",
     "SATURATION",
     "TIME_WAIT",
+    "Basis",
     "Cost",
     "Demand",
     "Estimate",
     "Machine",
     "Pressure",
+    "above_idle",
+    "caveats",
     "demand",
     "estimate",
     "read_machine",
@@ -45,21 +50,25 @@ measured (docs/performance.md, "One type at a time", "A lean HTTP/1.1 path")."""
 TIME_WAIT: Final = 60.0
 """Seconds a closed connection keeps its local port on Linux (TIME_WAIT)."""
 
+ROUGH: Final = 20
+"""A cost measured on fewer checks than this is rough: one slow or odd check moves it."""
+
 # Types whose checks close their connection first, so that its local port waits in
 # TIME_WAIT on this machine (an http or smtp server closes first: the wait is its).
 _CLOSES_FIRST: Final = frozenset({"tcp", "tls"})
 _LOOPBACK: Final = ("127.", "::1", "localhost")
 # File descriptors a check in flight holds: a socket, a plugin's three pipes.
 _FDS_PER_CHECK: Final = {"plugin": 3}
-# At worst every check hangs until it times out: this long (the default timeout).
-_HANGING: Final = 10.0
+# A service's timeout when it sets none (the config's default).
+_DEFAULT_TIMEOUT: Final = 10.0
 # What the daemon itself keeps open (store, web, logs, the loop) beside its checks.
 _BASE_FDS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
 class Demand:
-    """What a config asks of one check type: services, and checks per second."""
+    """What a config asks of one check type: services, checks per second, and how long
+    a check may hang (its services' timeouts, averaged weighted by their checks)."""
 
     kind: str
     services: int
@@ -68,6 +77,7 @@ class Demand:
     # first: all of them, and those to hosts other than this machine's loopback.
     busiest: float = 0.0
     busiest_remote: float = 0.0
+    timeout: float = _DEFAULT_TIMEOUT
 
     @property
     def mean_interval(self) -> float:
@@ -85,6 +95,57 @@ class Cost:
     children: float = 0.0
     memory: float = 0.0  # bytes per service
     duration: float = 0.0  # seconds a check takes, start to result (median)
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """What a type's measured cost rests on: the checks measured, how many of them
+    failed (not ok or warn), and, measured live, the services sampled and the most
+    common failure's message."""
+
+    checks: int
+    failed: int = 0
+    sampled: int = 0
+    failure: str = ""
+
+    @property
+    def rough(self) -> bool:
+        """Whether too few checks were measured for the figure to be more than a hint."""
+        return self.checks < ROUGH
+
+    @property
+    def all_failed(self) -> bool:
+        """Whether every check measured failed: the cost is that of failing checks."""
+        return self.checks > 0 and self.failed == self.checks
+
+
+def above_idle(cpu: float, idle: float, checks: int) -> float:
+    """CPU seconds per check: ``cpu`` over a window less ``idle``, what a daemon with
+    nothing due took over the same window (its timers, its writer's ticks), shared by
+    the ``checks`` measured; never below zero (0 without checks)."""
+    return max(0.0, cpu - idle) / checks if checks else 0.0
+
+
+def caveats(bases: Mapping[str, Basis]) -> list[str]:
+    """What to read with care in the costs measured, the gravest first: each type
+    whose every check failed, whose checks partly failed, whose figure rests on too
+    few checks."""
+    every, some, rough = [], [], []
+    for kind, basis in sorted(bases.items()):
+        said = f": {basis.failure}" if basis.failure else ""
+        if basis.all_failed:
+            every.append(
+                f"EVERY {kind} check failed ({basis.failed:,} of {basis.checks:,}{said}):"
+                f" its cost is that of a failing check, not of a {kind} check that answers"
+            )
+        elif basis.failed:
+            some.append(f"{kind}: {basis.failed:,} of {basis.checks:,} checks failed{said}")
+        if basis.rough:
+            rough.append(
+                f"{kind}: the cost rests on {basis.checks:,} check(s), fewer than {ROUGH}:"
+                " a rough figure (measure longer with --seconds, or sample more with --sample)"
+            )
+    return every + some + rough
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +202,7 @@ def demand(config: Config) -> dict[str, Demand]:
     """Checks per second of each check type the config's enabled services use."""
     services: dict[str, int] = defaultdict(int)
     rates: dict[str, float] = defaultdict(float)
+    hanging: dict[str, float] = defaultdict(float)  # Σ rate x timeout
     towards: dict[str, dict[tuple[str, int], float]] = defaultdict(lambda: defaultdict(float))
     for service in config.services:
         if not service.enabled:
@@ -150,6 +212,7 @@ def demand(config: Config) -> dict[str, Demand]:
         if service.type == "heartbeat":
             continue
         rates[service.type] += 1 / service.interval
+        hanging[service.type] += service.timeout / service.interval
         where = _destination(service.check)
         if where is not None and service.type in _CLOSES_FIRST:
             towards[service.type][where] += 1 / service.interval
@@ -163,6 +226,7 @@ def demand(config: Config) -> dict[str, Demand]:
                 (r for (host, _), r in towards[kind].items() if not host.startswith(_LOOPBACK)),
                 default=0.0,
             ),
+            round(hanging[kind] / rates[kind], 6) if rates[kind] else _DEFAULT_TIMEOUT,
         )
         for kind, count in services.items()
     }
@@ -264,19 +328,25 @@ def _open_files(
     concurrency: int,
     workers: int,
 ) -> Pressure:
-    """Checks in flight hold files: on average rate x duration, at worst the bound."""
+    """Checks in flight hold files: on average rate x duration; at worst every check
+    hangs until its timeout, rate x timeout of each type in flight, as many as
+    ``concurrency`` lets one worker run (the types that hold most files first)."""
     flight = sum(
         d.per_second * costs[d.kind].duration * _FDS_PER_CHECK.get(d.kind, 1) for d in running
     )
-    worst = min(concurrency, sum(d.per_second for d in running) * _HANGING) * max(
-        (_FDS_PER_CHECK.get(d.kind, 1) for d in running), default=1
-    )
-    per_worker = (max(flight, worst) / workers) + _BASE_FDS
+    slots, worst = float(concurrency), 0.0
+    for d in sorted(running, key=lambda d: -_FDS_PER_CHECK.get(d.kind, 1)):
+        hanging = min(slots, d.per_second * d.timeout / workers)
+        worst += hanging * _FDS_PER_CHECK.get(d.kind, 1)
+        slots -= hanging
+    in_flight = concurrency - slots
+    per_worker = max(flight / workers, worst) + _BASE_FDS
     return Pressure(
         "open files",
         per_worker / machine.open_files,
-        f"up to {per_worker:,.0f} per worker (scheduler.concurrency {concurrency} checks "
-        f"in flight) of a limit of {machine.open_files:,} (ulimit -n)",
+        f"up to {per_worker:,.0f} per worker (at worst {in_flight:,.0f} checks hanging"
+        f" until their timeout, of scheduler.concurrency {concurrency}) of a limit of"
+        f" {machine.open_files:,} (ulimit -n)",
         f"ulimit -n {max(4096, int(per_worker * 2))} (or LimitNOFILE= in the unit)",
         fixed=_BASE_FDS / machine.open_files,
     )

@@ -1,7 +1,8 @@
 """``pymon capacity``: what a config takes of this machine, and how far it can grow.
 
 It measures what one check of each type the config uses costs here (a short run of
-the benchmark harness against local targets, as ``pymon bench`` does), then works
+the benchmark harness against local targets, as ``pymon bench`` does; with ``--live``,
+a sample of the config's own services against their configured targets), then works
 the limits out with :mod:`pymon.capacity`.
 """
 
@@ -10,14 +11,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict
-from typing import Any, Final
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
 
 import click
 
-from pymon.capacity import Cost, Demand, Estimate, Machine, demand, estimate, read_machine
+from pymon.capacity import (
+    Basis,
+    Cost,
+    Demand,
+    Estimate,
+    Machine,
+    above_idle,
+    caveats,
+    demand,
+    estimate,
+    read_machine,
+)
 from pymon.cli.common import config_option, load
 from pymon.cli.tools import checkout_harness, duration_option
+from pymon.config.schema import Config
 from pymon.tuning import loop_factory
 
 __all__ = ["capacity"]
@@ -28,6 +41,8 @@ __all__ = ["capacity"]
 # wake-up and each store batch: 150 µs a tcp check at 1,000/s, 110 at 8,000).
 _CALIBRATION_RATE: Final = {"tcp": 4000, "http": 2500, "dns": 1000, "ping": 1000, "plugin": 100}
 _CALIBRATION_INTERVAL: Final = 2.0
+# Services of each type --live measures at most, by default.
+_LIVE_SAMPLE: Final = 200
 
 
 @click.command()
@@ -46,45 +61,80 @@ _CALIBRATION_INTERVAL: Final = 2.0
     callback=duration_option,
     help="How long each check type is measured.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Measure each type on the config's own services, against their configured targets.",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"With --live: at most N services of each type, spread over the config"
+    f" (default {_LIVE_SAMPLE}).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def capacity(config_path: str | None, workers: int | None, window: float, as_json: bool) -> None:
+def capacity(
+    config_path: str | None,
+    workers: int | None,
+    window: float,
+    live: bool,
+    sample: int | None,
+    as_json: bool,
+) -> None:
     """Measure what each check type of a config costs here; print the limits.
 
     Prints the checks per second the config demands, the cores they take, how many
     services of each type one machine holds at their intervals, memory, and the
     first resource to run out (loop CPU, cores, open files, local ports, memory),
     with what to change. Calibrates tcp, http, dns, ping and plugin checks against
-    local targets; runs from a source checkout, as ``pymon bench`` does.
+    local targets; with --live, every type on a sample of the config's own services,
+    each checked about once, never more often than its interval. Runs from a source
+    checkout, as ``pymon bench`` does.
     """
+    if sample is not None and not live:
+        raise click.UsageError("--sample goes with --live")
     config = load(config_path)
     demands = demand(config)
     measured = sorted(k for k, d in demands.items() if d.per_second > 0)
     if not measured:
         raise click.ClickException("the config has no enabled service that runs checks")
     unknown = [k for k in measured if k not in _CALIBRATION_RATE]
-    if unknown:
+    if unknown and not live:
         raise click.ClickException(
             f"cannot calibrate {', '.join(unknown)} checks on this machine: there is no local"
-            f" target for them (calibrated here: {', '.join(_CALIBRATION_RATE)})"
+            f" target for them (calibrated here: {', '.join(_CALIBRATION_RATE)}; --live"
+            " measures every type against the config's own targets)"
         )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     machine = read_machine()
     planned = workers or _configured_workers(config.scheduler.workers, machine)
-    costs = {kind: _calibrate(kind, window) for kind in measured}
+    if live:
+        costs, bases, idle = _measure_live(config, measured, window, sample or _LIVE_SAMPLE)
+    else:
+        calibrated = {kind: _calibrate(kind, window) for kind in measured}
+        costs = {kind: cost for kind, (cost, _) in calibrated.items()}
+        bases = {kind: basis for kind, (_, basis) in calibrated.items()}
+        idle = None
     found = estimate(
         demands, costs, machine, workers=planned, concurrency=config.scheduler.concurrency
     )
+    figures = _Figures(demands, costs, bases, idle, machine, found)
     if as_json:
-        click.echo(json.dumps(_as_dict(demands, costs, machine, found), indent=2))
+        click.echo(json.dumps(_as_dict(figures), indent=2))
     else:
-        _print(demands, costs, machine, found)
+        _print(figures)
 
 
 def _configured_workers(workers: int | str, machine: Machine) -> int:
     return machine.cores if workers == "auto" else int(workers)
 
 
-def _calibrate(kind: str, window: float) -> Cost:
+def _loop_name() -> Literal["asyncio", "uvloop"]:
+    return "uvloop" if loop_factory()[1].startswith("uvloop") else "asyncio"
+
+
+def _calibrate(kind: str, window: float) -> tuple[Cost, Basis]:
     """One short bench point of ``kind``: what a check costs here."""
     with checkout_harness("capacity"):
         from benchmarks.harness import KINDS, BenchOptions, Unavailable
@@ -98,7 +148,7 @@ def _calibrate(kind: str, window: float) -> Cost:
         duration=window,
         warmup=2 * _CALIBRATION_INTERVAL,
         reference=0.0,
-        loop="uvloop" if loop_factory()[1].startswith("uvloop") else "asyncio",
+        loop=_loop_name(),
     )
     click.echo(f"measuring {kind} checks at {rate:,}/s for {window:g}s...", err=True)
     try:
@@ -110,38 +160,94 @@ def _calibrate(kind: str, window: float) -> Cost:
             f"cannot calibrate {kind} checks: {report.checks.failed} of "
             f"{report.checks.total} failed against the local target"
         )
-    return Cost(
+    cost = Cost(
         kind,
         cpu=report.cpu.pymon_per_1000_checks_s / 1000,
         children=report.cpu.children_per_1000_checks_s / 1000,
         memory=report.memory.per_service_kb * 1024,
         duration=report.duration.p50_ms / 1000,
     )
+    return cost, Basis(report.checks.total)
 
 
-def _print(
-    demands: dict[str, Demand], costs: dict[str, Cost], machine: Machine, found: Estimate
-) -> None:
+def _measure_live(
+    config: Config, kinds: list[str], window: float, most: int
+) -> tuple[dict[str, Cost], dict[str, Basis], float]:
+    """Each of ``kinds`` measured on the config's own services (benchmarks/harness/live.py):
+    the costs, what each rests on, and the idle daemon's CPU seconds per second."""
+    with checkout_harness("capacity"):
+        from benchmarks.harness.live import run_live
+
+    run = run_live(
+        config,
+        kinds,
+        window=window,
+        most=most,
+        loop=_loop_name(),
+        say=lambda msg: click.echo(msg, err=True),
+    )
+    costs, bases = {}, {}
+    for kind, live in run.types.items():
+        costs[kind] = Cost(
+            kind,
+            cpu=above_idle(live.cpu, run.idle * live.window, live.checks),
+            children=live.children / live.checks if live.checks else 0.0,
+            memory=run.memory.get(kind, 0.0),
+            duration=live.duration,
+        )
+        bases[kind] = Basis(live.checks, live.failed, live.sampled, live.failure)
+    return costs, bases, run.idle
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """What the command found: the demand, what each type costs and what that rests
+    on, the idle daemon's CPU per second (None: calibrated locally), the machine and
+    the limits."""
+
+    demands: dict[str, Demand]
+    costs: dict[str, Cost]
+    bases: dict[str, Basis]
+    idle: float | None
+    machine: Machine
+    found: Estimate
+
+
+def _print(figures: _Figures) -> None:
+    demands, costs, bases, idle = figures.demands, figures.costs, figures.bases, figures.idle
+    machine, found = figures.machine, figures.found
     click.echo(
         f"this machine: {machine.cores} cores, {machine.memory / 2**30:.1f} GiB, "
         f"ulimit -n {machine.open_files:,}, {machine.ports:,} local ports, "
         f"tcp_tw_reuse {machine.reuse_time_wait}"
     )
+    if idle is not None:
+        click.echo(
+            "measured live on the config's own services; an idle daemon's "
+            f"{idle * 1000:,.1f} ms of CPU a second left out of each type's"
+        )
     click.echo(f"planned for {found.workers} worker process(es)\n")
     click.echo(
         f"{'type':<8} {'services':>9} {'checks/s':>9} {'µs/check':>9} {'+plugin':>8}"
-        f" {'KiB/svc':>8} {'most services':>14}"
+        f" {'KiB/svc':>8} {'ms/check':>9} {'measured':>9} {'failed':>7} {'most services':>14}"
     )
     for kind, d in sorted(demands.items()):
         cost = costs.get(kind)
         if cost is None:  # passive (heartbeat): no check of its own
-            click.echo(f"{kind:<8} {d.services:>9,} {'-':>9} {'-':>9} {'-':>8} {'-':>8} {'-':>14}")
+            click.echo(
+                f"{kind:<8} {d.services:>9,} {'-':>9} {'-':>9} {'-':>8} {'-':>8} {'-':>9}"
+                f" {'-':>9} {'-':>7} {'-':>14}"
+            )
             continue
+        basis = bases[kind]
         click.echo(
             f"{kind:<8} {d.services:>9,} {d.per_second:>9,.1f} {cost.cpu * 1e6:>9,.0f}"
             f" {cost.children * 1e6:>8,.0f} {cost.memory / 1024:>8,.1f}"
+            f" {cost.duration * 1000:>9,.1f} {basis.checks:>9,} {basis.failed:>7,}"
             f" {found.most_services.get(kind, 0):>14,}"
         )
+    for line in caveats(bases):
+        click.echo(f"warning: {line}")
     click.echo(
         f"\ndemanded: {found.per_second:,.1f} checks/s, {found.cores:.2f} cores "
         f"({found.share:.0%} of the machine), memory for the services "
@@ -162,21 +268,26 @@ def _print(
             click.echo(f"also: {p.resource}: {p.advice}")
 
 
-def _as_dict(
-    demands: dict[str, Demand], costs: dict[str, Cost], machine: Machine, found: Estimate
-) -> dict[str, Any]:
+def _as_dict(figures: _Figures) -> dict[str, Any]:
+    demands, costs, bases, found = figures.demands, figures.costs, figures.bases, figures.found
+    idle = figures.idle
     return {
-        "machine": asdict(machine),
+        "machine": asdict(figures.machine),
         "workers": found.workers,
+        "live": idle is not None,
+        "idle_cpu_per_second": idle,
         "types": {
             kind: {
                 "services": d.services,
                 "per_second": d.per_second,
+                "timeout": d.timeout,
                 "cost": asdict(costs[kind]) if kind in costs else None,
+                "basis": _basis(bases[kind]) if kind in bases else None,
                 "most_services": found.most_services.get(kind),
             }
             for kind, d in sorted(demands.items())
         },
+        "warnings": caveats(bases),
         "per_second": found.per_second,
         "cores": found.cores,
         "share": found.share,
@@ -185,3 +296,7 @@ def _as_dict(
         "pressures": [asdict(p) for p in found.pressures],
         "bottleneck": found.bottleneck.resource,
     }
+
+
+def _basis(basis: Basis) -> dict[str, Any]:
+    return asdict(basis) | {"rough": basis.rough, "all_failed": basis.all_failed}
