@@ -133,8 +133,10 @@ async def connect_first(
     (after name resolution). ``connect`` raises OSError for an address that does
     not answer; when none does, raises Unreachable naming each reason.
     """
+    literal = ip_literal(host)
     try:
-        addresses = await resolve_host(host, ctx)
+        # An address needs no lookup, nor a coroutine to do none in.
+        addresses = [literal] if literal is not None else await resolve_host(host, ctx)
     except OSError as exc:
         raise Unreachable(f"cannot resolve {host}: {os_reason(exc)}") from None
     started = ctx.clock.monotonic()

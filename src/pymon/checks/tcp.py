@@ -148,12 +148,16 @@ async def connect_and_close(address: str, port: int) -> str:
     return address
 
 
-async def _connect_only(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
-    """Does the port accept? A bare non-blocking socket, connected and closed.
+async def check_tcp(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
+    """Connect over TCP; optionally send ``send`` and require ``expect`` in the reply.
 
-    Most tcp services only ask that; streams (a transport, a protocol, a reader and
-    a writer, then a graceful close) cost a third more CPU per check to learn the same.
+    Most tcp services only ask whether the port accepts: a bare non-blocking socket,
+    connected and closed, here, without a coroutine of its own. Streams (a transport,
+    a protocol, a reader and a writer, then a graceful close) cost a third more CPU
+    per check to learn the same, so only a conversation uses them.
     """
+    if spec.send is not None or spec.expect is not None:
+        return await _converse(spec, ctx)
     try:
         address, t0 = await connect_first(
             spec.host, spec.port, ctx, lambda address: connect_and_close(address, spec.port)
@@ -169,10 +173,8 @@ async def _connect_only(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
     )
 
 
-async def check_tcp(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
-    """Connect over TCP; optionally send ``send`` and require ``expect`` in the reply."""
-    if spec.send is None and spec.expect is None:
-        return await _connect_only(spec, ctx)
+async def _converse(spec: TcpSpec, ctx: CheckContext) -> CheckResult:
+    """Connect, send ``send``, and wait for ``expect``, over streams."""
 
     async def connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
         reader, writer = await asyncio.open_connection(address, spec.port)

@@ -534,61 +534,60 @@ class Runtime:
     # -- checks and decisions ----------------------------------------------------------
 
     async def _run_service(self, name: str, lateness: float) -> float | None:
-        if self._parents.asked(name):
-            # This run serves an out-of-turn ask made before it began (see ParentWatch).
-            started = self.clock.time()
-            try:
-                return await self._check_and_decide(name, lateness)
-            finally:
+        # One coroutine for the whole run, no helper awaited: each level of coroutines
+        # costs every check a frame to make, run and end.
+        # A run asked for out of turn serves that ask once it is done (see ParentWatch).
+        asked = self._parents.asked(name)
+        started = self.clock.time() if asked else 0.0
+        try:
+            service = self.configs.get(name)
+            if service is None:
+                return None  # removed by a reload while it waited for a slot
+            ctx = CheckContext(
+                timeout=service.timeout,
+                http_session=self.sessions.get,
+                clock=self.clock,
+                resolver=self.resolver,
+                service=name,
+                interval=service.interval,
+                pushes=self.heartbeats,
+            )
+            # A result is judged by the world it saw: a child whose check began while a
+            # parent was down is unreachable even if the parent came back meanwhile.
+            parent_was_down = self._parent_down(service)
+            result = await run_check(check_type(service.type), service.check, ctx)
+            current = self.configs.get(name)
+            if current is None or not current.enabled or name not in self.states:
+                # Removed or disabled by a reload, or handed to another node, while it
+                # ran: nothing to apply.
+                return None
+            prev = self.states[name]
+            outcome = rules.apply(
+                prev,
+                self.incidents.get(name),
+                result,
+                service,
+                self._config.notifications,
+                self._situation(service, parent_was_down=parent_was_down),
+            )
+            state = outcome.state
+            record = ResultRecord(
+                name,
+                state.seq,
+                state.status,
+                state.message,
+                result.metrics,
+                result.started_at,
+                result.duration,
+                lateness,
+            )
+            self.book.apply(outcome, record)
+            self._wait_for_parents(outcome)
+            self._tell_children(name)
+            return service.retry_after if rules.wants_retry(state) else None
+        finally:
+            if asked:
                 self._parents.ran(name, started)
-        return await self._check_and_decide(name, lateness)
-
-    async def _check_and_decide(self, name: str, lateness: float) -> float | None:
-        service = self.configs.get(name)
-        if service is None:
-            return None  # removed by a reload while it waited for a slot
-        ctx = CheckContext(
-            timeout=service.timeout,
-            http_session=self.sessions.get,
-            clock=self.clock,
-            resolver=self.resolver,
-            service=name,
-            interval=service.interval,
-            pushes=self.heartbeats,
-        )
-        # A result is judged by the world it saw: a child whose check began while a
-        # parent was down is unreachable even if the parent came back meanwhile.
-        parent_was_down = self._parent_down(service)
-        result = await run_check(check_type(service.type), service.check, ctx)
-        current = self.configs.get(name)
-        if current is None or not current.enabled or name not in self.states:
-            # Removed or disabled by a reload, or handed to another node, while it
-            # ran: nothing to apply.
-            return None
-        prev = self.states[name]
-        outcome = rules.apply(
-            prev,
-            self.incidents.get(name),
-            result,
-            service,
-            self._config.notifications,
-            self._situation(service, parent_was_down=parent_was_down),
-        )
-        state = outcome.state
-        record = ResultRecord(
-            name,
-            state.seq,
-            state.status,
-            state.message,
-            result.metrics,
-            result.started_at,
-            result.duration,
-            lateness,
-        )
-        self.book.apply(outcome, record)
-        self._wait_for_parents(outcome)
-        self._tell_children(name)
-        return service.retry_after if rules.wants_retry(state) else None
 
     def _situation(
         self, service: ServiceConfig, *, parent_was_down: bool = False
