@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="append JSON lines here")
     parser.add_argument("--table", type=Path, default=None, help="print the table of a file")
     parser.add_argument("--trees", default=None, help="NAME=PATH,...: each tree's pymon bench")
+    parser.add_argument("--nginx", action="store_true", help="trees: nginx as the target")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--services-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
@@ -197,7 +198,8 @@ def main() -> None:
                         sys.executable, "-m", "pymon", "bench", "--services", str(services),
                         "--interval", f"{args.interval}s", "--duration", f"{args.duration}s",
                         *(["--warmup", f"{args.warmup}s"] if args.warmup is not None else []),
-                        *several, *typed, "--json", str(out),
+                        *several, *typed, *(["--nginx"] if args.nginx else []),
+                        "--json", str(out),
                     ]  # fmt: skip
                     env["PYTHONPATH"] = f"{tree / 'src'}{os.pathsep}{tree}"
                 print(

@@ -79,3 +79,26 @@ def test_a_peer_says_which_types_it_cannot_check() -> None:
     reason = exporter.unavailable(BenchOptions(kind="plugin"))
     assert reason == "blackbox_exporter has no prober that runs a program"
     assert exporter.unavailable(BenchOptions(kind="dns")) is None
+
+
+async def test_nginx_alone_serves_pymons_checks(tmp_path: Path) -> None:
+    need(find_program(["nginx"], ["/usr/sbin"]) is not None, "nginx (nginx-light)")
+    options = BenchOptions(
+        services=20,
+        kind="tcp",
+        interval=1.0,
+        warmup=2.0,
+        duration=2.0,
+        reference=0,
+        workdir=tmp_path,
+        nginx=True,
+    )
+    report = (await run_bench(options)).to_dict()
+    assert report["checks"]["total"] > 0 and report["checks"]["failed"] == 0
+    assert report["target"]["server"].startswith("nginx")
+    assert "peers" not in report or not report["peers"]
+
+
+def test_nginx_is_refused_for_what_it_cannot_serve() -> None:
+    result = CliRunner().invoke(cli, ["bench", "--nginx", "--type", "dns", "--services", "2"])
+    assert "--nginx serves http and tcp checks, not dns" in result.output

@@ -30,6 +30,7 @@ from benchmarks.harness.meters import (
 )
 from benchmarks.harness.options import BenchOptions, LoopName
 from benchmarks.harness.peers.lineup import compare, shared_target
+from benchmarks.harness.peers.nginx import NginxTarget
 from benchmarks.harness.preflight import Unavailable, icmp_unavailable
 from benchmarks.harness.reference import measure_reference
 from benchmarks.harness.report import BenchReport, TargetFigures, WindowSamples, build_report
@@ -85,6 +86,10 @@ def preflight(options: BenchOptions) -> None:
     """Raise :class:`Unavailable` with the reason when this machine cannot run the point."""
     if options.kind == "ping" and (reason := icmp_unavailable()) is not None:
         raise Unavailable(f"--type ping skipped: {reason}")
+    if options.nginx and not options.web_kind:
+        raise Unavailable(f"--nginx serves http and tcp checks, not {options.kind}")
+    if options.nginx and NginxTarget.program() is None:
+        raise Unavailable("--nginx: nginx is not installed (Debian: nginx-light)")
 
 
 def endpoints_of(target: Target, workdir: Path) -> Endpoints:
@@ -110,7 +115,7 @@ async def run_bench(options: BenchOptions, progress: Progress | None = None) -> 
             async with contextlib.AsyncExitStack() as stack:
                 target: Target = process
                 served_by = process.description
-                if options.peers:
+                if options.peers or options.nginx:
                     target, served_by = await stack.enter_async_context(
                         shared_target(options, process, workdir)
                     )

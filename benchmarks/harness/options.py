@@ -40,7 +40,10 @@ class BenchOptions:
     that many daemons, each a worker process and a node of one cluster on the same
     SQLite file (as ``pymon run --workers N``), sharing the services by shards.
     ``kind`` is what the services check (:data:`Kind`). ``peers`` runs the same
-    workload through the peer tools after pymon's point (``benchmarks/harness/peers``).
+    workload through the peer tools after pymon's point (``benchmarks/harness/peers``)
+    against nginx, when installed; ``nginx`` serves pymon's http and tcp checks from
+    nginx without the peers (a target process in Python takes half a core at 10,000
+    connections a second, a share of a 2-core machine the checks then lack).
     """
 
     services: int = 10_000
@@ -57,6 +60,7 @@ class BenchOptions:
     workers: int = 1
     kind: Kind = "mixed"
     peers: bool = False
+    nginx: bool = False
 
     def type_of(self, index: int) -> str:
         """The check type of service number ``index`` (mixed: tcp and http in turn)."""

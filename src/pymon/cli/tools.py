@@ -130,6 +130,11 @@ def checkout_harness(command: str) -> Iterator[None]:
     help="Then run the same workload through Nagios 4 and blackbox_exporter; compare.",
 )
 @click.option(
+    "--nginx",
+    is_flag=True,
+    help="Serve the http and tcp checks from nginx (when installed), not a Python target.",
+)
+@click.option(
     "--timeline",
     is_flag=True,
     help="Also print each second since start: checks, latest start, store writes.",
@@ -152,6 +157,7 @@ def bench(
     reference: float,
     workers: int,
     peers: bool,
+    nginx: bool,
     timeline: bool,
     json_path: str | None,
 ) -> None:
@@ -190,6 +196,7 @@ def bench(
         reference=reference,
         workers=workers,
         peers=peers,
+        nginx=nginx,
     )
     try:
         options.validate()
