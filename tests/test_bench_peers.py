@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -21,19 +22,17 @@ from tests.conftest import need
 PEERS = {"nagios4": "nagios4-core", "prometheus-blackbox-exporter": "prometheus-blackbox-exporter"}
 
 
+def _tiny(tmp_path: Path, **options: Any) -> BenchOptions:
+    """A point of 20 services at 1 s, two seconds' warm-up, no reference."""
+    return BenchOptions(
+        services=20, interval=1.0, warmup=2.0, reference=0, workdir=tmp_path, **options
+    )
+
+
 async def test_the_peers_run_the_same_workload_against_the_same_target(tmp_path: Path) -> None:
     for program, package in {**PEERS, "nginx": "nginx-light"}.items():
         need(find_program([program], ["/usr/sbin"]) is not None, f"{program} ({package})")
-    options = BenchOptions(
-        services=20,
-        interval=1.0,
-        warmup=2.0,
-        duration=3.0,
-        reference=0,
-        workdir=tmp_path,
-        peers=True,
-    )
-    report = (await run_bench(options)).to_dict()
+    report = (await run_bench(_tiny(tmp_path, duration=3.0, peers=True))).to_dict()
 
     peers = report["peers"]
     assert [row["tool"] for row in peers["rows"]] == ["pymon", "Nagios 4", "blackbox_exporter"]
@@ -83,17 +82,7 @@ def test_a_peer_says_which_types_it_cannot_check() -> None:
 
 async def test_nginx_alone_serves_pymons_checks(tmp_path: Path) -> None:
     need(find_program(["nginx"], ["/usr/sbin"]) is not None, "nginx (nginx-light)")
-    options = BenchOptions(
-        services=20,
-        kind="tcp",
-        interval=1.0,
-        warmup=2.0,
-        duration=2.0,
-        reference=0,
-        workdir=tmp_path,
-        nginx=True,
-    )
-    report = (await run_bench(options)).to_dict()
+    report = (await run_bench(_tiny(tmp_path, duration=2.0, kind="tcp", nginx=True))).to_dict()
     assert report["checks"]["total"] > 0 and report["checks"]["failed"] == 0
     assert report["target"]["server"].startswith("nginx")
     assert "peers" not in report or not report["peers"]
