@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pymon.text
-from pymon.text import one_line
+from pymon.text import one_line, spans
 
 
 @pytest.mark.parametrize(
@@ -89,3 +89,18 @@ def test_the_module_imports_nothing_from_pymon() -> None:
         for alias in node.names
     ]
     assert not [name for name in imported if name and name.split(".")[0] == "pymon"]
+
+
+def test_spans_shortens_runs_of_numbers() -> None:
+    assert spans(range(256)) == "0-255"
+    assert spans([134, 0, 1, 2, 130, 135, 136, 1]) == "0-2, 130, 134-136"
+    assert spans([]) == ""
+
+
+@given(st.sets(st.integers(min_value=0, max_value=300)))
+def test_spans_names_every_number_and_no_other(numbers: set[int]) -> None:
+    named: set[int] = set()
+    for run in filter(None, spans(numbers).split(", ")):
+        first, _, last = run.partition("-")
+        named.update(range(int(first), int(last or first) + 1))
+    assert named == numbers

@@ -1,4 +1,5 @@
-"""Text from outside (a target's reply, an error body, a mail) made safe to show on one line.
+"""Text from outside (a target's reply, an error body, a mail) made safe to show on one
+line, and lists of numbers made short enough for one.
 
 Imports nothing from pymon, so that every package may use it.
 """
@@ -6,10 +7,10 @@ Imports nothing from pymon, so that every package may use it.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Final
 
-__all__ = ["UNPRINTABLE", "one_line"]
+__all__ = ["UNPRINTABLE", "one_line", "spans"]
 
 #: The Unicode categories ``str.isprintable`` refuses, besides the separators
 #: (every separator is white space, and white space is folded anyway): control,
@@ -58,3 +59,17 @@ def _flat(text: str, blank: Collection[str]) -> str:
         " " if not c.isprintable() and unicodedata.category(c) in blank else c for c in text
     )
     return " ".join(cleaned.split())
+
+
+def spans(numbers: Iterable[int]) -> str:
+    """``numbers`` as runs: ``0-127, 130, 134-140`` (a log line, not 256 numbers)."""
+    ordered = sorted(set(numbers))
+    runs: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        runs.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(runs)

@@ -21,6 +21,7 @@ from pymon.clock import Clock, SystemClock
 from pymon.errors import Fenced
 from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import Fence, ResultRecord, Store
+from pymon.text import spans
 
 __all__ = ["BatchWriter"]
 
@@ -191,7 +192,7 @@ def _without(
 
     dropped = sum(1 for s in states if not kept(s.name))
     log.warning(
-        "store: %d services' rows dropped: another node took shards %s", dropped, sorted(shards)
+        "store: %d services' rows dropped: another node took shards %s", dropped, spans(shards)
     )
     return (
         [s for s in states if kept(s.name)],
