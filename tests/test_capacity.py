@@ -338,3 +338,25 @@ def test_capacity_live_warns_when_the_window_holds_few_checks(tmp_path: Path) ->
     assert basis["checks"] < ROUGH
     assert any(line.startswith("tcp: the cost rests on") for line in report["warnings"])
     assert connections <= 20 * (math.ceil(took / 30) + 1)
+
+
+def test_open_files_bounded_by_the_concurrency_never_run_out() -> None:
+    # 1,000 checks a second hanging 10 s would be 10,000 in flight, but a worker runs
+    # at most 1,000 at once: 1,064 files of 20,000 stay 1,064 however the config grows.
+    demands = demand(
+        load_config_text(
+            "services:\n"
+            + "".join(
+                f"  - {{name: t{i}, type: tcp, host: 10.0.0.1, port: 1, interval: 1s}}\n"
+                for i in range(1000)
+            )
+        )
+    )
+    found = estimate(
+        demands, {"tcp": Cost("tcp", cpu=100e-6)}, Machine(2, 20_000, 28232, 1, 8 << 30)
+    )
+    files = next(p for p in found.pressures if p.resource == "open files")
+    assert files.used == pytest.approx(1064 / 20_000)
+    assert math.isinf(files.growth)
+    assert found.bottleneck.resource == "loop CPU"
+    assert found.headroom == pytest.approx(0.85 / 0.1)

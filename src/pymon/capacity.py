@@ -194,8 +194,9 @@ class Estimate:
 
     @property
     def bottleneck(self) -> Pressure:
-        """The resource the config uses most of: the first one to run out."""
-        return max(self.pressures, key=lambda p: p.used)
+        """The first resource to run out as the config grows (of those that never
+        run out, or run out together, the one used most)."""
+        return min(self.pressures, key=lambda p: (p.growth, -p.used))
 
 
 def demand(config: Config) -> dict[str, Demand]:
@@ -341,6 +342,10 @@ def _open_files(
         slots -= hanging
     in_flight = concurrency - slots
     per_worker = max(flight / workers, worst) + _BASE_FDS
+    # However the config grows, a worker never has more than ``concurrency`` checks
+    # in flight: when even that fits the limit, none of this use grows toward it.
+    most = concurrency * max((_FDS_PER_CHECK.get(d.kind, 1) for d in running), default=1)
+    bounded = most + _BASE_FDS <= machine.open_files
     return Pressure(
         "open files",
         per_worker / machine.open_files,
@@ -348,7 +353,7 @@ def _open_files(
         f" until their timeout, of scheduler.concurrency {concurrency}) of a limit of"
         f" {machine.open_files:,} (ulimit -n)",
         f"ulimit -n {max(4096, int(per_worker * 2))} (or LimitNOFILE= in the unit)",
-        fixed=_BASE_FDS / machine.open_files,
+        fixed=(per_worker if bounded else _BASE_FDS) / machine.open_files,
     )
 
 
