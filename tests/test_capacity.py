@@ -4,6 +4,7 @@ locally and live (against targets the test starts)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -26,11 +27,13 @@ from pymon.capacity import (
     caveats,
     demand,
     estimate,
+    outbox,
     read_machine,
 )
 from pymon.cli import cli
 from pymon.config.load import load_config_text
 from pymon.engine.scheduler import phase
+from pymon.store.pace import sqlite_pace
 from tests.support.mail import MailSink
 from tests.support.nodes import CountingPorts
 from tests.support.servers import refused_port
@@ -162,11 +165,14 @@ def test_capacity_measures_and_prints_the_limits(tmp_path: Path) -> None:
     assert tcp["services"] == 50 and tcp["cost"]["cpu"] > 0
     assert tcp["most_services"] > 50
     assert report["types"]["heartbeat"]["cost"] is None
-    assert {p["resource"] for p in report["pressures"]} >= {"loop CPU", "open files", "memory"}
-    assert report["bottleneck"] in {p["resource"] for p in report["pressures"]}
+    resources = {p["resource"] for p in report["pressures"]}
+    assert resources >= {"loop CPU", "open files", "memory", "store writes"}
+    assert report["bottleneck"] in resources
+    assert report["outbox"] == {"notices": 0, "concurrency": 10, "drain": 0.0}
     text = CliRunner().invoke(cli, ["capacity", "-c", str(cfg), "--seconds", "1s"])
     assert text.exit_code == 0, text.output
     assert "first bottleneck:" in text.stdout and "µs/check" in text.stdout
+    assert "outbox: an outage of every service at once queues 0 notices" in text.stdout
 
 
 def _open_files(found: Estimate) -> Pressure:
@@ -360,3 +366,44 @@ def test_open_files_bounded_by_the_concurrency_never_run_out() -> None:
     assert math.isinf(files.growth)
     assert found.bottleneck.resource == "loop CPU"
     assert found.headroom == pytest.approx(0.85 / 0.1)
+
+
+def test_store_writes_weigh_every_worker_against_sqlites_one_writer() -> None:
+    demands = demand(load_config_text(CONFIG))
+    costs = {k: Cost(k, cpu=100e-6) for k in ("tcp", "http")}
+    alone = estimate(demands, costs, MACHINE, store_pace=1000.0)
+    writes = next(p for p in alone.pressures if p.resource == "store writes")
+    assert writes.used == pytest.approx(alone.per_second / 500)
+    # The workers share the file's one writer: more workers, the same pressure.
+    two = estimate(demands, costs, MACHINE, workers=2, store_pace=1000.0)
+    assert next(p for p in two.pressures if p.resource == "store writes").used == writes.used
+    assert "PostgreSQL" in writes.advice
+    # Not measured (PostgreSQL): not weighed.
+    assert "store writes" not in {p.resource for p in estimate(demands, costs, MACHINE).pressures}
+
+
+def test_the_outbox_counts_what_an_outage_of_everything_would_send() -> None:
+    config = load_config_text(
+        "notifications:\n"
+        "  channels:\n"
+        "    mail: {type: email, host: 127.0.0.1, from: p@example.org, to: [o@example.org]}\n"
+        "    hook: {type: webhook, url: 'http://127.0.0.1:9/'}\n"
+        "    log: {type: log}\n"
+        "  delivery: {concurrency: 4}\n"
+        "services:\n"
+        "  - {name: gw, type: tcp, host: 10.0.0.1, port: 22}\n"
+        "  - {name: a, type: tcp, host: 10.0.0.2, port: 22, depends_on: [gw]}\n"
+        "  - {name: b, type: tcp, host: 10.0.0.3, port: 22, depends_on: [gw]}\n"
+        "  - {name: c, type: tcp, host: 10.0.0.4, port: 22, notify: [mail]}\n"
+        "  - {name: d, type: tcp, host: 10.0.0.5, port: 22, notify: false}\n"
+        "  - {name: e, type: tcp, host: 10.0.0.6, port: 22, enabled: false}\n"
+    )
+    box = outbox(config)
+    # gw: mail and hook (log costs the outbox nothing); a and b wait for gw; c: mail.
+    assert (box.notices, box.concurrency, box.drain) == (3, 4, 0.75)
+
+
+async def test_sqlite_pace_is_measured_in_the_directory_given(tmp_path: Path) -> None:
+    pace = await sqlite_pace(tmp_path, batch=100, seconds=0.05)
+    assert pace > 0
+    assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []  # its file is gone

@@ -22,21 +22,26 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from pymon.config.schema import Config
+from pymon.engine.rules import channels_for
+from pymon.model import Status
 
 __all__ = [
     "ROUGH",
     "SATURATION",
+    "STORE_SHARE",
     "TIME_WAIT",
     "Basis",
     "Cost",
     "Demand",
     "Estimate",
     "Machine",
+    "Outbox",
     "Pressure",
     "above_idle",
     "caveats",
     "demand",
     "estimate",
+    "outbox",
     "read_machine",
 ]
 
@@ -46,6 +51,10 @@ SATURATION: Final = 0.85
 One process runs its checks on one event loop (the rest of its threads wait for
 the same interpreter lock): lateness grew past 86-87 % of a core in every type
 measured (docs/performance.md, "One type at a time", "A lean HTTP/1.1 path")."""
+
+STORE_SHARE: Final = 0.5
+"""The share of its measured pace SQLite's writer is counted on for in a running
+daemon, whose loop holds the interpreter lock most of the time the writer wants it."""
 
 TIME_WAIT: Final = 60.0
 """Seconds a closed connection keeps its local port on Linux (TIME_WAIT)."""
@@ -249,6 +258,36 @@ def _destination(spec: object) -> tuple[str, int] | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """The notices an outage of every service at once would queue (a service whose
+    parent is in the config holds its own: one root cause, one notice), and how
+    many the outbox delivers at a time."""
+
+    notices: int
+    concurrency: int
+
+    @property
+    def drain(self) -> float:
+        """Seconds until the last leaves, at a second per delivery (an SMTP server or
+        webhook answering in ms drains it faster; one timing out, slower)."""
+        return self.notices / self.concurrency
+
+
+def outbox(config: Config) -> Outbox:
+    """What an outage of every enabled service (each parent, its children held) queues."""
+    names = {s.name for s in config.services if s.enabled}
+    policy = config.notifications
+    notices = 0
+    for service in config.services:
+        if not service.enabled or any(p in names for p in service.depends_on):
+            continue
+        for channel in channels_for(service, policy, Status.ERROR):
+            spec = policy.channels.get(channel)
+            notices += spec is not None and spec.type != "log"
+    return Outbox(notices, policy.delivery.concurrency)
+
+
 def estimate(
     demands: Mapping[str, Demand],
     costs: Mapping[str, Cost],
@@ -256,10 +295,13 @@ def estimate(
     *,
     workers: int = 1,
     concurrency: int = 1000,
+    store_pace: float | None = None,
 ) -> Estimate:
     """The limits of ``demands`` at ``costs`` on ``machine`` with ``workers`` processes.
 
     Every type in ``demands`` that runs checks needs a cost (KeyError otherwise).
+    ``store_pace`` is the checks a second one SQLite writer recorded here (None: not
+    measured, as for PostgreSQL, which takes a writer per node).
     """
     running = [d for d in demands.values() if d.per_second > 0]
     loop = sum(d.per_second * costs[d.kind].cpu for d in running)
@@ -297,6 +339,8 @@ def estimate(
         ),
     ]
     pressures += _local_ports(running, machine)
+    if store_pace:
+        pressures.append(_store_writes(sum(d.per_second for d in running), store_pace, workers))
     headroom = min((p.growth for p in pressures), default=math.inf)
     return Estimate(
         workers,
@@ -354,6 +398,21 @@ def _open_files(
         f" {machine.open_files:,} (ulimit -n)",
         f"ulimit -n {max(4096, int(per_worker * 2))} (or LimitNOFILE= in the unit)",
         fixed=(per_worker if bounded else _BASE_FDS) / machine.open_files,
+    )
+
+
+def _store_writes(per_second: float, pace: float, workers: int) -> Pressure:
+    """Every check writes a state and a result row; one SQLite file has one writer at a
+    time, whatever the workers, and its pace was measured alone, so the daemon's busy
+    interpreter leaves it half of that (:data:`STORE_SHARE`)."""
+    usable = pace * STORE_SHARE
+    return Pressure(
+        "store writes",
+        per_second / usable,
+        f"{per_second:,.0f} checks/s to record, of the {usable:,.0f} SQLite's one writer "
+        f"keeps up with here ({STORE_SHARE:.0%} of the {pace:,.0f} it wrote alone)"
+        + (f", shared by {workers} workers" if workers > 1 else ""),
+        "storage on PostgreSQL (a writer per node), or longer intervals",
     )
 
 

@@ -8,13 +8,17 @@ the limits out with :mod:`pymon.capacity`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import click
+from sqlalchemy.engine import make_url
 
 from pymon.capacity import (
     Basis,
@@ -22,18 +26,24 @@ from pymon.capacity import (
     Demand,
     Estimate,
     Machine,
+    Outbox,
     above_idle,
     caveats,
     demand,
     estimate,
+    outbox,
     read_machine,
 )
 from pymon.cli.common import config_option, load
 from pymon.cli.tools import checkout_harness, duration_option
 from pymon.config.schema import Config
+from pymon.store.pace import sqlite_pace
 from pymon.tuning import loop_factory
 
 __all__ = ["capacity"]
+
+# Seconds for the outbox to drain an outage's notices beyond which it is worth advice.
+_SLOW_DRAIN: Final = 60.0
 
 # Checks per second each type is calibrated at: about half of one process's limit.
 # Below the limit, so that the cost measured is a check's and not a saturated loop's;
@@ -117,9 +127,14 @@ def capacity(
         bases = {kind: basis for kind, (_, basis) in calibrated.items()}
         idle = None
     found = estimate(
-        demands, costs, machine, workers=planned, concurrency=config.scheduler.concurrency
+        demands,
+        costs,
+        machine,
+        workers=planned,
+        concurrency=config.scheduler.concurrency,
+        store_pace=_store_pace(config.storage.url),
     )
-    figures = _Figures(demands, costs, bases, idle, machine, found)
+    figures = _Figures(demands, costs, bases, idle, machine, found, outbox(config))
     if as_json:
         click.echo(json.dumps(_as_dict(figures), indent=2))
     else:
@@ -211,6 +226,7 @@ class _Figures:
     idle: float | None
     machine: Machine
     found: Estimate
+    outbox: Outbox
 
 
 def _print(figures: _Figures) -> None:
@@ -266,6 +282,30 @@ def _print(figures: _Figures) -> None:
     for p in found.pressures:
         if p is not first and p.used > 0.8 and p.advice:
             click.echo(f"also: {p.resource}: {p.advice}")
+    box = figures.outbox
+    click.echo(
+        f"\noutbox: an outage of every service at once queues {box.notices:,} notices "
+        f"(children of a parent in the config hold theirs), {box.concurrency} delivered at "
+        f"a time (notifications.delivery.concurrency): at a second each, the last leaves "
+        f"after {box.drain:,.0f} s"
+    )
+    if box.drain > _SLOW_DRAIN:
+        click.echo(
+            "advice: depends_on for what sits behind a shared router or host, routes that"
+            " send fewer services to each channel, or a larger delivery.concurrency"
+        )
+
+
+def _store_pace(url: str) -> float | None:
+    """One SQLite writer's pace here, beside the configured database file (None for
+    PostgreSQL, or a database in memory)."""
+    parts = make_url(url)
+    if not parts.drivername.startswith("sqlite") or parts.database in (None, "", ":memory:"):
+        return None
+    folder = Path(parts.database).absolute().parent
+    click.echo("measuring SQLite's writes...", err=True)
+    writable = folder.is_dir() and os.access(folder, os.W_OK)
+    return asyncio.run(sqlite_pace(folder if writable else None))
 
 
 def _as_dict(figures: _Figures) -> dict[str, Any]:
@@ -295,6 +335,7 @@ def _as_dict(figures: _Figures) -> dict[str, Any]:
         "memory": found.memory,
         "pressures": [asdict(p) for p in found.pressures],
         "bottleneck": found.bottleneck.resource,
+        "outbox": {**asdict(figures.outbox), "drain": figures.outbox.drain},
     }
 
 
