@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -568,3 +569,42 @@ async def test_a_stopping_member_renews_but_hands_nothing_over_until_it_leaves(
     await a.leave()
     await b.step()
     assert await owners(store) == {"b": set(range(8))}
+
+
+async def test_a_long_handover_keeps_the_leases_held_alive(store: SqlStore) -> None:
+    # a's first handover (loading its services) outlasts the lease: it goes on beating
+    # and renewing meanwhile, so b does not take a's shards for those of a gone node.
+    clock = FakeClock()
+    loading = asyncio.Event()
+    loaded = asyncio.Event()
+
+    async def slow(gained: set[int], lost: set[int]) -> None:
+        loading.set()
+        await loaded.wait()
+
+    me = NodeRecord("a", "host-a", 1, "", "sum", clock.time(), 0.0)
+    a = Membership(store, CONFIG, me, slow, clock=clock)
+    b, b_changes = member(store, clock, "b")
+    starting = asyncio.create_task(a.start({}))
+    await loading.wait()
+    renewed = clock.time() + CONFIG.lease
+    for _ in range(int(2 * CONFIG.lease / CONFIG.heartbeat)):
+        await clock.advance(CONFIG.heartbeat)
+        renewed += CONFIG.heartbeat
+        await wait_for_leases(store, "a", renewed)
+    await b.start({})
+    assert b_changes.calls == []  # nothing of a's was free to claim
+    assert await owners(store) == {"a": set(range(8))}
+    loaded.set()
+    await starting
+    assert a.epochs == dict.fromkeys(range(8), 1)
+
+
+async def wait_for_leases(store: SqlStore, owner: str, until: float) -> None:
+    """Until every lease of ``owner`` runs to ``until`` at least (a renewal is written)."""
+    for _ in range(500):
+        leases = [lease for lease in await store.leases() if lease.owner == owner]
+        if leases and all(lease.until >= until for lease in leases):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{owner}'s leases were not renewed to {until}")

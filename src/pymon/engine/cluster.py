@@ -308,16 +308,14 @@ class Membership:
         """One heartbeat: beat, renew, plan, hand over, claim."""
         now = self._clock.time()
         until = now + self._config.lease
-        self.node = replace(self.node, heartbeat_at=now, checks_per_s=self._rate())
-        await self._store.beat(self.node)
-        held = await self._store.renew_shards(self.node.name, until)
+        held = await self._keep(now)
         lost = (set(self.epochs) - set(held)) | self._taken
         self._taken = set()
         if lost:
             # Taken by another node (this one was paused or cut off past its lease):
             # its writes for them are refused already; stop their services.
             self.epochs = {s: e for s, e in held.items() if s not in lost}
-            await self._changed(set(), lost)
+            await self._renewing(self._changed(set(), lost))
         if self._holding:
             return
         nodes, leases = await self._free_gone(now)
@@ -327,7 +325,7 @@ class Membership:
         if given:
             # Services stopped and their writes flushed while the epochs still hold;
             # then the shards go, and the next owner reads all of it.
-            await self._changed(set(), given)
+            await self._renewing(self._changed(set(), given))
             await self._store.release_shards(self.node.name, sorted(given))
         held = {s: e for s, e in held.items() if s not in lost and s not in given}
         claimed = await self._store.claim_shards(self.node.name, decided.claim, now, until)
@@ -335,7 +333,7 @@ class Membership:
         self.epochs = {**held, **claimed}
         self.last_error = None
         if gained:
-            await self._changed(gained, set())
+            await self._renewing(self._changed(gained, set()))
         if lost:
             log.warning("cluster: lost %d shards to other nodes", len(lost))
         if gained or given:
@@ -347,6 +345,37 @@ class Membership:
                 len(given),
                 len(live),
             )
+
+    async def _renewing(self, handover: Awaitable[None]) -> None:
+        """Await ``handover``, beating and renewing the leases held at every heartbeat
+        meanwhile.
+
+        A handover stops or starts services and flushes their writes: seconds on a
+        busy node (tens of thousands of services to load, a writer behind). Without
+        renewals meanwhile, the leases ran out under it, another node took this one's
+        shards, which it then spent as long loading, and so on: two overloaded
+        workers handed every shard back and forth every few seconds
+        (docs/performance.md, "Two workers on two cores").
+        """
+        work = asyncio.ensure_future(handover)
+        try:
+            while True:
+                sleeper = asyncio.ensure_future(self._clock.sleep(self._config.heartbeat))
+                try:
+                    await asyncio.wait((work, sleeper), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+                if work.done():
+                    return work.result()
+                await self._keep(self._clock.time())
+        finally:
+            work.cancel()
+
+    async def _keep(self, now: float) -> dict[int, int]:
+        """Beat and renew the leases held; the shards held, with their epochs."""
+        self.node = replace(self.node, heartbeat_at=now, checks_per_s=self._rate())
+        await self._store.beat(self.node)
+        return await self._store.renew_shards(self.node.name, now + self._config.lease)
 
     async def _free_gone(self, now: float) -> tuple[list[NodeRecord], list[Lease]]:
         """The nodes and leases, after freeing the shards of this machine's nodes whose
