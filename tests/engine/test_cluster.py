@@ -31,6 +31,7 @@ from pymon.programs import process_alive
 from pymon.store.base import Lease, NodeRecord
 from pymon.store.sql import SqlStore
 from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
 
 NOW = 1_700_000_000.0
 
@@ -598,6 +599,35 @@ async def test_a_long_handover_keeps_the_leases_held_alive(store: SqlStore) -> N
     loaded.set()
     await starting
     assert a.epochs == dict.fromkeys(range(8), 1)
+
+
+async def test_a_failed_renewal_does_not_cut_a_handover_short(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    loading, loaded, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow(gained: set[int], lost: set[int]) -> None:
+        loading.set()
+        await loaded.wait()
+        done.set()
+
+    me = NodeRecord("a", "host-a", 1, "", "sum", clock.time(), 0.0)
+    a = Membership(store, CONFIG, me, slow, clock=clock)
+    starting = asyncio.create_task(a.start({}))
+    await loading.wait()
+
+    async def refuse(owner: str, until: float) -> dict[int, int]:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(store, "renew_shards", refuse)
+    await clock.advance(CONFIG.heartbeat)
+    await wait_for(lambda: a.last_error is not None)
+    assert a.last_error == "database is locked"
+    loaded.set()
+    await starting
+    # The services of the shards gained were all started: nothing held unchecked.
+    assert done.is_set() and a.epochs == dict.fromkeys(range(8), 1)
 
 
 async def wait_for_leases(store: SqlStore, owner: str, until: float) -> None:

@@ -367,7 +367,13 @@ class Membership:
                     sleeper.cancel()
                 if work.done():
                     return work.result()
-                await self._keep(self._clock.time())
+                try:
+                    await self._keep(self._clock.time())
+                except Exception as exc:
+                    # The handover must end whole (a gain cut short would leave shards
+                    # held with nobody checking their services); the next beat retries.
+                    self.last_error = str(exc)
+                    log.error("cluster: heartbeat during a handover failed: %s", exc)
         finally:
             work.cancel()
 
