@@ -8,15 +8,15 @@ import asyncio
 import pytest
 
 from pymon.checks import deadlines
-from pymon.checks.deadlines import SLOT, within
+from pymon.checks.deadlines import SLOT, Deadline
 
 
 async def test_work_past_its_deadline_times_out() -> None:
     never = asyncio.Event()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    with pytest.raises(TimeoutError):
-        await within(0.05, never.wait())
+    with pytest.raises(TimeoutError), Deadline(0.05):
+        await never.wait()
     assert loop.time() - started >= 0.05
     # The task is not left cancelled: it goes on.
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
@@ -26,7 +26,8 @@ async def test_work_done_in_time_returns_its_value_and_nothing_fires_later() -> 
     async def quick() -> int:
         return 7
 
-    assert await within(0.02, quick()) == 7
+    with Deadline(0.02):
+        assert await quick() == 7
     # The slot's timer fires after the work ended: this task must not be cancelled.
     await asyncio.sleep(0.02 + 3 * SLOT)
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
@@ -35,7 +36,8 @@ async def test_work_done_in_time_returns_its_value_and_nothing_fires_later() -> 
 async def test_many_checks_share_a_slot_and_only_the_slow_ones_time_out() -> None:
     async def check(delay: float) -> str:
         try:
-            return await within(0.1, asyncio.sleep(delay, "ok"))
+            with Deadline(0.1):
+                return await asyncio.sleep(delay, "ok")
         except TimeoutError:
             return "timed out"
 
@@ -49,7 +51,8 @@ async def waiting_check(seconds: float) -> asyncio.Task[None]:
 
     async def check() -> None:
         started.set()
-        await within(seconds, asyncio.Event().wait())
+        with Deadline(seconds):
+            await asyncio.Event().wait()
 
     task = asyncio.create_task(check())
     await started.wait()

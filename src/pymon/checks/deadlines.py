@@ -5,7 +5,7 @@ its own and a reschedule: about a tenth of the event loop's time when thousands 
 tcp checks run each second (docs/performance.md, "One type at a time"). Here the
 deadlines fall into 10 ms slots; one timer per slot in use cancels the checks
 still running when it fires, so a check costs a set insertion and removal, in a
-plain context manager (:class:`Deadline`; :func:`within` for an awaitable). A
+plain context manager (:class:`Deadline`). A
 timeout fires up to :data:`SLOT` late, against timeouts of a second or more.
 
 Cancellation keeps asyncio's bookkeeping: a check cancelled by its deadline ends
@@ -18,12 +18,8 @@ from __future__ import annotations
 import asyncio
 import math
 import weakref
-from collections.abc import Awaitable
-from typing import TypeVar
 
-__all__ = ["SLOT", "Deadline", "within"]
-
-_T = TypeVar("_T")
+__all__ = ["SLOT", "Deadline"]
 
 SLOT = 0.01
 """How late a timeout may fire, in seconds: deadlines are gathered in slots this long."""
@@ -97,13 +93,3 @@ class Deadline:
         """The slot's time came while the block still ran: cancel its task."""
         self._expired = True
         self._task.cancel()
-
-
-async def within(seconds: float, work: Awaitable[_T]) -> _T:
-    """Await ``work`` in the current task; TimeoutError once ``seconds`` have
-    passed (up to :data:`SLOT` later), as ``asyncio.timeout`` would raise."""
-    if asyncio.current_task() is None:  # not in a task: nothing to cancel, asyncio's way
-        async with asyncio.timeout(seconds):
-            return await work
-    with Deadline(seconds):
-        return await work

@@ -15,7 +15,6 @@ unexpected exception into a result are done here, in :func:`run_check`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any, TypeVar
 
 from pymon.checks import dns, ftp, heartbeat, http, ping, plugin, process, smtp, tcp, tls
 from pymon.checks.base import CheckContext
-from pymon.checks.deadlines import Deadline, within
+from pymon.checks.deadlines import Deadline
 from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.errors import CheckSetupError
 from pymon.model import CheckResult, Status
@@ -109,11 +108,8 @@ async def run_check(kind: CheckType, spec: CheckSpec, ctx: CheckContext) -> Chec
     started_at = ctx.clock.time()
     t0 = ctx.clock.monotonic()
     try:
-        if asyncio.current_task() is None:
-            result = await within(ctx.timeout, kind.run(spec, ctx))
-        else:
-            with Deadline(ctx.timeout):
-                result = await kind.run(spec, ctx)
+        with Deadline(ctx.timeout):
+            result = await kind.run(spec, ctx)
     except TimeoutError:
         result = CheckResult(Status.FAILED, f"timed out after {ctx.timeout:g}s while {ctx.stage}")
     except CheckSetupError as exc:

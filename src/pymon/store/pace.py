@@ -28,9 +28,9 @@ async def sqlite_pace(directory: Path | None, *, batch: int = 2000, seconds: flo
         await store.open()
         try:
             written, spent, seq = 0, 0.0, 0
+            names = [f"pace-{i:06d}" for i in range(batch)]
             while spent < seconds or seq < 2:
                 seq += 1
-                names = [f"pace-{i:06d}" for i in range(batch)]
                 states = [
                     ServiceState(name, Status.OK, Status.OK, Status.OK, True, seq=seq)
                     for name in names
