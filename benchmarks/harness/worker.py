@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -83,8 +84,16 @@ async def _run(spec: WorkerSpec) -> WorkerDump:
 
 def main(argv: list[str]) -> None:
     """Run the worker of the SPEC file ``argv[1]``."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
     spec = WorkerSpec(**json.loads(Path(argv[1]).read_text()))
+    # Which worker said what, and when: a cluster's trouble is read across workers.
+    logging.basicConfig(
+        level=os.environ.get("PYMON_BENCH_LOG", "WARNING").upper(),
+        format=f"%(asctime)s {spec.node} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # A worker's shards moving is what to read first when a point goes wrong.
+    logging.getLogger("pymon.cluster").setLevel(logging.INFO)
     options = spec.bench_options()
     # As `pymon run` does, and as a single-process point runs.
     with relaxed_gc(), asyncio.Runner(loop_factory=loop_factory(options.loop)) as runner:

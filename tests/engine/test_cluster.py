@@ -601,6 +601,38 @@ async def test_a_long_handover_keeps_the_leases_held_alive(store: SqlStore) -> N
     assert a.epochs == dict.fromkeys(range(8), 1)
 
 
+async def test_slow_reads_of_the_store_do_not_let_the_leases_lapse(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a busy node each read of the nodes and leases waits for the event loop:
+    # the heartbeat reading them still renews on time.
+    clock = FakeClock()
+    a, _ = member(store, clock, "a")
+    await a.start({})
+    reading, read = asyncio.Event(), asyncio.Event()
+    leases = store.leases
+
+    async def slow() -> list[Lease]:
+        reading.set()
+        await read.wait()
+        return await leases()
+
+    monkeypatch.setattr(store, "leases", slow)
+    await clock.advance(CONFIG.heartbeat)
+    stepping = asyncio.create_task(a.step())
+    await reading.wait()
+    renewed = clock.time() + CONFIG.lease
+    for _ in range(int(2 * CONFIG.lease / CONFIG.heartbeat)):
+        await clock.advance(CONFIG.heartbeat)
+        renewed += CONFIG.heartbeat
+        monkeypatch.undo()  # the test's own reads are not slow
+        await wait_for_leases(store, "a", renewed)
+        monkeypatch.setattr(store, "leases", slow)
+    read.set()
+    await stepping
+    assert a.epochs == dict.fromkeys(range(8), 1)
+
+
 async def test_a_failed_renewal_does_not_cut_a_handover_short(
     store: SqlStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -617,10 +649,10 @@ async def test_a_failed_renewal_does_not_cut_a_handover_short(
     starting = asyncio.create_task(a.start({}))
     await loading.wait()
 
-    async def refuse(owner: str, until: float) -> dict[int, int]:
+    async def refuse(node: NodeRecord, until: float) -> dict[int, int]:
         raise StoreError("database is locked")
 
-    monkeypatch.setattr(store, "renew_shards", refuse)
+    monkeypatch.setattr(store, "keep_leases", refuse)
     await clock.advance(CONFIG.heartbeat)
     await wait_for(lambda: a.last_error is not None)
     assert a.last_error == "database is locked"

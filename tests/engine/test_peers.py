@@ -97,9 +97,9 @@ async def test_nodes_say_alive_shards_and_heartbeat_age(store: SqlStore) -> None
     clock = FakeClock()
     now = clock.time()
     await store.add_shards(4)
-    await store.beat(node("there", now - 1, checks_per_s=12.5))
-    await store.beat(node("quiet", now - 60))
-    await store.beat(node("gone", now - 2, stopped_at=now - 1))
+    await store.keep_leases(node("there", now - 1, checks_per_s=12.5), 0.0)
+    await store.keep_leases(node("quiet", now - 60), 0.0)
+    await store.keep_leases(node("gone", now - 2, stopped_at=now - 1), 0.0)
     await hold(store, "there", ["web"], now + LEASE)
     # A lapsed lease is held by nobody, whoever it names.
     await store.claim_shards("quiet", [s for s in range(4) if s != SHARD_OF["web"]], 0, now - 1)
@@ -192,7 +192,7 @@ async def test_the_runtime_answers_for_every_service_with_its_node(store: SqlSto
     clock = FakeClock()
     now = clock.time()
     await store.add_shards(4)
-    await store.beat(node("there", now))
+    await store.keep_leases(node("there", now), 0.0)
     others = [n for n in SHARD_OF if SHARD_OF[n] != SHARD_OF["web"]]
     await hold(store, "there", others, now + LEASE)
     down = others[0]

@@ -4,6 +4,9 @@ on SQLite and on a real PostgreSQL server."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
@@ -120,14 +123,15 @@ async def test_two_owners_claiming_at_once_get_each_shard_exactly_once(
     assert set(got_a.values()) | set(got_b.values()) == {1}
 
 
-async def test_renew_returns_exactly_what_the_owner_holds(store: SqlStore) -> None:
+async def test_keep_leases_beats_and_returns_what_the_owner_holds(store: SqlStore) -> None:
     await store.add_shards(6)
-    assert await store.renew_shards("a", T0 + 10) == {}
+    assert await store.keep_leases(node("a", T0 + 3), T0 + 10) == {}
+    assert await store.nodes() == [node("a", T0 + 3)]
     await store.claim_shards("a", [0, 1, 2], T0, T0 + 10)
     await store.claim_shards("b", [3, 4], T0, T0 + 10)
     await store.claim_shards("a", [2], T0 + 11, T0 + 21)  # its own, lapsed: epoch 2
-    assert await store.renew_shards("a", T0 + 30) == {0: 1, 1: 1, 2: 2}
-    assert await store.renew_shards("b", T0 + 25) == {3: 1, 4: 1}
+    assert await store.keep_leases(node("a"), T0 + 30) == {0: 1, 1: 1, 2: 2}
+    assert await store.keep_leases(node("b"), T0 + 25) == {3: 1, 4: 1}
     assert await store.leases() == [
         Lease(0, "a", T0 + 30, 1),
         Lease(1, "a", T0 + 30, 1),
@@ -137,7 +141,36 @@ async def test_renew_returns_exactly_what_the_owner_holds(store: SqlStore) -> No
         Lease(5, None, 0.0, 0),
     ]
     # Renewing keeps every epoch.
-    assert await store.renew_shards("a", T0 + 40) == {0: 1, 1: 1, 2: 2}
+    assert await store.keep_leases(node("a"), T0 + 40) == {0: 1, 1: 1, 2: 2}
+
+
+async def test_a_sqlite_files_leases_are_renewed_while_the_event_loop_is_busy(
+    tmp_path: Path,
+) -> None:
+    # An overloaded node's loop answers a second late; the renewal must not wait for
+    # it (through the async driver it took 3-5 s and the node lost its shards).
+    db = tmp_path / "pymon.db"
+    store = SqlStore(f"sqlite:///{db}")
+    await store.open()
+    try:
+        await store.add_shards(2)
+        await store.claim_shards("a", [0, 1], T0, T0 + 10)
+        keeping = asyncio.create_task(store.keep_leases(node("a", T0 + 5), T0 + 15))
+        await asyncio.sleep(0)  # the renewal is on its way; from here the loop is held
+        reader = sqlite3.connect(db)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                until = reader.execute("SELECT min(lease_until) FROM shards").fetchone()[0]
+                if until == T0 + 15:
+                    break
+            beat = reader.execute("SELECT heartbeat_at FROM nodes WHERE name = 'a'").fetchone()
+        finally:
+            reader.close()
+        assert until == T0 + 15 and beat == (T0 + 5,)
+        assert await keeping == {0: 1, 1: 1}
+    finally:
+        await store.close()
 
 
 async def test_release_frees_at_once_and_only_ones_own(store: SqlStore) -> None:
@@ -154,7 +187,7 @@ async def test_release_frees_at_once_and_only_ones_own(store: SqlStore) -> None:
     ]
     # Well within a's former lease, b takes them.
     assert await store.claim_shards("b", [1, 2], T0 + 1, T0 + 11) == {1: 2, 2: 2}
-    assert await store.renew_shards("a", T0 + 12) == {0: 1}
+    assert await store.keep_leases(node("a"), T0 + 12) == {0: 1}
 
 
 # -- nodes -------------------------------------------------------------------------------
@@ -164,18 +197,18 @@ async def test_beat_and_nodes_round_trip(store: SqlStore) -> None:
     assert await store.nodes() == []
     b = node("b", checks_per_s=0.0, web="", location="")
     a = node("a")
-    await store.beat(b)
-    await store.beat(a)
+    await store.keep_leases(b, 0.0)
+    await store.keep_leases(a, 0.0)
     assert await store.nodes() == [a, b]  # by name
 
     newer = node("a", heartbeat_at=T0 + 2.5, checks_per_s=99.75)
-    await store.beat(newer)
+    await store.keep_leases(newer, 0.0)
     assert await store.nodes() == [newer, b]
 
 
 async def test_node_stopped_sets_stopped_at(store: SqlStore) -> None:
-    await store.beat(node("a"))
-    await store.beat(node("b"))
+    await store.keep_leases(node("a"), 0.0)
+    await store.keep_leases(node("b"), 0.0)
     await store.node_stopped("a", T0 + 7.125)
     await store.node_stopped("nobody", T0 + 8)
     found = {n.name: n for n in await store.nodes()}
@@ -192,7 +225,7 @@ SHARD_OF = {"web": 0, "db": 1}
 
 async def test_a_fenced_write_lands_while_the_epochs_hold(store: SqlStore) -> None:
     await store.add_shards(2)
-    await store.beat(node("a"))
+    await store.keep_leases(node("a"), 0.0)
     held = await store.claim_shards("a", [0, 1], T0, T0 + 10)
     fence = Fence("a", held, SHARD_OF)
     await store.write(
@@ -212,8 +245,8 @@ async def test_a_write_for_a_shard_taken_after_a_lapse_is_fenced_and_writes_noth
     store: SqlStore,
 ) -> None:
     await store.add_shards(2)
-    await store.beat(node("a"))
-    await store.beat(node("b"))
+    await store.keep_leases(node("a"), 0.0)
+    await store.keep_leases(node("b"), 0.0)
     stale = Fence("a", await store.claim_shards("a", [0, 1], T0, T0 + 10), SHARD_OF)
     await store.write([state("web", 1), state("db", 1)], [result("web", 1)], [], fence=stale)
     # a was paused past its lease; b takes shard 0.

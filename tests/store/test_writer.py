@@ -183,3 +183,61 @@ async def test_rows_of_shards_another_node_took_are_dropped_and_the_rest_written
     assert told == [frozenset({1})]
     assert [[s.name for s in states] for states, _, _ in store.batches] == [["a"]]
     assert writer.pending == 0
+
+
+async def test_a_large_flush_writes_each_services_rows_together_a_part_at_a_time() -> None:
+    store = ListStore()
+    w = BatchWriter(store, max_batch=2)  # type: ignore[arg-type]
+    for name in "abcde":
+        w.add(ServiceState(name), record(name, 1), [])
+    w.add(ServiceState("c", seq=2), record("c", 2), [event("c")])
+    await w.flush()
+    # c's event puts it first; then the others in the order they were queued.
+    parts = [sorted({s.name for s in states}) for states, _, _ in store.batches]
+    assert parts == [["a", "c"], ["b", "d"], ["e"]]
+    for states, results, events in store.batches:
+        names = {s.name for s in states}
+        assert {r.service for r in results} == names
+        assert {e.service for e in events} <= names
+    assert [r.seq for _, results, _ in store.batches for r in results if r.service == "c"] == [1, 2]
+    assert w.flushes == 1 and w.pending == 0
+
+
+async def test_a_part_that_fails_keeps_itself_and_the_rest_queued_and_not_what_landed() -> None:
+    class FailsSecond(ListStore):
+        calls = 0
+
+        async def write(self, *args: object, **kw: object) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                raise OSError("disk on fire")
+            await super().write(*args, **kw)  # type: ignore[arg-type]
+
+    store = FailsSecond()
+    w = BatchWriter(store, max_batch=2)  # type: ignore[arg-type]
+    for name in "abcde":
+        w.add(ServiceState(name), record(name, 1), [])
+    with pytest.raises(OSError, match="disk on fire"):
+        await w.flush()
+    assert [[s.name for s in states] for states, _, _ in store.batches] == [["a", "b"]]
+    w.add(ServiceState("c", seq=2), record("c", 2), [])
+    assert w.pending == 4
+    await w.flush()
+    written = [(s.name, s.seq) for states, _, _ in store.batches for s in states]
+    assert written == [("a", 0), ("b", 0), ("c", 2), ("d", 0), ("e", 0)]
+    results = [(r.service, r.seq) for _, results, _ in store.batches for r in results]
+    assert sorted(results) == [("a", 1), ("b", 1), ("c", 1), ("c", 2), ("d", 1), ("e", 1)]
+
+
+async def test_shards_found_taken_are_dropped_from_the_parts_not_yet_written() -> None:
+    store = ListStore()
+    store.taken = frozenset({1})
+    told: list[frozenset[int]] = []
+    fence = Fence("me", {0: 3, 1: 3}, {"a": 0, "b": 1, "c": 0, "d": 1})
+    w = BatchWriter(store, max_batch=1, fence=lambda: fence, on_fenced=told.append)  # type: ignore[arg-type]
+    for name in "abcd":
+        w.add(ServiceState(name), record(name, 1), [])
+    await w.flush()
+    assert told == [frozenset({1})]
+    assert [[s.name for s in states] for states, _, _ in store.batches] == [["a"], ["c"]]
+    assert w.pending == 0

@@ -305,17 +305,29 @@ class Membership:
                 log.error("cluster: heartbeat failed, will retry: %s", exc)
 
     async def step(self) -> None:
-        """One heartbeat: beat, renew, plan, hand over, claim."""
+        """One heartbeat: beat and renew, then plan, hand over and claim, beating and
+        renewing meanwhile at every heartbeat.
+
+        The rest reads the store and may stop or start thousands of services: seconds
+        on a busy node, whose event loop answers each read late. A heartbeat that
+        renewed only once per step let the leases run out under it, and another
+        node took them (docs/performance.md, "Overload on one SQLite file").
+        """
         now = self._clock.time()
-        until = now + self._config.lease
         held = await self._keep(now)
+        await self._renewing(self._rebalance(now, held))
+
+    async def _rebalance(self, now: float, held: dict[int, int]) -> None:
+        """The heartbeat after its renewal (``held``): hand over what was lost, give
+        up shards beyond the fair share, claim up to it."""
+        until = now + self._config.lease
         lost = (set(self.epochs) - set(held)) | self._taken
         self._taken = set()
         if lost:
             # Taken by another node (this one was paused or cut off past its lease):
             # its writes for them are refused already; stop their services.
             self.epochs = {s: e for s, e in held.items() if s not in lost}
-            await self._renewing(self._changed(set(), lost))
+            await self._changed(set(), lost)
         if self._holding:
             return
         nodes, leases = await self._free_gone(now)
@@ -325,7 +337,7 @@ class Membership:
         if given:
             # Services stopped and their writes flushed while the epochs still hold;
             # then the shards go, and the next owner reads all of it.
-            await self._renewing(self._changed(set(), given))
+            await self._changed(set(), given)
             await self._store.release_shards(self.node.name, sorted(given))
         held = {s: e for s, e in held.items() if s not in lost and s not in given}
         claimed = await self._store.claim_shards(self.node.name, decided.claim, now, until)
@@ -333,7 +345,7 @@ class Membership:
         self.epochs = {**held, **claimed}
         self.last_error = None
         if gained:
-            await self._renewing(self._changed(gained, set()))
+            await self._changed(gained, set())
         if lost:
             log.warning("cluster: lost %d shards to other nodes", len(lost))
         if gained or given:
@@ -346,42 +358,41 @@ class Membership:
                 len(live),
             )
 
-    async def _renewing(self, handover: Awaitable[None]) -> None:
-        """Await ``handover``, beating and renewing the leases held at every heartbeat
+    async def _renewing(self, work: Awaitable[None]) -> None:
+        """Await ``work``, beating and renewing the leases held at every heartbeat
         meanwhile.
 
-        A handover stops or starts services and flushes their writes: seconds on a
-        busy node (tens of thousands of services to load, a writer behind). Without
-        renewals meanwhile, the leases ran out under it, another node took this one's
-        shards, which it then spent as long loading, and so on: two overloaded
-        workers handed every shard back and forth every few seconds
-        (docs/performance.md, "Two workers on two cores").
+        A heartbeat reads the store and may hand services over (stop or start them,
+        flush their writes): seconds on a busy node, tens of thousands of services to
+        load, a writer behind. Without renewals meanwhile, the leases ran out under
+        it, another node took this one's shards, which it then spent as long loading,
+        and so on: two overloaded workers handed every shard back and forth every few
+        seconds (docs/performance.md, "Two workers on two cores").
         """
-        work = asyncio.ensure_future(handover)
+        task = asyncio.ensure_future(work)
         try:
             while True:
                 sleeper = asyncio.ensure_future(self._clock.sleep(self._config.heartbeat))
                 try:
-                    await asyncio.wait((work, sleeper), return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait((task, sleeper), return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     sleeper.cancel()
-                if work.done():
-                    return work.result()
+                if task.done():
+                    return task.result()
                 try:
                     await self._keep(self._clock.time())
                 except Exception as exc:
-                    # The handover must end whole (a gain cut short would leave shards
-                    # held with nobody checking their services); the next beat retries.
+                    # The work must end whole (a gain cut short would leave shards held
+                    # with nobody checking their services); the next beat retries.
                     self.last_error = str(exc)
-                    log.error("cluster: heartbeat during a handover failed: %s", exc)
+                    log.error("cluster: heartbeat failed, will retry: %s", exc)
         finally:
-            work.cancel()
+            task.cancel()
 
     async def _keep(self, now: float) -> dict[int, int]:
         """Beat and renew the leases held; the shards held, with their epochs."""
         self.node = replace(self.node, heartbeat_at=now, checks_per_s=self._rate())
-        await self._store.beat(self.node)
-        return await self._store.renew_shards(self.node.name, now + self._config.lease)
+        return await self._store.keep_leases(self.node, now + self._config.lease)
 
     async def _free_gone(self, now: float) -> tuple[list[NodeRecord], list[Lease]]:
         """The nodes and leases, after freeing the shards of this machine's nodes whose

@@ -273,10 +273,6 @@ class Store(Protocol):
         """Create shards 0 to ``count - 1`` where missing."""
         ...
 
-    async def beat(self, node: NodeRecord) -> None:
-        """Write ``node``'s heartbeat row."""
-        ...
-
     async def node_stopped(self, name: str, at: float) -> None:
         """Mark node ``name`` as stopped cleanly at ``at``."""
         ...
@@ -295,8 +291,9 @@ class Store(Protocol):
         """Take the free or lapsed ones of ``shards``; their new epochs, by shard."""
         ...
 
-    async def renew_shards(self, owner: str, until: float) -> dict[int, int]:
-        """Extend ``owner``'s leases; the epoch of each shard it holds, by shard."""
+    async def keep_leases(self, node: NodeRecord, until: float) -> dict[int, int]:
+        """Write ``node``'s heartbeat row and extend its leases to ``until``, in one
+        transaction; the epoch of each shard it holds, by shard."""
         ...
 
     async def release_shards(self, owner: str, shards: Sequence[int]) -> None:

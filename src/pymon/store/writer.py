@@ -1,4 +1,5 @@
-"""Batches the engine's writes so the store sees one transaction per flush, not per check.
+"""Batches the engine's writes so the store sees one transaction per flush (of at most
+``max_batch`` services), not per check.
 
 Reads of history and events go through the writer too, so what is queued but not
 yet written is answered from memory and a read never forces a flush.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pymon.clock import Clock, SystemClock
 from pymon.errors import Fenced
@@ -111,46 +113,58 @@ class BatchWriter:
             self._urgent.set()
 
     async def flush(self) -> None:
-        """Write everything queued so far; on failure the data stays queued and this raises."""
+        """Write everything queued so far, at most ``max_batch`` services' rows per
+        transaction; on failure what did not land stays queued and this raises.
+
+        A node that fell behind had tens of thousands of services queued, and one
+        transaction for all of them held SQLite's single write lock for seconds: the
+        heartbeats of the other nodes on the file waited past their leases, and the
+        cluster handed its shards back and forth (docs/performance.md, "Two workers
+        on two cores"). Each service's state, results, events, incident and notices
+        still land together.
+        """
         async with self._lock:
-            if not (
-                self._states or self._results or self._events or self._incidents or self._notices
-            ):
+            queued = _Rows(
+                list(self._states.values()),
+                self._results,
+                self._events,
+                list(self._incidents.values()),
+                self._notices,
+            )
+            if not queued:
                 return
-            states, results, events = list(self._states.values()), self._results, self._events
-            incidents, notices = list(self._incidents.values()), self._notices
             self._states, self._results, self._events = {}, [], []
             self._incidents, self._notices = {}, []
-            self._writing = (results, events)
+            self._writing = (queued.results, queued.events)
+            parts = queued.split(self._max_batch)
             try:
-                while True:
+                while parts:
+                    part = parts[0]
                     fence = self._fence() if self._fence is not None else None
                     try:
-                        await self._store.write(
-                            states, results, events, incidents, notices, fence=fence
-                        )
-                        break
+                        await self._store.write(*part.tables(), fence=fence)
                     except Fenced as exc:
                         assert fence is not None
-                        states, results, events, incidents, notices = _without(
-                            exc.shards, fence, states, results, events, incidents, notices
-                        )
+                        parts = _without(exc.shards, fence, parts)
                         if self._on_fenced is not None:
                             self._on_fenced(exc.shards)
+                        continue
+                    parts.pop(0)
+                    if part.notices and self._on_notices is not None:
+                        self._on_notices()
             except BaseException:
-                # Put the batch back in front of anything queued meanwhile; a newer
-                # state or incident wins over the one that failed to land.
-                self._states = {**{s.name: s for s in states}, **self._states}
-                self._incidents = {**{i.id: i for i in incidents}, **self._incidents}
-                self._results = results + self._results
-                self._events = events + self._events
-                self._notices = notices + self._notices
+                # Put what did not land back in front of anything queued meanwhile; a
+                # newer state or incident wins over the one that failed to land.
+                for part in reversed(parts):
+                    self._states = {**{s.name: s for s in part.states}, **self._states}
+                    self._incidents = {**{i.id: i for i in part.incidents}, **self._incidents}
+                    self._results = part.results + self._results
+                    self._events = part.events + self._events
+                    self._notices = part.notices + self._notices
                 raise
             finally:
                 self._writing = ([], [])
             self.flushes += 1
-            if notices and self._on_notices is not None:
-                self._on_notices()
 
     async def run(self) -> None:
         """Flush every ``flush_interval`` (or at once on a transition) until cancelled."""
@@ -175,29 +189,75 @@ class BatchWriter:
                 backoff = min(backoff * 2, 30.0)
 
 
-def _without(
-    shards: frozenset[int],
-    fence: Fence,
-    states: list[ServiceState],
-    results: list[ResultRecord],
-    events: list[Event],
-    incidents: list[Incident],
-    notices: list[Notice],
-) -> tuple[list[ServiceState], list[ResultRecord], list[Event], list[Incident], list[Notice]]:
-    """The batch without the rows of services in ``shards`` (another node runs them now
-    and wrote its own; these would go back in time or double a notice)."""
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Some services' queued rows, one list per table (what one transaction writes)."""
+
+    states: list[ServiceState]
+    results: list[ResultRecord]
+    events: list[Event]
+    incidents: list[Incident]
+    notices: list[Notice]
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.results or self.events or self.incidents or self.notices)
+
+    def tables(
+        self,
+    ) -> tuple[list[ServiceState], list[ResultRecord], list[Event], list[Incident], list[Notice]]:
+        """The lists in :meth:`Store.write`'s order."""
+        return self.states, self.results, self.events, self.incidents, self.notices
+
+    def split(self, size: int) -> list[_Rows]:
+        """These rows in parts of at most ``size`` services, each service's rows in one
+        part, in their order. Services are numbered by their first event, then the
+        rest, so the events of one flush keep their order from part to part."""
+        part: dict[str, int] = {}
+        for name in (
+            *(e.service for e in self.events),
+            *(n.service for n in self.notices),
+            *(i.service for i in self.incidents),
+            *(s.name for s in self.states),
+            *(r.service for r in self.results),
+        ):
+            if name not in part:
+                part[name] = len(part) // size
+        count = (len(part) + size - 1) // size
+        if count <= 1:
+            return [self]
+        parts = [_Rows([], [], [], [], []) for _ in range(count)]
+        for state in self.states:
+            parts[part[state.name]].states.append(state)
+        for result in self.results:
+            parts[part[result.service]].results.append(result)
+        for event in self.events:
+            parts[part[event.service]].events.append(event)
+        for incident in self.incidents:
+            parts[part[incident.service]].incidents.append(incident)
+        for notice in self.notices:
+            parts[part[notice.service]].notices.append(notice)
+        return parts
+
+
+def _without(shards: frozenset[int], fence: Fence, parts: list[_Rows]) -> list[_Rows]:
+    """``parts`` without the rows of services in ``shards`` (another node runs them
+    now and wrote its own; these would go back in time or double a notice)."""
 
     def kept(name: str) -> bool:
         return fence.shard_of.get(name) not in shards
 
-    dropped = sum(1 for s in states if not kept(s.name))
+    dropped = sum(1 for part in parts for s in part.states if not kept(s.name))
     log.warning(
         "store: %d services' rows dropped: another node took shards %s", dropped, spans(shards)
     )
-    return (
-        [s for s in states if kept(s.name)],
-        [r for r in results if kept(r.service)],
-        [e for e in events if kept(e.service)],
-        [i for i in incidents if kept(i.service)],
-        [n for n in notices if kept(n.service)],
-    )
+    left = [
+        _Rows(
+            [s for s in part.states if kept(s.name)],
+            [r for r in part.results if kept(r.service)],
+            [e for e in part.events if kept(e.service)],
+            [i for i in part.incidents if kept(i.service)],
+            [n for n in part.notices if kept(n.service)],
+        )
+        for part in parts
+    ]
+    return [part for part in left if part]

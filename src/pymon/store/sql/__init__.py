@@ -86,7 +86,7 @@ from pymon.store.sql.schema import (
     state_table,
     window_table,
 )
-from pymon.store.sql.sqlite import FenceQuery, SqliteBatches
+from pymon.store.sql.sqlite import FenceQuery, SqliteBatches, sqlite_text
 from pymon.store.sql.turns import Turns
 
 __all__ = ["SqlStore"]
@@ -491,11 +491,6 @@ class SqlStore:
         async with self._connect("create shards", write=True) as conn:
             await conn.execute(self._shard_insert, cluster.shard_rows(count))
 
-    async def beat(self, node: NodeRecord) -> None:
-        """Write ``node``'s heartbeat row."""
-        async with self._connect("write a node's heartbeat", write=True, urgent=True) as conn:
-            await conn.execute(self._node_upsert, [cluster.node_row(node)])
-
     async def node_stopped(self, name: str, at: float) -> None:
         """Mark node ``name`` as stopped cleanly at ``at``."""
         await self._change("mark a node stopped", cluster.stopped(name, at), urgent=True)
@@ -519,9 +514,32 @@ class SqlStore:
         stmt = cluster.claim(owner, sorted(shards), now, until)
         return await self._shard_epochs("claim shards", stmt)
 
-    async def renew_shards(self, owner: str, until: float) -> dict[int, int]:
-        """Extend ``owner``'s leases to ``until``; the epoch of each shard it holds now."""
-        return await self._shard_epochs("renew shard leases", cluster.renew(owner, until))
+    async def keep_leases(self, node: NodeRecord, until: float) -> dict[int, int]:
+        """Write ``node``'s heartbeat row and extend its leases to ``until``; the epoch
+        of each shard it holds now.
+
+        One transaction. On a SQLite file it goes straight to the batch writer's
+        thread, behind at most the batch being written: through the async driver
+        each statement waited for a turn of the event loop, and an overloaded node's
+        loop (a second behind) took 3-5 s to renew, holding the file's write lock
+        all the while, so that both nodes on the file lost their leases in turn
+        (docs/performance.md, "Overload on one SQLite file").
+        """
+        renewal = cluster.renew(node.name, until)
+        if self._batches is not None:
+            dialect = self._open_engine("renew shard leases").dialect
+            heartbeat = self._db.batch(
+                self._node_upsert, node_table, dialect, [cluster.node_row(node)]
+            )
+            rows = await self._batches.write(
+                [*_texts(list(heartbeat)), sqlite_text(renewal, dialect)],
+                doing="renew shard leases",
+            )
+        else:
+            async with self._connect("renew shard leases", write=True, urgent=True) as conn:
+                await conn.execute(self._node_upsert, [cluster.node_row(node)])
+                rows = list((await conn.execute(renewal)).all())
+        return {int(shard): int(epoch) for shard, epoch in rows}
 
     async def release_shards(self, owner: str, shards: Sequence[int]) -> None:
         """Give ``shards`` up at once, for another node to claim."""

@@ -25,14 +25,22 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from pymon.errors import StoreError
 from pymon.store.sql.rows import json_text
 from pymon.store.sql.schema import change_table
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "FenceQuery", "SqliteBackend", "SqliteBatches"]
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "FenceQuery",
+    "SqliteBackend",
+    "SqliteBatches",
+    "sqlite_text",
+]
 
 #: SQLite waits this long for another connection's write lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -152,16 +160,18 @@ class SqliteBatches:
     async def write(
         self,
         statements: Sequence[tuple[str, Sequence[Any]]],
-        fence: FenceQuery | None,
+        fence: FenceQuery | None = None,
         *,
-        signal: bool,
-    ) -> None:
+        signal: bool = False,
+        doing: str = "write a batch",
+    ) -> list[Any]:
         """Write ``statements`` in one transaction; ``fence`` first (its check may
-        raise, and then nothing is written); ``signal`` counts a transition."""
+        raise, and then nothing is written); ``signal`` counts a transition. The rows
+        the last statement returned (``RETURNING``); StoreError saying what could not
+        be ``doing``."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            self._executor, functools.partial(self._write, statements, fence, signal=signal)
-        )
+        write = functools.partial(self._write, statements, fence, signal=signal, doing=doing)
+        return await loop.run_in_executor(self._executor, write)
 
     async def close(self) -> None:
         """Close the connection and stop the thread."""
@@ -187,12 +197,13 @@ class SqliteBatches:
         fence: FenceQuery | None,
         *,
         signal: bool,
-    ) -> None:
+        doing: str,
+    ) -> list[Any]:
         try:
             con = self._connection()
             con.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write a batch at {self._where}: {exc}") from exc
+            raise StoreError(f"cannot {doing} at {self._where}: {exc}") from exc
         try:
             if fence is not None:
                 owner, shards, check = fence
@@ -204,17 +215,29 @@ class SqliteBatches:
                 check({int(shard): int(epoch) for shard, epoch in held})
             if signal:
                 con.execute(_CHANGE_SIGNAL)
+            rows: list[Any] = []
             for sql, params in statements:
-                con.execute(sql, params)
+                rows = con.execute(sql, params).fetchall()
             con.execute("COMMIT")
+            return rows
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 con.execute("ROLLBACK")
             # What the database or the driver refused (a value that does not fit a
             # column included); anything else is pymon's, or the fence's, and goes on.
             if isinstance(exc, sqlite3.Error | OverflowError):
-                raise StoreError(f"cannot write a batch at {self._where}: {exc}") from exc
+                raise StoreError(f"cannot {doing} at {self._where}: {exc}") from exc
             raise
+
+
+def sqlite_text(stmt: ClauseElement, dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """``stmt`` as SQLite text and its positional parameters (for :class:`SqliteBatches`;
+    its values must need no processing: numbers and text)."""
+    compiled = stmt.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"not a SQL statement: {stmt!r}")
+    params = compiled.construct_params()
+    return compiled.string, tuple(params[name] for name in compiled.positiontup or ())
 
 
 class SqliteBackend:
