@@ -51,8 +51,16 @@ class PingSpec(CheckSpec):
 
 
 async def _ping(address: str, spec: PingSpec, reply_timeout: float) -> _Host:
-    """icmplib's Host for ``address``, over a raw socket when root, else a datagram one."""
-    attempts = [True, False] if os.geteuid() == 0 else [False]
+    """icmplib's Host for ``address``, over an ICMP datagram socket where the system
+    allows one (net.ipv4.ping_group_range), else a raw socket when root.
+
+    The kernel hands every echo reply to every raw ICMP socket open at that moment,
+    and each check opens its own: once the checks in flight piled up (600-970 of
+    them at 3,500 checks/s), every reply was read and discarded hundreds of times
+    and the process collapsed. A datagram socket gets only its own replies
+    (docs/performance.md, "pymon capacity against pymon bench").
+    """
+    attempts = [False, True] if os.geteuid() == 0 else [False]
     for privileged in attempts:
         try:
             host: _Host = await icmplib.async_ping(
