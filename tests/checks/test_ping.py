@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import os
 import socket
 from collections.abc import Iterator
@@ -136,3 +138,30 @@ def test_no_reply_is_failed_with_full_loss(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stderr
     assert out.stdout.startswith("FAILED - no reply from 127.0.0.1 (3 sent)"), out.stdout
     assert "loss_pct=100" in out.stdout
+
+
+def _raw_icmp_sockets_here() -> int:
+    """Raw ICMP sockets this process holds (/proc/net/raw, matched by inode)."""
+    mine = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                mine.add(target[len("socket:[") : -1])
+    lines = Path("/proc/net/raw").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[9] in mine)
+
+
+async def test_concurrent_pings_share_one_raw_socket_and_each_gets_its_own_reply(
+    check: RunCheck,
+) -> None:
+    # Every raw ICMP socket gets every reply: one per check collapsed the process
+    # once hundreds were in flight. As root the checks share one.
+    need(os.geteuid() == 0, "raw ICMP sockets need root")
+    spec = {"host": "127.0.0.1", "count": 2, "packet_interval": "10ms"}
+    gc.collect()  # the sockets of earlier tests' loops, closed with them
+    before = _raw_icmp_sockets_here()
+    results = await asyncio.gather(*(check("ping", spec) for _ in range(200)))
+    assert all(r.status is Status.OK for r in results), {r.message for r in results}
+    assert {r.message.split(",")[0] for r in results} == {"2/2 replies from 127.0.0.1"}
+    assert _raw_icmp_sockets_here() - before == 1

@@ -1,14 +1,18 @@
-"""``ping``: ICMP echo with icmplib; loss and round-trip times."""
+"""``ping``: ICMP echo (icmplib's datagram sockets, or one shared raw socket); loss and
+round-trip times."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from dataclasses import dataclass
 from typing import Protocol
 
 import icmplib
 from pydantic import Field
 
 from pymon.checks.base import CheckContext, resolve_host
+from pymon.checks.echoes import Echoes, echoes
 from pymon.checks.spec import CheckSpec, MetricThresholds
 from pymon.durations import Duration
 from pymon.errors import CheckSetupError
@@ -50,34 +54,55 @@ class PingSpec(CheckSpec):
     packet_interval: Duration = Field(default=0.2, gt=0)
 
 
-async def _ping(address: str, spec: PingSpec, reply_timeout: float) -> _Host:
-    """icmplib's Host for ``address``, over an ICMP datagram socket where the system
-    allows one (net.ipv4.ping_group_range), else a raw socket when root.
+@dataclass(slots=True)
+class _Echoed:
+    """What the shared raw socket's echoes came to (the figures icmplib's Host gives)."""
 
-    The kernel hands every echo reply to every raw ICMP socket open at that moment,
-    and each check opens its own: once the checks in flight piled up (600-970 of
-    them at 3,500 checks/s), every reply was read and discarded hundreds of times
-    and the process collapsed. A datagram socket gets only its own replies
-    (docs/performance.md, "pymon capacity against pymon bench").
-    """
-    attempts = [False, True] if os.geteuid() == 0 else [False]
-    for privileged in attempts:
+    packets_sent: int
+    packets_received: int
+    avg_rtt: float
+    max_rtt: float
+
+
+async def _ping(address: str, spec: PingSpec, reply_timeout: float) -> _Host:
+    """The echoes of ``address``: as root over the loop's one raw socket
+    (:mod:`pymon.checks.echoes` says why one), else over an ICMP datagram socket of
+    the check's own where the system allows one (net.ipv4.ping_group_range)."""
+    if os.geteuid() == 0:
         try:
-            host: _Host = await icmplib.async_ping(
-                address,
-                count=spec.count,
-                interval=spec.packet_interval,
-                timeout=reply_timeout,
-                privileged=privileged,
-            )
-        except icmplib.SocketPermissionError:
-            # Root without CAP_NET_RAW (a container) may still have ICMP datagram sockets.
-            continue
-        return host
-    raise CheckSetupError(
-        "ICMP needs root (or CAP_NET_RAW), or net.ipv4.ping_group_range to include "
-        f"group {os.getegid()}"
-    )
+            return await _echo(echoes(address), address, spec, reply_timeout)
+        except PermissionError:
+            pass  # root without CAP_NET_RAW (a container): datagram sockets, perhaps
+    try:
+        host: _Host = await icmplib.async_ping(
+            address,
+            count=spec.count,
+            interval=spec.packet_interval,
+            timeout=reply_timeout,
+            privileged=False,
+        )
+    except icmplib.SocketPermissionError:
+        raise CheckSetupError(
+            "ICMP needs root (or CAP_NET_RAW), or net.ipv4.ping_group_range to include "
+            f"group {os.getegid()}"
+        ) from None
+    return host
+
+
+async def _echo(shared: Echoes, address: str, spec: PingSpec, reply_timeout: float) -> _Echoed:
+    """``spec.count`` echoes of ``address`` over ``shared``, ``packet_interval`` apart."""
+    rtts: list[float] = []
+    for n in range(spec.count):
+        if n:
+            await asyncio.sleep(spec.packet_interval)
+        try:
+            rtt = await shared.echo(address, reply_timeout)
+        except OSError as exc:
+            raise icmplib.ICMPSocketError(str(exc)) from exc
+        if rtt is not None:
+            rtts.append(rtt)
+    average = sum(rtts) / len(rtts) if rtts else 0.0
+    return _Echoed(spec.count, len(rtts), average, max(rtts, default=0.0))
 
 
 async def check_ping(spec: PingSpec, ctx: CheckContext) -> CheckResult:
