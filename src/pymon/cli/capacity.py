@@ -49,7 +49,7 @@ _SLOW_DRAIN: Final = 60.0
 # Below the limit, so that the cost measured is a check's and not a saturated loop's;
 # not far below, since a check costs more on a quiet loop (fewer checks share each
 # wake-up and each store batch: 150 µs a tcp check at 1,000/s, 110 at 8,000).
-_CALIBRATION_RATE: Final = {"tcp": 5000, "http": 2500, "dns": 1000, "ping": 1000, "plugin": 100}
+_CALIBRATION_RATE: Final = {"tcp": 5000, "http": 2500, "dns": 1000, "ping": 4000, "plugin": 100}
 _CALIBRATION_INTERVAL: Final = 2.0
 # Services of each type --live measures at most, by default.
 _LIVE_SAMPLE: Final = 200
