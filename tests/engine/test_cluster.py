@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -588,11 +588,7 @@ async def test_a_long_handover_keeps_the_leases_held_alive(store: SqlStore) -> N
     b, b_changes = member(store, clock, "b")
     starting = asyncio.create_task(a.start({}))
     await loading.wait()
-    renewed = clock.time() + CONFIG.lease
-    for _ in range(int(2 * CONFIG.lease / CONFIG.heartbeat)):
-        await clock.advance(CONFIG.heartbeat)
-        renewed += CONFIG.heartbeat
-        await wait_for_leases(store, "a", renewed)
+    await renewed_at_every_heartbeat(clock, store.leases, "a")
     await b.start({})
     assert b_changes.calls == []  # nothing of a's was free to claim
     assert await owners(store) == {"a": set(range(8))}
@@ -621,13 +617,7 @@ async def test_slow_reads_of_the_store_do_not_let_the_leases_lapse(
     await clock.advance(CONFIG.heartbeat)
     stepping = asyncio.create_task(a.step())
     await reading.wait()
-    renewed = clock.time() + CONFIG.lease
-    for _ in range(int(2 * CONFIG.lease / CONFIG.heartbeat)):
-        await clock.advance(CONFIG.heartbeat)
-        renewed += CONFIG.heartbeat
-        monkeypatch.undo()  # the test's own reads are not slow
-        await wait_for_leases(store, "a", renewed)
-        monkeypatch.setattr(store, "leases", slow)
+    await renewed_at_every_heartbeat(clock, leases, "a")  # the test's own reads are not slow
     read.set()
     await stepping
     assert a.epochs == dict.fromkeys(range(8), 1)
@@ -662,10 +652,24 @@ async def test_a_failed_renewal_does_not_cut_a_handover_short(
     assert done.is_set() and a.epochs == dict.fromkeys(range(8), 1)
 
 
-async def wait_for_leases(store: SqlStore, owner: str, until: float) -> None:
-    """Until every lease of ``owner`` runs to ``until`` at least (a renewal is written)."""
+async def renewed_at_every_heartbeat(
+    clock: FakeClock, read: Callable[[], Awaitable[list[Lease]]], owner: str
+) -> None:
+    """Two leases' worth of heartbeats, ``owner``'s leases renewed at each."""
+    renewed = clock.time() + CONFIG.lease
+    for _ in range(int(2 * CONFIG.lease / CONFIG.heartbeat)):
+        await clock.advance(CONFIG.heartbeat)
+        renewed += CONFIG.heartbeat
+        await wait_for_leases(read, owner, renewed)
+
+
+async def wait_for_leases(
+    read: Callable[[], Awaitable[list[Lease]]], owner: str, until: float
+) -> None:
+    """Until every lease of ``owner`` (as ``read`` finds them) runs to ``until`` at
+    least (a renewal is written)."""
     for _ in range(500):
-        leases = [lease for lease in await store.leases() if lease.owner == owner]
+        leases = [lease for lease in await read() if lease.owner == owner]
         if leases and all(lease.until >= until for lease in leases):
             return
         await asyncio.sleep(0.01)
