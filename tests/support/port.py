@@ -45,6 +45,7 @@ from pymon.errors import CommandRefused, UnknownService
 from pymon.events import BusItem, CheckCompleted, NoticeQueued, StateChanged, from_transition
 from pymon.model import Ack, CheckResult, Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
+from pymon.uptime import HOUR, Bucket
 from tests.support.clock import FakeClock
 
 __all__ = ["SOME_TIME", "FakePort", "fake_port"]
@@ -72,6 +73,10 @@ class FakePort:
     node_views: list[NodeView] = field(default_factory=list)
     #: The node running each service (those not named: None, nobody holds its shard).
     owners: dict[str, str] = field(default_factory=dict)
+    #: Closed incidents, oldest first (``incidents_between`` answers from these too).
+    past_incidents: list[Incident] = field(default_factory=list)
+    #: Hour and day buckets as ``rollups`` answers them (tests seed them).
+    buckets: list[Bucket] = field(default_factory=list)
     reload_result: ReloadResult | None = None
     reload_status: ReloadStatus = field(default_factory=ReloadStatus)
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
@@ -141,6 +146,38 @@ class FakePort:
             and (service is None or d.notice.service == service)
         ]
         return rows[offset : offset + limit]
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        wanted = None if names is None else set(names)
+        return sorted(
+            (
+                b
+                for b in self.buckets
+                if b.width == width
+                and (wanted is None or b.service in wanted)
+                and b.end > since
+                and b.start < until
+            ),
+            key=lambda b: (b.service, b.start),
+        )
+
+    async def incidents_between(
+        self, names: Sequence[str] | None, since: float, until: float
+    ) -> list[Incident]:
+        wanted = None if names is None else set(names)
+        every = {i.id: i for i in self.past_incidents} | {i.id: i for i in self.incidents.values()}
+        return sorted(
+            (
+                i
+                for i in every.values()
+                if (wanted is None or i.service in wanted)
+                and i.opened_at < until
+                and (i.closed_at is None or i.closed_at > since)
+            ),
+            key=lambda i: i.opened_at,
+        )
 
     async def nodes(self) -> list[NodeView]:
         return sorted(self.node_views, key=lambda n: n.name)
@@ -282,6 +319,7 @@ class FakePort:
             self.incidents[name] = incident
         elif incident is not None:
             self.incidents.pop(name, None)
+            self.past_incidents.append(incident)
         if record is not None:
             self.results.setdefault(name, []).append(record)
         self.event_log.extend(outcome.events)

@@ -21,7 +21,7 @@ the web use a fake in memory that decides through the same pure rules
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -31,6 +31,7 @@ from pymon.engine.bus import Subscription
 from pymon.events import BusItem
 from pymon.model import Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
+from pymon.uptime import HOUR, Bucket
 
 __all__ = [
     "AckFigures",
@@ -229,6 +230,21 @@ class EnginePort(Protocol):
         offset: int = 0,
     ) -> list[Delivery]:
         """Notice deliveries, newest first (what the outbox has been given)."""
+        ...
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        """The hour (``width`` = 3600) or day (86400) buckets of ``names`` (every
+        service when None) that overlap ``since``..``until``, by service then time
+        (docs/uptime.md). What this node has not written yet is included."""
+        ...
+
+    async def incidents_between(
+        self, names: Sequence[str] | None, since: float, until: float
+    ) -> list[Incident]:
+        """Incidents of ``names`` (every service when None), open or closed, that
+        overlap ``since``..``until``, oldest first."""
         ...
 
     async def nodes(self) -> list[NodeView]:

@@ -83,6 +83,7 @@ from pymon.model import (
 )
 from pymon.store.base import Delivery, ResultRecord, Store
 from pymon.store.writer import BatchWriter
+from pymon.uptime import HOUR, Bucket
 
 __all__ = ["Runtime"]
 
@@ -295,6 +296,18 @@ class Runtime:
             if i.open and name in self.configs and name not in self.states
         ]
         return mine + theirs
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        """Buckets of ``names`` overlapping the window (the store's tables come next)."""
+        return []
+
+    async def incidents_between(
+        self, names: Sequence[str] | None, since: float, until: float
+    ) -> list[Incident]:
+        """Incidents of ``names`` overlapping the window (the store's query comes next)."""
+        return []
 
     async def nodes(self) -> list[NodeView]:
         """Every node of the cluster, by name (none without a cluster's view)."""
