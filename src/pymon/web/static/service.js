@@ -15,6 +15,7 @@ const CHART_EVERY = 5000;
 
 let chartTimer = null;
 let chartDrawnAt = 0;
+let chartDraws = 0;
 
 function setField(field, node) {
   const target = article.querySelector(`[data-field="${field}"]`);
@@ -244,6 +245,9 @@ async function drawHistory() {
     points.sort((a, b) => a.t - b.t);
     drawChart(points);
     drawTimeline(points);
+    // How many times the browser redrew the chart: tests wait for the first.
+    chartDraws += 1;
+    document.getElementById("chart").dataset.draws = String(chartDraws);
   } catch (error) {
     console.warn("pymon: history not drawn:", error);
   }
