@@ -65,10 +65,15 @@ async def run(mode: str, sends: int, delay: float) -> None:
     async def one() -> bool:
         notifier = Apprise()
         notifier.add(url)
-        kwargs = {"body": "b", "title": "t", "body_format": NotifyFormat.TEXT, "timeout": 30}
         if mode == "async":
-            return bool(await notifier.async_notify(**kwargs))
-        return bool(await asyncio.to_thread(notifier.notify, **kwargs))
+            result = await notifier.async_notify(
+                body="b", title="t", body_format=NotifyFormat.TEXT, timeout=30
+            )
+        else:
+            result = await asyncio.to_thread(
+                notifier.notify, body="b", title="t", body_format=NotifyFormat.TEXT, timeout=30
+            )
+        return bool(result)
 
     await one()  # apprise loads its plugins once, outside the measurement
     stop = asyncio.Event()
