@@ -9,8 +9,8 @@ Every event carries the channel's ``routing_key`` and ``dedup_key``
   open alert to that alert, so a renotify, an escalation or a retry never opens a second;
 - an acknowledgement in pymon: ``acknowledge``;
 - an acknowledgement taken back or run out: ``trigger`` again (the Events API has
-  no un-acknowledge; the alert's log shows it, and PagerDuty keeps its own
-  acknowledgement until its timeout);
+  no un-acknowledge; the alert's log shows it, and what it does to the alert's
+  acknowledged state is PagerDuty's rule);
 - a recovery: ``resolve``;
 - flapping notices and notices without an incident: nothing (delivered at once).
 
