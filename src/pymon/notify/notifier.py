@@ -33,7 +33,6 @@ from pymon.engine.ports import AckFigures, EnginePort, OutboxFigures
 from pymon.errors import PymonError
 from pymon.model import Ack, Incident, Notice
 from pymon.notify.acks import AckRequest, AckServer
-from pymon.notify.apprise import AppriseSender
 from pymon.notify.base import Channel, NoticeContext
 from pymon.notify.command import CommandSender
 from pymon.notify.email import EmailSender
@@ -79,6 +78,9 @@ def build_channels(config: Config) -> Channels:
         elif isinstance(spec, LogChannel):
             channels[name], timeouts[name] = LogSender(name, spec), 5.0
         elif isinstance(spec, AppriseChannel):
+            # apprise and its plugins take ~0.3 s to import: only configs that use it pay.
+            from pymon.notify.apprise import AppriseSender
+
             channels[name], timeouts[name] = AppriseSender(name, spec, templates), spec.timeout
         elif isinstance(spec, PagerDutyChannel):
             channels[name], timeouts[name] = PagerDutySender(name, spec), spec.timeout
