@@ -14,7 +14,7 @@ from starlette.routing import Match
 
 from pymon import __version__
 from pymon.errors import CommandRefused, UnknownService
-from pymon.web import api, pages, stream
+from pymon.web import api, pages, public, stream
 from pymon.web.auth import AuthMiddleware, log_write_policy
 from pymon.web.fragments import ServiceFragments
 from pymon.web.metrics import router as metrics_router
@@ -52,6 +52,8 @@ def create_app(port: EnginePort) -> FastAPI:
     app.include_router(stream.router, prefix=base)
     # the dashboard: its pages and their static files
     app.include_router(pages.router, prefix=base)
+    # status pages and badges: public, even when reading needs credentials
+    app.include_router(public.router, prefix=base)
     app.mount(f"{base}/static", StaticFiles(packages=[("pymon.web", "static")]), name="static")
 
     # Starlette's own (an unknown path, a method a path lacks) as well as the routes':

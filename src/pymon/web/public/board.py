@@ -1,0 +1,363 @@
+"""A status page's content, built from the engine's port: what the HTML and the JSON
+forms both show (docs/status-pages.md).
+
+Only public things go in: the page's own texts, components' public names, their
+states in the public vocabulary, uptime figures, times, acknowledgement comments
+and maintenance windows' names. A service's name, host, URL, tags and check
+message never do, except the message when the page sets ``show_details``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from pymon.engine.maintenance import matches, occurrences_between
+from pymon.model import Status
+from pymon.uptime import DAY, Bucket, bucket_start, by_service, summarize
+from pymon.web.public.vocabulary import (
+    PublicState,
+    component_state,
+    overall,
+    service_state,
+    status_state,
+)
+
+if TYPE_CHECKING:
+    from pymon.config.pages import StatusComponent, StatusPage
+    from pymon.engine.ports import EnginePort, ServiceView
+    from pymon.web.public.exposure import Exposure
+
+__all__ = [
+    "AHEAD",
+    "DAYS",
+    "Board",
+    "ComponentView",
+    "DayBar",
+    "GroupView",
+    "IncidentNote",
+    "MaintenanceNote",
+    "build_board",
+]
+
+DAYS: Final = 90
+"""Bars per component: one per UTC day, today the last."""
+
+AHEAD: Final = 7 * DAY
+"""How far ahead a page lists planned maintenance."""
+
+_MAX_NOTES: Final = 50  # incidents, and maintenance occurrences, listed at most
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class DayBar:
+    """One component's UTC day: its worst state, uptime and time in maintenance
+    (``state`` is no data when none of its services was checked that day)."""
+
+    start: float
+    state: PublicState
+    uptime_pct: float | None
+    maintenance: float
+
+    @property
+    def date(self) -> str:
+        """The day as ``2026-05-28``."""
+        return datetime.fromtimestamp(self.start, UTC).date().isoformat()
+
+    @property
+    def title(self) -> str:
+        """The bar's tooltip: the date, then what the day was."""
+        if self.state is PublicState.NO_DATA and self.uptime_pct is None and not self.maintenance:
+            return f"{self.date}: no data"
+        parts = [self.date + ":"]
+        if self.uptime_pct is not None:
+            parts.append(f"{self.uptime_pct:.2f} % up,")
+        parts.append(self.state.label.lower())
+        if self.maintenance:
+            parts.append(f"(maintenance {round(self.maintenance / 60)} min)")
+        return " ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The day in the page's JSON form."""
+        return {
+            "date": self.date,
+            "state": self.state.value,
+            "uptime_pct": _pct(self.uptime_pct),
+            "maintenance_minutes": round(self.maintenance / 60, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentView:
+    """One component: public name, state now, uptime over the bars' days, the bars."""
+
+    name: str
+    state: PublicState
+    uptime_pct: float | None
+    days: Sequence[DayBar]
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The component in the page's JSON form (``message``: null but with show_details)."""
+        return {
+            "name": self.name,
+            "state": self.state.value,
+            "uptime_pct": _pct(self.uptime_pct),
+            "message": self.message,
+            "days": [day.to_json() for day in self.days],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """A group of components and its overall state."""
+
+    name: str
+    state: PublicState
+    components: Sequence[ComponentView]
+
+    def to_json(self) -> dict[str, Any]:
+        """The group in the page's JSON form."""
+        return {
+            "name": self.name,
+            "state": self.state.value,
+            "components": [c.to_json() for c in self.components],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentNote:
+    """An open incident as an update: the components hit, since when, how they are now,
+    and the acknowledgement's comment (when someone acknowledged it with one)."""
+
+    components: Sequence[str]
+    since: float
+    state: PublicState
+    acknowledged: bool
+    comment: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The update in the page's JSON form."""
+        return {
+            "components": list(self.components),
+            "since": _iso(self.since),
+            "state": self.state.value,
+            "acknowledged": self.acknowledged,
+            "comment": self.comment,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceNote:
+    """One occurrence of a maintenance window that touches the page's components."""
+
+    name: str
+    start: float
+    end: float
+    in_progress: bool
+    components: Sequence[str]
+    comment: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The occurrence in the page's JSON form (``comment``: null but with show_details)."""
+        return {
+            "name": self.name,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "in_progress": self.in_progress,
+            "components": list(self.components),
+            "comment": self.comment,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """Everything one status page shows, read at ``at``."""
+
+    page: StatusPage
+    at: float
+    state: PublicState
+    groups: Sequence[GroupView]
+    incidents: Sequence[IncidentNote]
+    maintenance: Sequence[MaintenanceNote]
+
+    @property
+    def headline(self) -> str:
+        """The page's summary: ``All systems operational``, ``Partial system outage``..."""
+        return self.state.headline
+
+    def to_json(self) -> dict[str, Any]:
+        """The page's JSON form (docs/api.md, Status pages)."""
+        return {
+            "slug": self.page.slug,
+            "title": self.page.title,
+            "description": self.page.description,
+            "logo": self.page.logo,
+            "generated_at": _iso(self.at),
+            "status": {"state": self.state.value, "description": self.headline},
+            "groups": [group.to_json() for group in self.groups],
+            "incidents": [note.to_json() for note in self.incidents],
+            "maintenance": [note.to_json() for note in self.maintenance],
+        }
+
+
+async def build_board(port: EnginePort, page: StatusPage, exposure: Exposure) -> Board:
+    """``page``'s content now: states from the port's services, bars from its day
+    buckets, updates from its open incidents and windows."""
+    now = port.now()
+    first_day = bucket_start(now, DAY) - (DAYS - 1) * DAY
+    names = exposure.services_on(page)
+    wanted = set(names)
+    views = {v.name: v for v in await port.services() if v.name in wanted}
+    buckets = by_service(await port.rollups(names, first_day, now, DAY))
+    days = [first_day + k * DAY for k in range(DAYS)]
+    groups = []
+    for group in page.groups:
+        components = [
+            _component(c, exposure.services_of(c), views, buckets, days, now, page.show_details)
+            for c in group.components
+        ]
+        groups.append(GroupView(group.name, overall(c.state for c in components), components))
+    shown_in = _shown_in(page, exposure)
+    return Board(
+        page=page,
+        at=now,
+        state=overall(g.state for g in groups),
+        groups=groups,
+        incidents=await _incidents(port, views, shown_in),
+        maintenance=_maintenance(port, page, exposure, views, now),
+    )
+
+
+def _component(
+    component: StatusComponent,
+    members: Sequence[str],
+    views: Mapping[str, ServiceView],
+    buckets: Mapping[str, list[Bucket]],
+    days: Sequence[float],
+    now: float,
+    details: bool,
+) -> ComponentView:
+    present = [views[name] for name in members if name in views]
+    state = component_state([service_state(v.state) for v in present])
+    per_day: list[dict[float, Bucket]] = [
+        {b.start: b for b in buckets.get(v.name, [])} for v in present
+    ]
+    bars = [_day(start, [m[start] for m in per_day if start in m]) for start in days]
+    uptimes = [summarize(v.name, buckets.get(v.name, []), days[0], now) for v in present]
+    message = None
+    if details:
+        messages = dict.fromkeys(v.state.message for v in present if v.state.message)
+        message = "; ".join(messages)
+    return ComponentView(
+        name=component.name,
+        state=state,
+        uptime_pct=_lowest(u.uptime_pct for u in uptimes),
+        days=bars,
+        message=message,
+    )
+
+
+def _lowest(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def _day(start: float, buckets: Sequence[Bucket]) -> DayBar:
+    """A day of a component from its services' buckets of that day: the worst status
+    any had, the lowest uptime, the longest time in maintenance."""
+    # A day with no result of its own may still be covered by one taken the day before.
+    worsts = [b.worst for b in buckets if b.worst is not None] + [
+        Status(status)
+        for b in buckets
+        for spent in (b.seconds, b.maintenance)
+        for status, seconds in spent.items()
+        if seconds > 0
+    ]
+    uptime = _lowest(summarize(b.service, [b], b.start, b.end).uptime_pct for b in buckets)
+    held = max((sum(b.maintenance.values()) for b in buckets), default=0.0)
+    return DayBar(
+        start=start,
+        state=status_state(Status.worst(*worsts) if worsts else None),
+        uptime_pct=uptime,
+        maintenance=held,
+    )
+
+
+def _shown_in(page: StatusPage, exposure: Exposure) -> dict[str, list[str]]:
+    """Each service of the page -> the public names of the components showing it."""
+    out: dict[str, list[str]] = {}
+    for component in page.components():
+        for name in exposure.services_of(component):
+            names = out.setdefault(name, [])
+            if component.name not in names:
+                names.append(component.name)
+    return out
+
+
+async def _incidents(
+    port: EnginePort, views: Mapping[str, ServiceView], shown_in: Mapping[str, list[str]]
+) -> list[IncidentNote]:
+    notes = []
+    for incident in await port.open_incidents():
+        view = views.get(incident.service)
+        if view is None or incident.service not in shown_in:
+            continue
+        ack = incident.ack
+        notes.append(
+            IncidentNote(
+                components=shown_in[incident.service],
+                since=incident.opened_at,
+                state=service_state(view.state),
+                acknowledged=ack is not None,
+                comment=(ack.comment or None) if ack is not None else None,
+            )
+        )
+    notes.sort(key=lambda n: -n.since)
+    return notes[:_MAX_NOTES]
+
+
+def _maintenance(
+    port: EnginePort,
+    page: StatusPage,
+    exposure: Exposure,
+    views: Mapping[str, ServiceView],
+    now: float,
+) -> list[MaintenanceNote]:
+    notes = []
+    for held in port.windows():
+        window = held.window
+        touched = [
+            component.name
+            for component in page.components()
+            if any(
+                matches(window, name, views[name].config.tags)
+                for name in exposure.services_of(component)
+                if name in views
+            )
+        ]
+        if not touched:
+            continue
+        for start, end in occurrences_between(window, now, now + AHEAD, limit=5):
+            notes.append(
+                MaintenanceNote(
+                    name=window.name or "Planned maintenance",
+                    start=start,
+                    end=end,
+                    in_progress=start <= now,
+                    components=list(dict.fromkeys(touched)),
+                    comment=(window.comment or None) if page.show_details else None,
+                )
+            )
+    notes.sort(key=lambda n: (n.start, n.name))
+    return notes[:_MAX_NOTES]
