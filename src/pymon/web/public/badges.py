@@ -7,7 +7,8 @@ of the first component showing the service, else (``badge: true``) its own name.
 
 ``uptime`` is by time over the window (docs/uptime.md); ``response`` is the 95th
 percentile of check durations over the window, in milliseconds. Both read the hour
-buckets for 24 h and 7 d and the day buckets beyond.
+buckets for 24 h and 7 d and the day buckets beyond: the window is that many whole
+buckets, the current one last.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Final, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from pymon.uptime import DAY, HOUR, Uptime, summarize
+from pymon.uptime import DAY, HOUR, Uptime, bucket_start, summarize
 from pymon.web.engine import port_of
 from pymon.web.public.cache import Rendered
 from pymon.web.public.exposure import exposure_of
@@ -142,9 +143,11 @@ async def _measured(
 
     async def make() -> bytes:
         span, width = WINDOWS[window]
-        now = port.now()
-        buckets = await port.rollups([name], now - span, now, width)
-        what, value, colour = measure(summarize(name, buckets, now - span, now))
+        # Whole buckets, the current one last: it holds no time to come, so it counts
+        # whole (a window ending now would count only its share of it).
+        until = bucket_start(port.now(), width) + width
+        buckets = await port.rollups([name], until - span, until, width)
+        what, value, colour = measure(summarize(name, buckets, until - span, until))
         return badge(f"{label} {what} {window}", value, colour)
 
     key = (id(port.config), measure.__name__, name, window)
@@ -152,7 +155,7 @@ async def _measured(
 
 
 def _percent(pct: float) -> str:
-    """99.95, 100, 97.3: two decimals at most, never rounded up to 100."""
+    """99.95, 100, 97.3: two decimals at most; never 100 unless nothing was down."""
     if pct >= 100.0:
         return "100"
-    return f"{int(pct * 100) / 100:.2f}".rstrip("0").rstrip(".")
+    return f"{min(round(pct, 2), 99.99):.2f}".rstrip("0").rstrip(".")

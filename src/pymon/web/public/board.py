@@ -3,8 +3,9 @@ forms both show (docs/status-pages.md).
 
 Only public things go in: the page's own texts, components' public names, their
 states in the public vocabulary, uptime figures, times, acknowledgement comments
-and maintenance windows' names. A service's name, host, URL, tags and check
-message never do, except the message when the page sets ``show_details``.
+and maintenance windows' names (never their comments: those are written for the
+operators). A service's name, host, URL, tags and check message never go in, except
+the message when the page sets ``show_details``.
 """
 
 from __future__ import annotations
@@ -166,17 +167,15 @@ class MaintenanceNote:
     end: float
     in_progress: bool
     components: Sequence[str]
-    comment: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The occurrence in the page's JSON form (``comment``: null but with show_details)."""
+        """The occurrence in the page's JSON form."""
         return {
             "name": self.name,
             "start": _iso(self.start),
             "end": _iso(self.end),
             "in_progress": self.in_progress,
             "components": list(self.components),
-            "comment": self.comment,
         }
 
 
@@ -224,7 +223,7 @@ async def build_board(port: EnginePort, page: StatusPage, exposure: Exposure) ->
     groups = []
     for group in page.groups:
         components = [
-            _component(c, exposure.services_of(c), views, buckets, days, now, page.show_details)
+            _component(c, exposure.services_of(c), views, buckets, days, page.show_details)
             for c in group.components
         ]
         groups.append(GroupView(group.name, overall(c.state for c in components), components))
@@ -245,7 +244,6 @@ def _component(
     views: Mapping[str, ServiceView],
     buckets: Mapping[str, list[Bucket]],
     days: Sequence[float],
-    now: float,
     details: bool,
 ) -> ComponentView:
     present = [views[name] for name in members if name in views]
@@ -254,7 +252,8 @@ def _component(
         {b.start: b for b in buckets.get(v.name, [])} for v in present
     ]
     bars = [_day(start, [m[start] for m in per_day if start in m]) for start in days]
-    uptimes = [summarize(v.name, buckets.get(v.name, []), days[0], now) for v in present]
+    # To the end of today: a bucket holds no time to come, so today's counts whole.
+    uptimes = [summarize(v.name, buckets.get(v.name, []), days[0], days[-1] + DAY) for v in present]
     message = None
     if details:
         messages = dict.fromkeys(v.state.message for v in present if v.state.message)
@@ -356,7 +355,6 @@ def _maintenance(
                     end=end,
                     in_progress=start <= now,
                     components=list(dict.fromkeys(touched)),
-                    comment=(window.comment or None) if page.show_details else None,
                 )
             )
     notes.sort(key=lambda n: (n.start, n.name))
