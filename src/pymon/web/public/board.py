@@ -233,7 +233,7 @@ async def build_board(port: EnginePort, page: StatusPage, exposure: Exposure) ->
         at=now,
         state=overall(g.state for g in groups),
         groups=groups,
-        incidents=await _incidents(port, views, shown_in),
+        incidents=await _incidents(port, views, shown_in, _states(groups)),
         maintenance=_maintenance(port, page, exposure, views, now),
     )
 
@@ -304,20 +304,35 @@ def _shown_in(page: StatusPage, exposure: Exposure) -> dict[str, list[str]]:
     return out
 
 
+def _states(groups: Sequence[GroupView]) -> dict[str, PublicState]:
+    """Each component's name -> its state (the worst, for a name used twice)."""
+    out: dict[str, PublicState] = {}
+    for group in groups:
+        for component in group.components:
+            out[component.name] = overall(
+                [component.state, out.get(component.name, component.state)]
+            )
+    return out
+
+
 async def _incidents(
-    port: EnginePort, views: Mapping[str, ServiceView], shown_in: Mapping[str, list[str]]
+    port: EnginePort,
+    views: Mapping[str, ServiceView],
+    shown_in: Mapping[str, list[str]],
+    states: Mapping[str, PublicState],
 ) -> list[IncidentNote]:
+    """The open incidents of the page's services, newest first, each in the state of
+    the components it hits (a page says "Web tier: partial outage", as its bars do)."""
     notes = []
     for incident in await port.open_incidents():
-        view = views.get(incident.service)
-        if view is None or incident.service not in shown_in:
+        if incident.service not in views or incident.service not in shown_in:
             continue
         ack = incident.ack
         notes.append(
             IncidentNote(
                 components=shown_in[incident.service],
                 since=incident.opened_at,
-                state=service_state(view.state),
+                state=overall(states[name] for name in shown_in[incident.service]),
                 acknowledged=ack is not None,
                 comment=(ack.comment or None) if ack is not None else None,
             )
