@@ -7,9 +7,11 @@ colours for seeded days are tested on the fake port (tests/web/test_status_pages
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.web.browser.conftest import ARTIFACTS, IMG_NAME, SCRIPT_NAME, StartPymon
 
@@ -31,16 +33,25 @@ PAGES: list[dict[str, Any]] = [
 ]
 
 
-async def test_the_page_shows_bars_and_states_without_javascript(
-    start_pymon: StartPymon, browser: Browser
-) -> None:
-    running = await start_pymon(status_pages=PAGES)
+@asynccontextmanager
+async def without_javascript(browser: Browser, url: str) -> AsyncIterator[Page]:
+    """A page at ``url`` in a fresh context with JavaScript turned off."""
     context = await browser.new_context(java_script_enabled=False)
     try:
         page = await context.new_page()
         page.set_default_timeout(10_000)
-        answer = await page.goto(f"{running.url}/status/public")
+        answer = await page.goto(url)
         assert answer is not None and answer.status == 200
+        yield page
+    finally:
+        await context.close()
+
+
+async def test_the_page_shows_bars_and_states_without_javascript(
+    start_pymon: StartPymon, browser: Browser
+) -> None:
+    running = await start_pymon(status_pages=PAGES)
+    async with without_javascript(browser, f"{running.url}/status/public") as page:
         await expect(page.locator("h1")).to_have_text("Example status")
         # alpha is up; bravo up and charlie down under "web"; echo down.
         articles = page.locator("article.sp-component")
@@ -63,18 +74,12 @@ async def test_the_page_shows_bars_and_states_without_javascript(
             assert internal not in body, internal
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "status-page-no-js.png"), full_page=True)
-    finally:
-        await context.close()
 
 
 async def test_a_page_under_base_path(start_pymon: StartPymon, browser: Browser) -> None:
     running = await start_pymon(base_path="/monitoring", status_pages=PAGES)
-    context = await browser.new_context(java_script_enabled=False)
-    try:
-        page = await context.new_page()
-        page.set_default_timeout(10_000)
-        answer = await page.goto(f"{running.url}/status/public")
-        assert answer is not None and answer.status == 200
+    async with without_javascript(browser, f"{running.url}/status/public") as page:
+        context = page.context
         await expect(page.locator("ol.sp-bars").first.locator("li")).to_have_count(90)
         # The stylesheet came from under the prefix: the bars are laid out in a row.
         first, last = (
@@ -89,5 +94,3 @@ async def test_a_page_under_base_path(start_pymon: StartPymon, browser: Browser)
         assert "Primary database" in await badge.text()
         json_form = await context.request.get(f"{running.url}/status/public.json")
         assert (await json_form.json())["groups"][1]["state"] == "major_outage"
-    finally:
-        await context.close()
