@@ -422,3 +422,15 @@ async def test_hostile_public_texts_are_escaped() -> None:
     assert "<script>alert" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert data["title"] == "<script>alert(1)</script>"
+
+
+async def test_cache_zero_renders_every_request() -> None:
+    port = fake_port(page_config(page="    cache: 0s"))
+    port.set_status("web-ok", Status.OK)
+    async with app_client(port) as client:
+        first = await client.get("/status/public")
+        assert first.headers["cache-control"] == "no-cache"
+        port.set_status("web-ok", Status.FAILED)
+        assert component(Dom((await client.get("/status/public")).text), "Website") == (
+            "major_outage"
+        )

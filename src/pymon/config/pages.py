@@ -16,6 +16,7 @@ from typing import Annotated, Final
 from pydantic import Field, field_validator, model_validator
 
 from pymon.checks.spec import StrictModel
+from pymon.durations import Duration
 
 __all__ = [
     "MAX_COMPONENTS",
@@ -71,7 +72,8 @@ class StatusPage(StrictModel):
     """One public status page (``/status/{slug}`` and ``/status/{slug}.json``).
 
     ``show_details`` shows each service's last check message too; without it a page
-    shows public names, states, uptime and incident times only.
+    shows public names, states, uptime and incident times only. ``cache`` is how long
+    a rendering is served (0: every request renders the page anew).
     """
 
     slug: str
@@ -79,6 +81,7 @@ class StatusPage(StrictModel):
     description: str = Field(default="", max_length=2000)
     logo: str | None = Field(default=None, max_length=2000)
     show_details: bool = False
+    cache: Duration = Field(default=10.0, ge=0, le=300)
     groups: list[StatusGroup] = Field(min_length=1, max_length=MAX_GROUPS)
 
     @field_validator("slug")

@@ -45,6 +45,9 @@ def create_app(port: EnginePort) -> FastAPI:
     app.add_middleware(AuthMiddleware)
     app.add_middleware(ProxyMiddleware)
     log_write_policy(port.config.web)
+    # Status pages and badges: public, even when reading needs credentials. First,
+    # so that the requests a crowd makes are matched before every other route.
+    app.include_router(public.router, prefix=base)
     app.include_router(api.router, prefix=base)
     # GET /metrics, Prometheus
     app.include_router(metrics_router, prefix=base)
@@ -52,8 +55,6 @@ def create_app(port: EnginePort) -> FastAPI:
     app.include_router(stream.router, prefix=base)
     # the dashboard: its pages and their static files
     app.include_router(pages.router, prefix=base)
-    # status pages and badges: public, even when reading needs credentials
-    app.include_router(public.router, prefix=base)
     app.mount(f"{base}/static", StaticFiles(packages=[("pymon.web", "static")]), name="static")
 
     # Starlette's own (an unknown path, a method a path lacks) as well as the routes':

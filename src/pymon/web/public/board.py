@@ -62,40 +62,39 @@ def _pct(value: float | None) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class DayBar:
-    """One component's UTC day: its worst state, uptime and time in maintenance
-    (``state`` is no data when none of its services was checked that day)."""
+    """One component's UTC day (``date``: ``2026-05-28``): its worst state, uptime and
+    time in maintenance (``state`` is no data when none of its services was checked
+    that day), and its tooltip (``title``) and JSON form (``doc``), made once with it:
+    a page has up to 45,000 bars, most of them the same "no data" of each day."""
 
-    start: float
+    date: str
     state: PublicState
     uptime_pct: float | None
     maintenance: float
+    title: str
+    doc: Mapping[str, Any]
 
-    @property
-    def date(self) -> str:
-        """The day as ``2026-05-28``."""
-        return datetime.fromtimestamp(self.start, UTC).date().isoformat()
-
-    @property
-    def title(self) -> str:
-        """The bar's tooltip: the date, then what the day was."""
-        if self.state is PublicState.NO_DATA and self.uptime_pct is None and not self.maintenance:
-            return f"{self.date}: no data"
-        parts = [self.date + ":"]
-        if self.uptime_pct is not None:
-            parts.append(f"{self.uptime_pct:.2f} % up,")
-        parts.append(self.state.label.lower())
-        if self.maintenance:
-            parts.append(f"(maintenance {round(self.maintenance / 60)} min)")
-        return " ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        """The day in the page's JSON form."""
-        return {
-            "date": self.date,
-            "state": self.state.value,
-            "uptime_pct": _pct(self.uptime_pct),
-            "maintenance_minutes": round(self.maintenance / 60, 1),
+    @classmethod
+    def of(
+        cls, date: str, state: PublicState, uptime_pct: float | None, maintenance: float
+    ) -> DayBar:
+        """The day with its tooltip: the date, then what the day was."""
+        parts = [date + ":"]
+        if state is PublicState.NO_DATA and uptime_pct is None and not maintenance:
+            parts.append("no data")
+        else:
+            if uptime_pct is not None:
+                parts.append(f"{uptime_pct:.2f} % up,")
+            parts.append(state.label.lower())
+            if maintenance:
+                parts.append(f"(maintenance {round(maintenance / 60)} min)")
+        doc = {
+            "date": date,
+            "state": state.value,
+            "uptime_pct": _pct(uptime_pct),
+            "maintenance_minutes": round(maintenance / 60, 1),
         }
+        return cls(date, state, uptime_pct, maintenance, " ".join(parts), doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +114,7 @@ class ComponentView:
             "state": self.state.value,
             "uptime_pct": _pct(self.uptime_pct),
             "message": self.message,
-            "days": [day.to_json() for day in self.days],
+            "days": [day.doc for day in self.days],
         }
 
 
@@ -220,10 +219,12 @@ async def build_board(port: EnginePort, page: StatusPage, exposure: Exposure) ->
     views = {v.name: v for v in await port.services() if v.name in wanted}
     buckets = by_service(await port.rollups(names, first_day, now, DAY))
     days = [first_day + k * DAY for k in range(DAYS)]
+    # A day without a bucket is the same bar in every component: made once.
+    empty = {start: DayBar.of(_date(start), PublicState.NO_DATA, None, 0.0) for start in days}
     groups = []
     for group in page.groups:
         components = [
-            _component(c, exposure.services_of(c), views, buckets, days, page.show_details)
+            _component(c, exposure.services_of(c), views, buckets, empty, page.show_details)
             for c in group.components
         ]
         groups.append(GroupView(group.name, overall(c.state for c in components), components))
@@ -243,7 +244,7 @@ def _component(
     members: Sequence[str],
     views: Mapping[str, ServiceView],
     buckets: Mapping[str, list[Bucket]],
-    days: Sequence[float],
+    empty: Mapping[float, DayBar],
     details: bool,
 ) -> ComponentView:
     present = [views[name] for name in members if name in views]
@@ -251,9 +252,13 @@ def _component(
     per_day: list[dict[float, Bucket]] = [
         {b.start: b for b in buckets.get(v.name, [])} for v in present
     ]
-    bars = [_day(start, [m[start] for m in per_day if start in m]) for start in days]
+    bars = [
+        _day(bar, found) if (found := [m[start] for m in per_day if start in m]) else bar
+        for start, bar in empty.items()
+    ]
     # To the end of today: a bucket holds no time to come, so today's counts whole.
-    uptimes = [summarize(v.name, buckets.get(v.name, []), days[0], days[-1] + DAY) for v in present]
+    since, until = min(empty), max(empty) + DAY
+    uptimes = [summarize(v.name, buckets.get(v.name, []), since, until) for v in present]
     message = None
     if details:
         messages = dict.fromkeys(v.state.message for v in present if v.state.message)
@@ -272,7 +277,11 @@ def _lowest(values: Any) -> float | None:
     return min(known) if known else None
 
 
-def _day(start: float, buckets: Sequence[Bucket]) -> DayBar:
+def _date(start: float) -> str:
+    return datetime.fromtimestamp(start, UTC).date().isoformat()
+
+
+def _day(empty: DayBar, buckets: Sequence[Bucket]) -> DayBar:
     """A day of a component from its services' buckets of that day: the worst status
     any had, the lowest uptime, the longest time in maintenance."""
     # A day with no result of its own may still be covered by one taken the day before.
@@ -285,12 +294,8 @@ def _day(start: float, buckets: Sequence[Bucket]) -> DayBar:
     ]
     uptime = _lowest(summarize(b.service, [b], b.start, b.end).uptime_pct for b in buckets)
     held = max((sum(b.maintenance.values()) for b in buckets), default=0.0)
-    return DayBar(
-        start=start,
-        state=status_state(Status.worst(*worsts) if worsts else None),
-        uptime_pct=uptime,
-        maintenance=held,
-    )
+    state = status_state(Status.worst(*worsts) if worsts else None)
+    return DayBar.of(empty.date, state, uptime, held)
 
 
 def _shown_in(page: StatusPage, exposure: Exposure) -> dict[str, list[str]]:

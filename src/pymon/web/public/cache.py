@@ -66,9 +66,15 @@ class Snapshots:
         #: How many bodies were made (a test tells a cached answer from a fresh one).
         self.made = 0
 
-    async def get(self, key: Hashable, make: Callable[[], Awaitable[bytes]]) -> Rendered:
+    async def get(
+        self, key: Hashable, make: Callable[[], Awaitable[bytes]], ttl: float | None = None
+    ) -> Rendered:
         """The body under ``key``: the kept one while fresh, else ``make()``'s (once for
-        every request waiting on it; an error reaches them all and nothing is kept)."""
+        every request waiting on it; an error reaches them all and nothing is kept).
+        ``ttl`` is this entry's time to live if not the cache's; 0 keeps nothing and
+        shares nothing: every call makes its own."""
+        if ttl == 0:
+            return Rendered.of(await make())
         kept = self._bodies.get(key)
         now = self._clock()
         if kept is not None and kept[0] > now:
@@ -91,7 +97,7 @@ class Snapshots:
         else:
             future.set_result(rendered)
             self.made += 1
-            self._keep(key, rendered, self._clock() + self._ttl)
+            self._keep(key, rendered, self._clock() + (self._ttl if ttl is None else ttl))
             return rendered
         finally:
             del self._making[key]
