@@ -132,7 +132,7 @@ def run_wrk(url: str, threads: int, connections: int, duration: int) -> dict[str
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
-        "command": " ".join(command[:-2]) + f" -H 'Accept-Encoding: gzip' {url}",
+        "command": " ".join(command[:-3]) + f" -H 'Accept-Encoding: gzip' {url}",
         "requests": requests,
         "requests_per_s": rate,
         "p50_ms": _latency(out, "50%"),
