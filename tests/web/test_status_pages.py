@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 
 from pymon.model import Status
 from pymon.uptime import DAY
-from pymon.web.auth import hash_secret
+from pymon.web.auth import PUBLIC_READS, hash_secret
+from pymon.web.public import badges, status
 from tests.support.port import FakePort, fake_port
 from tests.web.helpers import app_client
 from tests.web.status_helpers import TODAY, bucket, page_config
@@ -434,3 +436,27 @@ async def test_cache_zero_renders_every_request() -> None:
         assert component(Dom((await client.get("/status/public")).text), "Website") == (
             "major_outage"
         )
+
+
+async def test_credentials_sent_to_a_public_route_are_neither_checked_nor_refused() -> None:
+    web = f"""web:
+  listen: "127.0.0.1:8080"
+  auth:
+    read: true
+    tokens: [{{name: bot, token_hash: "{hash_secret("right-token")}"}}]"""
+    port = fake_port(page_config(web=web))
+    wrong = {"authorization": "Bearer wrong-token"}
+    async with app_client(port, peer="192.0.2.10", headers=wrong) as client:
+        # A wrong token is refused where it counts, and counted against the client...
+        assert (await client.get("/api/v1/services")).status_code == 403
+        # ...but never on a public route, however often it comes.
+        for _ in range(30):
+            assert (await client.get("/status/public")).status_code == 200
+            assert (await client.get("/badge/web-ok/status.svg")).status_code == 200
+
+
+def test_every_public_route_lies_under_the_public_prefixes() -> None:
+    routes = [*status.router.routes, *badges.router.routes]
+    paths = [route.path for route in routes if isinstance(route, APIRoute)]
+    assert len(paths) == 5
+    assert all(path.startswith(PUBLIC_READS) for path in paths), paths
