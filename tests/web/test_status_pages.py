@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
+from pymon.config.load import load_config_text
 from pymon.model import Status
 from pymon.uptime import DAY
 from pymon.web.auth import PUBLIC_READS, hash_secret
@@ -460,3 +461,15 @@ def test_every_public_route_lies_under_the_public_prefixes() -> None:
     paths = [route.path for route in routes if isinstance(route, APIRoute)]
     assert len(paths) == 5
     assert all(path.startswith(PUBLIC_READS) for path in paths), paths
+
+
+async def test_a_reloaded_config_is_served_at_once() -> None:
+    port = fake_port(page_config())
+    async with app_client(port) as client:
+        assert "Example status" in (await client.get("/status/public")).text
+        assert (await client.get("/badge/private/status.svg")).status_code == 404
+        # What a reload does: the engine answers with the new config from then on.
+        renamed = page_config().replace("title: Example status", "title: Renamed status")
+        port._config = load_config_text(renamed.replace("port: 83}", "port: 83, badge: true}"))
+        assert "Renamed status" in (await client.get("/status/public")).text
+        assert (await client.get("/badge/private/status.svg")).status_code == 200

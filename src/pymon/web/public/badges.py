@@ -103,7 +103,7 @@ async def status_badge(request: Request, name: str) -> Response:
         state = service_state(view.state) if view is not None else PublicState.NO_DATA
         return badge(label, state.label.lower(), STATE_COLOURS[state])
 
-    key = (id(port.config), "status", name)
+    key = (id(port.config), port.config.checksum, "status", name)
     return _svg(request, await snapshots_of(request).get(key, make))
 
 
@@ -150,7 +150,7 @@ async def _measured(
         what, value, colour = measure(summarize(name, buckets, until - span, until))
         return badge(f"{label} {what} {window}", value, colour)
 
-    key = (id(port.config), measure.__name__, name, window)
+    key = (id(port.config), port.config.checksum, measure.__name__, name, window)
     return _svg(request, await snapshots_of(request).get(key, make))
 
 
