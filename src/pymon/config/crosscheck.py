@@ -11,32 +11,20 @@ counts: its dependants are not told it is unknown, and its name is still taken.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pymon.checks import REGISTRY
 from pymon.config.messages import format_path, unknown_channel, unknown_service
-from pymon.config.schema import Config
+from pymon.config.schema import Config, ServiceConfig
 from pymon.config.tree import KeyPath, Tree
 
-__all__ = ["check_channels", "check_reply_channel", "check_services"]
+__all__ = ["check_channels", "check_reply_channel", "check_services", "check_status_pages"]
 
 
 def check_services(tree: Tree, raw: list[Any]) -> None:
     """Unique names and unique fields, known ``depends_on``, no dependency cycle."""
-    first: dict[str, int] = {}
-    for i, item in _mappings(raw):
-        name = item.get("name")
-        if not isinstance(name, str):
-            continue
-        if name in first:
-            where = tree.place(("services", first[name], "name"), ("services", i))
-            tree.issue(
-                ("services", i, "name"),
-                f"duplicate service name {name!r} (first defined at {where})",
-            )
-        else:
-            first[name] = i
+    first = _unique(tree, raw, "services", "name", "service name")
     _unique_fields(tree, raw)
     graph: dict[str, list[tuple[str, KeyPath]]] = {name: [] for name in first}
     for name, i in first.items():
@@ -52,6 +40,22 @@ def check_services(tree: Tree, raw: list[Any]) -> None:
     for cycle in _cycles({n: [d for d, _ in edges] for n, edges in graph.items()}, first):
         path = next(p for d, p in graph[cycle[0]] if d == cycle[1])
         tree.issue(path, "dependency cycle: " + " -> ".join(cycle))
+
+
+def _unique(tree: Tree, raw: Any, section: str, key: str, what: str) -> dict[str, int]:
+    """Each value of ``key`` in the list ``section`` -> the index of its first item;
+    an issue at each later item that repeats one."""
+    first: dict[str, int] = {}
+    for i, item in _mappings(raw):
+        value = item.get(key)
+        if not isinstance(value, str):
+            continue
+        if value in first:
+            where = tree.place((section, first[value], key), (section, i))
+            tree.issue((section, i, key), f"duplicate {what} {value!r} (first defined at {where})")
+        else:
+            first[value] = i
+    return first
 
 
 def _unique_fields(tree: Tree, raw: list[Any]) -> None:
@@ -168,3 +172,40 @@ def check_reply_channel(tree: Tree, base: Config) -> None:
             + (", ".join(emails) or "none")
             + ")",
         )
+
+
+def check_status_pages(
+    tree: Tree, raw: Any, services: list[Any], built: Iterable[ServiceConfig]
+) -> None:
+    """Unique slugs; each component's ``service`` known and each of its ``tags`` carried
+    by some service (an error: a tag that matches nothing is a typo far more often
+    than a service yet to come, and its component would show "no data" for good).
+
+    Services are read as written (``services``) for their names, so a service with
+    another error is not also called unknown; tags are the effective ones of the
+    services built (``built``: inherited tags included) and the ones written.
+    """
+    names = {item["name"] for _, item in _mappings(services) if isinstance(item.get("name"), str)}
+    tags = {tag for service in built for tag in service.tags}
+    for _, item in _mappings(services):
+        written = item.get("tags")
+        tags |= {t for t in written if isinstance(t, str)} if isinstance(written, list) else set()
+    _unique(tree, raw, "status_pages", "slug", "slug")
+    for i, page in _mappings(raw):
+        for g, group in _mappings(page.get("groups")):
+            for c, component in _mappings(group.get("components")):
+                path: KeyPath = ("status_pages", i, "groups", g, "components", c)
+                _check_component(tree, path, component, names, tags)
+
+
+def _check_component(
+    tree: Tree, path: KeyPath, component: dict[str, Any], names: set[str], tags: set[str]
+) -> None:
+    service = component.get("service")
+    if isinstance(service, str) and service and service not in names:
+        tree.issue((*path, "service"), unknown_service(service, names))
+    wanted = component.get("tags")
+    for k, tag in enumerate(wanted if isinstance(wanted, list) else []):
+        if isinstance(tag, str) and tag not in tags:
+            known = ", ".join(sorted(tags)[:20]) or "none"
+            tree.issue((*path, "tags", k), f"no service has the tag {tag!r} (tags: {known})")

@@ -228,10 +228,17 @@ def key_text(key: Any) -> str:
     return "null" if key is None else str(key)
 
 
+_BREAKS: Final = frozenset("\x85\u2028\u2029")
+
+
 def read_plain(text: str) -> Plain | None:
     """``text`` as plain Python with the line of every key and item, if it is plain
     YAML that libyaml reads; None when ruamel must read it (then it may still be valid)."""
     if _CParser is None or not text.strip():
+        return None
+    if not _BREAKS.isdisjoint(text):
+        # ruamel counts NEL, LS and PS as line breaks (YAML 1.1), libyaml does not:
+        # the lines after one would differ.
         return None
     try:
         return _Reader(text).document()

@@ -15,7 +15,8 @@ The steps, each feeding the next (each in its own module):
    after validation, so an error always points at the key the operator wrote, never
    at a merged copy.
 4. **Cross-check** (``crosscheck.py``) the services and sections: unique names and
-   unique fields, known ``depends_on`` without cycles, known channels.
+   unique fields, known ``depends_on`` without cycles, known channels, status pages
+   that name known services and tags.
 
 Every problem becomes a :class:`~pymon.errors.ConfigIssue`; if there is any,
 :class:`~pymon.errors.ConfigError` is raised once with all of them, sorted by line
@@ -34,7 +35,12 @@ from typing import Any, Final
 
 from pymon.checks import REGISTRY
 from pymon.checks.spec import CheckSpec
-from pymon.config.crosscheck import check_channels, check_reply_channel, check_services
+from pymon.config.crosscheck import (
+    check_channels,
+    check_reply_channel,
+    check_services,
+    check_status_pages,
+)
 from pymon.config.defaults import Inheritance, read_defaults
 from pymon.config.includes import include
 from pymon.config.inheritance import inherit
@@ -155,6 +161,13 @@ def _build(
     if base is not None:
         check_channels(tree, top, set(base.notifications.channels))
         check_reply_channel(tree, base)
+        raw_services = top.get("services")
+        check_status_pages(
+            tree,
+            top.get("status_pages"),
+            raw_services if isinstance(raw_services, list) else [],
+            services,
+        )
     if base is None or tree.issues:
         return None
     # Config.defaults keeps each type section as written, for display; services

@@ -27,6 +27,7 @@ from pydantic import (
 
 from pymon.checks.spec import CheckSpec, MetricThresholds, Ranged, StrictModel
 from pymon.config.inheritance import PER_ENTRY, PER_FIELD, REPLACE, REPLACE_UNLESS_NULL, UNION
+from pymon.config.pages import MAX_PAGES, StatusPage
 from pymon.config.web import (
     WebAuthConfig,
     WebConfig,
@@ -69,6 +70,7 @@ __all__ = [
     "SchedulerConfig",
     "ServiceCommon",
     "ServiceConfig",
+    "StatusPage",
     "StorageConfig",
     "WebAuthConfig",
     "WebConfig",
@@ -149,6 +151,8 @@ class Inheritable(StrictModel):
     flap_guard: Annotated[FlapGuard, PER_FIELD] = Field(default_factory=FlapGuard)
     flap_detection: Annotated[FlapDetection, PER_FIELD] = Field(default_factory=FlapDetection)
     tags: Annotated[list[str], UNION] = Field(default_factory=list)
+    # The owner's consent to public badges (docs/status-pages.md#badges).
+    badge: Annotated[bool, REPLACE] = False
 
 
 class Defaults(Inheritable):
@@ -176,6 +180,7 @@ class ServiceCommon(Inheritable):
     key_order: ClassVar[tuple[str, ...]] = (
         *("name", "type", "description", "interval", "retry_interval", "timeout", "enabled"),
         *("notify", "thresholds", "flap_guard", "flap_detection", "depends_on", "tags"),
+        "badge",
     )
 
 
@@ -524,6 +529,7 @@ class Config(StrictModel):
     acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)
     maintenance: ConfigWindows = ()
     services: tuple[ServiceConfig, ...] = ()
+    status_pages: tuple[StatusPage, ...] = Field(default=(), max_length=MAX_PAGES)
     reload: ReloadConfig = Field(default_factory=ReloadConfig)
     include: tuple[str, ...] = ()
     source: str = ""

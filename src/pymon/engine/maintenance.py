@@ -35,6 +35,7 @@ __all__ = [
     "literal_pattern",
     "matches",
     "next_change",
+    "occurrences_between",
     "windows_for",
 ]
 
@@ -121,6 +122,20 @@ def next_change(
             return edge
         edge = max(end for _, end in spans)
     return None
+
+
+def occurrences_between(
+    window: MaintenanceWindow, since: float, until: float, limit: int = 20
+) -> list[Span]:
+    """The occurrences of ``window`` that overlap ``since``..``until``, in order, at most
+    ``limit`` of them (a cron window that fires every minute has thousands in a week)."""
+    found: list[Span] = []
+    for start, end in _occurrences(window, since):
+        if start >= until or len(found) >= limit:
+            break
+        if end > since and end > start:
+            found.append((start, end))
+    return found
 
 
 def _covering(windows: Sequence[MaintenanceWindow], now: float) -> list[Span]:

@@ -14,7 +14,7 @@ from starlette.routing import Match
 
 from pymon import __version__
 from pymon.errors import CommandRefused, UnknownService
-from pymon.web import api, pages, stream
+from pymon.web import api, pages, public, stream
 from pymon.web.auth import AuthMiddleware, log_write_policy
 from pymon.web.fragments import ServiceFragments
 from pymon.web.metrics import router as metrics_router
@@ -45,6 +45,9 @@ def create_app(port: EnginePort) -> FastAPI:
     app.add_middleware(AuthMiddleware)
     app.add_middleware(ProxyMiddleware)
     log_write_policy(port.config.web)
+    # Status pages and badges: public, even when reading needs credentials. First,
+    # so that the requests a crowd makes are matched before every other route.
+    app.include_router(public.router, prefix=base)
     app.include_router(api.router, prefix=base)
     # GET /metrics, Prometheus
     app.include_router(metrics_router, prefix=base)

@@ -62,6 +62,7 @@ __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
     "NO_CREDENTIALS",
+    "PUBLIC_READS",
     "SESSION_COOKIE",
     "AuthMiddleware",
     "Identity",
@@ -95,6 +96,12 @@ _T = TypeVar("_T")
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _OPEN_POSTS = frozenset({"/login", "/logout"})
 _HEARTBEAT = "/api/v1/heartbeat/"
+
+PUBLIC_READS = ("/status/", "/badge/", "/static/")
+"""Path prefixes (under ``web.base_path``) that anyone may read, whatever
+``web.auth`` says: status pages, badges and the static files. Their reads are not
+identified at all: credentials sent with them are neither checked (no argon2 work,
+no throttle count) nor refused."""
 
 Via = Literal["token", "basic", "session", "none"]
 
@@ -130,6 +137,9 @@ class AuthMiddleware:
         request = Request(scope)
         state = scope.setdefault("state", {})
         asgi = (scope, receive, send)
+        if _public_read(scope):
+            await self.app(scope, receive, send)
+            return
         try:
             ident = state[_IDENTITY_KEY] = await _identify(request)
         except HTTPException as exc:
@@ -341,6 +351,16 @@ def _write_refusal(request: Request, ident: Identity) -> HTTPException | None:
     if not local_writes_allowed(request):
         return HTTPException(403, NO_CREDENTIALS)
     return None
+
+
+def _public_read(scope: Scope) -> bool:
+    """Whether the request reads one of :data:`PUBLIC_READS` (a GET or HEAD)."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    port: EnginePort = scope["app"].state.port
+    path: str = scope["path"]
+    base = port.config.web.base_path
+    return path.startswith(base) and path[len(base) :].startswith(PUBLIC_READS)
 
 
 def _needs_write(scope: Scope) -> bool:

@@ -95,9 +95,10 @@ def config_text(
     auth: Mapping[str, Any] | None = None,
     proxied: bool = False,
     extra: Sequence[Mapping[str, Any]] = (),
+    status_pages: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The suite's config as JSON (which YAML reads as is): no quoting of hostile names.
-    ``extra`` services come after the suite's own."""
+    ``extra`` services come after the suite's own; ``status_pages`` as given."""
     web: dict[str, Any] = {"listen": f"127.0.0.1:{port}", "base_path": base_path}
     if proxied:
         # Trusting a proxy on loopback ends the loopback rule: writes then need a login.
@@ -125,6 +126,8 @@ def config_text(
         ]
         + list(extra),
     }
+    if status_pages:
+        config["status_pages"] = list(status_pages)
     return json.dumps(config, indent=2)
 
 
@@ -154,8 +157,9 @@ StartPymon = Callable[..., Awaitable[Running]]
 async def start_pymon(
     tmp_path: Path, targets: Targets, browser_ready: None
 ) -> AsyncIterator[StartPymon]:
-    """``await start_pymon(base_path=..., auth=..., proxied=..., extra=..., seed=...)``: a
-    running ``pymon run``; ``seed(url)`` may fill its storage URL before it starts."""
+    """``await start_pymon(base_path=..., auth=..., proxied=..., extra=..., seed=...,
+    status_pages=...)``: a running ``pymon run``; ``seed(url)`` may fill its storage URL
+    before it starts."""
     started: list[Running] = []
 
     async def start(
@@ -165,6 +169,7 @@ async def start_pymon(
         proxied: bool = False,
         extra: Sequence[Mapping[str, Any]] = (),
         seed: Callable[[str], Awaitable[None]] | None = None,
+        status_pages: Sequence[Mapping[str, Any]] = (),
     ) -> Running:
         port = free_port()
         work = tmp_path / f"pymon-{len(started)}"
@@ -174,7 +179,14 @@ async def start_pymon(
         config = work / "pymon.yaml"
         config.write_text(
             config_text(
-                work, port, targets, base_path=base_path, auth=auth, proxied=proxied, extra=extra
+                work,
+                port,
+                targets,
+                base_path=base_path,
+                auth=auth,
+                proxied=proxied,
+                extra=extra,
+                status_pages=status_pages,
             )
         )
         log = work / "pymon.log"
