@@ -143,6 +143,8 @@ class Inheritable(StrictModel):
     flap_guard: Annotated[FlapGuard, PER_FIELD] = Field(default_factory=FlapGuard)
     flap_detection: Annotated[FlapDetection, PER_FIELD] = Field(default_factory=FlapDetection)
     tags: Annotated[list[str], UNION] = Field(default_factory=list)
+    # The uptime target in percent (docs/reports.md); null on a service: no target.
+    sla: Annotated[float | None, REPLACE] = Field(default=None, gt=0, le=100)
 
 
 class Defaults(Inheritable):
@@ -169,7 +171,7 @@ class ServiceCommon(Inheritable):
     #: several issues on one line); pydantic puts the inherited fields first.
     key_order: ClassVar[tuple[str, ...]] = (
         *("name", "type", "description", "interval", "retry_interval", "timeout", "enabled"),
-        *("notify", "thresholds", "flap_guard", "flap_detection", "depends_on", "tags"),
+        *("notify", "thresholds", "flap_guard", "flap_detection", "depends_on", "tags", "sla"),
     )
 
 
