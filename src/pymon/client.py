@@ -15,7 +15,7 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -141,6 +141,35 @@ class Client:
         """The running config's source, checksum and a fingerprint per service."""
         return self._call("GET", "/api/v1/config")
 
+    def uptime_report(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        services: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        include_maintenance: bool = False,
+    ) -> dict[str, Any]:
+        """The SLA report over ``since``..``until`` (``30d``, ISO 8601, epoch seconds; the
+        daemon's defaults when None) of ``services`` and services with ``tags`` (every
+        service when neither): ``{since, until, services: [row, ...]}``."""
+        query = _report_query(since, until, services, tags, include_maintenance, "json")
+        return self._call("GET", f"/api/v1/reports/uptime?{query}")
+
+    def uptime_report_csv(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        services: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        include_maintenance: bool = False,
+    ) -> str:
+        """The same report as CSV text (a header row, then a row per service)."""
+        query = _report_query(since, until, services, tags, include_maintenance, "csv")
+        raw = self._fetch("GET", f"/api/v1/reports/uptime?{query}", accept="text/csv")
+        return raw.decode("utf-8", "replace")
+
     def stream(self) -> Iterator[StreamEvent]:
         """The live event stream, event by event, until the daemon ends it.
 
@@ -215,16 +244,36 @@ class Client:
         *,
         timeout: float | None = None,
     ) -> dict[str, Any]:
+        raw = self._fetch(method, path, body, timeout=timeout)
+        try:
+            answer = json.loads(raw)
+        except ValueError as exc:
+            raise ClientError(f"{method} {path}: the answer is not JSON: {exc}") from None
+        if not isinstance(answer, dict):
+            raise ClientError(f"{method} {path}: the answer is not a JSON object")
+        return answer
+
+    def _fetch(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        accept: str = "application/json",
+    ) -> bytes:
+        """The answer's body; a :class:`ClientError` for a refusal or no answer."""
         self._check_scheme()
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
-        for key, value in self._headers("application/json").items():
+        for key, value in self._headers(accept).items():
             request.add_header(key, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
-                answer = json.load(response)
+                raw: bytes = response.read()
+                return raw
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             reason = _reason_text(raw, str(exc.reason))
@@ -236,11 +285,22 @@ class Client:
             ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise self._unreachable(exc) from None
-        except ValueError as exc:
-            raise ClientError(f"{method} {path}: the answer is not JSON: {exc}") from None
-        if not isinstance(answer, dict):
-            raise ClientError(f"{method} {path}: the answer is not a JSON object")
-        return answer
+
+
+def _report_query(
+    since: str | None,
+    until: str | None,
+    services: Sequence[str],
+    tags: Sequence[str],
+    include_maintenance: bool,
+    format: str,
+) -> str:
+    pairs: list[tuple[str, str]] = [("format", format)]
+    pairs += [(key, value) for key, value in (("since", since), ("until", until)) if value]
+    pairs += [("service", name) for name in services] + [("tag", tag) for tag in tags]
+    if include_maintenance:
+        pairs.append(("include_maintenance", "true"))
+    return urlencode(pairs)
 
 
 def _json_or_none(raw: bytes) -> Any:
