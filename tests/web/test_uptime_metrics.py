@@ -1,0 +1,54 @@
+"""/metrics' uptime gauges per service and window, from the fake port's seeded rollups,
+and their one-minute cache."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.port import FakePort
+from tests.web.helpers import app_client
+from tests.web.reports_data import seeded_port
+
+
+async def scrape(client: httpx.AsyncClient) -> dict[str, dict[tuple[str, ...], float]]:
+    answer = await client.get("/metrics")
+    assert answer.status_code == 200
+    return {
+        family.name: {tuple(sorted(s.labels.values())): s.value for s in family.samples}
+        for family in text_string_to_metric_families(answer.text)
+    }
+
+
+def ratios(families: dict[str, dict[tuple[str, ...], float]]) -> dict[tuple[str, ...], float]:
+    return families["pymon_service_uptime_ratio"]
+
+
+async def test_uptime_gauges_per_service_and_window() -> None:
+    async with app_client(seeded_port()) as client:
+        families = await scrape(client)
+    found = ratios(families)
+    # api is down one hour a day; in the last 24 h (hour buckets) that is 1 h of the
+    # 23 h 26 min with data, over 30 days one hour of every 24.
+    assert found[("24h", "api")] == pytest.approx(1 - 3600 / (24 * 3600 - 1600))
+    assert found[("30d", "api")] == pytest.approx(23 / 24, abs=1e-3)
+    assert found[("7d", "api")] == pytest.approx(23 / 24, abs=1e-3)
+    # db's daily failure is in maintenance: left out.
+    assert {found[(w, "db")] for w in ("24h", "7d", "30d")} == {1.0}
+    assert found[("30d", "web")] == 1.0
+    assert len(found) == 9
+    targets = families["pymon_service_sla_target_ratio"]
+    assert targets == {("api",): pytest.approx(0.999), ("db",): pytest.approx(0.99)}
+
+
+async def test_the_gauges_are_kept_a_minute_then_read_again() -> None:
+    port: FakePort = seeded_port()
+    async with app_client(port) as client:
+        before = ratios(await scrape(client))
+        port.buckets.clear()
+        await port.clock.advance(59)
+        assert ratios(await scrape(client)) == before
+        await port.clock.advance(1)
+        # Read again: no bucket left, so no service has data and no gauge is shown.
+        assert ratios(await scrape(client)) == {}
