@@ -16,13 +16,17 @@ from pymon.web.reporting import read_report
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
 
-__all__ = ["TTL", "WINDOWS", "UptimeGauges", "UptimeSample"]
+__all__ = ["CHUNK", "TTL", "WINDOWS", "UptimeGauges", "UptimeSample"]
 
 WINDOWS: tuple[tuple[str, float], ...] = (("24h", 24 * HOUR), ("7d", 7 * DAY), ("30d", 30 * DAY))
 """The windows the gauges cover: label, then seconds back from now."""
 
 TTL = 60.0
 """How long computed gauges are shown before they are read again (engine clock)."""
+
+CHUNK = 500
+"""Services read and summarised at a time: the loop gets a turn between chunks (10,000
+services take seconds of CPU in all) and only one chunk's buckets are held at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +61,14 @@ class UptimeGauges:
 async def _compute(port: EnginePort, now: float) -> list[UptimeSample]:
     targets = targets_of(port.config.services)
     samples: list[UptimeSample] = []
-    for label, span in WINDOWS:
-        report = await read_report(port, targets, now - span, now, every=True)
-        for row in report.services:
-            pct = row.uptime.uptime_pct
-            samples.append(UptimeSample(row.service, label, None if pct is None else pct / 100))
+    for first in range(0, len(targets), CHUNK):
+        chunk = targets[first : first + CHUNK]
+        for label, span in WINDOWS:
+            report = await read_report(port, chunk, now - span, now)
+            for row in report.services:
+                pct = row.uptime.uptime_pct
+                ratio = None if pct is None else pct / 100
+                samples.append(UptimeSample(row.service, label, ratio))
+        # Let checks and requests run between chunks.
+        await asyncio.sleep(0)
     return samples
