@@ -3,10 +3,13 @@ and their one-minute cache."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pymon.web import gauges
 from tests.support.port import FakePort
 from tests.web.helpers import app_client
 from tests.web.reports_data import seeded_port
@@ -52,3 +55,23 @@ async def test_the_gauges_are_kept_a_minute_then_read_again() -> None:
         await port.clock.advance(1)
         # Read again: no bucket left, so no service has data and no gauge is shown.
         assert ratios(await scrape(client)) == {}
+
+
+async def test_services_read_a_chunk_at_a_time_give_the_same_gauges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with app_client(seeded_port()) as client:
+        whole = ratios(await scrape(client))
+    monkeypatch.setattr(gauges, "CHUNK", 2)
+    port = seeded_port()
+    asked: list[tuple[str, ...]] = []
+    rollups = port.rollups
+
+    async def recording(names: Any, since: float, until: float, width: int = 3600) -> Any:
+        asked.append(tuple(names))
+        return await rollups(names, since, until, width)
+
+    port.rollups = recording  # type: ignore[method-assign]
+    async with app_client(port) as client:
+        assert ratios(await scrape(client)) == whole
+    assert set(asked) == {("web", "api"), ("db",)}
