@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 #: fresh process (10,000 services take seconds; a busy machine, several times that).
 RELOAD_TIMEOUT = 120.0
 
-__all__ = ["RELOAD_TIMEOUT", "Client", "ClientError", "StreamEvent"]
+__all__ = ["RELOAD_TIMEOUT", "Client", "ClientError", "ReportFilters", "StreamEvent"]
 
 
 class ClientError(Exception):
@@ -51,6 +51,29 @@ class StreamEvent:
 
     kind: str
     data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """What an uptime report covers: ``since``..``until`` (``30d``, ISO 8601, epoch
+    seconds; None: the daemon's defaults), ``services`` and services with ``tags``
+    (every service when neither), and whether maintenance counts."""
+
+    since: str | None = None
+    until: str | None = None
+    services: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    include_maintenance: bool = False
+
+    def query(self, format: str) -> str:
+        """The report's query string, answered in ``format`` (json, csv)."""
+        pairs: list[tuple[str, str]] = [("format", format)]
+        pairs += [(k, v) for k, v in (("since", self.since), ("until", self.until)) if v]
+        pairs += [("service", name) for name in self.services]
+        pairs += [("tag", tag) for tag in self.tags]
+        if self.include_maintenance:
+            pairs.append(("include_maintenance", "true"))
+        return urlencode(pairs)
 
 
 class Client:
@@ -141,32 +164,15 @@ class Client:
         """The running config's source, checksum and a fingerprint per service."""
         return self._call("GET", "/api/v1/config")
 
-    def uptime_report(
-        self,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        services: Sequence[str] = (),
-        tags: Sequence[str] = (),
-        include_maintenance: bool = False,
-    ) -> dict[str, Any]:
-        """The SLA report over ``since``..``until`` (``30d``, ISO 8601, epoch seconds; the
-        daemon's defaults when None) of ``services`` and services with ``tags`` (every
-        service when neither): ``{since, until, services: [row, ...]}``."""
-        query = _report_query(since, until, services, tags, include_maintenance, "json")
+    def uptime_report(self, filters: ReportFilters | None = None) -> dict[str, Any]:
+        """The SLA report the ``filters`` ask for (the daemon's defaults when None):
+        ``{since, until, services: [row, ...]}``."""
+        query = (filters or ReportFilters()).query("json")
         return self._call("GET", f"/api/v1/reports/uptime?{query}")
 
-    def uptime_report_csv(
-        self,
-        *,
-        since: str | None = None,
-        until: str | None = None,
-        services: Sequence[str] = (),
-        tags: Sequence[str] = (),
-        include_maintenance: bool = False,
-    ) -> str:
+    def uptime_report_csv(self, filters: ReportFilters | None = None) -> str:
         """The same report as CSV text (a header row, then a row per service)."""
-        query = _report_query(since, until, services, tags, include_maintenance, "csv")
+        query = (filters or ReportFilters()).query("csv")
         raw = self._fetch("GET", f"/api/v1/reports/uptime?{query}", accept="text/csv")
         return raw.decode("utf-8", "replace")
 
@@ -285,22 +291,6 @@ class Client:
             ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise self._unreachable(exc) from None
-
-
-def _report_query(
-    since: str | None,
-    until: str | None,
-    services: Sequence[str],
-    tags: Sequence[str],
-    include_maintenance: bool,
-    format: str,
-) -> str:
-    pairs: list[tuple[str, str]] = [("format", format)]
-    pairs += [(key, value) for key, value in (("since", since), ("until", until)) if value]
-    pairs += [("service", name) for name in services] + [("tag", tag) for tag in tags]
-    if include_maintenance:
-        pairs.append(("include_maintenance", "true"))
-    return urlencode(pairs)
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -15,7 +15,8 @@ from rich.text import Text
 
 from pymon.cli.common import config_option
 from pymon.cli.remote import api_url, daemon_options
-from pymon.client import Client, ClientError
+from pymon.client import Client, ClientError, ReportFilters
+from pymon.text import span
 
 __all__ = ["report", "report_table"]
 
@@ -28,17 +29,8 @@ _VERDICTS = {
 
 
 def _minutes(value: Any) -> str:
-    """Minutes as people read them: ``-``, ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
-    if value is None:
-        return "-"
-    seconds = round(float(value) * 60)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+    """Minutes as people read them (``12 min``, ``3 h 5 min``); ``-`` for none."""
+    return "-" if value is None else span(float(value) * 60)
 
 
 def _pct(value: Any) -> str:
@@ -110,18 +102,12 @@ def uptime(
     pymon report uptime --since 2026-01-01 --until 2026-03-31 --csv > q1.csv
     """
     client = Client(api_url(url, config_path), token=token, timeout=60.0)
-    asked: dict[str, Any] = {
-        "since": since,
-        "until": until,
-        "services": services,
-        "tags": tags,
-        "include_maintenance": include_maintenance,
-    }
+    asked = ReportFilters(since, until, services, tags, include_maintenance)
     try:
         if as_csv:
-            click.echo(client.uptime_report_csv(**asked), nl=False)
+            click.echo(client.uptime_report_csv(asked), nl=False)
             return
-        answer = client.uptime_report(**asked)
+        answer = client.uptime_report(asked)
     except ClientError as exc:
         click.echo(f"pymon report uptime: {exc}", err=True)
         sys.exit(1)
