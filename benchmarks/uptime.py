@@ -7,9 +7,11 @@ and the hours of the 7 d and 30 d windows' first days). The fake port's own
 ``rollups`` scans every bucket; here it is indexed by bucket start, as a store's
 index would be, so the figures are pymon's (reading, summarising, rendering), not
 the fake's scan. Times a cold scrape (the gauges computed), a warm one (within the
-minute: cached) and the 30-day report as JSON and CSV. From the repository root::
+minute: cached) and the 30-day report as JSON and CSV; with ``--days 365`` a year of
+day buckets and the 1-year report too. From the repository root::
 
     PYTHONPATH=src:. .venv/bin/python -m benchmarks.uptime --services 10000
+    PYTHONPATH=src:. .venv/bin/python -m benchmarks.uptime --services 2000 --days 365
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class IndexedPort(FakePort):
         return [ServiceView(s, self.states[s.name]) for s in self.config.services]
 
 
-def seeded(services: int) -> IndexedPort:
+def seeded(services: int, days: int = 31) -> IndexedPort:
     lines = ["services:"] + [
         f"  - {{name: s{i}, type: tcp, host: 127.0.0.1, port: 9, sla: 99.9}}"
         for i in range(services)
@@ -66,7 +68,7 @@ def seeded(services: int) -> IndexedPort:
     hour_ok = {"ok": float(HOUR)}
     day_ok = {"ok": DAY - 60.0, "failed": 60.0}
     hours: set[float] = set()
-    for first in (now - DAY, now - 7 * DAY, now - 30 * DAY):
+    for first in (now - DAY, now - 7 * DAY, now - 30 * DAY, now - days * DAY):
         start = first // HOUR * HOUR
         end = (first // DAY + 1) * DAY if first < now - DAY else now
         while start < end:
@@ -75,7 +77,7 @@ def seeded(services: int) -> IndexedPort:
     names = [s.name for s in port.config.services]
     for start in sorted(hours):
         port.index[(HOUR, start)] = {n: Bucket(n, start, HOUR, 60, 60, hour_ok) for n in names}
-    for k in range(1, 32):
+    for k in range(1, max(days, 31) + 1):
         start = midnight - k * DAY
         port.index[(DAY, start)] = {n: Bucket(n, start, DAY, 1440, 1439, day_ok) for n in names}
     return port
@@ -90,9 +92,9 @@ async def timed(label: str, client: object, path: str) -> float:
     return took
 
 
-async def main(services: int) -> None:
+async def main(services: int, days: int) -> None:
     t0 = time.perf_counter()
-    port = seeded(services)
+    port = seeded(services, days)
     buckets = sum(len(v) for v in port.index.values())
     print(f"seeded {services} services, {buckets} buckets in {time.perf_counter() - t0:.1f} s")
     async with app_client(port) as client:
@@ -105,6 +107,8 @@ async def main(services: int) -> None:
         await timed("/metrics after 60 s (again)", client, "/metrics")
         await timed("report 30d JSON", client, "/api/v1/reports/uptime?since=30d")
         await timed("report 30d CSV", client, "/api/v1/reports/uptime?since=30d&format=csv")
+        if days > 31:
+            await timed(f"report {days}d JSON", client, f"/api/v1/reports/uptime?since={days}d")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {rss:.0f} MB")
 
@@ -112,4 +116,6 @@ async def main(services: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--services", type=int, default=10_000)
-    asyncio.run(main(parser.parse_args().services))
+    parser.add_argument("--days", type=int, default=31, help="day buckets kept (365: a year)")
+    args = parser.parse_args()
+    asyncio.run(main(args.services, args.days))
