@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from pymon.errors import StoreError
 from pymon.web import gauges
 from tests.support.port import FakePort
 from tests.web.helpers import app_client
@@ -75,3 +76,21 @@ async def test_services_read_a_chunk_at_a_time_give_the_same_gauges(
     async with app_client(port) as client:
         assert ratios(await scrape(client)) == whole
     assert set(asked) == {("web", "api"), ("db",)}
+
+
+async def test_a_failing_read_keeps_the_last_gauges_and_the_scrape(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = seeded_port()
+    async with app_client(port) as client:
+        before = ratios(await scrape(client))
+
+        async def broken(*_: Any, **__: Any) -> Any:
+            raise StoreError("database is locked")
+
+        port.rollups = broken  # type: ignore[method-assign]
+        await port.clock.advance(60)
+        families = await scrape(client)
+    assert ratios(families) == before
+    assert "pymon_service_status" in families
+    assert "cannot read the uptime rollups: database is locked" in caplog.text

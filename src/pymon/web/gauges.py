@@ -6,6 +6,7 @@ the buckets about once a minute, not at every scrape."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
 
 __all__ = ["CHUNK", "TTL", "WINDOWS", "UptimeGauges", "UptimeSample"]
+
+log = logging.getLogger("pymon.web")
 
 WINDOWS: tuple[tuple[str, float], ...] = (("24h", 24 * HOUR), ("7d", 7 * DAY), ("30d", 30 * DAY))
 """The windows the gauges cover: label, then seconds back from now."""
@@ -53,7 +56,13 @@ class UptimeGauges:
         async with self._lock:
             now, checksum = port.now(), port.config.checksum
             if self._at is None or now - self._at >= TTL or checksum != self._checksum:
-                self._samples = await _compute(port, now)
+                try:
+                    self._samples = await _compute(port, now)
+                except Exception as exc:
+                    # A scrape without the gauges beats no scrape: the rest of
+                    # /metrics (pymon_store_failures among it) says what is wrong.
+                    # The last figures stay shown; the next try is a TTL away.
+                    log.error("metrics: cannot read the uptime rollups: %s", exc)
                 self._at, self._checksum = now, checksum
             return self._samples
 

@@ -43,7 +43,7 @@ async def test_the_table_sorts_in_place(site: str, page: tuple[Page, Shots, Dial
     assert await order(tab) == ["api", "db", "web"]
     await shots("loaded")
     loads: list[str] = []
-    tab.on("load", lambda: loads.append("load"))
+    tab.on("load", lambda _page: loads.append("load"))
     header = tab.locator('th[data-sort="uptime_pct"] a')
     await header.click()
     assert await order(tab) == ["api", "db", "web"]
