@@ -68,7 +68,8 @@ def seeded(services: int, days: int = 31) -> IndexedPort:
     hour_ok = {"ok": float(HOUR)}
     day_ok = {"ok": DAY - 60.0, "failed": 60.0}
     hours: set[float] = set()
-    for first in (now - DAY, now - 7 * DAY, now - 30 * DAY, now - days * DAY):
+    firsts = [now - DAY, now - 7 * DAY, now - 30 * DAY] + ([now - days * DAY] if days > 31 else [])
+    for first in firsts:
         start = first // HOUR * HOUR
         end = (first // DAY + 1) * DAY if first < now - DAY else now
         while start < end:
@@ -107,6 +108,7 @@ async def main(services: int, days: int) -> None:
         await timed("/metrics after 60 s (again)", client, "/metrics")
         await timed("report 30d JSON", client, "/api/v1/reports/uptime?since=30d")
         await timed("report 30d CSV", client, "/api/v1/reports/uptime?since=30d&format=csv")
+        await timed("Reports page 30d", client, "/reports")
         if days > 31:
             await timed(f"report {days}d JSON", client, f"/api/v1/reports/uptime?since={days}d")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

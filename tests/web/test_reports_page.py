@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from pymon.web.pages import reports
 from tests.web.helpers import app_client
 from tests.web.reports_data import MIDNIGHT, seeded_port
 from tests.web.test_pages import Dom, page
@@ -108,3 +109,23 @@ async def test_a_bad_date_is_said_on_the_page(client: httpx.AsyncClient) -> None
     dom = await page(client, "/reports?since=not-a-date", status=422)
     assert "since" in dom.by_id("report-error").text
     assert not dom.all("table", id="report")
+
+
+async def test_a_long_report_is_paged_and_sorted_on_the_server(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reports, "ROWS_PER_PAGE", 2)
+    first = await page(client, f"/reports?{WINDOW}&sort=-uptime_pct")
+    assert services(first) == ["db", "web"]
+    # Only the server sees every row: the table is not marked complete for sorting.js.
+    assert "data-complete" not in first.by_id("report").attrs
+    assert "page 1 of 2 (3 services)" in first.by_id("report-pager").text
+    following = first.one("a", rel="next").attrs["href"]
+    assert "page=2" in following and "sort=-uptime_pct" in following
+    second = await page(client, following)
+    assert services(second) == ["api"]
+    # The form keeps the order; a new filter starts again on page 1.
+    assert second.one("input", name="sort").attrs["value"] == "-uptime_pct"
+    one_page = await page(client, f"/reports?{WINDOW}&tag=web")
+    assert services(one_page) == ["api", "web"]
+    assert "data-complete" in one_page.by_id("report").attrs

@@ -4,6 +4,7 @@ sortable table, with a date-range form and quick links that work without JavaScr
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +20,7 @@ from pymon.web.pages.render import login_needed, render
 from pymon.web.proxy import public_prefix
 from pymon.web.reporting import read_report
 
-__all__ = ["QUICK", "router"]
+__all__ = ["QUICK", "ROWS_PER_PAGE", "router"]
 
 router = APIRouter()
 
@@ -27,6 +28,9 @@ QUICK = (("24h", "24h"), ("7d", "7d"), ("30d", "30d"), ("90d", "90d"), ("1y", "3
 """The quick links: label, then the ``since`` they ask for (up to now)."""
 
 _SORT_DEFAULT = "service"
+
+ROWS_PER_PAGE = 500
+"""Rows one page shows (the CSV link has them all): 10,000 rows are ~10 MB of HTML."""
 
 
 def _sorted(rows: list[dict[str, Any]], sort: str) -> tuple[list[dict[str, Any]], str, bool]:
@@ -61,6 +65,7 @@ async def reports(
     service: list[str] = Query([], max_length=MAX_FILTERS),  # noqa: B008
     include_maintenance: bool = Query(False),
     sort: str = Query(_SORT_DEFAULT, max_length=100),
+    page: int = Query(1, ge=1, le=1_000_000),
 ) -> Response:
     """The report over the window asked (by default the last 30 days), one row per
     service, met and missed targets marked, a link to the same as CSV."""
@@ -74,12 +79,13 @@ async def reports(
         chosen["include_maintenance"] = "1"
 
     def link(path: str, **change: Any) -> str:
-        params = {**chosen, "sort": sort, **change}
+        params = {**chosen, "sort": sort, "page": page, **change}
+        defaults = {("sort", _SORT_DEFAULT), ("page", 1)}
         kept = [
             (k, item)
             for k, v in params.items()
             for item in (v if isinstance(v, list) else [v])
-            if item not in ("", None) and not (k == "sort" and item == _SORT_DEFAULT)
+            if item not in ("", None) and (k, item) not in defaults
         ]
         return f"{prefix}{path}" + (f"?{urlencode(kept)}" if kept else "")
 
@@ -87,7 +93,7 @@ async def reports(
         "page": "reports",
         "tags": tags,
         "chosen": chosen,
-        "quick": [(label, link("/reports", since=ago, until="")) for label, ago in QUICK],
+        "quick": [(label, link("/reports", since=ago, until="", page=1)) for label, ago in QUICK],
         "columns": COLUMNS,
     }
     try:
@@ -112,16 +118,23 @@ async def reports(
         every=asked.every,
     )
     rows, column, descending = _sorted([s.row() for s in report.services], sort)
+    pages = max(math.ceil(len(rows) / ROWS_PER_PAGE), 1)
+    page = min(page, pages)
 
     def sort_link(name: str) -> str:
         flip = name == column and not descending
-        return link("/reports", sort=f"-{name}" if flip else name)
+        return link("/reports", sort=f"-{name}" if flip else name, page=1)
 
     exact = {"since": repr(asked.since), "until": repr(asked.until), "format": "csv"}
     return render(
         request,
         "reports.html",
-        rows=rows,
+        rows=rows[(page - 1) * ROWS_PER_PAGE : page * ROWS_PER_PAGE],
+        total=len(rows),
+        current=page,
+        pages=pages,
+        previous=link("/reports", page=page - 1) if page > 1 else None,
+        next=link("/reports", page=page + 1) if page < pages else None,
         since=asked.since,
         until=asked.until,
         since_day=_day(asked.since),
@@ -130,6 +143,6 @@ async def reports(
         counts=sla_counts(report),
         sorted_by=(column, descending),
         sort_link=sort_link,
-        csv_link=link("/api/v1/reports/uptime", **exact, sort=_SORT_DEFAULT),
+        csv_link=link("/api/v1/reports/uptime", **exact, sort=_SORT_DEFAULT, page=1),
         **context,
     )

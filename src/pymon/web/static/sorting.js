@@ -1,7 +1,8 @@
 // Sorting a server-rendered table in place: a click on a header's sort link sorts the
 // rows by that column's data-value (numbers as numbers, empty cells last), a second
 // click reverses it, and the address keeps ?sort= so a reload shows the same order.
-// Without JavaScript the same links ask the server for the sorted page.
+// Without JavaScript the same links ask the server for the sorted page, and so do
+// they when the table is one page of several (only the server sees every row).
 
 function cellValue(row, col) {
   const cell = row.querySelector(`td[data-col="${col}"]`);
@@ -32,7 +33,7 @@ function sortBy(table, col, desc) {
   history.replaceState(null, "", `${location.pathname}?${params}`);
 }
 
-for (const table of document.querySelectorAll("table.report[data-sort]")) {
+for (const table of document.querySelectorAll("table.report[data-sort][data-complete]")) {
   for (const th of table.tHead.querySelectorAll("th[data-sort]")) {
     th.querySelector("a")?.addEventListener("click", (event) => {
       event.preventDefault();
