@@ -129,3 +129,9 @@ async def test_a_long_report_is_paged_and_sorted_on_the_server(
     one_page = await page(client, f"/reports?{WINDOW}&tag=web")
     assert services(one_page) == ["api", "web"]
     assert "data-complete" in one_page.by_id("report").attrs
+
+
+async def test_the_forms_any_tag_and_empty_dates_mean_no_filter(client: httpx.AsyncClient) -> None:
+    dom = await page(client, "/reports?since=&until=&tag=&include_maintenance=1")
+    assert services(dom) == ["api", "db", "web"]
+    assert dom.by_id("report-csv").attrs["href"].count("tag=") == 0

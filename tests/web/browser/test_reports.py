@@ -96,5 +96,9 @@ async def test_without_javascript_links_and_the_form_do_it(site: str, browser_re
             assert await order(tab) == ["api", "web"]
             text = await tab.locator("#report-window").inner_text()
             assert "2026-05-20 00:00:00 UTC to 2026-05-22 00:00:00 UTC" in text
+            await tab.select_option("#report-tag", "")
+            await tab.locator("#report-filters button[type=submit]").click()
+            await tab.wait_for_url("**tag=&**")
+            assert await order(tab) == ["api", "db", "web"]
         finally:
             await browser.close()

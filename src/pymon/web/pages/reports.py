@@ -73,6 +73,8 @@ async def reports(
         return login
     port = port_of(request)
     prefix = public_prefix(request)
+    # The form's "any" sends an empty tag: it filters nothing.
+    tag, service = [t for t in tag if t], [s for s in service if s]
     tags = sorted({t for s in port.config.services for t in s.tags})
     chosen = {"since": since, "until": until, "tag": tag, "service": service}
     if include_maintenance:
