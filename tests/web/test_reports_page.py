@@ -14,7 +14,7 @@ import pytest
 
 from pymon.web.pages import reports
 from tests.web.helpers import app_client
-from tests.web.reports_data import MIDNIGHT, seeded_port
+from tests.web.reports_data import CONFIG, MIDNIGHT, seeded_port
 from tests.web.test_pages import Dom, page
 
 WINDOW = f"since={MIDNIGHT - 2 * 86400}&until=2026-05-27"
@@ -135,3 +135,16 @@ async def test_the_forms_any_tag_and_empty_dates_mean_no_filter(client: httpx.As
     dom = await page(client, "/reports?since=&until=&tag=&include_maintenance=1")
     assert services(dom) == ["api", "db", "web"]
     assert dom.by_id("report-csv").attrs["href"].count("tag=") == 0
+
+
+async def test_links_stay_under_the_base_path() -> None:
+    port = seeded_port("web: {base_path: /mon}\n" + CONFIG)
+    async with app_client(port) as client:
+        dom = await page(client, f"/mon/reports?{WINDOW}")
+        csv_link = dom.by_id("report-csv").attrs["href"]
+        assert csv_link.startswith("/mon/api/v1/reports/uptime?")
+        assert (await client.get(csv_link)).headers["content-type"].startswith("text/csv")
+    hrefs = [a.attrs["href"] for a in dom.all("a", href=None)]
+    assert dom.one("form", id="report-filters").attrs["action"] == "/mon/reports"
+    assert any(h.startswith("/mon/reports?since=7d") for h in hrefs)
+    assert all(h.startswith("/mon/") for h in hrefs if "sort=" in h)
