@@ -10,23 +10,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pymon.web.app import create_app
-from pymon.web.server import WebServer
 from tests.support.cli import pymon
 from tests.support.servers import free_port
-from tests.web.reports_data import MIDNIGHT, seeded_port
+from tests.web.reports_data import MIDNIGHT, seeded_port, serving
 
 WINDOW = ["--since", str(MIDNIGHT - 2 * 86400), "--until", "2026-05-27"]
 
 
 @pytest.fixture
 async def url() -> AsyncIterator[str]:
-    server = WebServer(create_app(seeded_port()), "127.0.0.1", 0)
-    port = await server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.stop()
+    async with serving(seeded_port()) as address:
+        yield address
 
 
 async def test_the_report_as_a_table(url: str) -> None:

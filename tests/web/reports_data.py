@@ -14,11 +14,16 @@ bucket yet.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from pymon.model import Incident, Status
 from pymon.uptime import DAY, HOUR, Bucket
+from pymon.web.app import create_app
+from pymon.web.server import WebServer
 from tests.support.port import SOME_TIME, FakePort, fake_port
 
-__all__ = ["CONFIG", "DAYS", "MIDNIGHT", "NOW", "seeded_port"]
+__all__ = ["CONFIG", "DAYS", "MIDNIGHT", "NOW", "seeded_port", "serving"]
 
 CONFIG = """
 services:
@@ -78,3 +83,14 @@ def seeded_port(config: str = CONFIG) -> FakePort:
                 Incident(f"api-{k}", "api", opened, Status.FAILED, Status.FAILED, opened + HOUR)
             )
     return port
+
+
+@asynccontextmanager
+async def serving(port: FakePort) -> AsyncIterator[str]:
+    """The app over ``port`` served by a real web server on 127.0.0.1: its URL."""
+    server = WebServer(create_app(port), "127.0.0.1", 0)
+    bound = await server.start()
+    try:
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        await server.stop()

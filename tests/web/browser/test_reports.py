@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pymon.web.app import create_app
-from pymon.web.server import WebServer
-from tests.web.browser.conftest import CHROMIUM, CHROMIUM_ARGS, Dialogs, Shots
-from tests.web.reports_data import MIDNIGHT, seeded_port
+from tests.web.browser.conftest import Dialogs, Shots
+from tests.web.reports_data import MIDNIGHT, seeded_port, serving
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -22,12 +20,8 @@ WINDOW = f"since={MIDNIGHT - 2 * 86400}&until=2026-05-27"
 
 @pytest.fixture
 async def site() -> AsyncIterator[str]:
-    server = WebServer(create_app(seeded_port()), "127.0.0.1", 0)
-    port = await server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await server.stop()
+    async with serving(seeded_port()) as address:
+        yield address
 
 
 async def order(page: Page) -> list[str]:
@@ -68,37 +62,31 @@ async def test_the_table_sorts_in_place(site: str, page: tuple[Page, Shots, Dial
     assert dialogs.seen == []
 
 
-async def test_without_javascript_links_and_the_form_do_it(site: str, browser_ready: None) -> None:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = await browser.new_context(java_script_enabled=False)
-            tab = await context.new_page()
-            tab.set_default_timeout(10_000)
-            await tab.goto(f"{site}/reports?{WINDOW}")
-            await tab.locator('th[data-sort="incidents"] a').click()
-            await tab.wait_for_url("**sort=incidents**")
-            await tab.locator('th[data-sort="incidents"] a').click()
-            await tab.wait_for_url("**sort=-incidents**")
-            assert await order(tab) == ["api", "db", "web"]
-            await tab.locator("#report-quick a", has_text="7d").click()
-            await tab.wait_for_url("**since=7d**")
-            assert await tab.locator("#report tbody tr").count() == 3
-            await tab.fill("#report-since", "2026-05-20")
-            await tab.fill("#report-until", "2026-05-21")
-            await tab.select_option("#report-tag", "web")
-            await tab.locator("#report-filters button[type=submit]").click()
-            await tab.wait_for_url("**until=2026-05-21**")
-            assert await order(tab) == ["api", "web"]
-            text = await tab.locator("#report-window").inner_text()
-            assert "2026-05-20 00:00:00 UTC to 2026-05-22 00:00:00 UTC" in text
-            await tab.select_option("#report-tag", "")
-            await tab.locator("#report-filters button[type=submit]").click()
-            await tab.wait_for_url("**tag=&**")
-            assert await order(tab) == ["api", "db", "web"]
-        finally:
-            await browser.close()
+async def test_without_javascript_links_and_the_form_do_it(site: str, browser: Browser) -> None:
+    context = await browser.new_context(java_script_enabled=False)
+    try:
+        tab = await context.new_page()
+        tab.set_default_timeout(10_000)
+        await tab.goto(f"{site}/reports?{WINDOW}")
+        await tab.locator('th[data-sort="incidents"] a').click()
+        await tab.wait_for_url("**sort=incidents**")
+        await tab.locator('th[data-sort="incidents"] a').click()
+        await tab.wait_for_url("**sort=-incidents**")
+        assert await order(tab) == ["api", "db", "web"]
+        await tab.locator("#report-quick a", has_text="7d").click()
+        await tab.wait_for_url("**since=7d**")
+        assert await tab.locator("#report tbody tr").count() == 3
+        await tab.fill("#report-since", "2026-05-20")
+        await tab.fill("#report-until", "2026-05-21")
+        await tab.select_option("#report-tag", "web")
+        await tab.locator("#report-filters button[type=submit]").click()
+        await tab.wait_for_url("**until=2026-05-21**")
+        assert await order(tab) == ["api", "web"]
+        text = await tab.locator("#report-window").inner_text()
+        assert "2026-05-20 00:00:00 UTC to 2026-05-22 00:00:00 UTC" in text
+        await tab.select_option("#report-tag", "")
+        await tab.locator("#report-filters button[type=submit]").click()
+        await tab.wait_for_url("**tag=&**")
+        assert await order(tab) == ["api", "db", "web"]
+    finally:
+        await context.close()
