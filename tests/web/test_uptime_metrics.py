@@ -10,8 +10,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pymon.errors import StoreError
+from pymon.reports import Target
+from pymon.uptime import DAY, HOUR, Bucket
 from pymon.web import gauges
-from tests.support.port import FakePort
+from pymon.web.gauges import WINDOWS, UptimeGauges
+from pymon.web.reporting import read_report
+from tests.support.port import FakePort, fake_port
 from tests.web.helpers import app_client
 from tests.web.reports_data import seeded_port
 
@@ -94,3 +98,39 @@ async def test_a_failing_read_keeps_the_last_gauges_and_the_scrape(
     assert ratios(families) == before
     assert "pymon_service_status" in families
     assert "cannot read the uptime rollups: database is locked" in caplog.text
+
+
+async def test_each_gauge_is_the_reports_uptime_of_its_window() -> None:
+    # Hour and day buckets that disagree (each day: its hours say one thing, the day
+    # bucket another), so any bucket read from the wrong width shows.
+    port = fake_port(
+        "services:\n"
+        "  - {name: a, type: tcp, host: h, port: 1}\n"
+        "  - {name: b, type: tcp, host: h, port: 1}\n"
+    )
+    now = port.now()
+    midnight = now // DAY * DAY
+    for k, service in enumerate(("a", "b")):
+        start = midnight - 32 * DAY
+        while start < now:
+            down = float((start // HOUR + k) % 7 * 300)
+            port.buckets.append(
+                Bucket(service, start, HOUR, seconds={"ok": HOUR - down, "error": down})
+            )
+            start += HOUR
+        for d in range(1, 33):
+            down = float(d * 97 + k * 1000)
+            start = midnight - d * DAY
+            port.buckets.append(
+                Bucket(service, start, DAY, seconds={"ok": DAY - down, "failed": down})
+            )
+    found = {(s.service, s.window): s.ratio for s in await UptimeGauges().samples(port)}
+    targets = [Target("a"), Target("b")]
+    for label, span in WINDOWS:
+        report = await read_report(port, targets, now - span, now)
+        for row in report.services:
+            assert row.uptime.uptime_pct is not None
+            assert found[(row.service, label)] == pytest.approx(
+                row.uptime.uptime_pct / 100, rel=1e-12
+            )
+    assert len(found) == 6
