@@ -289,6 +289,10 @@ class NoticeKind(StrEnum):
     ESCALATION = "escalation"
     FLAPPING_STARTED = "flapping_started"
     FLAPPING_STOPPED = "flapping_stopped"
+    #: Someone acknowledged the incident (only to channels that want acknowledgements).
+    ACKNOWLEDGED = "acknowledged"
+    #: The acknowledgement was taken back or ran out (the same channels).
+    UNACKNOWLEDGED = "unacknowledged"
 
 
 @dataclass(frozen=True, slots=True)

@@ -344,6 +344,70 @@ def test_expired_ack_lets_renotify_resume() -> None:
     assert EventKind.UNACKNOWLEDGED in sim.event_kinds()
 
 
+# Channels of every kind: the incident services want acknowledgements by default,
+# the others only when they say so.
+ACK_CHANNELS = {
+    "log": {"type": "log"},
+    "pager": {"type": "pagerduty", "routing_key": "k"},
+    "genie": {"type": "opsgenie", "api_key": "k", "acknowledgements": False},
+    "hook": {"type": "webhook", "url": "http://127.0.0.1:9/h", "acknowledgements": True},
+    "boss": {"type": "pagerduty", "routing_key": "k2"},
+}
+
+
+def ack_policy(**keys: object) -> NotificationsConfig:
+    return NotificationsConfig.model_validate({"channels": ACK_CHANNELS, **keys})
+
+
+def ack_notice(sim: Sim, kind: NoticeKind = NoticeKind.ACKNOWLEDGED) -> list[Notice]:
+    assert sim.incident is not None
+    return rules.ack_notice(sim.incident, kind, sim.now, "acknowledged by ann", sim.svc, sim.policy)
+
+
+def test_an_acknowledgement_is_told_only_to_the_channels_that_want_it() -> None:
+    sim = Sim(svc=service(notify=["log", "pager", "genie", "hook"]), policy=ack_policy())
+    sim.result(ERROR)
+    sim.ack()
+    [notice] = ack_notice(sim)
+    assert sim.incident is not None
+    assert notice.channels == ("pager", "hook")  # not boss: the service does not notify it
+    assert (notice.kind, notice.incident, notice.service) == (
+        NoticeKind.ACKNOWLEDGED,
+        sim.incident.id,
+        "svc",
+    )
+    assert notice.key == f"{sim.incident.id}:acknowledged:{round(sim.now * 1000)}"
+    assert notice.since == sim.incident.opened_at
+    [back] = ack_notice(sim, NoticeKind.UNACKNOWLEDGED)
+    assert back.key != notice.key and back.channels == notice.channels
+
+
+def test_no_acknowledgement_notice_before_the_incident_was_notified() -> None:
+    sim = Sim(policy=ack_policy())
+    sim.result(ERROR, maintenance=True)  # held: nobody has heard of it
+    assert sim.incident is not None and sim.incident.notices == 0
+    assert ack_notice(sim) == []
+
+
+def test_an_escalated_incident_tells_its_escalation_channels_too() -> None:
+    policy = ack_policy(renotify=60, escalate_after_notices=1, escalation=["boss"])
+    sim = Sim(svc=service(notify=["log"]), policy=policy)
+    sim.result(ERROR)
+    assert sim.incident is not None and sim.incident.escalated
+    [notice] = ack_notice(sim)
+    assert notice.channels == ("boss",)
+
+
+def test_an_acknowledgement_that_runs_out_is_told_as_taken_back() -> None:
+    sim = Sim(policy=ack_policy(renotify=600, cutoff=10))
+    sim.result(ERROR)
+    sim.ack(expires=sim.now + 30)
+    sim.result(ERROR)
+    [gone] = [n for n in sim.notices if n.kind is NoticeKind.UNACKNOWLEDGED]
+    assert gone.channels == ("pager", "hook", "boss")
+    assert gone.message == "acknowledgement expired"
+
+
 def test_escalation_after_notices_goes_to_escalation_channels_once() -> None:
     policy = NotificationsConfig(
         renotify=60,

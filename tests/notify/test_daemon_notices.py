@@ -21,6 +21,7 @@ from pymon.config.load import load_config_text
 from pymon.daemon import Daemon
 from pymon.notify.webhook import verify
 from tests.conftest import need
+from tests.notify.helpers import daemon_config
 from tests.support.mail import MailSink, ReceivedMail
 from tests.support.servers import TcpListener, free_port, refused_port, reserved_port
 from tests.support.waiting import wait_for
@@ -34,24 +35,6 @@ async def until(probe: Callable[[], Awaitable[T]], within: float = 10.0) -> T:
         while not (value := await probe()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     return value
-
-
-def config(tmp_path: Path, target: int, channels: str, extra: str = "") -> str:
-    return f"""
-instance: {{name: lab, organization: ACME Ops}}
-storage: {{url: "sqlite:///{tmp_path}/p.db", flush_interval: 50ms}}
-web: {{listen: "127.0.0.1:0"}}
-defaults: {{interval: 100ms, timeout: 1s, flap_guard: {{failed: 1, ok: 1}}}}
-notifications:
-  cutoff: 2
-  renotify: 300ms
-  delivery: {{backoff: 100ms, max_backoff: 200ms}}
-  channels:
-{channels}
-{extra}
-services:
-  - {{name: web, type: tcp, host: 127.0.0.1, port: {target}}}
-"""
 
 
 @pytest.fixture
@@ -84,7 +67,7 @@ async def test_cutoff_renotify_threading_and_recovery_by_email(
     tmp_path: Path, sink: MailSink, daemon_factory: list[Daemon]
 ) -> None:
     target = TcpListener()
-    d = await start(daemon_factory, config(tmp_path, target.port, f"    {sink.channel()}"))
+    d = await start(daemon_factory, daemon_config(tmp_path, target.port, f"    {sink.channel()}"))
     # In the order pymon numbered them: the outbox sends several at once, so the
     # renotify can reach the sink before the first (the courier starting with it).
     first, second = sorted(await sink.await_for(2), key=_notice_number)
@@ -116,7 +99,9 @@ async def test_failed_deliveries_are_visible_and_retried(
     tmp_path: Path, daemon_factory: list[Daemon]
 ) -> None:
     down = MailSink()  # not started yet: its port refuses connections
-    d = await start(daemon_factory, config(tmp_path, refused_port(), f"    {down.channel()}"))
+    d = await start(
+        daemon_factory, daemon_config(tmp_path, refused_port(), f"    {down.channel()}")
+    )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{d.web_port}") as client:
 
         async def pending() -> list[dict[str, object]]:
@@ -181,7 +166,7 @@ async def test_a_webhook_that_fails_twice_gets_the_notice_once_signed(
             f"    hook: {{type: webhook, url: 'http://127.0.0.1:{receiver.port}/hook',"
             " secret: s3cret}"
         )
-        text = config(tmp_path, refused_port(), hook).replace("cutoff: 2", "cutoff: 1")
+        text = daemon_config(tmp_path, refused_port(), hook).replace("cutoff: 2", "cutoff: 1")
         d = await start(daemon_factory, text)
         await wait_for(lambda: len(receiver.accepted) == 1)
         await wait_for(lambda: d.runtime.states["web"].seq >= 15)  # time for any duplicate to show
@@ -205,7 +190,7 @@ acknowledgements:
   address: ack@pymon.example.org
   authorized: [oncall@example.org, "@sre.example.org"]
 """
-    return config(tmp_path, target, f"    {sink.channel()}", acks)
+    return daemon_config(tmp_path, target, f"    {sink.channel()}", acks)
 
 
 def reply_to(alert: ReceivedMail, sender: str, first_line: str) -> EmailMessage:

@@ -128,6 +128,25 @@ async def test_backoff_doubles_up_to_its_cap(store: SqlStore) -> None:
     assert waits == [10.0, 20.0, 40.0, 40.0]
 
 
+async def test_a_retry_after_longer_than_the_backoff_is_waited_for_up_to_the_cap(
+    store: SqlStore,
+) -> None:
+    clock = FakeClock()
+    asked = [25.0, 3.0, 500.0]  # beyond the backoff; within it; beyond the cap (40 s)
+    ops = Recorder([DeliveryError("HTTP 429", retry_after=wait) for wait in asked])
+    box = outbox(store, clock, ops=ops)
+    await store.write([], [], [], [], [notice(clock)])
+    waits = []
+    for _ in asked:
+        await run_once(box)
+        [pending] = await store.deliveries(state="pending")
+        waits.append(pending.next_at - clock.time())
+        await clock.advance(pending.next_at - clock.time())
+    assert waits == [25.0, 20.0, 40.0]
+    assert await run_once(box) == 1
+    assert ops.sent == [("i1:problem:1", 4)]
+
+
 async def test_a_permanent_refusal_gives_up_at_once(store: SqlStore) -> None:
     clock, ops = FakeClock(), Recorder([DeliveryError("550 no such user", permanent=True)])
     box = outbox(store, clock, ops=ops)

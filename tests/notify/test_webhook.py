@@ -205,6 +205,16 @@ async def test_server_trouble_and_throttling_are_retried(
     assert str(error) == f"webhook {receiver.url()}: HTTP {status}: busy, try later"
 
 
+async def test_a_retry_after_on_throttling_is_passed_to_the_outbox(
+    receiver: Receiver, senders: list[WebhookSender]
+) -> None:
+    receiver.status, receiver.headers = 429, {"Retry-After": "42"}
+    error = await failure(build(senders, receiver.url()))
+    assert (error.permanent, error.retry_after) == (False, 42.0)
+    receiver.status, receiver.headers = 503, {}
+    assert (await failure(build(senders, receiver.url()))).retry_after is None
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
 async def test_client_errors_are_permanent(
     receiver: Receiver, senders: list[WebhookSender], status: int

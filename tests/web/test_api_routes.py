@@ -186,6 +186,24 @@ async def test_history_range_and_points(port: FakePort, client: httpx.AsyncClien
     assert charted["points"][0]["status"] == "failed"
 
 
+async def test_history_points_mark_the_point_after_a_hole(
+    port: FakePort, client: httpx.AsyncClient
+) -> None:
+    # ``down`` is checked every 60 s (the default); pymon then stops for 50 minutes.
+    for _ in range(3):
+        await port.clock.advance(60)
+        port.check("down", Status.FAILED, "connection refused")
+    await port.clock.advance(50 * 60)
+    for _ in range(3):
+        port.check("down", Status.FAILED, "connection refused")
+        await port.clock.advance(60)
+    charted = (await client.get(path("down") + "/history", params={"points": 200})).json()
+    assert [p["gap"] for p in charted["points"]] == [False] * 4 + [True, False, False]
+    # Downsampled into buckets the hole still shows: 5 points over 55 minutes.
+    coarse = (await client.get(path("down") + "/history", params={"points": 5})).json()
+    assert [p["gap"] for p in coarse["points"]].count(True) == 1
+
+
 # -- run now -------------------------------------------------------------------------------
 
 

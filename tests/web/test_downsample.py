@@ -73,3 +73,55 @@ def test_never_more_points_than_asked() -> None:
 def test_points_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         downsample([s(0)], 0)
+
+
+# -- gaps ------------------------------------------------------------------------------
+
+HOLE = 50 * 60  # pymon stopped for 50 minutes
+
+
+def with_hole(interval: float, before: int, after: int) -> list[Sample]:
+    """``before`` results ``interval`` apart, a 50-minute hole, ``after`` more."""
+    first = [s(i * interval, ms=10) for i in range(before)]
+    resumed = first[-1].at + HOLE
+    return first + [s(resumed + i * interval, ms=12) for i in range(after)]
+
+
+def test_a_hole_marks_the_point_after_it() -> None:
+    samples = with_hole(60, 10, 10)
+    got = [b.to_json() for b in downsample(samples, 200, interval=60)]
+    assert [i for i, p in enumerate(got) if p["gap"]] == [10]
+
+
+def test_a_hole_marks_one_bucket_when_downsampled() -> None:
+    samples = with_hole(10, 600, 600)  # 100 + 100 minutes around the hole, 100 points
+    buckets = downsample(samples, 100, interval=10)
+    assert len(buckets) < 100  # the buckets inside the hole are empty, left out
+    marked = [b for b in buckets if b.gap]
+    assert len(marked) == 1
+    assert marked[0].first == samples[600].at
+
+
+def test_twice_the_interval_is_late_not_a_gap() -> None:
+    on_time = [s(0), s(60), s(180)]  # one check late by a whole interval
+    assert not any(b.gap for b in downsample(on_time, 10, interval=60))
+    past = [s(0), s(60), s(180.5)]
+    assert [b.gap for b in downsample(past, 10, interval=60)] == [False, False, True]
+
+
+def test_wide_buckets_raise_the_threshold() -> None:
+    # 1,000 results a second apart with a 5-minute hole, in 10 points of ~2 minutes:
+    # a hole over twice the bucket width is still one.
+    first = [s(float(i)) for i in range(500)]
+    samples = first + [s(800.0 + i) for i in range(500)]
+    buckets = downsample(samples, 10, interval=1)
+    width = buckets[0].end - buckets[0].start
+    assert 2 * width < 300 + 1
+    assert [b.gap for b in buckets].count(True) == 1
+    # Ten points over a 60-second hole in 1,100 seconds: narrower than two buckets.
+    short = first + [s(560.0 + i) for i in range(540)]
+    assert not any(b.gap for b in downsample(short, 10, interval=1))
+
+
+def test_without_an_interval_nothing_is_a_gap() -> None:
+    assert not any(b.gap for b in downsample(with_hole(60, 3, 3), 200))

@@ -321,6 +321,21 @@ async def test_service_page_draws_the_metric_history_and_timeline() -> None:
     assert line.attrs["d"].startswith("M") and line.attrs["d"].count(" L") == 2
     assert dom.all("rect", **{"class": "status-ok"})
     assert dom.one("tr", data_metric="connect_ms")
+    assert dom.one("text", **{"class": "axis axis-title"}).text == "connect (ms)"
+    ticks = [t.text for t in dom.all("text", **{"class": "axis tick"})]
+    assert ticks == ["0.0", "0.5", "1.0", "1.5", "2.0"]
+
+
+async def test_service_page_breaks_the_chart_at_a_hole() -> None:
+    port = fake_port(config_text(services="  - {name: up, type: tcp, host: 127.0.0.1, port: 9}"))
+    for step in (60, 60, 60, 50 * 60, 60, 60):  # checked every minute, then 50 minutes of nothing
+        await port.clock.advance(step)
+        port.check("up", Status.OK, "connected", {"connect_ms": 2.0})
+    async with app_client(port) as c:
+        dom = await page(c, "/services/up")
+    lines = dom.all("path", **{"class": "line"})
+    assert [line.attrs["d"].count(" L") for line in lines] == [2, 2]
+    assert len(dom.all("rect", **{"class": "status-ok"})) == 2
 
 
 async def test_a_name_with_a_slash_and_spaces_has_a_working_page(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 __all__ = [
     "SECRET_KEYS",
     "format_path",
+    "is_secret",
     "not_sections",
     "show",
     "show_number",
@@ -25,7 +26,8 @@ __all__ = [
 ]
 
 #: Keys whose values never appear in an error message, whatever went wrong with them.
-SECRET_KEYS = frozenset({"password", "token", "secret"})
+#: ``urls`` are apprise's: their paths carry the services' tokens.
+SECRET_KEYS = frozenset({"password", "token", "secret", "routing_key", "api_key", "urls"})
 
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -41,6 +43,14 @@ def format_path(path: Iterable[str | int]) -> str:
         else:
             out += f"[{json.dumps(part, ensure_ascii=False)}]"
     return out
+
+
+def is_secret(path: Sequence[str | int]) -> bool:
+    """Whether the value at ``path`` is a secret: under a :data:`SECRET_KEYS` key, or an
+    item of a list under one (``urls[2]``)."""
+    if path and isinstance(path[-1], int):
+        path = path[:-1]
+    return bool(path) and path[-1] in SECRET_KEYS
 
 
 def show(value: Any) -> str:

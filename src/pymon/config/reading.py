@@ -26,7 +26,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pymon.config.fastread import key_text, plain_scalar, read_plain
 from pymon.config.interpolation import interpolate
-from pymon.config.messages import SECRET_KEYS, format_path
+from pymon.config.messages import format_path, is_secret
 from pymon.config.tree import KeyPath, Tree
 from pymon.errors import ConfigIssue
 
@@ -165,7 +165,7 @@ def read(tree: Tree, text: str, env: Mapping[str, str]) -> bool:
         line = exc.problem_mark.line + 1
         where = _path_to(text, exc.problem_mark)
         path = format_path(where)
-        message = exc.secret if where and where[-1] in SECRET_KEYS else str(exc.problem)
+        message = exc.secret if is_secret(where) else str(exc.problem)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None

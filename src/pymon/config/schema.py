@@ -10,12 +10,14 @@ rule (``inheritance.py``); ``Defaults`` and ``ServiceCommon`` both take them fro
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -40,6 +42,7 @@ from pymon.model import Status
 __all__ = [
     "DEFAULT_FLAP_GUARD",
     "AcknowledgementsConfig",
+    "AppriseChannel",
     "ChannelConfig",
     "CheckSpec",
     "ClusterConfig",
@@ -51,12 +54,15 @@ __all__ = [
     "EmailChannel",
     "FlapDetection",
     "FlapGuard",
+    "IncidentServiceChannel",
     "Inheritable",
     "InstanceConfig",
     "LogChannel",
     "LogConfig",
     "MetricThresholds",
     "NotificationsConfig",
+    "OpsgenieChannel",
+    "PagerDutyChannel",
     "Ranged",
     "ReloadConfig",
     "Route",
@@ -257,6 +263,7 @@ class LogChannel(StrictModel):
 
     type: Literal["log"] = "log"
     level: Literal["info", "warning", "error"] = "warning"
+    acknowledgements: bool = False
 
 
 class EmailChannel(StrictModel):
@@ -277,6 +284,7 @@ class EmailChannel(StrictModel):
     from_: str = Field(alias="from", min_length=3)
     to: list[str] = Field(min_length=1)
     timeout: Duration = Field(default=30.0, gt=0)
+    acknowledgements: bool = False
 
     @field_validator("from_", "to")
     @classmethod
@@ -287,22 +295,26 @@ class EmailChannel(StrictModel):
         return value
 
 
+def _http_url(value: str) -> str:
+    if re.match(r"https?://[^\s/]+", value) is None:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
+#: An http:// or https:// URL.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class WebhookChannel(StrictModel):
     """POSTs each notice as JSON; with ``secret``, signs the body (HMAC-SHA256)."""
 
     type: Literal["webhook"]
-    url: str
+    url: HttpUrl
     secret: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration = Field(default=10.0, gt=0)
     verify_tls: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        if re.match(r"https?://[^\s/]+", value) is None:
-            raise ValueError(f"{value!r} is not an http:// or https:// URL")
-        return value
+    acknowledgements: bool = False
 
 
 class CommandChannel(StrictModel):
@@ -320,10 +332,95 @@ class CommandChannel(StrictModel):
     ]
     timeout: Duration = Field(default=30.0, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
+    acknowledgements: bool = False
+
+
+#: Most URLs one apprise channel may name (each is a request per notice).
+APPRISE_MAX_URLS = 50
+# Longest apprise URL taken: long enough for any service's tokens, short enough to bound.
+_APPRISE_URL_MAX = 4096
+
+
+def _apprise_url(url: str) -> str:
+    # Imported here: apprise's plugin table is only needed once a config uses it.
+    from apprise import Apprise
+
+    # apprise logs a URL it cannot parse whole, token and all: keep it out of pymon's log.
+    logging.getLogger("apprise").propagate = False
+    if Apprise.instantiate(url) is None:
+        # Never the URL itself: its path holds the service's token.
+        scheme = url.partition("://")[0] if "://" in url else ""
+        said = f"scheme {scheme[:20]!r}" if scheme else "no scheme://"
+        raise ValueError(f"not a URL apprise can use ({said}; see apprise's list of services)")
+    return url
+
+
+#: One apprise URL, checked by apprise itself (unknown scheme, missing token...).
+AppriseUrl = Annotated[
+    str, Field(min_length=1, max_length=_APPRISE_URL_MAX), AfterValidator(_apprise_url)
+]
+
+
+class AppriseChannel(StrictModel):
+    """Sends each notice through apprise to every URL in ``urls`` (Slack, Teams,
+    Discord, Telegram, Matrix, ntfy, Gotify...): the e-mail's subject as the title,
+    its text body as the body. The URLs carry the services' tokens: never shown."""
+
+    type: Literal["apprise"]
+    urls: list[AppriseUrl] = Field(min_length=1, max_length=APPRISE_MAX_URLS)
+    timeout: Duration = Field(default=30.0, gt=0, le=600)
+    acknowledgements: bool = False
+
+
+#: PagerDuty's event severities.
+PagerDutySeverity = Literal["critical", "error", "warning", "info"]
+#: Opsgenie's alert priorities.
+OpsgeniePriority = Literal["P1", "P2", "P3", "P4", "P5"]
+#: Statuses a problem notice can carry, the keys of the severity and priority maps.
+ProblemStatus = Literal["warn", "error", "failed", "unknown"]
+
+
+class IncidentServiceChannel(StrictModel):
+    """What the channels to incident services (PagerDuty, Opsgenie) share: they want
+    acknowledgements by default, since an alert there has its own acknowledged state."""
+
+    timeout: Duration = Field(default=10.0, gt=0, le=600)
+    verify_tls: bool = True
+    acknowledgements: bool = True
+
+
+class PagerDutyChannel(IncidentServiceChannel):
+    """PagerDuty's Events API v2: trigger, acknowledge and resolve one alert per incident
+    (``dedup_key`` ``pymon:<instance>:<incident>``). ``severity`` maps pymon's problem
+    statuses onto PagerDuty's; unmapped ones keep the defaults."""
+
+    type: Literal["pagerduty"]
+    routing_key: str = Field(min_length=1, max_length=256)
+    api_url: HttpUrl = "https://events.pagerduty.com/v2/enqueue"
+    severity: dict[ProblemStatus, PagerDutySeverity] = Field(default_factory=dict)
+
+
+class OpsgenieChannel(IncidentServiceChannel):
+    """Opsgenie's Alert API: create, acknowledge and close one alert per incident
+    (``alias`` ``pymon:<instance>:<incident>``). ``priority`` maps pymon's problem
+    statuses onto P1-P5; unmapped ones keep the defaults. ``api_url`` is
+    ``https://api.eu.opsgenie.com`` for the EU instance."""
+
+    type: Literal["opsgenie"]
+    api_key: str = Field(min_length=1, max_length=256)
+    api_url: HttpUrl = "https://api.opsgenie.com"
+    priority: dict[ProblemStatus, OpsgeniePriority] = Field(default_factory=dict)
 
 
 ChannelConfig = Annotated[
-    LogChannel | EmailChannel | WebhookChannel | CommandChannel, Field(discriminator="type")
+    LogChannel
+    | EmailChannel
+    | WebhookChannel
+    | CommandChannel
+    | AppriseChannel
+    | PagerDutyChannel
+    | OpsgenieChannel,
+    Field(discriminator="type"),
 ]
 """One channel, chosen by its ``type``."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pymon.config.messages import SECRET_KEYS, format_path, show
+from pymon.config.messages import format_path, is_secret, show
 from pymon.errors import ConfigError, ConfigIssue
 
 __all__ = ["LISTS", "KeyPath", "Tree"]
@@ -86,7 +86,7 @@ class Tree:
         model saw (``0.0``, the port's value) points at the text to fix and keeps
         secrets from the environment out of messages and logs.
         """
-        if path and path[-1] in SECRET_KEYS:
+        if is_secret(path):
             return "a value that is not shown (a secret)"
         if path in self.written:
             return f"{show(self.written[path])} (from the environment)"

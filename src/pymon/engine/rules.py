@@ -22,7 +22,9 @@ Nothing here does I/O or reads a clock, so every transition is a table test, and
   depends on is down), waiting for its parents' fresh verdict (``Outcome.waiting_on``)
   or acknowledged, and goes out when the hold ends if the incident is still open
   and the service still has a problem. Recovery, escalation and flapping notices are documented
-  in ``docs/states.md``.
+  in ``docs/states.md``. An acknowledgement given, taken back or run out is a notice
+  to the channels that want acknowledgements (PagerDuty, Opsgenie), once the
+  incident has been notified (:func:`ack_notice`).
 * **Events** only on transitions.
 
 It is one module past the house's ~500 lines on purpose: it is one state machine,
@@ -61,6 +63,7 @@ __all__ = [
     "Outcome",
     "ParentView",
     "Situation",
+    "ack_notice",
     "acknowledge",
     "apply",
     "channels_for",
@@ -271,6 +274,37 @@ def unacknowledge(incident: Incident, now: float, why: str) -> tuple[Incident, l
         incident.service, EventKind.UNACKNOWLEDGED, now, incident.status, incident.status, why
     )
     return replace(incident, ack=None), [event]
+
+
+def ack_notice(
+    incident: Incident,
+    kind: NoticeKind,
+    now: float,
+    text: str,
+    service: ServiceConfig,
+    policy: NotificationsConfig,
+) -> list[Notice]:
+    """The notice of an acknowledgement given (``kind`` ACKNOWLEDGED) or taken back
+    (UNACKNOWLEDGED), for the channels the incident's notices went to that want
+    acknowledgements; none when no notice of the incident went out yet (there is
+    nothing to acknowledge on the other side)."""
+    if incident.notices == 0 and not incident.escalated:
+        return []
+    reached = channels_for(service, policy, incident.status)
+    if incident.escalated:
+        reached = tuple(dict.fromkeys((*reached, *policy.escalation)))
+    specs = policy.channels
+    wanted = tuple(c for c in reached if c in specs and specs[c].acknowledgements)
+    if not wanted:
+        return []
+    # Milliseconds keep the key unique per act (ack, unack, ack again) and stable
+    # when the same decision is written twice.
+    key = f"{incident.id}:{kind.value}:{round(now * 1000)}"
+    notice = Notice(
+        key, incident.service, kind, now, incident.status, text, wanted, incident.id,
+        since=incident.opened_at,
+    )  # fmt: skip
+    return [notice]
 
 
 def _transition(
@@ -544,6 +578,9 @@ def _notify(
         and incident.ack.expires <= now
     ):
         incident, events = unacknowledge(incident, now, "acknowledgement expired")
+        notices += ack_notice(
+            incident, NoticeKind.UNACKNOWLEDGED, now, events[0].message, service, policy
+        )
     # A service back to ok (its recovery not yet confirmed) is sent no problem: a
     # notice held until then (say, while its parent was down) would only tell an ok
     # as a problem. If the problem comes back the notice still goes out; if the

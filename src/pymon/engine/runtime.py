@@ -77,6 +77,8 @@ from pymon.model import (
     EventKind,
     Heartbeat,
     Incident,
+    Notice,
+    NoticeKind,
     ReloadResult,
     ServiceState,
     Status,
@@ -370,10 +372,17 @@ class Runtime:
         if self.relay is not None and self._elsewhere(name):
             return await self.relay.acknowledge(name, author, comment, expires)
         service, incident = self._open_incident(name)
-        incident, events = rules.acknowledge(
-            incident, Ack(author, comment, self.clock.time(), expires)
+        now = self.clock.time()
+        incident, events = rules.acknowledge(incident, Ack(author, comment, now, expires))
+        notices = rules.ack_notice(
+            incident,
+            NoticeKind.ACKNOWLEDGED,
+            now,
+            events[0].message,
+            service,
+            self._config.notifications,
         )
-        return await self._review(service, incident, events)
+        return await self._review(service, incident, events, notices)
 
     async def unacknowledge(self, name: str, author: str) -> Incident:
         """Take the acknowledgement of ``name``'s open incident back."""
@@ -382,10 +391,19 @@ class Runtime:
         service, incident = self._open_incident(name)
         if incident.ack is None:
             raise CommandRefused(f"{name} is not acknowledged")
+        now = self.clock.time()
         incident, events = rules.unacknowledge(
-            incident, self.clock.time(), f"acknowledgement taken back by {author}"
+            incident, now, f"acknowledgement taken back by {author}"
         )
-        return await self._review(service, incident, events)
+        notices = rules.ack_notice(
+            incident,
+            NoticeKind.UNACKNOWLEDGED,
+            now,
+            events[0].message,
+            service,
+            self._config.notifications,
+        )
+        return await self._review(service, incident, events, notices)
 
     async def add_maintenance(self, window: MaintenanceWindow) -> MaintenanceWindow:
         """Add a maintenance window at run time (persisted; it survives restarts).
@@ -652,8 +670,14 @@ class Runtime:
         return service, incident
 
     async def _review(
-        self, service: ServiceConfig, incident: Incident, events: list[Event]
+        self,
+        service: ServiceConfig,
+        incident: Incident,
+        events: list[Event],
+        notices: list[Notice] | None = None,
     ) -> Incident:
+        """Review ``service`` after a command changed its ``incident``: ``events`` and
+        ``notices`` of the command go first, in the same write as the incident."""
         outcome = rules.review(
             self.states[service.name],
             incident,
@@ -662,6 +686,7 @@ class Runtime:
             self._situation(service),
         )
         outcome.events[:0] = events
+        outcome.notices[:0] = notices or []
         self.book.apply(outcome)
         self._wait_for_parents(outcome)
         # An acknowledgement is an operator's word: make it durable before answering.

@@ -21,11 +21,16 @@ class DeliveryError(PymonError):
 
     ``permanent`` means retrying cannot help (e.g. the server refused every recipient
     with a 5xx reply); the outbox then gives up at once instead of backing off.
+    ``retry_after`` is how many seconds the receiver asked to be left alone (an HTTP
+    ``Retry-After``): the outbox retries no sooner (up to ``delivery.max_backoff``).
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)

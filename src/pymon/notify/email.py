@@ -28,7 +28,7 @@ from pymon.notify.courier import deliver
 from pymon.notify.smtp import mail_line
 from pymon.notify.templates import Templates
 
-__all__ = ["SUBJECT_MAX", "EmailSender"]
+__all__ = ["SUBJECT_MAX", "EmailSender", "subject"]
 
 log = logging.getLogger("pymon.notify")
 
@@ -73,6 +73,16 @@ _HEADERS.map_to_type("subject", _Subject)
 _POLICY = SMTP.clone(cte_type="7bit", header_factory=_HEADERS)
 
 
+def subject(notice: Notice, ctx: NoticeContext) -> str:
+    """The one-line headline of a notice: ``[<organization or host>] STATUS: service -
+    message``, at most :data:`SUBJECT_MAX` characters. The e-mail's subject, and the
+    title or summary on the channels that have one (apprise, PagerDuty, Opsgenie)."""
+    origin = mail_line(ctx.organization or ctx.host, 60)
+    status = notice.status.value.upper()
+    line = f"[{origin}] {status}: {mail_line(notice.service)} - {mail_line(notice.message)}"
+    return mail_line(line, SUBJECT_MAX)
+
+
 class EmailSender:
     """The ``email`` channel named ``name``: composes a notice and hands it to SMTP."""
 
@@ -93,7 +103,7 @@ class EmailSender:
         html = self.templates.render("email", "html", notice=notice, ctx=ctx)
         status = notice.status.value.upper()
         message = EmailMessage(policy=_POLICY)
-        message["Subject"] = self._subject(notice, ctx)
+        message["Subject"] = subject(notice, ctx)
         message["From"] = self.config.from_
         message["To"] = ", ".join(self.config.to)
         # The notice's time, not the send time: a retry carries the same Date, and
@@ -133,12 +143,6 @@ class EmailSender:
 
     async def close(self) -> None:
         """Nothing to release: each send opens and closes its own SMTP session."""
-
-    def _subject(self, notice: Notice, ctx: NoticeContext) -> str:
-        origin = mail_line(ctx.organization or ctx.host, 60)
-        status = notice.status.value.upper()
-        subject = f"[{origin}] {status}: {mail_line(notice.service)} - {mail_line(notice.message)}"
-        return mail_line(subject, SUBJECT_MAX)
 
     def _message_id(self, key: str, ctx: NoticeContext) -> str:
         return tokens.message_id(key, self.name, ctx.ack_token, self._domain)

@@ -17,10 +17,13 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from pymon.clock import Clock
 from pymon.config.load import SECRET_KEYS
 from pymon.config.schema import (
+    AppriseChannel,
     CommandChannel,
     Config,
     EmailChannel,
     LogChannel,
+    OpsgenieChannel,
+    PagerDutyChannel,
     ServiceConfig,
     WebhookChannel,
 )
@@ -35,7 +38,9 @@ from pymon.notify.command import CommandSender
 from pymon.notify.email import EmailSender
 from pymon.notify.journal import Journal, journal_path
 from pymon.notify.log import LogSender
+from pymon.notify.opsgenie import OpsgenieSender
 from pymon.notify.outbox import Outbox, Publish
+from pymon.notify.pagerduty import PagerDutySender
 from pymon.notify.smtp import send_message
 from pymon.notify.templates import Templates, template_dir
 from pymon.notify.tokens import AckTokens
@@ -72,6 +77,15 @@ def build_channels(config: Config) -> Channels:
             channels[name], timeouts[name] = CommandSender(name, spec), spec.timeout
         elif isinstance(spec, LogChannel):
             channels[name], timeouts[name] = LogSender(name, spec), 5.0
+        elif isinstance(spec, AppriseChannel):
+            # apprise and its plugins take ~0.3 s to import: only configs that use it pay.
+            from pymon.notify.apprise import AppriseSender
+
+            channels[name], timeouts[name] = AppriseSender(name, spec, templates), spec.timeout
+        elif isinstance(spec, PagerDutyChannel):
+            channels[name], timeouts[name] = PagerDutySender(name, spec), spec.timeout
+        elif isinstance(spec, OpsgenieChannel):
+            channels[name], timeouts[name] = OpsgenieSender(name, spec, templates), spec.timeout
     return channels, timeouts
 
 

@@ -248,6 +248,7 @@ class Outbox:
         attempt = delivery.attempts + 1
         error: str | None = None
         permanent = False
+        retry_after: float | None = None
         # The record of a delivery starts the moment the receiver took it (before the
         # channel's goodbye), in a task of its own so the backstop cannot cut it off.
         # A channel may report that from a thread of its own (the e-mail courier):
@@ -288,7 +289,7 @@ class Outbox:
                 async with asyncio.timeout(self._timeout(name) + _BACKSTOP):
                     await channel.send(notice, ctx)
             except DeliveryError as exc:
-                error, permanent = str(exc), exc.permanent
+                error, permanent, retry_after = str(exc), exc.permanent, exc.retry_after
             except TimeoutError:
                 error = f"no answer within {self._timeout(name) + _BACKSTOP:g}s"
             except Exception as exc:
@@ -307,7 +308,9 @@ class Outbox:
                 )
             await recording[0]
             error = None
-        await self._finish(delivery, attempt, error, permanent, recorded=bool(recording))
+        await self._finish(
+            delivery, attempt, error, permanent, retry_after, recorded=bool(recording)
+        )
 
     async def _finish(
         self,
@@ -315,6 +318,7 @@ class Outbox:
         attempt: int,
         error: str | None,
         permanent: bool,
+        retry_after: float | None,
         *,
         recorded: bool,
     ) -> None:
@@ -322,7 +326,7 @@ class Outbox:
         now = self._clock.time()
         what = _what(delivery)
         retry_at: float | None = None
-        wait = min(self._policy.backoff * 2 ** (attempt - 1), self._policy.max_backoff)
+        wait = self._wait(attempt, retry_after)
         final = error is not None and (permanent or now - notice.at >= self._policy.give_up_after)
         if error is not None and not final:
             retry_at = now + wait
@@ -353,6 +357,14 @@ class Outbox:
                 if error is None
                 else NoticeFailed(notice, name, attempt, error, final)
             )
+
+    def _wait(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before the next try after ``attempt`` failed: the doubling backoff,
+        or the receiver's ``Retry-After`` when that is longer, never over the cap."""
+        wait: float = self._policy.backoff * 2 ** (attempt - 1)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        return min(wait, self._policy.max_backoff)
 
     async def _record(self, outcome: Outcome, what: str) -> None:
         """Write an attempt's outcome, retrying until the store takes it.

@@ -8,6 +8,7 @@ Version 1 of the schema, one object (keys sorted, compact, ASCII)::
       "key": "...",               # the notice's own key (stable across channels)
       "kind": "problem",          # problem | recovery | escalation
                                   # | flapping_started | flapping_stopped
+                                  # | acknowledged | unacknowledged
       "service": "web",
       "status": "error",          # ok | warn | error | failed | unknown | disabled
       "message": "...",

@@ -4,10 +4,20 @@ The range is cut into N buckets of equal width; each non-empty bucket becomes on
 point with the number of results in it, the worst status among them, and per
 metric the minimum, mean and maximum. A range with no more results than N keeps
 one point per result (same shape, min = avg = max), so a chart draws either alike.
+
+**Gaps.** Time with no result (pymon was not running, or the service was not
+checked) is no data, and a chart must not draw a line across it. A point is marked
+``gap`` when more than twice the larger of the service's interval and the bucket
+width passed between the last result before it and its own first result: the
+result that should have come (or the bucket that should have held one) never did,
+with room for a late check. Charts break their line and status bar before such a
+point; the rule lives here only, so the page the server renders and the one the
+browser redraws from the API break at the same points.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +25,7 @@ from typing import Any
 
 from pymon.model import Status
 
-__all__ = ["Bucket", "Sample", "downsample"]
+__all__ = ["Bucket", "Sample", "downsample", "gap_threshold"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +39,16 @@ class Sample:
 
 @dataclass(slots=True)
 class Bucket:
-    """One point of a downsampled history: results from ``start`` (inclusive) to ``end``."""
+    """One point of a downsampled history: results from ``start`` (inclusive) to ``end``;
+    ``first`` and ``last`` are its own results' times, ``gap`` says no result came for
+    too long before it (see the module's docstring)."""
 
     start: float
     end: float
     count: int = 0
+    first: float = math.inf
+    last: float = -math.inf
+    gap: bool = False
     status: Status = Status.OK
     mins: dict[str, float] = field(default_factory=dict)
     maxs: dict[str, float] = field(default_factory=dict)
@@ -44,6 +59,8 @@ class Bucket:
         """Fold ``sample`` into the bucket."""
         self.status = sample.status if self.count == 0 else Status.worst(self.status, sample.status)
         self.count += 1
+        self.first = min(self.first, sample.at)
+        self.last = max(self.last, sample.at)
         for name, value in sample.metrics.items():
             if not math.isfinite(value):
                 continue  # a NaN would poison every aggregate of the bucket
@@ -59,6 +76,7 @@ class Bucket:
             "end": self.end,
             "count": self.count,
             "status": self.status.value,
+            "gap": self.gap,
             "metrics": {
                 name: {
                     "min": self.mins[name],
@@ -75,9 +93,12 @@ def downsample(
     points: int,
     since: float | None = None,
     until: float | None = None,
+    *,
+    interval: float = 0.0,
 ) -> list[Bucket]:
     """At most ``points`` buckets covering ``since``..``until`` (default: the samples'
-    own first and last times), oldest first; empty buckets are left out.
+    own first and last times), oldest first; empty buckets are left out. With the
+    service's check ``interval`` (seconds), a bucket after a hole is marked ``gap``.
 
     Samples outside the range are ignored. ``points`` must be at least 1.
     """
@@ -94,7 +115,7 @@ def downsample(
     if not inside:
         return []
     if len(inside) <= points:
-        return [_single(s) for s in inside]
+        return _mark_gaps([_single(s) for s in inside], gap_threshold(interval, 0.0))
     low = inside[0].at if since is None else since
     high = inside[-1].at if until is None else until
     width = (high - low) / points
@@ -110,7 +131,20 @@ def downsample(
         if index not in buckets:
             buckets[index] = Bucket(low + index * width, low + (index + 1) * width)
         buckets[index].add(s)
-    return [buckets[i] for i in sorted(buckets)]
+    return _mark_gaps([buckets[i] for i in sorted(buckets)], gap_threshold(interval, width))
+
+
+def gap_threshold(interval: float, width: float) -> float:
+    """How long without a result is a gap: twice the longer of the check ``interval``
+    and the bucket ``width`` (0 when both are 0: then nothing is a gap)."""
+    return 2 * max(interval, width, 0.0)
+
+
+def _mark_gaps(buckets: list[Bucket], threshold: float) -> list[Bucket]:
+    if threshold > 0:
+        for before, after in itertools.pairwise(buckets):
+            after.gap = after.first - before.last > threshold
+    return buckets
 
 
 def _single(sample: Sample) -> Bucket:

@@ -81,6 +81,11 @@ SERVICES: list[tuple[str, bool, list[str]]] = [
 ]
 
 
+def storage_url(work: Path) -> str:
+    """The SQLite file of the ``pymon run`` working in ``work``."""
+    return f"sqlite:///{work}/pymon.db"
+
+
 def config_text(
     tmp: Path,
     port: int,
@@ -101,7 +106,7 @@ def config_text(
         web["auth"] = dict(auth)
     config = {
         "instance": {"name": "browser-suite"},
-        "storage": {"url": f"sqlite:///{tmp}/pymon.db", "flush_interval": "100ms"},
+        "storage": {"url": storage_url(tmp), "flush_interval": "100ms"},
         "web": web,
         "defaults": {
             "interval": "300ms",
@@ -149,8 +154,8 @@ StartPymon = Callable[..., Awaitable[Running]]
 async def start_pymon(
     tmp_path: Path, targets: Targets, browser_ready: None
 ) -> AsyncIterator[StartPymon]:
-    """``await start_pymon(base_path=..., auth=..., proxied=..., extra=...)``: a running
-    ``pymon run``."""
+    """``await start_pymon(base_path=..., auth=..., proxied=..., extra=..., seed=...)``: a
+    running ``pymon run``; ``seed(url)`` may fill its storage URL before it starts."""
     started: list[Running] = []
 
     async def start(
@@ -159,10 +164,13 @@ async def start_pymon(
         auth: Mapping[str, Any] | None = None,
         proxied: bool = False,
         extra: Sequence[Mapping[str, Any]] = (),
+        seed: Callable[[str], Awaitable[None]] | None = None,
     ) -> Running:
         port = free_port()
         work = tmp_path / f"pymon-{len(started)}"
         work.mkdir()
+        if seed is not None:
+            await seed(storage_url(work))
         config = work / "pymon.yaml"
         config.write_text(
             config_text(

@@ -120,12 +120,13 @@ async def service_history(
     ),
 ) -> dict[str, Any]:
     """One service's results in a time range: newest first, or downsampled with
-    ``points`` (oldest first; per point the worst status and min/avg/max per metric)."""
+    ``points`` (oldest first; per point the worst status and min/avg/max per metric,
+    and ``gap`` where no result came for too long before it)."""
     port = port_of(request)
     if await port.service(name) is None and await port.service(f"{name}/history") is not None:
         # A service whose own name ends in "/history": this route caught its detail.
         return await get_service(request, f"{name}/history")
-    await lookup(port, name)
+    view = await lookup(port, name)
     now = port.now()
     low, high = moment("since", since, now), moment("until", until, now)
     if low is not None and high is not None and high < low:
@@ -140,7 +141,8 @@ async def service_history(
     answer: dict[str, Any] = {"service": name, "total": len(records), "since": low, "until": high}
     if points is not None:
         samples = [Sample(r.started_at, r.status, dict(r.metrics)) for r in records]
-        answer["points"] = [b.to_json() for b in downsample(samples, points, low, high)]
+        buckets = downsample(samples, points, low, high, interval=view.config.interval)
+        answer["points"] = [b.to_json() for b in buckets]
         return answer
     answer |= {
         "offset": offset,

@@ -12,7 +12,8 @@ The modules:
 * ``render``: the template environment and its filters, rendering with the security
   headers, the redirect to the login page, reading a form, columns and flags;
 * ``read``: the pages that show (overview, services, a service, events, nodes, health),
-  with ``chart`` drawing a service's chart and timeline;
+  with ``chart`` drawing a service's chart and timeline and ``axis`` its value axis
+  (title and ticks; ``static/axis.js`` is its twin);
 * ``actions``: a service page's actions (acknowledge, take back, run, maintenance);
 * ``maintenance``: the maintenance page, adding and removing a window;
 * ``reports``: the uptime (SLA) report, sortable, with a date range and CSV;

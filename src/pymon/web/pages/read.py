@@ -177,7 +177,7 @@ async def service_page(request: Request, name: str, error: str = "") -> Response
             metric: spec.model_dump(mode="json", exclude_none=True)
             for metric, spec in config.thresholds.items()
         },
-        chart=chart(records),
+        chart=chart(records, config.interval),
         events=await event_rows(port, limit=50, service=name),
         error=error[:500],
     )

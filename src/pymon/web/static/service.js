@@ -1,6 +1,9 @@
 // The service page: live state, actions through fetch (CSRF header), and the history
-// chart and status timeline drawn as inline SVG from the history API.
+// chart and status timeline drawn as inline SVG from the history API, the same
+// geometry as pymon/web/pages/chart.py: a titled value axis with round ticks
+// (axis.js), and the line and status bar broken before every point marked `gap`.
 
+import { axisTitle, ticks } from "./axis.js";
 import { FLAGS, csrf, el, formatNumber, getJSON, svgEl, timeEl, absTime } from "./common.js";
 import { startLive } from "./live.js";
 
@@ -12,6 +15,7 @@ const CHART_EVERY = 5000;
 
 let chartTimer = null;
 let chartDrawnAt = 0;
+let chartDraws = 0;
 
 function setField(field, node) {
   const target = article.querySelector(`[data-field="${field}"]`);
@@ -105,6 +109,8 @@ function point(r) {
   return {
     t: r.started_at ?? r.at ?? r.start ?? r.t,
     status: r.worst ?? r.status,
+    count: r.count ?? 1,
+    gap: r.gap === true,
     metrics: r.metrics ?? {},
   };
 }
@@ -124,14 +130,42 @@ function chooseMetric(points) {
   return names.values().next().value ?? null;
 }
 
+/** The metric's values in stretches: a new one after a point without the metric or
+ * at a point marked `gap` (no result for too long before it). */
+function stretches(points, metric) {
+  const found = [];
+  let joined = false;
+  for (const p of points) {
+    const v = metric ? valueOf(p.metrics[metric]) : null;
+    if (v === null || p.gap) joined = false;
+    if (v === null) continue;
+    if (!joined) found.push([]);
+    found[found.length - 1].push({ t: p.t, v });
+    joined = true;
+  }
+  return found;
+}
+
+/** Consecutive points of one status; a run ends at its last point when a gap follows,
+ * else where the next run begins. */
+function statusRuns(points) {
+  const runs = [];
+  for (const p of points) {
+    const last = runs[runs.length - 1];
+    if (last && !p.gap) last.until = p.t;
+    if (last && last.status === p.status && !p.gap) last.count += p.count;
+    else runs.push({ status: p.status, since: p.t, until: p.t, count: p.count });
+  }
+  return runs;
+}
+
 function drawChart(points) {
-  const [W, H, LEFT, TOP, BOTTOM] = [600, 160, 48, 8, 24];
+  const [W, H, LEFT, TOP, BOTTOM, RIGHT] = [600, 160, 48, 20, 24, 8];
   const metric = chooseMetric(points);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", preserveAspectRatio: "none" });
   svg.setAttribute("aria-label", `${metric ?? "metric"} over the last results`);
-  const values = points
-    .map((p) => ({ t: p.t, v: metric ? valueOf(p.metrics[metric]) : null }))
-    .filter((p) => p.v !== null);
+  const parts = stretches(points, metric);
+  const values = parts.flat();
   const figure = document.getElementById("chart");
   if (metric) figure.dataset.metric = metric;
   const label = document.getElementById("chart-metric");
@@ -144,24 +178,33 @@ function drawChart(points) {
   const t0 = points[0].t;
   const t1 = points[points.length - 1].t;
   const tspan = t1 - t0 || 1;
-  const vmax = Math.max(...values.map((p) => p.v.max));
-  const vmin = Math.min(0, ...values.map((p) => p.v.min));
-  const vspan = vmax - vmin || 1;
-  const x = (t) => (LEFT + ((t - t0) / tspan) * (W - LEFT - 8)).toFixed(1);
-  const y = (v) => (TOP + (1 - (v - vmin) / vspan) * (H - TOP - BOTTOM)).toFixed(1);
-  const ranged = values.some((p) => p.v.max !== p.v.min);
-  if (ranged) {
-    const upper = values.map((p) => `${x(p.t)} ${y(p.v.max)}`);
-    const lower = values.map((p) => `${x(p.t)} ${y(p.v.min)}`).reverse();
+  // From 0 (or the lowest value below it) to the highest, as the server's scale.
+  const scale = ticks(Math.min(0, ...values.map((p) => p.v.min)), Math.max(...values.map((p) => p.v.max)));
+  const vmin = scale.values[0];
+  const vspan = scale.values[scale.values.length - 1] - vmin || 1;
+  const round1 = (n) => Math.round(n * 10) / 10;
+  const x = (t) => round1(LEFT + ((t - t0) / tspan) * (W - LEFT - RIGHT));
+  const y = (v) => round1(TOP + (1 - (v - vmin) / vspan) * (H - TOP - BOTTOM));
+  for (const part of parts) {
+    if (!part.some((p) => p.v.max !== p.v.min)) continue;
+    const upper = part.map((p) => `${x(p.t)} ${y(p.v.max)}`);
+    const lower = part.map((p) => `${x(p.t)} ${y(p.v.min)}`).reverse();
     svg.append(svgEl("path", { d: `M${upper.join(" L")} L${lower.join(" L")} Z`, class: "band" }));
   }
+  svg.append(svgEl("text", { x: LEFT, y: 12, class: "axis axis-title" }, axisTitle(metric)));
+  scale.values.forEach((v, i) => {
+    svg.append(
+      svgEl("line", { x1: LEFT, y1: y(v), x2: W - RIGHT, y2: y(v), class: "grid" }),
+      svgEl("text", { x: LEFT - 4, y: round1(y(v) + 4), "text-anchor": "end", class: "axis tick" }, scale.labels[i]),
+    );
+  });
   svg.append(
-    svgEl("line", { x1: LEFT, y1: H - BOTTOM, x2: W - 8, y2: H - BOTTOM, class: "axis-line" }),
-    svgEl("text", { x: LEFT - 4, y: 14, "text-anchor": "end", class: "axis" }, formatNumber(vmax)),
-    svgEl("text", { x: LEFT - 4, y: H - BOTTOM, "text-anchor": "end", class: "axis" }, formatNumber(vmin)),
+    svgEl("line", { x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM, class: "axis-line" }),
     svgEl("text", { x: LEFT, y: H - 6, class: "axis" }, absTime(t0)),
-    svgEl("text", { x: W - 8, y: H - 6, "text-anchor": "end", class: "axis" }, absTime(t1)),
-    svgEl("path", { d: `M${values.map((p) => `${x(p.t)} ${y(p.v.avg)}`).join(" L")}`, class: "line" }),
+    svgEl("text", { x: W - RIGHT, y: H - 6, "text-anchor": "end", class: "axis" }, absTime(t1)),
+    ...parts.map((part) =>
+      svgEl("path", { d: part.map((p, i) => `${i ? "L" : "M"}${x(p.t)} ${y(p.v.avg)}`).join(" "), class: "line" }),
+    ),
   );
   figure.replaceChildren(svg);
 }
@@ -176,25 +219,18 @@ function drawTimeline(points) {
   if (points.length) {
     const t0 = points[0].t;
     const tspan = points[points.length - 1].t - t0 || 1;
-    const x = (t) => 48 + ((t - t0) / tspan) * (600 - 48 - 8);
-    const segments = [];
-    for (const p of points) {
-      const last = segments[segments.length - 1];
-      if (last && last.status === p.status) last.count += 1;
-      else segments.push({ status: p.status, since: p.t, count: 1 });
-    }
-    segments.forEach((seg, i) => {
-      const end = i + 1 < segments.length ? segments[i + 1].since : points[points.length - 1].t;
+    const x = (t) => Math.round((48 + ((t - t0) / tspan) * (600 - 48 - 8)) * 10) / 10;
+    for (const run of statusRuns(points)) {
       const rect = svgEl("rect", {
-        x: x(seg.since).toFixed(1),
+        x: x(run.since),
         y: 0,
-        width: Math.max(x(end) - x(seg.since), 2).toFixed(1),
+        width: Math.max(Math.round((x(run.until) - x(run.since)) * 10) / 10, 2),
         height: 20,
-        class: `status-${seg.status}`,
+        class: `status-${run.status}`,
       });
-      rect.append(svgEl("title", {}, `${seg.status}: ${seg.count} result(s) from ${absTime(seg.since)}`));
+      rect.append(svgEl("title", {}, `${run.status}: ${run.count} result(s) from ${absTime(run.since)}`));
       svg.append(rect);
-    });
+    }
   }
   document.getElementById("timeline").replaceChildren(svg);
 }
@@ -209,6 +245,9 @@ async function drawHistory() {
     points.sort((a, b) => a.t - b.t);
     drawChart(points);
     drawTimeline(points);
+    // How many times the browser redrew the chart: tests wait for the first.
+    chartDraws += 1;
+    document.getElementById("chart").dataset.draws = String(chartDraws);
   } catch (error) {
     console.warn("pymon: history not drawn:", error);
   }
