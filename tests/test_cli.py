@@ -215,6 +215,7 @@ def test_every_command_is_on_the_group() -> None:
         "config",
         "hash-password",
         "nodes",
+        "report",
         "run",
         "shell",
     ]

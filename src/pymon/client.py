@@ -15,7 +15,7 @@ import socket
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 #: fresh process (10,000 services take seconds; a busy machine, several times that).
 RELOAD_TIMEOUT = 120.0
 
-__all__ = ["RELOAD_TIMEOUT", "Client", "ClientError", "StreamEvent"]
+__all__ = ["RELOAD_TIMEOUT", "Client", "ClientError", "ReportFilters", "StreamEvent"]
 
 
 class ClientError(Exception):
@@ -51,6 +51,29 @@ class StreamEvent:
 
     kind: str
     data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFilters:
+    """What an uptime report covers: ``since``..``until`` (``30d``, ISO 8601, epoch
+    seconds; None: the daemon's defaults), ``services`` and services with ``tags``
+    (every service when neither), and whether maintenance counts."""
+
+    since: str | None = None
+    until: str | None = None
+    services: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    include_maintenance: bool = False
+
+    def query(self, format: str) -> str:
+        """The report's query string, answered in ``format`` (json, csv)."""
+        pairs: list[tuple[str, str]] = [("format", format)]
+        pairs += [(k, v) for k, v in (("since", self.since), ("until", self.until)) if v]
+        pairs += [("service", name) for name in self.services]
+        pairs += [("tag", tag) for tag in self.tags]
+        if self.include_maintenance:
+            pairs.append(("include_maintenance", "true"))
+        return urlencode(pairs)
 
 
 class Client:
@@ -141,6 +164,18 @@ class Client:
         """The running config's source, checksum and a fingerprint per service."""
         return self._call("GET", "/api/v1/config")
 
+    def uptime_report(self, filters: ReportFilters | None = None) -> dict[str, Any]:
+        """The SLA report the ``filters`` ask for (the daemon's defaults when None):
+        ``{since, until, services: [row, ...]}``."""
+        query = (filters or ReportFilters()).query("json")
+        return self._call("GET", f"/api/v1/reports/uptime?{query}")
+
+    def uptime_report_csv(self, filters: ReportFilters | None = None) -> str:
+        """The same report as CSV text (a header row, then a row per service)."""
+        query = (filters or ReportFilters()).query("csv")
+        raw = self._fetch("GET", f"/api/v1/reports/uptime?{query}", accept="text/csv")
+        return raw.decode("utf-8", "replace")
+
     def stream(self) -> Iterator[StreamEvent]:
         """The live event stream, event by event, until the daemon ends it.
 
@@ -215,16 +250,36 @@ class Client:
         *,
         timeout: float | None = None,
     ) -> dict[str, Any]:
+        raw = self._fetch(method, path, body, timeout=timeout)
+        try:
+            answer = json.loads(raw)
+        except ValueError as exc:
+            raise ClientError(f"{method} {path}: the answer is not JSON: {exc}") from None
+        if not isinstance(answer, dict):
+            raise ClientError(f"{method} {path}: the answer is not a JSON object")
+        return answer
+
+    def _fetch(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        accept: str = "application/json",
+    ) -> bytes:
+        """The answer's body; a :class:`ClientError` for a refusal or no answer."""
         self._check_scheme()
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
-        for key, value in self._headers("application/json").items():
+        for key, value in self._headers(accept).items():
             request.add_header(key, value)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
-                answer = json.load(response)
+                raw: bytes = response.read()
+                return raw
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             reason = _reason_text(raw, str(exc.reason))
@@ -236,11 +291,6 @@ class Client:
             ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise self._unreachable(exc) from None
-        except ValueError as exc:
-            raise ClientError(f"{method} {path}: the answer is not JSON: {exc}") from None
-        if not isinstance(answer, dict):
-            raise ClientError(f"{method} {path}: the answer is not a JSON object")
-        return answer
 
 
 def _json_or_none(raw: bytes) -> Any:

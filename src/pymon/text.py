@@ -1,5 +1,5 @@
 """Text from outside (a target's reply, an error body, a mail) made safe to show on one
-line, and lists of numbers made short enough for one.
+line, lists of numbers made short enough for one, and durations as people say them.
 
 Imports nothing from pymon, so that every package may use it.
 """
@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from typing import Final
 
-__all__ = ["UNPRINTABLE", "one_line", "spans"]
+__all__ = ["UNPRINTABLE", "one_line", "span", "spans"]
 
 #: The Unicode categories ``str.isprintable`` refuses, besides the separators
 #: (every separator is white space, and white space is folded anyway): control,
@@ -73,3 +73,17 @@ def spans(numbers: Iterable[int]) -> str:
         runs.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
         i = j + 1
     return ", ".join(runs)
+
+
+def span(seconds: float) -> str:
+    """A duration as people say it: ``300 ms``, ``45 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``."""
+    if 0 < seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"

@@ -285,3 +285,25 @@ def test_the_inheritable_keys_are_defined_once_each_with_a_rule() -> None:
     assert list(rules(ServiceCommon)) == inheritable
     # key_order lists exactly the keys a service has, in the documented order.
     assert sorted(ServiceCommon.key_order) == sorted(ServiceCommon.model_fields)
+
+
+def test_sla_is_inherited_from_defaults_and_a_service_may_drop_it() -> None:
+    config = load_config_text(
+        "defaults: {sla: 99.9, tcp: {sla: 99.5}}\n"
+        "services:\n"
+        "  - {name: a, type: tcp, host: h, port: 1}\n"
+        "  - {name: b, type: tcp, host: h, port: 1, sla: 99.99}\n"
+        "  - {name: c, type: tcp, host: h, port: 1, sla: null}\n"
+        "  - {name: d, type: http, url: 'http://example.com/'}\n",
+        env={},
+    )
+    assert [s.sla for s in config.services] == [99.5, 99.99, None, 99.9]
+    assert only(f"services: [{TCP}]").sla is None
+
+
+def test_a_bad_sla_names_its_key_path(tmp_path: Path) -> None:
+    for bad in ("0", "100.5", "-1", "lots"):
+        found = issues(
+            tmp_path, f"services:\n  - {{name: a, type: tcp, host: h, port: 1, sla: {bad}}}\n"
+        )
+        assert any("services[0].sla" in line for line in found), (bad, found)

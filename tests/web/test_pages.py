@@ -20,7 +20,7 @@ from tests.web.helpers import app_client
 NASTY = "<script>alert(1)</script>"
 SLASHED = "db/primary replica"
 SMTP_PASSWORD = "sm7p-pa55word-never-shown"
-PAGES = ["/", "/services", "/maintenance", "/events", "/health", "/login"]
+PAGES = ["/", "/services", "/maintenance", "/events", "/reports", "/health", "/login"]
 
 
 class Element:
@@ -153,7 +153,7 @@ async def test_every_page_has_the_meta_tags_and_nav(client: httpx.AsyncClient, p
     assert dom.one("meta", name="pymon-prefix").attrs["content"] == ""
     assert len(dom.one("meta", name="csrf-token").attrs["content"]) >= 32
     links = {a.attrs["href"] for a in dom.all("a", href=None)}
-    assert {"/", "/services", "/maintenance", "/events", "/health"} <= links
+    assert {"/", "/services", "/maintenance", "/events", "/reports", "/health"} <= links
     assert dom.by_id("live")
     assert dom.by_id("refresh-interval").tag == "input"
 

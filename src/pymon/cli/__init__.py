@@ -1,6 +1,6 @@
-"""The ``pymon`` command line: run, check, config validate, ack, nodes, shell, bench,
-capacity, hash-password. ``main`` is the ``pymon`` script's entry point; ``cli`` the click group,
-its commands listed here, each defined in the module of its kind:
+"""The ``pymon`` command line: run, check, config validate, ack, nodes, shell, report,
+bench, capacity, hash-password. ``main`` is the ``pymon`` script's entry point; ``cli``
+the click group, its commands listed here, each defined in the module of its kind:
 
 ``run.py``
     ``run``, the daemon in the foreground;
@@ -8,6 +8,8 @@ its commands listed here, each defined in the module of its kind:
     ``check`` and ``config validate``, tried once without a daemon;
 ``remote.py``
     ``ack``, ``nodes`` and ``shell``, on a running daemon;
+``report.py``
+    ``report uptime``, the running daemon's SLA report;
 ``tools.py``
     ``bench`` and ``hash-password``;
 ``capacity.py``
@@ -24,6 +26,7 @@ from pymon import __version__
 from pymon.cli.capacity import capacity
 from pymon.cli.check import check, config
 from pymon.cli.remote import ack, nodes, shell
+from pymon.cli.report import report
 from pymon.cli.run import run
 from pymon.cli.tools import bench, hash_password
 
@@ -36,7 +39,7 @@ def cli() -> None:
     """pymon: watch hosts, services and processes; tell the right people once."""
 
 
-for _command in (run, check, config, ack, nodes, shell, bench, capacity, hash_password):
+for _command in (run, check, config, ack, nodes, shell, report, bench, capacity, hash_password):
     cli.add_command(_command)
 
 

@@ -15,17 +15,17 @@ import click
 from pymon.cli.common import config_option, load
 from pymon.client import Client, ClientError
 
-__all__ = ["ack", "nodes", "shell"]
+__all__ = ["ack", "api_url", "daemon_options", "nodes", "shell"]
 
 
-def _api_url(url: str | None, config_path: str | None) -> str:
+def api_url(url: str | None, config_path: str | None) -> str:
     """``--url``, else where the config (``-c``, ``./pymon.yaml``, the demo) serves the web UI."""
     if url:
         return url
     return load(config_path).web.local_url()
 
 
-def _daemon_options(command: Callable[..., None]) -> Callable[..., None]:
+def daemon_options(command: Callable[..., None]) -> Callable[..., None]:
     """``--url`` and ``--token``: how a command reaches the running daemon."""
     command = click.option(
         "--token",
@@ -48,7 +48,7 @@ def _default_author() -> str:
 
 @click.command()
 @config_option()
-@_daemon_options
+@daemon_options
 @click.option("-m", "--message", "comment", default="", help="Why (shown with the state).")
 @click.option("--author", default=None, help="Who (default: user@host).")
 @click.option("--expires", default=None, help="End the acknowledgement after e.g. 2h.")
@@ -65,7 +65,7 @@ def ack(
     name: str,
 ) -> None:
     """Acknowledge service NAME's open incident on the running daemon (notices stop)."""
-    client = Client(_api_url(url, config_path), token=token)
+    client = Client(api_url(url, config_path), token=token)
     who = author or _default_author()
     try:
         if undo:
@@ -84,19 +84,19 @@ def ack(
 
 @click.command()
 @config_option()
-@_daemon_options
+@daemon_options
 def nodes(config_path: str | None, url: str | None, token: str | None) -> None:
     """The cluster's nodes as the running daemon sees them: alive, shards, heartbeat
     age, checks/s, config checksum and location (the shell's ``nodes``)."""
     from pymon.shell import main as shell_main
 
-    address = _api_url(url, config_path)
+    address = api_url(url, config_path)
     sys.exit(shell_main(address, token=token, commands=["nodes"], author=_default_author()))
 
 
 @click.command()
 @config_option()
-@_daemon_options
+@daemon_options
 @click.option(
     "-e",
     "--execute",
@@ -116,5 +116,5 @@ def shell(
     """
     from pymon.shell import main as shell_main
 
-    address = _api_url(url, config_path)
+    address = api_url(url, config_path)
     sys.exit(shell_main(address, token=token, commands=list(commands), author=_default_author()))

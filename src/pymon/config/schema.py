@@ -153,6 +153,8 @@ class Inheritable(StrictModel):
     tags: Annotated[list[str], UNION] = Field(default_factory=list)
     # The owner's consent to public badges (docs/status-pages.md#badges).
     badge: Annotated[bool, REPLACE] = False
+    # The uptime target in percent (docs/reports.md); null on a service: no target.
+    sla: Annotated[float | None, REPLACE] = Field(default=None, gt=0, le=100)
 
 
 class Defaults(Inheritable):
@@ -180,7 +182,7 @@ class ServiceCommon(Inheritable):
     key_order: ClassVar[tuple[str, ...]] = (
         *("name", "type", "description", "interval", "retry_interval", "timeout", "enabled"),
         *("notify", "thresholds", "flap_guard", "flap_detection", "depends_on", "tags"),
-        "badge",
+        *("badge", "sla"),
     )
 
 

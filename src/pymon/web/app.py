@@ -17,6 +17,7 @@ from pymon.errors import CommandRefused, UnknownService
 from pymon.web import api, pages, public, stream
 from pymon.web.auth import AuthMiddleware, log_write_policy
 from pymon.web.fragments import ServiceFragments
+from pymon.web.gauges import UptimeGauges
 from pymon.web.metrics import router as metrics_router
 from pymon.web.proxy import ProxyMiddleware
 
@@ -39,6 +40,8 @@ def create_app(port: EnginePort) -> FastAPI:
     app.state.port = port
     # Each service's JSON, kept between listings (GET /api/v1/services).
     app.state.fragments = ServiceFragments()
+    # /metrics' uptime gauges, computed from the rollups at most once a minute.
+    app.state.uptime_gauges = UptimeGauges()
     # Starlette runs the last added middleware first: proxy headers, then credentials
     # (an unauthenticated write is refused there, before its body is read, and the
     # body is capped).

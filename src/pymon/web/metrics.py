@@ -2,6 +2,8 @@
 
 Each scrape reads the engine's port once and renders that snapshot, so checks
 keep no metric bookkeeping of their own: what a scrape shows is what the API shows.
+The exception is ``pymon_service_uptime_ratio`` (each service's uptime over 24 h, 7 d
+and 30 d), read from the rollups at most once a minute (:mod:`pymon.web.gauges`).
 
 In a cluster every node shows every service, each labelled with the ``node`` that
 runs it (empty while nobody holds its shard), and one series per node of the
@@ -28,6 +30,7 @@ from pymon import __version__
 from pymon.model import Status
 from pymon.web.auth import require_read
 from pymon.web.engine import port_of
+from pymon.web.gauges import UptimeGauges, UptimeSample
 
 if TYPE_CHECKING:
     from pymon.engine.ports import Health, NodeView, ServiceView
@@ -48,16 +51,19 @@ class Snapshot(Collector):
         health: Health,
         instance: str,
         nodes: list[NodeView] | None = None,
+        uptime: list[UptimeSample] | None = None,
     ) -> None:
         self._services = services
         self._health = health
         self._instance = instance
         self._nodes = nodes or []
+        self._uptime = uptime or []
 
     def collect(self) -> Iterator[Metric]:
         """Every metric family of this scrape."""
         health = self._health
         yield from self._service_families()
+        yield from self._uptime_families()
         yield from self._node_families()
         stats = health.scheduler
         yield from _counters(
@@ -151,6 +157,27 @@ class Snapshot(Collector):
         yield up
         yield duration
 
+    def _uptime_families(self) -> Iterator[Metric]:
+        ratio = GaugeMetricFamily(
+            "pymon_service_uptime_ratio",
+            "Up time over up and down time in the window, by time, maintenance left out "
+            "(computed from the rollups at most once a minute; absent without data).",
+            labels=["service", "window"],
+        )
+        for sample in self._uptime:
+            if sample.ratio is not None:
+                ratio.add_metric([sample.service, sample.window], sample.ratio)
+        target = GaugeMetricFamily(
+            "pymon_service_sla_target_ratio",
+            "The service's sla target as a ratio (sla: 99.9 is 0.999).",
+            labels=["service"],
+        )
+        for view in self._services:
+            if view.config.sla is not None:
+                target.add_metric([view.name], view.config.sla / 100)
+        yield ratio
+        yield target
+
     def _node_families(self) -> Iterator[Metric]:
         for name, documentation, value in _NODE_FAMILIES:
             yield _labelled(
@@ -208,8 +235,13 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format (behind read auth when ``web.auth.read`` is true)."""
     port = port_of(request)
     registry = CollectorRegistry(auto_describe=False)
+    gauges: UptimeGauges = request.app.state.uptime_gauges
     snapshot = Snapshot(
-        await port.services(), port.health(), port.config.instance.name, await port.nodes()
+        await port.services(),
+        port.health(),
+        port.config.instance.name,
+        await port.nodes(),
+        await gauges.samples(port),
     )
     registry.register(snapshot)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ OpenAPI document lists them so):
 * ``maintenance``: the maintenance windows, adding and removing one;
 * ``notifications``: the notices' deliveries;
 * ``nodes``: the cluster's nodes;
+* ``reports``: the uptime (SLA) report, as JSON or CSV;
 * ``system``: a job's heartbeat push, reload, the running config, ``/healthz``.
 
 ``common`` holds what they share (the read dependency, field errors, pagination),
@@ -27,10 +28,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pymon.web.api import maintenance, nodes, notifications, services, system
+from pymon.web.api import maintenance, nodes, notifications, reports, services, system
 
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (services, maintenance, notifications, nodes, system):
+for _module in (services, maintenance, notifications, nodes, reports, system):
     router.include_router(_module.router)

@@ -16,6 +16,7 @@ The modules:
   (title and ticks; ``static/axis.js`` is its twin);
 * ``actions``: a service page's actions (acknowledge, take back, run, maintenance);
 * ``maintenance``: the maintenance page, adding and removing a window;
+* ``reports``: the uptime (SLA) report, sortable, with a date range and CSV;
 * ``login``: signing in and out.
 """
 
@@ -23,11 +24,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pymon.web.pages import actions, login, maintenance, read
+from pymon.web.pages import actions, login, maintenance, read, reports
 from pymon.web.pages.render import COLUMNS, FLAGS, PAGE_SIZE
 
 __all__ = ["COLUMNS", "FLAGS", "PAGE_SIZE", "router"]
 
 router = APIRouter(include_in_schema=False)
-for _module in (read, actions, maintenance, login):
+for _module in (read, reports, actions, maintenance, login):
     router.include_router(_module.router)

@@ -16,6 +16,7 @@ from jinja2 import Environment, PackageLoader
 
 from pymon import __version__
 from pymon.model import Status
+from pymon.text import span
 from pymon.web.auth import csrf_token, current_user, require_read
 from pymon.web.engine import port_of
 from pymon.web.proxy import public_prefix
@@ -86,20 +87,6 @@ def absolute(ts: float | None) -> str:
     if ts is None:
         return "never"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def span(seconds: float) -> str:
-    """A duration as people say it: ``300 ms``, ``45 s``, ``3 min``, ``2 h 5 min``, ``4 d 3 h``."""
-    if 0 < seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    s = int(max(seconds, 0))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
 
 
 def _ago(ts: float | None) -> str:

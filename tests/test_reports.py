@@ -1,0 +1,181 @@
+"""SLA reports: the pure report over seeded buckets and incidents, and the bucket
+widths it reads (days inside the window, hours at its edges) through the fake port."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from pymon.model import Incident, Status
+from pymon.reports import Piece, Target, build, pieces
+from pymon.uptime import DAY, HOUR, Bucket
+from pymon.web.reporting import read_report
+from tests.support.port import fake_port
+
+#: A UTC midnight (2026-05-28 00:00 UTC), so the windows below are placed on purpose.
+MIDNIGHT = 1_779_926_400.0
+#: A window that starts and ends off the day (and hour) boundaries: 5 h 30 min before
+#: MIDNIGHT to two days and 3 h after it.
+SINCE = MIDNIGHT - 5.5 * HOUR
+UNTIL = MIDNIGHT + 2 * DAY + 3 * HOUR
+
+
+def hour(service: str, start: float, **seconds: float) -> Bucket:
+    return Bucket(service, start, HOUR, checks=60, ok_checks=60, seconds=seconds)
+
+
+def day(service: str, start: float, **seconds: float) -> Bucket:
+    return Bucket(service, start, DAY, checks=1440, seconds=seconds)
+
+
+def hours_between(service: str, since: float, until: float) -> list[Bucket]:
+    """An all-ok hour bucket for every hour from ``since``'s hour up to ``until``."""
+    start = since // HOUR * HOUR
+    out = []
+    while start < until:
+        out.append(hour(service, start, ok=HOUR))
+        start += HOUR
+    return out
+
+
+def incident(service: str, opened: float, closed: float | None, ident: str = "i") -> Incident:
+    return Incident(ident, service, opened, Status.FAILED, Status.FAILED, closed_at=closed)
+
+
+def test_pieces_are_hours_at_the_edges_and_days_between() -> None:
+    assert pieces(SINCE, UNTIL) == [
+        Piece(SINCE, MIDNIGHT, HOUR),
+        Piece(MIDNIGHT, MIDNIGHT + 2 * DAY, DAY),
+        Piece(MIDNIGHT + 2 * DAY, UNTIL, HOUR),
+    ]
+    # Aligned on days: days alone. Inside one day, or across one midnight only: hours.
+    assert pieces(MIDNIGHT, MIDNIGHT + 3 * DAY) == [Piece(MIDNIGHT, MIDNIGHT + 3 * DAY, DAY)]
+    assert pieces(MIDNIGHT + HOUR, MIDNIGHT + 5 * HOUR) == [
+        Piece(MIDNIGHT + HOUR, MIDNIGHT + 5 * HOUR, HOUR)
+    ]
+    assert pieces(MIDNIGHT - HOUR, MIDNIGHT + HOUR) == [
+        Piece(MIDNIGHT - HOUR, MIDNIGHT + HOUR, HOUR)
+    ]
+    assert pieces(UNTIL, SINCE) == []
+
+
+async def test_a_report_reads_day_buckets_inside_and_hour_buckets_at_the_edges() -> None:
+    port = fake_port("services: [{name: web, type: tcp, host: h, port: 1}]")
+    # Hour buckets say "all up" everywhere, except 30 min down in the first edge's
+    # first (cut) hour; day buckets say one hour down in each of the two whole days.
+    hours = hours_between("web", SINCE, UNTIL)
+    hours[0] = hour("web", hours[0].start, ok=1800, error=1800)
+    days = [day("web", MIDNIGHT + k * DAY, ok=DAY - HOUR, error=HOUR) for k in range(2)]
+    port.buckets = [*hours, *days]
+    report = await read_report(port, [Target("web")], SINCE, UNTIL)
+    (row,) = report.services
+    # The first hour bucket is cut in half by SINCE (05:30 before midnight starts at
+    # :30), so it counts for half of its down time: 15 min. Each whole day: 60 min.
+    assert row.uptime.down == pytest.approx(2 * HOUR + 900)
+    span = UNTIL - SINCE
+    assert row.uptime.up + row.uptime.down == pytest.approx(span)
+    assert row.row()["downtime_minutes"] == pytest.approx(135)
+    assert row.uptime.uptime_pct == pytest.approx(100 * (span - 2 * HOUR - 900) / span)
+    assert row.uptime.no_data == pytest.approx(0)
+
+
+async def test_a_year_reads_about_365_rows_per_service_not_8760() -> None:
+    port = fake_port("services: [{name: web, type: tcp, host: h, port: 1}]")
+    since = MIDNIGHT - 365 * DAY + 7 * HOUR
+    until = MIDNIGHT + 9 * HOUR
+    port.buckets = [day("web", MIDNIGHT - k * DAY, ok=DAY) for k in range(1, 366)]
+    port.buckets += hours_between("web", since, MIDNIGHT - 364 * DAY)
+    port.buckets += hours_between("web", MIDNIGHT, until)
+    read: list[int] = []
+    rollups = port.rollups
+
+    async def counting(
+        names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        got = await rollups(names, since, until, width)
+        read.append(len(got))
+        return got
+
+    port.rollups = counting  # type: ignore[method-assign]
+    report = await read_report(port, [Target("web")], since, until)
+    assert sum(read) == 17 + 364 + 9
+    assert report.services[0].uptime.uptime_pct == pytest.approx(100.0)
+    assert report.services[0].uptime.no_data == pytest.approx(0)
+
+
+def test_uptime_is_by_time_and_leaves_maintenance_out_unless_asked() -> None:
+    buckets = [
+        Bucket("db", MIDNIGHT, HOUR, seconds={"ok": 2400, "error": 600}, maintenance={"error": 600})
+    ]
+    until = MIDNIGHT + HOUR
+    out = build([Target("db")], buckets, [], MIDNIGHT, until).services[0]
+    assert out.uptime.uptime_pct == pytest.approx(100 * 2400 / 3000)
+    assert out.row()["maintenance_minutes"] == pytest.approx(10)
+    assert out.row()["downtime_minutes"] == pytest.approx(10)
+    counted = build([Target("db")], buckets, [], MIDNIGHT, until, include_maintenance=True)
+    row = counted.services[0].row()
+    assert row["uptime_pct"] == pytest.approx(100 * 2400 / 3600)
+    assert row["downtime_minutes"] == pytest.approx(20)
+
+
+def test_unknown_time_and_missing_time_are_on_neither_side() -> None:
+    buckets = [Bucket("db", MIDNIGHT, HOUR, seconds={"ok": 1200, "unknown": 600})]
+    row = build([Target("db")], buckets, [], MIDNIGHT, MIDNIGHT + 2 * HOUR).services[0].row()
+    assert row["uptime_pct"] == pytest.approx(100.0)
+    assert row["unknown_minutes"] == pytest.approx(10)
+    assert row["no_data_minutes"] == pytest.approx(90)
+
+
+def test_incidents_are_clipped_to_the_window_and_give_mttr_and_mtbf() -> None:
+    since, until = MIDNIGHT, MIDNIGHT + DAY
+    buckets = [day("web", MIDNIGHT, ok=DAY - 3600, error=3600)]
+    incidents = [
+        # Opened before the window, closed 30 min into it: 90 min long, 30 inside.
+        incident("web", since - HOUR, since + 1800, "a"),
+        # Wholly inside: 20 min.
+        incident("web", since + 5 * HOUR, since + 5 * HOUR + 1200, "b"),
+        # Still open, 10 min before the window's end.
+        incident("web", until - 600, None, "c"),
+        # Another service's, and one that closed before the window: not counted.
+        incident("db", since + HOUR, since + 2 * HOUR, "d"),
+        incident("web", since - 3 * HOUR, since - 2 * HOUR, "e"),
+    ]
+    out = build([Target("web")], buckets, incidents, since, until).services[0]
+    row = out.row()
+    assert row["incidents"] == 3
+    assert row["longest_incident_minutes"] == pytest.approx(30)
+    # Closed inside the window: a (90 min, whole length) and b (20 min).
+    assert row["mttr_minutes"] == pytest.approx(55)
+    # Failures that began inside the window: b and c; up time 23 h.
+    assert row["mtbf_minutes"] == pytest.approx(23 * 60 / 2)
+
+
+def test_without_incidents_mttr_and_mtbf_are_none() -> None:
+    row = build([Target("web")], [day("web", MIDNIGHT, ok=DAY)], [], MIDNIGHT, MIDNIGHT + DAY)
+    only = row.services[0].row()
+    assert (only["incidents"], only["longest_incident_minutes"]) == (0, None)
+    assert (only["mttr_minutes"], only["mtbf_minutes"]) == (None, None)
+
+
+def test_the_target_is_met_missed_absent_or_not_judged() -> None:
+    # 86.4 s down in a day: 99.9 % exactly.
+    buckets = [
+        day("exact", MIDNIGHT, ok=DAY - 86.4, error=86.4),
+        day("worse", MIDNIGHT, ok=DAY - 100, error=100),
+        day("free", MIDNIGHT, ok=DAY - 100, error=100),
+    ]
+    targets = [
+        Target("exact", 99.9),
+        Target("worse", 99.9),
+        Target("free"),
+        Target("silent", 99.9),
+    ]
+    report = build(targets, buckets, [], MIDNIGHT, MIDNIGHT + DAY)
+    assert [(r.service, r.sla_status) for r in report.services] == [
+        ("exact", "met"),
+        ("worse", "missed"),
+        ("free", "no_target"),
+        ("silent", "no_data"),
+    ]
+    assert report.to_json()["services"][1]["sla"] == 99.9
