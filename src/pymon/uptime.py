@@ -16,6 +16,13 @@ What counts (docs/uptime.md):
   ``include_maintenance`` is asked for;
 * uptime % = up / (up + down), None when there is neither.
 
+Buckets are written as results arrive (:func:`spans`): the time from one result to
+the next is credited to the first one's status, in ``maintenance`` when that state
+was in maintenance; a span longer than the gap limit (:func:`gap_limit`: twice the
+interval plus the timeout) is no data. Because a service's ``last_check`` is kept
+with its state, a restart goes on from the last stored result: no time is lost
+within the limit, and none is counted twice.
+
 Check durations are kept as a small histogram of fixed logarithmic bins, so buckets
 merge by addition (an hour into a day, days into a report) and a p95 over any window
 comes out of the merged bins, exact to the bin's width (about 9 %).
@@ -28,7 +35,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pymon.model import Status
+from pymon.model import ServiceState, Status
 
 __all__ = [
     "DAY",
@@ -41,8 +48,10 @@ __all__ = [
     "bin_of",
     "bucket_start",
     "by_service",
+    "gap_limit",
     "merge",
     "percentile",
+    "spans",
     "summarize",
 ]
 
@@ -265,3 +274,66 @@ def by_service(buckets: Sequence[Bucket]) -> dict[str, list[Bucket]]:
     for bucket in sorted(buckets, key=lambda b: (b.service, b.start)):
         out.setdefault(bucket.service, []).append(bucket)
     return out
+
+
+def gap_limit(interval: float, timeout: float) -> float:
+    """The longest span between two results of a service that still counts as
+    watched: two intervals (one run may be skipped or late) plus the timeout (the
+    run may take that long). Longer is no data."""
+    return 2.0 * interval + timeout
+
+
+def spans(
+    previous: ServiceState, state: ServiceState, duration: float | None, gap: float
+) -> list[Bucket]:
+    """The hour and day buckets' deltas for one decision that took ``previous`` to
+    ``state``.
+
+    The time from ``previous.last_check`` to ``state.last_check`` is credited to
+    ``previous.status`` (in ``maintenance`` when ``previous`` was in maintenance),
+    split at UTC hour and day boundaries; none when there was no previous result,
+    the clock did not move on, or the span is longer than ``gap`` (no data).
+    ``duration`` is the check's own when a check ran (it then counts, with its
+    status as the bucket's worst); None for a decision without a result (a service
+    disabled). Hour deltas come first, then day deltas, each in time order.
+    """
+    at = state.last_check
+    if at is None:
+        return []
+    hours: dict[float, Bucket] = {}
+    days: dict[float, Bucket] = {}
+    since = previous.last_check
+    if since is not None and 0 < at - since <= gap:
+        status = previous.status.value
+        held_apart = previous.maintenance
+        for store, width in ((hours, HOUR), (days, DAY)):
+            start = since
+            while start < at:
+                begun = bucket_start(start, width)
+                end = min(begun + width, at)
+                part = {status: end - start}
+                store[begun] = (
+                    Bucket(state.name, begun, width, maintenance=part)
+                    if held_apart
+                    else Bucket(state.name, begun, width, seconds=part)
+                )
+                start = end
+    if duration is not None:
+        checked = state.status
+        for store, width in ((hours, HOUR), (days, DAY)):
+            begun = bucket_start(at, width)
+            tally = Bucket(
+                state.name,
+                begun,
+                width,
+                checks=1,
+                ok_checks=1 if checked is Status.OK else 0,
+                worst=checked,
+                duration_sum=duration,
+                duration_min=duration,
+                duration_max=duration,
+                bins={bin_of(duration): 1},
+            )
+            held = store.get(begun)
+            store[begun] = tally if held is None else merge(held, tally)
+    return [*hours.values(), *days.values()]

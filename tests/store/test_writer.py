@@ -11,7 +11,9 @@ import pytest
 from pymon.errors import Fenced
 from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceState, Status
 from pymon.store.base import Fence, ResultRecord
+from pymon.store.sql.buckets import coalesce
 from pymon.store.writer import BatchWriter
+from pymon.uptime import HOUR, Bucket
 
 
 class ListStore:
@@ -21,6 +23,7 @@ class ListStore:
         self.batches: list[tuple[list[ServiceState], list[ResultRecord], list[Event]]] = []
         self.incidents: list[Incident] = []
         self.notices: list[Notice] = []
+        self.rollups_written: list[Bucket] = []
         self.failures = failures
         #: Shards another node took: a fenced write touching them is refused.
         self.taken: frozenset[int] = frozenset()
@@ -32,13 +35,16 @@ class ListStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        rollups: Sequence[Bucket] = (),
         *,
         fence: Fence | None = None,
     ) -> None:
         if fence is not None:
-            touched = {fence.shard_of[s.name] for s in states} | {
-                fence.shard_of[r.service] for r in results
-            }
+            touched = (
+                {fence.shard_of[s.name] for s in states}
+                | {fence.shard_of[r.service] for r in results}
+                | {fence.shard_of[b.service] for b in rollups}
+            )
             if touched & self.taken:
                 raise Fenced(frozenset(touched & self.taken))
         if self.failures:
@@ -47,6 +53,17 @@ class ListStore:
         self.batches.append((list(states), list(results), list(events)))
         self.incidents.extend(incidents)
         self.notices.extend(notices)
+        self.rollups_written.extend(rollups)
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        kept = coalesce(b for b in self.rollups_written if b.width == width)
+        return [
+            b
+            for b in kept.values()
+            if (names is None or b.service in names) and b.start < until and b.end > since
+        ]
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         rows = [r for _, results, _ in self.batches for r in results if r.service == service]
