@@ -49,6 +49,7 @@ __all__ = [
     "bucket_start",
     "by_service",
     "gap_limit",
+    "layout",
     "merge",
     "percentile",
     "spans",
@@ -337,3 +338,18 @@ def spans(
             held = store.get(begun)
             store[begun] = tally if held is None else merge(held, tally)
     return [*hours.values(), *days.values()]
+
+
+def layout(since: float, until: float) -> list[tuple[int, float, float]]:
+    """Which buckets to read for ``since``..``until``: (width, from, to) pieces that
+    tile the window, day buckets for the whole UTC days inside it and hour buckets
+    for the edges (a year is 365 rows a service, not 8,760). Summarize the buckets
+    of all pieces together over the whole window: the pieces never overlap."""
+    if until <= since:
+        return []
+    first = bucket_start(since, DAY) + (0 if since % DAY == 0 else DAY)
+    last = bucket_start(until, DAY)
+    if last <= first:
+        return [(HOUR, since, until)]
+    pieces = [(HOUR, since, first), (DAY, first, last), (HOUR, last, until)]
+    return [(width, lo, hi) for width, lo, hi in pieces if hi > lo]

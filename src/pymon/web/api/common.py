@@ -4,13 +4,16 @@ parameter, and the error answers each route declares in the OpenAPI document."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
+from pymon.durations import parse_duration
 from pymon.web.auth import require_read
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "Offset",
     "bad_field",
     "errors",
+    "moment",
     "page",
 ]
 
@@ -89,3 +93,34 @@ def page(rows: Sequence[Any], offset: int, limit: int) -> tuple[list[Any], int |
     shown = list(rows[offset : offset + limit])
     more = len(rows) > offset + limit
     return shown, None if more else offset + len(shown), offset + limit if more else None
+
+
+def moment(field: str, value: str | None, now: float) -> float | None:
+    """``since``/``until``: epoch seconds, an ISO 8601 date-time (naive is UTC), or a
+    duration meaning that long ago (``24h``)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+        raise bad_field("query", field, f"{value[:50]!r} is not a finite number")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now - parse_duration(text)
+        except (ValueError, OverflowError):
+            raise bad_field(
+                "query",
+                field,
+                f"{value[:50]!r} is not epoch seconds, an ISO 8601 date-time "
+                "(2026-05-01T02:00Z) or a duration ago (24h)",
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()

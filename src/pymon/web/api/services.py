@@ -7,15 +7,12 @@ The suffix routes (``/history``, ``/ack``, ``/run``) come before the plain
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from pymon.durations import parse_duration
-from pymon.web.api.common import READ, Limit, Offset, bad_field, errors, page
+from pymon.web.api.common import READ, Limit, Offset, bad_field, errors, moment, page
 from pymon.web.api.formats import (
     NDJSON,
     NDJSON_LINE,
@@ -106,37 +103,6 @@ async def list_services(
     return json_list(len(picked), offset, limit, shown, encode)
 
 
-def _moment(field: str, value: str | None, now: float) -> float | None:
-    """``since``/``until``: epoch seconds, an ISO 8601 date-time (naive is UTC), or a
-    duration meaning that long ago (``24h``)."""
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(number):
-            return number
-        raise bad_field("query", field, f"{value[:50]!r} is not a finite number")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            return now - parse_duration(text)
-        except (ValueError, OverflowError):
-            raise bad_field(
-                "query",
-                field,
-                f"{value[:50]!r} is not epoch seconds, an ISO 8601 date-time "
-                "(2026-05-01T02:00Z) or a duration ago (24h)",
-            ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 @router.get(
     "/api/v1/services/{name:path}/history",
     dependencies=READ,
@@ -161,7 +127,7 @@ async def service_history(
         return await get_service(request, f"{name}/history")
     await lookup(port, name)
     now = port.now()
-    low, high = _moment("since", since, now), _moment("until", until, now)
+    low, high = moment("since", since, now), moment("until", until, now)
     if low is not None and high is not None and high < low:
         raise bad_field("query", "until", "must not be before since")
     ranged = low is not None or high is not None or points is not None
