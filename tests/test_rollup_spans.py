@@ -19,8 +19,8 @@ from pymon.uptime import DAY, HOUR, Bucket, gap_limit, layout, spans, summarize
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def utc(*args: int) -> float:
-    return datetime(*args, tzinfo=UTC).timestamp()  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0) -> float:
+    return datetime(year, month, day, hour, tzinfo=UTC).timestamp()
 
 
 def state(

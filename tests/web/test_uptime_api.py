@@ -79,14 +79,10 @@ def seed(port: FakePort) -> None:
 
 
 @pytest.fixture
-def port() -> FakePort:
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app on a fake port with ``web``'s four days of buckets."""
     port = fake_port(CONFIG)
     seed(port)
-    return port
-
-
-@pytest.fixture
-async def client(port: FakePort) -> AsyncIterator[httpx.AsyncClient]:
     async with app_client(port) as c:
         yield c
 
