@@ -187,7 +187,8 @@ class Uptime:
     def uptime_pct(self) -> float | None:
         """Up time over up and down time, in percent; None when neither was seen."""
         known = self.up + self.down
-        return None if known <= 0 else 100.0 * self.up / known
+        # The ratio first: all up is exactly 100.0, not 99.99999999999999.
+        return None if known <= 0 else 100.0 * (self.up / known)
 
     @property
     def downtime_minutes(self) -> float:
@@ -301,43 +302,57 @@ def spans(
     at = state.last_check
     if at is None:
         return []
-    hours: dict[float, Bucket] = {}
-    days: dict[float, Bucket] = {}
     since = previous.last_check
-    if since is not None and 0 < at - since <= gap:
-        status = previous.status.value
-        held_apart = previous.maintenance
-        for store, width in ((hours, HOUR), (days, DAY)):
+    spanned = since is not None and 0 < at - since <= gap
+    status = previous.status.value
+    apart = previous.maintenance
+    name = state.name
+    out: list[Bucket] = []
+    # Runs once per check: each bucket is built once, with the span's part and the
+    # check together (no merge), which is most of what this costs.
+    for width in (HOUR, DAY):
+        tail = 0.0
+        checked_in = bucket_start(at, width)
+        if spanned:
+            assert since is not None
             start = since
             while start < at:
                 begun = bucket_start(start, width)
                 end = min(begun + width, at)
-                part = {status: end - start}
-                store[begun] = (
-                    Bucket(state.name, begun, width, maintenance=part)
-                    if held_apart
-                    else Bucket(state.name, begun, width, seconds=part)
-                )
+                if begun == checked_in:
+                    tail = end - start
+                elif apart:
+                    out.append(Bucket(name, begun, width, maintenance={status: end - start}))
+                else:
+                    out.append(Bucket(name, begun, width, seconds={status: end - start}))
                 start = end
-    if duration is not None:
+        part = {status: tail} if tail else {}
+        if duration is None:
+            if part:
+                out.append(
+                    Bucket(name, checked_in, width, maintenance=part)
+                    if apart
+                    else Bucket(name, checked_in, width, seconds=part)
+                )
+            continue
         checked = state.status
-        for store, width in ((hours, HOUR), (days, DAY)):
-            begun = bucket_start(at, width)
-            tally = Bucket(
-                state.name,
-                begun,
+        out.append(
+            Bucket(
+                name,
+                checked_in,
                 width,
                 checks=1,
                 ok_checks=1 if checked is Status.OK else 0,
+                seconds={} if apart else part,
+                maintenance=part if apart else {},
                 worst=checked,
                 duration_sum=duration,
                 duration_min=duration,
                 duration_max=duration,
                 bins={bin_of(duration): 1},
             )
-            held = store.get(begun)
-            store[begun] = tally if held is None else merge(held, tally)
-    return [*hours.values(), *days.values()]
+        )
+    return out
 
 
 def layout(since: float, until: float) -> list[tuple[int, float, float]]:
