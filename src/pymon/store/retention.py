@@ -35,8 +35,9 @@ class Retention:
         self._store = store
         self._clock = clock
         self._closing = asyncio.Event()
-        #: Buckets deleted since start.
+        #: Buckets deleted since start, and runs finished.
         self.pruned = 0
+        self.runs = 0
 
     async def prune(self) -> int:
         """One run: delete at most :data:`PRUNE_LIMIT` buckets that ended more than
@@ -55,6 +56,7 @@ class Retention:
                     pause = _BUSY_PAUSE
             except Exception as exc:
                 log.error("pruning old rollups failed, will retry: %s", exc)
+            self.runs += 1
             await sleep_or_wake(self._clock, self._closing, pause)
 
     def close(self) -> None:
