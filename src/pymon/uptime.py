@@ -44,6 +44,7 @@ __all__ = [
     "HOUR",
     "UP",
     "Bucket",
+    "Tally",
     "Uptime",
     "bin_of",
     "bucket_start",
@@ -368,3 +369,74 @@ def layout(since: float, until: float) -> list[tuple[int, float, float]]:
         return [(HOUR, since, until)]
     pieces = [(HOUR, since, first), (DAY, first, last), (HOUR, last, until)]
     return [(width, lo, hi) for width, lo, hi in pieces if hi > lo]
+
+
+class Tally:
+    """A bucket being added up in place: :func:`merge` without a new Bucket (and its
+    dicts) each time. The writer adds each check's deltas to one (a frozen Bucket
+    merged per check cost 13 us a merge, two merges a check), the store a flush's
+    delta to the bucket it holds."""
+
+    __slots__ = (
+        "bins",
+        "checks",
+        "duration_max",
+        "duration_min",
+        "duration_sum",
+        "maintenance",
+        "ok_checks",
+        "seconds",
+        "service",
+        "start",
+        "width",
+        "worst",
+    )
+
+    def __init__(self, bucket: Bucket) -> None:
+        self.service, self.start, self.width = bucket.service, bucket.start, bucket.width
+        self.checks, self.ok_checks = bucket.checks, bucket.ok_checks
+        self.seconds = dict(bucket.seconds)
+        self.maintenance = dict(bucket.maintenance)
+        self.worst = bucket.worst
+        self.duration_sum = bucket.duration_sum
+        self.duration_min, self.duration_max = bucket.duration_min, bucket.duration_max
+        self.bins = dict(bucket.bins)
+
+    def add(self, bucket: Bucket) -> None:
+        """Add ``bucket`` (same service, width and start) in place."""
+        self.checks += bucket.checks
+        self.ok_checks += bucket.ok_checks
+        for into, items in ((self.seconds, bucket.seconds), (self.maintenance, bucket.maintenance)):
+            for status, seconds in items.items():
+                into[status] = into.get(status, 0.0) + seconds
+        if bucket.worst is not None:
+            self.worst = (
+                bucket.worst if self.worst is None else Status.worst(self.worst, bucket.worst)
+            )
+        if bucket.checks:
+            self.duration_sum += bucket.duration_sum
+            low, high = bucket.duration_min, bucket.duration_max
+            if low is not None and (self.duration_min is None or low < self.duration_min):
+                self.duration_min = low
+            if high is not None and (self.duration_max is None or high > self.duration_max):
+                self.duration_max = high
+            bins = self.bins
+            for index, count in bucket.bins.items():
+                bins[index] = bins.get(index, 0) + count
+
+    def bucket(self) -> Bucket:
+        """What has been added up, as a :class:`Bucket`."""
+        return Bucket(
+            self.service,
+            self.start,
+            self.width,
+            checks=self.checks,
+            ok_checks=self.ok_checks,
+            seconds=dict(self.seconds),
+            maintenance=dict(self.maintenance),
+            worst=self.worst,
+            duration_sum=self.duration_sum,
+            duration_min=self.duration_min,
+            duration_max=self.duration_max,
+            bins=dict(self.bins),
+        )

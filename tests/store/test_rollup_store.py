@@ -146,3 +146,49 @@ async def test_incidents_between_finds_those_open_in_the_window(store: SqlStore)
         "open",
         "other",
     }
+
+
+async def test_a_store_opened_again_adds_to_the_stored_bucket(store_url: str) -> None:
+    # A restart: the new store has not written the bucket, so it reads it first.
+    for seconds in (100.0, 20.0):
+        again = SqlStore(store_url)
+        await again.open()
+        try:
+            await again.write(
+                [], [], [], rollups=[delta("web", T0, checks=1, seconds={"ok": seconds})]
+            )
+        finally:
+            await again.close()
+    reader = SqlStore(store_url)
+    await reader.open()
+    try:
+        (got,) = await reader.rollups(["web"], T0, T0 + HOUR, HOUR)
+    finally:
+        await reader.close()
+    assert got.checks == 2 and got.seconds == {"ok": 120.0}
+
+
+async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: str) -> None:
+    from pymon.store.base import Fence
+
+    a, b = SqlStore(store_url), SqlStore(store_url)
+    await a.open()
+    await b.open()
+    try:
+        await a.add_shards(1)
+
+        async def write(store: SqlStore, node: str, seconds: float) -> None:
+            epochs = await store.claim_shards(node, [0], T0, T0 + 60)
+            fence = Fence(node, epochs, {"web": 0})
+            tally = delta("web", T0, checks=1, seconds={"ok": seconds})
+            await store.write([], [], [], rollups=[tally], fence=fence)
+            await store.release_shards(node, [0])
+
+        await write(a, "a", 1.0)
+        await write(b, "b", 10.0)  # the shard went to b, which added its part
+        await write(a, "a", 100.0)  # and back: a must not write over b's part
+        (got,) = await a.rollups(["web"], T0, T0 + HOUR, HOUR)
+        assert got.checks == 3 and got.seconds == {"ok": 111.0}
+    finally:
+        await a.close()
+        await b.close()

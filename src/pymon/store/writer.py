@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 from pymon.clock import Clock, SystemClock
 from pymon.errors import Fenced
-from pymon.model import Event, Incident, Notice, ServiceState, Status
+from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import Fence, ResultRecord, Store
 from pymon.text import spans
-from pymon.uptime import Bucket, merge
+from pymon.uptime import Bucket, Tally, merge
 
 __all__ = ["BatchWriter"]
 
@@ -62,7 +62,7 @@ class BatchWriter:
         self._events: list[Event] = []
         self._incidents: dict[str, Incident] = {}
         self._notices: list[Notice] = []
-        self._rollups: dict[tuple[str, int, float], _Tally] = {}
+        self._rollups: dict[tuple[str, int, float], Tally] = {}
         # The batch being written now: still answered from memory until it lands.
         self._writing: tuple[list[ResultRecord], list[Event]] = ([], [])
         # The parts of the flush under way not landed yet, and a count that is odd
@@ -167,7 +167,7 @@ class BatchWriter:
                 key = (bucket.service, bucket.width, bucket.start)
                 held = tallies.get(key)
                 if held is None:
-                    tallies[key] = _Tally(bucket)
+                    tallies[key] = Tally(bucket)
                 else:
                     held.add(bucket)
         if result is not None:
@@ -237,7 +237,7 @@ class BatchWriter:
                     self._notices = part.notices + self._notices
                     for bucket in part.rollups:
                         key = (bucket.service, bucket.width, bucket.start)
-                        again = _Tally(bucket)
+                        again = Tally(bucket)
                         newer = self._rollups.get(key)
                         if newer is not None:
                             again.add(newer.bucket())
@@ -269,75 +269,6 @@ class BatchWriter:
                 log.error("store write failed, will retry in %.1fs: %s", backoff, exc)
                 await self._clock.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
-
-
-class _Tally:
-    """One bucket's deltas being added up, in place (a frozen Bucket merged per check
-    cost a new dict per field: 13 us a merge, two merges a check)."""
-
-    __slots__ = (
-        "bins",
-        "checks",
-        "duration_max",
-        "duration_min",
-        "duration_sum",
-        "maintenance",
-        "ok_checks",
-        "seconds",
-        "service",
-        "start",
-        "width",
-        "worst",
-    )
-
-    def __init__(self, bucket: Bucket) -> None:
-        self.service, self.start, self.width = bucket.service, bucket.start, bucket.width
-        self.checks, self.ok_checks = bucket.checks, bucket.ok_checks
-        self.seconds = dict(bucket.seconds)
-        self.maintenance = dict(bucket.maintenance)
-        self.worst = bucket.worst
-        self.duration_sum = bucket.duration_sum
-        self.duration_min, self.duration_max = bucket.duration_min, bucket.duration_max
-        self.bins = dict(bucket.bins)
-
-    def add(self, bucket: Bucket) -> None:
-        """Add ``bucket`` (same service, width and start) in place."""
-        self.checks += bucket.checks
-        self.ok_checks += bucket.ok_checks
-        for into, items in ((self.seconds, bucket.seconds), (self.maintenance, bucket.maintenance)):
-            for status, seconds in items.items():
-                into[status] = into.get(status, 0.0) + seconds
-        if bucket.worst is not None:
-            self.worst = (
-                bucket.worst if self.worst is None else Status.worst(self.worst, bucket.worst)
-            )
-        if bucket.checks:
-            self.duration_sum += bucket.duration_sum
-            low, high = bucket.duration_min, bucket.duration_max
-            if low is not None and (self.duration_min is None or low < self.duration_min):
-                self.duration_min = low
-            if high is not None and (self.duration_max is None or high > self.duration_max):
-                self.duration_max = high
-            bins = self.bins
-            for index, count in bucket.bins.items():
-                bins[index] = bins.get(index, 0) + count
-
-    def bucket(self) -> Bucket:
-        """What has been added up, as a :class:`Bucket`."""
-        return Bucket(
-            self.service,
-            self.start,
-            self.width,
-            checks=self.checks,
-            ok_checks=self.ok_checks,
-            seconds=dict(self.seconds),
-            maintenance=dict(self.maintenance),
-            worst=self.worst,
-            duration_sum=self.duration_sum,
-            duration_min=self.duration_min,
-            duration_max=self.duration_max,
-            bins=dict(self.bins),
-        )
 
 
 @dataclass(frozen=True, slots=True)

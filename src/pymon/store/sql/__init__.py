@@ -155,6 +155,8 @@ class SqlStore:
         self._command_insert = insert(command_table)
         # A bucket's row is replaced by the merge of what was stored and the delta.
         self._rollup_upsert = upsert(insert(rollup_table), ["service", "width", "start"])
+        # The buckets this store wrote last, so the next flush need not read them back.
+        self._written = buckets.Written()
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -296,13 +298,21 @@ class SqlStore:
         deltas = buckets.coalesce(rollups)
         touched = _touched(fence, states, results, events, incidents, notices, deltas)
         signal = bool(events or incidents or notices)
+        known, unknown = self._written.known(deltas, fence)
+        # What the rollups' rows hold once written: remembered only after the commit.
+        landed: list[Bucket] = []
         if self._batches is not None:
             query: FenceQuery | None = None
             if fence is not None and touched:
                 query = (fence.owner, touched, functools.partial(_compare, fence, touched))
-            then = functools.partial(self._merge_sqlite, dialect, deltas) if deltas else None
+            then = (
+                functools.partial(self._merge_sqlite, dialect, deltas, known, unknown, landed)
+                if deltas
+                else None
+            )
             async with self._turn("write a batch"):
                 await self._batches.write(_texts(statements), query, signal=signal, then=then)
+            self._written.keep(landed, fence)
             return
         async with self._connect("write a batch", write=True) as conn:
             if fence is not None and touched:
@@ -315,24 +325,35 @@ class SqlStore:
             if deltas:
                 stored = [
                     row
-                    for query_ in buckets.stored_query(deltas)
+                    for query_ in buckets.stored_query(unknown)
                     for row in (await conn.execute(query_)).mappings().all()
                 ]
-                rows = buckets.merged_rows(deltas, stored)
+                rows, landed = buckets.merged_rows(deltas, stored, known)
                 for statement, params in self._db.batch(
                     self._rollup_upsert, rollup_table, dialect, rows
                 ):
                     await _execute(conn, statement, params)
+        self._written.keep(landed, fence)
 
     def _merge_sqlite(
-        self, dialect: Dialect, deltas: Mapping[buckets.Key, Bucket], con: sqlite3.Connection
+        self,
+        dialect: Dialect,
+        deltas: Mapping[buckets.Key, Bucket],
+        known: Mapping[buckets.Key, Bucket],
+        unknown: Mapping[buckets.Key, Bucket],
+        landed: list[Bucket],
+        con: sqlite3.Connection,
     ) -> list[tuple[str, Sequence[Any]]]:
-        """The rollups' upserts, merged with the rows stored (read on the SQLite
-        writer's own connection, inside its transaction)."""
+        """The rollups' upserts: the deltas added to the buckets remembered, or read on
+        the SQLite writer's own connection, inside its transaction; ``landed`` gets
+        the buckets written."""
         stored = [
-            row for sql, params in buckets.stored_sqlite(deltas) for row in con.execute(sql, params)
+            row
+            for sql, params in buckets.stored_sqlite(unknown)
+            for row in con.execute(sql, params)
         ]
-        rows = buckets.merged_rows(deltas, stored)
+        rows, whole = buckets.merged_rows(deltas, stored, known)
+        landed.extend(whole)
         return _texts(list(self._db.batch(self._rollup_upsert, rollup_table, dialect, rows)))
 
     async def rollups(

@@ -2,10 +2,18 @@
 a batch merges with, a window's read and the retention's prune.
 
 A batch's buckets are deltas (what happened since the last flush). They are merged
-with the stored row inside the writing transaction (read, :func:`~pymon.uptime.merge`,
-upsert): the time maps and the duration histogram are JSON, which neither database
-adds up. One node writes a service at a time (its shard's lease, and the fence on
-every write), so no two transactions merge into one row at once.
+with the stored row inside the writing transaction (read, add, upsert): the time maps
+and the duration histogram are JSON, which neither database adds up. One node writes
+a service at a time (its shard's lease, and the fence on every write), so no two
+transactions merge into one row at once.
+
+Reading every row back before writing it doubled what the SQLite thread did, and
+decoding its JSON cost most of that (docs/performance.md, "Uptime rollups"). So
+:class:`Written` remembers the bucket each write left in the store, per service and
+width, with the epoch of the service's shard then: the next flush of the same bucket
+adds its delta to that and writes, without reading. A bucket not remembered (a new
+hour, a restart) or remembered under another epoch (the shard went to another node
+and back: that node may have written it) is read first.
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.dml import Delete
 
 from pymon.model import Status
+from pymon.store.base import Fence
 from pymon.store.sql.schema import rollup_table
-from pymon.uptime import DAY, HOUR, Bucket, merge
+from pymon.uptime import DAY, HOUR, Bucket, Tally, merge
 
 __all__ = [
     "KEY_CHUNK",
     "Key",
+    "Written",
     "bucket_from_row",
     "bucket_row",
     "coalesce",
@@ -131,20 +141,74 @@ def stored_sqlite(deltas: Mapping[Key, Bucket]) -> Iterator[tuple[str, tuple[Any
 
 
 def merged_rows(
-    deltas: Mapping[Key, Bucket], stored: Iterable[RowMapping | Sequence[Any]]
-) -> list[dict[str, Any]]:
-    """The rows to upsert: each delta merged with its stored row, if any. ``stored``
-    rows are mappings, or tuples in the table's column order."""
-    found: dict[Key, Bucket] = {}
+    deltas: Mapping[Key, Bucket],
+    stored: Iterable[RowMapping | Sequence[Any]],
+    known: Mapping[Key, Bucket] | None = None,
+) -> tuple[list[dict[str, Any]], list[Bucket]]:
+    """The rows to upsert, and the buckets they hold: each delta added to the bucket
+    ``known`` for its key, else to its ``stored`` row, if any. ``stored`` rows are
+    mappings, or tuples in the table's column order."""
+    found: dict[Key, Bucket] = dict(known or {})
     for raw in stored:
         row = raw if isinstance(raw, RowMapping) else dict(zip(_COLUMNS, raw, strict=True))
         bucket = bucket_from_row(row)
         found[key_of(bucket)] = bucket
     rows = []
+    whole = []
     for key, delta in deltas.items():
         held = found.get(key)
-        rows.append(bucket_row(delta if held is None else merge(held, delta)))
-    return rows
+        if held is None:
+            bucket = delta
+        else:
+            tally = Tally(held)
+            tally.add(delta)
+            bucket = tally.bucket()
+        whole.append(bucket)
+        rows.append(bucket_row(bucket))
+    return rows, whole
+
+
+class Written:
+    """The bucket each write left in the store, per service and width (the newest
+    only), with the shard epoch it was written under; see the module's docstring."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, int], tuple[float, Bucket, int | None]] = {}
+
+    @staticmethod
+    def _epoch(fence: Fence | None, service: str) -> int | None:
+        if fence is None:
+            return None
+        shard = fence.shard_of.get(service)
+        return None if shard is None else fence.epochs.get(shard)
+
+    def known(
+        self, deltas: Mapping[Key, Bucket], fence: Fence | None
+    ) -> tuple[dict[Key, Bucket], dict[Key, Bucket]]:
+        """``deltas`` split: the stored buckets of those this remembers (by key), and
+        the deltas whose stored row must be read."""
+        known: dict[Key, Bucket] = {}
+        unknown: dict[Key, Bucket] = {}
+        for key, delta in deltas.items():
+            held = self._held.get((key[0], key[1]))
+            if (
+                held is not None
+                and held[0] == delta.start
+                and held[2] == self._epoch(fence, key[0])
+            ):
+                known[key] = held[1]
+            else:
+                unknown[key] = delta
+        return known, unknown
+
+    def keep(self, buckets: Iterable[Bucket], fence: Fence | None) -> None:
+        """Remember ``buckets`` as stored (call once their transaction committed)."""
+        held = self._held
+        for bucket in buckets:
+            key = (bucket.service, bucket.width)
+            newest = held.get(key)
+            if newest is None or newest[0] <= bucket.start:
+                held[key] = (bucket.start, bucket, self._epoch(fence, bucket.service))
 
 
 def window_query(
