@@ -192,3 +192,16 @@ async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: st
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_write_that_fails_leaves_no_trace_in_the_next(store: SqlStore) -> None:
+    from pymon.errors import StoreError
+
+    await store.write([], [], [], rollups=[delta("web", T0, checks=1)])
+    # A delta the database refuses (beyond 64 bits), after the remembered bucket was
+    # added to: the transaction rolls back, and the next write reads the row again.
+    with pytest.raises(StoreError):
+        await store.write([], [], [], rollups=[delta("web", T0, checks=2**70)])
+    await store.write([], [], [], rollups=[delta("web", T0, checks=1)])
+    (got,) = await store.rollups(["web"], T0, T0 + HOUR, HOUR)
+    assert got.checks == 2

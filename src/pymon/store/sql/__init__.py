@@ -93,7 +93,7 @@ from pymon.store.sql.schema import (
 )
 from pymon.store.sql.sqlite import FenceQuery, SqliteBatches, sqlite_text
 from pymon.store.sql.turns import Turns
-from pymon.uptime import HOUR, Bucket
+from pymon.uptime import HOUR, Bucket, Tally
 
 __all__ = ["SqlStore"]
 
@@ -299,8 +299,9 @@ class SqlStore:
         touched = _touched(fence, states, results, events, incidents, notices, deltas)
         signal = bool(events or incidents or notices)
         known, unknown = self._written.known(deltas, fence)
-        # What the rollups' rows hold once written: remembered only after the commit.
-        landed: list[Bucket] = []
+        # What the rollups' rows hold once written: remembered only after the commit
+        # (the remembered ones are added to in place: forgotten if it fails).
+        landed: list[Tally] = []
         if self._batches is not None:
             query: FenceQuery | None = None
             if fence is not None and touched:
@@ -310,10 +311,37 @@ class SqlStore:
                 if deltas
                 else None
             )
-            async with self._turn("write a batch"):
-                await self._batches.write(_texts(statements), query, signal=signal, then=then)
+            try:
+                async with self._turn("write a batch"):
+                    await self._batches.write(_texts(statements), query, signal=signal, then=then)
+            except BaseException:
+                self._written.drop(deltas)
+                raise
             self._written.keep(landed, fence)
             return
+        try:
+            await self._write_through_engine(
+                statements, dialect, deltas, known, unknown, landed, fence, touched, signal
+            )
+        except BaseException:
+            self._written.drop(deltas)
+            raise
+        self._written.keep(landed, fence)
+
+    async def _write_through_engine(
+        self,
+        statements: list[tuple[Insert | str, Any]],
+        dialect: Dialect,
+        deltas: Mapping[buckets.Key, Bucket],
+        known: Mapping[buckets.Key, Tally],
+        unknown: Mapping[buckets.Key, Bucket],
+        landed: list[Tally],
+        fence: Fence | None,
+        touched: list[int],
+        signal: bool,
+    ) -> None:
+        """A batch in one transaction through the async engine (PostgreSQL, or a
+        memory SQLite database); ``landed`` gets the rollups' buckets written."""
         async with self._connect("write a batch", write=True) as conn:
             if fence is not None and touched:
                 await _check_fence(conn, fence, touched)
@@ -328,20 +356,20 @@ class SqlStore:
                     for query_ in buckets.stored_query(unknown)
                     for row in (await conn.execute(query_)).mappings().all()
                 ]
-                rows, landed = buckets.merged_rows(deltas, stored, known)
+                rows, whole = buckets.merged_rows(deltas, stored, known)
+                landed.extend(whole)
                 for statement, params in self._db.batch(
                     self._rollup_upsert, rollup_table, dialect, rows
                 ):
                     await _execute(conn, statement, params)
-        self._written.keep(landed, fence)
 
     def _merge_sqlite(
         self,
         dialect: Dialect,
         deltas: Mapping[buckets.Key, Bucket],
-        known: Mapping[buckets.Key, Bucket],
+        known: Mapping[buckets.Key, Tally],
         unknown: Mapping[buckets.Key, Bucket],
-        landed: list[Bucket],
+        landed: list[Tally],
         con: sqlite3.Connection,
     ) -> list[tuple[str, Sequence[Any]]]:
         """The rollups' upserts: the deltas added to the buckets remembered, or read on

@@ -69,7 +69,7 @@ def coalesce(buckets: Iterable[Bucket]) -> dict[Key, Bucket]:
     return out
 
 
-def bucket_row(bucket: Bucket) -> dict[str, Any]:
+def bucket_row(bucket: Bucket | Tally) -> dict[str, Any]:
     """``bucket`` as a row of the rollups table."""
     return {
         "service": bucket.service,
@@ -143,37 +143,41 @@ def stored_sqlite(deltas: Mapping[Key, Bucket]) -> Iterator[tuple[str, tuple[Any
 def merged_rows(
     deltas: Mapping[Key, Bucket],
     stored: Iterable[RowMapping | Sequence[Any]],
-    known: Mapping[Key, Bucket] | None = None,
-) -> tuple[list[dict[str, Any]], list[Bucket]]:
-    """The rows to upsert, and the buckets they hold: each delta added to the bucket
-    ``known`` for its key, else to its ``stored`` row, if any. ``stored`` rows are
-    mappings, or tuples in the table's column order."""
-    found: dict[Key, Bucket] = dict(known or {})
+    known: Mapping[Key, Tally] | None = None,
+) -> tuple[list[dict[str, Any]], list[Tally]]:
+    """The rows to upsert, and the buckets they hold: each delta added (in place) to
+    the bucket ``known`` for its key, else to its ``stored`` row, if any. ``stored``
+    rows are mappings, or tuples in the table's column order."""
+    found: dict[Key, Tally] = dict(known or {})
     for raw in stored:
         row = raw if isinstance(raw, RowMapping) else dict(zip(_COLUMNS, raw, strict=True))
         bucket = bucket_from_row(row)
-        found[key_of(bucket)] = bucket
+        found[key_of(bucket)] = Tally(bucket)
     rows = []
     whole = []
     for key, delta in deltas.items():
-        held = found.get(key)
-        if held is None:
-            bucket = delta
+        tally = found.get(key)
+        if tally is None:
+            tally = Tally(delta)
         else:
-            tally = Tally(held)
             tally.add(delta)
-            bucket = tally.bucket()
-        whole.append(bucket)
-        rows.append(bucket_row(bucket))
+        whole.append(tally)
+        rows.append(bucket_row(tally))
     return rows, whole
 
 
 class Written:
     """The bucket each write left in the store, per service and width (the newest
-    only), with the shard epoch it was written under; see the module's docstring."""
+    only), with the shard epoch it was written under; see the module's docstring.
+
+    The buckets are kept as :class:`Tally` objects that the next write adds to in
+    place: a new bucket per service and flush, alive until the next one, kept the
+    garbage collector busy (docs/performance.md, "Uptime rollups"). A write that
+    does not commit must :meth:`drop` what it touched.
+    """
 
     def __init__(self) -> None:
-        self._held: dict[tuple[str, int], tuple[float, Bucket, int | None]] = {}
+        self._held: dict[tuple[str, int], tuple[float, Tally, int | None]] = {}
 
     @staticmethod
     def _epoch(fence: Fence | None, service: str) -> int | None:
@@ -184,10 +188,10 @@ class Written:
 
     def known(
         self, deltas: Mapping[Key, Bucket], fence: Fence | None
-    ) -> tuple[dict[Key, Bucket], dict[Key, Bucket]]:
+    ) -> tuple[dict[Key, Tally], dict[Key, Bucket]]:
         """``deltas`` split: the stored buckets of those this remembers (by key), and
         the deltas whose stored row must be read."""
-        known: dict[Key, Bucket] = {}
+        known: dict[Key, Tally] = {}
         unknown: dict[Key, Bucket] = {}
         for key, delta in deltas.items():
             held = self._held.get((key[0], key[1]))
@@ -201,14 +205,24 @@ class Written:
                 unknown[key] = delta
         return known, unknown
 
-    def keep(self, buckets: Iterable[Bucket], fence: Fence | None) -> None:
-        """Remember ``buckets`` as stored (call once their transaction committed)."""
+    def keep(self, tallies: Iterable[Tally], fence: Fence | None) -> None:
+        """Remember ``tallies`` as stored (call once their transaction committed)."""
         held = self._held
-        for bucket in buckets:
-            key = (bucket.service, bucket.width)
+        for tally in tallies:
+            key = (tally.service, tally.width)
             newest = held.get(key)
-            if newest is None or newest[0] <= bucket.start:
-                held[key] = (bucket.start, bucket, self._epoch(fence, bucket.service))
+            if (
+                newest is None
+                or newest[0] < tally.start
+                or (newest[0] == tally.start and newest[1] is not tally)
+            ):
+                held[key] = (tally.start, tally, self._epoch(fence, tally.service))
+
+    def drop(self, deltas: Iterable[Key]) -> None:
+        """Forget the buckets of ``deltas``' services and widths: a write that added to
+        them did not commit, so what is held is not what is stored."""
+        for service, width, _ in deltas:
+            self._held.pop((service, width), None)
 
 
 def window_query(
