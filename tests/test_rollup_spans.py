@@ -14,7 +14,7 @@ import pytest
 
 from pymon.model import ServiceState, Status
 from pymon.store.sql.buckets import coalesce
-from pymon.uptime import DAY, HOUR, Bucket, gap_limit, layout, spans, summarize
+from pymon.uptime import DAY, HOUR, Bucket, frozen, gap_limit, layout, spans, summarize
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -48,7 +48,7 @@ def run(
         deltas += spans(previous, current, 0.02, limit)
         previous = current
         t += interval
-    return coalesce(deltas)
+    return {key: frozen(b) for key, b in coalesce(deltas).items()}
 
 
 def seconds_of(bucket: Bucket) -> float:
@@ -140,7 +140,7 @@ def test_a_span_longer_than_the_gap_limit_is_no_data() -> None:
             *spans(state(t + 60), state(t + 3060), 0.1, limit),
         ]
     )
-    up = summarize("web", [b for b in stopped.values() if b.width == HOUR], t, t + HOUR)
+    up = summarize("web", [frozen(b) for b in stopped.values() if b.width == HOUR], t, t + HOUR)
     assert up.up == 60.0 and up.no_data == pytest.approx(HOUR - 60.0)
 
 

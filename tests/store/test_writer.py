@@ -13,7 +13,7 @@ from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceS
 from pymon.store.base import Fence, ResultRecord
 from pymon.store.sql.buckets import coalesce
 from pymon.store.writer import BatchWriter
-from pymon.uptime import DAY, HOUR, Bucket
+from pymon.uptime import DAY, HOUR, Bucket, Delta, frozen
 
 
 class ListStore:
@@ -23,9 +23,9 @@ class ListStore:
         self.batches: list[tuple[list[ServiceState], list[ResultRecord], list[Event]]] = []
         self.incidents: list[Incident] = []
         self.notices: list[Notice] = []
-        self.rollups_written: list[Bucket] = []
+        self.rollups_written: list[Delta] = []
         #: Each write's states (names) and rollups, to see what landed together.
-        self.writes: list[tuple[set[str], list[Bucket]]] = []
+        self.writes: list[tuple[set[str], list[Delta]]] = []
         self.failures = failures
         #: Shards another node took: a fenced write touching them is refused.
         self.taken: frozenset[int] = frozenset()
@@ -37,7 +37,7 @@ class ListStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
-        rollups: Sequence[Bucket] = (),
+        rollups: Sequence[Delta] = (),
         *,
         fence: Fence | None = None,
     ) -> None:
@@ -63,9 +63,11 @@ class ListStore:
     ) -> list[Bucket]:
         kept = coalesce(b for b in self.rollups_written if b.width == width)
         return [
-            b
+            frozen(b)
             for b in kept.values()
-            if (names is None or b.service in names) and b.start < until and b.end > since
+            if (names is None or b.service in names)
+            and b.start < until
+            and b.start + b.width > since
         ]
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
@@ -311,7 +313,7 @@ async def test_fenced_shards_drop_the_state_and_its_rollups_alike() -> None:
     assert told == [frozenset({1})]
     ((names, rollups),) = store.writes
     assert names == {"a"} and [b.service for b in rollups] == ["a"]
-    assert await w.rollups(None, T0, T0 + HOUR, HOUR) == [rollups[0]]
+    assert await w.rollups(None, T0, T0 + HOUR, HOUR) == [frozen(rollups[0])]
 
 
 async def test_rollups_read_what_is_not_written_yet_merged_with_the_store() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
-from pymon.uptime import Bucket
+from pymon.uptime import Bucket, Delta
 
 __all__ = [
     "CommandRecord",
@@ -166,7 +166,7 @@ class Store(Protocol):
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
-        rollups: Sequence[Bucket] = (),
+        rollups: Sequence[Delta] = (),
         *,
         fence: Fence | None = None,
     ) -> None:

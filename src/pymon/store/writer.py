@@ -26,7 +26,7 @@ from pymon.errors import Fenced
 from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import Fence, ResultRecord, Store
 from pymon.text import spans
-from pymon.uptime import Bucket, Tally, merge
+from pymon.uptime import Bucket, Delta, Tally, frozen, merge
 
 __all__ = ["BatchWriter"]
 
@@ -125,7 +125,7 @@ class BatchWriter:
         fresh = [
             b
             for b in (
-                *(b for part in self._parts for b in part.rollups),
+                *(frozen(b) for part in self._parts for b in part.rollups),
                 *(t.bucket() for t in self._rollups.values()),
             )
             if b.width == width
@@ -200,7 +200,7 @@ class BatchWriter:
                 self._events,
                 list(self._incidents.values()),
                 self._notices,
-                [t.bucket() for t in self._rollups.values()],
+                list(self._rollups.values()),
             )
             if not queued:
                 return
@@ -240,7 +240,7 @@ class BatchWriter:
                         again = Tally(bucket)
                         newer = self._rollups.get(key)
                         if newer is not None:
-                            again.add(newer.bucket())
+                            again.add(newer)
                         self._rollups[key] = again
                 raise
             finally:
@@ -280,7 +280,7 @@ class _Rows:
     events: list[Event]
     incidents: list[Incident]
     notices: list[Notice]
-    rollups: list[Bucket]
+    rollups: list[Delta]
 
     def __bool__(self) -> bool:
         return bool(
@@ -300,7 +300,7 @@ class _Rows:
         list[Event],
         list[Incident],
         list[Notice],
-        list[Bucket],
+        list[Delta],
     ]:
         """The lists in :meth:`Store.write`'s order."""
         return self.states, self.results, self.events, self.incidents, self.notices, self.rollups

@@ -93,7 +93,7 @@ from pymon.store.sql.schema import (
 )
 from pymon.store.sql.sqlite import FenceQuery, SqliteBatches, sqlite_text
 from pymon.store.sql.turns import Turns
-from pymon.uptime import HOUR, Bucket, Tally
+from pymon.uptime import HOUR, Bucket, Delta, Tally
 
 __all__ = ["SqlStore"]
 
@@ -267,7 +267,7 @@ class SqlStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
-        rollups: Sequence[Bucket] = (),
+        rollups: Sequence[Delta] = (),
         *,
         fence: Fence | None = None,
     ) -> None:
@@ -332,9 +332,9 @@ class SqlStore:
         self,
         statements: list[tuple[Insert | str, Any]],
         dialect: Dialect,
-        deltas: Mapping[buckets.Key, Bucket],
+        deltas: Mapping[buckets.Key, Delta],
         known: Mapping[buckets.Key, Tally],
-        unknown: Mapping[buckets.Key, Bucket],
+        unknown: Mapping[buckets.Key, Delta],
         landed: list[Tally],
         fence: Fence | None,
         touched: list[int],
@@ -366,9 +366,9 @@ class SqlStore:
     def _merge_sqlite(
         self,
         dialect: Dialect,
-        deltas: Mapping[buckets.Key, Bucket],
+        deltas: Mapping[buckets.Key, Delta],
         known: Mapping[buckets.Key, Tally],
-        unknown: Mapping[buckets.Key, Bucket],
+        unknown: Mapping[buckets.Key, Delta],
         landed: list[Tally],
         con: sqlite3.Connection,
     ) -> list[tuple[str, Sequence[Any]]]:
@@ -760,7 +760,7 @@ def _touched(
     events: Sequence[Event],
     incidents: Sequence[Incident],
     notices: Sequence[Notice],
-    rollups: Mapping[buckets.Key, Bucket],
+    rollups: Mapping[buckets.Key, Delta],
 ) -> list[int]:
     """The shards a batch writes for, by ``fence``'s map (services outside it are not
     fenced); none without a fence."""

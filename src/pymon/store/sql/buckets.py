@@ -29,7 +29,7 @@ from sqlalchemy.sql.dml import Delete
 from pymon.model import Status
 from pymon.store.base import Fence
 from pymon.store.sql.schema import rollup_table
-from pymon.uptime import DAY, HOUR, Bucket, Tally, merge
+from pymon.uptime import DAY, HOUR, Bucket, Delta, Tally
 
 __all__ = [
     "KEY_CHUNK",
@@ -54,22 +54,27 @@ Key = tuple[str, int, int]
 _COLUMNS = tuple(c.name for c in rollup_table.columns)
 
 
-def key_of(bucket: Bucket) -> Key:
+def key_of(bucket: Delta) -> Key:
     """The row key of ``bucket``."""
     return bucket.service, bucket.width, int(bucket.start)
 
 
-def coalesce(buckets: Iterable[Bucket]) -> dict[Key, Bucket]:
-    """``buckets`` merged by key."""
-    out: dict[Key, Bucket] = {}
+def coalesce(buckets: Iterable[Delta]) -> dict[Key, Delta]:
+    """``buckets`` added up by key (those given are left as they are)."""
+    out: dict[Key, Delta] = {}
     for bucket in buckets:
         key = key_of(bucket)
         held = out.get(key)
-        out[key] = bucket if held is None else merge(held, bucket)
+        if held is None:
+            out[key] = bucket
+        else:
+            tally = Tally(held)
+            tally.add(bucket)
+            out[key] = tally
     return out
 
 
-def bucket_row(bucket: Bucket | Tally) -> dict[str, Any]:
+def bucket_row(bucket: Delta) -> dict[str, Any]:
     """``bucket`` as a row of the rollups table."""
     return {
         "service": bucket.service,
@@ -111,7 +116,7 @@ def bucket_from_row(row: Mapping[str, Any] | RowMapping) -> Bucket:
     )
 
 
-def _chunks(deltas: Mapping[Key, Bucket]) -> Iterator[tuple[list[str], list[int]]]:
+def _chunks(deltas: Mapping[Key, Delta]) -> Iterator[tuple[list[str], list[int]]]:
     """The services (a chunk at a time) and the starts the deltas touch: the stored
     rows of a chunk are a subset of those services x starts (a flush touches one or
     two hours and days, so the starts are few)."""
@@ -121,14 +126,14 @@ def _chunks(deltas: Mapping[Key, Bucket]) -> Iterator[tuple[list[str], list[int]
         yield services[first : first + KEY_CHUNK], starts
 
 
-def stored_query(deltas: Mapping[Key, Bucket]) -> Iterator[Select[Any]]:
+def stored_query(deltas: Mapping[Key, Delta]) -> Iterator[Select[Any]]:
     """SELECTs of the stored rows ``deltas`` merge with (and perhaps a few more)."""
     t = rollup_table
     for services, starts in _chunks(deltas):
         yield select(t).where(t.c.service.in_(services), t.c.start.in_(starts))
 
 
-def stored_sqlite(deltas: Mapping[Key, Bucket]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+def stored_sqlite(deltas: Mapping[Key, Delta]) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """:func:`stored_query` as SQLite text with positional parameters (for the
     writer's own connection)."""
     names = ", ".join(_COLUMNS)
@@ -141,7 +146,7 @@ def stored_sqlite(deltas: Mapping[Key, Bucket]) -> Iterator[tuple[str, tuple[Any
 
 
 def merged_rows(
-    deltas: Mapping[Key, Bucket],
+    deltas: Mapping[Key, Delta],
     stored: Iterable[RowMapping | Sequence[Any]],
     known: Mapping[Key, Tally] | None = None,
 ) -> tuple[list[dict[str, Any]], list[Tally]]:
@@ -187,12 +192,12 @@ class Written:
         return None if shard is None else fence.epochs.get(shard)
 
     def known(
-        self, deltas: Mapping[Key, Bucket], fence: Fence | None
-    ) -> tuple[dict[Key, Tally], dict[Key, Bucket]]:
+        self, deltas: Mapping[Key, Delta], fence: Fence | None
+    ) -> tuple[dict[Key, Tally], dict[Key, Delta]]:
         """``deltas`` split: the stored buckets of those this remembers (by key), and
         the deltas whose stored row must be read."""
         known: dict[Key, Tally] = {}
-        unknown: dict[Key, Bucket] = {}
+        unknown: dict[Key, Delta] = {}
         for key, delta in deltas.items():
             held = self._held.get((key[0], key[1]))
             if (
