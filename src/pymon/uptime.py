@@ -394,28 +394,22 @@ class Tally:
         "width",
         "worst",
     )
-    service: str
-    start: float
-    width: int
-    checks: int
-    ok_checks: int
-    seconds: dict[str, float]
-    maintenance: dict[str, float]
-    worst: Status | None
-    duration_sum: float
-    duration_min: float | None
-    duration_max: float | None
-    bins: dict[int, int]
 
     def __init__(self, bucket: Bucket | Tally) -> None:
-        self.service, self.start, self.width = bucket.service, bucket.start, bucket.width
-        self.checks, self.ok_checks = bucket.checks, bucket.ok_checks
-        self.seconds = dict(bucket.seconds)
-        self.maintenance = dict(bucket.maintenance)
-        self.worst = bucket.worst
-        self.duration_sum = bucket.duration_sum
-        self.duration_min, self.duration_max = bucket.duration_min, bucket.duration_max
-        self.bins = dict(bucket.bins)
+        self.service: str = bucket.service
+        self.start: float = bucket.start
+        self.width: int = bucket.width
+        self.checks: int = bucket.checks
+        self.ok_checks: int = bucket.ok_checks
+        # Copies: a Bucket's maps are shared (spans gives the hour and the day one
+        # histogram), and a Tally's go on changing.
+        self.seconds: dict[str, float] = dict(bucket.seconds)
+        self.maintenance: dict[str, float] = dict(bucket.maintenance)
+        self.worst: Status | None = bucket.worst
+        self.duration_sum: float = bucket.duration_sum
+        self.duration_min: float | None = bucket.duration_min
+        self.duration_max: float | None = bucket.duration_max
+        self.bins: dict[int, int] = dict(bucket.bins)
 
     def add(self, bucket: Bucket | Tally) -> None:
         """Add ``bucket`` (same service, width and start) in place."""
