@@ -40,6 +40,7 @@ from pymon.events import BusItem, StateChanged
 from pymon.model import ReloadResult
 from pymon.notify.notifier import Notifier, build_channels
 from pymon.store.base import Store
+from pymon.store.retention import Retention
 from pymon.store.sql import SqlStore
 from pymon.store.writer import BatchWriter
 from pymon.tuning import freeze_heap, paused_gc
@@ -126,6 +127,7 @@ class Daemon:
             changed=self._others_changed,
         )
         self.relay = Relay(self.store, name, clock=self.clock)
+        self.retention = Retention(self.store, config.storage.rollups, self.clock)
         self.runtime = Runtime(
             config,
             store=self.store,
@@ -143,6 +145,7 @@ class Daemon:
         self._wire_listeners()
         self._membership_task: asyncio.Task[None] | None = None
         self._relay_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self._checks_seen = (time.monotonic(), 0)
         self.web_port: int | None = None
         self._web: WebServer | None = None
@@ -248,6 +251,7 @@ class Daemon:
         await self.membership.start(shard_map(config.services, config.cluster.shards))
         self._membership_task = asyncio.create_task(self.membership.run(), name="cluster")
         self._relay_task = asyncio.create_task(self.relay.run(self.runtime), name="relay")
+        self._retention_task = asyncio.create_task(self.retention.run(), name="retention")
         path = self.reloader.path
         if path is not None and self.config.reload.watch:
             # The globs of the config at start: a reload that adds an include glob
@@ -274,6 +278,8 @@ class Daemon:
         self.membership.hold()
         self.relay.close()
         await _finish(self._relay_task)
+        self.retention.close()
+        await _finish(self._retention_task)
         await self.runtime.stop()
         if self._writer_task is not None:
             self._writer_task.cancel()

@@ -203,3 +203,24 @@ services:
         assert (d.runtime.states["up"].seq, d.runtime.states["up"].confirmed) == (1, False)
     finally:
         await d.stop()
+
+
+async def test_incidents_and_rollups_are_answered_written_or_not(daemon: Daemon) -> None:
+    await wait_for(lambda: "down" in daemon.runtime.incidents)
+    opened = daemon.runtime.incidents["down"]
+    now = daemon.runtime.now()
+    found = await daemon.runtime.incidents_between(None, opened.opened_at - 1, now + 1)
+    assert [i.id for i in found] == [opened.id]
+    assert await daemon.runtime.incidents_between(["up"], 0, now + 1) == []
+    assert await daemon.runtime.incidents_between(None, 0, opened.opened_at - 1) == []
+    await wait_for(lambda: daemon.runtime.states["up"].seq >= 3)
+    await daemon.writer.flush()
+    stored = await daemon.store.incidents_between(["down"], 0, now + 1)
+    assert [i.id for i in stored] == [opened.id]
+    # Every hour since start: the store's rows and, before the next flush, the writer's.
+    hour = 3600
+    before = daemon.runtime.states["up"].seq
+    buckets = await daemon.runtime.rollups(["up"], now - hour, now + hour, hour)
+    after = daemon.runtime.states["up"].seq
+    assert before <= sum(b.checks for b in buckets) <= after
+    assert sum(b.seconds.get("ok", 0.0) for b in buckets) > 0

@@ -11,7 +11,9 @@ import pytest
 from pymon.errors import Fenced
 from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceState, Status
 from pymon.store.base import Fence, ResultRecord
+from pymon.store.sql.buckets import coalesce
 from pymon.store.writer import BatchWriter
+from pymon.uptime import DAY, HOUR, Bucket, Delta, frozen
 
 
 class ListStore:
@@ -21,6 +23,9 @@ class ListStore:
         self.batches: list[tuple[list[ServiceState], list[ResultRecord], list[Event]]] = []
         self.incidents: list[Incident] = []
         self.notices: list[Notice] = []
+        self.rollups_written: list[Delta] = []
+        #: Each write's states (names) and rollups, to see what landed together.
+        self.writes: list[tuple[set[str], list[Delta]]] = []
         self.failures = failures
         #: Shards another node took: a fenced write touching them is refused.
         self.taken: frozenset[int] = frozenset()
@@ -32,13 +37,16 @@ class ListStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        rollups: Sequence[Delta] = (),
         *,
         fence: Fence | None = None,
     ) -> None:
         if fence is not None:
-            touched = {fence.shard_of[s.name] for s in states} | {
-                fence.shard_of[r.service] for r in results
-            }
+            touched = (
+                {fence.shard_of[s.name] for s in states}
+                | {fence.shard_of[r.service] for r in results}
+                | {fence.shard_of[b.service] for b in rollups}
+            )
             if touched & self.taken:
                 raise Fenced(frozenset(touched & self.taken))
         if self.failures:
@@ -47,6 +55,20 @@ class ListStore:
         self.batches.append((list(states), list(results), list(events)))
         self.incidents.extend(incidents)
         self.notices.extend(notices)
+        self.rollups_written.extend(rollups)
+        self.writes.append(({s.name for s in states}, list(rollups)))
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        kept = coalesce(b for b in self.rollups_written if b.width == width)
+        return [
+            frozen(b)
+            for b in kept.values()
+            if (names is None or b.service in names)
+            and b.start < until
+            and b.start + b.width > since
+        ]
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         rows = [r for _, results, _ in self.batches for r in results if r.service == service]
@@ -241,3 +263,69 @@ async def test_shards_found_taken_are_dropped_from_the_parts_not_yet_written() -
     assert told == [frozenset({1})]
     assert [[s.name for s in states] for states, _, _ in store.batches] == [["a"], ["c"]]
     assert w.pending == 0
+
+
+T0 = 1_800_000_000 // DAY * DAY
+
+
+def tally(name: str, seconds: float, *, at: float = T0, width: int = HOUR) -> Bucket:
+    return Bucket(name, at, width, checks=1, ok_checks=1, seconds={"ok": seconds})
+
+
+async def test_rollups_coalesce_per_bucket_and_land_with_their_state() -> None:
+    store = ListStore()
+    w = writer(store)
+    for seq in (1, 2, 3):
+        w.add(ServiceState("a", seq=seq), record("a", seq), [], rollups=[tally("a", 10.0)])
+    w.add(ServiceState("b"), record("b", 1), [], rollups=[tally("b", 5.0, width=DAY)])
+    await w.flush()
+    ((names, rollups),) = store.writes
+    assert names == {"a", "b"}
+    by_key = {(b.service, b.width): b for b in rollups}
+    assert len(rollups) == 2
+    assert by_key["a", HOUR].seconds == {"ok": 30.0} and by_key["a", HOUR].checks == 3
+    assert by_key["b", DAY].seconds == {"ok": 5.0}
+
+
+async def test_a_failing_flush_keeps_the_state_and_its_rollups_together() -> None:
+    store = ListStore(failures=1)
+    w = writer(store)
+    w.add(ServiceState("a", seq=1), record("a", 1), [], rollups=[tally("a", 10.0)])
+    with pytest.raises(OSError, match="disk on fire"):
+        await w.flush()
+    assert store.writes == []
+    # Queued meanwhile: merged with what failed, none of it lost or doubled.
+    w.add(ServiceState("a", seq=2), record("a", 2), [], rollups=[tally("a", 20.0)])
+    await w.flush()
+    ((names, rollups),) = store.writes
+    assert names == {"a"} and [(b.seconds, b.checks) for b in rollups] == [({"ok": 30.0}, 2)]
+
+
+async def test_fenced_shards_drop_the_state_and_its_rollups_alike() -> None:
+    store = ListStore()
+    store.taken = frozenset({1})
+    told: list[frozenset[int]] = []
+    fence = Fence("me", {0: 3, 1: 3}, {"a": 0, "b": 1})
+    w = BatchWriter(store, fence=lambda: fence, on_fenced=told.append)  # type: ignore[arg-type]
+    w.add(ServiceState("a"), record("a", 1), [], rollups=[tally("a", 1.0)])
+    w.add(ServiceState("b"), record("b", 1), [], rollups=[tally("b", 1.0)])
+    await w.flush()
+    assert told == [frozenset({1})]
+    ((names, rollups),) = store.writes
+    assert names == {"a"} and [b.service for b in rollups] == ["a"]
+    assert await w.rollups(None, T0, T0 + HOUR, HOUR) == [frozen(rollups[0])]
+
+
+async def test_rollups_read_what_is_not_written_yet_merged_with_the_store() -> None:
+    store = ListStore()
+    w = writer(store)
+    w.add(ServiceState("a"), None, [], rollups=[tally("a", 10.0)])
+    await w.flush()
+    w.add(ServiceState("a"), None, [], rollups=[tally("a", 5.0), tally("a", 7.0, at=T0 + HOUR)])
+    found = await w.rollups(["a"], T0, T0 + 2 * HOUR, HOUR)
+    assert [(b.start, b.seconds["ok"], b.checks) for b in found] == [
+        (T0, 15.0, 2),
+        (T0 + HOUR, 7.0, 1),
+    ]
+    assert await w.rollups(["b"], T0, T0 + 2 * HOUR, HOUR) == []
+    assert store.writes[1:] == []  # the read wrote nothing

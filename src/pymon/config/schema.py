@@ -224,6 +224,8 @@ class StorageConfig(StrictModel):
     url: str = "sqlite:///pymon-data/pymon.db"
     history: int = Field(default=1000, ge=1, le=1_000_000)
     flush_interval: Duration = Field(default=0.5, gt=0)
+    #: How long hour and day buckets are kept (docs/uptime.md): a day to ten years.
+    rollups: Duration = Field(default=400 * 86400.0, ge=86400.0, le=3650 * 86400.0)
 
 
 class SchedulerConfig(StrictModel):

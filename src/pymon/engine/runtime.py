@@ -85,7 +85,7 @@ from pymon.model import (
 )
 from pymon.store.base import Delivery, ResultRecord, Store
 from pymon.store.writer import BatchWriter
-from pymon.uptime import HOUR, Bucket
+from pymon.uptime import HOUR, Bucket, gap_limit
 
 __all__ = ["Runtime"]
 
@@ -125,7 +125,7 @@ class Runtime:
         )
         self.sessions = HttpSessions()
         self.configs: dict[str, ServiceConfig] = {s.name: s for s in config.services}
-        self.book = ServiceBook(writer, self.bus)
+        self.book = ServiceBook(writer, self.bus, self._gap)
         self.adhoc_windows: dict[str, MaintenanceWindow] = {}
         self.heartbeats = HeartbeatBoard(
             self.clock.time(), push_tokens({s.name: s.check for s in config.services})
@@ -302,14 +302,29 @@ class Runtime:
     async def rollups(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
     ) -> list[Bucket]:
-        """Buckets of ``names`` overlapping the window (the store's tables come next)."""
-        return []
+        """Buckets of ``names`` overlapping the window: the store's (every node's)
+        merged with what this node's writer has not written yet."""
+        return await self.writer.rollups(names, since, until, width)
 
     async def incidents_between(
         self, names: Sequence[str] | None, since: float, until: float
     ) -> list[Incident]:
-        """Incidents of ``names`` overlapping the window (the store's query comes next)."""
-        return []
+        """Incidents of ``names`` open at some time within the window, oldest first:
+        the store's, then what the writer holds, then the open ones in memory (the
+        newest word on each id wins)."""
+        wanted = None if names is None else set(names)
+        found = {i.id: i for i in await self.store.incidents_between(names, since, until)}
+        for incident in (*self.writer.unwritten_incidents(), *self.incidents.values()):
+            if wanted is None or incident.service in wanted:
+                found[incident.id] = incident
+        return sorted(
+            (
+                i
+                for i in found.values()
+                if i.opened_at < until and (i.closed_at is None or i.closed_at > since)
+            ),
+            key=lambda i: (i.opened_at, i.id),
+        )
 
     async def nodes(self) -> list[NodeView]:
         """Every node of the cluster, by name (none without a cluster's view)."""
@@ -619,6 +634,11 @@ class Runtime:
         finally:
             if asked:
                 self._parents.ran(name, started)
+
+    def _gap(self, name: str) -> float:
+        """``name``'s gap limit: a longer span between two results is no data."""
+        service = self.configs.get(name)
+        return 0.0 if service is None else gap_limit(service.interval, service.timeout)
 
     def _situation(
         self, service: ServiceConfig, *, parent_was_down: bool = False

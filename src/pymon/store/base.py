@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
+from pymon.uptime import Bucket, Delta
 
 __all__ = [
     "CommandRecord",
@@ -165,11 +166,31 @@ class Store(Protocol):
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        rollups: Sequence[Delta] = (),
         *,
         fence: Fence | None = None,
     ) -> None:
         """Persist a batch atomically: upsert states and incidents, add results, events
-        and notices (a notice whose key is already stored is left alone)."""
+        and notices (a notice whose key is already stored is left alone), and add the
+        rollups' deltas to the stored buckets (docs/uptime.md)."""
+        ...
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = 3600
+    ) -> list[Bucket]:
+        """Stored buckets of width ``width`` of ``names`` (every service when None)
+        that overlap ``since``..``until``, by service then start."""
+        ...
+
+    async def incidents_between(
+        self, names: Sequence[str] | None, since: float, until: float
+    ) -> list[Incident]:
+        """Stored incidents of ``names`` (every service when None) open at some time
+        within ``since``..``until``, oldest first."""
+        ...
+
+    async def prune_rollups(self, before: float, limit: int = 10_000) -> int:
+        """Delete at most ``limit`` buckets that ended before ``before``; how many."""
         ...
 
     async def open_incidents(self) -> dict[str, Incident]:

@@ -5,8 +5,10 @@ Reads of history and events go through the writer too, so what is queued but not
 yet written is answered from memory and a read never forces a flush.
 
 States are coalesced per service (only the newest is written); results and events
-are kept in order. A batch with events (a transition) is flushed at once rather
-than after ``flush_interval``, so a transition is on disk within one round trip.
+are kept in order; rollups' deltas are merged per bucket (service, width, start) and
+land in the same transaction as their service's state, or not at all. A batch with
+events (a transition) is flushed at once rather than after ``flush_interval``, so
+a transition is on disk within one round trip.
 A failed flush keeps its data and retries with backoff: nothing is dropped while
 the process lives, except what a fence refuses: rows of shards another node took
 (docs/cluster.md) are dropped, and the node is told.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymon.clock import Clock, SystemClock
@@ -24,6 +26,7 @@ from pymon.errors import Fenced
 from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import Fence, ResultRecord, Store
 from pymon.text import spans
+from pymon.uptime import Bucket, Delta, Tally, frozen, merge
 
 __all__ = ["BatchWriter"]
 
@@ -59,8 +62,14 @@ class BatchWriter:
         self._events: list[Event] = []
         self._incidents: dict[str, Incident] = {}
         self._notices: list[Notice] = []
+        self._rollups: dict[tuple[str, int, float], Tally] = {}
         # The batch being written now: still answered from memory until it lands.
         self._writing: tuple[list[ResultRecord], list[Event]] = ([], [])
+        # The parts of the flush under way not landed yet, and a count that is odd
+        # while one is being written: a read of the rollups knows whether the store
+        # moved under it (a part landed) and reads again.
+        self._parts: list[_Rows] = []
+        self._landing = 0
         self._urgent = asyncio.Event()
         self._lock = asyncio.Lock()
         self.flushes = 0
@@ -89,6 +98,56 @@ class BatchWriter:
         stored = await self._store.events(limit, service)
         return (fresh[::-1] + [e for e in stored if e not in fresh])[:limit]
 
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int
+    ) -> list[Bucket]:
+        """The buckets of ``names`` (every service when None) overlapping the window:
+        the store's rows merged with the deltas not written yet, by service then
+        start. A read never forces a write: when a part lands while the store is
+        read, it reads again (and after a few tries waits for the flush to end)."""
+        for attempt in range(4):
+            if attempt == 3:
+                async with self._lock:
+                    return await self._rollups_now(names, since, until, width)
+            mark = self._landing
+            if mark % 2:
+                await asyncio.sleep(0)
+                continue
+            found = await self._rollups_now(names, since, until, width)
+            if self._landing == mark:
+                return found
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _rollups_now(
+        self, names: Sequence[str] | None, since: float, until: float, width: int
+    ) -> list[Bucket]:
+        wanted = None if names is None else set(names)
+        fresh = [
+            b
+            for b in (
+                *(frozen(b) for part in self._parts for b in part.rollups),
+                *(t.bucket() for t in self._rollups.values()),
+            )
+            if b.width == width
+            and b.start < until
+            and b.end > since
+            and (wanted is None or b.service in wanted)
+        ]
+        stored = await self._store.rollups(names, since, until, width)
+        merged = {(b.service, b.start): b for b in stored}
+        for bucket in fresh:
+            key = (bucket.service, bucket.start)
+            held = merged.get(key)
+            merged[key] = bucket if held is None else merge(held, bucket)
+        return [merged[key] for key in sorted(merged)]
+
+    def unwritten_incidents(self) -> list[Incident]:
+        """Incidents queued or being written, not yet in the store."""
+        return [
+            *(i for part in self._parts for i in part.incidents),
+            *self._incidents.values(),
+        ]
+
     def add(
         self,
         state: ServiceState,
@@ -96,10 +155,21 @@ class BatchWriter:
         events: list[Event],
         incident: Incident | None = None,
         notices: list[Notice] | None = None,
+        rollups: Sequence[Bucket] = (),
     ) -> None:
-        """Queue one service's new state, its result, the events it caused, its incident
-        and the notices decided with it (these land in the same transaction)."""
+        """Queue one service's new state, its result, the events it caused, its incident,
+        the notices decided with it and its rollups' deltas (these land in the same
+        transaction)."""
         self._states[state.name] = state
+        if rollups:
+            tallies = self._rollups
+            for bucket in rollups:
+                key = (bucket.service, bucket.width, bucket.start)
+                held = tallies.get(key)
+                if held is None:
+                    tallies[key] = Tally(bucket)
+                else:
+                    held.add(bucket)
         if result is not None:
             self._results.append(result)
         if incident is not None:
@@ -130,25 +200,29 @@ class BatchWriter:
                 self._events,
                 list(self._incidents.values()),
                 self._notices,
+                list(self._rollups.values()),
             )
             if not queued:
                 return
             self._states, self._results, self._events = {}, [], []
-            self._incidents, self._notices = {}, []
+            self._incidents, self._notices, self._rollups = {}, [], {}
             self._writing = (queued.results, queued.events)
-            parts = queued.split(self._max_batch)
+            parts = self._parts = queued.split(self._max_batch)
             try:
                 while parts:
                     part = parts[0]
                     fence = self._fence() if self._fence is not None else None
+                    self._landing += 1
                     try:
                         await self._store.write(*part.tables(), fence=fence)
                     except Fenced as exc:
                         assert fence is not None
-                        parts = _without(exc.shards, fence, parts)
+                        parts = self._parts = _without(exc.shards, fence, parts)
                         if self._on_fenced is not None:
                             self._on_fenced(exc.shards)
                         continue
+                    finally:
+                        self._landing += 1
                     parts.pop(0)
                     if part.notices and self._on_notices is not None:
                         self._on_notices()
@@ -161,9 +235,17 @@ class BatchWriter:
                     self._results = part.results + self._results
                     self._events = part.events + self._events
                     self._notices = part.notices + self._notices
+                    for bucket in part.rollups:
+                        key = (bucket.service, bucket.width, bucket.start)
+                        again = Tally(bucket)
+                        newer = self._rollups.get(key)
+                        if newer is not None:
+                            again.add(newer)
+                        self._rollups[key] = again
                 raise
             finally:
                 self._writing = ([], [])
+                self._parts = []
             self.flushes += 1
 
     async def run(self) -> None:
@@ -198,15 +280,30 @@ class _Rows:
     events: list[Event]
     incidents: list[Incident]
     notices: list[Notice]
+    rollups: list[Delta]
 
     def __bool__(self) -> bool:
-        return bool(self.states or self.results or self.events or self.incidents or self.notices)
+        return bool(
+            self.states
+            or self.results
+            or self.events
+            or self.incidents
+            or self.notices
+            or self.rollups
+        )
 
     def tables(
         self,
-    ) -> tuple[list[ServiceState], list[ResultRecord], list[Event], list[Incident], list[Notice]]:
+    ) -> tuple[
+        list[ServiceState],
+        list[ResultRecord],
+        list[Event],
+        list[Incident],
+        list[Notice],
+        list[Delta],
+    ]:
         """The lists in :meth:`Store.write`'s order."""
-        return self.states, self.results, self.events, self.incidents, self.notices
+        return self.states, self.results, self.events, self.incidents, self.notices, self.rollups
 
     def split(self, size: int) -> list[_Rows]:
         """These rows in parts of at most ``size`` services, each service's rows in one
@@ -219,13 +316,14 @@ class _Rows:
             *(i.service for i in self.incidents),
             *(s.name for s in self.states),
             *(r.service for r in self.results),
+            *(b.service for b in self.rollups),
         ):
             if name not in part:
                 part[name] = len(part) // size
         count = (len(part) + size - 1) // size
         if count <= 1:
             return [self]
-        parts = [_Rows([], [], [], [], []) for _ in range(count)]
+        parts = [_Rows([], [], [], [], [], []) for _ in range(count)]
         for state in self.states:
             parts[part[state.name]].states.append(state)
         for result in self.results:
@@ -236,6 +334,8 @@ class _Rows:
             parts[part[incident.service]].incidents.append(incident)
         for notice in self.notices:
             parts[part[notice.service]].notices.append(notice)
+        for bucket in self.rollups:
+            parts[part[bucket.service]].rollups.append(bucket)
         return parts
 
 
@@ -257,6 +357,7 @@ def _without(shards: frozenset[int], fence: Fence, parts: list[_Rows]) -> list[_
             [e for e in part.events if kept(e.service)],
             [i for i in part.incidents if kept(i.service)],
             [n for n in part.notices if kept(n.service)],
+            [b for b in part.rollups if kept(b.service)],
         )
         for part in parts
     ]

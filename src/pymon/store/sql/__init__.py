@@ -13,6 +13,9 @@ and PostgreSQL. The package holds:
 ``cluster.py``, ``commands.py``
     the cluster's statements: nodes, leases and fencing; commands for another
     node (sent, taken once, answered, pruned).
+``buckets.py``
+    the rollups' rows: merged with the stored ones in the writing transaction,
+    read by window, pruned after the retention.
 ``turns.py``
     writers' turns: one at a time, the outbox's records before queued batches.
 ``backend.py``
@@ -31,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, delete, select
+from sqlalchemy import Executable, delete, or_, select
 from sqlalchemy.engine import Dialect, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
@@ -51,7 +55,7 @@ from pymon.store.base import (
     Outcome,
     ResultRecord,
 )
-from pymon.store.sql import cluster, commands, deliveries
+from pymon.store.sql import buckets, cluster, commands, deliveries
 from pymon.store.sql.backend import DB_ERRORS, Watch, backend_for, insert_new, reason, upsert
 from pymon.store.sql.rows import (
     delivery_from_row,
@@ -82,12 +86,14 @@ from pymon.store.sql.schema import (
     node_table,
     notice_table,
     result_table,
+    rollup_table,
     shard_table,
     state_table,
     window_table,
 )
 from pymon.store.sql.sqlite import FenceQuery, SqliteBatches, sqlite_text
 from pymon.store.sql.turns import Turns
+from pymon.uptime import HOUR, Bucket, Delta, Tally
 
 __all__ = ["SqlStore"]
 
@@ -147,6 +153,10 @@ class SqlStore:
         self._node_upsert = upsert(insert(node_table), ["name"])
         self._shard_insert = insert_new(insert(shard_table), ["shard"])
         self._command_insert = insert(command_table)
+        # A bucket's row is replaced by the merge of what was stored and the delta.
+        self._rollup_upsert = upsert(insert(rollup_table), ["service", "width", "start"])
+        # The buckets this store wrote last, so the next flush need not read them back.
+        self._written = buckets.Written()
 
     def __repr__(self) -> str:
         shown = self.url.render_as_string(hide_password=True)
@@ -257,6 +267,7 @@ class SqlStore:
         events: Sequence[Event],
         incidents: Sequence[Incident] = (),
         notices: Sequence[Notice] = (),
+        rollups: Sequence[Delta] = (),
         *,
         fence: Fence | None = None,
     ) -> None:
@@ -269,10 +280,12 @@ class SqlStore:
         States are upserted by name (the last one in the batch wins); results go to
         their ring slots (when two land in the same slot, the higher ``seq`` wins);
         events are appended in order; incidents are upserted by id; notices enter
-        the outbox once (a key already there is left alone). One statement per
-        table, whatever the size.
+        the outbox once (a key already there is left alone); rollups' deltas are
+        merged with the stored buckets (read inside the transaction, merged, upserted).
+        One statement per table, whatever the size (and one read per 500 services
+        for the rollups).
         """
-        if not (states or results or events or incidents or notices):
+        if not (states or results or events or incidents or notices or rollups):
             return
         # Turning a batch into rows and parameters is pure Python work, a few
         # thousand rows at a time: done on the loop it stalled every check for as
@@ -282,15 +295,53 @@ class SqlStore:
         statements = await _prepare(
             self._statements, dialect, states, results, events, incidents, notices
         )
-        touched = _touched(fence, states, results, events, incidents, notices)
+        deltas = buckets.coalesce(rollups)
+        touched = _touched(fence, states, results, events, incidents, notices, deltas)
         signal = bool(events or incidents or notices)
+        known, unknown = self._written.known(deltas, fence)
+        # What the rollups' rows hold once written: remembered only after the commit
+        # (the remembered ones are added to in place: forgotten if it fails).
+        landed: list[Tally] = []
         if self._batches is not None:
             query: FenceQuery | None = None
             if fence is not None and touched:
                 query = (fence.owner, touched, functools.partial(_compare, fence, touched))
-            async with self._turn("write a batch"):
-                await self._batches.write(_texts(statements), query, signal=signal)
+            then = (
+                functools.partial(self._merge_sqlite, dialect, deltas, known, unknown, landed)
+                if deltas
+                else None
+            )
+            try:
+                async with self._turn("write a batch"):
+                    await self._batches.write(_texts(statements), query, signal=signal, then=then)
+            except BaseException:
+                self._written.drop(deltas)
+                raise
+            self._written.keep(landed, fence)
             return
+        try:
+            await self._write_through_engine(
+                statements, dialect, deltas, known, unknown, landed, fence, touched, signal
+            )
+        except BaseException:
+            self._written.drop(deltas)
+            raise
+        self._written.keep(landed, fence)
+
+    async def _write_through_engine(
+        self,
+        statements: list[tuple[Insert | str, Any]],
+        dialect: Dialect,
+        deltas: Mapping[buckets.Key, Delta],
+        known: Mapping[buckets.Key, Tally],
+        unknown: Mapping[buckets.Key, Delta],
+        landed: list[Tally],
+        fence: Fence | None,
+        touched: list[int],
+        signal: bool,
+    ) -> None:
+        """A batch in one transaction through the async engine (PostgreSQL, or a
+        memory SQLite database); ``landed`` gets the rollups' buckets written."""
         async with self._connect("write a batch", write=True) as conn:
             if fence is not None and touched:
                 await _check_fence(conn, fence, touched)
@@ -298,10 +349,79 @@ class SqlStore:
                 # A transition: other nodes showing this service read it again now.
                 await conn.execute(self._db.change_signal())
             for statement, params in statements:
-                if isinstance(statement, str):
-                    await conn.exec_driver_sql(statement, params)
-                else:
-                    await conn.execute(statement, params)
+                await _execute(conn, statement, params)
+            if deltas:
+                stored = [
+                    row
+                    for query_ in buckets.stored_query(unknown)
+                    for row in (await conn.execute(query_)).mappings().all()
+                ]
+                rows, whole = buckets.merged_rows(deltas, stored, known)
+                landed.extend(whole)
+                for statement, params in self._db.batch(
+                    self._rollup_upsert, rollup_table, dialect, rows
+                ):
+                    await _execute(conn, statement, params)
+
+    def _merge_sqlite(
+        self,
+        dialect: Dialect,
+        deltas: Mapping[buckets.Key, Delta],
+        known: Mapping[buckets.Key, Tally],
+        unknown: Mapping[buckets.Key, Delta],
+        landed: list[Tally],
+        con: sqlite3.Connection,
+    ) -> list[tuple[str, Sequence[Any]]]:
+        """The rollups' upserts: the deltas added to the buckets remembered, or read on
+        the SQLite writer's own connection, inside its transaction; ``landed`` gets
+        the buckets written."""
+        stored = [
+            row
+            for sql, params in buckets.stored_sqlite(unknown)
+            for row in con.execute(sql, params)
+        ]
+        rows, whole = buckets.merged_rows(deltas, stored, known)
+        landed.extend(whole)
+        return _texts(list(self._db.batch(self._rollup_upsert, rollup_table, dialect, rows)))
+
+    async def rollups(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> list[Bucket]:
+        """The stored buckets of width ``width`` of ``names`` (every service when None)
+        overlapping ``since``..``until``, by service then start."""
+        if names is not None and not names:
+            return []
+        chunks: list[Sequence[str] | None] = [None]
+        if names is not None:
+            unique = sorted(set(names))
+            chunks = [
+                unique[i : i + buckets.KEY_CHUNK] for i in range(0, len(unique), buckets.KEY_CHUNK)
+            ]
+        out: list[Bucket] = []
+        for chunk in chunks:
+            stmt = buckets.window_query(chunk, since, until, width)
+            out.extend(buckets.bucket_from_row(r) for r in await self._read("read rollups", stmt))
+        return out
+
+    async def incidents_between(
+        self, names: Sequence[str] | None, since: float, until: float
+    ) -> list[Incident]:
+        """Incidents (of ``names``, every service when None) open at some time within
+        ``since``..``until``, oldest first."""
+        t = incident_table
+        stmt = select(t).where(
+            t.c.opened_at < until, or_(t.c.closed_at.is_(None), t.c.closed_at > since)
+        )
+        if names is not None:
+            if not names:
+                return []
+            stmt = stmt.where(t.c.service.in_(sorted(set(names))))
+        rows = await self._read("read incidents", stmt.order_by(t.c.opened_at, t.c.id))
+        return [incident_from_row(row) for row in rows]
+
+    async def prune_rollups(self, before: float, limit: int = 10_000) -> int:
+        """Delete at most ``limit`` buckets that ended before ``before``; how many."""
+        return await self._change("prune rollups", buckets.prune(before, limit))
 
     def _statements(
         self,
@@ -640,6 +760,7 @@ def _touched(
     events: Sequence[Event],
     incidents: Sequence[Incident],
     notices: Sequence[Notice],
+    rollups: Mapping[buckets.Key, Delta],
 ) -> list[int]:
     """The shards a batch writes for, by ``fence``'s map (services outside it are not
     fenced); none without a fence."""
@@ -650,6 +771,7 @@ def _touched(
     names.update(e.service for e in events)
     names.update(i.service for i in incidents)
     names.update(n.service for n in notices)
+    names.update(key[0] for key in rollups)
     return sorted({fence.shard_of[n] for n in names if n in fence.shard_of})
 
 
@@ -669,6 +791,14 @@ async def _check_fence(conn: AsyncConnection, fence: Fence, touched: Sequence[in
     a memory database has one connection that every reader and writer queues for.)"""
     held = dict((await conn.execute(cluster.fence(fence.owner, list(touched)))).all())
     _compare(fence, touched, held)
+
+
+async def _execute(conn: AsyncConnection, statement: Insert | str, params: Any) -> None:
+    """One of a batch's statements, text or not."""
+    if isinstance(statement, str):
+        await conn.exec_driver_sql(statement, params)
+    else:
+        await conn.execute(statement, params)
 
 
 def _texts(statements: Sequence[tuple[Insert | str, Any]]) -> list[tuple[str, Sequence[Any]]]:

@@ -31,6 +31,10 @@
     the last push of each ``heartbeat`` service (never its token), upserted.
 ``nodes``, ``shards``
     the cluster's nodes (heartbeats) and the leases on its shards (docs/cluster.md).
+``rollups``
+    each service's hour and day buckets (docs/uptime.md), keyed by service, width
+    (3600 or 86400) and start (UTC seconds): merged with the stored row in the same
+    transaction as the service's state, pruned after ``storage.rollups``.
 ``commands``
     commands sent to a node that does not run their service, for the node that
     does: taken once, answered, then pruned after a while (docs/cluster.md).
@@ -71,6 +75,7 @@ __all__ = [
     "node_table",
     "notice_table",
     "result_table",
+    "rollup_table",
     "shard_table",
     "state_table",
     "window_table",
@@ -247,6 +252,29 @@ shard_table = Table(
     Column("owner", String(200), nullable=True),
     Column("lease_until", Double, nullable=False),
     Column("epoch", BigInteger, nullable=False),
+)
+
+
+# A service's hour and day buckets (pymon/uptime.py's Bucket). The time in each
+# status, the duration histogram and its bins are JSON maps: merged in Python, read
+# with the row inside the writing transaction (store/sql/buckets.py). The index on
+# (width, start) serves a report over every service and the retention's prune.
+rollup_table = Table(
+    "rollups",
+    metadata,
+    Column("service", String, primary_key=True),
+    Column("width", Integer, primary_key=True, autoincrement=False),
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
+    Column("checks", BigInteger, nullable=False),
+    Column("ok_checks", BigInteger, nullable=False),
+    Column("seconds", JSON, nullable=False),
+    Column("maintenance", JSON, nullable=False),
+    Column("worst", String(16), nullable=True),
+    Column("duration_sum", Double, nullable=False),
+    Column("duration_min", Double, nullable=True),
+    Column("duration_max", Double, nullable=True),
+    Column("bins", JSON, nullable=False),
+    Index("ix_rollups_width_start", "width", "start"),
 )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "FenceQuery",
     "SqliteBackend",
     "SqliteBatches",
+    "Then",
     "sqlite_text",
 ]
 
@@ -136,6 +137,10 @@ def _processor(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] 
 #: it writes for, and a check of the epochs found (raises to refuse the batch).
 FenceQuery = tuple[str, Sequence[int], Callable[[dict[int, int]], None]]
 
+#: What a batch reads and writes after its statements, in the same transaction (the
+#: rollups' read-merge-write): given the connection, the statements to run.
+Then = Callable[[sqlite3.Connection], Sequence[tuple[str, Sequence[Any]]]]
+
 _CHANGE_SIGNAL = "UPDATE changes SET seq = seq + 1 WHERE id = 1"
 
 
@@ -164,13 +169,17 @@ class SqliteBatches:
         *,
         signal: bool = False,
         doing: str = "write a batch",
+        then: Then | None = None,
     ) -> list[Any]:
         """Write ``statements`` in one transaction; ``fence`` first (its check may
-        raise, and then nothing is written); ``signal`` counts a transition. The rows
-        the last statement returned (``RETURNING``); StoreError saying what could not
-        be ``doing``."""
+        raise, and then nothing is written); ``signal`` counts a transition; ``then``
+        (given the connection inside the transaction) reads what it needs and
+        answers more statements to run after them. The rows the last statement
+        returned (``RETURNING``); StoreError saying what could not be ``doing``."""
         loop = asyncio.get_running_loop()
-        write = functools.partial(self._write, statements, fence, signal=signal, doing=doing)
+        write = functools.partial(
+            self._write, statements, fence, signal=signal, doing=doing, then=then
+        )
         return await loop.run_in_executor(self._executor, write)
 
     async def close(self) -> None:
@@ -198,6 +207,7 @@ class SqliteBatches:
         *,
         signal: bool,
         doing: str,
+        then: Then | None = None,
     ) -> list[Any]:
         try:
             con = self._connection()
@@ -217,6 +227,8 @@ class SqliteBatches:
                 con.execute(_CHANGE_SIGNAL)
             rows: list[Any] = []
             for sql, params in statements:
+                rows = con.execute(sql, params).fetchall()
+            for sql, params in then(con) if then is not None else ():
                 rows = con.execute(sql, params).fetchall()
             con.execute("COMMIT")
             return rows

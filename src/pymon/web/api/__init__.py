@@ -11,6 +11,8 @@ engine refuses answers 409, one naming no service 404 (``web/app.py`` maps them)
 The routes live by resource, and :data:`router` takes them in this order (the
 OpenAPI document lists them so):
 
+* ``uptime``: a service's uptime over a window (before ``services``, whose plain
+  ``/api/v1/services/{name}`` would take its path);
 * ``services``: the services, one service, its history, the events, and the
   commands on a service (acknowledge, run now);
 * ``maintenance``: the maintenance windows, adding and removing one;
@@ -28,10 +30,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pymon.web.api import maintenance, nodes, notifications, reports, services, system
+from pymon.web.api import maintenance, nodes, notifications, reports, services, system, uptime
 
 __all__ = ["router"]
 
 router = APIRouter()
-for _module in (services, maintenance, notifications, nodes, reports, system):
+for _module in (uptime, services, maintenance, notifications, nodes, reports, system):
     router.include_router(_module.router)

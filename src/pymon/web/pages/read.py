@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from pymon.uptime import HOUR, summarize
 from pymon.web.api.system import healthz
 from pymon.web.engine import lookup, port_of
 from pymon.web.pages.chart import chart
@@ -27,10 +28,11 @@ from pymon.web.pages.render import (
     render,
 )
 from pymon.web.proxy import public_prefix
+from pymon.web.uptime import SHOWN_WINDOWS
 from pymon.web.views import node_json, service_json
 
 if TYPE_CHECKING:
-    from pymon.engine.ports import ServiceView
+    from pymon.engine.ports import EnginePort, ServiceView
 
 __all__ = ["router"]
 
@@ -178,9 +180,22 @@ async def service_page(request: Request, name: str, error: str = "") -> Response
             for metric, spec in config.thresholds.items()
         },
         chart=chart(records, config.interval),
+        uptime=await _uptimes(port, name),
         events=await event_rows(port, limit=50, service=name),
         error=error[:500],
     )
+
+
+async def _uptimes(port: EnginePort, name: str) -> list[tuple[str, float | None]]:
+    """``name``'s uptime % over the windows the page shows (None: no data), from one
+    read of its hour buckets over the longest."""
+    now = port.now()
+    longest = max(seconds for _, seconds in SHOWN_WINDOWS)
+    buckets = await port.rollups([name], now - longest, now, HOUR)
+    return [
+        (label, summarize(name, buckets, now - seconds, now).uptime_pct)
+        for label, seconds in SHOWN_WINDOWS
+    ]
 
 
 @router.get("/events")

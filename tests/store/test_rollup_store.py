@@ -1,0 +1,207 @@
+"""The rollups table on SQLite and PostgreSQL: deltas merged with the stored bucket
+across flushes (read-merge-write in the batch's transaction), windows read back,
+the fence refusing a bucket with its state, bounded pruning, incidents by window."""
+
+from __future__ import annotations
+
+import pytest
+
+from pymon.errors import Fenced
+from pymon.model import Incident, ServiceState, Status
+from pymon.store.sql import SqlStore
+from pymon.uptime import DAY, HOUR, Bucket, bin_of
+
+T0 = 1_800_000_000 // DAY * DAY
+
+
+def delta(name: str, start: float, width: int = HOUR, **kw: object) -> Bucket:
+    return Bucket(name, start, width, **kw)  # type: ignore[arg-type]
+
+
+async def test_two_flushes_of_one_bucket_add_up(store: SqlStore) -> None:
+    first = delta(
+        "web",
+        T0,
+        checks=2,
+        ok_checks=1,
+        seconds={"ok": 100.0, "error": 20.0},
+        worst=Status.ERROR,
+        duration_sum=0.3,
+        duration_min=0.1,
+        duration_max=0.2,
+        bins={bin_of(0.1): 1, bin_of(0.2): 1},
+    )
+    second = delta(
+        "web",
+        T0,
+        checks=1,
+        ok_checks=1,
+        seconds={"ok": 50.0},
+        maintenance={"failed": 7.5},
+        worst=Status.OK,
+        duration_sum=0.05,
+        duration_min=0.05,
+        duration_max=0.05,
+        bins={bin_of(0.05): 1, bin_of(0.1): 1},
+    )
+    await store.write([ServiceState("web", seq=1)], [], [], rollups=[first])
+    await store.write([ServiceState("web", seq=2)], [], [], rollups=[second])
+    (got,) = await store.rollups(["web"], T0, T0 + HOUR, HOUR)
+    assert got.checks == 3 and got.ok_checks == 2
+    assert got.seconds == {"ok": 150.0, "error": 20.0}
+    assert got.maintenance == {"failed": 7.5}
+    assert got.worst is Status.ERROR
+    assert got.duration_sum == pytest.approx(0.35)
+    assert (got.duration_min, got.duration_max) == (0.05, 0.2)
+    assert got.bins == {bin_of(0.05): 1, bin_of(0.1): 2, bin_of(0.2): 1}
+    assert (await store.load_states())["web"].seq == 2
+
+
+async def test_one_batch_with_several_deltas_of_a_bucket_merges_them(store: SqlStore) -> None:
+    parts = [delta("web", T0, checks=1, seconds={"ok": 10.0}) for _ in range(3)]
+    await store.write([], [], [], rollups=parts)
+    (got,) = await store.rollups(None, T0, T0 + HOUR, HOUR)
+    assert got.checks == 3 and got.seconds == {"ok": 30.0}
+
+
+async def test_a_window_reads_overlapping_buckets_of_one_width_by_service(store: SqlStore) -> None:
+    rows = [
+        delta(name, T0 + k * HOUR, seconds={"ok": 1.0})
+        for name in ("b", "a", "c")
+        for k in range(-1, 4)
+    ]
+    rows.append(delta("a", T0, DAY, seconds={"ok": 5.0}))
+    await store.write([], [], [], rollups=rows)
+    got = await store.rollups(["a", "b"], T0 + 1800, T0 + 2 * HOUR, HOUR)
+    assert [(b.service, b.start - T0) for b in got] == [
+        ("a", 0),
+        ("a", HOUR),
+        ("b", 0),
+        ("b", HOUR),
+    ]
+    days = await store.rollups(None, T0, T0 + DAY, DAY)
+    assert [(b.service, b.width) for b in days] == [("a", DAY)]
+    assert await store.rollups([], T0, T0 + DAY, HOUR) == []
+
+
+async def test_a_fenced_write_lands_neither_state_nor_bucket(store: SqlStore) -> None:
+    from pymon.store.base import Fence
+
+    await store.add_shards(2)
+    epochs = await store.claim_shards("me", [0, 1], T0, T0 + 60)
+    await store.release_shards("me", [1])
+    await store.claim_shards("other", [1], T0, T0 + 60)
+    fence = Fence("me", epochs, {"web": 1})
+    with pytest.raises(Fenced):
+        await store.write(
+            [ServiceState("web", seq=1)], [], [], rollups=[delta("web", T0)], fence=fence
+        )
+    assert await store.rollups(None, T0, T0 + HOUR, HOUR) == []
+    assert "web" not in await store.load_states()
+
+
+async def test_pruning_deletes_ended_buckets_a_bounded_number_at_a_time(store: SqlStore) -> None:
+    old = [delta("web", T0 - k * HOUR) for k in range(1, 6)]
+    old.append(delta("web", T0 - 2 * DAY, DAY))
+    current = [delta("web", T0), delta("web", T0, DAY)]
+    await store.write([], [], [], rollups=[*old, *current])
+    assert await store.prune_rollups(T0, limit=4) == 4
+    assert await store.prune_rollups(T0, limit=4) == 2
+    assert await store.prune_rollups(T0, limit=4) == 0
+    left = [
+        *(await store.rollups(None, 0, T0 + DAY, HOUR)),
+        *(await store.rollups(None, 0, T0 + DAY, DAY)),
+    ]
+    assert sorted((b.width, b.start) for b in left) == [(HOUR, T0), (DAY, T0)]
+
+
+async def test_forgetting_a_service_keeps_its_buckets(store: SqlStore) -> None:
+    await store.write([ServiceState("gone")], [], [], rollups=[delta("gone", T0)])
+    await store.forget(["gone"])
+    assert [b.service for b in await store.rollups(None, T0, T0 + HOUR, HOUR)] == ["gone"]
+
+
+async def test_incidents_between_finds_those_open_in_the_window(store: SqlStore) -> None:
+    def incident(ident: str, opened: float, closed: float | None, service: str = "web") -> Incident:
+        return Incident(ident, service, opened, Status.ERROR, Status.ERROR, closed_at=closed)
+
+    await store.write(
+        [],
+        [],
+        [],
+        [
+            incident("before", T0 - 100, T0 - 50),
+            incident("across", T0 - 10, T0 + 10),
+            incident("inside", T0 + 20, T0 + 30),
+            incident("open", T0 + 40, None),
+            incident("after", T0 + 200, None),
+            incident("other", T0 + 20, None, service="db"),
+        ],
+    )
+    found = await store.incidents_between(["web"], T0, T0 + 100)
+    assert [i.id for i in found] == ["across", "inside", "open"]
+    assert {i.id for i in await store.incidents_between(None, T0, T0 + 100)} == {
+        "across",
+        "inside",
+        "open",
+        "other",
+    }
+
+
+async def test_a_store_opened_again_adds_to_the_stored_bucket(store_url: str) -> None:
+    # A restart: the new store has not written the bucket, so it reads it first.
+    for seconds in (100.0, 20.0):
+        again = SqlStore(store_url)
+        await again.open()
+        try:
+            await again.write(
+                [], [], [], rollups=[delta("web", T0, checks=1, seconds={"ok": seconds})]
+            )
+        finally:
+            await again.close()
+    reader = SqlStore(store_url)
+    await reader.open()
+    try:
+        (got,) = await reader.rollups(["web"], T0, T0 + HOUR, HOUR)
+    finally:
+        await reader.close()
+    assert got.checks == 2 and got.seconds == {"ok": 120.0}
+
+
+async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: str) -> None:
+    from pymon.store.base import Fence
+
+    a, b = SqlStore(store_url), SqlStore(store_url)
+    await a.open()
+    await b.open()
+    try:
+        await a.add_shards(1)
+
+        async def write(store: SqlStore, node: str, seconds: float) -> None:
+            epochs = await store.claim_shards(node, [0], T0, T0 + 60)
+            fence = Fence(node, epochs, {"web": 0})
+            tally = delta("web", T0, checks=1, seconds={"ok": seconds})
+            await store.write([], [], [], rollups=[tally], fence=fence)
+            await store.release_shards(node, [0])
+
+        await write(a, "a", 1.0)
+        await write(b, "b", 10.0)  # the shard went to b, which added its part
+        await write(a, "a", 100.0)  # and back: a must not write over b's part
+        (got,) = await a.rollups(["web"], T0, T0 + HOUR, HOUR)
+        assert got.checks == 3 and got.seconds == {"ok": 111.0}
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_write_that_fails_leaves_no_trace_in_the_next(store: SqlStore) -> None:
+    from pymon.errors import StoreError
+
+    await store.write([], [], [], rollups=[delta("web", T0, checks=1)])
+    # A delta the database refuses (beyond 64 bits), after the remembered bucket was
+    # added to: the transaction rolls back, and the next write reads the row again.
+    with pytest.raises(StoreError):
+        await store.write([], [], [], rollups=[delta("web", T0, checks=2**70)])
+    await store.write([], [], [], rollups=[delta("web", T0, checks=1)])
+    (got,) = await store.rollups(["web"], T0, T0 + HOUR, HOUR)
+    assert got.checks == 2
