@@ -93,7 +93,7 @@ from pymon.store.sql.schema import (
 )
 from pymon.store.sql.sqlite import FenceQuery, SqliteBatches, sqlite_text
 from pymon.store.sql.turns import Turns
-from pymon.uptime import HOUR, Bucket, Delta, Tally
+from pymon.uptime import HOUR, Bucket, Delta, Totals
 
 __all__ = ["SqlStore"]
 
@@ -153,9 +153,9 @@ class SqlStore:
         self._node_upsert = upsert(insert(node_table), ["name"])
         self._shard_insert = insert_new(insert(shard_table), ["shard"])
         self._command_insert = insert(command_table)
-        # A bucket's row is replaced by the merge of what was stored and the delta.
-        self._rollup_upsert = upsert(insert(rollup_table), ["service", "width", "start"])
-        # The buckets this store wrote last, so the next flush need not read them back.
+        # A bucket's row has the delta added to it (the histogram: merged in Python).
+        self._rollup_upsert = buckets.added_upsert(insert(rollup_table))
+        # The histograms this store wrote last, so the next flush need not read them.
         self._written = buckets.Written()
 
     def __repr__(self) -> str:
@@ -191,6 +191,7 @@ class SqlStore:
 
     async def _create(self, conn: AsyncConnection) -> None:
         """Create the missing tables and fit the ring (in the backend's setup transaction)."""
+        await buckets.drop_first_version(conn)
         await conn.run_sync(metadata.create_all)
         await conn.execute(insert_new(self._db.insert(change_table), ["id"]), [{"id": 1, "seq": 0}])
         await fit_ring(conn, self.history_size)
@@ -281,9 +282,10 @@ class SqlStore:
         their ring slots (when two land in the same slot, the higher ``seq`` wins);
         events are appended in order; incidents are upserted by id; notices enter
         the outbox once (a key already there is left alone); rollups' deltas are
-        merged with the stored buckets (read inside the transaction, merged, upserted).
-        One statement per table, whatever the size (and one read per 500 services
-        for the rollups).
+        added to the stored buckets by the upsert (the histogram merged with the
+        stored one, read inside the transaction when not remembered). One statement
+        per table, whatever the size (and one read per 500 services for the
+        histograms not remembered).
         """
         if not (states or results or events or incidents or notices or rollups):
             return
@@ -299,9 +301,9 @@ class SqlStore:
         touched = _touched(fence, states, results, events, incidents, notices, deltas)
         signal = bool(events or incidents or notices)
         known, unknown = self._written.known(deltas, fence)
-        # What the rollups' rows hold once written: remembered only after the commit
-        # (the remembered ones are added to in place: forgotten if it fails).
-        landed: list[Tally] = []
+        # The histograms the rollups' rows hold once written: remembered only after
+        # the commit (the remembered ones are added to in place: forgotten if it fails).
+        landed: list[buckets.Held] = []
         if self._batches is not None:
             query: FenceQuery | None = None
             if fence is not None and touched:
@@ -333,9 +335,9 @@ class SqlStore:
         statements: list[tuple[Insert | str, Any]],
         dialect: Dialect,
         deltas: Mapping[buckets.Key, Delta],
-        known: Mapping[buckets.Key, Tally],
+        known: Mapping[buckets.Key, dict[int, int]],
         unknown: Mapping[buckets.Key, Delta],
-        landed: list[Tally],
+        landed: list[buckets.Held],
         fence: Fence | None,
         touched: list[int],
         signal: bool,
@@ -352,9 +354,9 @@ class SqlStore:
                 await _execute(conn, statement, params)
             if deltas:
                 stored = [
-                    row
+                    tuple(row)
                     for query_ in buckets.stored_query(unknown)
-                    for row in (await conn.execute(query_)).mappings().all()
+                    for row in (await conn.execute(query_)).all()
                 ]
                 rows, whole = buckets.merged_rows(deltas, stored, known)
                 landed.extend(whole)
@@ -367,14 +369,14 @@ class SqlStore:
         self,
         dialect: Dialect,
         deltas: Mapping[buckets.Key, Delta],
-        known: Mapping[buckets.Key, Tally],
+        known: Mapping[buckets.Key, dict[int, int]],
         unknown: Mapping[buckets.Key, Delta],
-        landed: list[Tally],
+        landed: list[buckets.Held],
         con: sqlite3.Connection,
     ) -> list[tuple[str, Sequence[Any]]]:
-        """The rollups' upserts: the deltas added to the buckets remembered, or read on
-        the SQLite writer's own connection, inside its transaction; ``landed`` gets
-        the buckets written."""
+        """The rollups' upserts: the deltas with their histograms added to those
+        remembered, or read on the SQLite writer's own connection, inside its
+        transaction; ``landed`` gets the histograms written."""
         stored = [
             row
             for sql, params in buckets.stored_sqlite(unknown)
@@ -401,6 +403,29 @@ class SqlStore:
         for chunk in chunks:
             stmt = buckets.window_query(chunk, since, until, width)
             out.extend(buckets.bucket_from_row(r) for r in await self._read("read rollups", stmt))
+        return out
+
+    async def totals(
+        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+    ) -> dict[str, Totals]:
+        """The stored buckets :meth:`rollups` would answer, summed per service in the
+        database (each one's time scaled to its share inside the window; the
+        histograms merged here): no Bucket per row (docs/performance.md, "Uptime
+        rollups"). Services with no bucket are left out."""
+        out: dict[str, Totals] = {}
+        if names is not None and not names:
+            return out
+        chunks: list[Sequence[str] | None] = [None]
+        if names is not None:
+            unique = sorted(set(names))
+            chunks = [
+                unique[i : i + buckets.KEY_CHUNK] for i in range(0, len(unique), buckets.KEY_CHUNK)
+            ]
+        for chunk in chunks:
+            async with self._connect("read rollups", write=False) as conn:
+                sums = (await conn.execute(buckets.totals_query(chunk, since, until, width))).all()
+                bins = await conn.execute(buckets.bins_query(chunk, since, until, width))
+                buckets.sum_totals(sums, bins, out)
         return out
 
     async def incidents_between(
