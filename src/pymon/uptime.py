@@ -253,6 +253,13 @@ class Totals:
         for index, count in bucket.bins.items():
             bins[index] = bins.get(index, 0) + count
 
+    def add_within(self, bucket: Bucket | Tally, since: float, until: float) -> None:
+        """Add ``bucket`` for the share of it inside ``since``..``until`` (nothing when
+        it is outside): how every reader scales a bucket at a window's edge."""
+        overlap = min(bucket.start + bucket.width, until) - max(bucket.start, since)
+        if overlap > 0:
+            self.add(bucket, overlap / bucket.width)
+
     def extremes(self, worst: Status | None, low: float | None, high: float | None) -> None:
         """Take a worst status and duration extremes into account (None: none seen)."""
         if worst is not None and (self.worst is None or worst.severity > self.worst.severity):
@@ -280,9 +287,7 @@ def summarize(
     """
     totals = Totals()
     for bucket in buckets:
-        overlap = min(bucket.start + bucket.width, until) - max(bucket.start, since)
-        if overlap > 0:
-            totals.add(bucket, overlap / bucket.width)
+        totals.add_within(bucket, since, until)
     return total(service, (totals,), since, until, include_maintenance=include_maintenance)
 
 

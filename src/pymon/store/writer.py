@@ -156,8 +156,7 @@ class BatchWriter:
         fresh = self._fresh(names, since, until, width)
         found = await self._store.totals(names, since, until, width)
         for delta in fresh:
-            overlap = min(delta.start + delta.width, until) - max(delta.start, since)
-            found.setdefault(delta.service, Totals()).add(delta, overlap / delta.width)
+            found.setdefault(delta.service, Totals()).add_within(delta, since, until)
         return found
 
     async def _rollups_now(

@@ -408,9 +408,10 @@ class SqlStore:
     async def totals(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
     ) -> dict[str, Totals]:
-        """The stored buckets :meth:`rollups` would answer, summed per service in the
-        database (each one's time scaled to its share inside the window; the
-        histograms merged here): no Bucket per row (docs/performance.md, "Uptime
+        """The stored buckets :meth:`rollups` would answer, added up per service: those
+        wholly inside the window summed in the database (their histograms joined
+        into one value per service, merged here), the few at its edges scaled to
+        their share inside it as ``summarize`` does: no Bucket per row (docs/performance.md, "Uptime
         rollups"). Services with no bucket are left out."""
         out: dict[str, Totals] = {}
         if names is not None and not names:
@@ -422,10 +423,14 @@ class SqlStore:
                 unique[i : i + buckets.KEY_CHUNK] for i in range(0, len(unique), buckets.KEY_CHUNK)
             ]
         for chunk in chunks:
+            sums = buckets.totals_query(chunk, since, until, width, self._db.joined_blobs)
+            edges = buckets.edges_query(chunk, since, until, width)
             async with self._connect("read rollups", write=False) as conn:
-                sums = (await conn.execute(buckets.totals_query(chunk, since, until, width))).all()
-                bins = await conn.execute(buckets.bins_query(chunk, since, until, width))
-                buckets.sum_totals(sums, bins, out)
+                buckets.sum_totals((await conn.execute(sums)).all(), out)
+                rows = (await conn.execute(edges)).mappings().all()
+            for row in rows:
+                bucket = buckets.bucket_from_row(row)
+                out.setdefault(bucket.service, Totals()).add_within(bucket, since, until)
         return out
 
     async def incidents_between(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import Executable, Table
+from sqlalchemy import ColumnElement, Executable, Table
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -77,6 +77,11 @@ class Backend(Protocol):
         overlapping the old process, ``pymon check``); checking for a table and
         creating it must not interleave, so schema setup takes turns.
         """
+        ...
+
+    def joined_blobs(self, column: ColumnElement[bytes]) -> ColumnElement[bytes]:
+        """An aggregate: the BLOBs of ``column`` in a group, end to end (NULLs left
+        out), so a report reads one value per service instead of a row per bucket."""
         ...
 
     def insert(self, table: Table) -> Insert:

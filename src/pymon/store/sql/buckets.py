@@ -6,10 +6,10 @@ Each status's time is a column of its own (``ok_s``... and ``ok_maint_s``...),
 ``worst`` is the status's severity: a batch's deltas are **added in SQL** by the
 upsert (``ON CONFLICT ... DO UPDATE SET ok_s = rollup_buckets.ok_s + excluded.ok_s``,
 the extremes with ``CASE``, which both databases spell alike), and a report sums a
-window's rows per service in SQL (:func:`totals_query`) instead of turning each into
-a Bucket. The first version kept the times as JSON maps, read each row back, merged
-and rewrote it; decoding that JSON was most of what a report cost
-(docs/performance.md, "Uptime rollups").
+window's rows per service in SQL (:func:`totals_query`, the histograms joined into
+one BLOB per service) instead of turning each into a Bucket. The first version kept
+the times as JSON maps, read each row back, merged and rewrote it; decoding that
+JSON was most of what a report cost (docs/performance.md, "Uptime rollups").
 
 The duration histogram is a BLOB of (bin, count) pairs (:func:`pack_bins`, 6 bytes
 a bin that has checks; a bucket has a handful), which SQL does not add up: it alone
@@ -31,10 +31,10 @@ two can never be confused.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, and_, case, delete, func, or_, select, text, tuple_
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, or_, select, text, tuple_
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Delete, Insert
@@ -49,11 +49,11 @@ __all__ = [
     "Key",
     "Written",
     "added_upsert",
-    "bins_query",
     "bucket_from_row",
     "bucket_row",
     "coalesce",
     "drop_first_version",
+    "edges_query",
     "merged_rows",
     "pack_bins",
     "prune",
@@ -315,20 +315,19 @@ def _overlapping(names: Sequence[str] | None, since: float, until: float, width:
 
 
 def totals_query(
-    names: Sequence[str] | None, since: float, until: float, width: int
+    names: Sequence[str] | None,
+    since: float,
+    until: float,
+    width: int,
+    joined: Callable[[ColumnElement[bytes]], ColumnElement[bytes]],
 ) -> Select[Any]:
-    """The sums of :func:`window_query`'s rows per service, each row's time scaled by
-    the share of it inside the window (as :func:`pymon.uptime.summarize` scales a
-    bucket): (service, checks, ok_checks, the time columns, worst, duration sum, min
-    and max). The histograms are :func:`bins_query`'s."""
+    """The sums per service of :func:`window_query`'s rows wholly inside the window
+    (those at its edges are :func:`edges_query`'s, scaled as ``summarize`` scales
+    them): (service, checks, ok_checks, the time columns, worst, duration sum, min
+    and max, the histograms joined end to end by ``joined``, the backend's)."""
     t = rollup_table
-    end = t.c.start + width
-    inside = case((end > until, until), else_=end) - case(
-        (t.c.start < since, since), else_=t.c.start
-    )
-    share = inside / float(width)
-    times = [func.sum(t.c[c] * share) for _, c, _ in _TIMES]
-    times += [func.sum(t.c[m] * share) for _, _, m in _TIMES]
+    times = [func.sum(t.c[c]) for _, c, _ in _TIMES]
+    times += [func.sum(t.c[m]) for _, _, m in _TIMES]
     return (
         select(
             t.c.service,
@@ -339,25 +338,29 @@ def totals_query(
             func.sum(t.c.duration_sum),
             func.min(t.c.duration_min),
             func.max(t.c.duration_max),
+            joined(case((t.c.checks > 0, t.c.bins))),
         )
-        .where(_overlapping(names, since, until, width))
+        .where(
+            _overlapping(names, since, until, width),
+            t.c.start >= since,
+            t.c.start <= until - width,
+        )
         .group_by(t.c.service)
     )
 
 
-def bins_query(names: Sequence[str] | None, since: float, until: float, width: int) -> Select[Any]:
-    """(service, bins) of :func:`window_query`'s rows that counted a check."""
+def edges_query(names: Sequence[str] | None, since: float, until: float, width: int) -> Select[Any]:
+    """:func:`window_query`'s rows only partly inside the window (at most one at each
+    edge per service)."""
     t = rollup_table
-    return select(t.c.service, t.c.bins).where(
-        _overlapping(names, since, until, width), t.c.checks > 0
+    return select(t).where(
+        _overlapping(names, since, until, width), or_(t.c.start < since, t.c.start > until - width)
     )
 
 
-def sum_totals(
-    sums: Iterable[Sequence[Any]], bins: Iterable[Sequence[Any]], into: dict[str, Totals]
-) -> dict[str, Totals]:
-    """:func:`totals_query`'s and :func:`bins_query`'s rows added to ``into`` (a
-    :class:`Totals` per service); ``into``."""
+def sum_totals(sums: Iterable[Sequence[Any]], into: dict[str, Totals]) -> dict[str, Totals]:
+    """:func:`totals_query`'s rows added to ``into`` (a :class:`Totals` per service);
+    ``into``."""
     count = len(_TIMES)
     for row in sums:
         totals = into.get(row[0])
@@ -372,18 +375,15 @@ def sum_totals(
             ):
                 if seconds:
                     spent[status] = spent.get(status, 0.0) + float(seconds)
-        worst, duration_sum, low, high = row[3 + 2 * count :]
+        worst, duration_sum, low, high, bins = row[3 + 2 * count :]
         totals.duration_sum += float(duration_sum)
         totals.extremes(
             None if worst is None else _BY_SEVERITY[int(worst)],
             None if low is None else float(low),
             None if high is None else float(high),
         )
-    for service, blob in bins:
-        totals = into.get(service)
-        if totals is None:
-            totals = into[service] = Totals()
-        unpack_bins(bytes(blob), totals.bins)
+        if bins:
+            unpack_bins(bytes(bins), totals.bins)
     return into
 
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ClassVar
 
-from sqlalchemy import Executable, Table, func, select
+from sqlalchemy import ColumnElement, Executable, Table, func, literal_column, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -89,6 +89,11 @@ class PostgresBackend:
         listener = Listener(engine, on_change)
         listener.start()
         return listener
+
+    def joined_blobs(self, column: ColumnElement[bytes]) -> ColumnElement[bytes]:
+        """``string_agg`` over bytea."""
+        joined: ColumnElement[bytes] = func.string_agg(column, literal_column("''::bytea"))
+        return joined
 
     def insert(self, table: Table) -> Insert:
         return pg_dialect.insert(table)

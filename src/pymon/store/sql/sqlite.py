@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Executable, Table, event, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Executable,
+    LargeBinary,
+    Table,
+    cast,
+    event,
+    func,
+    literal_column,
+    update,
+)
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import OperationalError
@@ -330,6 +342,10 @@ class SqliteBackend:
                 if "database is locked" not in str(exc) or time.monotonic() >= deadline:
                     raise
                 await asyncio.sleep(0.05)
+
+    def joined_blobs(self, column: ColumnElement[bytes]) -> ColumnElement[bytes]:
+        """``group_concat`` keeps a BLOB's bytes (NULs too) but answers text: cast back."""
+        return cast(func.group_concat(column, literal_column("''")), LargeBinary)
 
     def insert(self, table: Table) -> Insert:
         return sqlite_dialect.insert(table)
