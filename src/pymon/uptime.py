@@ -49,6 +49,7 @@ __all__ = [
     "Tally",
     "Totals",
     "Uptime",
+    "add_up",
     "bin_of",
     "bucket_start",
     "by_service",
@@ -268,6 +269,19 @@ class Totals:
             self.duration_min = low
         if high is not None and (self.duration_max is None or high > self.duration_max):
             self.duration_max = high
+
+
+def add_up(buckets: Iterable[Bucket | Tally], since: float, until: float) -> dict[str, Totals]:
+    """``buckets`` (of one width) added up per service for ``since``..``until``, as a
+    store's ``totals`` answers (services with no bucket in the window left out)."""
+    out: dict[str, Totals] = {}
+    for bucket in buckets:
+        if bucket.start < until and bucket.start + bucket.width > since:
+            totals = out.get(bucket.service)
+            if totals is None:
+                totals = out[bucket.service] = Totals()
+            totals.add_within(bucket, since, until)
+    return out
 
 
 def summarize(

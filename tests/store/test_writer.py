@@ -13,7 +13,7 @@ from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceS
 from pymon.store.base import Fence, ResultRecord
 from pymon.store.sql.buckets import coalesce
 from pymon.store.writer import BatchWriter
-from pymon.uptime import DAY, HOUR, Bucket, Delta, Totals, frozen, summarize
+from pymon.uptime import DAY, HOUR, Bucket, Delta, Totals, add_up, frozen, summarize
 
 
 class ListStore:
@@ -73,10 +73,7 @@ class ListStore:
     async def totals(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
     ) -> dict[str, Totals]:
-        out: dict[str, Totals] = {}
-        for bucket in await self.rollups(names, since, until, width):
-            out.setdefault(bucket.service, Totals()).add_within(bucket, since, until)
-        return out
+        return add_up(await self.rollups(names, since, until, width), since, until)
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         rows = [r for _, results, _ in self.batches for r in results if r.service == service]
