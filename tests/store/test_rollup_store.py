@@ -303,3 +303,20 @@ async def test_a_database_of_the_first_version_opens_without_its_json_rollups(
     finally:
         con.close()
     assert "rollups" not in tables and "rollup_buckets" in tables
+
+
+async def test_a_batch_of_more_buckets_than_one_statement_binds_lands_whole(
+    store: SqlStore,
+) -> None:
+    # SQLite binds at most 32,766 values a statement: 3,000 rows of 24 columns are
+    # three statements, each row's values in the table's column order.
+    rows = [
+        delta(f"s{k:04d}", T0, checks=1, seconds={"warn": float(k)}, bins={BIN: 1})
+        for k in range(3000)
+    ]
+    await store.write([], [], [], rollups=rows)
+    await store.write([], [], [], rollups=rows)
+    got = await store.rollups(None, T0, T0 + HOUR, HOUR)
+    assert len(got) == 3000
+    assert [(b.checks, b.seconds, b.bins) for b in got[2999:]] == [(2, {"warn": 5998.0}, {BIN: 2})]
+    assert got[1].seconds == {"warn": 2.0} and got[0].seconds == {}

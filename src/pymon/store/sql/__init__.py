@@ -360,7 +360,7 @@ class SqlStore:
                 ]
                 rows, whole = buckets.merged_rows(deltas, stored, known)
                 landed.extend(whole)
-                for statement, params in self._db.batch(
+                for statement, params in self._db.batch_values(
                     self._rollup_upsert, rollup_table, dialect, rows
                 ):
                     await _execute(conn, statement, params)
@@ -384,7 +384,8 @@ class SqlStore:
         ]
         rows, whole = buckets.merged_rows(deltas, stored, known)
         landed.extend(whole)
-        return _texts(list(self._db.batch(self._rollup_upsert, rollup_table, dialect, rows)))
+        upserts = self._db.batch_values(self._rollup_upsert, rollup_table, dialect, rows)
+        return _texts(list(upserts))
 
     async def rollups(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR

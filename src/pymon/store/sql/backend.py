@@ -110,6 +110,15 @@ class Backend(Protocol):
         to execute in turn."""
         ...
 
+    def batch_values(
+        self, stmt: Insert, table: Table, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterable[tuple[Insert | str, Any]]:
+        """:meth:`batch` for rows given as values in ``table``'s column order, every
+        column given, each value what the driver binds as it is (no type's
+        processing): for the hottest rows, where building and reading a dict per
+        row costs more than the database's own work."""
+        ...
+
 
 _BACKENDS: tuple[type[Backend], ...] = (PostgresBackend, SqliteBackend)
 

@@ -51,6 +51,7 @@ __all__ = [
     "added_upsert",
     "bucket_from_row",
     "bucket_row",
+    "bucket_values",
     "coalesce",
     "drop_first_version",
     "edges_query",
@@ -119,9 +120,13 @@ def coalesce(buckets: Iterable[Delta]) -> dict[Key, Delta]:
 
 def bucket_row(bucket: Delta, bins: bytes) -> dict[str, Any]:
     """``bucket`` as a row of the rollups table, with the stored histogram ``bins``."""
-    # Two rows a check pass here, in the SQLite writer's thread: the values are put
-    # in column order and zipped with the names (a dict built key by key, 12 of
-    # them looked up in the time maps, cost twice as much).
+    return dict(zip(_COLUMNS, bucket_values(bucket, bins), strict=True))
+
+
+def bucket_values(bucket: Delta, bins: bytes) -> list[Any]:
+    """:func:`bucket_row`'s values, in the table's column order."""
+    # Two rows a check pass here, in the SQLite writer's thread (holding the GIL the
+    # event loop wants): no dict, and only the statuses that had time looked up.
     worst = bucket.worst
     values = [
         bucket.service,
@@ -140,7 +145,7 @@ def bucket_row(bucket: Delta, bins: bytes) -> dict[str, Any]:
         values[_SECONDS_AT[status]] = seconds
     for status, seconds in bucket.maintenance.items():
         values[_MAINTENANCE_AT[status]] = seconds
-    return dict(zip(_COLUMNS, values, strict=True))
+    return values
 
 
 def bucket_from_row(row: Mapping[str, Any] | RowMapping) -> Bucket:
@@ -232,8 +237,9 @@ def merged_rows(
     deltas: Mapping[Key, Delta],
     stored: Iterable[Sequence[Any]],
     known: Mapping[Key, dict[int, int]] | None = None,
-) -> tuple[list[dict[str, Any]], list[Held]]:
-    """The rows to upsert, and the histograms they leave stored: each delta's bins
+) -> tuple[list[list[Any]], list[Held]]:
+    """The rows to upsert (:func:`bucket_values`), and the histograms they leave
+    stored: each delta's bins
     added (in place) to the histogram ``known`` for its key, else to its ``stored``
     one ((service, width, start, bins) rows), if any."""
     found: dict[Key, dict[int, int]] = dict(known or {})
@@ -248,7 +254,7 @@ def merged_rows(
         for index, count in delta.bins.items():
             bins[index] = bins.get(index, 0) + count
         held.append((key, bins))
-        rows.append(bucket_row(delta, pack_bins(bins)))
+        rows.append(bucket_values(delta, pack_bins(bins)))
     return rows, held
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Executable, Table, func, literal_column, select
@@ -103,6 +103,15 @@ class PostgresBackend:
     ) -> Iterator[tuple[Insert, list[dict[str, Any]]]]:
         """``stmt`` with all of ``rows``: one executemany."""
         yield stmt, rows
+
+    def batch_values(
+        self, stmt: Insert, table: Table, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[Insert, list[dict[str, Any]]]]:
+        """The rows as mappings, then :meth:`batch` (asyncpg binds by name)."""
+        names = [c.name for c in table.columns]
+        return self.batch(
+            stmt, table, dialect, [dict(zip(names, row, strict=True)) for row in rows]
+        )
 
 
 class Listener:

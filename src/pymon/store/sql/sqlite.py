@@ -130,6 +130,16 @@ class _MultiRow:
                 params += values
             yield self.head + ", ".join([self.group] * len(chunk)) + self.tail, tuple(params)
 
+    def pages_of_values(
+        self, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """:meth:`pages` for rows that are values in :attr:`columns`' order already
+        (bound as they are)."""
+        for first in range(0, len(rows), self.page):
+            chunk = rows[first : first + self.page]
+            params = [value for row in chunk for value in row]
+            yield self.head + ", ".join([self.group] * len(chunk)) + self.tail, tuple(params)
+
 
 def _processor(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """What turns a value of a column of type ``kind`` into a parameter sqlite3 binds.
@@ -363,3 +373,17 @@ class SqliteBackend:
             multirow = _MultiRow.of(stmt, table, dialect, list(rows[0]))
             self._multirow[table.name] = multirow
         return multirow.pages(rows)
+
+    def batch_values(
+        self, stmt: Insert, table: Table, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """:meth:`batch` for rows of values in the table's column order."""
+        key = f"{table.name} values"
+        multirow = self._multirow.get(key)
+        if multirow is None:
+            names = [c.name for c in table.columns]
+            multirow = _MultiRow.of(stmt, table, dialect, names)
+            if list(multirow.columns) != names:
+                raise ValueError(f"{table.name}: the statement binds {multirow.columns}")
+            self._multirow[key] = multirow
+        return multirow.pages_of_values(rows)
