@@ -6,8 +6,8 @@ taken whole by :meth:`ServiceBook.apply`: kept in memory, handed to the store's
 writer (state, result, events, incident, notices and the rollups' deltas land in one
 transaction), then told on the bus. The deltas come from the previous state and the
 new one (:func:`pymon.uptime.credit`, added straight into the writer's pending
-tallies), with each service's gap limit. It also counts
-the typed events published, for ``/metrics``.
+tallies), with each service's gap limit. It also counts the typed events
+published, for ``/metrics``.
 """
 
 from __future__ import annotations
