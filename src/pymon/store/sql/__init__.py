@@ -14,8 +14,9 @@ and PostgreSQL. The package holds:
     the cluster's statements: nodes, leases and fencing; commands for another
     node (sent, taken once, answered, pruned).
 ``buckets.py``
-    the rollups' rows: merged with the stored ones in the writing transaction,
-    read by window, pruned after the retention.
+    the rollups' rows: added to by the upsert in the writing transaction (the
+    histogram merged in Python), read by window or summed per service, pruned
+    after the retention.
 ``turns.py``
     writers' turns: one at a time, the outbox's records before queued batches.
 ``backend.py``
