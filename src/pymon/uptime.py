@@ -34,6 +34,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pymon.model import ServiceState, Status
 
@@ -45,6 +46,7 @@ __all__ = [
     "UP",
     "Bucket",
     "Delta",
+    "Piece",
     "Tally",
     "Uptime",
     "bin_of",
@@ -359,19 +361,28 @@ def spans(
     return out
 
 
-def layout(since: float, until: float) -> list[tuple[int, float, float]]:
-    """Which buckets to read for ``since``..``until``: (width, from, to) pieces that
-    tile the window, day buckets for the whole UTC days inside it and hour buckets
-    for the edges (a year is 365 rows a service, not 8,760). Summarize the buckets
-    of all pieces together over the whole window: the pieces never overlap."""
+class Piece(NamedTuple):
+    """A part of a window read from buckets of one ``width`` (:data:`HOUR` or :data:`DAY`)."""
+
+    width: int
+    start: float
+    end: float
+
+
+def layout(since: float, until: float) -> list[Piece]:
+    """Which buckets to read for ``since``..``until``: pieces that tile the window, day
+    buckets for the whole UTC days inside it and hour buckets for the edges (a year is
+    365 rows a service, not 8,760). A window holding no whole day is read from hours
+    alone. Summarize the buckets of all pieces together over the whole window: the
+    pieces never overlap."""
     if until <= since:
         return []
     first = bucket_start(since, DAY) + (0 if since % DAY == 0 else DAY)
     last = bucket_start(until, DAY)
     if last <= first:
-        return [(HOUR, since, until)]
-    pieces = [(HOUR, since, first), (DAY, first, last), (HOUR, last, until)]
-    return [(width, lo, hi) for width, lo, hi in pieces if hi > lo]
+        return [Piece(HOUR, since, until)]
+    pieces = [Piece(HOUR, since, first), Piece(DAY, first, last), Piece(HOUR, last, until)]
+    return [p for p in pieces if p.end > p.start]
 
 
 class Tally:
