@@ -185,12 +185,14 @@ def build(
     until: float,
     *,
     include_maintenance: bool = False,
+    now: float | None = None,
 ) -> Report:
     """The report over ``since``..``until`` for ``targets``, in their order.
 
     ``buckets`` are the services' buckets as :func:`pymon.uptime.layout` says to read them (hour
     and day buckets that do not overlap each other); ``incidents`` theirs that
-    overlap the window. A service with neither is all *no data*.
+    overlap the window. A service with neither is all *no data*. ``now`` is where the
+    buckets' time ends (:func:`pymon.uptime.summarize`).
     """
     grouped = by_service(buckets)
     troubles: dict[str, list[Incident]] = {}
@@ -205,6 +207,7 @@ def build(
                 since,
                 until,
                 include_maintenance=include_maintenance,
+                now=now,
             ),
             troubles.get(target.service, ()),
             since,

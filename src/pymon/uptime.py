@@ -208,13 +208,17 @@ def summarize(
     until: float,
     *,
     include_maintenance: bool = False,
+    now: float | None = None,
 ) -> Uptime:
     """``service``'s uptime over ``since``..``until`` from its buckets (of one width).
 
     A bucket only partly inside the window counts for the share of it that is
     inside (its seconds scaled by that share), so a window is as exact as the
     buckets' width at its edges; checks and durations count whole buckets that
-    overlap the window.
+    overlap the window. ``now``, when given, is where every bucket's time ends: the
+    current hour holds nothing after it, so a window ending now takes that hour
+    whole, not the share of it that has passed (a 24 h window at 23:02 would
+    otherwise count 2 of the last hour's minutes).
     """
     span = max(until - since, 0.0)
     up = down = unknown = maintenance = covered = duration_sum = 0.0
@@ -224,10 +228,11 @@ def summarize(
     lows: list[float] = []
     highs: list[float] = []
     for bucket in buckets:
-        overlap = min(bucket.end, until) - max(bucket.start, since)
+        end = bucket.end if now is None else min(bucket.end, now)
+        overlap = min(end, until) - max(bucket.start, since)
         if overlap <= 0:
             continue
-        share = overlap / bucket.width
+        share = overlap / (end - bucket.start)
         for status, seconds in bucket.seconds.items():
             covered += seconds * share
             if status in UP:

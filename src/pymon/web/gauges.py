@@ -110,7 +110,7 @@ async def _compute(port: EnginePort, now: float) -> list[UptimeSample]:
             found = await port.rollups(chunk, part.start, part.end, part.width)
             for name, buckets in by_service(found).items():
                 if name in times:
-                    summary = summarize(name, buckets, part.start, part.end)
+                    summary = summarize(name, buckets, part.start, part.end, now=now)
                     times[name][i] = (summary.up, summary.down)
         for name in chunk:
             for label, _ in windows:

@@ -31,4 +31,12 @@ async def read_report(
     names = None if every else [t.service for t in targets]
     buckets = await read_buckets(port, names, since, until) if targets else []
     incidents = await port.incidents_between(names, since, until) if targets else []
-    return build(targets, buckets, incidents, since, until, include_maintenance=include_maintenance)
+    return build(
+        targets,
+        buckets,
+        incidents,
+        since,
+        until,
+        include_maintenance=include_maintenance,
+        now=port.now(),
+    )

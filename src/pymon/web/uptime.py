@@ -78,7 +78,12 @@ async def uptime_of(
     found = by_service(await read_buckets(port, names, since, until))
     return {
         name: summarize(
-            name, found.get(name, []), since, until, include_maintenance=include_maintenance
+            name,
+            found.get(name, []),
+            since,
+            until,
+            include_maintenance=include_maintenance,
+            now=port.now(),
         )
         for name in names
     }
