@@ -3,15 +3,11 @@ widths it reads (days inside the window, hours at its edges) through the fake po
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from pymon.model import Incident, Status
-from pymon.reports import Piece, Target, build, pieces
+from pymon.reports import Target, build
 from pymon.uptime import DAY, HOUR, Bucket
-from pymon.web.reporting import read_report
-from tests.support.port import fake_port
 
 #: A UTC midnight (2026-05-28 00:00 UTC), so the windows below are placed on purpose.
 MIDNIGHT = 1_779_926_400.0
@@ -41,67 +37,6 @@ def hours_between(service: str, since: float, until: float) -> list[Bucket]:
 
 def incident(service: str, opened: float, closed: float | None, ident: str = "i") -> Incident:
     return Incident(ident, service, opened, Status.FAILED, Status.FAILED, closed_at=closed)
-
-
-def test_pieces_are_hours_at_the_edges_and_days_between() -> None:
-    assert pieces(SINCE, UNTIL) == [
-        Piece(SINCE, MIDNIGHT, HOUR),
-        Piece(MIDNIGHT, MIDNIGHT + 2 * DAY, DAY),
-        Piece(MIDNIGHT + 2 * DAY, UNTIL, HOUR),
-    ]
-    # Aligned on days: days alone. Inside one day, or across one midnight only: hours.
-    assert pieces(MIDNIGHT, MIDNIGHT + 3 * DAY) == [Piece(MIDNIGHT, MIDNIGHT + 3 * DAY, DAY)]
-    assert pieces(MIDNIGHT + HOUR, MIDNIGHT + 5 * HOUR) == [
-        Piece(MIDNIGHT + HOUR, MIDNIGHT + 5 * HOUR, HOUR)
-    ]
-    assert pieces(MIDNIGHT - HOUR, MIDNIGHT + HOUR) == [
-        Piece(MIDNIGHT - HOUR, MIDNIGHT + HOUR, HOUR)
-    ]
-    assert pieces(UNTIL, SINCE) == []
-
-
-async def test_a_report_reads_day_buckets_inside_and_hour_buckets_at_the_edges() -> None:
-    port = fake_port("services: [{name: web, type: tcp, host: h, port: 1}]")
-    # Hour buckets say "all up" everywhere, except 30 min down in the first edge's
-    # first (cut) hour; day buckets say one hour down in each of the two whole days.
-    hours = hours_between("web", SINCE, UNTIL)
-    hours[0] = hour("web", hours[0].start, ok=1800, error=1800)
-    days = [day("web", MIDNIGHT + k * DAY, ok=DAY - HOUR, error=HOUR) for k in range(2)]
-    port.buckets = [*hours, *days]
-    report = await read_report(port, [Target("web")], SINCE, UNTIL)
-    (row,) = report.services
-    # The first hour bucket is cut in half by SINCE (05:30 before midnight starts at
-    # :30), so it counts for half of its down time: 15 min. Each whole day: 60 min.
-    assert row.uptime.down == pytest.approx(2 * HOUR + 900)
-    span = UNTIL - SINCE
-    assert row.uptime.up + row.uptime.down == pytest.approx(span)
-    assert row.row()["downtime_minutes"] == pytest.approx(135)
-    assert row.uptime.uptime_pct == pytest.approx(100 * (span - 2 * HOUR - 900) / span)
-    assert row.uptime.no_data == pytest.approx(0)
-
-
-async def test_a_year_reads_about_365_rows_per_service_not_8760() -> None:
-    port = fake_port("services: [{name: web, type: tcp, host: h, port: 1}]")
-    since = MIDNIGHT - 365 * DAY + 7 * HOUR
-    until = MIDNIGHT + 9 * HOUR
-    port.buckets = [day("web", MIDNIGHT - k * DAY, ok=DAY) for k in range(1, 366)]
-    port.buckets += hours_between("web", since, MIDNIGHT - 364 * DAY)
-    port.buckets += hours_between("web", MIDNIGHT, until)
-    read: list[int] = []
-    rollups = port.rollups
-
-    async def counting(
-        names: Sequence[str] | None, since: float, until: float, width: int = HOUR
-    ) -> list[Bucket]:
-        got = await rollups(names, since, until, width)
-        read.append(len(got))
-        return got
-
-    port.rollups = counting  # type: ignore[method-assign]
-    report = await read_report(port, [Target("web")], since, until)
-    assert sum(read) == 17 + 364 + 9
-    assert report.services[0].uptime.uptime_pct == pytest.approx(100.0)
-    assert report.services[0].uptime.no_data == pytest.approx(0)
 
 
 def test_uptime_is_by_time_and_leaves_maintenance_out_unless_asked() -> None:

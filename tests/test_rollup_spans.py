@@ -187,6 +187,10 @@ def test_a_window_reads_days_inside_and_hours_at_its_edges() -> None:
     assert layout(utc(2027, 1, 1), utc(2027, 1, 3)) == [(DAY, utc(2027, 1, 1), utc(2027, 1, 3))]
     assert layout(since, since + HOUR) == [(HOUR, since, since + HOUR)]
     assert layout(since, since) == []
+    assert layout(until, since) == []
+    # Across one midnight only: hours alone.
+    midnight = utc(2027, 1, 2)
+    assert layout(midnight - HOUR, midnight + HOUR) == [(HOUR, midnight - HOUR, midnight + HOUR)]
 
 
 def test_credit_adds_each_decision_into_the_tallies_as_its_spans_would() -> None:

@@ -107,3 +107,14 @@ def test_percentile_is_the_upper_edge_of_the_bin_holding_it() -> None:
 def test_buckets_are_utc_hours_and_days() -> None:
     assert bucket_start(T0 + 5 * HOUR + 59, HOUR) == T0 + 5 * HOUR
     assert bucket_start(T0 + DAY - 1, DAY) == T0
+
+
+def test_a_window_ending_now_takes_the_current_hour_whole() -> None:
+    # 10 minutes into the hour, all of it up: a 24 h window ending now has 600 s up,
+    # not the share of the hour that has passed (600 s x 600 / 3600).
+    now = T0 + 600
+    buckets = [hour(0, checks=120, ok_checks=120, seconds={"ok": 600.0})]
+    up = summarize("web", buckets, now - DAY, now, now=now)
+    assert up.up == 600.0 and up.no_data == DAY - 600.0
+    # Without a present, a window ending inside a past hour takes its share.
+    assert summarize("web", buckets, now - DAY, now).up == 100.0

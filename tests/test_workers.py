@@ -106,6 +106,22 @@ def test_workers_share_restart_and_stop_together(tmp_path: Path, up: int) -> Non
             )
             assert not alive(first["box-w2"])
             assert healthy(dashboard)
+            # Each result is in its service's hour bucket once, across the kill and
+            # the handovers (both land in one transaction, so one read sees both).
+            counted = rows(
+                db,
+                "SELECT r.service, r.n, b.n FROM"
+                " (SELECT service, count(*) AS n FROM results GROUP BY service) r"
+                " JOIN (SELECT service, sum(checks) AS n FROM rollup_buckets WHERE width = 3600"
+                " GROUP BY service) b ON b.service = r.service",
+            )
+            assert {name for name, _, _ in counted} == every
+            assert [(n, r, b) for n, r, b in counted if r != b] == []
+            report = get(f"http://{dashboard}/api/v1/reports/uptime?since=1h")
+            # Every tenth service is down (tests/support/nodes.py), the rest up.
+            assert {r["service"]: r["uptime_pct"] for r in report["services"]} == {
+                n: 0.0 if int(n[1:]) % 10 == 0 else 100.0 for n in every
+            }
 
             supervisor.send_signal(signal.SIGHUP)
             wait(

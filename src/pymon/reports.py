@@ -2,7 +2,7 @@
 incidents, MTTR, MTBF and whether it met its ``sla`` target (docs/reports.md).
 
 Pure: the buckets (:mod:`pymon.uptime`) and incidents come in, the report goes out.
-What to read is :func:`pieces`: **day** buckets for the whole UTC days inside the
+What to read is :func:`pymon.uptime.layout`: **day** buckets for the whole UTC days inside the
 window and **hour** buckets for its two edges, so a year reads ~365 rows per service
 rather than 8,760, and a window that does not start or end on a day boundary is as
 exact as an hour (an hour bucket cut by the window counts for its share).
@@ -27,23 +27,20 @@ The definitions (each column of docs/reports.md):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pymon.model import Incident
-from pymon.uptime import DAY, HOUR, Bucket, Uptime, by_service, summarize
+from pymon.uptime import Bucket, Uptime, by_service, summarize
 
 __all__ = [
     "COLUMNS",
-    "Piece",
     "Report",
     "ServiceReport",
     "SlaStatus",
     "Target",
     "build",
-    "pieces",
     "sla_counts",
     "targets_of",
 ]
@@ -67,33 +64,6 @@ COLUMNS: tuple[str, ...] = (
     "no_data_minutes",
     "checks",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A part of a window read from buckets of one ``width`` (:data:`HOUR` or :data:`DAY`)."""
-
-    start: float
-    end: float
-    width: int
-
-
-def pieces(since: float, until: float) -> list[Piece]:
-    """``since``..``until`` cut into hour buckets before the first UTC midnight, day
-    buckets for the whole days, hour buckets after the last midnight (empty parts
-    left out). A window holding no whole day is read from hours alone."""
-    if until <= since:
-        return []
-    first_day = math.ceil(since / DAY) * DAY
-    last_day = math.floor(until / DAY) * DAY
-    if first_day >= last_day:
-        return [Piece(since, until, HOUR)]
-    parts = [
-        Piece(since, float(first_day), HOUR),
-        Piece(float(first_day), float(last_day), DAY),
-        Piece(float(last_day), until, HOUR),
-    ]
-    return [p for p in parts if p.end > p.start]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +185,14 @@ def build(
     until: float,
     *,
     include_maintenance: bool = False,
+    now: float | None = None,
 ) -> Report:
     """The report over ``since``..``until`` for ``targets``, in their order.
 
-    ``buckets`` are the services' buckets as :func:`pieces` says to read them (hour
+    ``buckets`` are the services' buckets as :func:`pymon.uptime.layout` says to read them (hour
     and day buckets that do not overlap each other); ``incidents`` theirs that
-    overlap the window. A service with neither is all *no data*.
+    overlap the window. A service with neither is all *no data*. ``now`` is where the
+    buckets' time ends (:func:`pymon.uptime.summarize`).
     """
     grouped = by_service(buckets)
     troubles: dict[str, list[Incident]] = {}
@@ -235,6 +207,7 @@ def build(
                 since,
                 until,
                 include_maintenance=include_maintenance,
+                now=now,
             ),
             troubles.get(target.service, ()),
             since,

@@ -34,6 +34,7 @@ import bisect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pymon.model import ServiceState, Status
 
@@ -46,6 +47,7 @@ __all__ = [
     "UP",
     "Bucket",
     "Delta",
+    "Piece",
     "Tally",
     "Totals",
     "Uptime",
@@ -254,12 +256,18 @@ class Totals:
         for index, count in bucket.bins.items():
             bins[index] = bins.get(index, 0) + count
 
-    def add_within(self, bucket: Bucket | Tally, since: float, until: float) -> None:
+    def add_within(
+        self, bucket: Bucket | Tally, since: float, until: float, now: float | None = None
+    ) -> None:
         """Add ``bucket`` for the share of it inside ``since``..``until`` (nothing when
-        it is outside): how every reader scales a bucket at a window's edge."""
-        overlap = min(bucket.start + bucket.width, until) - max(bucket.start, since)
+        it is outside): how every reader scales a bucket at a window's edge. ``now``,
+        when given, is where the bucket's time ends (see :func:`summarize`)."""
+        end = bucket.start + bucket.width
+        if now is not None and now < end:
+            end = now
+        overlap = min(end, until) - max(bucket.start, since)
         if overlap > 0:
-            self.add(bucket, overlap / bucket.width)
+            self.add(bucket, overlap / (end - bucket.start))
 
     def extremes(self, worst: Status | None, low: float | None, high: float | None) -> None:
         """Take a worst status and duration extremes into account (None: none seen)."""
@@ -271,16 +279,19 @@ class Totals:
             self.duration_max = high
 
 
-def add_up(buckets: Iterable[Bucket | Tally], since: float, until: float) -> dict[str, Totals]:
-    """``buckets`` (of one width) added up per service for ``since``..``until``, as a
-    store's ``totals`` answers (services with no bucket in the window left out)."""
+def add_up(
+    buckets: Iterable[Bucket | Tally], since: float, until: float, now: float | None = None
+) -> dict[str, Totals]:
+    """``buckets`` (of one width) added up per service for ``since``..``until`` (and
+    ``now``, as :func:`summarize` takes it), as a store's ``totals`` answers (services
+    with no bucket in the window left out)."""
     out: dict[str, Totals] = {}
     for bucket in buckets:
         if bucket.start < until and bucket.start + bucket.width > since:
             totals = out.get(bucket.service)
             if totals is None:
                 totals = out[bucket.service] = Totals()
-            totals.add_within(bucket, since, until)
+            totals.add_within(bucket, since, until, now)
     return out
 
 
@@ -291,17 +302,21 @@ def summarize(
     until: float,
     *,
     include_maintenance: bool = False,
+    now: float | None = None,
 ) -> Uptime:
     """``service``'s uptime over ``since``..``until`` from its buckets (of one width).
 
     A bucket only partly inside the window counts for the share of it that is
     inside (its seconds scaled by that share), so a window is as exact as the
     buckets' width at its edges; checks and durations count whole buckets that
-    overlap the window.
+    overlap the window. ``now``, when given, is where every bucket's time ends: the
+    current hour holds nothing after it, so a window ending now takes that hour
+    whole, not the share of it that has passed (a 24 h window at 23:02 would
+    otherwise count 2 of the last hour's minutes).
     """
     totals = Totals()
     for bucket in buckets:
-        totals.add_within(bucket, since, until)
+        totals.add_within(bucket, since, until, now)
     return total(service, (totals,), since, until, include_maintenance=include_maintenance)
 
 
@@ -454,19 +469,28 @@ def _tally(
     return tally
 
 
-def layout(since: float, until: float) -> list[tuple[int, float, float]]:
-    """Which buckets to read for ``since``..``until``: (width, from, to) pieces that
-    tile the window, day buckets for the whole UTC days inside it and hour buckets
-    for the edges (a year is 365 rows a service, not 8,760). Summarize the buckets
-    of all pieces together over the whole window: the pieces never overlap."""
+class Piece(NamedTuple):
+    """A part of a window read from buckets of one ``width`` (:data:`HOUR` or :data:`DAY`)."""
+
+    width: int
+    start: float
+    end: float
+
+
+def layout(since: float, until: float) -> list[Piece]:
+    """Which buckets to read for ``since``..``until``: pieces that tile the window, day
+    buckets for the whole UTC days inside it and hour buckets for the edges (a year is
+    365 rows a service, not 8,760). A window holding no whole day is read from hours
+    alone. Summarize the buckets of all pieces together over the whole window: the
+    pieces never overlap."""
     if until <= since:
         return []
     first = bucket_start(since, DAY) + (0 if since % DAY == 0 else DAY)
     last = bucket_start(until, DAY)
     if last <= first:
-        return [(HOUR, since, until)]
-    pieces = [(HOUR, since, first), (DAY, first, last), (HOUR, last, until)]
-    return [(width, lo, hi) for width, lo, hi in pieces if hi > lo]
+        return [Piece(HOUR, since, until)]
+    pieces = [Piece(HOUR, since, first), Piece(DAY, first, last), Piece(HOUR, last, until)]
+    return [p for p in pieces if p.end > p.start]
 
 
 class Tally(Totals):

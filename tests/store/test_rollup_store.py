@@ -250,21 +250,30 @@ async def test_totals_summed_in_the_database_are_the_summary_of_the_buckets(
     rows += [_varied(n, T0 + k * DAY, DAY, k) for n in ("a", "b") for k in range(-2, 5)]
     rows.append(_varied("c", T0, HOUR, 1))
     await store.write([], [], [], rollups=rows)
-    # Edges inside hours and days; a window wholly inside one bucket; whole days.
-    windows = [(T0 - 5 * HOUR - 1234.5, T0 + 3 * DAY + 2 * HOUR + 17.25), (T0 + 600, T0 + 900)]
-    windows.append((T0 - DAY, T0 + 2 * DAY))
-    for since, until in windows:
+    # Edges inside hours and days; a window wholly inside one bucket; whole days; a
+    # window ending now (the current hour counts whole) and one reaching past now.
+    now = T0 + 2 * HOUR + 1000.0
+    windows: list[tuple[float, float, float | None]] = [
+        (T0 - 5 * HOUR - 1234.5, T0 + 3 * DAY + 2 * HOUR + 17.25, None),
+        (T0 + 600, T0 + 900, None),
+        (T0 - DAY, T0 + 2 * DAY, None),
+        (T0 - DAY - 500.0, now, now),
+        (T0 - 3 * HOUR, T0 + DAY, now),
+    ]
+    for since, until, at in windows:
         found: dict[str, list[Bucket]] = {}
         parts: dict[str, list[Totals]] = {}
         for width, low, high in layout(since, until):
             for bucket in await store.rollups(["a", "b", "c"], low, high, width):
                 found.setdefault(bucket.service, []).append(bucket)
-            for name, totals in (await store.totals(["a", "b", "c"], low, high, width)).items():
+            read = await store.totals(["a", "b", "c"], low, high, width, now=at)
+            for name, totals in read.items():
                 parts.setdefault(name, []).append(totals)
         assert sorted(parts) == sorted(found)
         for name, buckets in found.items():
-            want = summarize(name, buckets, since, until, include_maintenance=include_maintenance)
-            got = total(name, parts[name], since, until, include_maintenance=include_maintenance)
+            apart = include_maintenance
+            want = summarize(name, buckets, since, until, include_maintenance=apart, now=at)
+            got = total(name, parts[name], since, until, include_maintenance=apart)
             _close(got, want)
     assert await store.totals([], T0, T0 + DAY, DAY) == {}
     assert sorted(await store.totals(None, T0, T0 + HOUR, HOUR)) == ["a", "b", "c"]

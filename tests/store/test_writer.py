@@ -71,9 +71,15 @@ class ListStore:
         ]
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
-        return add_up(await self.rollups(names, since, until, width), since, until)
+        return add_up(await self.rollups(names, since, until, width), since, until, now)
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         rows = [r for _, results, _ in self.batches for r in results if r.service == service]

@@ -164,9 +164,15 @@ class FakePort:
         )
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
-        return add_up(await self.rollups(names, since, until, width), since, until)
+        return add_up(await self.rollups(names, since, until, width), since, until, now)
 
     async def incidents_between(
         self, names: Sequence[str] | None, since: float, until: float

@@ -26,7 +26,7 @@ FAILED_HOUR = bucket_start(SOME_TIME, HOUR) - 48 * HOUR
 
 
 def seed(port: FakePort) -> None:
-    """Four days of buckets for ``web`` as the rollups keep them: every hour up, but
+    """Four days of buckets for ``web`` as the rollups keep them, up to now: every hour up, but
     half of one hour failed and a quarter of another in maintenance (failed); the
     day buckets hold the sums of their hours."""
     first = bucket_start(SOME_TIME, DAY) - 3 * DAY
@@ -54,7 +54,9 @@ def seed(port: FakePort) -> None:
                 maintenance={"failed": 900.0},
             )
         else:
-            bucket = Bucket("web", start, HOUR, checks=60, ok_checks=60, seconds={"ok": 3600.0})
+            # The current hour holds only the time up to now.
+            up = min(HOUR, SOME_TIME - start)
+            bucket = Bucket("web", start, HOUR, checks=60, ok_checks=60, seconds={"ok": up})
         port.buckets.append(bucket)
         day = bucket_start(start, DAY)
         held = days.get(day, Bucket("web", day, DAY))

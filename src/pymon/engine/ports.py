@@ -241,12 +241,19 @@ class EnginePort(Protocol):
         ...
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
         """What :meth:`rollups` answers, added up per service (each bucket's time
-        scaled to its share inside the window), without a Bucket per stored row: for
-        reports over many services, with :func:`pymon.uptime.total`. Services with
-        no bucket are left out."""
+        scaled to its share inside the window, ending at ``now`` when given, as
+        ``summarize`` takes it), without a Bucket per stored row: for reports over
+        many services, with :func:`pymon.uptime.total`. Services with no bucket are
+        left out."""
         ...
 
     async def incidents_between(

@@ -307,10 +307,16 @@ class Runtime:
         return await self.writer.rollups(names, since, until, width)
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
         """The buckets of :meth:`rollups` added up per service, mostly in the database."""
-        return await self.writer.totals(names, since, until, width)
+        return await self.writer.totals(names, since, until, width, now=now)
 
     async def incidents_between(
         self, names: Sequence[str] | None, since: float, until: float

@@ -183,11 +183,17 @@ class Store(Protocol):
         ...
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int = 3600
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = 3600,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
         """The stored buckets :meth:`rollups` would answer, added up per service (each
-        one's time scaled to its share inside ``since``..``until``); services with
-        none are left out."""
+        one's time scaled to its share inside ``since``..``until``, ending at ``now``
+        when given, as ``summarize`` scales it); services with none are left out."""
         ...
 
     async def incidents_between(

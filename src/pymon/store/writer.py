@@ -111,13 +111,19 @@ class BatchWriter:
         return await self._steady(lambda: self._rollups_now(names, since, until, width))
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
         """What :meth:`rollups` answers, added up per service (time scaled to the share
         of each bucket inside the window) without a Bucket per stored row: the
         store's sums (``Store.totals``) plus the deltas not written yet. For a report
         over many services: :func:`pymon.uptime.total` makes each one's uptime."""
-        return await self._steady(lambda: self._totals_now(names, since, until, width))
+        return await self._steady(lambda: self._totals_now(names, since, until, width, now))
 
     async def _steady(self, read: Callable[[], Awaitable[_T]]) -> _T:
         """``read`` of the store and the unwritten deltas, again when a part of a flush
@@ -151,12 +157,17 @@ class BatchWriter:
         ]
 
     async def _totals_now(
-        self, names: Sequence[str] | None, since: float, until: float, width: int
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int,
+        now: float | None,
     ) -> dict[str, Totals]:
         fresh = self._fresh(names, since, until, width)
-        found = await self._store.totals(names, since, until, width)
+        found = await self._store.totals(names, since, until, width, now=now)
         for delta in fresh:
-            found.setdefault(delta.service, Totals()).add_within(delta, since, until)
+            found.setdefault(delta.service, Totals()).add_within(delta, since, until, now)
         return found
 
     async def _rollups_now(

@@ -1,6 +1,6 @@
 """The uptime gauges ``/metrics`` shows: each service's uptime over the last 24 h,
 7 d and 30 d, read through the port from the buckets a report of each window reads
-(:func:`pymon.reports.pieces`), and kept for :data:`TTL` seconds, so a scrape every
+(:func:`pymon.uptime.layout`), and kept for :data:`TTL` seconds, so a scrape every
 15 s of 10,000 services reads the buckets about once a minute, not at every scrape."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pymon.reports import Piece, pieces
-from pymon.uptime import DAY, HOUR, by_service, summarize
+from pymon.uptime import DAY, HOUR, Piece, by_service, layout, summarize
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
@@ -77,7 +76,7 @@ def atoms(spans: Sequence[Piece]) -> list[Piece]:
         same = [p for p in spans if p.width == width]
         edges = sorted({edge for p in same for edge in (p.start, p.end)})
         out += [
-            Piece(a, b, width)
+            Piece(width, a, b)
             for a, b in itertools.pairwise(edges)
             if any(p.start <= a and b <= p.end for p in same)
         ]
@@ -88,7 +87,7 @@ async def _compute(port: EnginePort, now: float) -> list[UptimeSample]:
     """Each window's up and down time is the sum over the parts it is made of: the
     24 h, 7 d and 30 d windows share the hours since midnight, and the 7 d days are
     inside the 30 d ones, so ~60 buckets a service are summarised instead of ~110."""
-    windows = [(label, pieces(now - span, now)) for label, span in WINDOWS]
+    windows = [(label, layout(now - span, now)) for label, span in WINDOWS]
     parts = atoms([p for _, made_of in windows for p in made_of])
     inside = {
         label: [
@@ -111,7 +110,7 @@ async def _compute(port: EnginePort, now: float) -> list[UptimeSample]:
             found = await port.rollups(chunk, part.start, part.end, part.width)
             for name, buckets in by_service(found).items():
                 if name in times:
-                    summary = summarize(name, buckets, part.start, part.end)
+                    summary = summarize(name, buckets, part.start, part.end, now=now)
                     times[name][i] = (summary.up, summary.down)
         for name in chunk:
             for label, _ in windows:

@@ -1,23 +1,20 @@
-"""Reading an uptime report through the engine's port: the buckets :func:`pymon.reports.pieces`
-names (day buckets for whole days, hour buckets at the edges) and the incidents of
-the window, handed to the pure :func:`pymon.reports.build`. The API, the Reports page
-and ``/metrics`` all read reports this way."""
+"""Reading an uptime report through the engine's port: the buckets
+:func:`pymon.web.uptime.read_buckets` reads (day buckets for whole days, hour buckets
+at the edges) and the incidents of the window, handed to the pure
+:func:`pymon.reports.build`. The API and the Reports page read reports this way."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pymon.reports import Report, Target, build, pieces
+from pymon.reports import Report, Target, build
+from pymon.web.uptime import MAX_WINDOW, read_buckets
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
-    from pymon.uptime import Bucket
 
 __all__ = ["MAX_WINDOW", "read_report"]
-
-MAX_WINDOW = 400 * 86400.0
-"""The longest window a report covers: the rollups are kept 400 days by default."""
 
 
 async def read_report(
@@ -32,9 +29,14 @@ async def read_report(
     """The report of ``targets`` over ``since``..``until``; ``every`` says the targets
     are every service, so the port is asked for all of them (no list of names)."""
     names = None if every else [t.service for t in targets]
-    buckets: list[Bucket] = []
-    if targets:
-        for piece in pieces(since, until):
-            buckets += await port.rollups(names, piece.start, piece.end, piece.width)
+    buckets = await read_buckets(port, names, since, until) if targets else []
     incidents = await port.incidents_between(names, since, until) if targets else []
-    return build(targets, buckets, incidents, since, until, include_maintenance=include_maintenance)
+    return build(
+        targets,
+        buckets,
+        incidents,
+        since,
+        until,
+        include_maintenance=include_maintenance,
+        now=port.now(),
+    )

@@ -7,15 +7,23 @@ by time (docs/uptime.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pymon.durations import parse_duration
-from pymon.uptime import DAY, Uptime, layout, summarize
+from pymon.uptime import DAY, Bucket, Uptime, by_service, layout, summarize
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
 
-__all__ = ["MAX_WINDOW", "SHOWN_WINDOWS", "parse_window", "uptime_json", "uptime_of"]
+__all__ = [
+    "MAX_WINDOW",
+    "SHOWN_WINDOWS",
+    "parse_window",
+    "read_buckets",
+    "uptime_json",
+    "uptime_of",
+]
 
 #: The longest window one question may cover (the default retention, 400 days).
 MAX_WINDOW = 400 * DAY
@@ -39,6 +47,24 @@ def parse_window(text: str) -> float:
     return seconds
 
 
+async def read_buckets(
+    port: EnginePort, names: Sequence[str] | None, since: float, until: float
+) -> list[Bucket]:
+    """The buckets of ``names`` (every service when None) that tile ``since``..``until``
+    as :func:`pymon.uptime.layout` says: day buckets for whole days, hours at the edges.
+    The API, the service page, reports, badges and ``/metrics`` all read this way."""
+    found: list[Bucket] = []
+    for piece in layout(since, until):
+        # Only the piece's own buckets: a day bucket read for the middle days must
+        # not be counted again at an edge read in hours.
+        found += [
+            b
+            for b in await port.rollups(names, piece.start, piece.end, piece.width)
+            if b.start < piece.end and b.end > piece.start
+        ]
+    return found
+
+
 async def uptime_of(
     port: EnginePort,
     names: list[str],
@@ -49,15 +75,16 @@ async def uptime_of(
 ) -> dict[str, Uptime]:
     """Each of ``names``' uptime over ``since``..``until``, by name (every name has one,
     all no data when nothing was recorded)."""
-    found: dict[str, list[Any]] = {name: [] for name in names}
-    for width, low, high in layout(since, until):
-        for bucket in await port.rollups(names, low, high, width):
-            # Only the piece's own buckets: a day bucket read for the middle days must
-            # not be counted again at an edge read in hours.
-            if bucket.start < high and bucket.end > low and bucket.service in found:
-                found[bucket.service].append(bucket)
+    found = by_service(await read_buckets(port, names, since, until))
     return {
-        name: summarize(name, found[name], since, until, include_maintenance=include_maintenance)
+        name: summarize(
+            name,
+            found.get(name, []),
+            since,
+            until,
+            include_maintenance=include_maintenance,
+            now=port.now(),
+        )
         for name in names
     }
 

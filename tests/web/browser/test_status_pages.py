@@ -1,16 +1,19 @@
 """A public status page in a real browser, against a real ``pymon run``, with JavaScript
 off: the 90 bars and the states are all in the HTML; and the same under ``base_path``.
 
-The daemon's rollups are not seeded here, so the bars are the "no data" ones; their
-colours for seeded days are tested on the fake port (tests/web/test_status_pages.py).
+Only today has data here (the daemon's own rollups, from its first minute): the days
+before are "no data"; colours of seeded days are tested on the fake port
+(tests/web/test_status_pages.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from playwright.async_api import Browser, Page, expect
 
 from tests.web.browser.conftest import ARTIFACTS, IMG_NAME, SCRIPT_NAME, StartPymon
@@ -33,6 +36,18 @@ PAGES: list[dict[str, Any]] = [
 ]
 
 
+async def today_has_data(url: str) -> None:
+    """Wait until the page's JSON (cached for 10 s) shows today's bar of its last
+    component with data: the rollups have credited that service some time."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        for _ in range(300):
+            page = (await client.get(url)).json()
+            if page["groups"][-1]["components"][-1]["days"][-1]["state"] != "no_data":
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"today's bar never had data: {page['groups'][-1]}")
+
+
 @asynccontextmanager
 async def without_javascript(browser: Browser, url: str) -> AsyncIterator[Page]:
     """A page at ``url`` in a fresh context with JavaScript turned off."""
@@ -51,6 +66,7 @@ async def test_the_page_shows_bars_and_states_without_javascript(
     start_pymon: StartPymon, browser: Browser
 ) -> None:
     running = await start_pymon(status_pages=PAGES)
+    await today_has_data(f"{running.url}/status/public.json")
     async with without_javascript(browser, f"{running.url}/status/public") as page:
         await expect(page.locator("h1")).to_have_text("Example status")
         # alpha is up; bravo up and charlie down under "web"; echo down.
@@ -68,7 +84,9 @@ async def test_the_page_shows_bars_and_states_without_javascript(
         # Each bar is drawn (a box with width and height) and says its day on hover.
         box = await bars.first.bounding_box()
         assert box is not None and box["width"] >= 2 and box["height"] >= 20
-        assert (await bars.last.get_attribute("title") or "").endswith(": no data")
+        assert (await bars.first.get_attribute("title") or "").endswith(": no data")
+        # Today's bar of "Outgoing mail" (echo, down) from the daemon's own rollups.
+        assert (await bars.last.get_attribute("title") or "").endswith("% up, major outage")
         body = await page.content()
         for internal in ("alpha", "bravo", "charlie", "echo", "127.0.0.1", SCRIPT_NAME, IMG_NAME):
             assert internal not in body, internal

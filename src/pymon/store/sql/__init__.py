@@ -408,7 +408,13 @@ class SqlStore:
         return out
 
     async def totals(
-        self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
     ) -> dict[str, Totals]:
         """The stored buckets :meth:`rollups` would answer, added up per service: those
         wholly inside the window summed in the database (their histograms joined
@@ -424,15 +430,18 @@ class SqlStore:
             chunks = [
                 unique[i : i + buckets.KEY_CHUNK] for i in range(0, len(unique), buckets.KEY_CHUNK)
             ]
+        # Buckets that end by ``inner`` count whole; the rest (the window's edges, the
+        # bucket holding ``now``) are scaled one by one.
+        inner = until if now is None else min(until, now)
         for chunk in chunks:
-            sums = buckets.totals_query(chunk, since, until, width, self._db.joined_blobs)
-            edges = buckets.edges_query(chunk, since, until, width)
+            sums = buckets.totals_query(chunk, since, inner, width, self._db.joined_blobs)
+            edges = buckets.edges_query(chunk, since, until, width, inner)
             async with self._connect("read rollups", write=False) as conn:
                 buckets.sum_totals((await conn.execute(sums)).all(), out)
                 rows = (await conn.execute(edges)).mappings().all()
             for row in rows:
                 bucket = buckets.bucket_from_row(row)
-                out.setdefault(bucket.service, Totals()).add_within(bucket, since, until)
+                out.setdefault(bucket.service, Totals()).add_within(bucket, since, until, now)
         return out
 
     async def incidents_between(

@@ -364,12 +364,15 @@ def totals_query(
     )
 
 
-def edges_query(names: Sequence[str] | None, since: float, until: float, width: int) -> Select[Any]:
-    """:func:`window_query`'s rows only partly inside the window (at most one at each
-    edge per service)."""
+def edges_query(
+    names: Sequence[str] | None, since: float, until: float, width: int, inner: float
+) -> Select[Any]:
+    """:func:`window_query`'s rows not wholly inside ``since``..``inner`` (``inner``
+    is ``until``, or ``now`` when that is earlier): at most one at each edge per
+    service, and the one holding ``now``."""
     t = rollup_table
     return select(t).where(
-        _overlapping(names, since, until, width), or_(t.c.start < since, t.c.start > until - width)
+        _overlapping(names, since, until, width), or_(t.c.start < since, t.c.start > inner - width)
     )
 
 

@@ -193,7 +193,7 @@ async def _uptimes(port: EnginePort, name: str) -> list[tuple[str, float | None]
     longest = max(seconds for _, seconds in SHOWN_WINDOWS)
     buckets = await port.rollups([name], now - longest, now, HOUR)
     return [
-        (label, summarize(name, buckets, now - seconds, now).uptime_pct)
+        (label, summarize(name, buckets, now - seconds, now, now=now).uptime_pct)
         for label, seconds in SHOWN_WINDOWS
     ]
 

@@ -162,7 +162,7 @@ function statusRuns(points) {
 function drawChart(points) {
   const [W, H, LEFT, TOP, BOTTOM, RIGHT] = [600, 160, 48, 20, 24, 8];
   const metric = chooseMetric(points);
-  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", preserveAspectRatio: "none" });
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
   svg.setAttribute("aria-label", `${metric ?? "metric"} over the last results`);
   const parts = stretches(points, metric);
   const values = parts.flat();
