@@ -4,7 +4,7 @@ read back with ``SqlStore.rollups`` and summarized per service over 30 days and 
 From the repository root::
 
     .venv/bin/python -m benchmarks.rollups [--services 10000] [--days 365] \\
-        [--hours edges|all] [--chunk 1000] [--db PATH] [--json PATH]
+        [--hours edges|all] [--chunk 1000] [--read totals|buckets] [--db PATH] [--json PATH]
 
 Seeding writes the rows with one ``executemany`` per table page on a plain sqlite3
 connection (journal off: it is a scratch file), after ``SqlStore.open`` made the
@@ -14,7 +14,10 @@ for its whole days and hours only at its edges, ``pymon.uptime.layout``), with
 ``--hours all`` every hour of the year (87.6 million rows for 10,000 services: tens
 of GB and many minutes to seed). The read goes through the store as a report would,
 ``--chunk`` services at a time (each chunk summarized, then dropped, so memory stays
-bounded by the chunk), and reports wall time, CPU time and peak RSS.
+bounded by the chunk), and reports wall time, CPU time and peak RSS. ``--read totals``
+(the default) sums each chunk's rows in the database (``SqlStore.totals``, then
+``pymon.uptime.total``); ``--read buckets`` reads them as Buckets
+(``SqlStore.rollups``, then ``summarize``), as the first version did.
 """
 
 from __future__ import annotations
@@ -29,8 +32,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pymon.model import Status
 from pymon.store.sql import SqlStore
-from pymon.uptime import DAY, HOUR, Uptime, bin_of, bucket_start, layout, summarize
+from pymon.store.sql.buckets import pack_bins
+from pymon.store.sql.schema import rollup_table
+from pymon.uptime import (
+    DAY,
+    HOUR,
+    Totals,
+    Uptime,
+    bin_of,
+    bucket_start,
+    layout,
+    summarize,
+    total,
+)
 
 _PAGE = 50_000
 
@@ -39,27 +55,19 @@ def _rows(names: list[str], starts: list[int], width: int) -> Iterator[tuple[Any
     """Rows of the rollups table for each name x start, mostly up (a few failed
     minutes a day) with a handful of check durations."""
     checks = width // 60
-    bins = json.dumps({str(bin_of(0.002)): checks - 2, str(bin_of(0.03)): 2})
+    bins = pack_bins({bin_of(0.002): checks - 2, bin_of(0.03): 2})
+    columns = [c.name for c in rollup_table.columns]
+    ok, failed_at = columns.index("ok_s"), columns.index("failed_s")
     for name in names:
         for start in starts:
             failed = 60.0 if (start // width + len(name)) % 17 == 0 else 0.0
-            seconds = json.dumps(
-                {"ok": width - failed, "failed": failed} if failed else {"ok": float(width)}
-            )
-            yield (
-                name,
-                width,
-                start,
-                checks,
-                checks - (1 if failed else 0),
-                seconds,
-                "{}",
-                "failed" if failed else "ok",
-                0.002 * checks,
-                0.0015,
-                0.03,
-                bins,
-            )
+            row: list[Any] = [name, width, start, checks, checks - (1 if failed else 0)]
+            row += [0.0] * 12
+            row[ok] = width - failed
+            row[failed_at] = failed
+            worst = Status.FAILED if failed else Status.OK
+            row += [worst.severity, 0.002 * checks, 0.0015, 0.03, bins]
+            yield tuple(row)
 
 
 def _seed(path: Path, names: list[str], now: float, days: int, hours: str) -> dict[str, Any]:
@@ -75,7 +83,8 @@ def _seed(path: Path, names: list[str], now: float, days: int, hours: str) -> di
         # The days a 30-day and a year's window (ending now) have their edges in.
         hour_days = sorted({today, today - 30 * DAY, today - 365 * DAY})
     hour_starts = [d + k * HOUR for d in hour_days for k in range(24) if d + k * HOUR < now]
-    sql = "INSERT INTO rollups VALUES (" + ", ".join("?" * 12) + ")"
+    width_of_row = len(rollup_table.columns)
+    sql = f"INSERT INTO {rollup_table.name} VALUES (" + ", ".join("?" * width_of_row) + ")"
     began = time.perf_counter()
     count = 0
     con.execute("BEGIN")
@@ -90,7 +99,7 @@ def _seed(path: Path, names: list[str], now: float, days: int, hours: str) -> di
 
 
 async def _read(
-    url: str, names: list[str], now: float, window: float, chunk: int
+    url: str, names: list[str], now: float, window: float, chunk: int, via: str
 ) -> dict[str, Any]:
     """Every service's uptime over the ``window`` ending ``now``, ``chunk`` at a time."""
     store = SqlStore(url)
@@ -102,6 +111,14 @@ async def _read(
     try:
         for first in range(0, len(names), chunk):
             part = names[first : first + chunk]
+            if via == "totals":
+                sums: dict[str, list[Totals]] = {name: [] for name in part}
+                for width, low, high in layout(since, now):
+                    for name, totals in (await store.totals(part, low, high, width)).items():
+                        sums[name].append(totals)
+                        rows += 1
+                summaries.extend(total(n, sums[n], since, now) for n in part)
+                continue
             found: dict[str, list[Any]] = {name: [] for name in part}
             for width, low, high in layout(since, now):
                 for bucket in await store.rollups(part, low, high, width):
@@ -113,6 +130,8 @@ async def _read(
     return {
         "window_days": window / DAY,
         "services": len(summaries),
+        "read": via,
+        # Rows read as Buckets, or (service, piece) sums made by the database.
         "rows_read": rows,
         "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
@@ -126,6 +145,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--hours", choices=("edges", "all"), default="edges")
     parser.add_argument("--chunk", type=int, default=1000, help="services read at a time")
+    parser.add_argument(
+        "--read", choices=("totals", "buckets"), default="totals", help="how a chunk is read"
+    )
     parser.add_argument("--db", type=Path, default=Path("/tmp/pymon-rollups-bench.db"))
     parser.add_argument("--json", type=Path, default=None, help="append the figures here")
     args = parser.parse_args()
@@ -154,12 +176,13 @@ def main() -> None:
         "reads": [],
     }
     for window in (30 * DAY, 365 * DAY):
-        figures = asyncio.run(_read(url, names, now, window, args.chunk))
+        figures = asyncio.run(_read(url, names, now, window, args.chunk, args.read))
         figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         report["reads"].append(figures)
         print(
             f"{figures['window_days']:.0f} d: {figures['services']:,} services, "
-            f"{figures['rows_read']:,} rows, {figures['wall_s']:.1f} s wall, "
+            f"{figures['rows_read']:,} {'rows' if args.read == 'buckets' else 'sums'}, "
+            f"{figures['wall_s']:.1f} s wall, "
             f"{figures['cpu_s']:.1f} s CPU, peak RSS {figures['peak_rss_mb']:.0f} MB"
         )
     if args.json is not None:

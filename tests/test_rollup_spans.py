@@ -14,7 +14,18 @@ import pytest
 
 from pymon.model import ServiceState, Status
 from pymon.store.sql.buckets import coalesce
-from pymon.uptime import DAY, HOUR, Bucket, frozen, gap_limit, layout, spans, summarize
+from pymon.uptime import (
+    DAY,
+    HOUR,
+    Bucket,
+    Tally,
+    credit,
+    frozen,
+    gap_limit,
+    layout,
+    spans,
+    summarize,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -180,3 +191,40 @@ def test_a_window_reads_days_inside_and_hours_at_its_edges() -> None:
     # Across one midnight only: hours alone.
     midnight = utc(2027, 1, 2)
     assert layout(midnight - HOUR, midnight + HOUR) == [(HOUR, midnight - HOUR, midnight + HOUR)]
+
+
+def test_credit_adds_each_decision_into_the_tallies_as_its_spans_would() -> None:
+    # Checks at uneven times across hours and a day boundary, statuses and
+    # maintenance changing, a gap beyond the limit, decisions without a check.
+    midnight = utc(2027, 6, 1)
+    steps = [
+        (midnight - 7300.0, Status.OK, False, 0.01),
+        (midnight - 3700.0, Status.FAILED, False, 2.5),
+        (midnight - 3500.0, Status.WARN, True, 0.3),
+        (midnight - 100.0, Status.ERROR, True, None),
+        (midnight + 50.0, Status.OK, False, 0.0001),
+        (midnight + 9000.0, Status.UNKNOWN, False, 0.2),  # after a gap: no data
+        (midnight + 9001.5, Status.DISABLED, False, None),
+        (midnight + 9100.0, Status.OK, False, 700.0),
+    ]
+    tallies: dict[tuple[str, int, float], Tally] = {}
+    deltas: list[Bucket] = []
+    previous = ServiceState("web")
+    for at, status, apart, duration in steps:
+        current = state(at, status, maintenance=apart)
+        credit(tallies, previous, current, duration, 4000.0)
+        deltas += spans(previous, current, duration, 4000.0)
+        previous = current
+    want = {key: frozen(b) for key, b in coalesce(deltas).items()}
+    got = {(t.service, t.width, int(t.start)): t.bucket() for t in tallies.values()}
+    assert got == want
+    assert got["web", DAY, int(midnight - DAY)].worst is Status.FAILED
+    # Worked out by hand: the hour before midnight, and the day after it.
+    last_hour = got["web", HOUR, int(midnight - HOUR)]
+    assert last_hour.seconds == {"failed": 100.0}
+    assert last_hour.maintenance == {"warn": 3400.0, "error": 100.0}
+    assert (last_hour.checks, last_hour.ok_checks, last_hour.worst) == (1, 0, Status.WARN)
+    day = got["web", DAY, int(midnight)]
+    assert day.seconds == {"unknown": 1.5, "disabled": 98.5}
+    assert day.maintenance == {"error": 50.0}
+    assert (day.checks, day.ok_checks, day.duration_max) == (3, 2, 700.0)

@@ -112,7 +112,7 @@ def test_workers_share_restart_and_stop_together(tmp_path: Path, up: int) -> Non
                 db,
                 "SELECT r.service, r.n, b.n FROM"
                 " (SELECT service, count(*) AS n FROM results GROUP BY service) r"
-                " JOIN (SELECT service, sum(checks) AS n FROM rollups WHERE width = 3600"
+                " JOIN (SELECT service, sum(checks) AS n FROM rollup_buckets WHERE width = 3600"
                 " GROUP BY service) b ON b.service = r.service",
             )
             assert {name for name, _, _ in counted} == every

@@ -43,15 +43,19 @@ __all__ = [
     "DOWN",
     "DURATION_BINS",
     "HOUR",
+    "STATUSES",
     "UP",
     "Bucket",
     "Delta",
     "Piece",
     "Tally",
+    "Totals",
     "Uptime",
+    "add_up",
     "bin_of",
     "bucket_start",
     "by_service",
+    "credit",
     "frozen",
     "gap_limit",
     "layout",
@@ -59,6 +63,7 @@ __all__ = [
     "percentile",
     "spans",
     "summarize",
+    "total",
 ]
 
 HOUR = 3600
@@ -66,6 +71,9 @@ DAY = 86400
 
 UP = frozenset({Status.OK.value, Status.WARN.value})
 DOWN = frozenset({Status.ERROR.value, Status.FAILED.value})
+
+#: Every status, in the order the store keeps their times (a column each).
+STATUSES: tuple[Status, ...] = tuple(Status)
 
 #: Upper edges of the duration histogram's bins, in seconds: 0.1 ms to ~10 min,
 #: each about 9 % wider than the one before (2 ** (1/8)); the last bin takes the rest.
@@ -201,9 +209,95 @@ class Uptime:
         return self.down / 60.0
 
 
+class Totals:
+    """Buckets (of one service) added up, each one's time scaled to the share of it
+    inside a window: what :func:`total` turns into an :class:`Uptime`.
+
+    :func:`summarize` adds :class:`Bucket` objects into one; a store may hand back
+    one made in the database (``SqlStore.totals``: the sums of a window's rows), so
+    a report over many services never builds a Bucket per row. ``seconds`` and
+    ``maintenance`` map a status value to its (scaled) time; ``bins`` is the merged
+    histogram; checks and durations count whole buckets.
+    """
+
+    __slots__ = (
+        "bins",
+        "checks",
+        "duration_max",
+        "duration_min",
+        "duration_sum",
+        "maintenance",
+        "ok_checks",
+        "seconds",
+        "worst",
+    )
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.maintenance: dict[str, float] = {}
+        self.checks = 0
+        self.ok_checks = 0
+        self.worst: Status | None = None
+        self.duration_sum = 0.0
+        self.duration_min: float | None = None
+        self.duration_max: float | None = None
+        self.bins: dict[int, int] = {}
+
+    def add(self, bucket: Bucket | Tally, share: float = 1.0) -> None:
+        """Add ``bucket``, its time scaled by ``share`` (its part inside the window)."""
+        for into, items in ((self.seconds, bucket.seconds), (self.maintenance, bucket.maintenance)):
+            for status, seconds in items.items():
+                into[status] = into.get(status, 0.0) + seconds * share
+        self.checks += bucket.checks
+        self.ok_checks += bucket.ok_checks
+        self.duration_sum += bucket.duration_sum
+        self.extremes(bucket.worst, bucket.duration_min, bucket.duration_max)
+        bins = self.bins
+        for index, count in bucket.bins.items():
+            bins[index] = bins.get(index, 0) + count
+
+    def add_within(
+        self, bucket: Bucket | Tally, since: float, until: float, now: float | None = None
+    ) -> None:
+        """Add ``bucket`` for the share of it inside ``since``..``until`` (nothing when
+        it is outside): how every reader scales a bucket at a window's edge. ``now``,
+        when given, is where the bucket's time ends (see :func:`summarize`)."""
+        end = bucket.start + bucket.width
+        if now is not None and now < end:
+            end = now
+        overlap = min(end, until) - max(bucket.start, since)
+        if overlap > 0:
+            self.add(bucket, overlap / (end - bucket.start))
+
+    def extremes(self, worst: Status | None, low: float | None, high: float | None) -> None:
+        """Take a worst status and duration extremes into account (None: none seen)."""
+        if worst is not None and (self.worst is None or worst.severity > self.worst.severity):
+            self.worst = worst
+        if low is not None and (self.duration_min is None or low < self.duration_min):
+            self.duration_min = low
+        if high is not None and (self.duration_max is None or high > self.duration_max):
+            self.duration_max = high
+
+
+def add_up(
+    buckets: Iterable[Bucket | Tally], since: float, until: float, now: float | None = None
+) -> dict[str, Totals]:
+    """``buckets`` (of one width) added up per service for ``since``..``until`` (and
+    ``now``, as :func:`summarize` takes it), as a store's ``totals`` answers (services
+    with no bucket in the window left out)."""
+    out: dict[str, Totals] = {}
+    for bucket in buckets:
+        if bucket.start < until and bucket.start + bucket.width > since:
+            totals = out.get(bucket.service)
+            if totals is None:
+                totals = out[bucket.service] = Totals()
+            totals.add_within(bucket, since, until, now)
+    return out
+
+
 def summarize(
     service: str,
-    buckets: Iterable[Bucket],
+    buckets: Iterable[Bucket | Tally],
     since: float,
     until: float,
     *,
@@ -220,45 +314,50 @@ def summarize(
     whole, not the share of it that has passed (a 24 h window at 23:02 would
     otherwise count 2 of the last hour's minutes).
     """
+    totals = Totals()
+    for bucket in buckets:
+        totals.add_within(bucket, since, until, now)
+    return total(service, (totals,), since, until, include_maintenance=include_maintenance)
+
+
+def total(
+    service: str,
+    parts: Iterable[Totals],
+    since: float,
+    until: float,
+    *,
+    include_maintenance: bool = False,
+) -> Uptime:
+    """``service``'s uptime over ``since``..``until`` from the :class:`Totals` of the
+    buckets inside it (several when the window was read in pieces of different
+    widths, :func:`layout`). The one place that says what counts as up and down."""
     span = max(until - since, 0.0)
     up = down = unknown = maintenance = covered = duration_sum = 0.0
     checks = ok_checks = 0
-    worsts: list[Status] = []
-    bins: dict[int, int] = {}
-    lows: list[float] = []
-    highs: list[float] = []
-    for bucket in buckets:
-        end = bucket.end if now is None else min(bucket.end, now)
-        overlap = min(end, until) - max(bucket.start, since)
-        if overlap <= 0:
-            continue
-        share = overlap / (end - bucket.start)
-        for status, seconds in bucket.seconds.items():
-            covered += seconds * share
+    whole = Totals()
+    bins = whole.bins
+    for part in parts:
+        for status, seconds in part.seconds.items():
+            covered += seconds
             if status in UP:
-                up += seconds * share
+                up += seconds
             elif status in DOWN:
-                down += seconds * share
+                down += seconds
             else:
-                unknown += seconds * share
-        for status, seconds in bucket.maintenance.items():
-            covered += seconds * share
-            maintenance += seconds * share
+                unknown += seconds
+        for status, seconds in part.maintenance.items():
+            covered += seconds
+            maintenance += seconds
             if include_maintenance:
                 if status in UP:
-                    up += seconds * share
+                    up += seconds
                 elif status in DOWN:
-                    down += seconds * share
-        checks += bucket.checks
-        ok_checks += bucket.ok_checks
-        duration_sum += bucket.duration_sum
-        if bucket.worst is not None:
-            worsts.append(bucket.worst)
-        if bucket.duration_min is not None:
-            lows.append(bucket.duration_min)
-        if bucket.duration_max is not None:
-            highs.append(bucket.duration_max)
-        for index, count in bucket.bins.items():
+                    down += seconds
+        checks += part.checks
+        ok_checks += part.ok_checks
+        duration_sum += part.duration_sum
+        whole.extremes(part.worst, part.duration_min, part.duration_max)
+        for index, count in part.bins.items():
             bins[index] = bins.get(index, 0) + count
     timed = sum(bins.values())
     return Uptime(
@@ -272,11 +371,11 @@ def summarize(
         no_data=max(span - covered, 0.0),
         checks=checks,
         ok_checks=ok_checks,
-        worst=Status.worst(*worsts) if worsts else None,
+        worst=whole.worst,
         response_avg=duration_sum / timed if timed else None,
         response_p95=percentile(bins, 0.95),
-        response_min=_extreme(min, *lows),
-        response_max=_extreme(max, *highs),
+        response_min=whole.duration_min,
+        response_max=whole.duration_max,
     )
 
 
@@ -299,7 +398,22 @@ def spans(
     previous: ServiceState, state: ServiceState, duration: float | None, gap: float
 ) -> list[Bucket]:
     """The hour and day buckets' deltas for one decision that took ``previous`` to
-    ``state``.
+    ``state``, as :func:`credit` adds them (hour deltas first, then day deltas, each
+    in time order)."""
+    tallies: dict[tuple[str, int, float], Tally] = {}
+    credit(tallies, previous, state, duration, gap)
+    return [tally.bucket() for tally in tallies.values()]
+
+
+def credit(
+    tallies: dict[tuple[str, int, float], Tally],
+    previous: ServiceState,
+    state: ServiceState,
+    duration: float | None,
+    gap: float,
+) -> None:
+    """Add one decision that took ``previous`` to ``state`` to ``tallies`` (keyed by
+    service, width and start; a bucket not there yet is added).
 
     The time from ``previous.last_check`` to ``state.last_check`` is credited to
     ``previous.status`` (in ``maintenance`` when ``previous`` was in maintenance),
@@ -307,21 +421,21 @@ def spans(
     the clock did not move on, or the span is longer than ``gap`` (no data).
     ``duration`` is the check's own when a check ran (it then counts, with its
     status as the bucket's worst); None for a decision without a result (a service
-    disabled). Hour deltas come first, then day deltas, each in time order.
+    disabled).
     """
     at = state.last_check
     if at is None:
-        return []
+        return
     since = previous.last_check
     spanned = since is not None and 0 < at - since <= gap
     status = previous.status.value
     apart = previous.maintenance
     name = state.name
-    out: list[Bucket] = []
     checked = state.status
-    bins = None if duration is None else {bin_of(duration): 1}
-    # Runs once per check: each bucket is built once, with the span's part and the
-    # check together (no merge), which is most of what this costs.
+    index = None if duration is None else bin_of(duration)
+    # Runs once per check, on the event loop: the check goes straight into the
+    # writer's tally for its bucket (building two frozen Buckets a check and adding
+    # them was half of what the rollups cost the loop, docs/performance.md).
     for width in (HOUR, DAY):
         tail = 0.0
         checked_in = float(math.floor(at / width) * width)
@@ -332,38 +446,27 @@ def spans(
             while start < checked_in:
                 begun = bucket_start(start, width)
                 end = min(begun + width, at)
-                if apart:
-                    out.append(Bucket(name, begun, width, maintenance={status: end - start}))
-                else:
-                    out.append(Bucket(name, begun, width, seconds={status: end - start}))
+                _tally(tallies, name, width, begun).spent(status, end - start, apart)
                 start = end
             tail = at - start
-        part = {status: tail} if tail else {}
-        if bins is None:
-            if part:
-                out.append(
-                    Bucket(name, checked_in, width, maintenance=part)
-                    if apart
-                    else Bucket(name, checked_in, width, seconds=part)
-                )
+        if index is None and not tail:
             continue
-        out.append(
-            Bucket(
-                name,
-                checked_in,
-                width,
-                checks=1,
-                ok_checks=1 if checked is Status.OK else 0,
-                seconds={} if apart else part,
-                maintenance=part if apart else {},
-                worst=checked,
-                duration_sum=duration or 0.0,
-                duration_min=duration,
-                duration_max=duration,
-                bins=bins,
-            )
-        )
-    return out
+        tally = _tally(tallies, name, width, checked_in)
+        if tail:
+            tally.spent(status, tail, apart)
+        if index is not None:
+            assert duration is not None
+            tally.checked(checked, duration, index)
+
+
+def _tally(
+    tallies: dict[tuple[str, int, float], Tally], name: str, width: int, start: float
+) -> Tally:
+    key = (name, width, start)
+    tally = tallies.get(key)
+    if tally is None:
+        tally = tallies[key] = Tally(name, start, width)
+    return tally
 
 
 class Piece(NamedTuple):
@@ -390,64 +493,47 @@ def layout(since: float, until: float) -> list[Piece]:
     return [p for p in pieces if p.end > p.start]
 
 
-class Tally:
+class Tally(Totals):
     """A bucket being added up in place: :func:`merge` without a new Bucket (and its
-    dicts) each time. The writer adds each check's deltas to one (a frozen Bucket
-    merged per check cost 13 us a merge, two merges a check), the store a flush's
-    delta to the bucket it holds."""
+    dicts) each time. The writer's pending rollups are tallies that each check is
+    credited to (:func:`credit`); a failed flush adds what it held back into them."""
 
-    __slots__ = (
-        "bins",
-        "checks",
-        "duration_max",
-        "duration_min",
-        "duration_sum",
-        "maintenance",
-        "ok_checks",
-        "seconds",
-        "service",
-        "start",
-        "width",
-        "worst",
-    )
+    __slots__ = ("service", "start", "width")
 
-    def __init__(self, bucket: Bucket | Tally) -> None:
-        self.service: str = bucket.service
-        self.start: float = bucket.start
-        self.width: int = bucket.width
-        self.checks: int = bucket.checks
-        self.ok_checks: int = bucket.ok_checks
-        # Copies: a Bucket's maps are shared (spans gives the hour and the day one
-        # histogram), and a Tally's go on changing.
-        self.seconds: dict[str, float] = dict(bucket.seconds)
-        self.maintenance: dict[str, float] = dict(bucket.maintenance)
-        self.worst: Status | None = bucket.worst
-        self.duration_sum: float = bucket.duration_sum
-        self.duration_min: float | None = bucket.duration_min
-        self.duration_max: float | None = bucket.duration_max
-        self.bins: dict[int, int] = dict(bucket.bins)
+    def __init__(self, service: str, start: float, width: int) -> None:
+        super().__init__()
+        self.service = service
+        self.start = start
+        self.width = width
 
-    def add(self, bucket: Bucket | Tally) -> None:
-        """Add ``bucket`` (same service, width and start) in place."""
-        self.checks += bucket.checks
-        self.ok_checks += bucket.ok_checks
-        for into, items in ((self.seconds, bucket.seconds), (self.maintenance, bucket.maintenance)):
-            for status, seconds in items.items():
-                into[status] = into.get(status, 0.0) + seconds
-        if bucket.worst is not None:
-            self.worst = (
-                bucket.worst if self.worst is None else Status.worst(self.worst, bucket.worst)
-            )
-        if bucket.checks:
-            self.duration_sum += bucket.duration_sum
-            low, high = bucket.duration_min, bucket.duration_max
-            if low is not None and (self.duration_min is None or low < self.duration_min):
-                self.duration_min = low
-            if high is not None and (self.duration_max is None or high > self.duration_max):
-                self.duration_max = high
-            bins = self.bins
-            for index, count in bucket.bins.items():
-                bins[index] = bins.get(index, 0) + count
+    @classmethod
+    def of(cls, bucket: Bucket | Tally) -> Tally:
+        """A tally holding what ``bucket`` holds (its maps copied: a Bucket's may be
+        shared, and a Tally's go on changing)."""
+        tally = cls(bucket.service, bucket.start, bucket.width)
+        tally.add(bucket)
+        return tally
+
+    def spent(self, status: str, seconds: float, apart: bool) -> None:
+        """Add ``seconds`` in ``status`` (in maintenance when ``apart``)."""
+        into = self.maintenance if apart else self.seconds
+        into[status] = into.get(status, 0.0) + seconds
+
+    def checked(self, status: Status, duration: float, index: int) -> None:
+        """Add one check that had ``status`` and took ``duration`` (histogram bin
+        ``index``)."""
+        self.checks += 1
+        if status is Status.OK:
+            self.ok_checks += 1
+        worst = self.worst
+        if worst is None or (status is not worst and status.severity > worst.severity):
+            self.worst = status
+        self.duration_sum += duration
+        if self.duration_min is None or duration < self.duration_min:
+            self.duration_min = duration
+        if self.duration_max is None or duration > self.duration_max:
+            self.duration_max = duration
+        self.bins[index] = self.bins.get(index, 0) + 1
 
     def bucket(self) -> Bucket:
         """What has been added up, as a :class:`Bucket`."""

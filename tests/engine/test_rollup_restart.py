@@ -13,7 +13,7 @@ import pytest
 from pymon.config.load import load_config_text
 from pymon.daemon import Daemon
 from pymon.store.sql import SqlStore
-from pymon.uptime import DAY, HOUR, summarize
+from pymon.uptime import DAY, HOUR, summarize, total
 from tests.support.clock import FakeClock
 from tests.support.servers import TcpListener
 from tests.support.waiting import wait_for
@@ -66,6 +66,17 @@ async def test_a_restart_in_the_middle_of_an_hour_neither_loses_nor_doubles_time
     try:
         assert second.runtime.states["web"].last_check == stopped.last_check
         await run_for(second, second_clock, 1200)
+        # A report's way (totals, mostly summed in the database) says what the
+        # buckets say, the writer's unwritten part included.
+        window = (HOUR_START + 900.0, HOUR_START + HOUR)
+        sums = await second.runtime.totals(["web"], *window, HOUR)
+        read = await second.runtime.rollups(["web"], *window, HOUR)
+        by_totals, by_buckets = (
+            total("web", sums.values(), *window),
+            summarize("web", read, *window),
+        )
+        assert by_totals.checks == by_buckets.checks > 0
+        assert by_totals.up == pytest.approx(by_buckets.up) and by_totals.up > 0
     finally:
         await second.stop()
     final = second.runtime.states["web"]

@@ -1,17 +1,22 @@
-"""The rollups table on SQLite and PostgreSQL: deltas merged with the stored bucket
-across flushes (read-merge-write in the batch's transaction), windows read back,
-the fence refusing a bucket with its state, bounded pruning, incidents by window."""
+"""The rollups table on SQLite and PostgreSQL: deltas added to the stored bucket
+across flushes (in SQL; the histogram merged in the batch's transaction), windows
+read back as buckets and as totals, the fence refusing a bucket with its state,
+bounded pruning, incidents by window, the first version's table dropped."""
 
 from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from pymon.errors import Fenced
 from pymon.model import Incident, ServiceState, Status
 from pymon.store.sql import SqlStore
-from pymon.uptime import DAY, HOUR, Bucket, bin_of
+from pymon.uptime import DAY, HOUR, Bucket, Totals, Uptime, bin_of, layout, summarize, total
 
 T0 = 1_800_000_000 // DAY * DAY
+BIN = bin_of(0.1)
 
 
 def delta(name: str, start: float, width: int = HOUR, **kw: object) -> Bucket:
@@ -155,7 +160,10 @@ async def test_a_store_opened_again_adds_to_the_stored_bucket(store_url: str) ->
         await again.open()
         try:
             await again.write(
-                [], [], [], rollups=[delta("web", T0, checks=1, seconds={"ok": seconds})]
+                [],
+                [],
+                [],
+                rollups=[delta("web", T0, checks=1, seconds={"ok": seconds}, bins={BIN: 1})],
             )
         finally:
             await again.close()
@@ -165,7 +173,7 @@ async def test_a_store_opened_again_adds_to_the_stored_bucket(store_url: str) ->
         (got,) = await reader.rollups(["web"], T0, T0 + HOUR, HOUR)
     finally:
         await reader.close()
-    assert got.checks == 2 and got.seconds == {"ok": 120.0}
+    assert got.checks == 2 and got.seconds == {"ok": 120.0} and got.bins == {BIN: 2}
 
 
 async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: str) -> None:
@@ -180,7 +188,7 @@ async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: st
         async def write(store: SqlStore, node: str, seconds: float) -> None:
             epochs = await store.claim_shards(node, [0], T0, T0 + 60)
             fence = Fence(node, epochs, {"web": 0})
-            tally = delta("web", T0, checks=1, seconds={"ok": seconds})
+            tally = delta("web", T0, checks=1, seconds={"ok": seconds}, bins={BIN: 1})
             await store.write([], [], [], rollups=[tally], fence=fence)
             await store.release_shards(node, [0])
 
@@ -189,6 +197,8 @@ async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: st
         await write(a, "a", 100.0)  # and back: a must not write over b's part
         (got,) = await a.rollups(["web"], T0, T0 + HOUR, HOUR)
         assert got.checks == 3 and got.seconds == {"ok": 111.0}
+        # The histogram is merged in Python: a's remembered one is stale after b's.
+        assert got.bins == {BIN: 3}
     finally:
         await a.close()
         await b.close()
@@ -197,11 +207,125 @@ async def test_a_bucket_another_node_wrote_meanwhile_is_read_again(store_url: st
 async def test_a_write_that_fails_leaves_no_trace_in_the_next(store: SqlStore) -> None:
     from pymon.errors import StoreError
 
-    await store.write([], [], [], rollups=[delta("web", T0, checks=1)])
-    # A delta the database refuses (beyond 64 bits), after the remembered bucket was
-    # added to: the transaction rolls back, and the next write reads the row again.
+    await store.write([], [], [], rollups=[delta("web", T0, checks=1, bins={BIN: 1})])
+    # A delta the database refuses (beyond 64 bits), after the remembered histogram
+    # was added to: the transaction rolls back, and the next write reads the row again.
     with pytest.raises(StoreError):
-        await store.write([], [], [], rollups=[delta("web", T0, checks=2**70)])
-    await store.write([], [], [], rollups=[delta("web", T0, checks=1)])
+        await store.write([], [], [], rollups=[delta("web", T0, checks=2**70, bins={BIN: 1})])
+    await store.write([], [], [], rollups=[delta("web", T0, checks=1, bins={BIN: 1})])
     (got,) = await store.rollups(["web"], T0, T0 + HOUR, HOUR)
-    assert got.checks == 2
+    assert got.checks == 2 and got.bins == {BIN: 2}
+
+
+def _varied(name: str, start: float, width: int, k: int) -> Bucket:
+    """A bucket with a bit of everything, different for each ``k``."""
+    return delta(
+        name,
+        start,
+        width,
+        checks=3 + k % 4,
+        ok_checks=2 + k % 3,
+        seconds={"ok": 100.0 + k, "warn": 7.5, "failed": float(k % 5)},
+        maintenance={"error": 30.0} if k % 3 == 0 else {},
+        worst=(Status.OK, Status.WARN, Status.FAILED, Status.ERROR)[k % 4],
+        duration_sum=0.01 * (k + 1),
+        duration_min=0.001 * (k % 7 + 1),
+        duration_max=0.5 + k,
+        bins={bin_of(0.002 * (k % 3 + 1)): 2, bin_of(0.03): 1 + k % 4},
+    )
+
+
+def _close(a: Uptime, b: Uptime) -> None:
+    times = ("up", "down", "unknown", "maintenance", "no_data", "response_avg")
+    assert [getattr(a, f) for f in times] == pytest.approx([getattr(b, f) for f in times])
+    exact = ("checks", "ok_checks", "worst", "response_p95", "response_min", "response_max")
+    assert [getattr(a, f) for f in exact] == [getattr(b, f) for f in exact]
+
+
+@pytest.mark.parametrize("include_maintenance", [False, True])
+async def test_totals_summed_in_the_database_are_the_summary_of_the_buckets(
+    store: SqlStore, include_maintenance: bool
+) -> None:
+    rows = [_varied(n, T0 + k * HOUR, HOUR, k) for n in ("a", "b") for k in range(-30, 80)]
+    rows += [_varied(n, T0 + k * DAY, DAY, k) for n in ("a", "b") for k in range(-2, 5)]
+    rows.append(_varied("c", T0, HOUR, 1))
+    await store.write([], [], [], rollups=rows)
+    # Edges inside hours and days; a window wholly inside one bucket; whole days; a
+    # window ending now (the current hour counts whole) and one reaching past now.
+    now = T0 + 2 * HOUR + 1000.0
+    windows: list[tuple[float, float, float | None]] = [
+        (T0 - 5 * HOUR - 1234.5, T0 + 3 * DAY + 2 * HOUR + 17.25, None),
+        (T0 + 600, T0 + 900, None),
+        (T0 - DAY, T0 + 2 * DAY, None),
+        (T0 - DAY - 500.0, now, now),
+        (T0 - 3 * HOUR, T0 + DAY, now),
+    ]
+    for since, until, at in windows:
+        found: dict[str, list[Bucket]] = {}
+        parts: dict[str, list[Totals]] = {}
+        for width, low, high in layout(since, until):
+            for bucket in await store.rollups(["a", "b", "c"], low, high, width):
+                found.setdefault(bucket.service, []).append(bucket)
+            read = await store.totals(["a", "b", "c"], low, high, width, now=at)
+            for name, totals in read.items():
+                parts.setdefault(name, []).append(totals)
+        assert sorted(parts) == sorted(found)
+        for name, buckets in found.items():
+            apart = include_maintenance
+            want = summarize(name, buckets, since, until, include_maintenance=apart, now=at)
+            got = total(name, parts[name], since, until, include_maintenance=apart)
+            _close(got, want)
+    assert await store.totals([], T0, T0 + DAY, DAY) == {}
+    assert sorted(await store.totals(None, T0, T0 + HOUR, HOUR)) == ["a", "b", "c"]
+
+
+async def test_a_database_of_the_first_version_opens_without_its_json_rollups(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE rollups (service VARCHAR NOT NULL, width INTEGER NOT NULL,"
+        " start BIGINT NOT NULL, checks BIGINT NOT NULL, ok_checks BIGINT NOT NULL,"
+        " seconds JSON NOT NULL, maintenance JSON NOT NULL, worst VARCHAR(16),"
+        " duration_sum FLOAT NOT NULL, duration_min FLOAT, duration_max FLOAT,"
+        " bins JSON NOT NULL, PRIMARY KEY (service, width, start))"
+    )
+    con.execute(
+        "INSERT INTO rollups VALUES ('web', 3600, ?, 1, 1, '{\"ok\": 5.0}', '{}', 'ok',"
+        " 0.1, 0.1, 0.1, '{\"3\": 1}')",
+        (T0,),
+    )
+    con.commit()
+    con.close()
+    store = SqlStore(f"sqlite:///{path}")
+    await store.open()
+    try:
+        await store.write([], [], [], rollups=[delta("web", T0, checks=1, seconds={"ok": 2.0})])
+        (got,) = await store.rollups(["web"], T0, T0 + HOUR, HOUR)
+        assert got.checks == 1 and got.seconds == {"ok": 2.0}
+    finally:
+        await store.close()
+    con = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        con.close()
+    assert "rollups" not in tables and "rollup_buckets" in tables
+
+
+async def test_a_batch_of_more_buckets_than_one_statement_binds_lands_whole(
+    store: SqlStore,
+) -> None:
+    # SQLite binds at most 32,766 values a statement: 3,000 rows of 24 columns are
+    # three statements, each row's values in the table's column order.
+    rows = [
+        delta(f"s{k:04d}", T0, checks=1, seconds={"warn": float(k)}, bins={BIN: 1})
+        for k in range(3000)
+    ]
+    await store.write([], [], [], rollups=rows)
+    await store.write([], [], [], rollups=rows)
+    got = await store.rollups(None, T0, T0 + HOUR, HOUR)
+    assert len(got) == 3000
+    assert [(b.checks, b.seconds, b.bins) for b in got[2999:]] == [(2, {"warn": 5998.0}, {BIN: 2})]
+    assert got[1].seconds == {"warn": 2.0} and got[0].seconds == {}

@@ -13,7 +13,7 @@ from pymon.model import Event, EventKind, Incident, Notice, NoticeKind, ServiceS
 from pymon.store.base import Fence, ResultRecord
 from pymon.store.sql.buckets import coalesce
 from pymon.store.writer import BatchWriter
-from pymon.uptime import DAY, HOUR, Bucket, Delta, frozen
+from pymon.uptime import DAY, HOUR, Bucket, Delta, Totals, add_up, frozen, summarize
 
 
 class ListStore:
@@ -69,6 +69,17 @@ class ListStore:
             and b.start < until
             and b.start + b.width > since
         ]
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        return add_up(await self.rollups(names, since, until, width), since, until, now)
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:
         rows = [r for _, results, _ in self.batches for r in results if r.service == service]
@@ -329,3 +340,25 @@ async def test_rollups_read_what_is_not_written_yet_merged_with_the_store() -> N
     ]
     assert await w.rollups(["b"], T0, T0 + 2 * HOUR, HOUR) == []
     assert store.writes[1:] == []  # the read wrote nothing
+
+
+async def test_credited_checks_land_with_their_state_and_totals_read_them_unwritten() -> None:
+    store = ListStore()
+    w = writer(store)
+    first = ServiceState("a", Status.OK, last_check=T0 + 100.0)
+    second = ServiceState("a", Status.FAILED, last_check=T0 + 160.0)
+    w.credit(ServiceState("a"), first, 0.2, 300.0)
+    w.add(first, record("a", 1), [])
+    await w.flush()
+    ((names, rollups),) = store.writes
+    assert names == {"a"} and {(b.width, b.checks) for b in rollups} == {(HOUR, 1), (DAY, 1)}
+    w.credit(first, second, 0.4, 300.0)
+    w.add(second, record("a", 2), [])
+    # Not written yet: the totals hold the store's part and the queued one.
+    since, until = T0 + 130.0, T0 + 1930.0
+    (got,) = (await w.totals(["a"], since, until, HOUR)).values()
+    want = summarize("a", await w.rollups(["a"], since, until, HOUR), since, until)
+    assert got.checks == want.checks == 2 and got.worst is Status.FAILED
+    assert got.seconds == {"ok": pytest.approx(60.0 * 1800.0 / HOUR)}
+    assert await w.totals(["b"], since, until, HOUR) == {}
+    assert len(store.writes) == 1  # the reads wrote nothing

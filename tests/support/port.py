@@ -45,7 +45,7 @@ from pymon.errors import CommandRefused, UnknownService
 from pymon.events import BusItem, CheckCompleted, NoticeQueued, StateChanged, from_transition
 from pymon.model import Ack, CheckResult, Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
-from pymon.uptime import HOUR, Bucket
+from pymon.uptime import HOUR, Bucket, Totals, add_up
 from tests.support.clock import FakeClock
 
 __all__ = ["SOME_TIME", "FakePort", "fake_port"]
@@ -162,6 +162,17 @@ class FakePort:
             ),
             key=lambda b: (b.service, b.start),
         )
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        return add_up(await self.rollups(names, since, until, width), since, until, now)
 
     async def incidents_between(
         self, names: Sequence[str] | None, since: float, until: float

@@ -5,8 +5,9 @@ They change only by a decision of the rules (an :class:`~pymon.engine.rules.Outc
 taken whole by :meth:`ServiceBook.apply`: kept in memory, handed to the store's
 writer (state, result, events, incident, notices and the rollups' deltas land in one
 transaction), then told on the bus. The deltas come from the previous state and the
-new one (:func:`pymon.uptime.spans`), with each service's gap limit. It also counts
-the typed events published, for ``/metrics``.
+new one (:func:`pymon.uptime.credit`, added straight into the writer's pending
+tallies), with each service's gap limit. It also counts the typed events
+published, for ``/metrics``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pymon.events import (
 from pymon.model import Incident, ServiceState
 from pymon.store.base import ResultRecord
 from pymon.store.writer import BatchWriter
-from pymon.uptime import Bucket, spans
+from pymon.uptime import Bucket
 
 __all__ = ["ServiceBook"]
 
@@ -58,19 +59,21 @@ class ServiceBook:
         name = state.name
         previous = self.states.get(name)
         changed = previous is not state or self.incidents.get(name) is not outcome.incident
-        deltas: list[Bucket] = []
+        writer = self._writer
         if record is not None:
-            deltas = spans(previous or ServiceState(name), state, record.duration, self._gap(name))
+            writer.credit(previous or ServiceState(name), state, record.duration, self._gap(name))
         elif previous is not None and previous.last_check != state.last_check:
             # A decision without a check that still moved the clock on (disabled).
-            deltas = spans(previous, state, None, self._gap(name))
+            writer.credit(previous, state, None, self._gap(name))
         self.states[name] = state
         if outcome.incident is not None:
             if outcome.incident.open:
                 self.incidents[name] = outcome.incident
             else:
                 self.incidents.pop(name, None)
-        self.record(outcome, record, changed=changed, rollups=deltas)
+        # The rollups were credited just above, with no await before record's add:
+        # they land in the state's flush.
+        self.record(outcome, record, changed=changed)
 
     def record(
         self,

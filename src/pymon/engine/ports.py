@@ -31,7 +31,7 @@ from pymon.engine.bus import Subscription
 from pymon.events import BusItem
 from pymon.model import Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
-from pymon.uptime import HOUR, Bucket
+from pymon.uptime import HOUR, Bucket, Totals
 
 __all__ = [
     "AckFigures",
@@ -238,6 +238,22 @@ class EnginePort(Protocol):
         """The hour (``width`` = 3600) or day (86400) buckets of ``names`` (every
         service when None) that overlap ``since``..``until``, by service then time
         (docs/uptime.md). What this node has not written yet is included."""
+        ...
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        """What :meth:`rollups` answers, added up per service (each bucket's time
+        scaled to its share inside the window, ending at ``now`` when given, as
+        ``summarize`` takes it), without a Bucket per stored row: for reports over
+        many services, with :func:`pymon.uptime.total`. Services with no bucket are
+        left out."""
         ...
 
     async def incidents_between(

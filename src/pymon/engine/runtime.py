@@ -85,7 +85,7 @@ from pymon.model import (
 )
 from pymon.store.base import Delivery, ResultRecord, Store
 from pymon.store.writer import BatchWriter
-from pymon.uptime import HOUR, Bucket, gap_limit
+from pymon.uptime import HOUR, Bucket, Totals, gap_limit
 
 __all__ = ["Runtime"]
 
@@ -305,6 +305,18 @@ class Runtime:
         """Buckets of ``names`` overlapping the window: the store's (every node's)
         merged with what this node's writer has not written yet."""
         return await self.writer.rollups(names, since, until, width)
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        """The buckets of :meth:`rollups` added up per service, mostly in the database."""
+        return await self.writer.totals(names, since, until, width, now=now)
 
     async def incidents_between(
         self, names: Sequence[str] | None, since: float, until: float

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pymon.model import Event, Heartbeat, Incident, Notice, ServiceState, Status
-from pymon.uptime import Bucket, Delta
+from pymon.uptime import Bucket, Delta, Totals
 
 __all__ = [
     "CommandRecord",
@@ -180,6 +180,20 @@ class Store(Protocol):
     ) -> list[Bucket]:
         """Stored buckets of width ``width`` of ``names`` (every service when None)
         that overlap ``since``..``until``, by service then start."""
+        ...
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = 3600,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        """The stored buckets :meth:`rollups` would answer, added up per service (each
+        one's time scaled to its share inside ``since``..``until``, ending at ``now``
+        when given, as ``summarize`` scales it); services with none are left out."""
         ...
 
     async def incidents_between(

@@ -18,19 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pymon.clock import Clock, SystemClock
 from pymon.errors import Fenced
 from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import Fence, ResultRecord, Store
 from pymon.text import spans
-from pymon.uptime import Bucket, Delta, Tally, frozen, merge
+from pymon.uptime import Bucket, Delta, Tally, Totals, credit, frozen, merge
 
 __all__ = ["BatchWriter"]
 
 log = logging.getLogger("pymon.store")
+
+_T = TypeVar("_T")
 
 
 class BatchWriter:
@@ -105,34 +108,72 @@ class BatchWriter:
         the store's rows merged with the deltas not written yet, by service then
         start. A read never forces a write: when a part lands while the store is
         read, it reads again (and after a few tries waits for the flush to end)."""
+        return await self._steady(lambda: self._rollups_now(names, since, until, width))
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        """What :meth:`rollups` answers, added up per service (time scaled to the share
+        of each bucket inside the window) without a Bucket per stored row: the
+        store's sums (``Store.totals``) plus the deltas not written yet. For a report
+        over many services: :func:`pymon.uptime.total` makes each one's uptime."""
+        return await self._steady(lambda: self._totals_now(names, since, until, width, now))
+
+    async def _steady(self, read: Callable[[], Awaitable[_T]]) -> _T:
+        """``read`` of the store and the unwritten deltas, again when a part of a flush
+        landed meanwhile (after a few tries: while no flush runs)."""
         for attempt in range(4):
             if attempt == 3:
                 async with self._lock:
-                    return await self._rollups_now(names, since, until, width)
+                    return await read()
             mark = self._landing
             if mark % 2:
                 await asyncio.sleep(0)
                 continue
-            found = await self._rollups_now(names, since, until, width)
+            found = await read()
             if self._landing == mark:
                 return found
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _fresh(
+        self, names: Sequence[str] | None, since: float, until: float, width: int
+    ) -> list[Delta]:
+        """The deltas not in the store yet (being written or queued) of ``names``
+        (every service when None) overlapping the window."""
+        wanted = None if names is None else set(names)
+        return [
+            b
+            for b in (*(b for part in self._parts for b in part.rollups), *self._rollups.values())
+            if b.width == width
+            and b.start < until
+            and b.start + b.width > since
+            and (wanted is None or b.service in wanted)
+        ]
+
+    async def _totals_now(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int,
+        now: float | None,
+    ) -> dict[str, Totals]:
+        fresh = self._fresh(names, since, until, width)
+        found = await self._store.totals(names, since, until, width, now=now)
+        for delta in fresh:
+            found.setdefault(delta.service, Totals()).add_within(delta, since, until, now)
+        return found
+
     async def _rollups_now(
         self, names: Sequence[str] | None, since: float, until: float, width: int
     ) -> list[Bucket]:
-        wanted = None if names is None else set(names)
-        fresh = [
-            b
-            for b in (
-                *(frozen(b) for part in self._parts for b in part.rollups),
-                *(t.bucket() for t in self._rollups.values()),
-            )
-            if b.width == width
-            and b.start < until
-            and b.end > since
-            and (wanted is None or b.service in wanted)
-        ]
+        fresh = [frozen(b) for b in self._fresh(names, since, until, width)]
         stored = await self._store.rollups(names, since, until, width)
         merged = {(b.service, b.start): b for b in stored}
         for bucket in fresh:
@@ -167,7 +208,7 @@ class BatchWriter:
                 key = (bucket.service, bucket.width, bucket.start)
                 held = tallies.get(key)
                 if held is None:
-                    tallies[key] = Tally(bucket)
+                    tallies[key] = Tally.of(bucket)
                 else:
                     held.add(bucket)
         if result is not None:
@@ -181,6 +222,15 @@ class BatchWriter:
             self._urgent.set()
         elif len(self._results) >= self._max_batch:
             self._urgent.set()
+
+    def credit(
+        self, previous: ServiceState, state: ServiceState, duration: float | None, gap: float
+    ) -> None:
+        """Credit the decision that took ``previous`` to ``state`` to the rollups'
+        pending tallies (:func:`pymon.uptime.credit`), without a Bucket per check.
+        Call it with the :meth:`add` of ``state``, with no await between: both land
+        in the same flush."""
+        credit(self._rollups, previous, state, duration, gap)
 
     async def flush(self) -> None:
         """Write everything queued so far, at most ``max_batch`` services' rows per
@@ -237,7 +287,7 @@ class BatchWriter:
                     self._notices = part.notices + self._notices
                     for bucket in part.rollups:
                         key = (bucket.service, bucket.width, bucket.start)
-                        again = Tally(bucket)
+                        again = Tally.of(bucket)
                         newer = self._rollups.get(key)
                         if newer is not None:
                             again.add(newer)

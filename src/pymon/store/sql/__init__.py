@@ -14,8 +14,9 @@ and PostgreSQL. The package holds:
     the cluster's statements: nodes, leases and fencing; commands for another
     node (sent, taken once, answered, pruned).
 ``buckets.py``
-    the rollups' rows: merged with the stored ones in the writing transaction,
-    read by window, pruned after the retention.
+    the rollups' rows: added to by the upsert in the writing transaction (the
+    histogram merged in Python), read by window or summed per service, pruned
+    after the retention.
 ``turns.py``
     writers' turns: one at a time, the outbox's records before queued batches.
 ``backend.py``
@@ -93,7 +94,7 @@ from pymon.store.sql.schema import (
 )
 from pymon.store.sql.sqlite import FenceQuery, SqliteBatches, sqlite_text
 from pymon.store.sql.turns import Turns
-from pymon.uptime import HOUR, Bucket, Delta, Tally
+from pymon.uptime import HOUR, Bucket, Delta, Totals
 
 __all__ = ["SqlStore"]
 
@@ -153,9 +154,9 @@ class SqlStore:
         self._node_upsert = upsert(insert(node_table), ["name"])
         self._shard_insert = insert_new(insert(shard_table), ["shard"])
         self._command_insert = insert(command_table)
-        # A bucket's row is replaced by the merge of what was stored and the delta.
-        self._rollup_upsert = upsert(insert(rollup_table), ["service", "width", "start"])
-        # The buckets this store wrote last, so the next flush need not read them back.
+        # A bucket's row has the delta added to it (the histogram: merged in Python).
+        self._rollup_upsert = buckets.added_upsert(insert(rollup_table))
+        # The histograms this store wrote last, so the next flush need not read them.
         self._written = buckets.Written()
 
     def __repr__(self) -> str:
@@ -191,6 +192,7 @@ class SqlStore:
 
     async def _create(self, conn: AsyncConnection) -> None:
         """Create the missing tables and fit the ring (in the backend's setup transaction)."""
+        await buckets.drop_first_version(conn)
         await conn.run_sync(metadata.create_all)
         await conn.execute(insert_new(self._db.insert(change_table), ["id"]), [{"id": 1, "seq": 0}])
         await fit_ring(conn, self.history_size)
@@ -281,9 +283,10 @@ class SqlStore:
         their ring slots (when two land in the same slot, the higher ``seq`` wins);
         events are appended in order; incidents are upserted by id; notices enter
         the outbox once (a key already there is left alone); rollups' deltas are
-        merged with the stored buckets (read inside the transaction, merged, upserted).
-        One statement per table, whatever the size (and one read per 500 services
-        for the rollups).
+        added to the stored buckets by the upsert (the histogram merged with the
+        stored one, read inside the transaction when not remembered). One statement
+        per table, whatever the size (and one read per 500 services for the
+        histograms not remembered).
         """
         if not (states or results or events or incidents or notices or rollups):
             return
@@ -299,9 +302,9 @@ class SqlStore:
         touched = _touched(fence, states, results, events, incidents, notices, deltas)
         signal = bool(events or incidents or notices)
         known, unknown = self._written.known(deltas, fence)
-        # What the rollups' rows hold once written: remembered only after the commit
-        # (the remembered ones are added to in place: forgotten if it fails).
-        landed: list[Tally] = []
+        # The histograms the rollups' rows hold once written: remembered only after
+        # the commit (the remembered ones are added to in place: forgotten if it fails).
+        landed: list[buckets.Held] = []
         if self._batches is not None:
             query: FenceQuery | None = None
             if fence is not None and touched:
@@ -333,9 +336,9 @@ class SqlStore:
         statements: list[tuple[Insert | str, Any]],
         dialect: Dialect,
         deltas: Mapping[buckets.Key, Delta],
-        known: Mapping[buckets.Key, Tally],
+        known: Mapping[buckets.Key, dict[int, int]],
         unknown: Mapping[buckets.Key, Delta],
-        landed: list[Tally],
+        landed: list[buckets.Held],
         fence: Fence | None,
         touched: list[int],
         signal: bool,
@@ -352,13 +355,13 @@ class SqlStore:
                 await _execute(conn, statement, params)
             if deltas:
                 stored = [
-                    row
+                    tuple(row)
                     for query_ in buckets.stored_query(unknown)
-                    for row in (await conn.execute(query_)).mappings().all()
+                    for row in (await conn.execute(query_)).all()
                 ]
                 rows, whole = buckets.merged_rows(deltas, stored, known)
                 landed.extend(whole)
-                for statement, params in self._db.batch(
+                for statement, params in self._db.batch_values(
                     self._rollup_upsert, rollup_table, dialect, rows
                 ):
                     await _execute(conn, statement, params)
@@ -367,14 +370,14 @@ class SqlStore:
         self,
         dialect: Dialect,
         deltas: Mapping[buckets.Key, Delta],
-        known: Mapping[buckets.Key, Tally],
+        known: Mapping[buckets.Key, dict[int, int]],
         unknown: Mapping[buckets.Key, Delta],
-        landed: list[Tally],
+        landed: list[buckets.Held],
         con: sqlite3.Connection,
     ) -> list[tuple[str, Sequence[Any]]]:
-        """The rollups' upserts: the deltas added to the buckets remembered, or read on
-        the SQLite writer's own connection, inside its transaction; ``landed`` gets
-        the buckets written."""
+        """The rollups' upserts: the deltas with their histograms added to those
+        remembered, or read on the SQLite writer's own connection, inside its
+        transaction; ``landed`` gets the histograms written."""
         stored = [
             row
             for sql, params in buckets.stored_sqlite(unknown)
@@ -382,7 +385,8 @@ class SqlStore:
         ]
         rows, whole = buckets.merged_rows(deltas, stored, known)
         landed.extend(whole)
-        return _texts(list(self._db.batch(self._rollup_upsert, rollup_table, dialect, rows)))
+        upserts = self._db.batch_values(self._rollup_upsert, rollup_table, dialect, rows)
+        return _texts(list(upserts))
 
     async def rollups(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
@@ -401,6 +405,43 @@ class SqlStore:
         for chunk in chunks:
             stmt = buckets.window_query(chunk, since, until, width)
             out.extend(buckets.bucket_from_row(r) for r in await self._read("read rollups", stmt))
+        return out
+
+    async def totals(
+        self,
+        names: Sequence[str] | None,
+        since: float,
+        until: float,
+        width: int = HOUR,
+        *,
+        now: float | None = None,
+    ) -> dict[str, Totals]:
+        """The stored buckets :meth:`rollups` would answer, added up per service: those
+        wholly inside the window summed in the database (their histograms joined
+        into one value per service, merged here), the few at its edges scaled to
+        their share inside it as ``summarize`` does: no Bucket per row (docs/performance.md, "Uptime
+        rollups"). Services with no bucket are left out."""
+        out: dict[str, Totals] = {}
+        if names is not None and not names:
+            return out
+        chunks: list[Sequence[str] | None] = [None]
+        if names is not None:
+            unique = sorted(set(names))
+            chunks = [
+                unique[i : i + buckets.KEY_CHUNK] for i in range(0, len(unique), buckets.KEY_CHUNK)
+            ]
+        # Buckets that end by ``inner`` count whole; the rest (the window's edges, the
+        # bucket holding ``now``) are scaled one by one.
+        inner = until if now is None else min(until, now)
+        for chunk in chunks:
+            sums = buckets.totals_query(chunk, since, inner, width, self._db.joined_blobs)
+            edges = buckets.edges_query(chunk, since, until, width, inner)
+            async with self._connect("read rollups", write=False) as conn:
+                buckets.sum_totals((await conn.execute(sums)).all(), out)
+                rows = (await conn.execute(edges)).mappings().all()
+            for row in rows:
+                bucket = buckets.bucket_from_row(row)
+                out.setdefault(bucket.service, Totals()).add_within(bucket, since, until, now)
         return out
 
     async def incidents_between(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import Executable, Table
+from sqlalchemy import ColumnElement, Executable, Table
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -79,6 +79,11 @@ class Backend(Protocol):
         """
         ...
 
+    def joined_blobs(self, column: ColumnElement[bytes]) -> ColumnElement[bytes]:
+        """An aggregate: the BLOBs of ``column`` in a group, end to end (NULLs left
+        out), so a report reads one value per service instead of a row per bucket."""
+        ...
+
     def insert(self, table: Table) -> Insert:
         """An INSERT into ``table`` in this dialect (which has ON CONFLICT)."""
         ...
@@ -103,6 +108,15 @@ class Backend(Protocol):
     ) -> Iterable[tuple[Insert | str, Any]]:
         """``stmt`` with ``rows`` (all with the same keys), as (statement, parameters)
         to execute in turn."""
+        ...
+
+    def batch_values(
+        self, stmt: Insert, table: Table, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterable[tuple[Insert | str, Any]]:
+        """:meth:`batch` for rows given as values in ``table``'s column order, every
+        column given, each value what the driver binds as it is (no type's
+        processing): for the hottest rows, where building and reading a dict per
+        row costs more than the database's own work."""
         ...
 
 

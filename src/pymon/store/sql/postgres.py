@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from sqlalchemy import Executable, Table, func, select
+from sqlalchemy import ColumnElement, Executable, Table, func, literal_column, select
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -90,6 +90,11 @@ class PostgresBackend:
         listener.start()
         return listener
 
+    def joined_blobs(self, column: ColumnElement[bytes]) -> ColumnElement[bytes]:
+        """``string_agg`` over bytea."""
+        joined: ColumnElement[bytes] = func.string_agg(column, literal_column("''::bytea"))
+        return joined
+
     def insert(self, table: Table) -> Insert:
         return pg_dialect.insert(table)
 
@@ -98,6 +103,15 @@ class PostgresBackend:
     ) -> Iterator[tuple[Insert, list[dict[str, Any]]]]:
         """``stmt`` with all of ``rows``: one executemany."""
         yield stmt, rows
+
+    def batch_values(
+        self, stmt: Insert, table: Table, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[Insert, list[dict[str, Any]]]]:
+        """The rows as mappings, then :meth:`batch` (asyncpg binds by name)."""
+        names = [c.name for c in table.columns]
+        return self.batch(
+            stmt, table, dialect, [dict(zip(names, row, strict=True)) for row in rows]
+        )
 
 
 class Listener:

@@ -31,10 +31,11 @@
     the last push of each ``heartbeat`` service (never its token), upserted.
 ``nodes``, ``shards``
     the cluster's nodes (heartbeats) and the leases on its shards (docs/cluster.md).
-``rollups``
+``rollup_buckets``
     each service's hour and day buckets (docs/uptime.md), keyed by service, width
-    (3600 or 86400) and start (UTC seconds): merged with the stored row in the same
-    transaction as the service's state, pruned after ``storage.rollups``.
+    (3600 or 86400) and start (UTC seconds): added to in the same transaction as the
+    service's state, pruned after ``storage.rollups``. (The first version's
+    ``rollups`` table, with JSON maps, is dropped on open: see store/sql/buckets.py.)
 ``commands``
     commands sent to a node that does not run their service, for the node that
     does: taken once, answered, then pruned after a while (docs/cluster.md).
@@ -50,7 +51,9 @@ from sqlalchemy import (
     Double,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -61,6 +64,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pymon.model import Status
 
 __all__ = [
     "change_table",
@@ -255,26 +260,28 @@ shard_table = Table(
 )
 
 
-# A service's hour and day buckets (pymon/uptime.py's Bucket). The time in each
-# status, the duration histogram and its bins are JSON maps: merged in Python, read
-# with the row inside the writing transaction (store/sql/buckets.py). The index on
-# (width, start) serves a report over every service and the retention's prune.
+# A service's hour and day buckets (pymon/uptime.py's Bucket): a column per status
+# for the time in it (``ok_s``...) and in maintenance (``ok_maint_s``...), ``worst``
+# as the status's severity, so a write adds to them in SQL and a report sums them in
+# SQL; the duration histogram is a BLOB of (bin, count) pairs merged in Python
+# (store/sql/buckets.py). The index on (width, start) serves a report over every
+# service and the retention's prune.
 rollup_table = Table(
-    "rollups",
+    "rollup_buckets",
     metadata,
     Column("service", String, primary_key=True),
     Column("width", Integer, primary_key=True, autoincrement=False),
     Column("start", BigInteger, primary_key=True, autoincrement=False),
     Column("checks", BigInteger, nullable=False),
     Column("ok_checks", BigInteger, nullable=False),
-    Column("seconds", JSON, nullable=False),
-    Column("maintenance", JSON, nullable=False),
-    Column("worst", String(16), nullable=True),
+    *(Column(f"{status.value}_s", Double, nullable=False) for status in Status),
+    *(Column(f"{status.value}_maint_s", Double, nullable=False) for status in Status),
+    Column("worst", SmallInteger, nullable=True),
     Column("duration_sum", Double, nullable=False),
     Column("duration_min", Double, nullable=True),
     Column("duration_max", Double, nullable=True),
-    Column("bins", JSON, nullable=False),
-    Index("ix_rollups_width_start", "width", "start"),
+    Column("bins", LargeBinary, nullable=False),
+    Index("ix_rollup_buckets_width_start", "width", "start"),
 )
 
 

@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, Executable, Table, event, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Executable,
+    LargeBinary,
+    Table,
+    cast,
+    event,
+    func,
+    literal_column,
+    update,
+)
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import OperationalError
@@ -116,6 +128,16 @@ class _MultiRow:
                     for i, process in fix:
                         values[i] = process(values[i])
                 params += values
+            yield self.head + ", ".join([self.group] * len(chunk)) + self.tail, tuple(params)
+
+    def pages_of_values(
+        self, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """:meth:`pages` for rows that are values in :attr:`columns`' order already
+        (bound as they are)."""
+        for first in range(0, len(rows), self.page):
+            chunk = rows[first : first + self.page]
+            params = [value for row in chunk for value in row]
             yield self.head + ", ".join([self.group] * len(chunk)) + self.tail, tuple(params)
 
 
@@ -331,6 +353,10 @@ class SqliteBackend:
                     raise
                 await asyncio.sleep(0.05)
 
+    def joined_blobs(self, column: ColumnElement[bytes]) -> ColumnElement[bytes]:
+        """``group_concat`` keeps a BLOB's bytes (NULs too) but answers text: cast back."""
+        return cast(func.group_concat(column, literal_column("''")), LargeBinary)
+
     def insert(self, table: Table) -> Insert:
         return sqlite_dialect.insert(table)
 
@@ -347,3 +373,17 @@ class SqliteBackend:
             multirow = _MultiRow.of(stmt, table, dialect, list(rows[0]))
             self._multirow[table.name] = multirow
         return multirow.pages(rows)
+
+    def batch_values(
+        self, stmt: Insert, table: Table, dialect: Dialect, rows: Sequence[Sequence[Any]]
+    ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """:meth:`batch` for rows of values in the table's column order."""
+        key = f"{table.name} values"
+        multirow = self._multirow.get(key)
+        if multirow is None:
+            names = [c.name for c in table.columns]
+            multirow = _MultiRow.of(stmt, table, dialect, names)
+            if list(multirow.columns) != names:
+                raise ValueError(f"{table.name}: the statement binds {multirow.columns}")
+            self._multirow[key] = multirow
+        return multirow.pages_of_values(rows)
