@@ -1,13 +1,14 @@
-"""SLA reports: the pure report over seeded buckets and incidents, and the bucket
-widths it reads (days inside the window, hours at its edges) through the fake port."""
+"""SLA reports: the pure report over uptimes summarized from seeded buckets, and
+incidents (which bucket widths a window reads: tests/test_rollup_spans.py, and through
+the port tests/web/test_uptime_api.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from pymon.model import Incident, Status
-from pymon.reports import Target, build
-from pymon.uptime import DAY, HOUR, Bucket
+from pymon.reports import Report, Target, build
+from pymon.uptime import DAY, HOUR, Bucket, by_service, summarize
 
 #: A UTC midnight (2026-05-28 00:00 UTC), so the windows below are placed on purpose.
 MIDNIGHT = 1_779_926_400.0
@@ -15,6 +16,23 @@ MIDNIGHT = 1_779_926_400.0
 #: MIDNIGHT to two days and 3 h after it.
 SINCE = MIDNIGHT - 5.5 * HOUR
 UNTIL = MIDNIGHT + 2 * DAY + 3 * HOUR
+
+
+def report(
+    targets: list[Target],
+    buckets: list[Bucket],
+    incidents: list[Incident],
+    since: float,
+    until: float,
+    *,
+    include_maintenance: bool = False,
+) -> Report:
+    """The report of ``targets`` with each service's uptime summarized from ``buckets``."""
+    uptimes = {
+        name: summarize(name, found, since, until, include_maintenance=include_maintenance)
+        for name, found in by_service(buckets).items()
+    }
+    return build(targets, uptimes, incidents, since, until, include_maintenance=include_maintenance)
 
 
 def hour(service: str, start: float, **seconds: float) -> Bucket:
@@ -44,11 +62,11 @@ def test_uptime_is_by_time_and_leaves_maintenance_out_unless_asked() -> None:
         Bucket("db", MIDNIGHT, HOUR, seconds={"ok": 2400, "error": 600}, maintenance={"error": 600})
     ]
     until = MIDNIGHT + HOUR
-    out = build([Target("db")], buckets, [], MIDNIGHT, until).services[0]
+    out = report([Target("db")], buckets, [], MIDNIGHT, until).services[0]
     assert out.uptime.uptime_pct == pytest.approx(100 * 2400 / 3000)
     assert out.row()["maintenance_minutes"] == pytest.approx(10)
     assert out.row()["downtime_minutes"] == pytest.approx(10)
-    counted = build([Target("db")], buckets, [], MIDNIGHT, until, include_maintenance=True)
+    counted = report([Target("db")], buckets, [], MIDNIGHT, until, include_maintenance=True)
     row = counted.services[0].row()
     assert row["uptime_pct"] == pytest.approx(100 * 2400 / 3600)
     assert row["downtime_minutes"] == pytest.approx(20)
@@ -56,7 +74,7 @@ def test_uptime_is_by_time_and_leaves_maintenance_out_unless_asked() -> None:
 
 def test_unknown_time_and_missing_time_are_on_neither_side() -> None:
     buckets = [Bucket("db", MIDNIGHT, HOUR, seconds={"ok": 1200, "unknown": 600})]
-    row = build([Target("db")], buckets, [], MIDNIGHT, MIDNIGHT + 2 * HOUR).services[0].row()
+    row = report([Target("db")], buckets, [], MIDNIGHT, MIDNIGHT + 2 * HOUR).services[0].row()
     assert row["uptime_pct"] == pytest.approx(100.0)
     assert row["unknown_minutes"] == pytest.approx(10)
     assert row["no_data_minutes"] == pytest.approx(90)
@@ -76,7 +94,7 @@ def test_incidents_are_clipped_to_the_window_and_give_mttr_and_mtbf() -> None:
         incident("db", since + HOUR, since + 2 * HOUR, "d"),
         incident("web", since - 3 * HOUR, since - 2 * HOUR, "e"),
     ]
-    out = build([Target("web")], buckets, incidents, since, until).services[0]
+    out = report([Target("web")], buckets, incidents, since, until).services[0]
     row = out.row()
     assert row["incidents"] == 3
     assert row["longest_incident_minutes"] == pytest.approx(30)
@@ -87,7 +105,7 @@ def test_incidents_are_clipped_to_the_window_and_give_mttr_and_mtbf() -> None:
 
 
 def test_without_incidents_mttr_and_mtbf_are_none() -> None:
-    row = build([Target("web")], [day("web", MIDNIGHT, ok=DAY)], [], MIDNIGHT, MIDNIGHT + DAY)
+    row = report([Target("web")], [day("web", MIDNIGHT, ok=DAY)], [], MIDNIGHT, MIDNIGHT + DAY)
     only = row.services[0].row()
     assert (only["incidents"], only["longest_incident_minutes"]) == (0, None)
     assert (only["mttr_minutes"], only["mtbf_minutes"]) == (None, None)
@@ -106,11 +124,11 @@ def test_the_target_is_met_missed_absent_or_not_judged() -> None:
         Target("free"),
         Target("silent", 99.9),
     ]
-    report = build(targets, buckets, [], MIDNIGHT, MIDNIGHT + DAY)
-    assert [(r.service, r.sla_status) for r in report.services] == [
+    judged = report(targets, buckets, [], MIDNIGHT, MIDNIGHT + DAY)
+    assert [(r.service, r.sla_status) for r in judged.services] == [
         ("exact", "met"),
         ("worse", "missed"),
         ("free", "no_target"),
         ("silent", "no_data"),
     ]
-    assert report.to_json()["services"][1]["sla"] == 99.9
+    assert judged.to_json()["services"][1]["sla"] == 99.9

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pymon.model import Incident
-from pymon.uptime import Bucket, Uptime, by_service, summarize
+from pymon.uptime import Uptime
 
 __all__ = [
     "COLUMNS",
@@ -179,36 +179,29 @@ def _service_report(
 
 def build(
     targets: Iterable[Target],
-    buckets: Sequence[Bucket],
+    uptimes: Mapping[str, Uptime],
     incidents: Iterable[Incident],
     since: float,
     until: float,
     *,
     include_maintenance: bool = False,
-    now: float | None = None,
 ) -> Report:
     """The report over ``since``..``until`` for ``targets``, in their order.
 
-    ``buckets`` are the services' buckets as :func:`pymon.uptime.layout` says to read them (hour
-    and day buckets that do not overlap each other); ``incidents`` theirs that
-    overlap the window. A service with neither is all *no data*. ``now`` is where the
-    buckets' time ends (:func:`pymon.uptime.summarize`).
+    ``uptimes`` are the services' uptimes over the window (:func:`pymon.uptime.total`
+    of the buckets :func:`pymon.uptime.layout` says to read, summarized with
+    ``include_maintenance``); ``incidents`` theirs that overlap the window. A service
+    with neither is all *no data*.
     """
-    grouped = by_service(buckets)
     troubles: dict[str, list[Incident]] = {}
     for incident in incidents:
         troubles.setdefault(incident.service, []).append(incident)
+    nothing = until - since
     rows = tuple(
         _service_report(
             target,
-            summarize(
-                target.service,
-                grouped.get(target.service, ()),
-                since,
-                until,
-                include_maintenance=include_maintenance,
-                now=now,
-            ),
+            uptimes.get(target.service)
+            or Uptime(target.service, since, until, no_data=max(nothing, 0.0)),
             troubles.get(target.service, ()),
             since,
             until,

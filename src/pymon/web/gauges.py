@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pymon.uptime import DAY, HOUR, Piece, by_service, layout, summarize
+from pymon.uptime import DAY, HOUR, Piece, layout, total
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
@@ -107,10 +107,10 @@ async def _compute(port: EnginePort, now: float) -> list[UptimeSample]:
         # Up and down seconds per service, per part.
         times: dict[str, list[tuple[float, float]]] = {n: [(0.0, 0.0)] * len(parts) for n in chunk}
         for i, part in enumerate(parts):
-            found = await port.rollups(chunk, part.start, part.end, part.width)
-            for name, buckets in by_service(found).items():
+            found = await port.totals(chunk, part.start, part.end, part.width, now=now)
+            for name, totals in found.items():
                 if name in times:
-                    summary = summarize(name, buckets, part.start, part.end, now=now)
+                    summary = total(name, [totals], part.start, part.end)
                     times[name][i] = (summary.up, summary.down)
         for name in chunk:
             for label, _ in windows:

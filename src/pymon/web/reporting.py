@@ -1,6 +1,6 @@
 """Reading an uptime report through the engine's port: the buckets
-:func:`pymon.web.uptime.read_buckets` reads (day buckets for whole days, hour buckets
-at the edges) and the incidents of the window, handed to the pure
+:func:`pymon.web.uptime.uptime_of` reads (day buckets for whole days, hour buckets
+at the edges, added up in the store) and the incidents of the window, handed to the pure
 :func:`pymon.reports.build`. The API and the Reports page read reports this way."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pymon.reports import Report, Target, build
-from pymon.web.uptime import MAX_WINDOW, read_buckets
+from pymon.web.uptime import MAX_WINDOW, uptime_of
 
 if TYPE_CHECKING:
     from pymon.engine.ports import EnginePort
@@ -29,14 +29,8 @@ async def read_report(
     """The report of ``targets`` over ``since``..``until``; ``every`` says the targets
     are every service, so the port is asked for all of them (no list of names)."""
     names = None if every else [t.service for t in targets]
-    buckets = await read_buckets(port, names, since, until) if targets else []
-    incidents = await port.incidents_between(names, since, until) if targets else []
-    return build(
-        targets,
-        buckets,
-        incidents,
-        since,
-        until,
-        include_maintenance=include_maintenance,
-        now=port.now(),
-    )
+    if not targets:
+        return build(targets, {}, [], since, until, include_maintenance=include_maintenance)
+    uptimes = await uptime_of(port, names, since, until, include_maintenance=include_maintenance)
+    incidents = await port.incidents_between(names, since, until)
+    return build(targets, uptimes, incidents, since, until, include_maintenance=include_maintenance)
