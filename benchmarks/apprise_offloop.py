@@ -15,12 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import statistics
 import time
 
 from aiohttp import web
 from apprise import Apprise, NotifyFormat
+from tests.support.servers import reserved_port
 
 logging.getLogger("apprise").propagate = False
 
@@ -35,9 +35,7 @@ async def sink(delay: float) -> tuple[web.AppRunner, int]:
     app.router.add_post("/n", handle)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = reserved_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, port
 

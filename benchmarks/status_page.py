@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.servers import reserved_port
 
 from benchmarks.harness import machine_info
 from benchmarks.harness.targets import TargetProcess
@@ -48,13 +48,6 @@ from benchmarks.harness.targets import TargetProcess
 ROOT = Path(__file__).resolve().parents[1]
 GROUP_SIZE = 20
 FORMS = ("cached", "cached.json", "uncached", "uncached.json")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def config(components: int, tcp_ports: list[int], web_port: int, workdir: Path) -> str:
@@ -165,7 +158,7 @@ def start_daemon(path: Path, workdir: Path) -> subprocess.Popen[bytes]:
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     target = await TargetProcess.start(4)
     workdir = Path(tempfile.mkdtemp(prefix="pymon-status-bench-"))
-    web_port = free_port()
+    web_port = reserved_port()
     path = workdir / "pymon.yaml"
     path.write_text(config(args.components, target.tcp_ports, web_port, workdir))
     daemon = start_daemon(path, workdir)

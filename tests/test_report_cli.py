@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.cli import pymon
-from tests.support.servers import free_port
+from tests.support.servers import refused_port
 from tests.web.reports_data import MIDNIGHT, seeded_port, serving
 
 WINDOW = ["--since", str(MIDNIGHT - 2 * 86400), "--until", "2026-05-27"]
@@ -62,7 +62,7 @@ async def test_a_bad_window_and_an_absent_daemon_are_said_clearly(url: str) -> N
     bad = await asyncio.to_thread(pymon, "report", "uptime", "--url", url, "--since", "soon")
     assert bad.returncode == 1
     assert "422" in bad.stderr and "since" in bad.stderr
-    gone = f"http://127.0.0.1:{free_port()}"
+    gone = f"http://127.0.0.1:{refused_port()}"
     down = await asyncio.to_thread(pymon, "report", "uptime", "--url", gone)
     assert down.returncode == 1
     assert f"cannot reach pymon at {gone}" in down.stderr

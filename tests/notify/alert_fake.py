@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.servers import free_port
+from tests.support.servers import reserved_port
 
 __all__ = ["AlertService", "Answer", "Request"]
 
@@ -41,7 +41,7 @@ class AlertService:
     def __init__(self, *script: Answer) -> None:
         self.script = list(script)
         self.requests: list[Request] = []
-        self.port = free_port()
+        self.port = reserved_port()
         self._runner: web.AppRunner | None = None
 
     @property

@@ -22,7 +22,7 @@ from pymon.notify.email import subject
 from pymon.notify.templates import Templates
 from tests.notify.alert_fake import AlertService, Answer
 from tests.notify.helpers import daemon_config, make_context, make_notice
-from tests.support.servers import free_port, refused_port
+from tests.support.servers import refused_port, reserved_port
 from tests.support.waiting import wait_for
 
 SECRET_PATH = "t0ken-in-the-path-9f8e7d"
@@ -119,7 +119,7 @@ async def test_a_sink_that_never_answers_is_cut_off_at_the_channel_timeout() -> 
     app.router.add_post("/slow", hang)
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
     await runner.setup()
-    port = free_port()
+    port = reserved_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         error = await failure(build(f"json://127.0.0.1:{port}/slow", timeout="1s"))

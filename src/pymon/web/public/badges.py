@@ -14,7 +14,7 @@ buckets, the current one last.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Final, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -26,9 +26,6 @@ from pymon.web.public.exposure import exposure_of
 from pymon.web.public.shields import badge
 from pymon.web.public.status import snapshots_of
 from pymon.web.public.vocabulary import PublicState, service_state
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["WINDOWS", "response_colour", "router", "uptime_colour"]
 
