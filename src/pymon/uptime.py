@@ -120,10 +120,10 @@ class Bucket:
         return self.start + self.width
 
 
-def _add(a: Mapping[str, float], b: Mapping[str, float], share: float = 1.0) -> dict[str, float]:
+def _add(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
     out = dict(a)
     for key, value in b.items():
-        out[key] = out.get(key, 0.0) + value * share
+        out[key] = out.get(key, 0.0) + value
     return out
 
 

@@ -12,7 +12,7 @@ published, for ``/metrics``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from pymon.engine.bus import Bus
 from pymon.engine.rules import Outcome
@@ -29,7 +29,6 @@ from pymon.events import (
 from pymon.model import Incident, ServiceState
 from pymon.store.base import ResultRecord
 from pymon.store.writer import BatchWriter
-from pymon.uptime import Bucket
 
 __all__ = ["ServiceBook"]
 
@@ -75,21 +74,12 @@ class ServiceBook:
         # they land in the state's flush.
         self.record(outcome, record, changed=changed)
 
-    def record(
-        self,
-        outcome: Outcome,
-        record: ResultRecord | None,
-        *,
-        changed: bool,
-        rollups: Sequence[Bucket] = (),
-    ) -> None:
-        """Write one decision (with its rollups' deltas), then tell the bus:
-        ``CheckCompleted`` when a check ran, a typed event per transition, a
-        ``NoticeQueued`` per notice, and ``StateChanged`` when ``changed``. Every piece
-        goes out in this one call."""
-        self._writer.add(
-            outcome.state, record, outcome.events, outcome.incident, outcome.notices, rollups
-        )
+    def record(self, outcome: Outcome, record: ResultRecord | None, *, changed: bool) -> None:
+        """Write one decision, then tell the bus: ``CheckCompleted`` when a check ran, a
+        typed event per transition, a ``NoticeQueued`` per notice, and ``StateChanged``
+        when ``changed``. Every piece goes out in this one call (the rollups were
+        credited to the writer by :meth:`apply`)."""
+        self._writer.add(outcome.state, record, outcome.events, outcome.incident, outcome.notices)
         bus = self._bus
         name = outcome.state.name
         if record is not None:
