@@ -4,7 +4,6 @@ alone and through the daemon's outbox."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ from tests.support.waiting import wait_for
 SECRET_PATH = "t0ken-in-the-path-9f8e7d"
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[AlertService]:
-    fake = await AlertService().start()
-    yield fake
-    await fake.stop()
-
-
 def build(*urls: str, timeout: str = "10s") -> AppriseSender:
     config = AppriseChannel.model_validate({"type": "apprise", "urls": urls, "timeout": timeout})
     return AppriseSender("chat", config, Templates())
@@ -51,10 +43,10 @@ async def failure(sender: AppriseSender, **changes: Any) -> DeliveryError:
     return caught.value
 
 
-async def test_title_and_body_come_from_the_email_templates(sink: AlertService) -> None:
+async def test_title_and_body_come_from_the_email_templates(service: AlertService) -> None:
     notice, ctx = make_notice(), make_context()
-    await build(json_url(sink)).send(notice, ctx)
-    [request] = sink.requests
+    await build(json_url(service)).send(notice, ctx)
+    [request] = service.requests
     assert (request.method, request.path) == ("POST", "/notify")
     assert request.body["title"] == subject(notice, ctx)
     assert request.body["title"] == "[Example Org] FAILED: db - connection refused"
@@ -72,18 +64,20 @@ async def test_title_and_body_come_from_the_email_templates(sink: AlertService) 
     ],
 )
 async def test_the_notice_sets_apprise_s_type(
-    sink: AlertService, changes: dict[str, Any], kind: str
+    service: AlertService, changes: dict[str, Any], kind: str
 ) -> None:
-    await build(json_url(sink)).send(make_notice(**changes), make_context())
-    assert sink.requests[0].body["type"] == kind
+    await build(json_url(service)).send(make_notice(**changes), make_context())
+    assert service.requests[0].body["type"] == kind
 
 
-async def test_a_failing_url_gives_apprise_s_reason_without_the_token(sink: AlertService) -> None:
-    sink.script = [Answer(500, "broken")]
-    error = await failure(build(json_url(sink, SECRET_PATH)))
+async def test_a_failing_url_gives_apprise_s_reason_without_the_token(
+    service: AlertService,
+) -> None:
+    service.script = [Answer(500, "broken")]
+    error = await failure(build(json_url(service, SECRET_PATH)))
     assert not error.permanent
     text = str(error)
-    assert text.startswith(f"apprise json://127.0.0.1:{sink.port}: ")
+    assert text.startswith(f"apprise json://127.0.0.1:{service.port}: ")
     assert "500" in text
     assert SECRET_PATH not in text
 
@@ -94,17 +88,17 @@ async def test_a_refused_connection_is_a_reason_too() -> None:
     assert SECRET_PATH not in str(error)
 
 
-async def test_a_retry_goes_only_to_the_urls_that_failed(sink: AlertService) -> None:
+async def test_a_retry_goes_only_to_the_urls_that_failed(service: AlertService) -> None:
     broken = await AlertService(Answer(503, "busy")).start()
     try:
-        sender = build(json_url(sink, "a"), json_url(broken, "b"))
+        sender = build(json_url(service, "a"), json_url(broken, "b"))
         error = await failure(sender)
         assert f"json://127.0.0.1:{broken.port}: " in str(error)
         assert "1 of 2 URLs took it" in str(error)
         await sender.send(make_notice(), make_context())
     finally:
         await broken.stop()
-    assert [r.path for r in sink.requests] == ["/a"]  # once, not again on the retry
+    assert [r.path for r in service.requests] == ["/a"]  # once, not again on the retry
     assert [r.status for r in broken.requests] == [503, 202]
 
 
@@ -145,20 +139,20 @@ def test_a_url_is_shown_as_scheme_and_host_only(url: str, shown: str) -> None:
 
 
 async def test_the_daemon_retries_a_failing_sink_and_shows_why(tmp_path: Path) -> None:
-    sink = await AlertService(Answer(500, "broken"), Answer(500, "broken")).start()
-    channel = f'    chat: {{type: apprise, urls: ["{json_url(sink, SECRET_PATH)}"]}}'
+    service = await AlertService(Answer(500, "broken"), Answer(500, "broken")).start()
+    channel = f'    chat: {{type: apprise, urls: ["{json_url(service, SECRET_PATH)}"]}}'
     text = daemon_config(tmp_path, refused_port(), channel).replace("cutoff: 2", "cutoff: 1")
     daemon = Daemon(load_config_text(text))
     await daemon.start()
     try:
-        await wait_for(lambda: len(sink.accepted) == 1)
+        await wait_for(lambda: len(service.accepted) == 1)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.web_port}") as client:
             answer = (await client.get("/api/v1/notifications")).json()
     finally:
         await daemon.stop()
-        await sink.stop()
+        await service.stop()
     [row] = answer["deliveries"]
     assert (row["channel"], row["state"], row["attempts"]) == ("chat", "delivered", 3)
-    assert [r.status for r in sink.requests] == [500, 500, 202]
-    assert sink.accepted[0].body["title"].startswith("[ACME Ops] FAILED: web - ")
+    assert [r.status for r in service.requests] == [500, 500, 202]
+    assert service.accepted[0].body["title"].startswith("[ACME Ops] FAILED: web - ")
     assert SECRET_PATH not in str(answer)

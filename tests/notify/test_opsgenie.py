@@ -24,13 +24,6 @@ ALIAS = "pymon:lab:inc-7"
 
 
 @pytest.fixture
-async def service() -> AsyncIterator[AlertService]:
-    fake = await AlertService().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def senders() -> AsyncIterator[list[OpsgenieSender]]:
     made: list[OpsgenieSender] = []
     yield made

@@ -21,13 +21,6 @@ KEY_OF_INC_7 = "pymon:lab:inc-7"
 
 
 @pytest.fixture
-async def service() -> AsyncIterator[AlertService]:
-    fake = await AlertService().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def senders() -> AsyncIterator[list[PagerDutySender]]:
     made: list[PagerDutySender] = []
     yield made
