@@ -15,7 +15,6 @@ from fastapi.responses import Response
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from pymon.uptime import HOUR, summarize
 from pymon.web.api.system import healthz
 from pymon.web.engine import lookup, port_of
 from pymon.web.pages.chart import chart
@@ -28,7 +27,7 @@ from pymon.web.pages.render import (
     render,
 )
 from pymon.web.proxy import public_prefix
-from pymon.web.uptime import SHOWN_WINDOWS
+from pymon.web.uptime import SHOWN_WINDOWS, uptime_of
 from pymon.web.views import node_json, service_json
 
 if TYPE_CHECKING:
@@ -187,13 +186,11 @@ async def service_page(request: Request, name: str, error: str = "") -> Response
 
 
 async def _uptimes(port: EnginePort, name: str) -> list[tuple[str, float | None]]:
-    """``name``'s uptime % over the windows the page shows (None: no data), from one
-    read of its hour buckets over the longest."""
+    """``name``'s uptime % over the windows the page shows (None: no data), read as
+    the uptime API reads them."""
     now = port.now()
-    longest = max(seconds for _, seconds in SHOWN_WINDOWS)
-    buckets = await port.rollups([name], now - longest, now, HOUR)
     return [
-        (label, summarize(name, buckets, now - seconds, now, now=now).uptime_pct)
+        (label, (await uptime_of(port, [name], now - seconds, now))[name].uptime_pct)
         for label, seconds in SHOWN_WINDOWS
     ]
 
