@@ -61,6 +61,7 @@ __all__ = [
     "LogChannel",
     "LogConfig",
     "MetricThresholds",
+    "NodeConfig",
     "NotificationsConfig",
     "OpsgenieChannel",
     "PagerDutyChannel",
@@ -155,6 +156,11 @@ class Inheritable(StrictModel):
     badge: Annotated[bool, REPLACE] = False
     # The uptime target in percent (docs/reports.md); null on a service: no target.
     sla: Annotated[float | None, REPLACE] = Field(default=None, gt=0, le=100)
+    # Checked from each of these locations; a problem when ``quorum`` agree
+    # (docs/states.md, "Locations"). None: a majority of those listed.
+    locations: Annotated[list[str], REPLACE] = Field(default_factory=list, max_length=32)
+    quorum: Annotated[int | Literal["all"] | None, REPLACE] = Field(default=None, ge=1)
+    notify_partial: Annotated[bool, REPLACE] = False
 
 
 class Defaults(Inheritable):
@@ -182,7 +188,7 @@ class ServiceCommon(Inheritable):
     key_order: ClassVar[tuple[str, ...]] = (
         *("name", "type", "description", "interval", "retry_interval", "timeout", "enabled"),
         *("notify", "thresholds", "flap_guard", "flap_detection", "depends_on", "tags"),
-        *("badge", "sla"),
+        *("badge", "sla", "locations", "quorum", "notify_partial"),
     )
 
 
@@ -257,6 +263,14 @@ class ClusterConfig(StrictModel):
         if self.lease < 2 * self.heartbeat:
             raise ValueError("lease must be at least twice the heartbeat")
         return self
+
+
+class NodeConfig(StrictModel):
+    """This node (docs/cluster.md): where it checks from. Left out of the config's
+    checksum, so nodes of several locations run one config (``pymon run --location``
+    overrides it)."""
+
+    location: str = Field(default="", max_length=64)
 
 
 class ReloadConfig(StrictModel):
@@ -528,6 +542,7 @@ class Config(StrictModel):
     web: WebConfig = Field(default_factory=WebConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    node: NodeConfig = Field(default_factory=NodeConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     acknowledgements: AcknowledgementsConfig = Field(default_factory=AcknowledgementsConfig)

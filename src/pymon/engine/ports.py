@@ -29,6 +29,7 @@ from pymon.config.schema import Config, ServiceConfig
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine.bus import Subscription
 from pymon.events import BusItem
+from pymon.locations import Combined, LocationResult
 from pymon.model import Event, Incident, ReloadResult, ServiceState, Status
 from pymon.store.base import Delivery, ResultRecord
 from pymon.uptime import HOUR, Bucket, Totals
@@ -71,11 +72,25 @@ class ServiceView:
     incident: Incident | None = None
     scheduled: bool = True
     node: str | None = None
+    #: A service with ``locations``: each listed location's latest result (a location
+    #: with none yet is missing), and what they decide together now.
+    locations: Mapping[str, LocationResult] = field(default_factory=dict)
+    combined: Combined | None = None
 
     @property
     def name(self) -> str:
         """The service's name."""
         return self.config.name
+
+    @property
+    def partial(self) -> bool:
+        """Some location sees a problem that the quorum does not confirm."""
+        return self.combined is not None and self.combined.partial
+
+    @property
+    def partial_locations(self) -> tuple[str, ...]:
+        """The locations seeing a problem the quorum does not confirm, sorted."""
+        return self.combined.partial_locations if self.combined is not None else ()
 
 
 @dataclass(frozen=True, slots=True)
