@@ -77,6 +77,7 @@ class Daemon:
         worker: int | None = None,
         listen: str | None = None,
         config_read_at: float | None = None,
+        location: str | None = None,
     ) -> None:
         self.worker = worker
         # ``pymon run --listen``: it outlives reloads, which read web.listen anew.
@@ -95,7 +96,7 @@ class Daemon:
         self.membership = Membership(
             self.store,
             config.cluster,
-            new_node(name, config.checksum, web),
+            new_node(name, config.checksum, web, location or config.node.location),
             self._handover,
             clock=self.clock,
             rate=self._checks_per_s,

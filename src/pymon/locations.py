@@ -20,7 +20,10 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pymon.config.schema import FlapGuard, ServiceConfig
+# The names and the expansion live in the config package, which builds the location
+# checks at load (and may not import this module); they are part of this one's face.
+from pymon.config.expansion import SEPARATOR, at, expand, split
+from pymon.config.schema import ServiceConfig
 from pymon.model import Status
 
 __all__ = [
@@ -35,25 +38,6 @@ __all__ = [
     "quorum_of",
     "split",
 ]
-
-#: Between a service's name and a location's in a location check's name. Not allowed
-#: in a configured service's name, so ``web@eu-west`` can only be a location check.
-SEPARATOR = "@"
-
-#: The flap guard of a service with locations: each location has the service's own;
-#: the combined status takes effect at once (a second guard would only delay it).
-_AT_ONCE = FlapGuard(ok=1, warn=1, error=1, failed=1, unknown=1)
-
-
-def at(service: str, location: str) -> str:
-    """The name of ``service``'s location check at ``location``: ``service@location``."""
-    return f"{service}{SEPARATOR}{location}"
-
-
-def split(name: str) -> tuple[str, str] | None:
-    """``(service, location)`` for a location check's name, None for any other name."""
-    service, sep, location = name.rpartition(SEPARATOR)
-    return (service, location) if sep and service and location else None
 
 
 def quorum_of(listed: int, quorum: int | Literal["all"] | None) -> int:
@@ -74,43 +58,6 @@ def max_age(service: ServiceConfig) -> float:
 def location_names(services: Iterable[ServiceConfig]) -> list[str]:
     """Every location some service lists, sorted (the cluster's pools, in order)."""
     return sorted({loc for s in services for loc in s.locations})
-
-
-def expand(services: Sequence[ServiceConfig]) -> tuple[ServiceConfig, ...]:
-    """``services`` with a location check after each service that lists locations.
-
-    The location check runs the service's check with its interval, timeout,
-    thresholds and flap guard; it notifies nobody, depends on nothing (its node may
-    not run the service's parents) and has no tags, SLA or badge of its own. The
-    service keeps its settings but checks nothing itself: its thresholds and flap
-    guard act per location (above), so it has none of its own.
-    """
-    if not any(s.locations for s in services):
-        return tuple(services)
-    out: list[ServiceConfig] = []
-    for service in services:
-        if not service.locations:
-            out.append(service)
-            continue
-        out.append(service.model_copy(update={"thresholds": {}, "flap_guard": _AT_ONCE}))
-        for location in service.locations:
-            out.append(
-                service.model_copy(
-                    update={
-                        "name": at(service.name, location),
-                        "notify": False,
-                        "depends_on": [],
-                        "locations": [],
-                        "quorum": None,
-                        "notify_partial": False,
-                        "tags": [],
-                        "badge": False,
-                        "sla": None,
-                        "description": f"{service.name} from {location}",
-                    }
-                )
-            )
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

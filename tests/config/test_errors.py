@@ -15,12 +15,13 @@ from tests.config.helpers import issues, write
 
 KNOWN_TYPES = ", ".join(sorted(REGISTRY))
 TOP_KEYS = (
-    "instance, log, storage, web, scheduler, cluster, defaults, notifications, acknowledgements, "
-    "maintenance, services, status_pages, reload, include"
+    "instance, log, storage, web, scheduler, cluster, node, defaults, notifications, "
+    "acknowledgements, maintenance, services, status_pages, reload, include"
 )
 TCP_KEYS = (
     "host, port, send, expect, name, type, description, interval, retry_interval, timeout, "
-    "enabled, notify, thresholds, flap_guard, flap_detection, depends_on, tags, badge, sla"
+    "enabled, notify, thresholds, flap_guard, flap_detection, depends_on, tags, badge, sla, "
+    "locations, quorum, notify_partial"
 )
 
 
@@ -324,7 +325,8 @@ def test_unknown_defaults_section(tmp_path: Path) -> None:
     found = issues(tmp_path, "defaults:\n  htp:\n    verify_tls: false\n")
     assert found == [
         "FILE:2: defaults.htp: unknown key (allowed: interval, retry_interval, timeout, notify, "
-        f"thresholds, flap_guard, flap_detection, tags, badge, sla, or a check type: {KNOWN_TYPES})"
+        "thresholds, flap_guard, flap_detection, tags, badge, sla, locations, quorum, "
+        f"notify_partial, or a check type: {KNOWN_TYPES})"
     ]
 
 
@@ -345,7 +347,7 @@ def test_bad_key_in_a_type_section_is_reported_once(tmp_path: Path) -> None:
         "FILE:3: defaults.tcp.port: expected an integer, got 'none'",
         "FILE:4: defaults.tcp.sned: unknown key (did you mean 'send'? allowed: host, port, send, "
         "expect, interval, retry_interval, timeout, notify, thresholds, flap_guard, "
-        "flap_detection, tags, badge, sla)",
+        "flap_detection, tags, badge, sla, locations, quorum, notify_partial)",
     ]
 
 
@@ -454,7 +456,7 @@ def test_keys_beside_a_bad_one_in_defaults_are_still_inherited(tmp_path: Path) -
         "FILE:2: defaults.timeout: 'soon' is not a duration (use e.g. 500ms, 30s, 5m, 1h, 1h30m)",
         "FILE:5: defaults.tcp.sned: unknown key (did you mean 'send'? allowed: host, port, send, "
         "expect, interval, retry_interval, timeout, notify, thresholds, flap_guard, "
-        "flap_detection, tags, badge, sla)",
+        "flap_detection, tags, badge, sla, locations, quorum, notify_partial)",
     ]
 
 

@@ -87,7 +87,7 @@ def check(ctx: click.Context, config_path: str | None, target: str) -> None:
         config = load(config_path)
         service = config.service(target)
         if service is None:
-            known = ", ".join(s.name for s in config.services) or "none"
+            known = ", ".join(s.name for s in config.listed_services) or "none"
             raise click.UsageError(f"no service {target!r} in {config_path} (services: {known})")
     else:
         if target not in REGISTRY:
@@ -146,9 +146,16 @@ def validate(file: str, against: str | None, token: str | None) -> None:
         click.echo(f"{file}: notifications.templates: {problem}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"{file}: ok ({len(cfg.services)} services)")
+    click.echo(f"{file}: ok ({_counted(cfg)})")
     if against is not None:
         _print_diff(cfg, Client(against, token=token))
+
+
+def _counted(cfg: Config) -> str:
+    """``12 services``, and ``, 9 location checks`` when some services have locations."""
+    listed = len(cfg.listed_services)
+    checks = len(cfg.services) - listed
+    return f"{listed} services" + (f", {checks} location checks" if checks else "")
 
 
 def _print_diff(cfg: Config, client: Client) -> None:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from pymon.cli.common import config_option, load
 from pymon.cli.supervisor import Supervisor, Worker, usable_cpus, worker_count
-from pymon.config.schema import Config
+from pymon.config.schema import Config, location_name
 from pymon.errors import PymonError
 from pymon.tuning import freeze_heap, loop_factory, relaxed_gc, setup_logging
 
@@ -54,6 +54,20 @@ class _WorkersType(click.ParamType[int | Literal["auto"], object]):
         return count
 
 
+class _LocationType(click.ParamType[str, object]):
+    """``--location``: a location's name, as ``node.location`` takes it."""
+
+    name = "NAME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        try:
+            return location_name(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 @click.command()
 @config_option()
 @click.option(
@@ -71,6 +85,12 @@ class _WorkersType(click.ParamType[int | Literal["auto"], object]):
     "--workers N the workers are NAME-w1 to NAME-wN, NAME the host name by default).",
 )
 @click.option(
+    "--location",
+    metavar="NAME",
+    type=_LocationType(),
+    help="Where this node checks from, instead of node.location (services' locations).",
+)
+@click.option(
     "--listen",
     metavar="HOST:PORT",
     help="Serve the dashboard here instead of web.listen (several nodes from one file).",
@@ -81,6 +101,7 @@ def run(
     config_path: str | None,
     workers: int | Literal["auto"] | None,
     node: str | None,
+    location: str | None,
     listen: str | None,
     worker: int | None,
 ) -> None:
@@ -94,19 +115,24 @@ def run(
         raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--listen") from None
     count = worker_count(workers or config.scheduler.workers, usable_cpus())
     if count > 1:
-        sys.exit(_supervise(config, config_path, count, node, listen))
+        sys.exit(_supervise(config, config_path, count, node, location, listen))
     factory, loop_name = loop_factory()
     log.info("event loop: %s", loop_name)
     try:
         with relaxed_gc(), asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(_serve(config, node, worker, listen, read_at))
+            runner.run(_serve(config, node, location, worker, listen, read_at))
     except PymonError as exc:
         log.error("%s", exc)
         sys.exit(1)
 
 
 def _supervise(
-    config: Config, config_path: str | None, count: int, node: str | None, listen: str | None
+    config: Config,
+    config_path: str | None,
+    count: int,
+    node: str | None,
+    location: str | None,
+    listen: str | None,
 ) -> int:
     """Run ``count`` workers until SIGTERM or SIGINT; the exit status."""
     if config.web.enabled and config.web.host_port()[1] == 0:
@@ -120,6 +146,8 @@ def _supervise(
         common += ["-c", config_path]
     if listen is not None:
         common += ["--listen", listen]
+    if location is not None:
+        common += ["--location", location]
     log.info("supervisor: %d workers, %s-w1 to %s-w%d", count, base, base, count)
     return Supervisor(
         [
@@ -130,7 +158,12 @@ def _supervise(
 
 
 async def _serve(
-    config: Config, node: str | None, worker: int | None, listen: str | None, read_at: float
+    config: Config,
+    node: str | None,
+    location: str | None,
+    worker: int | None,
+    listen: str | None,
+    read_at: float,
 ) -> None:
     from pymon.daemon import Daemon
 
@@ -138,7 +171,14 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    daemon = Daemon(config, node=node, worker=worker, listen=listen, config_read_at=read_at)
+    daemon = Daemon(
+        config,
+        node=node,
+        location=location,
+        worker=worker,
+        listen=listen,
+        config_read_at=read_at,
+    )
     reloads: set[asyncio.Task[object]] = set()
 
     def reload() -> None:

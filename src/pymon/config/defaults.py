@@ -65,6 +65,16 @@ class Inheritance:
             self._by_type[kind.name] = found
         return found
 
+    def origin(self, kind: CheckType, key: str) -> KeyPath | None:
+        """Where an inheritable ``key`` a service of type ``kind`` inherits is set:
+        ``defaults.<type>.<key>``, ``defaults.<key>``, or None (the schema's default)."""
+        section = self.sections.get(kind.name)
+        if section is not None and key in section.common.model_fields_set:
+            return ("defaults", kind.name, key)
+        if key in self.defaults.model_fields_set:
+            return ("defaults", key)
+        return None
+
     def own(self, kind: CheckType) -> dict[str, Any]:
         """The type's own keys ``defaults.<type>`` sets."""
         section = self.sections.get(kind.name)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from pymon.config.checksum import checksum, node_span
 from pymon.config.messages import not_sections, show
 from pymon.config.reading import decode, read, read_bytes
 from pymon.config.tree import LISTS, KeyPath, Tree
@@ -63,13 +64,14 @@ def _merge(tree: Tree, name: str, env: Mapping[str, str]) -> None:
         tree.issues.append(data)
         return
     tree.files.append(name)
-    tree.included.append((name, data))
     text = decode(name, data)
     if isinstance(text, ConfigIssue):
         tree.issues.append(text)
         return
     sub = Tree(name)
     ok = read(sub, text, env)
+    # A node section here is left out of the checksum as in the main file.
+    tree.included.append((name, bytes.fromhex(checksum(data, node_span(data, sub)))))
     # Issues found while reading (bad YAML, an unset ${VAR}) already name the file.
     tree.issues.extend(sub.issues)
     if not ok or sub.data is None:

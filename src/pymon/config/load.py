@@ -16,7 +16,12 @@ The steps, each feeding the next (each in its own module):
    at a merged copy.
 4. **Cross-check** (``crosscheck.py``) the services and sections: unique names and
    unique fields, known ``depends_on`` without cycles, known channels, status pages
-   that name known services and tags.
+   that name known services and tags; each service's ``quorum`` against its
+   ``locations`` (``quorum.py``).
+5. **Expand** (``expansion.py``): each service with ``locations`` is followed by its
+   location checks, ``service@location``; ``Config.listed_services`` leaves them out.
+
+The checksum (``checksum.py``) hashes every file's bytes except the ``node`` section.
 
 Every problem becomes a :class:`~pymon.errors.ConfigIssue`; if there is any,
 :class:`~pymon.errors.ConfigError` is raised once with all of them, sorted by line
@@ -35,6 +40,8 @@ from typing import Any, Final
 
 from pymon.checks import REGISTRY
 from pymon.checks.spec import CheckSpec
+from pymon.config.checksum import checksum as config_checksum
+from pymon.config.checksum import node_span
 from pymon.config.crosscheck import (
     check_channels,
     check_reply_channel,
@@ -42,9 +49,11 @@ from pymon.config.crosscheck import (
     check_status_pages,
 )
 from pymon.config.defaults import Inheritance, read_defaults
+from pymon.config.expansion import expand
 from pymon.config.includes import include
 from pymon.config.inheritance import inherit
 from pymon.config.messages import SECRET_KEYS, format_path, not_sections, show, unknown_key
+from pymon.config.quorum import check_quorum
 from pymon.config.reading import decode, read, read_bytes
 from pymon.config.schema import Config, Defaults, ServiceCommon, ServiceConfig
 from pymon.config.tree import KeyPath, Tree
@@ -82,8 +91,7 @@ def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> Co
     text = decode(source, data)
     if isinstance(text, ConfigIssue):
         raise ConfigError([text])
-    checksum = hashlib.sha256(data).hexdigest()
-    return _load(text, source, checksum, env, start=Path(path).parent, own=Path(path))
+    return _load(text, source, data, env, start=Path(path).parent, own=Path(path))
 
 
 def load_config_text(
@@ -95,7 +103,7 @@ def load_config_text(
     for a file holding the same text. Relative ``include`` globs start at the current
     directory.
     """
-    return _load(text, source, hashlib.sha256(text.encode()).hexdigest(), env)
+    return _load(text, source, text.encode(), env)
 
 
 def load_demo_config() -> Config:
@@ -106,19 +114,20 @@ def load_demo_config() -> Config:
 def _load(
     text: str,
     source: str,
-    checksum: str,
+    data: bytes,
     env: Mapping[str, str] | None,
     *,
     start: Path | None = None,
     own: Path | None = None,
 ) -> Config:
-    """One load: ``own`` is the file itself, ``start`` where relative include globs start."""
+    """One load of ``text`` (read from ``data``): ``own`` is the file itself, ``start``
+    where relative include globs start."""
     tree = Tree(source)
     with paused_gc():
         config = _build(
             tree,
             text,
-            checksum,
+            data,
             os.environ if env is None else env,
             Path.cwd() if start is None else start,
             own,
@@ -129,11 +138,13 @@ def _load(
 
 
 def _build(
-    tree: Tree, text: str, checksum: str, env: Mapping[str, str], start: Path, own: Path | None
+    tree: Tree, text: str, data: bytes, env: Mapping[str, str], start: Path, own: Path | None
 ) -> Config | None:
     """The config in ``text``, or None if ``tree`` holds any issue (the steps are above)."""
     if not read(tree, text, env):
         return None
+    # Before any included file adds its keys and lines (checksum.py).
+    checksum = config_checksum(data, node_span(data, tree))
     if tree.data is None:
         # An empty file (or only comments) is a valid config with no services:
         # the daemon starts and serves its API, and services can be added by reload.
@@ -145,8 +156,8 @@ def _build(
     if tree.included:
         # The checksum covers every file, in the order they were merged.
         digest = hashlib.sha256(checksum.encode())
-        for name, data in tree.included:
-            digest.update(b"\0" + name.encode() + b"\0" + hashlib.sha256(data).digest())
+        for name, file_digest in tree.included:
+            digest.update(b"\0" + name.encode() + b"\0" + file_digest)
         checksum = digest.hexdigest()
     # A section whose children are all commented out reads as null: treat it as absent.
     top = {k: v for k, v in tree.data.items() if v is not None}
@@ -177,7 +188,8 @@ def _build(
         {
             **dict(base),
             "defaults": Defaults.model_validate({**dict(inheritance.defaults), **extras}),
-            "services": services,
+            # Each service with locations followed by its location checks.
+            "services": expand(services),
             "source": tree.source,
             "checksum": checksum,
         }
@@ -221,9 +233,13 @@ def _service(tree: Tree, raw: Any, path: KeyPath, inheritance: Inheritance) -> S
     if common is None or spec is None:
         return None
     # A model's __dict__ holds its fields (dict(model) is pydantic's slower iterator).
-    return ServiceConfig.model_validate(
+    service = ServiceConfig.model_validate(
         {**common.__dict__, **inherit(inheritance.inherited(kind), common), "check": spec}
     )
+    if service.locations or "quorum" in raw:
+        origins = (inheritance.origin(kind, "quorum"), inheritance.origin(kind, "locations"))
+        check_quorum(tree, raw, service, path, origins)
+    return service
 
 
 _COMMON_KEYS: Final = frozenset(ServiceCommon.key_order)

@@ -146,6 +146,7 @@ def read(tree: Tree, text: str, env: Mapping[str, str]) -> bool:
     fast = read_plain(text)
     if fast is not None:
         tree.lines = fast.lines
+        tree.plain = True
         walk = _Walk(tree, env)
         # The document in a box, so that a path is never empty (a lone "$x" is a document).
         box: list[Any] = [fast.data]

@@ -42,6 +42,9 @@ from pymon.model import Status
 
 __all__ = [
     "DEFAULT_FLAP_GUARD",
+    "LOCATION_PATTERN",
+    "MAX_LOCATIONS",
+    "SEPARATOR",
     "AcknowledgementsConfig",
     "AppriseChannel",
     "ChannelConfig",
@@ -58,6 +61,7 @@ __all__ = [
     "IncidentServiceChannel",
     "Inheritable",
     "InstanceConfig",
+    "LocationName",
     "LogChannel",
     "LogConfig",
     "MetricThresholds",
@@ -78,9 +82,36 @@ __all__ = [
     "WebToken",
     "WebUser",
     "WebhookChannel",
+    "location_name",
     "parse_duration",
     "split_host_port",
 ]
+
+#: Between a service's name and a location's in a location check's name
+#: (``web@eu-west``, ``pymon.locations``): refused in a configured service's name.
+SEPARATOR = "@"
+
+#: A location's name (``node.location``, ``locations``, ``pymon run --location``).
+LOCATION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def location_name(value: str) -> str:
+    """``value`` if it is a location's name; ValueError saying what one is otherwise."""
+    if LOCATION_PATTERN.fullmatch(value) is None:
+        shown = repr(value if len(value) <= 70 else value[:67] + "...")
+        raise ValueError(
+            f"{shown} is not a location name (letters, digits, '_', '.' and '-', "
+            "starting with a letter or digit, at most 64 characters)"
+        )
+    return value
+
+
+#: One location's name, checked.
+LocationName = Annotated[str, AfterValidator(location_name)]
+
+#: Most locations one service may list (each is a check of its own per interval).
+MAX_LOCATIONS = 32
+
 
 DEFAULT_FLAP_GUARD: Mapping[Status, int] = {
     Status.OK: 2,
@@ -158,9 +189,23 @@ class Inheritable(StrictModel):
     sla: Annotated[float | None, REPLACE] = Field(default=None, gt=0, le=100)
     # Checked from each of these locations; a problem when ``quorum`` agree
     # (docs/states.md, "Locations"). None: a majority of those listed.
-    locations: Annotated[list[str], REPLACE] = Field(default_factory=list, max_length=32)
-    quorum: Annotated[int | Literal["all"] | None, REPLACE] = Field(default=None, ge=1)
+    locations: Annotated[list[LocationName], REPLACE] = Field(
+        default_factory=list, max_length=MAX_LOCATIONS
+    )
+    quorum: Annotated[int | Literal["all"] | None, REPLACE] = Field(
+        default=None, ge=1, le=MAX_LOCATIONS
+    )
     notify_partial: Annotated[bool, REPLACE] = False
+
+    @field_validator("locations")
+    @classmethod
+    def _locations_once(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for location in value:
+            if location in seen:
+                raise ValueError(f"location {location!r} is listed twice")
+            seen.add(location)
+        return value
 
 
 class Defaults(Inheritable):
@@ -182,6 +227,16 @@ class ServiceCommon(Inheritable):
     description: str = ""
     enabled: bool = True
     depends_on: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_location_check(cls, value: str) -> str:
+        if SEPARATOR in value:
+            raise ValueError(
+                f"{value!r}: {SEPARATOR!r} is reserved for location checks "
+                f"(service{SEPARATOR}location)"
+            )
+        return value
 
     #: The order of the keys in docs/configuration.md, and in issues (``allowed: ...``,
     #: several issues on one line); pydantic puts the inherited fields first.
@@ -265,12 +320,17 @@ class ClusterConfig(StrictModel):
         return self
 
 
+def _no_location_or_one(value: str) -> str:
+    return value and location_name(value)
+
+
 class NodeConfig(StrictModel):
     """This node (docs/cluster.md): where it checks from. Left out of the config's
     checksum, so nodes of several locations run one config (``pymon run --location``
     overrides it)."""
 
-    location: str = Field(default="", max_length=64)
+    #: Empty: no location (no service's location check runs on this node).
+    location: Annotated[str, AfterValidator(_no_location_or_one)] = ""
 
 
 class ReloadConfig(StrictModel):
@@ -553,6 +613,15 @@ class Config(StrictModel):
     include: tuple[str, ...] = ()
     source: str = ""
     checksum: str = ""
+
+    @property
+    def listed_services(self) -> tuple[ServiceConfig, ...]:
+        """The services a person configured: ``services`` without the location checks
+        the loader added (``pymon.locations``), for counts and listings. A scan of
+        ``services`` (about 3 ms for 100,000): ask once per use, not per item."""
+        if not any(s.locations for s in self.services):
+            return self.services
+        return tuple(s for s in self.services if SEPARATOR not in s.name)
 
     def service(self, name: str) -> ServiceConfig | None:
         """The service called ``name``, if any."""

@@ -28,6 +28,9 @@ class Tree:
         self.source = source
         self.data: Any = None
         self.lines: dict[KeyPath, int] = {}
+        # Read as plain YAML by libyaml (``fastread.py``): no anchor, alias, merge key
+        # or tag, so each line holds only what it shows (``checksum.py`` relies on it).
+        self.plain = False
         # Strings that held a ${VAR}, as written: messages show these, not the value,
         # which may be a secret.
         self.written: dict[KeyPath, str] = {}
@@ -36,6 +39,7 @@ class Tree:
         self.items: dict[tuple[str | int, str | int], tuple[str, int]] = {}
         self.sections: dict[str | int, str] = {}
         self.files: list[str] = [source]
+        # Each included file's name and SHA-256 digest (checksum.py: node left out).
         self.included: list[tuple[str, bytes]] = []
         self.issues: list[ConfigIssue] = []
 

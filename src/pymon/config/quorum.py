@@ -1,0 +1,59 @@
+"""A service's ``quorum`` against its ``locations``, once both are inherited.
+
+Each key alone is validated by the schema (a location's name, no repeats, a quorum
+of 1 to 32 or ``all``). Whether they fit together is known only after inheritance,
+since either may come from ``defaults``; the issue then points at the key that is
+wrong where the operator wrote it:
+
+- a whole-number ``quorum`` above the number of ``locations``: at ``quorum``, in the
+  service or the ``defaults`` section it comes from (when ``locations`` come from
+  there too; when the service lists its own, at its ``locations``, naming the line
+  of the inherited quorum);
+- ``quorum`` written in a service that ends up with no locations: at that
+  ``quorum`` (an inherited one is fine: ``defaults`` may set a quorum for the
+  services that list locations).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymon.config.messages import format_path
+from pymon.config.schema import ServiceConfig
+from pymon.config.tree import KeyPath, Tree
+
+__all__ = ["check_quorum"]
+
+
+def check_quorum(
+    tree: Tree,
+    raw: dict[str, Any],
+    service: ServiceConfig,
+    path: KeyPath,
+    origins: tuple[KeyPath | None, KeyPath | None],
+) -> None:
+    """Record in ``tree`` what is wrong between ``service``'s quorum and locations.
+
+    ``raw``: the service as written at ``path``; ``origins``: where the inherited
+    ``quorum`` and ``locations`` are set (``Inheritance.origin``).
+    """
+    quorum, listed = service.quorum, len(service.locations)
+    own_quorum = "quorum" in raw
+    if own_quorum and not listed:
+        tree.issue(
+            (*path, "quorum"),
+            "quorum is set but the service lists no locations (add locations, or drop quorum)",
+        )
+        return
+    if not isinstance(quorum, int) or quorum <= listed:
+        return
+    too_many = f"quorum {quorum} is more than the {listed} locations listed"
+    quorum_at, locations_at = origins
+    if own_quorum or quorum_at is None:
+        tree.issue((*path, "quorum"), too_many)
+    elif "locations" in raw or locations_at is None:
+        where = f"{format_path(quorum_at)}, {tree.place(quorum_at, (*path, 'locations'))}"
+        tree.issue((*path, "locations"), f"{too_many} (quorum from {where})")
+    else:
+        # Both from defaults: one issue there, however many services inherit them.
+        tree.issue(quorum_at, too_many)
