@@ -31,10 +31,10 @@ __all__ = ["SECTION", "checksum", "node_span"]
 #: The top-level key left out of the checksum.
 SECTION: Final = "node"
 
-# ``node:`` (plain or quoted, spaces before the colon) at the start of a line, after
-# a byte-order mark on the first line.
-_KEY: Final = re.compile(rb"(?:\xef\xbb\xbf)?(?:node|\"node\"|'node')[ \t]*:")
-_STARTS: Final = (b"\nnode", b'\n"node"', b"\n'node'")
+# ``node:`` (plain or quoted, spaces before the colon) at the start of the file, after
+# a byte-order mark; and after a line break (one pass of the regex over the bytes).
+_FIRST: Final = re.compile(rb"(?:\xef\xbb\xbf)?(?:node|\"node\"|'node')[ \t]*:")
+_LATER: Final = re.compile(rb"\n(?:node|\"node\"|'node')[ \t]*:")
 
 
 def checksum(data: bytes, span: tuple[int, int] | None) -> str:
@@ -80,12 +80,10 @@ def node_span(data: bytes, tree: Tree) -> tuple[int, int] | None:
 def _line_start(data: bytes, line: int) -> int | None:
     """Where line ``line`` starts if it starts with the ``node`` key, else None."""
     if line == 1:
-        return 0 if _KEY.match(data) else None
-    candidates = sorted(
-        at + 1 for start in _STARTS for at in _occurrences(data, start) if _KEY.match(data, at + 1)
-    )
+        return 0 if _FIRST.match(data) else None
     counted, number = 0, 1
-    for at in candidates:
+    for found in _LATER.finditer(data):
+        at = found.start() + 1
         number += data.count(b"\n", counted, at)
         counted = at
         if number == line:
@@ -93,10 +91,3 @@ def _line_start(data: bytes, line: int) -> int | None:
         if number > line:
             break
     return None
-
-
-def _occurrences(data: bytes, needle: bytes) -> Iterable[int]:
-    at = data.find(needle)
-    while at != -1:
-        yield at
-        at = data.find(needle, at + 1)

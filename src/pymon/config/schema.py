@@ -192,10 +192,16 @@ class Inheritable(StrictModel):
     locations: Annotated[list[LocationName], REPLACE] = Field(
         default_factory=list, max_length=MAX_LOCATIONS
     )
-    quorum: Annotated[int | Literal["all"] | None, REPLACE] = Field(
-        default=None, ge=1, le=MAX_LOCATIONS
-    )
+    quorum: Annotated[int | Literal["all"] | None, REPLACE] = None
     notify_partial: Annotated[bool, REPLACE] = False
+
+    @field_validator("quorum")
+    @classmethod
+    def _quorum_in_range(cls, value: int | str | None) -> int | str | None:
+        # Checked here: bounds on the union would be tried on "all" too (a TypeError).
+        if isinstance(value, int) and not 1 <= value <= MAX_LOCATIONS:
+            raise ValueError(f"quorum must be 1 to {MAX_LOCATIONS}, or all (got {value})")
+        return value
 
     @field_validator("locations")
     @classmethod
