@@ -7,6 +7,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pymon.config.load import load_config, load_config_text
 from tests.config.helpers import write
@@ -128,3 +130,39 @@ def test_a_node_section_in_an_included_file_is_left_out_too(tmp_path: Path) -> N
     assert checksum(tmp_path, main) == eu
     write(tmp_path, "node: {location: us-east}\nlog: {level: debug}\n", "here.yaml")
     assert checksum(tmp_path, main) != eu
+
+
+# Top-level sections besides node, in block style, each a few lines.
+_SECTIONS = {
+    "instance": "instance:\n  name: a\n",
+    "log": "log: {level: info}\n",
+    "defaults": "defaults:\n  interval: 30s\n  # a comment\n  timeout: 5s\n",
+    "services": SERVICES,
+}
+_LOCATION = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    order=st.permutations(sorted(_SECTIONS)),
+    at=st.integers(min_value=0, max_value=len(_SECTIONS)),
+    first=_LOCATION,
+    second=_LOCATION,
+    block=st.booleans(),
+)
+def test_node_anywhere_never_counts(
+    order: list[str], at: int, first: str, second: str, block: bool
+) -> None:
+    def text(location: str | None) -> str:
+        parts = [_SECTIONS[k] for k in order]
+        if location is not None:
+            # Quoted: a name such as 1e3 or true would read as a number or a boolean.
+            value = f"'{location}'"
+            block_style = f"node:\n  location: {value}\n"
+            parts.insert(at, block_style if block else f"node: {{location: {value}}}\n")
+        return "".join(parts)
+
+    with_first = load_config_text(text(first))
+    assert with_first.node.location == first
+    assert with_first.checksum == load_config_text(text(second)).checksum
+    assert with_first.checksum == sha256(text(None))

@@ -254,3 +254,46 @@ def test_the_names_live_in_the_config_package_and_pymon_locations_shows_them() -
     assert locations.at("web", "eu") == "web@eu"
     assert locations.split("web@eu") == ("web", "eu")
     assert locations.split("web") is None
+
+
+TOKEN = "t0ken-t0ken-t0ken-1"
+SHARED = (
+    "a heartbeat service cannot be checked from locations: each location's check would "
+    "share its token"
+)
+
+
+def test_a_heartbeat_cannot_have_locations(tmp_path: Path) -> None:
+    found = issues(
+        tmp_path,
+        f"""
+        defaults:
+          heartbeat:
+            locations: [a, b]
+        services:
+          - {{name: job, type: heartbeat, token: {TOKEN}, locations: [a]}}
+          - {{name: job2, type: heartbeat, token: {TOKEN}x}}
+        """,
+    )
+    assert found == [
+        f"FILE:3: defaults.heartbeat.locations: {SHARED}",
+        f"FILE:5: services[0].locations: {SHARED}",
+    ]
+
+
+def test_a_heartbeat_does_not_take_the_locations_of_defaults(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        f"""
+        defaults: {{locations: [a, b]}}
+        services:
+          - {{name: job, type: heartbeat, token: {TOKEN}}}
+          - {{name: web, type: tcp, host: h, port: 80}}
+        """,
+    )
+    assert [(s.name, s.locations) for s in config.services] == [
+        ("job", []),
+        ("web", ["a", "b"]),
+        ("web@a", []),
+        ("web@b", []),
+    ]

@@ -16,8 +16,8 @@ The steps, each feeding the next (each in its own module):
    at a merged copy.
 4. **Cross-check** (``crosscheck.py``) the services and sections: unique names and
    unique fields, known ``depends_on`` without cycles, known channels, status pages
-   that name known services and tags; each service's ``quorum`` against its
-   ``locations`` (``quorum.py``).
+   that name known services and tags; each service's ``locations`` and ``quorum``
+   against each other and its type (``placement.py``).
 5. **Expand** (``expansion.py``): each service with ``locations`` is followed by its
    location checks, ``service@location``; ``Config.listed_services`` leaves them out.
 
@@ -53,7 +53,7 @@ from pymon.config.expansion import expand
 from pymon.config.includes import include
 from pymon.config.inheritance import inherit
 from pymon.config.messages import SECRET_KEYS, format_path, not_sections, show, unknown_key
-from pymon.config.quorum import check_quorum
+from pymon.config.placement import place
 from pymon.config.reading import decode, read, read_bytes
 from pymon.config.schema import Config, Defaults, ServiceCommon, ServiceConfig
 from pymon.config.tree import KeyPath, Tree
@@ -238,7 +238,7 @@ def _service(tree: Tree, raw: Any, path: KeyPath, inheritance: Inheritance) -> S
     )
     if service.locations or "quorum" in raw:
         origins = (inheritance.origin(kind, "quorum"), inheritance.origin(kind, "locations"))
-        check_quorum(tree, raw, service, path, origins)
+        return place(tree, raw, service, path, origins)
     return service
 
 

@@ -1,10 +1,15 @@
-"""A service's ``quorum`` against its ``locations``, once both are inherited.
+"""Where a service is checked from: its ``locations`` and ``quorum``, once inherited.
 
 Each key alone is validated by the schema (a location's name, no repeats, a quorum
-of 1 to 32 or ``all``). Whether they fit together is known only after inheritance,
-since either may come from ``defaults``; the issue then points at the key that is
-wrong where the operator wrote it:
+of 1 to 32 or ``all``). Whether they fit the service is known only after
+inheritance, since either may come from ``defaults``; an issue then points at the
+key to fix where the operator wrote it:
 
+- a check type whose keys must be unique (a heartbeat's ``token``: a push must
+  reach one service) cannot have locations, since each location check is a copy of
+  the check: at ``locations`` in the service or the ``defaults.<type>`` section.
+  Locations it would inherit from ``defaults`` itself do not apply to it (they are
+  dropped, so that ``defaults.locations`` can serve a config with heartbeats);
 - a whole-number ``quorum`` above the number of ``locations``: at ``quorum``, in the
   service or the ``defaults`` section it comes from (when ``locations`` come from
   there too; when the service lists its own, at its ``locations``, naming the line
@@ -22,21 +27,43 @@ from pymon.config.messages import format_path
 from pymon.config.schema import ServiceConfig
 from pymon.config.tree import KeyPath, Tree
 
-__all__ = ["check_quorum"]
+__all__ = ["place"]
 
 
-def check_quorum(
+def place(
+    tree: Tree,
+    raw: dict[str, Any],
+    service: ServiceConfig,
+    path: KeyPath,
+    origins: tuple[KeyPath | None, KeyPath | None],
+) -> ServiceConfig:
+    """``service`` (written as ``raw`` at ``path``) with what is wrong with its
+    locations and quorum recorded in ``tree``; without inherited locations its type
+    cannot have. ``origins``: where the inherited ``quorum`` and ``locations`` are set
+    (``Inheritance.origin``)."""
+    unique = service.check.unique_fields
+    if service.locations and unique:
+        locations_at = origins[1]
+        if "locations" not in raw and locations_at == ("defaults", "locations"):
+            return service.model_copy(update={"locations": []})
+        shared = " and ".join(unique)
+        tree.issue(
+            (*path, "locations") if "locations" in raw else locations_at or path,
+            f"a {service.type} service cannot be checked from locations: each location's "
+            f"check would share its {shared}",
+        )
+        return service
+    _check_quorum(tree, raw, service, path, origins)
+    return service
+
+
+def _check_quorum(
     tree: Tree,
     raw: dict[str, Any],
     service: ServiceConfig,
     path: KeyPath,
     origins: tuple[KeyPath | None, KeyPath | None],
 ) -> None:
-    """Record in ``tree`` what is wrong between ``service``'s quorum and locations.
-
-    ``raw``: the service as written at ``path``; ``origins``: where the inherited
-    ``quorum`` and ``locations`` are set (``Inheritance.origin``).
-    """
     quorum, listed = service.quorum, len(service.locations)
     own_quorum = "quorum" in raw
     if own_quorum and not listed:
