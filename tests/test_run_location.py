@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,20 @@ def test_pymon_check_lists_only_configured_services(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", "-c", str(cfg), "nope"])
     assert result.exit_code == 2
     assert "(services: web)" in result.output
+
+
+def test_pymon_check_runs_a_located_service_as_its_locations_judge_it(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        cfg = tmp_path / "p.yaml"
+        # Any connect time is a warning: only the location checks keep the thresholds.
+        cfg.write_text(
+            f"services:\n  - {{name: web, type: tcp, host: 127.0.0.1, port: {port},"
+            ' locations: [eu, us], thresholds: {connect_ms: {warn: "0+"}}}\n'
+        )
+        result = CliRunner().invoke(cli, ["check", "-c", str(cfg), "web"])
+        by_location = CliRunner().invoke(cli, ["check", "-c", str(cfg), "web@us"])
+    assert (result.exit_code, by_location.exit_code) == (1, 1), result.output
+    assert result.output.startswith("WARN - ")

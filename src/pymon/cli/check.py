@@ -22,6 +22,7 @@ from pymon.client import Client, ClientError
 from pymon.config.load import load_config, load_config_text
 from pymon.config.schema import Config
 from pymon.errors import ConfigError
+from pymon.locations import at
 from pymon.model import Status
 
 __all__ = ["EXIT_CODES", "check", "config"]
@@ -86,6 +87,10 @@ def check(ctx: click.Context, config_path: str | None, target: str) -> None:
             raise click.UsageError("with -c, give only the service NAME")
         config = load(config_path)
         service = config.service(target)
+        if service is not None and service.locations:
+            # The service itself checks nothing (its locations do): run the check once
+            # from here, judged as each of its locations judges it.
+            service = config.service(at(target, service.locations[0]))
         if service is None:
             known = ", ".join(s.name for s in config.listed_services) or "none"
             raise click.UsageError(f"no service {target!r} in {config_path} (services: {known})")

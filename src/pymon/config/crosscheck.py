@@ -1,9 +1,10 @@
 """Checks across services and sections, which no single model can make.
 
-Unique service names; unique values of the keys a check type declares unique
-(``CheckSpec.unique_fields``, e.g. a heartbeat's ``token``); ``depends_on`` naming
-known services, without cycles; channels named by routes, the escalation,
-``defaults`` and services existing; an e-mail channel for acknowledgement replies.
+Unique service names, without ``@`` (it names location checks); unique values of the
+keys a check type declares unique (``CheckSpec.unique_fields``, e.g. a heartbeat's
+``token``); ``depends_on`` naming known services, without cycles; channels named by
+routes, the escalation, ``defaults`` and services existing; an e-mail channel for
+acknowledgement replies.
 
 The services are read as written, so that a service with some other error still
 counts: its dependants are not told it is unknown, and its name is still taken.
@@ -16,7 +17,7 @@ from typing import Any
 
 from pymon.checks import REGISTRY
 from pymon.config.messages import format_path, unknown_channel, unknown_service
-from pymon.config.schema import Config, ServiceConfig
+from pymon.config.schema import SEPARATOR, Config, ServiceConfig
 from pymon.config.tree import KeyPath, Tree
 
 __all__ = ["check_channels", "check_reply_channel", "check_services", "check_status_pages"]
@@ -25,6 +26,15 @@ __all__ = ["check_channels", "check_reply_channel", "check_services", "check_sta
 def check_services(tree: Tree, raw: list[Any]) -> None:
     """Unique names and unique fields, known ``depends_on``, no dependency cycle."""
     first = _unique(tree, raw, "services", "name", "service name")
+    for name, i in first.items():
+        if SEPARATOR in name:
+            # Checked here, once per name, rather than by a validator of the model,
+            # which every service passes twice (as written, then merged).
+            tree.issue(
+                ("services", i, "name"),
+                f"{name!r}: {SEPARATOR!r} is reserved for location checks "
+                f"(service{SEPARATOR}location)",
+            )
     _unique_fields(tree, raw)
     graph: dict[str, list[tuple[str, KeyPath]]] = {name: [] for name in first}
     for name, i in first.items():

@@ -53,34 +53,37 @@ def place(
             f"check would share its {shared}",
         )
         return service
-    _check_quorum(tree, raw, service, path, origins)
+    issue = _quorum_issue(service, path, "quorum" in raw, "locations" in raw, origins)
+    if issue is not None:
+        where, message, quorum_at = issue
+        if quorum_at is not None:
+            written = f"{format_path(quorum_at)}, {tree.place(quorum_at, where)}"
+            message = f"{message} (quorum from {written})"
+        tree.issue(where, message)
     return service
 
 
-def _check_quorum(
-    tree: Tree,
-    raw: dict[str, Any],
+def _quorum_issue(
     service: ServiceConfig,
     path: KeyPath,
+    own_quorum: bool,
+    own_locations: bool,
     origins: tuple[KeyPath | None, KeyPath | None],
-) -> None:
+) -> tuple[KeyPath, str, KeyPath | None] | None:
+    """What is wrong between the quorum and locations of ``service`` (at ``path``):
+    the path of the key to fix (the service's, or in ``defaults``), the message, and
+    the inherited quorum's path to name beside it; None if nothing."""
     quorum, listed = service.quorum, len(service.locations)
-    own_quorum = "quorum" in raw
     if own_quorum and not listed:
-        tree.issue(
-            (*path, "quorum"),
-            "quorum is set but the service lists no locations (add locations, or drop quorum)",
-        )
-        return
+        unused = "quorum is set but the service lists no locations (add locations, or drop quorum)"
+        return (*path, "quorum"), unused, None
     if not isinstance(quorum, int) or quorum <= listed:
-        return
+        return None
     too_many = f"quorum {quorum} is more than the {listed} locations listed"
     quorum_at, locations_at = origins
     if own_quorum or quorum_at is None:
-        tree.issue((*path, "quorum"), too_many)
-    elif "locations" in raw or locations_at is None:
-        where = f"{format_path(quorum_at)}, {tree.place(quorum_at, (*path, 'locations'))}"
-        tree.issue((*path, "locations"), f"{too_many} (quorum from {where})")
-    else:
-        # Both from defaults: one issue there, however many services inherit them.
-        tree.issue(quorum_at, too_many)
+        return (*path, "quorum"), too_many, None
+    if own_locations or locations_at is None:
+        return (*path, "locations"), too_many, quorum_at
+    # Both from defaults: one issue there, however many services inherit them.
+    return quorum_at, too_many, None

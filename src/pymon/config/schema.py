@@ -234,16 +234,6 @@ class ServiceCommon(Inheritable):
     enabled: bool = True
     depends_on: list[str] = Field(default_factory=list)
 
-    @field_validator("name")
-    @classmethod
-    def _not_a_location_check(cls, value: str) -> str:
-        if SEPARATOR in value:
-            raise ValueError(
-                f"{value!r}: {SEPARATOR!r} is reserved for location checks "
-                f"(service{SEPARATOR}location)"
-            )
-        return value
-
     #: The order of the keys in docs/configuration.md, and in issues (``allowed: ...``,
     #: several issues on one line); pydantic puts the inherited fields first.
     key_order: ClassVar[tuple[str, ...]] = (
