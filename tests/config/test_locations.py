@@ -59,12 +59,12 @@ def test_a_listed_location_must_be_a_location_name(tmp_path: Path) -> None:
 
 
 def test_a_location_listed_twice_is_an_error_at_the_list(tmp_path: Path) -> None:
-    found = issues(
-        tmp_path, web("locations: [x, y, y]", before="defaults:\n  locations: [a, b, a]\n")
-    )
+    defaults = "defaults:\n  locations: [a, b, a]\n  http:\n    locations: [c, c]\n"
+    found = issues(tmp_path, web("locations: [x, y, y]", before=defaults))
     assert found == [
         "FILE:2: defaults.locations: location 'a' is listed twice",
-        "FILE:8: services[0].locations: location 'y' is listed twice",
+        "FILE:4: defaults.http.locations: location 'c' is listed twice",
+        "FILE:10: services[0].locations: location 'y' is listed twice",
     ]
 
 
@@ -116,14 +116,17 @@ def test_a_quorum_up_to_the_locations_or_all_is_taken(tmp_path: Path, quorum: st
 @pytest.mark.parametrize(
     ("quorum", "message"),
     [
-        ("0", "quorum must be 1 to 32, or all (got 0)"),
-        ("33", "quorum must be 1 to 32, or all (got 33)"),
+        ("0", "must be at least 1, got 0"),
+        ("33", "must be at most 32, got 33"),
         ("most", "expected an integer or all, got 'most'"),
     ],
 )
 def test_a_quorum_is_1_to_32_or_all(tmp_path: Path, quorum: str, message: str) -> None:
     assert issues(tmp_path, f"defaults:\n  quorum: {quorum}\n") == [
         f"FILE:2: defaults.quorum: {message}"
+    ]
+    assert issues(tmp_path, web("locations: [a, b]", f"quorum: {quorum}")) == [
+        f"FILE:7: services[0].quorum: {message}"
     ]
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pymon.checks import REGISTRY, CheckType
 from pymon.config.inheritance import inherit
 from pymon.config.messages import show, unknown_key
+from pymon.config.placement import check_listed
 from pymon.config.schema import Defaults, Inheritable
 from pymon.config.tree import KeyPath, Tree
 from pymon.config.validation import validate
@@ -120,7 +121,10 @@ def _inheritable(tree: Tree, raw: dict[str, Any], path: KeyPath) -> Defaults:
     """The inheritable keys of ``raw`` (``defaults`` or a type section), those with errors
     reported and left out."""
     given = {k: v for k, v in raw.items() if k in _INHERITABLE}
-    return validate(tree, Defaults, given, path) or _accepted(Defaults, given)
+    level = validate(tree, Defaults, given, path) or _accepted(Defaults, given)
+    if "locations" in level.model_fields_set:
+        check_listed(tree, level.locations, (*path, "locations"))
+    return level
 
 
 def _accepted_keys(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:

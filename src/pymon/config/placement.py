@@ -1,9 +1,11 @@
 """Where a service is checked from: its ``locations`` and ``quorum``, once inherited.
 
-Each key alone is validated by the schema (a location's name, no repeats, a quorum
-of 1 to 32 or ``all``). Whether they fit the service is known only after
-inheritance, since either may come from ``defaults``; an issue then points at the
-key to fix where the operator wrote it:
+Each key alone is validated by the schema (a location's name, a quorum of 1 to 32
+or ``all``); a location listed twice is found here, in each level that lists
+locations (:func:`check_listed`: ``defaults``, ``defaults.<type>``, a service), so
+that no validator runs for the services that list none. Whether the keys fit the
+service is known only after inheritance, since either may come from ``defaults``;
+an issue then points at the key to fix where the operator wrote it:
 
 - a check type whose keys must be unique (a heartbeat's ``token``: a push must
   reach one service) cannot have locations, since each location check is a copy of
@@ -27,7 +29,14 @@ from pymon.config.messages import format_path
 from pymon.config.schema import ServiceConfig
 from pymon.config.tree import KeyPath, Tree
 
-__all__ = ["place"]
+__all__ = ["check_listed", "place"]
+
+
+def check_listed(tree: Tree, listed: list[str], path: KeyPath) -> None:
+    """An issue at ``path`` (a ``locations`` key) if ``listed`` names a location twice."""
+    if len(set(listed)) < len(listed):
+        twice = next(loc for n, loc in enumerate(listed) if loc in listed[:n])
+        tree.issue(path, f"location {twice!r} is listed twice")
 
 
 def place(
@@ -41,6 +50,8 @@ def place(
     locations and quorum recorded in ``tree``; without inherited locations its type
     cannot have. ``origins``: where the inherited ``quorum`` and ``locations`` are set
     (``Inheritance.origin``)."""
+    if "locations" in raw:
+        check_listed(tree, service.locations, (*path, "locations"))
     unique = service.check.unique_fields
     if service.locations and unique:
         locations_at = origins[1]

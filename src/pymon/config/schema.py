@@ -188,30 +188,17 @@ class Inheritable(StrictModel):
     # The uptime target in percent (docs/reports.md); null on a service: no target.
     sla: Annotated[float | None, REPLACE] = Field(default=None, gt=0, le=100)
     # Checked from each of these locations; a problem when ``quorum`` agree
-    # (docs/states.md, "Locations"). None: a majority of those listed.
+    # (docs/states.md, "Locations"). None: a majority of those listed. The bounds
+    # sit on the int alone (on the union they would be tried on "all", a TypeError);
+    # a location listed twice is the loader's to find (``placement.py``): a
+    # validator here would run for every service, twice.
     locations: Annotated[list[LocationName], REPLACE] = Field(
         default_factory=list, max_length=MAX_LOCATIONS
     )
-    quorum: Annotated[int | Literal["all"] | None, REPLACE] = None
+    quorum: Annotated[
+        Annotated[int, Field(ge=1, le=MAX_LOCATIONS)] | Literal["all"] | None, REPLACE
+    ] = None
     notify_partial: Annotated[bool, REPLACE] = False
-
-    @field_validator("quorum")
-    @classmethod
-    def _quorum_in_range(cls, value: int | str | None) -> int | str | None:
-        # Checked here: bounds on the union would be tried on "all" too (a TypeError).
-        if isinstance(value, int) and not 1 <= value <= MAX_LOCATIONS:
-            raise ValueError(f"quorum must be 1 to {MAX_LOCATIONS}, or all (got {value})")
-        return value
-
-    @field_validator("locations")
-    @classmethod
-    def _locations_once(cls, value: list[str]) -> list[str]:
-        seen: set[str] = set()
-        for location in value:
-            if location in seen:
-                raise ValueError(f"location {location!r} is listed twice")
-            seen.add(location)
-        return value
 
 
 class Defaults(Inheritable):

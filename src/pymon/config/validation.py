@@ -93,7 +93,13 @@ def validate(
         for real, err, tp in deep:
             inside = (*path, *real)
             tree.issue(inside, _message(tree, model, err, inside, tp, allowed))
-        if not deep:
+        # A member whose type fit but whose bound did not (quorum: 0 against 1 to 32,
+        # or all) says more than what the members take.
+        bounded = [e for e in errs if e[1]["type"] in _BOUNDS]
+        if not deep and bounded:
+            _, err, tp = bounded[0]
+            tree.issue(where, _message(tree, model, err, where, tp, allowed))
+        elif not deep:
             expected = " or ".join(dict.fromkeys(_expect(m) for m in _members(union_tp)))
             got = tree.got(where, errs[0][1]["input"])
             tree.issue(where, f"expected {expected}, got {got}")
