@@ -15,7 +15,7 @@ from pymon.daemon import Daemon
 from pymon.engine.cluster import Pools, shard_map
 from pymon.engine.ports import ServiceView
 from pymon.locations import expand
-from pymon.model import Status
+from pymon.model import Notice, Status
 from tests.support.servers import TcpListener
 from tests.support.waiting import wait_for, wait_until
 
@@ -151,9 +151,110 @@ async def test_one_cut_location_is_partial_two_are_down_and_restoring_recovers(
     assert v.locations["x"].status is Status.FAILED
     assert "partial: down from x" in v.state.message
 
+    assert await notices(daemons) == []  # a partial problem tells nobody
+
     routes["y"].cut = True
     await wait_until(reaches(Status.FAILED, ()))
     assert last[0].state.message.startswith("down from x, y; ok from z")
 
     routes["x"].cut = routes["y"].cut = False
     await wait_until(reaches(Status.OK, ()))
+    sent = await notices(daemons)
+    assert [(n.kind.value, n.status) for n in sent] == [
+        ("problem", Status.FAILED),
+        ("recovery", Status.OK),
+    ]
+    assert sent[0].message.startswith("down from x, y; ok from z")
+
+
+async def notices(daemons: dict[str, Daemon]) -> list[Notice]:
+    """Every notice of ``web`` in the store, oldest first, after every node's writes."""
+    for d in daemons.values():
+        await d.writer.flush()
+    found = await next(iter(daemons.values())).store.notices()
+    return sorted((n for n in found if n.service == "web"), key=lambda n: n.at)
+
+
+@pytest.mark.parametrize("quorum", [2, 3])
+async def test_a_gone_locations_results_age_out(
+    tmp_path: Path, listener: TcpListener, quorum: int
+) -> None:
+    daemons = {
+        loc: Daemon(
+            config(tmp_path / "p.db", listener.port, quorum),
+            node=f"node-{loc}",
+            location=loc,
+            resolver=Route(),
+        )
+        for loc in LOCATIONS
+    }
+    for d in daemons.values():
+        await d.start()
+    try:
+
+        async def all_ok() -> bool:
+            v = await view(daemons)
+            return v.state.status is Status.OK and v.combined is not None and not v.combined.absent
+
+        await wait_until(all_ok)
+        await daemons.pop("z").stop()
+
+        async def z_absent() -> bool:
+            v = await view(daemons)
+            return v.combined is not None and "z" in v.combined.absent
+
+        await wait_until(z_absent)
+        if quorum == 2:
+            # Decided by the other two: still ok, and evaluated again since.
+            v = await view(daemons)
+            seq = v.state.seq
+
+            async def evaluated_again() -> bool:
+                return (await view(daemons)).state.seq >= seq + 3
+
+            await wait_until(evaluated_again)
+            v = await view(daemons)
+            assert v.state.status is Status.OK
+            assert v.state.message == "ok from x, y"
+        else:
+
+            async def unknown() -> bool:
+                v = await view(daemons)
+                return v.state.status is Status.UNKNOWN and v.state.confirmed
+
+            await wait_until(unknown)
+            message = (await view(daemons)).state.message
+            assert message.startswith("2 of 3 locations reporting, quorum 3 (z: last result")
+    finally:
+        for d in daemons.values():
+            await d.stop()
+
+
+async def test_a_location_no_node_announced_is_absent_with_the_reason(
+    tmp_path: Path, listener: TcpListener
+) -> None:
+    daemons = {
+        loc: Daemon(
+            config(tmp_path / "p.db", listener.port),
+            node=f"node-{loc}",
+            location=loc,
+            resolver=Route(),
+        )
+        for loc in ("x", "y")
+    }
+    for d in daemons.values():
+        await d.start()
+    try:
+
+        async def ok_without_z() -> bool:
+            v = await view(daemons)
+            return v.state.status is Status.OK and v.combined is not None
+
+        await wait_until(ok_without_z)
+        v = await view(daemons)
+        assert v.combined is not None
+        assert v.combined.absent == {"z": "no node has ever announced this location"}
+        assert "z" not in v.locations
+    finally:
+        for d in daemons.values():
+            await d.stop()

@@ -59,6 +59,7 @@ class LocationBoard:
         wake: Callable[[str], None],
         peers: Peers | None = None,
         tick: float = 1.0,
+        delay: float = 0.0,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -68,6 +69,13 @@ class LocationBoard:
         self._wake = wake
         self._peers = peers
         self._tick = tick
+        # How late another node's result may reach this one: its writer's delay
+        # (``delay``) and this board's look. Added to every location's age limit, so a
+        # location is never absent for the time its result takes to travel.
+        self.travel = tick + delay
+        #: Whether the board has looked at the store once (before that, nothing it
+        #: says of another node's locations is known yet).
+        self.ready = peers is None
         #: Location checks another node runs, as the store had them at the last look.
         self._theirs: dict[str, ServiceState] = {}
         self._owners: dict[str, str | None] = {}
@@ -105,7 +113,7 @@ class LocationBoard:
             found,
             quorum=quorum_of(len(service.locations), service.quorum),
             now=now,
-            max_age=max_age(service) + slack,
+            max_age=max_age(service) + self.travel + slack,
             announced=self._announced,
             notify_partial=service.notify_partial,
         )
@@ -114,11 +122,11 @@ class LocationBoard:
         """Look at the store every ``tick`` until cancelled; a failed look is logged
         and the last copy kept (the services' results age out meanwhile)."""
         while True:
-            await self._clock.sleep(self._tick)
             try:
                 await self.look()
             except StoreError as exc:
                 log.error("locations: reading the other nodes' location checks failed: %s", exc)
+            await self._clock.sleep(self._tick)
 
     async def look(self) -> None:
         """Read the location checks other nodes run, for the services this node runs;
@@ -135,6 +143,7 @@ class LocationBoard:
                     wanted[name] = service.name
         if not wanted:
             self._theirs, self._owners = {}, {}
+            self.ready = True
             return
         names = list(wanted)
         read: dict[str, ServiceState] = {}
@@ -142,6 +151,7 @@ class LocationBoard:
             read.update(await self._store.load_states(names[i : i + _CHUNK]))
         before = self._theirs
         self._theirs = read
+        self.ready = True
         self._owners = {name: self._peers.owner(name, seen) for name in names}
         woken = {
             wanted[name]

@@ -72,7 +72,7 @@ from pymon.events import (
     ReloadFailed,
     StateChanged,
 )
-from pymon.locations import split
+from pymon.locations import max_age, split
 from pymon.model import (
     Ack,
     CheckResult,
@@ -146,6 +146,8 @@ class Runtime:
         #: Sends commands for services another node runs to that node (None: one node).
         self.relay = relay
         self._located: list[str] = []
+        # When this node began running each service with locations.
+        self._begun: dict[str, float] = {}
         self._service_of: dict[str, str] = {}
         self._index_locations()
         self.board = LocationBoard(
@@ -156,6 +158,7 @@ class Runtime:
             running=self._running_located,
             wake=self._decide_now,
             peers=peers,
+            delay=config.storage.flush_interval,
         )
 
     @property
@@ -610,6 +613,8 @@ class Runtime:
             return
         state = restored or ServiceState(service.name)
         self.states[service.name] = state
+        if service.locations:
+            self._begun[service.name] = self.clock.time()
         if service.enabled:
             self.scheduler.add(service.name, service.interval)
         else:
@@ -651,7 +656,10 @@ class Runtime:
             # parent was down is unreachable even if the parent came back meanwhile.
             parent_was_down = self._parent_down(service)
             if service.locations:
-                result = self._combined_result(service)
+                combined = self._combined_result(service)
+                if combined is None:
+                    return service.retry_after  # its locations' results are on their way
+                result = combined
             else:
                 result = await run_check(check_type(service.type), service.check, ctx)
             current = self.configs.get(name)
@@ -703,10 +711,22 @@ class Runtime:
         """The services with locations this node runs."""
         return [self.configs[n] for n in self._located if n in self.states]
 
-    def _combined_result(self, service: ServiceConfig) -> CheckResult:
-        """``service``'s result: what its locations decide together now."""
+    def _combined_result(self, service: ServiceConfig) -> CheckResult | None:
+        """``service``'s result: what its locations decide together now. None while
+        that cannot be known yet: before the board's first look at the store, and
+        while too few locations report within the first age limit after this node
+        began running it (a start or a handover: their results are on their way,
+        and an ``unknown`` then would be noise)."""
         now = self.clock.time()
+        if not self.board.ready:
+            return None
         decided = self.board.combined(service, self.board.results(service), now)
+        if (
+            decided.status is Status.UNKNOWN
+            and now - self._begun.get(service.name, float("-inf"))
+            < max_age(service) + self.board.travel
+        ):
+            return None
         metrics = {
             "locations_present": float(len(decided.present)),
             "locations_partial": float(len(decided.partial_locations)),
