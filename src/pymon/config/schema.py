@@ -159,7 +159,7 @@ class Inheritable(StrictModel):
     # Checked from each of these locations; a problem when ``quorum`` agree
     # (docs/states.md, "Locations"). None: a majority of those listed.
     locations: Annotated[list[str], REPLACE] = Field(default_factory=list, max_length=32)
-    quorum: Annotated[int | Literal["all"] | None, REPLACE] = Field(default=None, ge=1)
+    quorum: Annotated[Annotated[int, Field(ge=1)] | Literal["all"] | None, REPLACE] = None
     notify_partial: Annotated[bool, REPLACE] = False
 
 
