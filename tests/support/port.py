@@ -159,7 +159,9 @@ class FakePort:
         return seen, combined
 
     async def services(self) -> list[ServiceView]:
-        return [v for s in self._config.services if (v := self._view(s.name)) is not None]
+        # As the runtime: a location check is shown with its service, not listed.
+        listed = locations.listed(self._config.services)
+        return [v for s in listed if (v := self._view(s.name)) is not None]
 
     async def service(self, name: str) -> ServiceView | None:
         return self._view(name)
