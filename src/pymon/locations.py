@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 from pymon.config.schema import ServiceConfig
 from pymon.model import Status
@@ -30,6 +30,7 @@ __all__ = [
     "at",
     "combine",
     "expand",
+    "listed",
     "location_names",
     "max_age",
     "quorum_of",
@@ -56,6 +57,21 @@ def split(name: str) -> tuple[str, str] | None:
     """``(service, location)`` for a location check's name, None for any other name."""
     service, sep, location = name.rpartition(SEPARATOR)
     return (service, location) if sep and service and location else None
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def listed(items: Iterable[_N]) -> list[_N]:
+    """``items`` (services, their configs or views) without the location checks, in
+    order: what is listed and counted wherever services are (the API's list, the
+    pages, the status counts, ``/metrics``' per-service series, reports)."""
+    return [item for item in items if split(item.name) is None]
 
 
 def quorum_of(listed: int, quorum: int | Literal["all"] | None) -> int:
