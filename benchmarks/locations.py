@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import random
@@ -41,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from tests.support.locations import LOCATIONS, node_in, write_config
 from tests.support.mail import MailSink, ReceivedMail
-from tests.support.netns import Network, cut, exec_argv, network, restore
+from tests.support.netns import cut, network, restore
 from tests.support.nodes import Node, always_up
 
 from pymon.durations import parse_duration
@@ -150,32 +150,6 @@ def cost(args: argparse.Namespace, variant: str, workdir: Path, port: int) -> di
     }
 
 
-def notice_config(path: Path, db: Path, net: Network, port: int, sink: MailSink) -> None:
-    path.write_text(
-        f"""
-storage: {{url: "sqlite:///{db}", flush_interval: 100ms}}
-cluster: {{heartbeat: 200ms, lease: 2s, shards: 4}}
-reload: {{watch: false}}
-log: {{level: warning}}
-notifications:
-  channels:
-    {sink.channel()}
-services:
-  - name: web
-    type: tcp
-    host: {net.target}
-    port: {port}
-    interval: 1s
-    timeout: 1s
-    notify: [mail]
-    flap_guard: {{ok: 1, failed: 1}}
-    flap_detection: {{enabled: false}}
-    locations: [east, west, north]
-    quorum: 2
-"""
-    )
-
-
 def notices(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Cut two locations ``--cuts`` times; the delays from the second confirmation."""
     db, cfg = workdir / "p.db", workdir / "p.yaml"
@@ -188,18 +162,10 @@ def notices(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         (workdir / "nodes.log").open("w") as log,
     ):
         sink.on_message = lambda mail: arrivals.append((time.time(), mail))
-        notice_config(cfg, db, net, port, sink)
+        write_config(cfg, db, net, port, sink)
         east, west, _ = net.namespaces
         nodes = [
-            Node(
-                f"n-{loc}",
-                cfg,
-                log,
-                host=ns.address,
-                wrap=functools.partial(exec_argv, ns),
-                args=("--location", loc),
-            )
-            for loc, ns in zip(("east", "west", "north"), net.namespaces, strict=True)
+            node_in(ns, cfg, log, loc) for loc, ns in zip(LOCATIONS, net.namespaces, strict=True)
         ]
 
         def confirmed(name: str) -> str | None:
