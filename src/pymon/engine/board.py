@@ -3,8 +3,9 @@ that this node runs, and the wake-up when one of them changes its mind.
 
 A service with locations checks nothing itself (:mod:`pymon.locations`): its node
 combines the latest state of its location checks, which nodes of each location run.
-Those this node runs are in its memory; the others it reads from the store, at most
-every ``tick`` and only for the services it runs, in one query per thousand names.
+Those this node runs are in its memory; the others it reads from the store, every
+``tick`` and whenever the store's change mark moved (some node committed a
+transition), only for the services it runs, in one query per thousand names.
 A location check whose confirmed status changed (here or on another node) runs its
 service's decision at once, so a confirmation reaches the notice within about a
 tick, not an interval.
@@ -121,12 +122,26 @@ class LocationBoard:
     async def run(self) -> None:
         """Look at the store every ``tick`` until cancelled; a failed look is logged
         and the last copy kept (the services' results age out meanwhile)."""
+        mark: int | None = None
+        looked = float("-inf")
         while True:
             try:
-                await self.look()
+                # A confirmation elsewhere is a transition, which moves the store's
+                # change mark: looking when it moves (a fifth of a tick) rather than
+                # once a tick brings the notice ~a second sooner (docs/performance.md).
+                now = self._clock.time()
+                moved = self._peers is not None and self._located()
+                current = await self._store.change_mark() if moved else mark
+                if current != mark or now - looked >= self._tick:
+                    await self.look()
+                    mark, looked = current, now
             except StoreError as exc:
                 log.error("locations: reading the other nodes' location checks failed: %s", exc)
-            await self._clock.sleep(self._tick)
+            await self._clock.sleep(self._tick / 5)
+
+    def _located(self) -> bool:
+        """Whether this node runs any service with locations."""
+        return next(iter(self._running()), None) is not None
 
     async def look(self) -> None:
         """Read the location checks other nodes run, for the services this node runs;
