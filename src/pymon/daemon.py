@@ -29,7 +29,7 @@ from pymon.config.load import DEMO_CONFIG, load_config
 from pymon.config.schema import Config, ServiceConfig
 from pymon.config.watch import ConfigWatcher
 from pymon.engine.bus import Bus
-from pymon.engine.cluster import Membership, default_node_name, new_node, shard_map
+from pymon.engine.cluster import Membership, Pools, default_node_name, new_node, shard_map
 from pymon.engine.listeners import LOG_TYPES, log_listener
 from pymon.engine.peers import Peers
 from pymon.engine.reconcile import diff_in_turns, live_config, reconcile, restart_needed
@@ -37,6 +37,7 @@ from pymon.engine.relay import Relay
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
 from pymon.events import BusItem, StateChanged
+from pymon.locations import location_names
 from pymon.model import ReloadResult
 from pymon.notify.notifier import Notifier, build_channels
 from pymon.store.base import Store
@@ -170,7 +171,7 @@ class Daemon:
         self.bus.listen(log_listener, *LOG_TYPES)
 
     def _owns(self, name: str) -> bool:
-        return self.membership.shard_of.get(name) in self.membership.epochs
+        return self.membership.owns(name)
 
     def _others_changed(self, names: Iterable[str]) -> None:
         """The store shows other nodes' services changed: the live stream shows them."""
@@ -202,6 +203,19 @@ class Daemon:
         mine = self.membership.services(list(self.runtime.configs))
         self.runtime.drop([n for n in list(self.runtime.states) if n not in mine])
         await self.runtime.take(sorted(mine - self.runtime.states.keys()))
+
+    async def _unannounced(self) -> None:
+        """Warn of each location a service lists that no node ever announced: its
+        checks run nowhere, and those services stay unknown until a node of it starts."""
+        announced = {n.location for n in await self.store.nodes()}
+        for location in location_names(self.config.services):
+            if location not in announced:
+                log.warning(
+                    "location %s: no node has ever announced it (pymon run --location %s);"
+                    " the services listing it stay unknown until one does",
+                    location,
+                    location,
+                )
 
     async def _open_store(self) -> None:
         """Open the store. A database server that cannot be reached (down, restarting,
@@ -249,7 +263,11 @@ class Daemon:
         self.runtime.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="store-writer")
         config = self.config
-        await self.membership.start(shard_map(config.services, config.cluster.shards))
+        await self.membership.start(
+            shard_map(config.services, config.cluster.shards),
+            Pools.of(config.services, config.cluster.shards),
+        )
+        await self._unannounced()
         self._membership_task = asyncio.create_task(self.membership.run(), name="cluster")
         self._relay_task = asyncio.create_task(self.relay.run(self.runtime), name="relay")
         self._retention_task = asyncio.create_task(self.retention.run(), name="retention")
@@ -442,7 +460,7 @@ class Reloader:
         plan = await diff_in_turns(daemon.runtime.config, config)
         shards = shard_map(config.services, config.cluster.shards)
         stale = daemon.notifier.apply(config, channels)
-        daemon.membership.shard_of = shards
+        daemon.membership.map(shards, Pools.of(config.services, config.cluster.shards))
         changes = await reconcile(daemon.runtime, config, plan)
         await daemon._settle()
         daemon.membership.config_changed(config.checksum)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, TypeVar
 
 # The names and the expansion live in the config package, which builds the location
 # checks at load (and may not import this module); they are part of this one's face.
@@ -33,11 +33,27 @@ __all__ = [
     "at",
     "combine",
     "expand",
+    "listed",
     "location_names",
     "max_age",
     "quorum_of",
     "split",
 ]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def listed(items: Iterable[_N]) -> list[_N]:
+    """``items`` (services, their configs or views) without the location checks, in
+    order: what is listed and counted wherever services are (the API's list, the
+    pages, the status counts, ``/metrics``' per-service series, reports)."""
+    return [item for item in items if split(item.name) is None]
 
 
 def quorum_of(listed: int, quorum: int | Literal["all"] | None) -> int:

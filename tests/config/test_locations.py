@@ -221,8 +221,9 @@ def test_a_load_adds_a_location_check_after_each_service_with_locations(
     assert [s.name for s in config.listed_services] == ["db", "web", "mail"]
     web = config.service("web")
     assert web is not None
-    # The service checks nothing itself: its status is combined at once.
-    assert web.flap_guard == FlapGuard(ok=1, warn=1, error=1, failed=1, unknown=1)
+    # The service checks nothing itself: its status is combined at once, but for
+    # unknown (too few locations reporting yet), which keeps the service's count.
+    assert web.flap_guard == FlapGuard(ok=1, warn=1, error=1, failed=1, unknown=3)
     assert web.thresholds == {}
     assert (web.notify, web.depends_on, web.tags, web.sla, web.badge) == (
         ["ops"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,9 +40,9 @@ class CountingStore(SqlStore):
 
     reads = 0
 
-    async def load_states(self) -> dict[str, ServiceState]:
+    async def load_states(self, names: Sequence[str] | None = None) -> dict[str, ServiceState]:
         self.reads += 1
-        return await super().load_states()
+        return await super().load_states(names)
 
 
 @pytest.fixture

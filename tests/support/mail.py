@@ -92,7 +92,8 @@ class _Handler:
 
 
 class MailSink:
-    """An aiosmtpd server on 127.0.0.1 that records every message it accepts.
+    """An aiosmtpd server on ``host`` (127.0.0.1 unless said) that records every
+    message it accepts.
 
     ``reply_to_rcpt`` (e.g. ``"550 5.1.1 no such user"``) answers every RCPT TO
     with that reply; ``fail_first=N`` answers ``451`` to the first N messages
@@ -109,6 +110,7 @@ class MailSink:
         require_auth: tuple[str, str] | None = None,
         starttls: trustme.CA | None = None,
         implicit_tls: trustme.CA | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.reply_to_rcpt = reply_to_rcpt
         self.fail_first = fail_first
@@ -120,7 +122,8 @@ class MailSink:
         #: Called in the sink's thread with each message kept, before its 250 goes out.
         self.on_message: Callable[[ReceivedMail], None] | None = None
         self.require_auth = require_auth
-        self.port = free_port()
+        self.host = host
+        self.port = free_port(host)
         self._failed = 0
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
@@ -133,7 +136,7 @@ class MailSink:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=False)
         self._controller = Controller(
             _Handler(self),
-            hostname="127.0.0.1",
+            hostname=host,
             port=self.port,
             ssl_context=None if implicit_tls is None else tls_server_context(implicit_tls),
             server_hostname="sink.pymon.test",
@@ -151,7 +154,7 @@ class MailSink:
         """A config's e-mail channel to this sink, as one YAML line (``name: {...}``),
         for a test's ``notifications.channels``."""
         return (
-            f"{name}: {{type: email, host: 127.0.0.1, port: {self.port}, tls: none,"
+            f"{name}: {{type: email, host: {self.host}, port: {self.port}, tls: none,"
             " from: pymon@example.org, to: [ops@example.org]}"
         )
 

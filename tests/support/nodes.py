@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,27 +82,44 @@ def wait(
 
 
 class Node:
-    """One ``pymon run --node NAME --listen ...`` process, its log in a file."""
+    """One ``pymon run --node NAME --listen ...`` process, its log in a file.
 
-    def __init__(self, name: str, cfg: Path, log: IO[str]) -> None:
+    ``host`` is the address its web UI listens on (127.0.0.1 unless said); ``wrap``
+    makes the argv it runs from pymon's own (e.g. to run it inside a network
+    namespace, :func:`tests.support.netns.exec_argv`); ``args`` go after pymon's.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cfg: Path,
+        log: IO[str],
+        *,
+        host: str = "127.0.0.1",
+        wrap: Callable[[list[str]], list[str]] = list,
+        args: Sequence[str] = (),
+    ) -> None:
         self.name = name
         self.port = reserved_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._cfg, self._log = cfg, log
+        self._host, self._wrap, self._args = host, wrap, list(args)
         self.proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Node:
+        argv = [
+            *PYMON,
+            "run",
+            "-c",
+            str(self._cfg),
+            "--node",
+            self.name,
+            "--listen",
+            f"{self._host}:{self.port}",
+            *self._args,
+        ]
         self.proc = subprocess.Popen(
-            [
-                *PYMON,
-                "run",
-                "-c",
-                str(self._cfg),
-                "--node",
-                self.name,
-                "--listen",
-                f"127.0.0.1:{self.port}",
-            ],
+            self._wrap(argv),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -139,9 +156,9 @@ class Node:
 
 
 @contextlib.contextmanager
-def always_up() -> Iterator[int]:
-    """A port that accepts (and closes) every connection, from a thread."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+def always_up(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port on ``host`` that accepts (and closes) every connection, from a thread."""
+    server = socket.create_server((host, 0), backlog=1024)
     server.settimeout(0.2)
     done = threading.Event()
 

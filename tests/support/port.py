@@ -14,6 +14,11 @@ test can see what the web asked of the engine, and it answers as the engine
   per transition, then ``StateChanged`` when the state or incident changed;
 * commands refuse as the engine does (:class:`~pymon.errors.UnknownService`,
   :class:`~pymon.errors.CommandRefused`, with its messages);
+* a service with ``locations`` is expanded into its location checks (``web@eu-west``)
+  as the config's load expands it; its view carries each location's latest result and
+  :func:`pymon.locations.combine`'s verdict over them (every listed location counts as
+  announced unless ``announced`` says otherwise), and a location check's new result
+  decides the service again, as its node does;
 * reads never change anything, and time is the :class:`FakeClock`'s.
 """
 
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pymon import locations
 from pymon.checks.heartbeat import push_tokens
 from pymon.config.load import load_config_text
 from pymon.config.schema import Config, ServiceConfig
@@ -81,8 +87,14 @@ class FakePort:
     reload_status: ReloadStatus = field(default_factory=ReloadStatus)
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     bus: Bus[BusItem] = field(default_factory=Bus)
+    #: The locations some node has announced (None: every location a service lists).
+    announced: set[str] | None = None
 
     def __post_init__(self) -> None:
+        if not any(locations.split(s.name) for s in self._config.services):
+            # As the config's load: each service with locations and its location checks.
+            expanded = locations.expand(self._config.services)
+            self._config = self._config.model_copy(update={"services": expanded})
         # As the runtime's load: every service gets a state, a disabled one is disabled.
         specs = {s.name: s.check for s in self._config.services}
         self.tokens = {**push_tokens(specs), **self.tokens}
@@ -104,22 +116,58 @@ class FakePort:
         service = self._config.service(name)
         if service is None or name not in self.states:
             return None
+        seen, combined = self._locations(service)
         return ServiceView(
             service,
             self.states[name],
             self.incidents.get(name),
             service.enabled,
             self.owners.get(name),
+            seen,
+            combined,
         )
 
+    def _locations(
+        self, service: ServiceConfig
+    ) -> tuple[dict[str, locations.LocationResult], locations.Combined | None]:
+        """Each of ``service``'s locations' latest result and what they decide now."""
+        if not service.locations:
+            return {}, None
+        seen: dict[str, locations.LocationResult] = {}
+        for where in service.locations:
+            check = locations.at(service.name, where)
+            state = self.states.get(check)
+            if state is None or state.last_check is None:
+                continue
+            seen[where] = locations.LocationResult(
+                where,
+                state.confirmed_status,
+                state.message,
+                state.last_check,
+                state.last_duration,
+                self.owners.get(check),
+            )
+        combined = locations.combine(
+            service.locations,
+            seen,
+            quorum=locations.quorum_of(len(service.locations), service.quorum),
+            now=self.now(),
+            max_age=locations.max_age(service),
+            announced=set(service.locations) if self.announced is None else self.announced,
+            notify_partial=service.notify_partial,
+        )
+        return seen, combined
+
     async def services(self) -> list[ServiceView]:
-        return [v for s in self._config.services if (v := self._view(s.name)) is not None]
+        # As the runtime: a location check is shown with its service, not listed.
+        listed = locations.listed(self._config.services)
+        return [v for s in listed if (v := self._view(s.name)) is not None]
 
     async def service(self, name: str) -> ServiceView | None:
         return self._view(name)
 
     async def status_counts(self) -> dict[str, int]:
-        return count_statuses(v.state for v in await self.services())
+        return count_statuses(v.state for v in locations.listed(await self.services()))
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:
         return sorted(self.results.get(name, []), key=lambda r: -r.seq)[:limit]
@@ -203,7 +251,7 @@ class FakePort:
             return self.figures
         return Health(
             started_at=SOME_TIME - 60,
-            services=len(self._config.services),
+            services=len(locations.listed(self._config.services)),
             reload=self.reload_status,
         )
 
@@ -372,7 +420,16 @@ class FakePort:
             name, new.seq, new.status, new.message, result.metrics, now, duration, 0
         )
         self._apply(outcome, record)
+        self._decide_for(name)
         return new
+
+    def _decide_for(self, name: str) -> None:
+        """After a location check's result: its service decided again from its
+        locations, as the service's node does (a check of the combined verdict)."""
+        parent = locations.split(name)
+        view = None if parent is None else self._view(parent[0])
+        if view is not None and view.combined is not None and view.config.enabled:
+            self.check(view.name, view.combined.status, view.combined.message, duration=0.0)
 
     def set_status(self, name: str, status: Status, message: str = "", **extra: Any) -> None:
         """Put ``name`` in ``status`` (confirmed) directly, without the rules."""
@@ -389,6 +446,7 @@ class FakePort:
             **extra,
         )
         self.bus.publish(StateChanged(name))
+        self._decide_for(name)
 
     def open_incident(self, name: str, status: Status = Status.FAILED) -> Incident:
         """Open an incident for ``name`` now, directly, without the rules."""

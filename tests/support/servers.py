@@ -9,10 +9,10 @@ import weakref
 __all__ = ["TcpListener", "free_port", "refused_port", "reserved_port"]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` (a local address) that was free a moment ago."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 
@@ -20,8 +20,9 @@ def free_port() -> int:
 _RESERVED: list[socket.socket] = []
 
 
-def reserved_port() -> int:
-    """A TCP port on 127.0.0.1 kept for this test run alone.
+def reserved_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` (a local address, 127.0.0.1 unless said) kept for this
+    test run alone.
 
     A socket bound to it (``SO_REUSEADDR``, never listening) stays open until the
     process ends, so no other server and no outgoing connection is handed the port,
@@ -30,7 +31,7 @@ def reserved_port() -> int:
     """
     reserve = socket.socket()
     reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    reserve.bind(("127.0.0.1", 0))
+    reserve.bind((host, 0))
     _RESERVED.append(reserve)
     port: int = reserve.getsockname()[1]
     return port
@@ -47,7 +48,8 @@ def refused_port() -> int:
 
 
 class TcpListener:
-    """An asyncio TCP server that accepts and closes; can be stopped and restarted.
+    """An asyncio TCP server on ``host`` (127.0.0.1 unless said) that accepts and
+    closes; can be stopped and restarted.
 
     Its port stays reserved from creation on, also while it is not listening: a
     socket bound to it (``SO_REUSEADDR``, never listening) that the server shares
@@ -57,10 +59,11 @@ class TcpListener:
     a moment ago (``free_port``) guarantees neither.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         reserve = socket.socket()
         reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        reserve.bind(("127.0.0.1", port or 0))
+        reserve.bind((host, port or 0))
+        self.host = host
         weakref.finalize(self, reserve.close)
         self.port: int = reserve.getsockname()[1]
         self._server: asyncio.Server | None = None
@@ -70,7 +73,7 @@ class TcpListener:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
+            self._handle, self.host, self.port, reuse_address=True
         )
 
     async def stop(self) -> None:

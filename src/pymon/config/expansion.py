@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pymon.config.schema import SEPARATOR, FlapGuard, ServiceConfig
+from pymon.config.schema import SEPARATOR, ServiceConfig
 
 __all__ = ["SEPARATOR", "at", "expand", "split"]
 
-#: The flap guard of a service with locations: each location has the service's own;
-#: the combined status takes effect at once (a second guard would only delay it).
-_AT_ONCE = FlapGuard(ok=1, warn=1, error=1, failed=1, unknown=1)
+#: A service with locations confirms what its locations decide at once: each location
+#: has the service's own flap guard, and a second one would only delay the notice.
+#: ``unknown`` (too few locations reporting) keeps the service's count: right after a
+#: start or a handover the locations' results are a moment away.
+_AT_ONCE = {"ok": 1, "warn": 1, "error": 1, "failed": 1}
 
 
 def at(service: str, location: str) -> str:
@@ -39,7 +41,8 @@ def expand(services: Sequence[ServiceConfig]) -> tuple[ServiceConfig, ...]:
     thresholds and flap guard; it notifies nobody, depends on nothing (its node may
     not run the service's parents) and has no tags, SLA or badge of its own. The
     service keeps its settings but checks nothing itself: its thresholds and flap
-    guard act per location (above), so it has none of its own.
+    guard act per location (above), so it has no thresholds and confirms what its
+    locations decide at once (``unknown`` after the service's own count).
     """
     if not any(s.locations for s in services):
         return tuple(services)
@@ -48,7 +51,8 @@ def expand(services: Sequence[ServiceConfig]) -> tuple[ServiceConfig, ...]:
         if not service.locations:
             out.append(service)
             continue
-        out.append(service.model_copy(update={"thresholds": {}, "flap_guard": _AT_ONCE}))
+        guard = service.flap_guard.model_copy(update=_AT_ONCE)
+        out.append(service.model_copy(update={"thresholds": {}, "flap_guard": guard}))
         for location in service.locations:
             out.append(
                 service.model_copy(

@@ -28,12 +28,14 @@ from pymon.clock import Clock, sleep_or_wake
 from pymon.config.schema import ClusterConfig, ServiceConfig
 from pymon.engine.ports import ClusterFigures
 from pymon.errors import StoreError
+from pymon.locations import location_names, split
 from pymon.programs import process_alive
 from pymon.store.base import Fence, Lease, NodeRecord, Store
 
 __all__ = [
     "Membership",
     "Plan",
+    "Pools",
     "cluster_checksum",
     "default_node_name",
     "fair_share",
@@ -59,10 +61,67 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards
 
 
+@dataclass(frozen=True, slots=True)
+class Pools:
+    """The shards in pools: the first ``shards`` (pool ``""``) for the services every
+    node may run, then ``shards`` more for each location some service lists, in
+    sorted order, run only by nodes of that location (docs/cluster.md, "Pools").
+
+    Every node derives the same pools from the same config (their checksums agree
+    before any holds a shard), so a shard number means the same pool everywhere.
+    """
+
+    shards: int
+    locations: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, services: Sequence[ServiceConfig], shards: int) -> Pools:
+        """The pools ``services`` need."""
+        return cls(shards, tuple(location_names(services)))
+
+    @property
+    def total(self) -> int:
+        """How many shards there are in all."""
+        return self.shards * (1 + len(self.locations))
+
+    def base(self, location: str) -> int:
+        """The first shard of ``location``'s pool (0 for the common pool ``""``)."""
+        return 0 if not location else self.shards * (1 + self.locations.index(location))
+
+    def pool(self, shard: int) -> str | None:
+        """The location whose pool holds ``shard`` (``""``: the common pool; None:
+        none, a shard left from a config with more locations)."""
+        index = shard // self.shards
+        if index == 0:
+            return ""
+        return self.locations[index - 1] if index <= len(self.locations) else None
+
+    def serves(self, shard: int, location: str) -> bool:
+        """Whether a node at ``location`` may hold ``shard``."""
+        pool = self.pool(shard)
+        return pool == "" or (pool is not None and pool == location)
+
+
 def shard_map(services: Sequence[ServiceConfig], shards: int) -> dict[str, int]:
     """Every service's shard: that of the first (by name) root of its ``depends_on``
     tree, so a dependency tree stays on one node. A parent that is not configured
-    counts as no parent."""
+    counts as no parent. A location check (``web@eu-west``) is in its location's pool
+    (:class:`Pools`), spread by its own name."""
+    pools = Pools.of(services, shards)
+    if not pools.locations:
+        return _rooted(services, shards)
+    located = {s.name: where for s in services if (where := split(s.name)) is not None}
+    return {
+        **_rooted([s for s in services if s.name not in located], shards),
+        **{
+            name: pools.base(location) + shard_of(name, shards)
+            for name, (_, location) in located.items()
+        },
+    }
+
+
+def _rooted(services: Sequence[ServiceConfig], shards: int) -> dict[str, int]:
+    """The shard of each service by the root of its ``depends_on`` tree."""
     parents = {s.name: s.depends_on for s in services}
     roots: dict[str, str] = {}
 
@@ -203,6 +262,10 @@ class Membership:
         #: The epoch of every shard held, by shard (what this node's writes carry).
         self.epochs: dict[int, int] = {}
         self.shard_of: Mapping[str, int] = {}
+        #: The pools the shards fall in (set with the shard map, at start and reload).
+        self.pools = Pools(config.shards)
+        # Shards created in the store so far (a reload may add a location's pool).
+        self._created = 0
         self._wake = asyncio.Event()
         # Shards a write found taken, to hand over at the next heartbeat (soon).
         self._taken: set[int] = set()
@@ -226,14 +289,27 @@ class Membership:
         """What this node's writes must still hold to land."""
         return Fence(self.node.name, dict(self.epochs), self.shard_of)
 
-    def services(self, names: Sequence[str]) -> set[str]:
-        """Those of ``names`` in shards this node holds."""
-        return {n for n in names if self.shard_of.get(n) in self.epochs}
+    def owns(self, name: str) -> bool:
+        """Whether this node runs service ``name``: it holds the shard, and the shard
+        is in a pool of this node's (after a reload that moved the pools, a shard held
+        in the wrong one is given up at the next beat, and runs nothing meanwhile)."""
+        shard = self.shard_of.get(name)
+        return shard in self.epochs and self.pools.serves(shard, self.node.location)
 
-    async def start(self, shard_of: Mapping[str, int]) -> None:
+    def services(self, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` this node runs (:meth:`owns`)."""
+        return {n for n in names if self.owns(n)}
+
+    def map(self, shard_of: Mapping[str, int], pools: Pools) -> None:
+        """Use this shard map and these pools from now on (a reload)."""
+        self.shard_of, self.pools = shard_of, pools
+        self._wake.set()
+
+    async def start(self, shard_of: Mapping[str, int], pools: Pools | None = None) -> None:
         """Create the shards, beat once and take this node's first share."""
         self.shard_of = shard_of
-        await self._store.add_shards(self._config.shards)
+        self.pools = pools or Pools(self._config.shards)
+        await self._create_shards()
         await self._after_earlier_life()
         if self._one_machine:
             nodes = await self._store.nodes()
@@ -330,6 +406,7 @@ class Membership:
             await self._changed(set(), lost)
         if self._holding:
             return
+        await self._create_shards()
         nodes, leases = await self._free_gone(now)
         live = live_nodes(nodes, now, self._config.lease)
         decided = self._decide(nodes, live, leases, now)
@@ -435,8 +512,36 @@ class Membership:
             self.problem = f"config checksum {mine[:12]} differs from the cluster's {agreed[:12]}"
             return Plan(release=tuple(sorted(self.epochs)))
         self.problem = None
-        agreeing = [n.name for n in running if n.config_checksum == agreed]
-        return plan(self.node.name, agreeing, leases, now)
+        agreeing = [n for n in running if n.config_checksum == agreed]
+        return self._plan_pools(agreeing, leases, now)
+
+    def _plan_pools(
+        self, agreeing: Sequence[NodeRecord], leases: Sequence[Lease], now: float
+    ) -> Plan:
+        """:func:`plan` in each pool this node serves, among the nodes that serve it;
+        the shards it holds in any other pool (or in none: left from a config with
+        more locations) are given up."""
+        me = self.node
+        by_pool: dict[str | None, list[Lease]] = {}
+        for lease in leases:
+            by_pool.setdefault(self.pools.pool(lease.shard), []).append(lease)
+        claim: list[int] = []
+        release: list[int] = []
+        for pool, theirs in by_pool.items():
+            if pool is None or (pool and pool != me.location):
+                release += [lease.shard for lease in theirs if lease.owner == me.name]
+                continue
+            members = [n.name for n in agreeing if not pool or n.location == pool]
+            step = plan(me.name, members, theirs, now)
+            claim += step.claim
+            release += step.release
+        return Plan(tuple(claim), tuple(sorted(release)))
+
+    async def _create_shards(self) -> None:
+        """Create the pools' shards in the store where missing."""
+        if self._created < self.pools.total:
+            await self._store.add_shards(self.pools.total)
+            self._created = self.pools.total
 
     def config_changed(self, checksum: str) -> None:
         """This node runs a config with ``checksum`` now (a reload); told at the next beat."""

@@ -94,6 +94,11 @@ class Peers:
                 await self._read()
         return self._seen
 
+    @property
+    def max_age(self) -> float:
+        """How old the copy of the states may be (read whole at least this often)."""
+        return self._max_age
+
     def owner(self, name: str, seen: Sighting) -> str | None:
         """The node running service ``name`` as ``seen`` says, None when nobody holds
         its shard."""

@@ -43,6 +43,7 @@ from pymon.clock import Clock, SystemClock
 from pymon.config.schema import Config, ServiceConfig
 from pymon.config.windows import MaintenanceWindow
 from pymon.engine import rules
+from pymon.engine.board import LocationBoard
 from pymon.engine.book import ServiceBook
 from pymon.engine.bus import Bus, Subscription
 from pymon.engine.flags import MaintenanceFlags
@@ -71,8 +72,10 @@ from pymon.events import (
     ReloadFailed,
     StateChanged,
 )
+from pymon.locations import max_age, split
 from pymon.model import (
     Ack,
+    CheckResult,
     Event,
     EventKind,
     Heartbeat,
@@ -142,6 +145,21 @@ class Runtime:
         self.cluster_figures: Callable[[], ClusterFigures] = ClusterFigures
         #: Sends commands for services another node runs to that node (None: one node).
         self.relay = relay
+        self._located: list[str] = []
+        # When this node began running each service with locations.
+        self._begun: dict[str, float] = {}
+        self._service_of: dict[str, str] = {}
+        self._index_locations()
+        self.board = LocationBoard(
+            store,
+            clock=self.clock,
+            node=peers.node if peers is not None else None,
+            local=self.states.get,
+            running=self._running_located,
+            wake=self._decide_now,
+            peers=peers,
+            delay=config.storage.flush_interval,
+        )
 
     @property
     def states(self) -> dict[str, ServiceState]:
@@ -172,6 +190,7 @@ class Runtime:
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self._maintenance.sweep(self._flipped), name="maintenance"),
+            asyncio.create_task(self.board.run(), name="locations"),
         ]
 
     async def take(self, names: Iterable[str]) -> int:
@@ -225,7 +244,17 @@ class Runtime:
         if service is None or state is None:
             return None
         node = self._peers.node if self._peers is not None else None
-        return ServiceView(service, state, self.incidents.get(name), name in self.scheduler, node)
+        view = ServiceView(service, state, self.incidents.get(name), name in self.scheduler, node)
+        return self._with_locations(view) if service.locations else view
+
+    def _with_locations(
+        self, view: ServiceView, seen: Sighting | None = None, slack: float = 0.0
+    ) -> ServiceView:
+        """``view`` with what each of its locations sees and what they decide now
+        (``seen``: the store's copy, for a service another node runs)."""
+        found = self.board.results(view.config, seen.states if seen is not None else None)
+        decided = self.board.combined(view.config, found, self.clock.time(), slack)
+        return replace(view, locations=found, combined=decided)
 
     async def _others(self) -> Sighting | None:
         """What the store says of the services another node runs; None when this node
@@ -240,13 +269,17 @@ class Runtime:
         assert self._peers is not None
         service = self.configs[name]
         state = seen.states.get(name) or ServiceState(name)
-        return ServiceView(
+        view = ServiceView(
             service,
             state,
             seen.incidents.get(name),
             service.enabled,
             self._peers.owner(name, seen),
         )
+        if not service.locations:
+            return view
+        # The store's copy of the location checks may be as old as the peers' reads.
+        return self._with_locations(view, seen, self._peers.max_age)
 
     async def services(self) -> list[ServiceView]:
         """Every service with its state, in config order: this node's from memory, the
@@ -254,6 +287,8 @@ class Runtime:
         seen = await self._others()
         views = []
         for name in self.configs:
+            if name in self._service_of:
+                continue  # a location check: shown with its service
             view = self._view(name)
             if view is None and seen is not None:
                 view = self._their_view(name, seen)
@@ -271,10 +306,11 @@ class Runtime:
     async def status_counts(self) -> dict[str, int]:
         """Services per status, from the states alone (the live stream asks it often)."""
         seen = await self._others()
+        listed = [n for n in self.configs if n not in self._service_of]
         if seen is None:
-            return count_statuses(self.states[n] for n in self.configs if n in self.states)
+            return count_statuses(self.states[n] for n in listed if n in self.states)
         return count_statuses(
-            self.states.get(n) or seen.states.get(n) or ServiceState(n) for n in self.configs
+            self.states.get(n) or seen.states.get(n) or ServiceState(n) for n in listed
         )
 
     async def history(self, name: str, limit: int) -> list[ResultRecord]:
@@ -288,14 +324,17 @@ class Runtime:
 
     async def open_incidents(self) -> list[Incident]:
         """Every open incident: this node's from memory, the others' from the store."""
-        mine = [i for i in self.incidents.values() if i.open]
+        mine = [i for i in self.incidents.values() if i.open and i.service not in self._service_of]
         seen = await self._others()
         if seen is None:
             return mine
         theirs = [
             i
             for name, i in seen.incidents.items()
-            if i.open and name in self.configs and name not in self.states
+            if i.open
+            and name in self.configs
+            and name not in self.states
+            and name not in self._service_of
         ]
         return mine + theirs
 
@@ -528,6 +567,7 @@ class Runtime:
         checks never see half a swap."""
         self._config = config
         self.configs = {s.name: s for s in config.services}
+        self._index_locations()
         self.heartbeats.set_tokens(_tokens(config))
         self._maintenance.forget()
 
@@ -573,6 +613,8 @@ class Runtime:
             return
         state = restored or ServiceState(service.name)
         self.states[service.name] = state
+        if service.locations:
+            self._begun[service.name] = self.clock.time()
         if service.enabled:
             self.scheduler.add(service.name, service.interval)
         else:
@@ -613,7 +655,13 @@ class Runtime:
             # A result is judged by the world it saw: a child whose check began while a
             # parent was down is unreachable even if the parent came back meanwhile.
             parent_was_down = self._parent_down(service)
-            result = await run_check(check_type(service.type), service.check, ctx)
+            if service.locations:
+                combined = self._combined_result(service)
+                if combined is None:
+                    return service.retry_after  # its locations' results are on their way
+                result = combined
+            else:
+                result = await run_check(check_type(service.type), service.check, ctx)
             current = self.configs.get(name)
             if current is None or not current.enabled or name not in self.states:
                 # Removed or disabled by a reload, or handed to another node, while it
@@ -642,10 +690,54 @@ class Runtime:
             self.book.apply(outcome, record)
             self._wait_for_parents(outcome)
             self._tell_children(name)
+            located = self._service_of.get(name)
+            if located is not None and prev.confirmed_status != state.confirmed_status:
+                self._decide_now(located)
             return service.retry_after if rules.wants_retry(state) else None
         finally:
             if asked:
                 self._parents.ran(name, started)
+
+    # -- locations (pymon.locations) -------------------------------------------------
+
+    def _index_locations(self) -> None:
+        """Which services list locations, and each location check's service."""
+        self._located = [name for name, s in self.configs.items() if s.locations]
+        self._service_of = {
+            name: where[0] for name in self.configs if (where := split(name)) is not None
+        }
+
+    def _running_located(self) -> list[ServiceConfig]:
+        """The services with locations this node runs."""
+        return [self.configs[n] for n in self._located if n in self.states]
+
+    def _combined_result(self, service: ServiceConfig) -> CheckResult | None:
+        """``service``'s result: what its locations decide together now. None while
+        that cannot be known yet: before the board's first look at the store, and
+        while too few locations report within the first age limit after this node
+        began running it (a start or a handover: their results are on their way,
+        and an ``unknown`` then would be noise)."""
+        now = self.clock.time()
+        if not self.board.ready:
+            return None
+        decided = self.board.combined(service, self.board.results(service), now)
+        if (
+            decided.status is Status.UNKNOWN
+            and now - self._begun.get(service.name, float("-inf"))
+            < max_age(service) + self.board.travel
+        ):
+            return None
+        metrics = {
+            "locations_present": float(len(decided.present)),
+            "locations_partial": float(len(decided.partial_locations)),
+        }
+        return CheckResult(decided.status, decided.message, metrics, now, 0.0)
+
+    def _decide_now(self, name: str) -> None:
+        """A location of ``name`` changed its mind: decide for ``name`` now, if this
+        node runs it."""
+        if name in self.scheduler:
+            self.scheduler.run_now(name)
 
     def _gap(self, name: str) -> float:
         """``name``'s gap limit: a longer span between two results is no data."""

@@ -178,6 +178,9 @@ class Shell:
             facts.append(("tags", Text(render.clean(", ".join(map(str, row["tags"]))))))
         if not row.get("enabled", True):
             facts.append(("enabled", Text("no")))
+        if row.get("quorum") is not None:
+            facts.append(("quorum", Text(str(row["quorum"]))))
+        facts += render.location_lines(row, now)
         incident = row.get("incident")
         if isinstance(incident, dict):
             facts.append(("incident", Text(render.incident_line(incident, now))))

@@ -30,6 +30,7 @@ __all__ = [
     "explain",
     "flags",
     "incident_line",
+    "location_lines",
     "metrics",
     "moment",
     "seconds",
@@ -109,11 +110,37 @@ def table(console: Console, *columns: str) -> Table:
 
 
 def flags(row: dict[str, Any]) -> list[str]:
-    """A service row's flags, ``soft`` for a status not confirmed yet."""
+    """A service row's flags, ``soft`` for a status not confirmed yet, ``partial:
+    eu-west`` naming the locations that see a problem its quorum does not confirm."""
     found = [flag for flag in FLAGS if row.get(flag)]
     if not row.get("confirmed") and row.get("status") not in ("ok", "unknown", "disabled"):
         found.append("soft")
+    if row.get("partial"):
+        where = row.get("partial_locations")
+        named = " ".join(map(str, where)) if isinstance(where, list) else ""
+        found.append(clean(f"partial: {named}".strip()))
     return found
+
+
+def location_lines(row: dict[str, Any], now: float) -> list[tuple[str, Text]]:
+    """A service row's locations, one ``(location, what it sees)`` each: status,
+    message, age and node, or why it does not count."""
+    shown = row.get("locations")
+    if not isinstance(shown, dict):
+        return []
+    lines = []
+    for where, seen in shown.items():
+        if not isinstance(seen, dict):
+            continue
+        status = str(seen.get("status") or "none yet")
+        text = styled((status, STATUS_STYLES.get(status, "")))
+        if seen.get("message"):
+            text.append(f" - {clean(seen['message'])}")
+        text.append(f" ({ago(seen.get('last_check'), now)}, node {clean(seen.get('node') or '-')})")
+        if not seen.get("present", True):
+            text.append(f" absent: {clean(seen.get('absent_reason') or '?')}", style="dim")
+        lines.append((f"@{clean(where)}", text))
+    return lines
 
 
 def summary(row: dict[str, Any]) -> str:

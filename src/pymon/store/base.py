@@ -155,8 +155,9 @@ class Store(Protocol):
         """Release connections; pending writes were already awaited by the caller."""
         ...
 
-    async def load_states(self) -> dict[str, ServiceState]:
-        """The last persisted state of every service, keyed by name."""
+    async def load_states(self, names: Sequence[str] | None = None) -> dict[str, ServiceState]:
+        """The last persisted state of every service (of ``names`` only, if given),
+        keyed by name."""
         ...
 
     async def write(

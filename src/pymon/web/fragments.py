@@ -3,11 +3,13 @@ is joined from.
 
 A service's JSON (:func:`~pymon.web.views.service_json`) depends only on the parts of
 its :class:`~pymon.engine.ports.ServiceView`: its config, its state and its incident
-(immutable values, replaced whole by the engine when anything changes) and the node
-that runs it. :class:`ServiceFragments` keeps the encoded bytes beside the very
-objects they were made from, so a fragment is reused while the engine hands out the
-same objects and made again the first time it hands out new ones: no timer, no
-subscription, nothing to invalidate by hand. The bytes are what FastAPI's own encoder
+(immutable values, replaced whole by the engine when anything changes), the node
+that runs it and, for a service with locations, its locations' results and their
+verdict (compared by value: the engine may build them afresh for each view).
+:class:`ServiceFragments` keeps the encoded bytes beside the very objects they were
+made from, so a fragment is reused while the engine hands out the same objects and
+made again the first time it hands out new ones: no timer, no subscription, nothing
+to invalidate by hand. The bytes are what FastAPI's own encoder
 (pydantic's) makes of the dict, so a listing joined from them is byte for byte the
 answer the route would give by returning the dicts.
 """
@@ -22,10 +24,11 @@ from pydantic_core import to_json
 from pymon.web.views import service_json
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
 
     from pymon.config.schema import ServiceConfig
     from pymon.engine.ports import ServiceView
+    from pymon.locations import Combined, LocationResult
     from pymon.model import Incident, ServiceState
 
 __all__ = ["Fields", "ServiceFragments", "json_bytes"]
@@ -45,6 +48,8 @@ class _Fragment:
     state: ServiceState
     incident: Incident | None
     node: str | None
+    locations: Mapping[str, LocationResult]
+    combined: Combined | None
     data: bytes
 
     def fits(self, view: ServiceView) -> bool:
@@ -56,6 +61,9 @@ class _Fragment:
             and view.incident is self.incident
             and view.config is self.config
             and view.node == self.node
+            # Empty for a service without locations: two empty dicts compare at once.
+            and view.combined == self.combined
+            and view.locations == self.locations
         )
 
 
@@ -94,7 +102,15 @@ class ServiceFragments:
                 return kept.data
             whole = service_json(view)
             data = json_bytes(whole if fields is None else {f: whole[f] for f in fields})
-            by_name[view.name] = _Fragment(view.config, view.state, view.incident, view.node, data)
+            by_name[view.name] = _Fragment(
+                view.config,
+                view.state,
+                view.incident,
+                view.node,
+                view.locations,
+                view.combined,
+                data,
+            )
             return data
 
         return encode

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pymon.locations import listed
 from pymon.uptime import DAY, HOUR, Piece, layout, total
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ async def _compute(port: EnginePort, now: float) -> list[UptimeSample]:
         ]
         for label, made_of in windows
     }
-    names = [s.name for s in port.config.services]
+    names = [s.name for s in listed(port.config.services)]
     samples: list[UptimeSample] = []
     for first in range(0, len(names), CHUNK):
         chunk = names[first : first + CHUNK]

@@ -9,6 +9,12 @@ In a cluster every node shows every service, each labelled with the ``node`` tha
 runs it (empty while nobody holds its shard), and one series per node of the
 ``pymon_node_*`` families; scraping one node is enough (scraping several gives the
 same series from each, told apart by the scrape's own ``instance`` label).
+``pymon_node_info`` labels each node with its ``location``.
+
+A service with locations has its own series and, beside them, ``pymon_service_partial``
+and one ``pymon_location_status`` per location (encoded as ``pymon_service_status``:
+1 for the location's status, 0 for the others; all 0 before its first result). Its
+location checks (``web@eu-west``) have no per-service series of their own.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from pymon import __version__
+from pymon.locations import listed
 from pymon.model import Status
 from pymon.web.auth import require_read
 from pymon.web.engine import port_of
@@ -53,7 +60,7 @@ class Snapshot(Collector):
         nodes: list[NodeView] | None = None,
         uptime: list[UptimeSample] | None = None,
     ) -> None:
-        self._services = services
+        self._services = listed(services)
         self._health = health
         self._instance = instance
         self._nodes = nodes or []
@@ -63,6 +70,7 @@ class Snapshot(Collector):
         """Every metric family of this scrape."""
         health = self._health
         yield from self._service_families()
+        yield from self._location_families()
         yield from self._uptime_families()
         yield from self._node_families()
         stats = health.scheduler
@@ -157,6 +165,29 @@ class Snapshot(Collector):
         yield up
         yield duration
 
+    def _location_families(self) -> Iterator[Metric]:
+        partial = GaugeMetricFamily(
+            "pymon_service_partial",
+            "1 when some location sees a problem its quorum does not confirm.",
+            labels=["service"],
+        )
+        where = GaugeMetricFamily(
+            "pymon_location_status",
+            "1 for the status a service's location sees, 0 for the others.",
+            labels=["service", "location", "status"],
+        )
+        for view in self._services:
+            if not view.config.locations:
+                continue
+            partial.add_metric([view.name], float(view.partial))
+            for location in view.config.locations:
+                result = view.locations.get(location)
+                current = None if result is None or result.status is None else result.status.value
+                for value in _STATUSES:
+                    where.add_metric([view.name, location, value], float(value == current))
+        yield partial
+        yield where
+
     def _uptime_families(self) -> Iterator[Metric]:
         ratio = GaugeMetricFamily(
             "pymon_service_uptime_ratio",
@@ -179,6 +210,12 @@ class Snapshot(Collector):
         yield target
 
     def _node_families(self) -> Iterator[Metric]:
+        info = InfoMetricFamily(
+            "pymon_node", "The cluster's node and where it checks from.", labels=["node"]
+        )
+        for node in self._nodes:
+            info.add_metric([node.name], {"location": node.location})
+        yield info
         for name, documentation, value in _NODE_FAMILIES:
             yield _labelled(
                 GaugeMetricFamily,

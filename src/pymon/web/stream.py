@@ -14,6 +14,9 @@ of services), ``event: counts`` (services per status), then as things happen
 ``/api/v1/events`` shows it) and ``event: counts`` whenever the counts change; a
 ``: ping`` comment keeps idle connections (and the proxies between) alive.
 
+A location check (``web@eu-west``) is not listed, so it has no ``state`` frame of its
+own: its change sends its service's (``web``, whose ``locations`` show it).
+
 In a cluster, the services another node runs change in the store, not on this
 node's bus: while clients are connected the hub asks the counts every ``poll``
 seconds, which reads the store again when its copy is old, and the engine hints
@@ -35,6 +38,7 @@ from fastapi.responses import StreamingResponse
 from pymon import __version__
 from pymon.engine.bus import Bus, Subscription
 from pymon.events import TRANSITION_TYPES, BusItem, StateChanged
+from pymon.locations import split
 from pymon.web.auth import require_read
 from pymon.web.views import service_json
 
@@ -119,7 +123,7 @@ class StreamHub:
                 if isinstance(item, StateChanged):
                     if not pending:
                         flush_at = loop.time() + settings.coalesce
-                    pending[item.name] = None
+                    pending[_shown(item.name)] = None
                 elif isinstance(item, TRANSITION_TYPES):
                     self.frames.publish(_frame("event", item.event.to_dict()))
             now = loop.time()
@@ -149,6 +153,13 @@ class StreamHub:
         if now_counts != counts:
             self.frames.publish(_frame("counts", now_counts))
         return now_counts
+
+
+def _shown(name: str) -> str:
+    """The service whose row shows ``name``'s state: its own, or a location check's
+    service."""
+    parent = split(name)
+    return name if parent is None else parent[0]
 
 
 def _hub(request: Request) -> StreamHub:

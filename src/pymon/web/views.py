@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pymon.engine.maintenance import active_at
+from pymon.locations import quorum_of
 from pymon.model import ServiceState
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ __all__ = [
     "SERVICE_FIELDS",
     "delivery_json",
     "incident_json",
+    "locations_json",
     "node_json",
     "outbox_json",
     "service_json",
@@ -45,14 +47,43 @@ def incident_json(incident: Incident | None) -> dict[str, Any] | None:
 SERVICE_FIELDS = (
     *ServiceState("").to_dict(),
     *("acknowledged", "escalated", "type", "description", "enabled", "interval", "tags", "node"),
+    *("locations", "partial", "partial_locations", "quorum"),
 )
 """The keys of :func:`service_json`, in its order (``incident``, the state's id there,
 becomes the incident itself)."""
 
 
+def locations_json(view: ServiceView) -> dict[str, dict[str, Any]]:
+    """Each location ``view``'s service lists, in listed order, as it sees the service:
+    its latest result (``status`` null before any), the node running its check, and
+    whether it counts now (``present``) or why not (``absent_reason``)."""
+    combined = view.combined
+    shown: dict[str, dict[str, Any]] = {}
+    for location in view.config.locations:
+        result = view.locations.get(location)
+        present = combined is not None and location in combined.present
+        if present or combined is None:
+            # Not combined yet: the service's node has not decided since it started.
+            why = None if present else "not decided yet"
+        else:
+            why = combined.absent.get(location, "")
+        shown[location] = {
+            "status": None if result is None or result.status is None else result.status.value,
+            "message": "" if result is None else result.message,
+            "last_check": None if result is None else result.last_check,
+            "node": None if result is None else result.node,
+            "duration": None if result is None else result.duration,
+            "present": present,
+            "absent_reason": why,
+        }
+    return shown
+
+
 def service_json(view: ServiceView) -> dict[str, Any]:
     """A service as the API, the pages and the live stream show it, with the ``node``
-    that runs it (null while nobody holds its shard)."""
+    that runs it (null while nobody holds its shard) and, for a service with
+    locations, each location's latest result, the *partial* flag and the effective
+    ``quorum`` (null without locations)."""
     service, state, incident = view.config, view.state, view.incident
     return {
         **state.to_dict(),
@@ -65,6 +96,10 @@ def service_json(view: ServiceView) -> dict[str, Any]:
         "interval": service.interval,
         "tags": service.tags,
         "node": view.node,
+        "locations": locations_json(view) if service.locations else {},
+        "partial": view.partial,
+        "partial_locations": list(view.partial_locations),
+        "quorum": quorum_of(len(service.locations), service.quorum) if service.locations else None,
     }
 
 

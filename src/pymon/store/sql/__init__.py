@@ -504,9 +504,12 @@ class SqlStore:
             result = await conn.execute(stmt)
         return int(result.rowcount)
 
-    async def load_states(self) -> dict[str, ServiceState]:
-        """Every persisted service state, keyed by service name."""
-        rows = await self._read("load service states", select(state_table))
+    async def load_states(self, names: Sequence[str] | None = None) -> dict[str, ServiceState]:
+        """Every persisted service state (of ``names`` only, if given), keyed by name."""
+        stmt = select(state_table)
+        if names is not None:
+            stmt = stmt.where(state_table.c.name.in_(list(names)))
+        rows = await self._read("load service states", stmt)
         return {row["name"]: state_from_row(row) for row in rows}
 
     async def history(self, service: str, limit: int = 100) -> list[ResultRecord]:

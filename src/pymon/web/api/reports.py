@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from pymon.config.schema import Config
+from pymon.locations import split
 from pymon.reports import COLUMNS, Report, Target, targets_of
 from pymon.uptime import DAY
 from pymon.web.api.common import READ, bad_field, errors, moment
@@ -99,7 +100,12 @@ def report_query(
     if high - low > MAX_WINDOW:
         raise bad_field("query", "since", "the window is at most 400 days")
     every = not names and not tags
-    picked = [s for s in config.services if every or s.name in names or tags.intersection(s.tags)]
+    picked = [
+        s
+        for s in config.services
+        # "Every service" is every listed one; a location check is reported when named.
+        if (every and split(s.name) is None) or s.name in names or tags.intersection(s.tags)
+    ]
     return ReportQuery(low, high, targets_of(picked), every, include_maintenance)
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from pymon.locations import listed
 from pymon.web.api.common import READ, Limit, Offset, bad_field, errors, moment, page
 from pymon.web.api.formats import (
     NDJSON,
@@ -84,9 +85,11 @@ async def list_services(
     ] = None,
 ) -> Response:
     """Every service with its current state, in config order, filtered and paginated;
-    as JSON, or NDJSON (``format=ndjson`` or ``Accept: application/x-ndjson``)."""
+    as JSON, or NDJSON (``format=ndjson`` or ``Accept: application/x-ndjson``). A
+    service's location checks (``web@eu-west``) are not listed: their results are in
+    the service's ``locations``, and each answers at its own name."""
     chosen = selected_fields(fields)
-    views = await port_of(request).services()
+    views = listed(await port_of(request).services())
     fragments: ServiceFragments = request.app.state.fragments
     fragments.keep_only(view.name for view in views)
     encode = fragments.encoder(chosen)

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from pymon.locations import listed
 from pymon.web.api.system import healthz
 from pymon.web.engine import lookup, port_of
 from pymon.web.pages.chart import chart
@@ -46,7 +47,7 @@ async def overview(request: Request) -> Response:
     if (login := await login_needed(request)) is not None:
         return login
     port = port_of(request)
-    views = await port.services()
+    views = listed(await port.services())
     started_at = port.health().started_at
     problems = [service_json(view) for view in views if view.state.status.is_problem]
     problems.sort(key=lambda r: (r["acknowledged"], -SEVERITY[r["status"]], r["name"]))
@@ -121,7 +122,7 @@ async def services(
     asked), the rest fetched from the JSON API by ``table.js``."""
     if (login := await login_needed(request)) is not None:
         return login
-    views = await port_of(request).services()
+    views = listed(await port_of(request).services())
     rows = [view for view in views if _matches(view, q, status, tag)]
     keys = _sort_keys(sort) or [("name", False)]
     rows.sort(key=_SORTERS["name"])

@@ -108,6 +108,13 @@ export const svgEl = (tag, attrs = {}, ...children) => {
 
 export const badge = (status) => el("span", { class: `badge status-${status}` }, status);
 
+/** "partial: eu-west, us-east" beside a service's status when some locations see a
+ * problem its quorum does not confirm; null otherwise. */
+export function partialMarker(s, attrs = { class: "partial" }) {
+  if (!s.partial) return null;
+  return el("span", { ...attrs, title: "seen by fewer locations than the quorum" }, `partial: ${s.partial_locations.join(", ")}`);
+}
+
 export function eventRow(e) {
   return el(
     "tr",

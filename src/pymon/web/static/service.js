@@ -2,9 +2,11 @@
 // chart and status timeline drawn as inline SVG from the history API, the same
 // geometry as pymon/web/pages/chart.py: a titled value axis with round ticks
 // (axis.js), and the line and status bar broken before every point marked `gap`.
+// A service with locations shows a table of them and, asked, one line per location
+// drawn from each location check's own history (`name@location`).
 
 import { axisTitle, ticks } from "./axis.js";
-import { FLAGS, csrf, el, formatNumber, getJSON, svgEl, timeEl, absTime } from "./common.js";
+import { FLAGS, badge, csrf, el, formatNumber, getJSON, partialMarker, svgEl, timeEl, absTime } from "./common.js";
 import { startLive } from "./live.js";
 
 const article = document.getElementById("service");
@@ -29,7 +31,9 @@ function apply(s) {
   article.className = `status-${s.status}`;
   document.getElementById("flags").replaceChildren(
     ...FLAGS.filter((f) => s[f]).flatMap((f) => [el("span", { class: "flag", "data-flag": f }, f), " "]),
+    partialMarker(s, { class: "flag", "data-flag": "partial" }) ?? "",
   );
+  applyLocations(s.locations ?? {});
   document.getElementById("message").textContent = s.message;
   document.getElementById("ack-form").hidden = !s.incident || s.acknowledged;
   document.getElementById("unack").hidden = !s.acknowledged;
@@ -39,6 +43,29 @@ function apply(s) {
   setField("count", `${s.count} × ${s.status} (before: ${s.previous_status})`);
   setField("last_duration", `${formatNumber(Math.round(s.last_duration * 10000) / 10)} ms`);
   applyMetrics(s.metrics);
+}
+
+function locationRow(loc, r) {
+  const why = r.present ? [] : [el("span", { class: "absent-reason" }, `absent: ${r.absent_reason}`), r.message ? " · " : ""];
+  return el(
+    "tr",
+    { "data-location": loc, class: `status-${r.status ?? "unknown"}${r.present ? "" : " absent"}` },
+    el("td", { "data-col": "location" }, loc),
+    el("td", { "data-col": "status" }, r.status ? badge(r.status) : el("span", { class: "never" }, "none yet")),
+    el("td", { "data-col": "message" }, why, r.message),
+    el("td", { "data-col": "age" }, timeEl(r.last_check)),
+    el("td", { "data-col": "node" }, r.node ?? "-"),
+    el(
+      "td",
+      { "data-col": "duration", class: "num" },
+      r.duration == null ? "-" : `${formatNumber(Math.round(r.duration * 10000) / 10)} ms`,
+    ),
+  );
+}
+
+function applyLocations(locations) {
+  const body = document.querySelector("#locations tbody");
+  if (body) body.replaceChildren(...Object.entries(locations).map(([loc, r]) => locationRow(loc, r)));
 }
 
 function applyMetrics(metrics) {
@@ -159,12 +186,17 @@ function statusRuns(points) {
   return runs;
 }
 
-function drawChart(points) {
+/** The chart of `series` ([{label, points}]): one line (with its min-max band) for the
+ * service itself, or one line per location, each in its own colour, without bands. */
+function drawChart(series) {
   const [W, H, LEFT, TOP, BOTTOM, RIGHT] = [600, 160, 48, 20, 24, 8];
+  const points = series.flatMap((s) => s.points).sort((a, b) => a.t - b.t);
   const metric = chooseMetric(points);
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
   svg.setAttribute("aria-label", `${metric ?? "metric"} over the last results`);
-  const parts = stretches(points, metric);
+  const split = series.some((s) => s.label != null);
+  const lines = series.map((s) => stretches(s.points, metric));
+  const parts = lines.flat();
   const values = parts.flat();
   const figure = document.getElementById("chart");
   if (metric) figure.dataset.metric = metric;
@@ -185,7 +217,7 @@ function drawChart(points) {
   const round1 = (n) => Math.round(n * 10) / 10;
   const x = (t) => round1(LEFT + ((t - t0) / tspan) * (W - LEFT - RIGHT));
   const y = (v) => round1(TOP + (1 - (v - vmin) / vspan) * (H - TOP - BOTTOM));
-  for (const part of parts) {
+  for (const part of split ? [] : parts) {
     if (!part.some((p) => p.v.max !== p.v.min)) continue;
     const upper = part.map((p) => `${x(p.t)} ${y(p.v.max)}`);
     const lower = part.map((p) => `${x(p.t)} ${y(p.v.min)}`).reverse();
@@ -202,11 +234,49 @@ function drawChart(points) {
     svgEl("line", { x1: LEFT, y1: H - BOTTOM, x2: W - RIGHT, y2: H - BOTTOM, class: "axis-line" }),
     svgEl("text", { x: LEFT, y: H - 6, class: "axis" }, absTime(t0)),
     svgEl("text", { x: W - RIGHT, y: H - 6, "text-anchor": "end", class: "axis" }, absTime(t1)),
-    ...parts.map((part) =>
-      svgEl("path", { d: part.map((p, i) => `${i ? "L" : "M"}${x(p.t)} ${y(p.v.avg)}`).join(" "), class: "line" }),
+    ...lines.flatMap((stretchesOf, n) =>
+      stretchesOf.map((part) =>
+        svgEl("path", {
+          d: part.map((p, i) => `${i ? "L" : "M"}${x(p.t)} ${y(p.v.avg)}`).join(" "),
+          class: split ? `line series-${n % 5}` : "line",
+          ...(split ? { "data-location": series[n].label } : {}),
+        }),
+      ),
     ),
   );
   figure.replaceChildren(svg);
+}
+
+function drawLegend(series) {
+  const legend = document.getElementById("chart-legend");
+  if (!legend) return;
+  legend.replaceChildren(
+    ...series
+      .filter((s) => s.label != null)
+      .map((s, n) => el("span", { class: `series-${n % 5}`, "data-location": s.label }, `— ${s.label}`)),
+  );
+}
+
+async function historyOf(path) {
+  const body = await getJSON(`${path}/history?points=200`);
+  const rows = body.results ?? body.points ?? body.buckets ?? [];
+  const points = rows.map(point).filter((p) => typeof p.t === "number");
+  points.sort((a, b) => a.t - b.t);
+  return points;
+}
+
+/** The series the chart draws: the service's own, or with "one line per location"
+ * ticked, each location check's (`name@location`) history. */
+async function chartSeries(own) {
+  const toggle = document.getElementById("split-locations");
+  if (!toggle?.checked) return [{ label: null, points: own }];
+  const locations = [...document.querySelectorAll("#locations tr[data-location]")].map((r) => r.dataset.location);
+  return Promise.all(
+    locations.map(async (loc) => ({
+      label: loc,
+      points: await historyOf(`/api/v1/services/${encodeURIComponent(`${name}@${loc}`)}`),
+    })),
+  );
 }
 
 function drawTimeline(points) {
@@ -239,11 +309,10 @@ async function drawHistory() {
   chartTimer = null;
   chartDrawnAt = Date.now();
   try {
-    const body = await getJSON(`${base}/history?points=200`);
-    const rows = body.results ?? body.points ?? body.buckets ?? [];
-    const points = rows.map(point).filter((p) => typeof p.t === "number");
-    points.sort((a, b) => a.t - b.t);
-    drawChart(points);
+    const points = await historyOf(base);
+    const series = await chartSeries(points);
+    drawChart(series);
+    drawLegend(series);
     drawTimeline(points);
     // How many times the browser redrew the chart: tests wait for the first.
     chartDraws += 1;
@@ -257,6 +326,11 @@ function drawSoon() {
   if (chartTimer !== null) return;
   chartTimer = setTimeout(drawHistory, Math.max(0, chartDrawnAt + CHART_EVERY - Date.now()));
 }
+
+document.getElementById("split-locations")?.addEventListener("change", () => {
+  clearTimeout(chartTimer);
+  drawHistory();
+});
 
 startLive({
   async resync() {

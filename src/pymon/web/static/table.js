@@ -3,7 +3,7 @@
 // 10,000 services stay fast. Click a header to sort by it (again: reverse), shift+click
 // to add it as the next key.
 
-import { SEVERITY, el, serviceUrl, timeEl } from "./common.js";
+import { SEVERITY, el, partialMarker, serviceUrl, timeEl } from "./common.js";
 import { startLiveServices } from "./live.js";
 
 const table = document.getElementById("services");
@@ -91,7 +91,7 @@ function rowFor(s) {
     "tr",
     { "data-service": s.name, class: classes.join(" ") },
     el("td", { "data-col": "name" }, el("a", { href: serviceUrl(s.name) }, s.name)),
-    el("td", { "data-col": "status" }, s.status),
+    el("td", { "data-col": "status" }, s.status, s.partial ? " " : null, partialMarker(s)),
     el("td", { "data-col": "type" }, s.type),
     el("td", { "data-col": "message" }, s.message),
     el("td", { "data-col": "last_check" }, timeEl(s.last_check)),
@@ -218,7 +218,7 @@ startLiveServices(services, {
   // on every resync instead of 5.4 MB.
   fields: [
     "name", "status", "type", "message", "last_check", "last_change", "tags", "acknowledged",
-    "maintenance",
+    "maintenance", "partial", "partial_locations",
   ],
   loaded() {
     loaded = true;
