@@ -66,6 +66,18 @@ def test_demand_counts_enabled_checks_per_type_and_the_busiest_destination() -> 
     assert demands["heartbeat"].per_second == 0
 
 
+def test_a_service_with_locations_is_counted_by_its_location_checks() -> None:
+    demands = demand(
+        load_config_text(
+            "services:\n"
+            "  - {name: w, type: tcp, host: 10.0.0.1, port: 22, interval: 1s,"
+            " locations: [a, b, c]}\n"
+        )
+    )
+    assert demands["tcp"].services == 3
+    assert demands["tcp"].per_second == pytest.approx(3)
+
+
 def test_the_limits_follow_from_the_costs() -> None:
     demands = demand(load_config_text(CONFIG))
     costs = {"tcp": Cost("tcp", cpu=100e-6, memory=5000), "http": Cost("http", cpu=200e-6)}

@@ -215,7 +215,9 @@ def demand(config: Config) -> dict[str, Demand]:
     hanging: dict[str, float] = defaultdict(float)  # Σ rate x timeout
     towards: dict[str, dict[tuple[str, int], float]] = defaultdict(lambda: defaultdict(float))
     for service in config.services:
-        if not service.enabled:
+        # A service with locations checks nothing itself: its location checks do,
+        # each counted here as the check it is (wherever its location runs it).
+        if not service.enabled or service.locations:
             continue
         services[service.type] += 1
         # A passive heartbeat waits for pushes: it runs no check of its own.

@@ -347,3 +347,14 @@ async def test_a_reload_that_breaks_unexpectedly_is_logged_and_refused(
     assert "a bug in reconcile" in result.errors[0]
     assert "reload (SIGHUP) failed unexpectedly" in caplog.text
     assert "RuntimeError: a bug in reconcile" in caplog.text
+
+
+async def test_a_new_node_location_needs_a_restart_and_the_node_stays_where_it_is(
+    setup: Setup,
+) -> None:
+    d = setup.d
+    setup.path.write_text(setup.path.read_text() + "node: {location: elsewhere}\n")
+    result = await d.reload()
+    assert result.ok
+    assert result.warnings == ("node changed: needs a restart (the running value is kept)",)
+    assert d.config.node.location == ""

@@ -211,6 +211,7 @@ def restart_needed(old: Config, new: Config) -> list[str]:
         ("scheduler.concurrency", old.scheduler.concurrency, new.scheduler.concurrency),
         ("scheduler.workers", old.scheduler.workers, new.scheduler.workers),
         ("cluster", old.cluster, new.cluster),
+        ("node", old.node, new.node),
         ("notifications.delivery", old.notifications.delivery, new.notifications.delivery),
         ("log", old.log, new.log),
     )
@@ -242,6 +243,7 @@ def live_config(old: Config, new: Config) -> Config:
             "acknowledgements": old.acknowledgements,
             "scheduler": old.scheduler,
             "cluster": old.cluster,
+            "node": old.node,
             "notifications": notifications,
             "log": old.log,
         }
