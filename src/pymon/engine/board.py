@@ -146,7 +146,11 @@ class LocationBoard:
     async def look(self) -> None:
         """Read the location checks other nodes run, for the services this node runs;
         wake each service whose location changed its confirmed status."""
-        if self._peers is None:
+        if self._peers is None or not self._located():
+            # Nothing to read: and the peers' copy is not refreshed for nothing (a
+            # refresh may read every state in the store).
+            self._theirs, self._owners = {}, {}
+            self.ready = True
             return
         seen = await self._peers.sighting()
         self._announced = frozenset(n.location for n in seen.nodes if n.location)
