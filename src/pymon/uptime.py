@@ -56,6 +56,7 @@ __all__ = [
     "bucket_start",
     "by_service",
     "credit",
+    "days_of",
     "frozen",
     "gap_limit",
     "layout",
@@ -411,9 +412,11 @@ def credit(
     state: ServiceState,
     duration: float | None,
     gap: float,
+    widths: tuple[int, ...] = (HOUR, DAY),
 ) -> None:
     """Add one decision that took ``previous`` to ``state`` to ``tallies`` (keyed by
-    service, width and start; a bucket not there yet is added).
+    service, width and start; a bucket not there yet is added), for each of
+    ``widths`` (the writer credits hours alone and derives the days, :func:`days_of`).
 
     The time from ``previous.last_check`` to ``state.last_check`` is credited to
     ``previous.status`` (in ``maintenance`` when ``previous`` was in maintenance),
@@ -436,7 +439,7 @@ def credit(
     # Runs once per check, on the event loop: the check goes straight into the
     # writer's tally for its bucket (building two frozen Buckets a check and adding
     # them was half of what the rollups cost the loop, docs/performance.md).
-    for width in (HOUR, DAY):
+    for width in widths:
         tail = 0.0
         checked_in = float(math.floor(at / width) * width)
         if spanned:
@@ -467,6 +470,30 @@ def _tally(
     if tally is None:
         tally = tallies[key] = Tally(name, start, width)
     return tally
+
+
+def days_of(hours: Iterable[Tally]) -> list[Tally]:
+    """The day deltas that hold ``hours`` (hour tallies): one per service and UTC day,
+    the sum of its hours there. An hour's split is finer than a day's (a day's
+    boundary is an hour's too), so this is what :func:`credit` adds to the days.
+
+    A day with one hour among ``hours`` (the usual case: a service is checked once
+    between two flushes) shares that hour's maps instead of copying them: neither is
+    changed once handed over."""
+    days: dict[tuple[str, float], Tally] = {}
+    shared: set[tuple[str, float]] = set()
+    for hour in hours:
+        key = (hour.service, float(math.floor(hour.start / DAY) * DAY))
+        day = days.get(key)
+        if day is None:
+            days[key] = Tally.over(hour, key[1], DAY)
+            shared.add(key)
+            continue
+        if key in shared:
+            shared.discard(key)
+            day = days[key] = Tally.of(day)
+        day.add(hour)
+    return list(days.values())
 
 
 class Piece(NamedTuple):
@@ -505,6 +532,18 @@ class Tally(Totals):
         self.service = service
         self.start = start
         self.width = width
+
+    @classmethod
+    def over(cls, tally: Tally, start: float, width: int) -> Tally:
+        """``tally`` seen as the bucket of ``width`` from ``start`` that holds it: the
+        same maps, not copies (:func:`days_of`: neither changes any more)."""
+        wider = cls.__new__(cls)
+        wider.service, wider.start, wider.width = tally.service, start, width
+        wider.seconds, wider.maintenance, wider.bins = tally.seconds, tally.maintenance, tally.bins
+        wider.checks, wider.ok_checks, wider.worst = tally.checks, tally.ok_checks, tally.worst
+        wider.duration_sum = tally.duration_sum
+        wider.duration_min, wider.duration_max = tally.duration_min, tally.duration_max
+        return wider
 
     @classmethod
     def of(cls, bucket: Bucket | Tally) -> Tally:
