@@ -454,9 +454,14 @@ def credit(
             tail = at - start
         if index is None and not tail:
             continue
-        tally = _tally(tallies, name, width, checked_in)
+        # _tally and Tally.spent inlined: this is the path of every check.
+        key = (name, width, checked_in)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = Tally(name, checked_in, width)
         if tail:
-            tally.spent(status, tail, apart)
+            into = tally.maintenance if apart else tally.seconds
+            into[status] = into.get(status, 0.0) + tail
         if index is not None:
             assert duration is not None
             tally.checked(checked, duration, index)
@@ -481,18 +486,20 @@ def days_of(hours: Iterable[Tally]) -> list[Tally]:
     between two flushes) shares that hour's maps instead of copying them: neither is
     changed once handed over."""
     days: dict[tuple[str, float], Tally] = {}
-    shared: set[tuple[str, float]] = set()
+    # The days made of more than one hour: their own copies, added to.
+    summed: dict[tuple[str, float], Tally] = {}
+    over = Tally.over
     for hour in hours:
-        key = (hour.service, float(math.floor(hour.start / DAY) * DAY))
+        start = float(math.floor(hour.start / DAY) * DAY)
+        key = (hour.service, start)
         day = days.get(key)
         if day is None:
-            days[key] = Tally.over(hour, key[1], DAY)
-            shared.add(key)
+            days[key] = over(hour, start, DAY)
             continue
-        if key in shared:
-            shared.discard(key)
-            day = days[key] = Tally.of(day)
-        day.add(hour)
+        own = summed.get(key)
+        if own is None:
+            own = summed[key] = days[key] = Tally.of(day)
+        own.add(hour)
     return list(days.values())
 
 
@@ -528,7 +535,15 @@ class Tally(Totals):
     __slots__ = ("service", "start", "width")
 
     def __init__(self, service: str, start: float, width: int) -> None:
-        super().__init__()
+        # Totals.__init__ inlined (one made per check and flush: a call less).
+        self.seconds: dict[str, float] = {}
+        self.maintenance: dict[str, float] = {}
+        self.bins: dict[int, int] = {}
+        self.checks = self.ok_checks = 0
+        self.worst: Status | None = None
+        self.duration_sum = 0.0
+        self.duration_min: float | None = None
+        self.duration_max: float | None = None
         self.service = service
         self.start = start
         self.width = width

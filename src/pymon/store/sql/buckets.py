@@ -88,6 +88,10 @@ _PAIR = struct.Struct("<HI")
 
 def pack_bins(bins: Mapping[int, int]) -> bytes:
     """A histogram as stored: (bin, count) pairs, little-endian uint16 and uint32."""
+    if len(bins) == 1:
+        # A bucket of steady checks has one bin: no list, no join.
+        ((index, count),) = bins.items()
+        return _PAIR.pack(index, count)
     return b"".join([_PAIR.pack(index, count) for index, count in bins.items()])
 
 
@@ -107,7 +111,7 @@ def coalesce(buckets: Iterable[Delta]) -> dict[Key, Delta]:
     """``buckets`` added up by key (those given are left as they are)."""
     out: dict[Key, Delta] = {}
     for bucket in buckets:
-        key = key_of(bucket)
+        key = (bucket.service, bucket.width, int(bucket.start))
         held = out.get(key)
         if held is None:
             out[key] = bucket
@@ -143,8 +147,9 @@ def bucket_values(bucket: Delta, bins: bytes) -> list[Any]:
     ]
     for status, seconds in bucket.seconds.items():
         values[_SECONDS_AT[status]] = seconds
-    for status, seconds in bucket.maintenance.items():
-        values[_MAINTENANCE_AT[status]] = seconds
+    if bucket.maintenance:
+        for status, seconds in bucket.maintenance.items():
+            values[_MAINTENANCE_AT[status]] = seconds
     return values
 
 
@@ -242,15 +247,18 @@ def merged_rows(
     stored: each delta's bins
     added (in place) to the histogram ``known`` for its key, else to its ``stored``
     one ((service, width, start, bins) rows), if any."""
-    found: dict[Key, dict[int, int]] = dict(known or {})
+    found: dict[Key, dict[int, int]] = {}
     for service, width, start, blob in stored:
         found[(service, int(width), int(start))] = unpack_bins(bytes(blob), {})
     rows = []
     held: list[Held] = []
+    remembered = known or {}
     for key, delta in deltas.items():
         bins = found.get(key)
         if bins is None:
-            bins = {}
+            bins = remembered.get(key)
+            if bins is None:
+                bins = {}
         for index, count in delta.bins.items():
             bins[index] = bins.get(index, 0) + count
         held.append((key, bins))
