@@ -386,10 +386,11 @@ class SqlStore:
             for sql, params in buckets.stored_sqlite(unknown)
             for row in con.execute(sql, params)
         ]
-        rows, whole = buckets.merged_rows(deltas, stored, known)
+        merged, whole = buckets.merged_bins(deltas, stored, known)
         landed.extend(whole)
+        texts, rows = buckets.sqlite_upserts(merged, dialect.insertmanyvalues_max_parameters)
         upserts = self._db.batch_values(self._rollup_upsert, rollup_table, dialect, rows)
-        return _texts(list(upserts))
+        return [*texts, *_texts(list(upserts))]
 
     async def rollups(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
