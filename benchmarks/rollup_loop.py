@@ -37,14 +37,14 @@ _FLUSH = 1_000
 _T0 = 1_800_000_000.0
 
 
-def _checks(count: int) -> list[tuple[ServiceState, ServiceState]]:
-    """(previous, new) states of ``count`` checks, services in turn (a failure now and
-    then, so the time is not all one status)."""
+def checks(count: int, t0: float = _T0) -> list[tuple[ServiceState, ServiceState]]:
+    """(previous, new) states of ``count`` checks from ``t0``, services in turn (a
+    failure now and then, so the time is not all one status)."""
     last: dict[int, ServiceState] = {}
     out = []
     for k in range(count):
         service = k % _SERVICES
-        at = _T0 + k * (_INTERVAL / _SERVICES)
+        at = t0 + k * (_INTERVAL / _SERVICES)
         status = Status.FAILED if k % 97 == 0 else Status.OK
         state = ServiceState(f"svc-{service:05d}", status, last_check=at)
         out.append((last.get(service) or ServiceState(state.name), state))
@@ -81,15 +81,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--mode", choices=("both", "rollups", "baseline"), default="both")
     args = parser.parse_args()
-    checks = _checks(args.checks)
+    made = checks(args.checks)
     asyncio.set_event_loop(asyncio.new_event_loop())  # the writer's Event wants one
     if args.mode != "both":
-        _run(checks, args.mode == "rollups")
+        _run(made, args.mode == "rollups")
         return
     costs = []
     for _ in range(args.repeat):
-        with_rollups, without = _run(checks, True), _run(checks, False)
-        costs.append((with_rollups - without) / len(checks) * 1e6)
+        with_rollups, without = _run(made, True), _run(made, False)
+        costs.append((with_rollups - without) / len(made) * 1e6)
     way = "credit" if hasattr(BatchWriter, "credit") else "spans + add"
     shown = ", ".join(f"{c:.2f}" for c in costs)
     print(f"{way}: rollups cost {min(costs):.2f} us a check (best of {args.repeat}: {shown})")

@@ -20,6 +20,7 @@ from pymon.uptime import (
     Bucket,
     Tally,
     credit,
+    days_of,
     frozen,
     gap_limit,
     layout,
@@ -193,11 +194,11 @@ def test_a_window_reads_days_inside_and_hours_at_its_edges() -> None:
     assert layout(midnight - HOUR, midnight + HOUR) == [(HOUR, midnight - HOUR, midnight + HOUR)]
 
 
-def test_credit_adds_each_decision_into_the_tallies_as_its_spans_would() -> None:
-    # Checks at uneven times across hours and a day boundary, statuses and
-    # maintenance changing, a gap beyond the limit, decisions without a check.
-    midnight = utc(2027, 6, 1)
-    steps = [
+def uneven_steps(midnight: float) -> list[tuple[float, Status, bool, float | None]]:
+    """(at, status, in maintenance, duration) of checks at uneven times across hours
+    and ``midnight``, statuses and maintenance changing, a gap beyond the limit (4,000
+    s), decisions without a check."""
+    return [
         (midnight - 7300.0, Status.OK, False, 0.01),
         (midnight - 3700.0, Status.FAILED, False, 2.5),
         (midnight - 3500.0, Status.WARN, True, 0.3),
@@ -207,6 +208,13 @@ def test_credit_adds_each_decision_into_the_tallies_as_its_spans_would() -> None
         (midnight + 9001.5, Status.DISABLED, False, None),
         (midnight + 9100.0, Status.OK, False, 700.0),
     ]
+
+
+def test_credit_adds_each_decision_into_the_tallies_as_its_spans_would() -> None:
+    # Checks at uneven times across hours and a day boundary, statuses and
+    # maintenance changing, a gap beyond the limit, decisions without a check.
+    midnight = utc(2027, 6, 1)
+    steps = uneven_steps(midnight)
     tallies: dict[tuple[str, int, float], Tally] = {}
     deltas: list[Bucket] = []
     previous = ServiceState("web")
@@ -228,3 +236,32 @@ def test_credit_adds_each_decision_into_the_tallies_as_its_spans_would() -> None
     assert day.seconds == {"unknown": 1.5, "disabled": 98.5}
     assert day.maintenance == {"error": 50.0}
     assert (day.checks, day.ok_checks, day.duration_max) == (3, 2, 700.0)
+
+
+def test_days_derived_from_credited_hours_are_the_days_credit_adds() -> None:
+    # The writer credits hours alone and derives the days at each flush: over checks
+    # crossing hours and midnight, flushed after every check, every other one or once,
+    # the days it writes add up to what crediting both widths adds, and deriving them
+    # leaves the hours as they were (a day of one hour shares its maps).
+    midnight = utc(2027, 6, 1)
+    steps = uneven_steps(midnight)
+    for every in (1, 2, len(steps)):
+        both: dict[tuple[str, int, float], Tally] = {}
+        days: list[Bucket] = []
+        hours: dict[tuple[str, int, float], Tally] = {}
+        previous = ServiceState("web")
+        for k, (at, status, apart, duration) in enumerate(steps, 1):
+            current = state(at, status, maintenance=apart)
+            credit(both, previous, current, duration, 4000.0)
+            credit(hours, previous, current, duration, 4000.0, (HOUR,))
+            previous = current
+            if k % every == 0 or k == len(steps):
+                before = [t.bucket() for t in hours.values()]
+                days += [d.bucket() for d in days_of(list(hours.values()))]
+                assert [t.bucket() for t in hours.values()] == before
+                assert all(t.width == HOUR for t in hours.values())
+                hours = {}
+        want = {key: frozen(b) for key, b in coalesce(both.values()).items() if key[1] == DAY}
+        assert {key: frozen(b) for key, b in coalesce(days).items()} == want
+        hours_total = sum(seconds_of(frozen(b)) for b in both.values() if b.width == HOUR)
+        assert sum(seconds_of(b) for b in want.values()) == hours_total == 7300.0 + 50.0 + 100.0

@@ -56,6 +56,7 @@ __all__ = [
     "bucket_start",
     "by_service",
     "credit",
+    "days_of",
     "frozen",
     "gap_limit",
     "layout",
@@ -411,9 +412,11 @@ def credit(
     state: ServiceState,
     duration: float | None,
     gap: float,
+    widths: tuple[int, ...] = (HOUR, DAY),
 ) -> None:
     """Add one decision that took ``previous`` to ``state`` to ``tallies`` (keyed by
-    service, width and start; a bucket not there yet is added).
+    service, width and start; a bucket not there yet is added), for each of
+    ``widths`` (the writer credits hours alone and derives the days, :func:`days_of`).
 
     The time from ``previous.last_check`` to ``state.last_check`` is credited to
     ``previous.status`` (in ``maintenance`` when ``previous`` was in maintenance),
@@ -436,7 +439,7 @@ def credit(
     # Runs once per check, on the event loop: the check goes straight into the
     # writer's tally for its bucket (building two frozen Buckets a check and adding
     # them was half of what the rollups cost the loop, docs/performance.md).
-    for width in (HOUR, DAY):
+    for width in widths:
         tail = 0.0
         checked_in = float(math.floor(at / width) * width)
         if spanned:
@@ -451,9 +454,14 @@ def credit(
             tail = at - start
         if index is None and not tail:
             continue
-        tally = _tally(tallies, name, width, checked_in)
+        # _tally and Tally.spent inlined: this is the path of every check.
+        key = (name, width, checked_in)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = Tally(name, checked_in, width)
         if tail:
-            tally.spent(status, tail, apart)
+            into = tally.maintenance if apart else tally.seconds
+            into[status] = into.get(status, 0.0) + tail
         if index is not None:
             assert duration is not None
             tally.checked(checked, duration, index)
@@ -467,6 +475,32 @@ def _tally(
     if tally is None:
         tally = tallies[key] = Tally(name, start, width)
     return tally
+
+
+def days_of(hours: Iterable[Tally]) -> list[Tally]:
+    """The day deltas that hold ``hours`` (hour tallies): one per service and UTC day,
+    the sum of its hours there. An hour's split is finer than a day's (a day's
+    boundary is an hour's too), so this is what :func:`credit` adds to the days.
+
+    A day with one hour among ``hours`` (the usual case: a service is checked once
+    between two flushes) shares that hour's maps instead of copying them: neither is
+    changed once handed over."""
+    days: dict[tuple[str, float], Tally] = {}
+    # The days made of more than one hour: their own copies, added to.
+    summed: dict[tuple[str, float], Tally] = {}
+    over = Tally.over
+    for hour in hours:
+        start = float(math.floor(hour.start / DAY) * DAY)
+        key = (hour.service, start)
+        day = days.get(key)
+        if day is None:
+            days[key] = over(hour, start, DAY)
+            continue
+        own = summed.get(key)
+        if own is None:
+            own = summed[key] = days[key] = Tally.of(day)
+        own.add(hour)
+    return list(days.values())
 
 
 class Piece(NamedTuple):
@@ -501,10 +535,30 @@ class Tally(Totals):
     __slots__ = ("service", "start", "width")
 
     def __init__(self, service: str, start: float, width: int) -> None:
-        super().__init__()
+        # Totals.__init__ inlined (one made per check and flush: a call less).
+        self.seconds: dict[str, float] = {}
+        self.maintenance: dict[str, float] = {}
+        self.bins: dict[int, int] = {}
+        self.checks = self.ok_checks = 0
+        self.worst: Status | None = None
+        self.duration_sum = 0.0
+        self.duration_min: float | None = None
+        self.duration_max: float | None = None
         self.service = service
         self.start = start
         self.width = width
+
+    @classmethod
+    def over(cls, tally: Tally, start: float, width: int) -> Tally:
+        """``tally`` seen as the bucket of ``width`` from ``start`` that holds it: the
+        same maps, not copies (:func:`days_of`: neither changes any more)."""
+        wider = cls.__new__(cls)
+        wider.service, wider.start, wider.width = tally.service, start, width
+        wider.seconds, wider.maintenance, wider.bins = tally.seconds, tally.maintenance, tally.bins
+        wider.checks, wider.ok_checks, wider.worst = tally.checks, tally.ok_checks, tally.worst
+        wider.duration_sum = tally.duration_sum
+        wider.duration_min, wider.duration_max = tally.duration_min, tally.duration_max
+        return wider
 
     @classmethod
     def of(cls, bucket: Bucket | Tally) -> Tally:

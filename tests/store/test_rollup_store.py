@@ -6,6 +6,7 @@ bounded pruning, incidents by window, the first version's table dropped."""
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,18 @@ import pytest
 from pymon.errors import Fenced
 from pymon.model import Incident, ServiceState, Status
 from pymon.store.sql import SqlStore
-from pymon.uptime import DAY, HOUR, Bucket, Totals, Uptime, bin_of, layout, summarize, total
+from pymon.uptime import (
+    DAY,
+    HOUR,
+    Bucket,
+    Totals,
+    Uptime,
+    bin_of,
+    layout,
+    merge,
+    summarize,
+    total,
+)
 
 T0 = 1_800_000_000 // DAY * DAY
 BIN = bin_of(0.1)
@@ -329,3 +341,68 @@ async def test_a_batch_of_more_buckets_than_one_statement_binds_lands_whole(
     assert len(got) == 3000
     assert [(b.checks, b.seconds, b.bins) for b in got[2999:]] == [(2, {"warn": 5998.0}, {BIN: 2})]
     assert got[1].seconds == {"warn": 2.0} and got[0].seconds == {}
+
+
+async def test_rows_of_ok_time_alone_and_the_rest_add_up_alike(store: SqlStore) -> None:
+    # Rows whose time was all ok outside maintenance are bound narrower on SQLite
+    # (the other time columns literal zeros, left alone on conflict): onto a new row,
+    # onto a row that has other statuses, and the other way round, in batches larger
+    # than one statement binds, each bucket ends as the deltas merged would.
+    def ok(name: str, seconds: float, duration: float | None) -> Bucket:
+        timed = duration is not None
+        return delta(
+            name,
+            T0,
+            checks=int(timed),
+            ok_checks=int(timed),
+            seconds={"ok": seconds} if seconds else {},
+            worst=Status.OK if timed else None,
+            duration_sum=duration or 0.0,
+            duration_min=duration,
+            duration_max=duration,
+            bins={bin_of(duration): 1} if duration is not None else {},
+        )
+
+    other = delta(
+        "b",
+        T0,
+        checks=1,
+        seconds={"ok": 3.0, "error": 4.0},
+        maintenance={"warn": 1.5},
+        worst=Status.ERROR,
+        duration_sum=0.5,
+        duration_min=0.5,
+        duration_max=0.5,
+        bins={bin_of(0.5): 1},
+    )
+    crowd = [ok(f"c{k:04d}", float(k + 1), 0.01) for k in range(3000)]
+    batches = [
+        [ok("a", 5.0, 0.2), other, ok("c", 0.0, None), *crowd],
+        [ok("a", 2.5, None), ok("b", 5.0, 0.05), replace(other, service="c"), *crowd],
+        [replace(ok("d", 2.0, 0.1), maintenance={"failed": 2.5}), ok("d", 1.0, 0.1)],
+        [replace(other, service="a"), ok("b", 0.0, 0.3), ok("c", 1.0, 0.002)],
+    ]
+    for seq, batch in enumerate(batches, 1):
+        await store.write([ServiceState("a", seq=seq)], [], [], rollups=batch)
+    want: dict[str, Bucket] = {}
+    for batch in batches:
+        for bucket in batch:
+            held = want.get(bucket.service)
+            want[bucket.service] = bucket if held is None else merge(held, bucket)
+    got = {b.service: b for b in await store.rollups(None, T0, T0 + HOUR, HOUR)}
+    assert len(got) == 3004
+    for name in ("a", "b", "c", "d", "c0000", "c2999"):
+        held, expected = got[name], want[name]
+        assert held.seconds == expected.seconds and held.maintenance == expected.maintenance
+        assert (held.checks, held.ok_checks, held.worst) == (
+            expected.checks,
+            expected.ok_checks,
+            expected.worst,
+        )
+        assert held.duration_sum == pytest.approx(expected.duration_sum)
+        assert (held.duration_min, held.duration_max) == (
+            expected.duration_min,
+            expected.duration_max,
+        )
+        assert held.bins == expected.bins
+    assert got["c2999"].seconds == {"ok": 6000.0} and got["c2999"].checks == 2

@@ -362,3 +362,28 @@ async def test_credited_checks_land_with_their_state_and_totals_read_them_unwrit
     assert got.seconds == {"ok": pytest.approx(60.0 * 1800.0 / HOUR)}
     assert await w.totals(["b"], since, until, HOUR) == {}
     assert len(store.writes) == 1  # the reads wrote nothing
+
+
+async def test_credited_hours_give_their_days_at_the_flush_and_to_reads_before_it() -> None:
+    # Checks an hour apart within one flush: the writer holds hour tallies alone;
+    # its reads and the flush give each day the sum of its hours, and the hours
+    # themselves go out unchanged.
+    store = ListStore()
+    w = writer(store)
+    states = [ServiceState("a", Status.OK, last_check=T0 + 10.0 + k * 1800.0) for k in range(4)]
+    previous = ServiceState("a")
+    for k, current in enumerate(states):
+        w.credit(previous, current, 0.1 * (k + 1), 3700.0)
+        w.add(current, record("a", k + 1), [])
+        previous = current
+    (day,) = await w.rollups(["a"], T0, T0 + DAY, DAY)
+    hours = await w.rollups(["a"], T0, T0 + DAY, HOUR)
+    assert [(h.start, h.checks) for h in hours] == [(T0, 2), (T0 + HOUR, 2)]
+    assert (day.start, day.width, day.checks, day.seconds) == (T0, DAY, 4, {"ok": 5400.0})
+    assert day.duration_max == pytest.approx(0.4) and day.duration_min == pytest.approx(0.1)
+    await w.flush()
+    ((_, written),) = store.writes
+    by_width = {(b.width, b.start): frozen(b) for b in written}
+    assert by_width[(DAY, T0)] == day
+    assert [by_width[(HOUR, h.start)] for h in hours] == hours
+    assert sum(b.seconds["ok"] for b in hours) == day.seconds["ok"]

@@ -27,13 +27,16 @@ from pymon.errors import Fenced
 from pymon.model import Event, Incident, Notice, ServiceState
 from pymon.store.base import Fence, ResultRecord, Store
 from pymon.text import spans
-from pymon.uptime import Bucket, Delta, Tally, Totals, credit, frozen, merge
+from pymon.uptime import HOUR, Bucket, Delta, Tally, Totals, credit, days_of, frozen, merge
 
 __all__ = ["BatchWriter"]
 
 log = logging.getLogger("pymon.store")
 
 _T = TypeVar("_T")
+
+#: The widths :meth:`BatchWriter.credit` credits (the days follow from the hours).
+_HOURS = (HOUR,)
 
 
 class BatchWriter:
@@ -65,7 +68,11 @@ class BatchWriter:
         self._events: list[Event] = []
         self._incidents: dict[str, Incident] = {}
         self._notices: list[Notice] = []
+        # Deltas handed to add (either width), and the hours credit adds checks to:
+        # their days are derived at the flush (uptime.days_of), so a check costs the
+        # loop one tally, not two.
         self._rollups: dict[tuple[str, int, float], Tally] = {}
+        self._hours: dict[tuple[str, int, float], Tally] = {}
         # The batch being written now: still answered from memory until it lands.
         self._writing: tuple[list[ResultRecord], list[Event]] = ([], [])
         # The parts of the flush under way not landed yet, and a count that is odd
@@ -147,9 +154,15 @@ class BatchWriter:
         """The deltas not in the store yet (being written or queued) of ``names``
         (every service when None) overlapping the window."""
         wanted = None if names is None else set(names)
+        hours = list(self._hours.values())
+        pending = hours if width == HOUR else days_of(hours)
         return [
             b
-            for b in (*(b for part in self._parts for b in part.rollups), *self._rollups.values())
+            for b in (
+                *(b for part in self._parts for b in part.rollups),
+                *self._rollups.values(),
+                *pending,
+            )
             if b.width == width
             and b.start < until
             and b.start + b.width > since
@@ -230,7 +243,7 @@ class BatchWriter:
         pending tallies (:func:`pymon.uptime.credit`), without a Bucket per check.
         Call it with the :meth:`add` of ``state``, with no await between: both land
         in the same flush."""
-        credit(self._rollups, previous, state, duration, gap)
+        credit(self._hours, previous, state, duration, gap, _HOURS)
 
     async def flush(self) -> None:
         """Write everything queued so far, at most ``max_batch`` services' rows per
@@ -244,18 +257,19 @@ class BatchWriter:
         still land together.
         """
         async with self._lock:
+            hours = list(self._hours.values())
             queued = _Rows(
                 list(self._states.values()),
                 self._results,
                 self._events,
                 list(self._incidents.values()),
                 self._notices,
-                list(self._rollups.values()),
+                [*self._rollups.values(), *hours, *days_of(hours)],
             )
             if not queued:
                 return
             self._states, self._results, self._events = {}, [], []
-            self._incidents, self._notices, self._rollups = {}, [], {}
+            self._incidents, self._notices, self._rollups, self._hours = {}, [], {}, {}
             self._writing = (queued.results, queued.events)
             parts = self._parts = queued.split(self._max_batch)
             try:

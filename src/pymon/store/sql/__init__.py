@@ -298,10 +298,8 @@ class SqlStore:
         statements = await _prepare(
             self._statements, dialect, states, results, events, incidents, notices
         )
-        deltas = buckets.coalesce(rollups)
-        touched = _touched(fence, states, results, events, incidents, notices, deltas)
+        touched = _touched(fence, states, results, events, incidents, notices, rollups)
         signal = bool(events or incidents or notices)
-        known, unknown = self._written.known(deltas, fence)
         # The histograms the rollups' rows hold once written: remembered only after
         # the commit (the remembered ones are added to in place: forgotten if it fails).
         landed: list[buckets.Held] = []
@@ -309,19 +307,23 @@ class SqlStore:
             query: FenceQuery | None = None
             if fence is not None and touched:
                 query = (fence.owner, touched, functools.partial(_compare, fence, touched))
+            # The rollups' deltas are added up, matched with what is remembered and
+            # turned into rows in the writer's thread: two a check, off the loop.
             then = (
-                functools.partial(self._merge_sqlite, dialect, deltas, known, unknown, landed)
-                if deltas
+                functools.partial(self._merge_sqlite, dialect, rollups, fence, landed)
+                if rollups
                 else None
             )
             try:
                 async with self._turn("write a batch"):
                     await self._batches.write(_texts(statements), query, signal=signal, then=then)
             except BaseException:
-                self._written.drop(deltas)
+                self._written.drop(buckets.key_of(b) for b in rollups)
                 raise
             self._written.keep(landed, fence)
             return
+        deltas = buckets.coalesce(rollups)
+        known, unknown = self._written.known(deltas, fence)
         try:
             await self._write_through_engine(
                 statements, dialect, deltas, known, unknown, landed, fence, touched, signal
@@ -369,24 +371,26 @@ class SqlStore:
     def _merge_sqlite(
         self,
         dialect: Dialect,
-        deltas: Mapping[buckets.Key, Delta],
-        known: Mapping[buckets.Key, dict[int, int]],
-        unknown: Mapping[buckets.Key, Delta],
+        rollups: Sequence[Delta],
+        fence: Fence | None,
         landed: list[buckets.Held],
         con: sqlite3.Connection,
     ) -> list[tuple[str, Sequence[Any]]]:
-        """The rollups' upserts: the deltas with their histograms added to those
-        remembered, or read on the SQLite writer's own connection, inside its
-        transaction; ``landed`` gets the histograms written."""
+        """The rollups' upserts: the deltas added up by bucket, with their histograms
+        added to those remembered, or read on the SQLite writer's own connection,
+        inside its transaction; ``landed`` gets the histograms written."""
+        deltas = buckets.coalesce(rollups)
+        known, unknown = self._written.known(deltas, fence)
         stored = [
             row
             for sql, params in buckets.stored_sqlite(unknown)
             for row in con.execute(sql, params)
         ]
-        rows, whole = buckets.merged_rows(deltas, stored, known)
+        merged, whole = buckets.merged_bins(deltas, stored, known)
         landed.extend(whole)
+        texts, rows = buckets.sqlite_upserts(merged, dialect.insertmanyvalues_max_parameters)
         upserts = self._db.batch_values(self._rollup_upsert, rollup_table, dialect, rows)
-        return _texts(list(upserts))
+        return [*texts, *_texts(list(upserts))]
 
     async def rollups(
         self, names: Sequence[str] | None, since: float, until: float, width: int = HOUR
@@ -804,7 +808,7 @@ def _touched(
     events: Sequence[Event],
     incidents: Sequence[Incident],
     notices: Sequence[Notice],
-    rollups: Mapping[buckets.Key, Delta],
+    rollups: Sequence[Delta],
 ) -> list[int]:
     """The shards a batch writes for, by ``fence``'s map (services outside it are not
     fenced); none without a fence."""
@@ -815,7 +819,7 @@ def _touched(
     names.update(e.service for e in events)
     names.update(i.service for i in incidents)
     names.update(n.service for n in notices)
-    names.update(key[0] for key in rollups)
+    names.update(b.service for b in rollups)
     return sorted({fence.shard_of[n] for n in names if n in fence.shard_of})
 
 

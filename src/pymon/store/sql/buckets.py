@@ -55,9 +55,11 @@ __all__ = [
     "coalesce",
     "drop_first_version",
     "edges_query",
+    "merged_bins",
     "merged_rows",
     "pack_bins",
     "prune",
+    "sqlite_upserts",
     "stored_query",
     "stored_sqlite",
     "sum_totals",
@@ -88,6 +90,10 @@ _PAIR = struct.Struct("<HI")
 
 def pack_bins(bins: Mapping[int, int]) -> bytes:
     """A histogram as stored: (bin, count) pairs, little-endian uint16 and uint32."""
+    if len(bins) == 1:
+        # A bucket of steady checks has one bin: no list, no join.
+        ((index, count),) = bins.items()
+        return _PAIR.pack(index, count)
     return b"".join([_PAIR.pack(index, count) for index, count in bins.items()])
 
 
@@ -107,7 +113,7 @@ def coalesce(buckets: Iterable[Delta]) -> dict[Key, Delta]:
     """``buckets`` added up by key (those given are left as they are)."""
     out: dict[Key, Delta] = {}
     for bucket in buckets:
-        key = key_of(bucket)
+        key = (bucket.service, bucket.width, int(bucket.start))
         held = out.get(key)
         if held is None:
             out[key] = bucket
@@ -143,8 +149,9 @@ def bucket_values(bucket: Delta, bins: bytes) -> list[Any]:
     ]
     for status, seconds in bucket.seconds.items():
         values[_SECONDS_AT[status]] = seconds
-    for status, seconds in bucket.maintenance.items():
-        values[_MAINTENANCE_AT[status]] = seconds
+    if bucket.maintenance:
+        for status, seconds in bucket.maintenance.items():
+            values[_MAINTENANCE_AT[status]] = seconds
     return values
 
 
@@ -239,23 +246,106 @@ def merged_rows(
     known: Mapping[Key, dict[int, int]] | None = None,
 ) -> tuple[list[list[Any]], list[Held]]:
     """The rows to upsert (:func:`bucket_values`), and the histograms they leave
-    stored: each delta's bins
-    added (in place) to the histogram ``known`` for its key, else to its ``stored``
-    one ((service, width, start, bins) rows), if any."""
-    found: dict[Key, dict[int, int]] = dict(known or {})
+    stored (:func:`merged_bins`)."""
+    merged, held = merged_bins(deltas, stored, known)
+    return [bucket_values(delta, blob) for delta, blob in merged], held
+
+
+def merged_bins(
+    deltas: Mapping[Key, Delta],
+    stored: Iterable[Sequence[Any]],
+    known: Mapping[Key, dict[int, int]] | None = None,
+) -> tuple[list[tuple[Delta, bytes]], list[Held]]:
+    """Each delta with the histogram its row will hold (packed), and those histograms
+    by key: each delta's bins added (in place) to the histogram ``known`` for its
+    key, else to its ``stored`` one ((service, width, start, bins) rows), if any."""
+    found: dict[Key, dict[int, int]] = {}
     for service, width, start, blob in stored:
         found[(service, int(width), int(start))] = unpack_bins(bytes(blob), {})
-    rows = []
+    merged: list[tuple[Delta, bytes]] = []
     held: list[Held] = []
+    remembered = known or {}
     for key, delta in deltas.items():
         bins = found.get(key)
         if bins is None:
-            bins = {}
+            bins = remembered.get(key)
+            if bins is None:
+                bins = {}
         for index, count in delta.bins.items():
             bins[index] = bins.get(index, 0) + count
         held.append((key, bins))
-        rows.append(bucket_values(delta, pack_bins(bins)))
-    return rows, held
+        merged.append((delta, pack_bins(bins)))
+    return merged, held
+
+
+#: The columns bound for a row whose time was all ``ok`` outside maintenance (a
+#: steady service's hour and day: almost every row), in the table's order; the
+#: other time columns are literal zeros, and left alone when the row exists.
+_OK_ONLY: tuple[str, ...] = ("service", "width", "start", "checks", "ok_checks", "ok_s")
+_OK_ONLY += ("worst", "duration_sum", "duration_min", "duration_max", "bins")
+if tuple(c for c in _COLUMNS if c in _OK_ONLY) != _OK_ONLY:  # pragma: no cover
+    raise AssertionError("_OK_ONLY must follow the table's column order")
+_OK_ADDED = ("checks", "ok_checks", "ok_s", "duration_sum")
+_OK_STATUS = Status.OK.value
+
+
+def _kept(column: str, compare: str) -> str:
+    """SQLite's SET of an extreme: the delta's when it is further out (or the row has
+    none), as :func:`added_upsert` spells it."""
+    held, new = f"rollup_buckets.{column}", f"excluded.{column}"
+    further = f"{held} IS NULL OR {new} {compare} {held}"
+    return f"{column} = CASE WHEN {further} THEN {new} ELSE {held} END"
+
+
+_OK_HEAD = f"INSERT INTO rollup_buckets ({', '.join(_COLUMNS)}) VALUES "
+_OK_GROUP = "(" + ", ".join("?" if c in _OK_ONLY else "0" for c in _COLUMNS) + ")"
+_OK_TAIL = " ON CONFLICT (service, width, start) DO UPDATE SET " + ", ".join(
+    [
+        *(f"{c} = rollup_buckets.{c} + excluded.{c}" for c in _OK_ADDED),
+        _kept("worst", ">"),
+        _kept("duration_min", "<"),
+        _kept("duration_max", ">"),
+        "bins = excluded.bins",
+    ]
+)
+
+
+def sqlite_upserts(
+    merged: Sequence[tuple[Delta, bytes]], page: int
+) -> tuple[list[tuple[str, tuple[Any, ...]]], list[list[Any]]]:
+    """SQLite upserts of the rows whose time was all ``ok`` outside maintenance, at
+    most ``page`` parameters each (11 bound a row, where :func:`added_upsert` binds
+    22 and adds 12 time columns: binding and adding were most of what a row cost),
+    and the rest as :func:`bucket_values` rows for :func:`added_upsert`. A row
+    added to either way ends the same."""
+    flat: list[Any] = []
+    rest: list[list[Any]] = []
+    for delta, blob in merged:
+        seconds = delta.seconds
+        if delta.maintenance or (seconds and (len(seconds) > 1 or _OK_STATUS not in seconds)):
+            rest.append(bucket_values(delta, blob))
+            continue
+        worst = delta.worst
+        flat += (
+            delta.service,
+            delta.width,
+            int(delta.start),
+            delta.checks,
+            delta.ok_checks,
+            seconds.get(_OK_STATUS, 0.0),
+            None if worst is None else worst.severity,
+            delta.duration_sum,
+            delta.duration_min,
+            delta.duration_max,
+            blob,
+        )
+    size = len(_OK_ONLY)
+    rows = max(1, page // size) * size
+    statements = [
+        (_OK_HEAD + ", ".join([_OK_GROUP] * (len(chunk) // size)) + _OK_TAIL, tuple(chunk))
+        for chunk in (flat[first : first + rows] for first in range(0, len(flat), rows))
+    ]
+    return statements, rest
 
 
 class Written:
