@@ -147,6 +147,19 @@ async def test_one_cut_location_is_partial_two_are_down_and_restoring_recovers(
     assert v.locations["x"].status is Status.FAILED
     assert "partial: down from x" in v.state.message
 
+    async def everyone_sees_it_partial() -> bool:
+        # A node that does not run the service answers from the store's copy: the
+        # same locations, the same flag, the nodes that run each location check.
+        for d in daemons.values():
+            other = await d.runtime.service("web")
+            if other is None or other.partial_locations != ("x",):
+                return False
+            if {r.node for r in other.locations.values()} != {f"node-{o}" for o in LOCATIONS}:
+                return False
+        return True
+
+    await wait_until(everyone_sees_it_partial)
+
     assert await notices(daemons) == []  # a partial problem tells nobody
 
     routes["y"].cut = True

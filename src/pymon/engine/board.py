@@ -19,7 +19,7 @@ from typing import Final
 
 from pymon.clock import Clock
 from pymon.config.schema import ServiceConfig
-from pymon.engine.peers import Peers
+from pymon.engine.peers import Peers, Sighting
 from pymon.errors import StoreError
 from pymon.locations import Combined, LocationResult, at, combine, max_age, quorum_of
 from pymon.model import ServiceState
@@ -83,19 +83,22 @@ class LocationBoard:
         self._announced: Container[str] = _Everywhere() if peers is None else frozenset()
 
     def results(
-        self, service: ServiceConfig, stored: Mapping[str, ServiceState] | None = None
+        self, service: ServiceConfig, seen: Sighting | None = None
     ) -> dict[str, LocationResult]:
         """Each listed location's latest known result: this node's own, else the last
-        look at the store, else ``stored`` (an older copy, for a service another node
-        runs)."""
+        look at the store, else ``seen``'s (the peers' older copy, for a service
+        another node runs)."""
         found: dict[str, LocationResult] = {}
         for location in service.locations:
             name = at(service.name, location)
             state = self._local(name)
             node = self._node
             if state is None:
-                state = self._theirs.get(name) or (stored or {}).get(name)
+                state = self._theirs.get(name)
                 node = self._owners.get(name)
+                if state is None and seen is not None and self._peers is not None:
+                    state = seen.states.get(name)
+                    node = self._peers.owner(name, seen)
             if state is not None:
                 found[location] = _result(location, state, node)
         return found
@@ -106,16 +109,22 @@ class LocationBoard:
         found: Mapping[str, LocationResult],
         now: float,
         slack: float = 0.0,
+        seen: Sighting | None = None,
     ) -> Combined:
         """What ``service``'s locations (``found``: :meth:`results`) decide together at
-        ``now``; ``slack`` widens the age limit for a reader whose copy is that old."""
+        ``now``; ``slack`` widens the age limit for a reader whose copy is that old,
+        ``seen`` (the peers' copy) says which locations were announced, for a node
+        whose board does not look (it runs no service with locations)."""
+        announced = self._announced
+        if seen is not None:
+            announced = frozenset(n.location for n in seen.nodes if n.location)
         return combine(
             service.locations,
             found,
             quorum=quorum_of(len(service.locations), service.quorum),
             now=now,
             max_age=max_age(service) + self.travel + slack,
-            announced=self._announced,
+            announced=announced,
             notify_partial=service.notify_partial,
         )
 

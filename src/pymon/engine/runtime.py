@@ -252,8 +252,8 @@ class Runtime:
     ) -> ServiceView:
         """``view`` with what each of its locations sees and what they decide now
         (``seen``: the store's copy, for a service another node runs)."""
-        found = self.board.results(view.config, seen.states if seen is not None else None)
-        decided = self.board.combined(view.config, found, self.clock.time(), slack)
+        found = self.board.results(view.config, seen)
+        decided = self.board.combined(view.config, found, self.clock.time(), slack, seen)
         return replace(view, locations=found, combined=decided)
 
     async def _others(self) -> Sighting | None:
