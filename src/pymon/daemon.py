@@ -37,7 +37,6 @@ from pymon.engine.relay import Relay
 from pymon.engine.runtime import Runtime
 from pymon.errors import ConfigError, ConfigIssue, PymonError, StoreError
 from pymon.events import BusItem, StateChanged
-from pymon.locations import location_names
 from pymon.model import ReloadResult
 from pymon.notify.notifier import Notifier, build_channels
 from pymon.store.base import Store
@@ -208,7 +207,7 @@ class Daemon:
         """Warn of each location a service lists that no node ever announced: its
         checks run nowhere, and those services stay unknown until a node of it starts."""
         announced = {n.location for n in await self.store.nodes()}
-        for location in location_names(self.config.services):
+        for location in self.membership.pools.locations:
             if location not in announced:
                 log.warning(
                     "location %s: no node has ever announced it (pymon run --location %s);"
@@ -263,10 +262,8 @@ class Daemon:
         self.runtime.start()
         self._writer_task = asyncio.create_task(self.writer.run(), name="store-writer")
         config = self.config
-        await self.membership.start(
-            shard_map(config.services, config.cluster.shards),
-            Pools.of(config.services, config.cluster.shards),
-        )
+        pools = Pools.of(config.services, config.cluster.shards)
+        await self.membership.start(shard_map(config.services, config.cluster.shards, pools), pools)
         await self._unannounced()
         self._membership_task = asyncio.create_task(self.membership.run(), name="cluster")
         self._relay_task = asyncio.create_task(self.relay.run(self.runtime), name="relay")
@@ -458,9 +455,10 @@ class Reloader:
         config = live_config(old, new)
         # Compared in turns (a second for 100,000 services): nothing is applied before.
         plan = await diff_in_turns(daemon.runtime.config, config)
-        shards = shard_map(config.services, config.cluster.shards)
+        pools = Pools.of(config.services, config.cluster.shards)
+        shards = shard_map(config.services, config.cluster.shards, pools)
         stale = daemon.notifier.apply(config, channels)
-        daemon.membership.map(shards, Pools.of(config.services, config.cluster.shards))
+        daemon.membership.map(shards, pools)
         changes = await reconcile(daemon.runtime, config, plan)
         await daemon._settle()
         daemon.membership.config_changed(config.checksum)

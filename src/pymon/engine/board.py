@@ -115,9 +115,7 @@ class LocationBoard:
         ``now``; ``slack`` widens the age limit for a reader whose copy is that old,
         ``seen`` (the peers' copy) says which locations were announced, for a node
         whose board does not look (it runs no service with locations)."""
-        announced = self._announced
-        if seen is not None:
-            announced = frozenset(n.location for n in seen.nodes if n.location)
+        announced = self._announced if seen is None else _announced(seen)
         return combine(
             service.locations,
             found,
@@ -162,7 +160,7 @@ class LocationBoard:
             self.ready = True
             return
         seen = await self._peers.sighting()
-        self._announced = frozenset(n.location for n in seen.nodes if n.location)
+        self._announced = _announced(seen)
         wanted: dict[str, str] = {}
         for service in self._running():
             for location in service.locations:
@@ -188,6 +186,11 @@ class LocationBoard:
         }
         for name in sorted(woken):
             self._wake(name)
+
+
+def _announced(seen: Sighting) -> frozenset[str]:
+    """The locations some node of ``seen`` announced, gone or not."""
+    return frozenset(n.location for n in seen.nodes if n.location)
 
 
 def _result(location: str, state: ServiceState, node: str | None) -> LocationResult:

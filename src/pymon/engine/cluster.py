@@ -102,12 +102,15 @@ class Pools:
         return pool == "" or (pool is not None and pool == location)
 
 
-def shard_map(services: Sequence[ServiceConfig], shards: int) -> dict[str, int]:
+def shard_map(
+    services: Sequence[ServiceConfig], shards: int, pools: Pools | None = None
+) -> dict[str, int]:
     """Every service's shard: that of the first (by name) root of its ``depends_on``
     tree, so a dependency tree stays on one node. A parent that is not configured
     counts as no parent. A location check (``web@eu-west``) is in its location's pool
-    (:class:`Pools`), spread by its own name."""
-    pools = Pools.of(services, shards)
+    (``pools``: :meth:`Pools.of` the services, when the caller has not made them),
+    spread by its own name."""
+    pools = pools or Pools.of(services, shards)
     if not pools.locations:
         return _rooted(services, shards)
     located = {s.name: where for s in services if (where := split(s.name)) is not None}
